@@ -1,0 +1,1 @@
+"""Dataset loaders, the sample schema and the SynthRooms generator."""

@@ -1,0 +1,1 @@
+"""Metrics (DESIGN.md §5) and per-benchmark tasks."""
