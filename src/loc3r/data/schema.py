@@ -106,6 +106,7 @@ class SceneObject:
     size: np.ndarray  # (3,) full extents along the box's own x, y, z axes, metres
     yaw: float = 0.0
     color: tuple[int, int, int] = (128, 128, 128)
+    color_name: str = ""  # human word for ``color`` used in generated text ("green sofa"), may be empty
 
     def corners_xy(self) -> np.ndarray:
         """The 4 floor-plane corners ``[4, 2]`` of the box footprint."""
