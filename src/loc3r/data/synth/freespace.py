@@ -1,0 +1,163 @@
+"""Walkable free space of a SynthRooms scene, as a 2D region of the floor plane (world frame, metres).
+
+The free space is where an agent (or a hand-held camera's carrier) can stand:
+
+    free = erode(floor, clearance)  \\  union_k  buffer(footprint_k, clearance)
+
+over the *blocking* objects k, i.e. objects whose box bottom ``center_z - size_z / 2`` is at most
+:data:`BLOCKING_MAX_BOTTOM` (0.5 m). Windows, wall-mounted tvs and things standing on tables have their
+bottom higher up and do not block walking. ``clearance`` is the radius of the walking body: a point in the
+free space is at least ``clearance`` from every wall and every blocking footprint.
+
+The region is a Shapely geometry (Polygon or MultiPolygon, possibly empty). It is used by the camera
+trajectories (render engineer) and by the situation generator (:mod:`loc3r.data.synth.questions`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+from loc3r.data.schema import SampleError, SceneLayout, SceneObject
+
+__all__ = [
+    "BLOCKING_MAX_BOTTOM",
+    "DEFAULT_CLEARANCE",
+    "floor_polygon",
+    "object_footprint",
+    "is_blocking",
+    "blocking_objects",
+    "free_space",
+    "sample_free_points",
+    "is_free",
+]
+
+#: An object blocks walking iff the bottom of its box is at most this high above the floor (metres).
+BLOCKING_MAX_BOTTOM = 0.5
+#: Default body radius: minimum distance from walls and blocking footprints (metres).
+DEFAULT_CLEARANCE = 0.3
+# Rejection sampling gives up after this many candidate points per requested point.
+_MAX_TRIES_PER_POINT = 10_000
+
+
+def floor_polygon(layout: SceneLayout) -> Polygon:
+    """The room floor as a valid Shapely polygon; raises :class:`SampleError` naming the scene if not."""
+    where = f"scene {layout.scene_id!r}: field 'floor_polygon'"
+    poly = np.asarray(layout.floor_polygon, dtype=np.float64)
+    if poly.ndim != 2 or poly.shape[1] != 2 or poly.shape[0] < 3:
+        raise SampleError(f"{where}: expected [K>=3, 2] vertices, got shape {poly.shape}")
+    if not np.isfinite(poly).all():
+        raise SampleError(f"{where}: non-finite vertex coordinates")
+    floor = Polygon(poly)
+    if not floor.is_valid or floor.area <= 0.0:
+        raise SampleError(f"{where}: polygon is degenerate or self-intersecting ({shapely.is_valid_reason(floor)})")
+    return floor
+
+
+def _check_object(layout: SceneLayout, obj: SceneObject) -> None:
+    where = f"scene {layout.scene_id!r}: object {obj.instance_id} ({obj.category!r})"
+    center = np.asarray(obj.center, dtype=np.float64)
+    size = np.asarray(obj.size, dtype=np.float64)
+    if center.shape != (3,) or not np.isfinite(center).all():
+        raise SampleError(f"{where}: field 'center' must be 3 finite numbers, got {center.tolist()}")
+    if size.shape != (3,) or not np.isfinite(size).all() or (size <= 0).any():
+        raise SampleError(f"{where}: field 'size' must be 3 positive finite numbers, got {size.tolist()}")
+    if not np.isfinite(obj.yaw):
+        raise SampleError(f"{where}: field 'yaw' is not finite ({obj.yaw})")
+
+
+def object_footprint(obj: SceneObject) -> Polygon:
+    """The floor-plane footprint (oriented rectangle) of an object's box."""
+    return Polygon(obj.corners_xy())
+
+
+def is_blocking(obj: SceneObject) -> bool:
+    """True if the object stands on (or near) the floor: box bottom <= :data:`BLOCKING_MAX_BOTTOM`."""
+    return float(obj.center[2]) - float(obj.size[2]) / 2.0 <= BLOCKING_MAX_BOTTOM
+
+
+def blocking_objects(layout: SceneLayout) -> list[SceneObject]:
+    """The objects of ``layout`` that block walking (validated: finite centre/size/yaw)."""
+    out = []
+    for obj in layout.objects:
+        _check_object(layout, obj)
+        if is_blocking(obj):
+            out.append(obj)
+    return out
+
+
+def free_space(layout: SceneLayout, clearance: float = DEFAULT_CLEARANCE) -> BaseGeometry:
+    """Walkable region: floor eroded by ``clearance`` minus blocking footprints buffered by ``clearance``.
+
+    Returns a Shapely (Multi)Polygon, empty when nothing is walkable (tiny or fully furnished room).
+    Raises :class:`SampleError` for an invalid floor polygon or object, ``ValueError`` for a negative
+    clearance.
+    """
+    if not np.isfinite(clearance) or clearance < 0:
+        raise ValueError(f"free_space: clearance must be a finite number >= 0, got {clearance}")
+    floor = floor_polygon(layout)
+    region = floor.buffer(-clearance, join_style="mitre") if clearance > 0 else floor
+    blockers = [object_footprint(o) for o in blocking_objects(layout)]
+    if blockers and not region.is_empty:
+        obstacles = unary_union(blockers)
+        if clearance > 0:
+            obstacles = obstacles.buffer(clearance)
+        region = region.difference(obstacles)
+    shapely.prepare(region)
+    return region
+
+
+def _check_region(free: BaseGeometry) -> None:
+    if not isinstance(free, BaseGeometry):
+        raise TypeError(f"expected a Shapely geometry for the free space, got {type(free).__name__}")
+
+
+def sample_free_points(free: BaseGeometry, rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` points ``[count, 2]`` drawn uniformly from the region ``free`` by rejection sampling.
+
+    Candidates are uniform in the bounding box and kept if inside ``free``; this is exactly uniform on
+    the region. Deterministic given ``rng``'s state. Raises ``ValueError`` if the region is empty (zero
+    area) or so thin that sampling fails.
+    """
+    _check_region(free)
+    if count < 0:
+        raise ValueError(f"sample_free_points: count must be >= 0, got {count}")
+    if free.is_empty or free.area <= 0.0:
+        raise ValueError("sample_free_points: the free space is empty (room too small or fully furnished)")
+    if count == 0:
+        return np.zeros((0, 2))
+    xmin, ymin, xmax, ymax = free.bounds
+    accept = free.area / max((xmax - xmin) * (ymax - ymin), 1e-12)
+    out: list[np.ndarray] = []
+    have, tried = 0, 0
+    while have < count:
+        if tried > _MAX_TRIES_PER_POINT * count:
+            raise ValueError(
+                f"sample_free_points: only {have}/{count} points after {tried} candidates "
+                f"(free area {free.area:.4f} m², acceptance {accept:.2e})"
+            )
+        batch = int(min(max(16, 1.3 * (count - have) / accept), 1_000_000))
+        cand = np.column_stack([rng.uniform(xmin, xmax, batch), rng.uniform(ymin, ymax, batch)])
+        tried += batch
+        keep = cand[shapely.contains_xy(free, cand[:, 0], cand[:, 1])]
+        out.append(keep)
+        have += len(keep)
+    return np.concatenate(out)[:count]
+
+
+def is_free(free: BaseGeometry, xy: np.ndarray) -> bool | np.ndarray:
+    """Whether floor point(s) ``xy`` (``[2]`` or ``[..., 2]``; a 3rd coordinate is ignored) lie in ``free``.
+
+    Points on the region's boundary count as free (the clearance is already built into the region).
+    """
+    _check_region(free)
+    pts = np.asarray(xy, dtype=np.float64)
+    if pts.shape[-1] < 2:
+        raise ValueError(f"is_free: expected points [..., 2], got shape {pts.shape}")
+    inside = shapely.intersects_xy(free, pts[..., 0], pts[..., 1])
+    if np.ndim(inside) == 0:
+        return bool(inside)
+    return np.asarray(inside, dtype=bool)
