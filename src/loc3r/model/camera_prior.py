@@ -1,0 +1,334 @@
+"""Camera pose prior (DESIGN.md §2, issue 2 part 4): one token per frame, placed before that frame's vision tokens.
+
+A *provider* turns a :class:`~loc3r.data.schema.ClipSample` into one feature vector per frame
+(``[T, feature_dim] float32``); :class:`CameraPriorProjector` (the paper's ``f_cam``, a 2-layer MLP) maps it
+to the LLM width. The model places the projected token in front of the frame's vision tokens.
+
+Providers:
+
+* :class:`PoseCameraProvider` — camera poses that come with the video (AR devices, robot odometry,
+  ScanNet), encoded **relative to the clip's BEV anchor frame** by :func:`pose_camera_features`, so the
+  token is invariant to any gravity-preserving rigid motion of the world (the same invariance as the
+  layout and situation targets).
+* :class:`FileCameraProvider` — per-frame vectors computed offline by an external 3D foundation model
+  (e.g. CUT3R camera tokens), read from ``<root>/<scene_id>.safetensors`` or ``<root>/<scene_id>.npz``
+  (``[N_video_frames, F]`` under ``key``), rows picked by ``sample.frame_indices``. Never unpickles.
+* :class:`SampleFeatureProvider` — the ``camera_features`` a loader already put on the sample.
+
+Build one from a config with :func:`build_camera_provider` (``None`` = camera prior off).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from torch import Tensor, nn
+
+from loc3r.data.schema import ClipSample, SampleError
+from loc3r.geometry import AnchorFrame, GeometryError, anchor_frame, validate_poses
+
+__all__ = [
+    "POSE_FEATURE_DIM",
+    "pose_camera_features",
+    "CameraFeatureProvider",
+    "PoseCameraProvider",
+    "FileCameraProvider",
+    "SampleFeatureProvider",
+    "build_camera_provider",
+    "CameraPriorProjector",
+]
+
+POSE_FEATURE_DIM = 9
+"""Camera centre in BEV (3) + first two columns of the camera-to-BEV rotation (6D rotation representation)."""
+
+
+def pose_camera_features(poses: np.ndarray, anchor: AnchorFrame) -> np.ndarray:
+    """Encode camera-to-world poses ``[T, 4, 4]`` relative to the clip's anchor frame → ``[T, 9] float32``.
+
+    With ``P_bev = anchor.world_to_bev @ P_world = [[R, c], [0, 1]]`` the feature of a frame is
+    ``[c_x, c_y, c_z, R[:, 0], R[:, 1]]``: the camera centre in BEV metres (z = height above the floor) and
+    the continuous 6D rotation representation (Zhou et al., CVPR 2019; R[:, 2] = R[:, 0] × R[:, 1] is
+    implied). Because the anchor frame moves with the world, a gravity-preserving rigid motion
+    (rotation about z + any translation) applied to all poses leaves the features unchanged.
+
+    Raises:
+        GeometryError: poses that are not finite rigid ``[T, 4, 4]`` transforms.
+    """
+    poses = validate_poses(poses, "poses")
+    bev = anchor.poses_to_bev(poses)
+    centre = bev[:, :3, 3]
+    rot6 = np.concatenate([bev[:, :3, 0], bev[:, :3, 1]], axis=-1)
+    return np.concatenate([centre, rot6], axis=-1).astype(np.float32)
+
+
+@runtime_checkable
+class CameraFeatureProvider(Protocol):
+    """Gives one camera feature vector per frame of a clip."""
+
+    feature_dim: int
+
+    def __call__(self, sample: ClipSample, anchor: AnchorFrame | None) -> np.ndarray:
+        """``[T, feature_dim] float32`` for the T frames of ``sample`` (``anchor`` = the clip's BEV frame)."""
+        ...
+
+
+def _where(sample: ClipSample) -> str:
+    return f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
+
+
+def _num_frames(sample: ClipSample) -> int:
+    frames = np.asarray(sample.frames)
+    if frames.ndim < 1:
+        raise SampleError(f"{_where(sample)}: field 'frames' must be [T, H, W, 3], got shape {frames.shape}")
+    return int(frames.shape[0])
+
+
+class PoseCameraProvider:
+    """Camera token from the poses that come with the video: :func:`pose_camera_features` (``feature_dim = 9``)."""
+
+    feature_dim: int = POSE_FEATURE_DIM
+
+    def __call__(self, sample: ClipSample, anchor: AnchorFrame | None) -> np.ndarray:
+        where = _where(sample)
+        if sample.poses is None:
+            raise SampleError(
+                f"{where}: field 'poses' is missing, but the camera prior 'poses' needs camera-to-world poses "
+                "(use the 'file' provider or turn the camera prior off)"
+            )
+        poses = np.asarray(sample.poses)
+        num_frames = _num_frames(sample)
+        if poses.ndim != 3 or poses.shape[0] != num_frames:
+            raise SampleError(f"{where}: field 'poses' must be [T={num_frames}, 4, 4], got shape {poses.shape}")
+        try:
+            if anchor is None:
+                anchor = anchor_frame(poses[0], f"{where}: field 'poses'[0]")
+            return pose_camera_features(poses, anchor)
+        except GeometryError as err:
+            raise SampleError(f"{where}: field 'poses': {err}") from err
+
+
+class FileCameraProvider:
+    """Per-frame camera features computed offline (e.g. CUT3R camera tokens), one file per scene.
+
+    Layout: ``<root>/<scene_id>.safetensors`` (tensor ``key``) or ``<root>/<scene_id>.npz`` (array ``key``,
+    loaded with ``allow_pickle=False``), shape ``[N_video_frames, F]``. Row ``i`` belongs to frame ``i`` of the
+    source video; ``sample.frame_indices`` selects the clip's rows (all rows if it is None and N == T).
+    Files are cached per scene (LRU of ``max_cached_scenes``).
+
+    ``feature_dim`` is given, or read from the first file under ``root`` (header only for safetensors) so
+    the projector can be built before any sample is seen. Every file is checked against it.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        key: str = "camera_tokens",
+        feature_dim: int | None = None,
+        max_cached_scenes: int = 64,
+    ) -> None:
+        self.root = Path(root)
+        self.key = key
+        self.max_cached_scenes = max_cached_scenes
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._feature_dim = feature_dim
+
+    @property
+    def feature_dim(self) -> int:
+        if self._feature_dim is None:
+            self._feature_dim = self._infer_feature_dim()
+        return self._feature_dim
+
+    def _infer_feature_dim(self) -> int:
+        if not self.root.is_dir():
+            raise SampleError(f"camera feature directory {str(self.root)!r} does not exist")
+        files = sorted(self.root.glob("*.safetensors")) + sorted(self.root.glob("*.npz"))
+        if not files:
+            raise SampleError(
+                f"camera feature directory {str(self.root)!r} has no *.safetensors or *.npz file to read "
+                "the feature size from; pass feature_dim explicitly"
+            )
+        path = files[0]
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                if self.key not in f.keys():  # noqa: SIM118 - safe_open has keys(), not __contains__
+                    raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
+                shape = f.get_slice(self.key).get_shape()
+        else:
+            shape = self._read(path).shape
+        if len(shape) != 2:
+            raise SampleError(f"{path}: field {self.key!r} must be [N_frames, F], got shape {tuple(shape)}")
+        return int(shape[1])
+
+    def path_for(self, scene_id: str) -> Path:
+        """The feature file of ``scene_id`` (safetensors preferred); raises naming both candidates if absent."""
+        if not scene_id or "/" in scene_id or "\\" in scene_id or scene_id in {".", ".."}:
+            raise SampleError(f"scene id {scene_id!r} cannot name a camera feature file")
+        candidates = [self.root / f"{scene_id}.safetensors", self.root / f"{scene_id}.npz"]
+        for path in candidates:
+            if path.is_file():
+                return path
+        raise SampleError(
+            f"camera features of scene {scene_id!r} not found: neither {candidates[0]} nor {candidates[1]} exists"
+        )
+
+    def _read(self, path: Path) -> np.ndarray:
+        if path.suffix == ".safetensors":
+            from safetensors import SafetensorError, safe_open
+
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    if self.key not in f.keys():  # noqa: SIM118
+                        raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
+                    array = f.get_tensor(self.key).float().numpy()
+            except SafetensorError as err:
+                raise SampleError(f"{path}: not a readable safetensors file ({err})") from err
+        else:
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    if self.key not in data.files:
+                        raise SampleError(f"{path}: no array {self.key!r} (found {sorted(data.files)})")
+                    array = data[self.key]
+            except ValueError as err:
+                if isinstance(err, SampleError):
+                    raise
+                raise SampleError(
+                    f"{path}: field {self.key!r} cannot be loaded without unpickling (object arrays are refused) "
+                    f"or the file is corrupt ({err})"
+                ) from err
+            except (OSError, EOFError) as err:
+                raise SampleError(f"{path}: not a readable npz file ({err})") from err
+            if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+                raise SampleError(f"{path}: field {self.key!r} must be a real numeric array, got dtype {array.dtype}")
+            array = array.astype(np.float32)
+        return array
+
+    def _load_scene(self, scene_id: str) -> tuple[Path, np.ndarray]:
+        path = self.path_for(scene_id)
+        if scene_id in self._cache:
+            self._cache.move_to_end(scene_id)
+            return path, self._cache[scene_id]
+        array = self._read(path)
+        if array.ndim != 2:
+            raise SampleError(f"{path}: field {self.key!r} must be [N_frames, F], got shape {array.shape}")
+        if array.shape[1] != self.feature_dim:
+            raise SampleError(
+                f"{path}: field {self.key!r} has feature size {array.shape[1]}, expected {self.feature_dim} "
+                "(all scenes must share one feature size)"
+            )
+        self._cache[scene_id] = array
+        while len(self._cache) > self.max_cached_scenes:
+            self._cache.popitem(last=False)
+        return path, array
+
+    def __call__(self, sample: ClipSample, anchor: AnchorFrame | None = None) -> np.ndarray:
+        """Rows of the scene file for the clip's frames, ``[T, F] float32`` (``anchor`` is unused)."""
+        where = _where(sample)
+        num_frames = _num_frames(sample)
+        path, array = self._load_scene(sample.scene_id)
+        if sample.frame_indices is None:
+            if array.shape[0] != num_frames:
+                raise SampleError(
+                    f"{where}: field 'frame_indices' is missing and {path} has {array.shape[0]} rows for "
+                    f"{num_frames} frames; the loader must record which video frames were sampled"
+                )
+            rows = np.arange(num_frames)
+        else:
+            rows = np.asarray(sample.frame_indices)
+            if rows.ndim != 1 or rows.shape[0] != num_frames or not np.issubdtype(rows.dtype, np.integer):
+                raise SampleError(
+                    f"{where}: field 'frame_indices' must be {num_frames} integers, got {rows.dtype} {rows.shape}"
+                )
+            bad = (rows < 0) | (rows >= array.shape[0])
+            if bad.any():
+                raise SampleError(
+                    f"{where}: field 'frame_indices' has index {int(rows[bad][0])} outside the "
+                    f"{array.shape[0]} rows of {path}"
+                )
+        out = array[rows]
+        finite = np.isfinite(out).all(axis=1)
+        if not finite.all():
+            bad_row = int(rows[np.flatnonzero(~finite)[0]])
+            raise SampleError(f"{where}: {path} field {self.key!r} row {bad_row} has non-finite values")
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class SampleFeatureProvider:
+    """The per-frame ``camera_features [T, F]`` a data loader already attached to the sample."""
+
+    def __init__(self, feature_dim: int) -> None:
+        self.feature_dim = feature_dim
+
+    def __call__(self, sample: ClipSample, anchor: AnchorFrame | None = None) -> np.ndarray:
+        where = _where(sample)
+        if sample.camera_features is None:
+            raise SampleError(f"{where}: field 'camera_features' is missing but the camera prior 'sample' needs it")
+        feats = np.asarray(sample.camera_features)
+        num_frames = _num_frames(sample)
+        if feats.shape != (num_frames, self.feature_dim):
+            raise SampleError(
+                f"{where}: field 'camera_features' must be [T={num_frames}, F={self.feature_dim}], got {feats.shape}"
+            )
+        if not np.isfinite(feats).all():
+            raise SampleError(f"{where}: field 'camera_features' has non-finite values")
+        return feats.astype(np.float32)
+
+
+def build_camera_provider(
+    kind: str | None,
+    root: str | None = None,
+    key: str = "camera_tokens",
+    feature_dim: int | None = None,
+) -> CameraFeatureProvider | None:
+    """Provider from config: ``None`` (prior off), ``"poses"``, ``"file"`` (needs ``root``) or ``"sample"``
+    (needs ``feature_dim``)."""
+    if kind is None or kind == "none":
+        return None
+    if kind == "poses":
+        return PoseCameraProvider()
+    if kind == "file":
+        if not root:
+            raise ValueError("camera prior 'file' needs a root directory of <scene_id>.safetensors/.npz files")
+        return FileCameraProvider(root, key=key, feature_dim=feature_dim)
+    if kind == "sample":
+        if feature_dim is None:
+            raise ValueError("camera prior 'sample' needs feature_dim")
+        return SampleFeatureProvider(feature_dim)
+    raise ValueError(f"unknown camera prior kind {kind!r}; expected None, 'poses', 'file' or 'sample'")
+
+
+class CameraPriorProjector(nn.Module):
+    """``f_cam``: ``Linear(F, D) → GELU → Linear(D, D)`` mapping a frame's camera feature to one LLM token.
+
+    Computes in the dtype of its own parameters (the input is cast to it), so it follows the model's dtype;
+    the caller places the result before the frame's vision tokens.
+    """
+
+    def __init__(self, feature_dim: int, hidden_size: int) -> None:
+        super().__init__()
+        if feature_dim < 1 or hidden_size < 1:
+            raise ValueError(f"CameraPriorProjector: sizes must be >= 1, got {feature_dim}, {hidden_size}")
+        self.feature_dim = feature_dim
+        self.hidden_size = hidden_size
+        self.fc1 = nn.Linear(feature_dim, hidden_size)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_size, hidden_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.fc1.weight, std=0.02)
+        nn.init.zeros_(self.fc1.bias)
+        nn.init.normal_(self.fc2.weight, std=0.02)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """``features [..., F]`` → ``[..., hidden_size]`` in the projector's parameter dtype."""
+        if features.ndim == 0 or features.shape[-1] != self.feature_dim:
+            raise ValueError(
+                f"CameraPriorProjector: expected features [..., {self.feature_dim}], got {tuple(features.shape)}"
+            )
+        return self.fc2(self.act(self.fc1(features.to(self.fc1.weight.dtype))))

@@ -1,0 +1,99 @@
+"""Geometric-cue-injection baseline (issue 2 part 6; Video-3D-LLM style) — the method the paper argues against.
+
+Per vision token, the 3D point its footprint sees (mean of the depth + pose unprojected pixels, from
+``geometry.pool_token_points``) is Fourier-encoded, passed through an MLP and **added** to the token's
+vision embedding. It needs depth (and poses) at inference, which our objectives do not.
+
+Pass the points in the clip's BEV anchor frame so the injected cue, like every other target, is invariant
+to a gravity-preserving rigid motion of the world.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["fourier_encode", "fourier_frequencies", "CueInjector"]
+
+MIN_WAVELENGTH = 0.1
+"""Shortest encoded wavelength in metres (finer than a vision token's footprint at room scale)."""
+
+
+def fourier_frequencies(num_frequencies: int = 8, max_extent: float = 10.0) -> Tensor:
+    """Angular frequencies ``ω_k = 2π / λ_k`` with wavelengths geometric from ``2·max_extent`` down to 0.1 m.
+
+    ``λ_k = λ_max · (λ_min / λ_max)^(k / (K - 1))``, k = 0..K-1, λ_max = 2·max_extent, λ_min = 0.1 m (K = 1: λ_max).
+    """
+    if num_frequencies < 1:
+        raise ValueError(f"fourier_encode: num_frequencies must be >= 1, got {num_frequencies}")
+    if not max_extent > MIN_WAVELENGTH / 2:
+        raise ValueError(f"fourier_encode: max_extent must be > {MIN_WAVELENGTH / 2} m, got {max_extent}")
+    lam_max = 2.0 * max_extent
+    if num_frequencies == 1:
+        wavelengths = torch.tensor([lam_max], dtype=torch.float64)
+    else:
+        k = torch.arange(num_frequencies, dtype=torch.float64)
+        wavelengths = lam_max * (MIN_WAVELENGTH / lam_max) ** (k / (num_frequencies - 1))
+    return (2.0 * math.pi / wavelengths).float()
+
+
+def fourier_encode(points: Tensor, num_frequencies: int = 8, max_extent: float = 10.0) -> Tensor:
+    """Fourier features of 3D points: ``[p / max_extent, sin(ω_k p), cos(ω_k p)]`` → ``[..., 3 + 6K]`` float32.
+
+    The raw coordinates are scaled by ``1 / max_extent`` (≈ unit range in a room); sin and cos are taken per
+    coordinate and frequency (layout ``[sin(ω_0 x), sin(ω_0 y), sin(ω_0 z), sin(ω_1 x), ...]`` then the cosines).
+    Wavelengths span 0.1 m .. 2·max_extent, so points 5 cm apart already get clearly different codes while
+    the code is unique across the whole scene.
+    """
+    if points.ndim == 0 or points.shape[-1] != 3:
+        raise ValueError(f"fourier_encode: expected points [..., 3], got shape {tuple(points.shape)}")
+    pts = points.float()
+    omega = fourier_frequencies(num_frequencies, max_extent).to(pts.device)
+    angles = (pts.unsqueeze(-2) * omega.unsqueeze(-1)).flatten(-2)  # [..., K*3]
+    return torch.cat([pts / max_extent, torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+class CueInjector(nn.Module):
+    """Per-token 3D cue: ``MLP(fourier_encode(p))`` where the token's point is valid, exactly 0 elsewhere.
+
+    MLP = ``Linear(3 + 6K, D) → GELU → Linear(D, D)``; the last Linear is zero-initialised, so at
+    initialisation the injection is the identity on the vision embeddings (the pretrained model is
+    unchanged) and the cue is learned from there. A model whose ``_init_weights`` re-initialises Linears
+    must call :meth:`reset_parameters` on this module afterwards.
+    """
+
+    def __init__(self, hidden_size: int, num_frequencies: int = 8, max_extent: float = 10.0) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.num_frequencies = num_frequencies
+        self.max_extent = max_extent
+        in_dim = 3 + 6 * num_frequencies
+        fourier_frequencies(num_frequencies, max_extent)  # validate arguments early
+        self.fc1 = nn.Linear(in_dim, hidden_size)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_size, hidden_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.fc1.weight, std=0.02)
+        nn.init.zeros_(self.fc1.bias)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, points: Tensor, valid: Tensor) -> Tensor:
+        """``points [N, 3]`` (NaN allowed where invalid), ``valid [N] bool`` → ``[N, hidden_size]``.
+
+        Non-finite points are treated as invalid even if ``valid`` says otherwise. NaNs are replaced *before*
+        the encoding, so they reach neither the output nor the gradients. Output dtype = parameter dtype.
+        """
+        if points.ndim != 2 or points.shape[-1] != 3:
+            raise ValueError(f"CueInjector: expected points [N, 3], got shape {tuple(points.shape)}")
+        if valid.shape != points.shape[:1]:
+            raise ValueError(f"CueInjector: valid must have shape [{points.shape[0]}], got {tuple(valid.shape)}")
+        ok = valid.to(device=points.device, dtype=torch.bool) & torch.isfinite(points).all(dim=-1)
+        safe = torch.where(ok.unsqueeze(-1), points.float(), 0.0)
+        enc = fourier_encode(safe, self.num_frequencies, self.max_extent).to(self.fc1.weight.dtype)
+        out = self.fc2(self.act(self.fc1(enc)))
+        return torch.where(ok.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype, device=out.device))

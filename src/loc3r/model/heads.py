@@ -1,0 +1,126 @@
+"""Objective heads of loc3r (DESIGN.md §2): one small module per objective.
+
+* :class:`LayoutHead` — ONE linear layer on the final hidden state of every vision token →
+  ``(μ_x, μ_y, log σ²_x, log σ²_y)`` in the clip's BEV frame; trained with ``losses.gaussian_nll`` (L_BEV).
+* :class:`PositionHead` — 2-layer MLP on the ``<Pos>`` hidden state → the same 4 numbers (L_pos).
+* :class:`OrientationHead` — 2-layer MLP on the ``<Ori>`` hidden state → logits over ``num_bins`` yaw bins
+  (L_ori = KL to a wrapped Gaussian; decoded by ``losses.decode_orientation``).
+
+All heads compute in float32 whatever the dtype of their input *and* of their own parameters (a model cast
+to bf16 casts the heads too): the input is ``.float()``-ed and the weights are up-cast on the fly, so
+log-variances and softmaxes stay accurate and bf16 training stays stable. Outputs are float32.
+
+HF ``PreTrainedModel._init_weights`` re-initialises every ``nn.Linear`` it meets; a model that wants the
+heads' own initialisation calls ``module.reset_parameters()`` for these modules from its ``_init_weights``
+(it is guarded by transformers' ``_is_hf_initialized`` flags, so loaded weights are never overwritten).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from loc3r.losses import clamp_log_var
+
+__all__ = ["linear_fp32", "LayoutHead", "PositionHead", "OrientationHead"]
+
+
+def linear_fp32(layer: nn.Linear, x: Tensor) -> Tensor:
+    """``layer(x)`` computed in float32 (input and parameters up-cast; gradients flow back to both)."""
+    bias = layer.bias.float() if layer.bias is not None else None
+    return F.linear(x.float(), layer.weight.float(), bias)
+
+
+def _split_gaussian(out: Tensor) -> tuple[Tensor, Tensor]:
+    """``[..., 4]`` → ``(mean [..., 2], clamped log_var [..., 2])``."""
+    return out[..., :2], clamp_log_var(out[..., 2:])
+
+
+class _TwoLayerMLP(nn.Module):
+    """``Linear(d_in, d_hidden) → GELU → Linear(d_hidden, d_out)``, evaluated in float32."""
+
+    def __init__(self, d_in: int, d_hidden: int, d_out: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, d_hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(d_hidden, d_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear_fp32(self.fc2, self.act(linear_fp32(self.fc1, x)))
+
+
+def _check_hidden(name: str, hidden: Tensor, hidden_size: int) -> None:
+    if hidden.ndim == 0 or hidden.shape[-1] != hidden_size:
+        raise ValueError(f"{name}: expected hidden states [..., {hidden_size}], got shape {tuple(hidden.shape)}")
+
+
+class LayoutHead(nn.Module):
+    """Per-vision-token BEV layout head: one ``nn.Linear(hidden_size, 4)``.
+
+    ``forward(h) = (μ = W_μ h + b_μ, log σ² = clamp(W_σ h + b_σ, LOG_VAR_MIN, LOG_VAR_MAX))``.
+    """
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.proj = nn.Linear(hidden_size, 4)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Small weights and zero bias: predictions start near the anchor origin with σ² ≈ 1 m²."""
+        nn.init.normal_(self.proj.weight, std=0.02)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """``hidden [..., D]`` → ``(mean [..., 2], log_var [..., 2])`` float32."""
+        _check_hidden("LayoutHead", hidden, self.hidden_size)
+        return _split_gaussian(linear_fp32(self.proj, hidden))
+
+
+class PositionHead(nn.Module):
+    """``<Pos>`` head: ``Linear(D, I) → GELU → Linear(I, 4)`` → ``(μ_x, μ_y)`` and clamped ``log σ²``.
+
+    ``I = intermediate_size`` defaults to ``hidden_size``.
+    """
+
+    def __init__(self, hidden_size: int, intermediate_size: int | None = None) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.mlp = _TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.mlp.fc1.weight, std=0.02)
+        nn.init.zeros_(self.mlp.fc1.bias)
+        nn.init.normal_(self.mlp.fc2.weight, std=0.02)
+        nn.init.zeros_(self.mlp.fc2.bias)
+
+    def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """``hidden [..., D]`` → ``(mean [..., 2], log_var [..., 2])`` float32."""
+        _check_hidden("PositionHead", hidden, self.hidden_size)
+        return _split_gaussian(self.mlp(hidden))
+
+
+class OrientationHead(nn.Module):
+    """``<Ori>`` head: ``Linear(D, I) → GELU → Linear(I, num_bins)`` → yaw-bin logits (float32)."""
+
+    def __init__(self, hidden_size: int, num_bins: int = 36, intermediate_size: int | None = None) -> None:
+        super().__init__()
+        if num_bins < 2:
+            raise ValueError(f"OrientationHead: num_bins must be >= 2, got {num_bins}")
+        self.hidden_size = hidden_size
+        self.num_bins = num_bins
+        self.mlp = _TwoLayerMLP(hidden_size, intermediate_size or hidden_size, num_bins)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Near-zero logits at init: the initial prediction is an almost uniform orientation distribution."""
+        nn.init.normal_(self.mlp.fc1.weight, std=0.02)
+        nn.init.zeros_(self.mlp.fc1.bias)
+        nn.init.normal_(self.mlp.fc2.weight, std=0.02)
+        nn.init.zeros_(self.mlp.fc2.bias)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """``hidden [..., D]`` → ``logits [..., num_bins]`` float32."""
+        _check_hidden("OrientationHead", hidden, self.hidden_size)
+        return self.mlp(hidden)
