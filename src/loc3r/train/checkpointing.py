@@ -1,0 +1,284 @@
+"""Atomic, exactly-resumable training checkpoints on top of 🤗 Accelerate's ``save_state``/``load_state``.
+
+Layout of ``OUTPUT_DIR/checkpoints/`` ::
+
+    step-00000040/                  # complete checkpoints only (renamed into place atomically)
+        model.safetensors           # Accelerate: model weights (FSDP / DeepSpeed write their own shards)
+        optimizer.bin scheduler.bin # Accelerate: torch.save'd state dicts, re-read with weights_only=True
+        random_states_<rank>.pkl    # Accelerate's own RNG capture (kept; we do not rely on it)
+        rng_state_<rank>.safetensors  # ours: python / numpy / torch (+cuda) RNG, no pickle
+        trainer_state.json          # step, epoch, data position, non-finite count, config fingerprint
+        config.yaml                 # the resolved recipe that produced the checkpoint
+    .tmp-step-00000040/             # being written; never mistaken for a checkpoint
+
+Why atomic: every rank writes into the hidden ``.tmp-*`` directory; after a barrier the main process
+writes ``trainer_state.json`` last and renames the directory into place with ``os.replace`` (a single
+``rename(2)`` on POSIX), so a run killed with SIGKILL at any moment leaves either the previous complete
+checkpoint or the new complete one. Old checkpoints beyond ``keep_last`` are deleted only after the new one
+is in place. (Multi-node runs need ``OUTPUT_DIR`` on a shared filesystem.)
+
+Why our own RNG file: Accelerate restores RNG states inside a ``try/except`` that only logs on failure;
+exact resume needs the restore to either succeed or fail loudly, and the house rule forbids unpickling,
+so the states are stored as tensors in safetensors with the Python/NumPy scalars in its JSON metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "CheckpointError",
+    "TrainerState",
+    "capture_rng_state",
+    "restore_rng_state",
+    "save_rng_state",
+    "load_rng_state",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_config",
+]
+
+_STEP_DIR = re.compile(r"^step-(\d{8})$")
+STATE_FILE = "trainer_state.json"
+CONFIG_FILE = "config.yaml"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or incompatible with the current run."""
+
+
+@dataclass
+class TrainerState:
+    """Where the loop is. ``step`` counts optimizer steps (skipped non-finite steps included: their data
+    was consumed and the schedule advanced); ``epoch`` / ``batch_in_epoch`` give the data position in
+    micro-batches *per process* within the current mixture epoch, so a resumed run skips exactly the
+    micro-batches already consumed."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    nonfinite_steps: int = 0
+    samples_seen: int = 0
+    config_fingerprint: str = ""
+    num_processes: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> TrainerState:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{where}: not valid JSON: {err}") from err
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise CheckpointError(f"{where}: unknown fields {sorted(unknown)}")
+        return cls(**data)
+
+
+# ---------------------------------------------------------------- RNG states (no pickle)
+
+
+def capture_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Python, NumPy, torch CPU (and CUDA) RNG states as ``(tensors, json-metadata)``."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    tensors: dict[str, torch.Tensor] = {
+        "torch_cpu": torch.get_rng_state(),
+        "python_state": torch.tensor(py_state, dtype=torch.int64),
+        "numpy_keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+    }
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"torch_cuda_{i}"] = state
+    meta = {
+        "python_version": str(py_version),
+        "python_gauss": json.dumps(py_gauss),
+        "numpy_name": str(np_name),
+        "numpy_pos": str(int(np_pos)),
+        "numpy_has_gauss": str(int(np_has_gauss)),
+        "numpy_gauss": repr(float(np_gauss)),
+        "num_cuda": str(torch.cuda.device_count() if torch.cuda.is_available() else 0),
+    }
+    return tensors, meta
+
+
+def restore_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    random.setstate(
+        (
+            int(meta["python_version"]),
+            tuple(int(x) for x in tensors["python_state"].tolist()),
+            json.loads(meta["python_gauss"]),
+        )
+    )
+    np.random.set_state(
+        (
+            meta["numpy_name"],
+            tensors["numpy_keys"].numpy().astype(np.uint32),
+            int(meta["numpy_pos"]),
+            int(meta["numpy_has_gauss"]),
+            float(meta["numpy_gauss"]),
+        )
+    )
+    torch.set_rng_state(tensors["torch_cpu"])
+    num_cuda = int(meta.get("num_cuda", "0"))
+    if num_cuda and torch.cuda.is_available():
+        states = [tensors[f"torch_cuda_{i}"] for i in range(num_cuda) if f"torch_cuda_{i}" in tensors]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
+        else:
+            torch.cuda.set_rng_state(states[0])
+
+
+def save_rng_state(path: Path) -> None:
+    tensors, meta = capture_rng_state()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+
+
+def load_rng_state(path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: missing RNG state for this process; the checkpoint was written by a run with a different "
+            "number of processes or is incomplete — exact resume is impossible"
+        )
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+    restore_rng_state(load_file(str(path)), meta)
+
+
+# ---------------------------------------------------------------- directory handling
+
+
+def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``root`` as ``(step, path)`` sorted by step; ``.tmp-*`` are ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and child.is_dir() and (child / STATE_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    ckpts = list_checkpoints(root)
+    return ckpts[-1][1] if ckpts else None
+
+
+def read_checkpoint_config(path: Path) -> dict[str, Any]:
+    """The resolved recipe stored with a checkpoint (``yaml.safe_load``)."""
+    import yaml
+
+    file = Path(path) / CONFIG_FILE
+    if not file.is_file():
+        raise CheckpointError(f"{path}: no {CONFIG_FILE}; not a loc3r training checkpoint")
+    return yaml.safe_load(file.read_text())
+
+
+def save_checkpoint(accelerator: Any, root: Path, state: TrainerState, config_yaml: str, keep_last: int) -> Path | None:
+    """Write a checkpoint of everything ``accelerator`` prepared plus ``state``; collective (all ranks).
+
+    Returns the final directory on the main process (None elsewhere).
+    """
+    root = Path(root)
+    name = f"step-{state.step:08d}"
+    tmp = root / f".tmp-{name}"
+    final = root / name
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    save_rng_state(tmp / f"rng_state_{accelerator.process_index}.safetensors")
+    accelerator.wait_for_everyone()
+    result = None
+    if accelerator.is_main_process:
+        (tmp / CONFIG_FILE).write_text(config_yaml)
+        _write_fsync(tmp / STATE_FILE, state.to_json())
+        _fsync_dir(tmp)
+        if final.exists():  # a resumed run re-saving the same step: replace the old copy
+            trash = root / f".old-{name}"
+            if trash.exists():
+                shutil.rmtree(trash)
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(root)
+        for _, old in list_checkpoints(root)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        result = final
+    accelerator.wait_for_everyone()
+    return result
+
+
+def load_checkpoint(accelerator: Any, path: Path) -> TrainerState:
+    """Restore model / optimizer / scheduler (Accelerate) and the RNG states (ours); return the state."""
+    path = Path(path)
+    state_file = path / STATE_FILE
+    if not state_file.is_file():
+        raise CheckpointError(f"{path}: no {STATE_FILE}; incomplete or not a loc3r checkpoint")
+    state = TrainerState.from_json(state_file.read_text(), str(state_file))
+    if state.num_processes != accelerator.num_processes:
+        raise CheckpointError(
+            f"{path}: written by {state.num_processes} process(es), resuming with {accelerator.num_processes}; "
+            "the data shards and RNG streams would differ, so exact resume is impossible"
+        )
+    accelerator.load_state(str(path))
+    load_rng_state(path / f"rng_state_{accelerator.process_index}.safetensors")
+    return state
+
+
+def cleanup_partial(root: Path) -> list[Path]:
+    """Remove ``.tmp-*`` / ``.old-*`` leftovers of a killed save (main process only)."""
+    removed = []
+    root = Path(root)
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.name.startswith((".tmp-step-", ".old-step-")):
+                shutil.rmtree(child, ignore_errors=True)
+                removed.append(child)
+    return removed
+
+
+def _write_fsync(path: Path, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,326 @@
+"""Typed training configuration, loaded from YAML (torchtune style).
+
+A recipe is one YAML file with five sections — ``model``, ``data``, ``optim``, ``train`` plus the top-level
+``seed`` / ``output_dir`` — validated by pydantic models that **reject unknown keys**: a typo such as
+``optim.lr_warmup`` fails with a message naming the key and the file instead of being silently ignored.
+Files are read with ``yaml.safe_load`` only (never unpickled).
+
+Command-line overrides use dotted paths: ``--set optim.lr=3e-4 --set train.max_steps=20``; the value is
+parsed as YAML, so ``true``, ``1e-4``, ``[a, b]`` and ``null`` work. ``--set`` may create a key only where
+the schema knows it (unknown keys get the same error as in the file).
+
+Which fields may differ between a checkpoint and the run that resumes it is decided here
+(:data:`RESUME_MUTABLE_FIELDS`): the schedule length, logging and checkpoint cadence may change; anything
+that changes the model, the data order or the optimiser may not.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "DatasetSpec",
+    "DataConfig",
+    "LoraSettings",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "RecipeConfig",
+    "RESUME_MUTABLE_FIELDS",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+    "config_to_dict",
+    "dump_config",
+    "diff_configs",
+]
+
+
+class ConfigError(ValueError):
+    """A recipe file or override is invalid; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    """Base: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class LoraSettings(_Strict):
+    """PEFT LoRA on the language model (``model.finetune = "lora"``).
+
+    ``target_modules`` are matched by PEFT against module names *inside the language model only*
+    (the vision tower stays frozen or fully trained according to ``freeze_vision_tower``).
+    The objective heads, the camera-prior / cue MLPs and the multimodal projector are always trained
+    fully (``modules_to_save``), and the embedding rows of the added special tokens (``<Pos>``, ``<Ori>``)
+    are trained through PEFT's ``trainable_token_indices`` so the base vocabulary stays frozen.
+    """
+
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+class ModelConfig(_Strict):
+    """Which model to build and how to fine-tune it.
+
+    ``init = "tiny"`` builds a randomly initialised tiny model of the real HF class of ``backbone``
+    (tests, the CPU demo); ``init = "pretrained"`` loads ``pretrained_dir`` (a local HF checkpoint
+    directory, never downloaded) with :meth:`Loc3rForConditionalGeneration.from_backbone_pretrained`.
+    ``loc3r`` holds fields of the model's ``Loc3rConfig`` (loss weights, camera prior, cue injection,
+    ...); ``tiny`` holds size overrides for the tiny constructor. Both are checked against the model code
+    when the model is built (unknown keys are errors there).
+    """
+
+    backbone: str = "qwen2_5_vl"
+    init: Literal["tiny", "pretrained"] = "tiny"
+    pretrained_dir: Path | None = None
+    tiny: dict[str, Any] = Field(default_factory=dict)
+    loc3r: dict[str, Any] = Field(default_factory=dict)
+    attn_implementation: str | None = "sdpa"
+    finetune: Literal["full", "lora"] = "full"
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    freeze_vision_tower: bool = True
+    gradient_checkpointing: bool = False
+
+    @model_validator(mode="after")
+    def _pretrained_needs_dir(self) -> ModelConfig:
+        if self.init == "pretrained" and self.pretrained_dir is None:
+            raise ValueError("model.init = 'pretrained' needs model.pretrained_dir (a local checkpoint directory)")
+        return self
+
+
+class DatasetSpec(_Strict):
+    """One dataset of a (weighted) mixture.
+
+    ``kind`` names a builder registered in :mod:`loc3r.data.datasets` (``synth``, ``sqa3d``, ...);
+    ``root`` is its on-disk root, ``split`` the split; ``weight`` is the relative sampling weight in the
+    mixture; ``options`` are passed to that builder (e.g. ``tasks`` for SynthRooms, ``scannet_root``
+    for SQA3D) and checked by it.
+    """
+
+    kind: str
+    root: Path
+    split: str = "train"
+    weight: float = Field(1.0, gt=0.0)
+    max_samples: int | None = Field(None, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataConfig(_Strict):
+    """Training / validation data.
+
+    ``num_frames`` frames are sampled uniformly over each clip (deterministically). One training
+    "epoch" of the mixture has ``samples_per_epoch`` samples (default: the total size of the training
+    datasets), each drawn from dataset k with probability ``weight_k / sum(weights)``; the draw is a
+    pure function of ``(seed, epoch)``, which is what makes resume exact.
+    """
+
+    train: list[DatasetSpec]
+    val: list[DatasetSpec] = Field(default_factory=list)
+    num_frames: int = Field(8, gt=0)
+    samples_per_epoch: int | None = Field(None, gt=0)
+    max_val_samples: int | None = Field(None, gt=0)
+    num_workers: int = Field(0, ge=0)
+
+    @field_validator("train")
+    @classmethod
+    def _non_empty(cls, value: list[DatasetSpec]) -> list[DatasetSpec]:
+        if not value:
+            raise ValueError("data.train must list at least one dataset")
+        return value
+
+
+class OptimConfig(_Strict):
+    """AdamW + cosine schedule with linear warm-up (transformers' ``get_cosine_with_min_lr_schedule_with_warmup``).
+
+    ``lr(t) = lr * t / warmup_steps`` for ``t < warmup_steps``, then
+    ``lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + cos(pi * (t - w) / (T - w))))``.
+    Weight decay is not applied to biases, norms and embeddings. ``head_lr`` (optional) gives the
+    freshly initialised objective heads their own learning rate.
+    """
+
+    lr: float = Field(1e-5, gt=0.0)
+    head_lr: float | None = Field(None, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0.0)
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    max_grad_norm: float | None = Field(1.0, gt=0.0)
+
+
+class TrainConfig(_Strict):
+    """Loop settings. One *step* is one optimizer update over ``grad_accum`` micro-batches of
+    ``batch_size`` samples per process: global batch = ``batch_size * grad_accum * num_processes``."""
+
+    max_steps: int = Field(gt=0)
+    batch_size: int = Field(1, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    log_every: int = Field(1, gt=0)
+    eval_every: int = Field(0, ge=0)  # 0 = only at the end (when val data is given)
+    eval_max_batches: int | None = Field(None, gt=0)
+    save_every: int = Field(0, ge=0)  # 0 = only at the end
+    keep_last: int = Field(2, gt=0)
+    max_nonfinite_steps: int = Field(10, ge=0)
+    save_final_model: bool = True
+    progress_bar: bool = True
+
+
+class RecipeConfig(_Strict):
+    """A whole training recipe."""
+
+    seed: int = 0
+    output_dir: Path
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig
+
+
+#: Dotted fields a resumed run may change relative to its checkpoint (they do not affect the trajectory
+#: up to the checkpoint, nor the model / data order / optimiser state it restores).
+RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset(
+    {
+        "output_dir",
+        "train.max_steps",
+        "train.log_every",
+        "train.eval_every",
+        "train.eval_max_batches",
+        "train.save_every",
+        "train.keep_last",
+        "train.max_nonfinite_steps",
+        "train.save_final_model",
+        "train.progress_bar",
+        "data.num_workers",
+        "data.max_val_samples",
+        "data.val",
+    }
+)
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid training config"]
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<root>"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}' (not a field of the recipe schema; check the spelling)")
+        elif item["type"] == "missing":
+            lines.append(f"  missing required key '{key}'")
+        else:
+            lines.append(f"  key '{key}': {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    if not all(parts):
+        raise ConfigError(f"{source}: override key {dotted!r} is not a dotted path like 'optim.lr'")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"{source}: cannot set {dotted!r}: '{where}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed with ``yaml.safe_load``) to a raw config dict."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{source}: override {item!r} must look like key.path=value")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{source}: cannot parse value of {key!r}: {err}") from err
+        _set_dotted(out, key.strip(), value, source)
+    return out
+
+
+def _validate(raw: Any, source: str) -> RecipeConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level of a recipe must be a mapping, got {type(raw).__name__}")
+    try:
+        return RecipeConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:
+    """Read a YAML recipe (``yaml.safe_load``), apply ``--set`` overrides, validate.
+
+    Relative paths inside the file (``output_dir``, dataset roots, ``pretrained_dir``) are kept as
+    written, i.e. relative to the working directory of the run, like every CLI tool.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: recipe file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if raw is None:
+        raw = {}
+    if overrides:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level of a recipe must be a mapping")
+        raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
+    return _validate(raw, str(path))
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> RecipeConfig:
+    """Validate an in-memory dict (tests, the demo) with the same error messages as files."""
+    return _validate(raw, source)
+
+
+def config_to_dict(cfg: RecipeConfig) -> dict[str, Any]:
+    """Plain JSON/YAML-safe dict (paths as strings, tuples as lists)."""
+    return cfg.model_dump(mode="json")
+
+
+def dump_config(cfg: RecipeConfig) -> str:
+    """YAML text of the resolved config (what is stored with each checkpoint)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        if not tree and prefix:
+            out[prefix] = {}
+        return out
+    return {prefix: tree}
+
+
+def diff_configs(old: dict[str, Any], new: dict[str, Any], ignore: frozenset[str] = RESUME_MUTABLE_FIELDS) -> list[str]:
+    """Dotted keys whose values differ between two config dicts, skipping ``ignore`` (and sub-keys)."""
+    flat_old, flat_new = _flatten(old), _flatten(new)
+
+    def ignored(key: str) -> bool:
+        return any(key == f or key.startswith(f + ".") for f in ignore)
+
+    keys = sorted(set(flat_old) | set(flat_new))
+    return [
+        f"{k}: checkpoint={flat_old.get(k, '<absent>')!r} now={flat_new.get(k, '<absent>')!r}"
+        for k in keys
+        if not ignored(k) and flat_old.get(k, "<absent>") != flat_new.get(k, "<absent>")
+    ]

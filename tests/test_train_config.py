@@ -1,0 +1,175 @@
+"""Recipe config, RNG capture, checkpoint directory handling, mixture sampling and sharding (no model)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from loc3r.data.datasets import (
+    EvalShardSampler,
+    MixtureDataset,
+    MixtureSampler,
+    ShardedBatchSampler,
+    uniform_frame_indices,
+)
+from loc3r.data.schema import SampleError
+from loc3r.train.checkpointing import (
+    TrainerState,
+    cleanup_partial,
+    latest_checkpoint,
+    list_checkpoints,
+    load_rng_state,
+    save_rng_state,
+)
+from loc3r.train.config import ConfigError, config_from_dict, diff_configs, dump_config, load_config
+
+MINIMAL = """
+seed: 3
+output_dir: runs/x
+data:
+  train:
+    - {kind: synth, root: data/synth, split: train}
+train:
+  max_steps: 5
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_load_minimal_and_defaults(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, MINIMAL))
+    assert cfg.seed == 3 and cfg.train.max_steps == 5
+    assert cfg.model.finetune == "full" and cfg.model.freeze_vision_tower
+    assert cfg.data.train[0].weight == 1.0
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, MINIMAL + "optim:\n  lr_warmup: 10\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "optim.lr_warmup" in str(err.value) and str(path) in str(err.value)
+
+
+def test_unknown_nested_dataset_key(tmp_path: Path) -> None:
+    text = MINIMAL.replace("split: train}", "split: train, wieght: 2}")
+    with pytest.raises(ConfigError, match=r"data\.train\.0\.wieght"):
+        load_config(_write(tmp_path, text))
+
+
+def test_overrides_typed_and_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, MINIMAL)
+    cfg = load_config(path, ["optim.lr=3e-4", "train.max_steps=7", "model.finetune=lora", "model.lora.r=4"])
+    assert cfg.optim.lr == pytest.approx(3e-4) and cfg.train.max_steps == 7
+    assert cfg.model.finetune == "lora" and cfg.model.lora.r == 4
+    with pytest.raises(ConfigError, match="train.max_stepz"):
+        load_config(path, ["train.max_stepz=7"])
+    with pytest.raises(ConfigError, match="train.max_steps"):
+        load_config(path, ["train.max_steps=-1"])
+    with pytest.raises(ConfigError, match="key.path=value"):
+        load_config(path, ["train.max_steps"])
+
+
+def test_pretrained_needs_dir(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pretrained_dir"):
+        load_config(_write(tmp_path, MINIMAL + "model:\n  init: pretrained\n"))
+
+
+def test_dump_roundtrip_and_diff(tmp_path: Path) -> None:
+    cfg = load_config(_write(tmp_path, MINIMAL))
+    import yaml
+
+    again = config_from_dict(yaml.safe_load(dump_config(cfg)))
+    assert again == cfg
+    a = cfg.model_dump(mode="json")
+    b = load_config(_write(tmp_path, MINIMAL), ["train.max_steps=50", "optim.lr=1.0"]).model_dump(mode="json")
+    diffs = diff_configs(a, b)
+    assert len(diffs) == 1 and diffs[0].startswith("optim.lr")  # max_steps may change on resume
+
+
+def test_rng_state_roundtrip(tmp_path: Path) -> None:
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    random.random(), np.random.randn(), torch.randn(2)
+    save_rng_state(tmp_path / "rng.safetensors")
+    expected = (random.random(), float(np.random.randn()), torch.randn(3))
+    random.seed(9)
+    np.random.seed(9)
+    torch.manual_seed(9)
+    load_rng_state(tmp_path / "rng.safetensors")
+    got = (random.random(), float(np.random.randn()), torch.randn(3))
+    assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
+
+
+def test_checkpoint_listing_ignores_partial(tmp_path: Path) -> None:
+    for step in (4, 12):
+        d = tmp_path / f"step-{step:08d}"
+        d.mkdir()
+        (d / "trainer_state.json").write_text(TrainerState(step=step).to_json())
+    (tmp_path / ".tmp-step-00000016").mkdir()  # killed mid-save
+    (tmp_path / "step-00000020").mkdir()  # no trainer_state.json -> not complete
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [4, 12]
+    assert latest_checkpoint(tmp_path).name == "step-00000012"
+    assert [p.name for p in cleanup_partial(tmp_path)] == [".tmp-step-00000016"]
+
+
+def test_uniform_frame_indices() -> None:
+    assert uniform_frame_indices(16, 8).tolist() == [1, 3, 5, 7, 9, 11, 13, 15]
+    assert uniform_frame_indices(3, 8).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+    assert uniform_frame_indices(1, 2).tolist() == [0, 0]
+    with pytest.raises(SampleError):
+        uniform_frame_indices(0, 4)
+
+
+class _Range(Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def test_mixture_proportions_and_determinism() -> None:
+    mix = MixtureDataset([_Range(10), _Range(50)], weights=[3.0, 1.0])
+    sampler = MixtureSampler(mix, samples_per_epoch=40, seed=5)
+    order = sampler.indices(0)
+    which = Counter(mix.locate(int(i))[0] for i in order)
+    assert which == {0: 30, 1: 10}  # exact proportions
+    # dataset 0 (10 samples, 30 draws) is cycled through full permutations: every sample 3 times
+    assert Counter(int(i) for i in order if i < 10) == dict.fromkeys(range(10), 3)
+    assert np.array_equal(order, MixtureSampler(mix, 40, seed=5).indices(0))
+    assert not np.array_equal(order, sampler.indices(1))
+    assert mix[12] == 2 and mix[3] == 3
+
+
+def test_sharded_batches_disjoint_and_resume() -> None:
+    mix = MixtureDataset([_Range(23)])
+    sampler = MixtureSampler(mix, seed=0)
+    shards = [list(ShardedBatchSampler(sampler, 2, num_replicas=2, rank=r, epoch=1)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 5  # 23 // 4 global batches, tail dropped
+    flat = [i for s in shards for b in s for i in b]
+    assert len(flat) == len(set(flat)) == 20
+    resumed = list(ShardedBatchSampler(sampler, 2, num_replicas=2, rank=1, epoch=1, start_batch=3))
+    assert resumed == shards[1][3:]
+
+
+def test_eval_shard_sampler_pads_equal_counts() -> None:
+    samplers = [EvalShardSampler(5, 2, num_replicas=2, rank=r) for r in range(2)]
+    batches = [list(s) for s in samplers]
+    assert [len(b) for b in batches] == [2, 2]
+    assert samplers[0].num_real_batches == 2 and samplers[1].num_real_batches == 1
+    real = [i for s, b in zip(samplers, batches, strict=True) for batch in b[: s.num_real_batches] for i in batch]
+    assert sorted(real) == [0, 1, 2, 3, 4]
