@@ -42,24 +42,31 @@ __all__ = [
 ]
 
 POSE_FEATURE_DIM = 9
-"""Camera centre in BEV (3) + first two columns of the camera-to-BEV rotation (6D rotation representation)."""
+"""Camera centre in BEV (3, height relative to the first camera) + first two columns of the camera-to-BEV
+rotation (6D rotation representation)."""
 
 
 def pose_camera_features(poses: np.ndarray, anchor: AnchorFrame) -> np.ndarray:
     """Encode camera-to-world poses ``[T, 4, 4]`` relative to the clip's anchor frame → ``[T, 9] float32``.
 
-    With ``P_bev = anchor.world_to_bev @ P_world = [[R, c], [0, 1]]`` the feature of a frame is
-    ``[c_x, c_y, c_z, R[:, 0], R[:, 1]]``: the camera centre in BEV metres (z = height above the floor) and
-    the continuous 6D rotation representation (Zhou et al., CVPR 2019; R[:, 2] = R[:, 0] × R[:, 1] is
-    implied). Because the anchor frame moves with the world, a gravity-preserving rigid motion
-    (rotation about z + any translation) applied to all poses leaves the features unchanged.
+    With ``P_bev = anchor.world_to_bev @ P_world = [[R, c], [0, 1]]`` the feature of frame t is
+    ``[c_x, c_y, c_z - c_z(frame 0), R[:, 0], R[:, 1]]``: the camera centre in BEV metres, its height taken
+    relative to the clip's first camera, and the continuous 6D rotation representation (Zhou et al.,
+    CVPR 2019; ``R[:, 2] = R[:, 0] × R[:, 1]`` is implied). The height is relative because the floor height
+    of a world frame is not known in general (ScanNet, SLAM and AR frames put z = 0 anywhere).
+
+    Invariance: the anchor frame moves with the world, so a gravity-preserving rigid motion (rotation about
+    z by any angle + any 3D translation) applied to all poses leaves every feature unchanged.
 
     Raises:
         GeometryError: poses that are not finite rigid ``[T, 4, 4]`` transforms.
     """
     poses = validate_poses(poses, "poses")
+    if poses.shape[0] == 0:
+        raise GeometryError("poses: need at least one camera pose")
     bev = anchor.poses_to_bev(poses)
-    centre = bev[:, :3, 3]
+    centre = bev[:, :3, 3].copy()
+    centre[:, 2] -= centre[0, 2]
     rot6 = np.concatenate([bev[:, :3, 0], bev[:, :3, 1]], axis=-1)
     return np.concatenate([centre, rot6], axis=-1).astype(np.float32)
 
@@ -132,7 +139,7 @@ class FileCameraProvider:
         self.root = Path(root)
         self.key = key
         self.max_cached_scenes = max_cached_scenes
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[Path, np.ndarray]] = OrderedDict()
         self._feature_dim = feature_dim
 
     @property
@@ -208,10 +215,10 @@ class FileCameraProvider:
         return array
 
     def _load_scene(self, scene_id: str) -> tuple[Path, np.ndarray]:
-        path = self.path_for(scene_id)
         if scene_id in self._cache:
             self._cache.move_to_end(scene_id)
-            return path, self._cache[scene_id]
+            return self._cache[scene_id]
+        path = self.path_for(scene_id)
         array = self._read(path)
         if array.ndim != 2:
             raise SampleError(f"{path}: field {self.key!r} must be [N_frames, F], got shape {array.shape}")
@@ -220,7 +227,7 @@ class FileCameraProvider:
                 f"{path}: field {self.key!r} has feature size {array.shape[1]}, expected {self.feature_dim} "
                 "(all scenes must share one feature size)"
             )
-        self._cache[scene_id] = array
+        self._cache[scene_id] = (path, array)
         while len(self._cache) > self.max_cached_scenes:
             self._cache.popitem(last=False)
         return path, array
