@@ -1,0 +1,183 @@
+"""``loc3r score``: official benchmark metrics on any model's prediction files.
+
+Sub-commands (each prints a table, or with ``--json`` one JSON object whose keys are the printed metric
+names; exit code 2 with a message naming file / record / field on malformed input):
+
+* ``loc3r score sqa3d-loc --annotations A.json --predictions P.json`` — Acc@0.5m/1.0m/15°/30°.
+* ``loc3r score sqa3d-qa --annotations A.json --predictions P.json [--questions Q.json]`` — EM@1, EM-R,
+  per question type.
+* ``loc3r score scanqa --references R.json --predictions P.json`` — EM@1, BLEU-1..4, METEOR, ROUGE-L, CIDEr.
+* ``loc3r score vsibench --predictions P.jsonl`` — the 8 VSI-Bench tasks and ``overall``.
+
+Missing predictions are scored as wrong and reported; predictions for unknown ids are reported and
+ignored (``--strict`` turns them into an error). The metric definitions are in
+:mod:`loc3r.evaluate.localization`, :mod:`loc3r.evaluate.qa` and :mod:`loc3r.evaluate.vsibench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+_DEFINITIONS = {
+    "sqa3d-loc": "SQA3D utils/localization_metric.py: x-y distance, |yaw diff| in [0,180] deg, closest of <=3 "
+    "candidates (position and orientation each), strict <",
+    "sqa3d-qa": "LEO clean_answer; EM@1 exact, EM-R exact or containment; types by question prefix",
+    "scanqa": "clean_answer; pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr on the first answer, x100",
+    "vsibench": "thinking-in-space lmms-eval: first token MC match; MRA over 0.50:0.95:0.05; rel_direction = mean "
+    "of easy/medium/hard; overall = mean of 8 tasks",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``score`` and its four benchmark sub-commands."""
+    parser = subparsers.add_parser(
+        "score",
+        help="score prediction files with the official benchmark metrics",
+        description="Score any model's predictions with the official metrics of SQA3D, ScanQA and VSI-Bench.",
+    )
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+
+    loc = benchmarks.add_parser("sqa3d-loc", help="SQA3D situation localization (Acc@0.5m/1.0m/15deg/30deg)")
+    loc.add_argument("--annotations", required=True, help="official SQA3D annotations JSON ({'annotations': [...]})")
+    loc.add_argument(
+        "--predictions",
+        required=True,
+        help="JSON list (or JSONL) of {question_id, position{x,y,z}, rotation{_x,_y,_z,_w}} "
+        "or {question_id, candidates: [<=3 {position, rotation}]}",
+    )
+    _common(loc)
+    loc.set_defaults(func=_run_sqa3d_loc)
+
+    qa = benchmarks.add_parser("sqa3d-qa", help="SQA3D question answering (EM@1, EM-R, per question type)")
+    qa.add_argument("--annotations", required=True, help="official SQA3D annotations JSON")
+    qa.add_argument("--predictions", required=True, help="JSON list or JSONL of {question_id, answer}")
+    qa.add_argument("--questions", help="official SQA3D questions JSON (question text -> per-type breakdown)")
+    _common(qa)
+    qa.set_defaults(func=_run_sqa3d_qa)
+
+    scanqa = benchmarks.add_parser("scanqa", help="ScanQA (EM@1, BLEU-1..4, METEOR, ROUGE-L, CIDEr)")
+    scanqa.add_argument("--references", required=True, help="ScanQA file with answers (e.g. ScanQA_v1.0_val.json)")
+    scanqa.add_argument(
+        "--predictions",
+        required=True,
+        help="JSON list or JSONL of {question_id, answer} (answer may be a list of candidates, or answer_top10)",
+    )
+    scanqa.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
+    _common(scanqa)
+    scanqa.set_defaults(func=_run_scanqa)
+
+    vsi = benchmarks.add_parser("vsibench", help="VSI-Bench (MC accuracy, MRA, 8 tasks and overall)")
+    vsi.add_argument(
+        "--predictions", required=True, help="JSONL (or JSON list): VSI-Bench records each with 'prediction'"
+    )
+    vsi.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    vsi.set_defaults(func=_run_vsibench)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--strict", action="store_true", help="fail on predictions for ids not in the references")
+
+
+def _run_sqa3d_loc(args: argparse.Namespace) -> int:
+    def work() -> tuple[dict[str, Any], dict[str, Any]]:
+        from loc3r.evaluate.localization import score_sqa3d_localization
+        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+
+        annotations = load_json_or_jsonl(args.annotations)
+        predictions = load_records(args.predictions)
+        result = score_sqa3d_localization(
+            annotations,
+            predictions,
+            strict=args.strict,
+            annotations_source=str(args.annotations),
+            predictions_source=str(args.predictions),
+        )
+        return result, {"annotations": args.annotations, "predictions": args.predictions}
+
+    return _execute(args, "sqa3d-loc", "SQA3D localization", work)
+
+
+def _run_sqa3d_qa(args: argparse.Namespace) -> int:
+    def work() -> tuple[dict[str, Any], dict[str, Any]]:
+        from loc3r.evaluate.qa import score_sqa3d_qa
+        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+
+        annotations = load_json_or_jsonl(args.annotations)
+        questions = load_json_or_jsonl(args.questions) if args.questions else None
+        result = score_sqa3d_qa(
+            annotations,
+            load_records(args.predictions),
+            questions,
+            strict=args.strict,
+            annotations_source=str(args.annotations),
+            predictions_source=str(args.predictions),
+            questions_source=str(args.questions),
+        )
+        settings = {"annotations": args.annotations, "predictions": args.predictions, "questions": args.questions}
+        return result, settings
+
+    return _execute(args, "sqa3d-qa", "SQA3D question answering", work)
+
+
+def _run_scanqa(args: argparse.Namespace) -> int:
+    def work() -> tuple[dict[str, Any], dict[str, Any]]:
+        from loc3r.evaluate.qa import score_scanqa
+        from loc3r.evaluate.records import load_records
+
+        result = score_scanqa(
+            load_records(args.references),
+            load_records(args.predictions),
+            strict=args.strict,
+            meteor=not args.no_meteor,
+            references_source=str(args.references),
+            predictions_source=str(args.predictions),
+        )
+        return result, {"references": args.references, "predictions": args.predictions}
+
+    return _execute(args, "scanqa", "ScanQA", work)
+
+
+def _run_vsibench(args: argparse.Namespace) -> int:
+    def work() -> tuple[dict[str, Any], dict[str, Any]]:
+        from loc3r.evaluate.records import load_records
+        from loc3r.evaluate.vsibench import score_vsibench
+
+        result = score_vsibench(load_records(args.predictions), source=str(args.predictions))
+        return result, {"predictions": args.predictions}
+
+    return _execute(args, "vsibench", "VSI-Bench", work)
+
+
+def _execute(
+    args: argparse.Namespace,
+    name: str,
+    title: str,
+    work: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
+) -> int:
+    from loc3r.data.schema import SampleError
+    from loc3r.evaluate.report import format_table, to_json
+
+    try:
+        result, settings = work()
+    except SampleError as err:
+        print(f"loc3r score {name}: error: {err}", file=sys.stderr)
+        return 2
+    for kind, what in (
+        ("missing", "reference entries have no prediction (scored as wrong)"),
+        ("unknown", "predictions have ids not in the references (ignored)"),
+    ):
+        if result.get(kind):
+            examples = result.get(f"{kind}_examples", [])
+            print(f"loc3r score {name}: warning: {result[kind]} {what}, e.g. {examples}", file=sys.stderr)
+    if result.get("meteor_unavailable"):
+        print(f"loc3r score {name}: warning: {result['meteor_unavailable']}", file=sys.stderr)
+    if args.json:
+        print(to_json(result))
+    else:
+        settings = {**settings, "metric": _DEFINITIONS[name]}
+        print(format_table(title, result, settings))
+    return 0
