@@ -50,6 +50,9 @@ class GeometryError(ValueError):
 def wrap_angle(theta: np.ndarray | float) -> np.ndarray | float:
     """Wrap angles (radians) to [-pi, pi)."""
     wrapped = np.mod(np.asarray(theta, dtype=np.float64) + np.pi, 2.0 * np.pi) - np.pi
+    # For theta just below -pi, theta + pi is a tiny negative number whose mod rounds up to exactly 2 pi,
+    # which would give +pi; map that edge back into [-pi, pi).
+    wrapped = np.where(wrapped >= np.pi, wrapped - 2.0 * np.pi, wrapped)
     if np.ndim(wrapped) == 0:
         return float(wrapped)
     return wrapped
@@ -281,8 +284,10 @@ def pool_token_points(
             )
         key = (seg.grid_h, seg.grid_w)
         if key not in cell_cache:
-            rows = (np.arange(h) * seg.grid_h) // h
-            cols = (np.arange(w) * seg.grid_w) // w
+            # A pixel belongs to the cell that contains its centre (i + 0.5) / h, i.e. the cell holding the
+            # larger part of it when the grid does not divide the map: floor((2 i + 1) * grid / (2 h)).
+            rows = ((2 * np.arange(h) + 1) * seg.grid_h) // (2 * h)
+            cols = ((2 * np.arange(w) + 1) * seg.grid_w) // (2 * w)
             cell_cache[key] = (rows[:, None] * seg.grid_w + cols[None, :]).ravel()
         cell = cell_cache[key]
         n_cells = seg.grid_h * seg.grid_w

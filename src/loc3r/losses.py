@@ -48,8 +48,13 @@ def clamp_log_var(log_var: Tensor) -> Tensor:
 
 
 def wrap_angle_torch(theta: Tensor) -> Tensor:
-    """Wrap angles (radians) to [-π, π): ``wrap(θ) = ((θ + π) mod 2π) - π`` (torch twin of ``geometry.wrap_angle``)."""
-    return torch.remainder(theta + math.pi, 2.0 * math.pi) - math.pi
+    """Wrap angles (radians) to [-π, π): ``wrap(θ) = ((θ + π) mod 2π) - π`` (torch twin of ``geometry.wrap_angle``).
+
+    Just below -π the remainder can round up to exactly 2π (giving +π); that edge is mapped back to -π.
+    In float32 the bounds are float32(π), i.e. within 1e-7 of ±π.
+    """
+    wrapped = torch.remainder(theta + math.pi, 2.0 * math.pi) - math.pi
+    return torch.where(wrapped >= math.pi, wrapped - 2.0 * math.pi, wrapped)
 
 
 def _graph_zero(*tensors: Tensor) -> Tensor:
