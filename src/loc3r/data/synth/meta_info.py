@@ -1,0 +1,364 @@
+"""Scene layouts in the VSI-Bench ``meta_info`` format: read (-> SceneLayout) and write (SceneLayout ->).
+
+The format (DESIGN.md §4) is one JSON object ``{scene_id: entry}``; an entry has
+
+* ``room_size``: floor area in m²; ``room_center``: ``[x, y, z]`` (newer files);
+* ``object_counts``: ``{category: n}``;
+* ``object_bbox``: ``{category: [box, ...]}`` with ``box = {"centroid": [3], "axesLengths": [3],
+  "normalizedAxes": [9], "min": [3], "max": [3]}`` — ``normalizedAxes`` holds the box's three unit axes
+  row-major (axis ``i`` is ``normalizedAxes[3 i : 3 i + 3]``, with full extent ``axesLengths[i]``);
+  ``min``/``max`` are the axis-aligned bounds of the box.
+
+SynthRooms writes the standard keys plus a few **extensions** that real files lack (readers of real
+VSI-Bench files ignore them): per entry ``floor_polygon`` (``[[x, y], ...]`` counter-clockwise),
+``room_height`` (m) and ``generator`` (``"synthrooms"``); per box ``instance_id`` (the id in
+``instance/<i>.png``), ``color`` (sRGB) and ``color_name``. Our boxes' axes are
+``(cos yaw, sin yaw, 0), (-sin yaw, cos yaw, 0), (0, 0, 1)`` with lengths = ``SceneObject.size``.
+
+Reading (:func:`layout_from_entry`, :func:`load_meta_info`) accepts real files too:
+
+* categories are mapped to the SynthRooms vocabulary (aliases such as ``couch`` -> ``sofa``, see
+  :data:`~loc3r.data.synth.catalog.CATEGORY_ALIASES`); an unknown category is an error;
+* a box must be gravity-aligned: the axis closest to world z within 20 deg becomes the height axis, the
+  first of the other two gives the yaw;
+* without ``floor_polygon`` the room is the rectangle centred on ``room_center`` (or the objects' centre)
+  with area ``room_size``, enlarged to contain every footprint plus 0.3 m; without ``room_height`` the
+  height is ``max(2.5, highest box top + 0.2)``; the floor is put at z = 0 (everything is shifted up if
+  a box reaches below z = 0, as is common in real scans);
+* instance ids come from ``instance_id`` when present, else 1..N in file order.
+
+Every error is a :class:`LayoutError` naming the file, the scene, and the object (category + index) and
+field: unknown category, degenerate box (an extent <= 1 mm, axes not unit / orthogonal), NaN/inf,
+``min`` > ``max``, a count in ``object_counts`` that does not match ``object_bbox``, an object outside the
+given floor polygon or above ``room_height``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shapely.geometry import Polygon
+
+from loc3r.data.schema import SampleError, SceneLayout, SceneObject
+from loc3r.data.synth.catalog import CATEGORIES, COLORS, canonical_category
+
+__all__ = [
+    "LayoutError",
+    "layout_to_entry",
+    "layouts_to_meta_info",
+    "layout_from_entry",
+    "load_meta_info",
+    "save_meta_info",
+    "box_axes",
+]
+
+_MAX_TILT_DEG = 20.0
+
+
+class LayoutError(SampleError):
+    """A layout (meta_info) file or entry is malformed; the message names file, scene, object and field."""
+
+
+def box_axes(yaw: float) -> np.ndarray:
+    """The three unit axes (rows) of a gravity-aligned box with ``yaw``."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _round(values: np.ndarray | list[float], nd: int = 6) -> list[float]:
+    return [round(float(v), nd) for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def _obj_bounds(obj: SceneObject) -> tuple[np.ndarray, np.ndarray]:
+    corners_xy = obj.corners_xy()
+    z0, z1 = obj.center[2] - obj.size[2] / 2, obj.center[2] + obj.size[2] / 2
+    lo = np.array([corners_xy[:, 0].min(), corners_xy[:, 1].min(), z0])
+    hi = np.array([corners_xy[:, 0].max(), corners_xy[:, 1].max(), z1])
+    return lo, hi
+
+
+def layout_to_entry(layout: SceneLayout) -> dict[str, Any]:
+    """One scene's ``meta_info`` entry (standard keys + SynthRooms extensions, see module docstring)."""
+    poly = np.asarray(layout.floor_polygon, dtype=np.float64)
+    room = Polygon(poly)
+    centre = room.centroid
+    counts: dict[str, int] = {}
+    boxes: dict[str, list[dict[str, Any]]] = {}
+    for obj in layout.objects:
+        lo, hi = _obj_bounds(obj)
+        counts[obj.category] = counts.get(obj.category, 0) + 1
+        boxes.setdefault(obj.category, []).append(
+            {
+                "centroid": _round(obj.center),
+                "axesLengths": _round(obj.size),
+                "normalizedAxes": _round(box_axes(obj.yaw)),
+                "min": _round(lo),
+                "max": _round(hi),
+                "instance_id": int(obj.instance_id),
+                "color": [int(c) for c in obj.color],
+                "color_name": obj.color_name,
+            }
+        )
+    return {
+        "room_size": round(float(room.area), 4),
+        "room_center": _round([centre.x, centre.y, layout.height / 2]),
+        "object_counts": counts,
+        "object_bbox": boxes,
+        "floor_polygon": [_round(p) for p in poly],
+        "room_height": round(float(layout.height), 6),
+        "generator": "synthrooms",
+    }
+
+
+def layouts_to_meta_info(layouts: list[SceneLayout]) -> dict[str, dict[str, Any]]:
+    """``{scene_id: entry}`` for several layouts (the on-disk format)."""
+    return {layout.scene_id: layout_to_entry(layout) for layout in layouts}
+
+
+def save_meta_info(path: str | os.PathLike, layouts: list[SceneLayout] | dict[str, Any]) -> None:
+    """Write a meta_info JSON file atomically (temp file + ``os.replace``)."""
+    data = layouts if isinstance(layouts, dict) else layouts_to_meta_info(layouts)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _vec(where: str, box: dict[str, Any], key: str, n: int, required: bool = True) -> np.ndarray | None:
+    if key not in box:
+        if required:
+            raise LayoutError(f"{where}: missing field {key!r}")
+        return None
+    try:
+        arr = np.asarray(box[key], dtype=np.float64).ravel()
+    except (TypeError, ValueError) as err:
+        raise LayoutError(f"{where}: field {key!r} is not a list of numbers ({box[key]!r})") from err
+    if arr.shape != (n,):
+        raise LayoutError(f"{where}: field {key!r} must have {n} numbers, got {arr.size}")
+    if not np.isfinite(arr).all():
+        raise LayoutError(f"{where}: field {key!r} has non-finite values (NaN/inf): {arr.tolist()}")
+    return arr
+
+
+def _parse_box(where: str, box: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """-> (centre, size (w, d, h), yaw) of a gravity-aligned box."""
+    if not isinstance(box, dict):
+        raise LayoutError(f"{where}: expected a box object, got {type(box).__name__}")
+    centroid = _vec(where, box, "centroid", 3)
+    lengths = _vec(where, box, "axesLengths", 3)
+    axes = _vec(where, box, "normalizedAxes", 9).reshape(3, 3)
+    lo = _vec(where, box, "min", 3, required=False)
+    hi = _vec(where, box, "max", 3, required=False)
+    if (lengths <= 1e-3).any():
+        raise LayoutError(f"{where}: degenerate box, field 'axesLengths' must all be > 1 mm, got {lengths.tolist()}")
+    norms = np.linalg.norm(axes, axis=1)
+    if np.abs(norms - 1.0).max() > 1e-2:
+        raise LayoutError(
+            f"{where}: degenerate box, 'normalizedAxes' rows are not unit vectors (norms {np.round(norms, 4).tolist()})"
+        )
+    gram = axes @ axes.T
+    if np.abs(gram - np.eye(3)).max() > 2e-2:
+        raise LayoutError(f"{where}: degenerate box, 'normalizedAxes' are not orthogonal")
+    if lo is not None and hi is not None:
+        if (lo > hi + 1e-9).any():
+            raise LayoutError(f"{where}: field 'min' {lo.tolist()} exceeds 'max' {hi.tolist()}")
+        if ((centroid < lo - 0.02) | (centroid > hi + 0.02)).any():
+            raise LayoutError(f"{where}: 'centroid' {centroid.tolist()} lies outside 'min'/'max'")
+    up = int(np.argmax(np.abs(axes[:, 2])))
+    tilt = math.degrees(math.acos(min(1.0, abs(float(axes[up, 2])))))
+    if tilt > _MAX_TILT_DEG:
+        raise LayoutError(
+            f"{where}: box is tilted {tilt:.1f} deg from vertical; only gravity-aligned boxes "
+            f"(<= {_MAX_TILT_DEG:.0f} deg) are supported"
+        )
+    first, second = [k for k in range(3) if k != up]
+    yaw = math.atan2(axes[first, 1], axes[first, 0])
+    size = np.array([lengths[first], lengths[second], lengths[up]])
+    return centroid, size, float(yaw)
+
+
+def _parse_color(where: str, box: dict[str, Any], category: str, index: int) -> tuple[tuple[int, int, int], str]:
+    name = box.get("color_name")
+    color = box.get("color")
+    if color is not None:
+        try:
+            rgb = tuple(int(c) for c in color)
+        except (TypeError, ValueError) as err:
+            raise LayoutError(f"{where}: field 'color' must be 3 integers 0..255, got {color!r}") from err
+        if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+            raise LayoutError(f"{where}: field 'color' must be 3 integers 0..255, got {color!r}")
+        return rgb, str(name or "")
+    if isinstance(name, str) and name in COLORS:
+        return COLORS[name], name
+    palette = CATEGORIES[category].colors
+    fallback = palette[index % len(palette)]
+    return COLORS[fallback], fallback
+
+
+def layout_from_entry(scene_id: str, entry: Any, source: str = "<meta_info>") -> SceneLayout:
+    """Build a :class:`SceneLayout` from one ``meta_info`` entry (see the module docstring for the rules)."""
+    here = f"{source}: scene {scene_id!r}"
+    if not isinstance(entry, dict):
+        raise LayoutError(f"{here}: expected an object, got {type(entry).__name__}")
+    bboxes = entry.get("object_bbox")
+    if not isinstance(bboxes, dict):
+        raise LayoutError(f"{here}: missing or invalid field 'object_bbox' (expected {{category: [boxes]}})")
+    counts = entry.get("object_counts")
+    if counts is not None and not isinstance(counts, dict):
+        raise LayoutError(f"{here}: field 'object_counts' must be an object {{category: n}}")
+    objects: list[SceneObject] = []
+    explicit_ids: list[int | None] = []
+    for raw_cat, boxes in bboxes.items():
+        cat = canonical_category(raw_cat)
+        if cat is None:
+            raise LayoutError(
+                f"{here}: object_bbox[{raw_cat!r}]: unknown category {raw_cat!r} (known: "
+                f"{', '.join(sorted(CATEGORIES))})"
+            )
+        if not isinstance(boxes, list):
+            raise LayoutError(f"{here}: object_bbox[{raw_cat!r}] must be a list of boxes")
+        if counts is not None and raw_cat in counts and int(counts[raw_cat]) != len(boxes):
+            raise LayoutError(
+                f"{here}: object_counts[{raw_cat!r}] = {counts[raw_cat]} but object_bbox has {len(boxes)} boxes"
+            )
+        for k, box in enumerate(boxes):
+            where = f"{here}: object {raw_cat!r}[{k}]"
+            centre, size, yaw = _parse_box(where, box)
+            color, color_name = _parse_color(where, box, cat, k)
+            iid = box.get("instance_id")
+            if iid is not None and (not isinstance(iid, int) or isinstance(iid, bool) or iid < 1):
+                raise LayoutError(f"{where}: field 'instance_id' must be an integer >= 1, got {iid!r}")
+            explicit_ids.append(iid)
+            objects.append(SceneObject(cat, 0, centre, size, yaw, color, color_name))
+    if counts is not None:
+        missing = [c for c in counts if c not in bboxes and int(counts[c]) > 0]
+        if missing:
+            raise LayoutError(f"{here}: object_counts lists {missing} but object_bbox has no boxes for them")
+    # instance ids
+    if any(i is not None for i in explicit_ids):
+        if any(i is None for i in explicit_ids) or len(set(explicit_ids)) != len(explicit_ids):
+            raise LayoutError(f"{here}: 'instance_id' must be given for every box and be unique")
+        for obj, iid in zip(objects, explicit_ids, strict=True):
+            obj.instance_id = int(iid)
+    else:
+        for k, obj in enumerate(objects):
+            obj.instance_id = k + 1
+    if len(objects) > 65535:
+        raise LayoutError(f"{here}: too many objects ({len(objects)}) for uint16 instance maps")
+
+    # room
+    poly_raw = entry.get("floor_polygon")
+    if poly_raw is not None:
+        try:
+            poly = np.asarray(poly_raw, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise LayoutError(f"{here}: field 'floor_polygon' must be [[x, y], ...]") from err
+        if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.isfinite(poly).all():
+            raise LayoutError(f"{here}: field 'floor_polygon' must be >= 3 finite [x, y] vertices")
+        room = Polygon(poly)
+        if not room.is_valid or room.area <= 0:
+            raise LayoutError(f"{here}: field 'floor_polygon' is self-intersecting or degenerate")
+        if not room.exterior.is_ccw:
+            poly = poly[::-1].copy()
+        z_shift = 0.0
+        bottoms = [o.center[2] - o.size[2] / 2 for o in objects]
+        if bottoms and min(bottoms) < -0.02:
+            raise LayoutError(
+                f"{here}: a box reaches below the floor (z = {min(bottoms):.3f} < 0) although 'floor_polygon' is given"
+            )
+        tolerant = room.buffer(0.05)
+        for obj in objects:
+            if not tolerant.contains(Polygon(obj.corners_xy())):
+                raise LayoutError(
+                    f"{here}: object {obj.category!r} (instance {obj.instance_id}) lies outside 'floor_polygon'"
+                )
+    else:
+        poly, z_shift = _infer_room(here, entry, objects)
+    for obj in objects:
+        obj.center = obj.center + np.array([0.0, 0.0, z_shift])
+    top = max((o.center[2] + o.size[2] / 2 for o in objects), default=0.0)
+    height_raw = entry.get("room_height")
+    if height_raw is not None:
+        try:
+            height = float(height_raw)
+        except (TypeError, ValueError) as err:
+            raise LayoutError(f"{here}: field 'room_height' must be a number, got {height_raw!r}") from err
+        if not math.isfinite(height) or height <= 0:
+            raise LayoutError(f"{here}: field 'room_height' must be positive and finite, got {height_raw!r}")
+        if top > height + 0.02:
+            raise LayoutError(f"{here}: a box reaches {top:.3f} m, above 'room_height' {height:.3f} m")
+    else:
+        height = max(2.5, top + 0.2)
+    return SceneLayout(scene_id=str(scene_id), floor_polygon=poly, height=height, objects=objects)
+
+
+def _infer_room(here: str, entry: dict[str, Any], objects: list[SceneObject]) -> tuple[np.ndarray, float]:
+    """Rectangle for files without ``floor_polygon`` (real VSI-Bench files); returns (polygon, z shift)."""
+    if objects:
+        corners = np.concatenate([o.corners_xy() for o in objects])
+        lo, hi = corners.min(0) - 0.3, corners.max(0) + 0.3
+    else:
+        lo, hi = np.array([-1.5, -1.5]), np.array([1.5, 1.5])
+    centre = (lo + hi) / 2
+    rc = entry.get("room_center")
+    if rc is not None:
+        try:
+            rc_arr = np.asarray(rc, dtype=np.float64).ravel()
+        except (TypeError, ValueError) as err:
+            raise LayoutError(f"{here}: field 'room_center' must be [x, y, z]") from err
+        if rc_arr.size < 2 or not np.isfinite(rc_arr).all():
+            raise LayoutError(f"{here}: field 'room_center' must be finite [x, y, z], got {rc!r}")
+        centre = rc_arr[:2]
+    half = np.maximum(np.abs(hi - centre), np.abs(centre - lo))
+    size = entry.get("room_size")
+    if size is not None:
+        try:
+            area = float(size)
+        except (TypeError, ValueError) as err:
+            raise LayoutError(f"{here}: field 'room_size' must be a number, got {size!r}") from err
+        if not math.isfinite(area) or area <= 0:
+            raise LayoutError(f"{here}: field 'room_size' must be positive and finite, got {size!r}")
+        cur = 4 * half[0] * half[1]
+        if cur < area:
+            half = half * math.sqrt(area / cur)
+    half = np.maximum(half, 1.0)
+    x0, y0 = centre - half
+    x1, y1 = centre + half
+    poly = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    bottoms = [o.center[2] - o.size[2] / 2 for o in objects]
+    z_shift = -min(bottoms) if bottoms and min(bottoms) < 0 else 0.0
+    return poly, float(z_shift)
+
+
+def load_meta_info(path: str | os.PathLike, scene_ids: list[str] | None = None) -> list[SceneLayout]:
+    """All (or the listed) scenes of a ``meta_info`` JSON file as layouts, in file order."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except OSError as err:
+        raise LayoutError(f"{path}: cannot read layout file ({err})") from err
+    except json.JSONDecodeError as err:
+        raise LayoutError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise LayoutError(f"{path}: expected a JSON object {{scene_id: entry}}, got {type(data).__name__}")
+    if scene_ids is not None:
+        missing = [s for s in scene_ids if s not in data]
+        if missing:
+            raise LayoutError(f"{path}: scenes {missing} not in the file")
+        keys = list(scene_ids)
+    else:
+        keys = list(data)
+    return [layout_from_entry(k, data[k], source=str(path)) for k in keys]

@@ -1,0 +1,203 @@
+"""Ray-cast rendering of SynthRooms scenes with Embree (via ``embreex``, the backend of trimesh's ray module).
+
+One :class:`SceneRenderer` per scene builds the Embree BVH **once** from the scene's
+:class:`~loc3r.data.synth.mesh.SceneMesh`; each :meth:`SceneRenderer.render` call then casts one primary
+ray per pixel and returns
+
+* ``rgb [H, W, 3] uint8`` — Lambertian shading of the hit triangle's albedo times a procedural texture
+  (:class:`~loc3r.data.synth.catalog.Texture`), with optional hard shadows from a ceiling light;
+* ``depth [H, W] float32`` — **metric z-depth** (distance along the camera's optical axis, what depth
+  sensors and ScanNet's depth PNGs store), 0 where no surface was hit;
+* ``instance [H, W] uint16`` — the hit triangle's instance id (0 = room shell or nothing).
+
+Camera model (the conventions of :mod:`loc3r.geometry`): pinhole ``K`` with pixel (row i, column j)
+sampled at its centre ``(u, v) = (j + 0.5, i + 0.5)``; camera-to-world pose with OpenCV axes. The ray of a
+pixel has direction ``R @ [(u - cx) / fx, (v - cy) / fy, 1]`` (not normalised), so Embree's hit distance
+``t_far`` along it *is* the z-depth, and ``unproject(u, v, depth)`` of :func:`loc3r.geometry.unproject_pixels`
+returns exactly the hit point.
+
+Shading (linear RGB, then sRGB-encoded)::
+
+    c = albedo * pattern(u_tex, v_tex) * (k_a + k_d * max(n . l, 0) * visible + k_h * max(n . -r, 0)) / (1 + k_f d^2)
+
+with ``n`` the face normal turned towards the camera, ``l`` the direction to the ceiling light, ``r`` the
+unit ray direction (a head-light term that keeps every visible face lit) and ``d`` the hit distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from embreex import rtcore_scene
+from embreex.mesh_construction import TriangleMesh
+
+from loc3r.data.synth.catalog import Texture
+from loc3r.data.synth.mesh import SceneMesh
+from loc3r.geometry import validate_pose
+
+__all__ = ["RenderedFrame", "SceneRenderer", "make_intrinsic"]
+
+_K_AMBIENT, _K_DIFFUSE, _K_HEAD, _K_FALLOFF = 0.28, 0.5, 0.32, 0.012
+_GAIN = 1.25  # exposure
+
+
+def make_intrinsic(width: int, height: int, hfov_deg: float = 60.0) -> np.ndarray:
+    """3x3 pinhole intrinsics with square pixels, principal point at the image centre.
+
+    ``fx = fy = (W / 2) / tan(hfov / 2)``; ``cx = W / 2``, ``cy = H / 2`` (pixel centres at +0.5, so the
+    optical axis passes through the image centre exactly). ScanNet's depth camera has hfov ≈ 58°.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"make_intrinsic: width and height must be positive, got {width}x{height}")
+    if not 10.0 <= hfov_deg <= 150.0:
+        raise ValueError(f"make_intrinsic: hfov_deg must be in [10, 150], got {hfov_deg}")
+    f = (width / 2.0) / np.tan(np.deg2rad(hfov_deg) / 2.0)
+    return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+@dataclass
+class RenderedFrame:
+    rgb: np.ndarray  # [H, W, 3] uint8 (sRGB)
+    depth: np.ndarray  # [H, W] float32 metres (z-depth), 0 = no hit
+    instance: np.ndarray  # [H, W] uint16, 0 = room shell / nothing
+
+
+def _hash2(i: np.ndarray, j: np.ndarray, salt: int = 0) -> np.ndarray:
+    """Integer-lattice hash -> uniform [0, 1) (vectorised, deterministic)."""
+    h = (i.astype(np.int64) * 374761393 + j.astype(np.int64) * 668265263 + salt * 2246822519) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * 1274126177) & 0xFFFFFFFF
+    h = h ^ (h >> 16)
+    return (h & 0xFFFFFF).astype(np.float32) / np.float32(0x1000000)
+
+
+def _pattern(tex: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Multiplicative brightness pattern per hit from its texture id and texture coordinates (metres)."""
+    out = np.ones(u.shape, dtype=np.float32)
+    m = tex == Texture.TILES
+    if m.any():
+        tu, tv = u[m] / 0.5, v[m] / 0.5
+        iu, iv = np.floor(tu), np.floor(tv)
+        val = 0.88 + 0.12 * ((iu + iv) % 2) + 0.06 * (_hash2(iu, iv, 1) - 0.5)
+        grout = ((tu - iu) < 0.04) | ((tv - iv) < 0.04)
+        out[m] = np.where(grout, 0.6, val)
+    m = tex == Texture.WOOD
+    if m.any():
+        pv = v[m] / 0.14
+        k = np.floor(pv)
+        seg = np.floor((u[m] + 3.0 * _hash2(k, k, 2)) / 1.1)
+        val = 0.82 + 0.3 * _hash2(k, seg, 3) + 0.05 * np.sin(u[m] * 37.0 + 6.0 * _hash2(k, seg, 4))
+        out[m] = np.where((pv - k) < 0.06, 0.68, val)
+    m = tex == Texture.FABRIC
+    if m.any():
+        iu, iv = np.floor(u[m] / 0.05), np.floor(v[m] / 0.05)
+        out[m] = 0.88 + 0.2 * _hash2(iu, iv, 5)
+    m = tex == Texture.WALL
+    if m.any():
+        iu, iv = np.floor(u[m] / 0.4), np.floor(v[m] / 0.4)
+        base = 0.93 + 0.07 * _hash2(iu, iv, 6)
+        out[m] = np.where(v[m] < 0.1, 0.75, base)  # darker skirting board along the floor
+    m = tex == Texture.SCREEN
+    if m.any():
+        out[m] = 0.7 + 0.9 * np.clip(np.abs(np.sin(0.8 * u[m] + 1.7 * v[m])), 0.0, 1.0)
+    m = tex == Texture.GLASS
+    if m.any():
+        out[m] = 0.95 + 0.15 * np.sin(v[m] * 3.0)
+    return out
+
+
+class SceneRenderer:
+    """Embree ray caster of one scene; build once, render many frames.
+
+    Args:
+        mesh: the scene geometry and per-triangle attributes.
+        light: world position of the point light used for diffuse shading (default: centre of the
+            ceiling, 5 cm below it, computed from the mesh bounds).
+        shadows: cast one shadow ray per hit pixel towards ``light`` (about 1.6x the cost of a frame).
+    """
+
+    def __init__(self, mesh: SceneMesh, light: np.ndarray | None = None, shadows: bool = True) -> None:
+        self.mesh = mesh
+        self._scene = rtcore_scene.EmbreeScene()
+        self._mesh_handle = TriangleMesh(self._scene, np.ascontiguousarray(mesh.triangles, dtype=np.float32))
+        lo, hi = mesh.triangles.reshape(-1, 3).min(0), mesh.triangles.reshape(-1, 3).max(0)
+        self.light = (
+            np.asarray(light, dtype=np.float64)
+            if light is not None
+            else np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[2] - 0.05])
+        )
+        self.shadows = shadows
+        self._ray_cache: dict[tuple, np.ndarray] = {}
+        # per-triangle attributes, as float32 for fast gathers
+        self._colors = mesh.colors.astype(np.float32)
+        self._normals = mesh.normals.astype(np.float32)
+
+    def _camera_rays(self, intrinsic: np.ndarray, width: int, height: int) -> np.ndarray:
+        key = (width, height, *np.round(np.asarray(intrinsic)[:2, :3].ravel(), 9))
+        rays = self._ray_cache.get(key)
+        if rays is None:
+            fx, fy, cx, cy = intrinsic[0, 0], intrinsic[1, 1], intrinsic[0, 2], intrinsic[1, 2]
+            v, u = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
+            rays = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
+            self._ray_cache[key] = rays
+        return rays
+
+    def render(self, pose: np.ndarray, intrinsic: np.ndarray, width: int, height: int) -> RenderedFrame:
+        """Render the view of camera-to-world ``pose`` (OpenCV axes) with 3x3 (or 4x4) ``intrinsic``."""
+        pose = validate_pose(pose, "render pose")
+        intrinsic = np.asarray(intrinsic, dtype=np.float64)
+        rays_cam = self._camera_rays(intrinsic, width, height)
+        dirs = (rays_cam @ pose[:3, :3].T).astype(np.float32)
+        n = dirs.shape[0]
+        origins = np.empty((n, 3), dtype=np.float32)
+        origins[:] = pose[:3, 3]
+        res = self._scene.run(origins, dirs, output=1)
+        prim = res["primID"]
+        hit = prim >= 0
+        depth = np.where(hit, res["tfar"], 0.0).astype(np.float32)
+        instance = np.zeros(n, dtype=np.uint16)
+        rgb = np.zeros((n, 3), dtype=np.uint8)
+        if hit.any():
+            idx = np.flatnonzero(hit)
+            tri = prim[idx]
+            instance[idx] = self.mesh.instance[tri]
+            d = dirs[idx]
+            t = res["tfar"][idx]
+            points = origins[idx] + d * t[:, None]
+            rgb[idx] = self._shade(tri, points, d, t, pose[:3, 3])
+        return RenderedFrame(
+            rgb=rgb.reshape(height, width, 3),
+            depth=depth.reshape(height, width),
+            instance=instance.reshape(height, width),
+        )
+
+    def _shade(self, tri: np.ndarray, points: np.ndarray, d: np.ndarray, t: np.ndarray, eye: np.ndarray) -> np.ndarray:
+        normals = self._normals[tri]
+        dist = np.linalg.norm(d, axis=1) * t
+        rdir = d / np.linalg.norm(d, axis=1, keepdims=True)
+        facing = np.einsum("ij,ij->i", normals, rdir)
+        normals = np.where((facing > 0)[:, None], -normals, normals)
+        to_light = self.light.astype(np.float32) - points
+        light_dist = np.linalg.norm(to_light, axis=1)
+        to_light /= np.maximum(light_dist, 1e-6)[:, None]
+        diffuse = np.maximum(np.einsum("ij,ij->i", normals, to_light), 0.0)
+        if self.shadows:
+            lit = diffuse > 0
+            if lit.any():
+                li = np.flatnonzero(lit)
+                start = points[li] + normals[li] * 2e-3
+                dirs = (self.light.astype(np.float32) - start).astype(np.float32)
+                sres = self._scene.run(np.ascontiguousarray(start, dtype=np.float32), dirs, output=1)
+                blocked = (sres["primID"] >= 0) & (sres["tfar"] < 0.999)
+                diffuse[li[blocked]] *= 0.25
+        head = np.maximum(-np.einsum("ij,ij->i", normals, rdir), 0.0)
+        light = (_K_AMBIENT + _K_DIFFUSE * diffuse + _K_HEAD * head) / (1.0 + _K_FALLOFF * dist**2)
+        rel = points - self.mesh.tex_origin[tri]
+        tu = np.einsum("ij,ij->i", rel, self.mesh.tex_u[tri])
+        tv = np.einsum("ij,ij->i", rel, self.mesh.tex_v[tri])
+        pattern = _pattern(self.mesh.texture[tri], tu, tv)
+        linear = self._colors[tri] * (pattern * light)[:, None] * _GAIN
+        srgb = np.where(
+            linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(np.maximum(linear, 0.0031308), 1 / 2.4) - 0.055
+        )
+        return (np.clip(srgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
