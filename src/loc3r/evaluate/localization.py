@@ -13,6 +13,10 @@ Official behaviour followed: SQA3D's ``utils/localization_metric.py`` and ``asse
   order.
 * Strict thresholds: ``< 0.5 m``, ``< 1.0 m``, ``< 15°``, ``< 30°`` (an error of exactly 0.5 m fails
   Acc@0.5m). Reported as percentages of the annotation entries (the official script prints fractions).
+  One deliberate refinement: errors are rounded to 1e-9 m / 1e-9° before the comparison, so an error of
+  exactly 15° (which round-trips through radians as 14.999999999999998°) or of exactly 0.5 m between
+  float coordinates fails as the definition says, instead of passing or failing by rounding noise as
+  in the official script. Any error that differs from a threshold by more than 1e-9 is unaffected.
 
 Both sides are compared in SQA3D's own convention (the agent faces its local −x axis); the facing offset
 is the same constant on both sides and cancels in the difference. The array-level
@@ -54,6 +58,7 @@ POSITION_THRESHOLDS_M: tuple[float, ...] = (0.5, 1.0)
 ORIENTATION_THRESHOLDS_DEG: tuple[float, ...] = (15.0, 30.0)
 MAX_CANDIDATES = 3
 QUATERNION_KEYS: tuple[str, ...] = ("_x", "_y", "_z", "_w")
+_TIE_DECIMALS = 9
 
 
 def sqa3d_quaternion_to_yaw(quaternion: Mapping[str, Any] | Sequence[float] | np.ndarray) -> float:
@@ -148,8 +153,11 @@ def localization_metrics(
         raise ValueError("ground-truth poses must be finite")
     pos_err = position_error_xy(pred_xy, gt_xy[:, None, :])  # [N, K], NaN for absent candidates
     ori_err = np.asarray(yaw_error_deg(pred_yaw, gt_yaw[:, None]))
-    best_pos = np.min(np.where(np.isnan(pos_err), np.inf, pos_err), axis=1)
-    best_ori = np.min(np.where(np.isnan(ori_err), np.inf, ori_err), axis=1)
+    # Errors are rounded to 1e-9 m / 1e-9 deg before the strict comparison, so that an error that is
+    # exactly the threshold in decimal (0.5 m, 15°) fails deterministically instead of by rounding noise
+    # (15° goes through radians and comes back as 14.999999999999998).
+    best_pos = np.round(np.min(np.where(np.isnan(pos_err), np.inf, pos_err), axis=1), _TIE_DECIMALS)
+    best_ori = np.round(np.min(np.where(np.isnan(ori_err), np.inf, ori_err), axis=1), _TIE_DECIMALS)
     result: dict[str, Any] = {}
     for thr in POSITION_THRESHOLDS_M:
         result[f"acc@{thr:.1f}m"] = 100.0 * float(np.mean(best_pos < thr))
