@@ -1,0 +1,63 @@
+"""Registry of backbone adapters.
+
+``get_backbone("qwen2_5_vl")`` returns the adapter of a HF video-VLM family. The built-in adapters live in
+this package, one module each; a new backbone is ONE new module that subclasses
+:class:`~loc3r.model.backbones.base.BackboneAdapter` and decorates it with :func:`register_backbone` (modules of
+this package are imported on first use, so dropping the file here is enough; an adapter defined elsewhere only
+has to be imported before use).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from loc3r.model.backbones.base import BackboneAdapter, ChatTemplate, TokenKind, VideoEncoding
+
+__all__ = [
+    "BackboneAdapter",
+    "ChatTemplate",
+    "TokenKind",
+    "VideoEncoding",
+    "register_backbone",
+    "get_backbone",
+    "available_backbones",
+]
+
+_REGISTRY: dict[str, type[BackboneAdapter]] = {}
+_DISCOVERED = False
+
+
+def register_backbone(cls: type[BackboneAdapter]) -> type[BackboneAdapter]:
+    """Class decorator: make an adapter available under ``cls.name``."""
+    name = getattr(cls, "name", None)
+    if not name:
+        raise ValueError(f"{cls.__name__}: a backbone adapter needs a non-empty class attribute 'name'")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"backbone {name!r} is registered twice ({_REGISTRY[name].__name__} and {cls.__name__})")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "base":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def available_backbones() -> list[str]:
+    """Names of all registered backbones."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get_backbone(name: str) -> BackboneAdapter:
+    """A fresh adapter instance for ``name``; unknown names give an error listing the known ones."""
+    _discover()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown backbone {name!r}; available: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]()

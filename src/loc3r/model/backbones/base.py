@@ -1,0 +1,245 @@
+"""The contract between loc3r and a Hugging Face video VLM: :class:`BackboneAdapter`.
+
+An adapter knows everything that is specific to one HF model family, so that the loc3r model, processor and
+heads stay backbone-agnostic:
+
+* which HF classes to build (real checkpoint from a local directory, or a tiny random config of the same class);
+* how frames are preprocessed (resize / normalise / patchify — ours, no torchvision) so that the result matches the
+  model's own processor;
+* which LLM vision token covers which frame(s) and which image rectangle (:class:`~loc3r.geometry.VisionSegment`);
+* the placeholder tokens of its chat format and the pinned prompt template;
+* how the LLM positions are computed (1-D for LLaVA-OneVision, 3-D M-RoPE for Qwen2.5-VL), including the camera
+  tokens loc3r inserts before each frame's vision tokens;
+* where the vision tower, projector, LLM decoder, input embeddings and LM head live inside the HF model.
+
+Adding a backbone (e.g. Qwen3-VL) means writing ONE new module that subclasses :class:`BackboneAdapter` and
+registers itself with :func:`loc3r.model.backbones.register_backbone`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from transformers import PreTrainedConfig, PreTrainedModel
+
+from loc3r.data.schema import SampleError
+from loc3r.geometry import VisionSegment
+
+__all__ = [
+    "BackboneAdapter",
+    "VideoEncoding",
+    "ChatTemplate",
+    "TokenKind",
+    "resize_frames",
+    "normalize_frames",
+]
+
+
+class TokenKind:
+    """Kinds of LLM tokens in a loc3r sequence (stored per token by the processor)."""
+
+    TEXT = 0
+    VIDEO = 2  # same value as HF's ``mm_token_type_ids`` for video tokens
+    CAMERA = 3  # our camera-prior token (not produced by the vision tower)
+
+
+@dataclass
+class VideoEncoding:
+    """One clip after the adapter's preprocessing.
+
+    Attributes:
+        pixel_values: the tensor the HF vision tower expects for this clip (Qwen2.5-VL: flattened patches
+            ``[n_patches, C * tps * p * p]``; LLaVA-OneVision: ``[T, 3, S, S]``).
+        segments: the LLM vision tokens of the clip, in order: one :class:`VisionSegment` per temporal group.
+        group_frames: for each segment, the ORIGINAL frame indices it covers (padding frames excluded); a camera
+            token is inserted for each of them.
+        grid_thw: Qwen-style patch grid ``(t, h, w)`` before spatial merging, or ``None``.
+        num_frames: number of frames of the original clip.
+        frame_size: ``(height, width)`` the frames were resized to.
+    """
+
+    pixel_values: torch.Tensor
+    segments: list[VisionSegment]
+    group_frames: list[tuple[int, ...]]
+    num_frames: int
+    frame_size: tuple[int, int]
+    grid_thw: tuple[int, int, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_vision_tokens(self) -> int:
+        return sum(seg.num_tokens for seg in self.segments)
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A pinned chat template: ``prefix + <video block> + user_text + suffix`` then ``answer + answer_end``.
+
+    ``video_prefix`` / ``video_suffix`` are text around the video block (e.g. Qwen's vision start/end tokens).
+    """
+
+    prefix: str
+    video_prefix: str
+    video_suffix: str
+    user_suffix: str  # closes the user turn and opens the assistant turn (the eval prompt ends here)
+    answer_end: str  # appended to the answer in train mode; part of the labels so the model learns to stop
+    version: str
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int, resample: int = Image.BICUBIC) -> np.ndarray:
+    """Resize ``[T, H, W, 3] uint8`` frames with Pillow (HF's PIL backends resize uint8 images the same way)."""
+    if frames.shape[1] == height and frames.shape[2] == width:
+        return frames
+    out = np.empty((frames.shape[0], height, width, 3), dtype=np.uint8)
+    for t in range(frames.shape[0]):
+        out[t] = np.asarray(Image.fromarray(frames[t]).resize((width, height), resample=resample))
+    return out
+
+
+def normalize_frames(frames: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
+    """``[T, H, W, 3] uint8 -> [T, 3, H, W] float32``: ``(x / 255 - mean) / std`` per channel."""
+    x = frames.astype(np.float32) * np.float32(1.0 / 255.0)
+    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def check_frames(frames: np.ndarray, where: str) -> np.ndarray:
+    """Shape/dtype check of a clip with an error naming the sample and field."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise SampleError(f"{where}: field 'frames' must be [T, H, W, 3] RGB, got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise SampleError(f"{where}: field 'frames' must be uint8, got dtype {frames.dtype}")
+    if frames.shape[0] == 0:
+        raise SampleError(f"{where}: field 'frames' is empty")
+    return frames
+
+
+class BackboneAdapter(ABC):
+    """Everything loc3r needs to know about one HF video-VLM family (see the module docstring)."""
+
+    #: registry name (``Loc3rConfig.backbone``)
+    name: ClassVar[str]
+    #: HF ``model_type`` of the backbone config
+    model_type: ClassVar[str]
+    #: the HF model class (``...ForConditionalGeneration``)
+    hf_model_class: ClassVar[type[PreTrainedModel]]
+    #: the video placeholder token of the chat format (one per LLM vision token after expansion)
+    video_token: ClassVar[str]
+    #: all backbone tokens that must exist as special tokens in the tokenizer
+    backbone_special_tokens: ClassVar[tuple[str, ...]]
+    #: end-of-turn token (generation stops on it) and padding token
+    eos_token: ClassVar[str] = "<|im_end|>"
+    pad_token: ClassVar[str] = "<|endoftext|>"
+    #: does the LLM use 3-D (M-RoPE) positions?
+    uses_mrope: ClassVar[bool] = False
+    #: does the HF model want ``mm_token_type_ids`` (0 text, 1 image, 2 video)? (transformers 5.x Qwen-VL)
+    emits_mm_token_type_ids: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ model construction
+    @abstractmethod
+    def tiny_config(self, vocab_size: int, token_ids: dict[str, int], **overrides: Any) -> PreTrainedConfig:
+        """A tiny random config of the real HF class (for tests and the CPU demo).
+
+        ``token_ids`` maps the backbone's special tokens (``video_token`` ...) to ids of the tokenizer.
+        """
+
+    def load_pretrained(self, local_dir: str | Path, **kwargs: Any) -> PreTrainedModel:
+        """Load a real checkpoint from a local directory (no download)."""
+        return self.hf_model_class.from_pretrained(str(local_dir), local_files_only=True, **kwargs)
+
+    @abstractmethod
+    def set_token_ids(self, vlm_config: PreTrainedConfig, token_ids: dict[str, int]) -> None:
+        """Write the tokenizer's ids of the backbone placeholders into the HF config."""
+
+    @abstractmethod
+    def video_token_id(self, vlm_config: PreTrainedConfig) -> int:
+        """Id of :attr:`video_token` in the HF config."""
+
+    # ------------------------------------------------------------------ preprocessing
+    @abstractmethod
+    def default_preprocessing(self, vlm_config: PreTrainedConfig, local_dir: str | Path | None = None) -> dict:
+        """Preprocessing settings (image size, mean/std, ...), read from the checkpoint's processor files if any."""
+
+    @abstractmethod
+    def preprocess_video(
+        self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
+    ) -> VideoEncoding:
+        """Frames ``[T, H, W, 3] uint8`` -> :class:`VideoEncoding` (pixels + token footprints)."""
+
+    @abstractmethod
+    def collate_pixels(self, encodings: list[VideoEncoding]) -> dict[str, torch.Tensor]:
+        """Batch the pixels of several clips into the tensors the model's ``forward`` takes."""
+
+    # ------------------------------------------------------------------ prompt and positions
+    @abstractmethod
+    def chat_template(self) -> ChatTemplate:
+        """The pinned chat template of this backbone."""
+
+    @abstractmethod
+    def video_block(
+        self, encoding: VideoEncoding, token_ids: dict[str, int], camera_token_id: int | None
+    ) -> tuple[list[int], list[int]]:
+        """Token ids and :class:`TokenKind` of the video block (vision placeholders + camera tokens)."""
+
+    @abstractmethod
+    def position_ids(
+        self,
+        kinds: np.ndarray,
+        encoding: VideoEncoding,
+        vlm_config: PreTrainedConfig,
+        options: dict,
+    ) -> np.ndarray:
+        """LLM positions of one UNPADDED sequence: ``[A, L]`` (A = 3 for M-RoPE, else 1).
+
+        ``kinds`` holds the :class:`TokenKind` of every token; the single video block of the sequence is
+        described by ``encoding``.
+        """
+
+    # ------------------------------------------------------------------ module access (inside the HF model)
+    @abstractmethod
+    def encode_video(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Vision tower + projector: ``[N_total, D]`` vision embeddings in sequence order (all clips)."""
+
+    @abstractmethod
+    def language_model(self, vlm: PreTrainedModel) -> nn.Module:
+        """The LLM decoder (takes ``inputs_embeds``, ``position_ids``, ``attention_mask``, cache)."""
+
+    def lm_head(self, vlm: PreTrainedModel) -> nn.Module:
+        return vlm.lm_head
+
+    @abstractmethod
+    def vision_modules(self, vlm: PreTrainedModel) -> list[nn.Module]:
+        """The vision encoder (frozen in the paper's recipe)."""
+
+    @abstractmethod
+    def projector_modules(self, vlm: PreTrainedModel) -> list[nn.Module]:
+        """The vision -> LLM projector (trained)."""
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def read_processor_json(local_dir: str | Path | None, names: tuple[str, ...]) -> dict:
+        """First existing JSON among ``names`` in ``local_dir`` (processor configs of a real checkpoint)."""
+        if local_dir is None:
+            return {}
+        for name in names:
+            path = Path(local_dir) / name
+            if path.is_file():
+                try:
+                    data = json.loads(path.read_text())
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}: not valid JSON ({err})") from err
+                # processor_config.json nests the sub-processors
+                for key in ("video_processor", "image_processor"):
+                    if isinstance(data.get(key), dict):
+                        return data[key]
+                return data
+        return {}

@@ -1,0 +1,169 @@
+"""Configuration of :class:`~loc3r.model.modeling_loc3r.Loc3rForConditionalGeneration`.
+
+A ``Loc3rConfig`` wraps the Hugging Face config of the backbone VLM (``vlm_config``, e.g. a
+``Qwen2_5_VLConfig`` or ``LlavaOnevisionConfig``) and adds the switches and weights of the loc3r
+objectives (DESIGN.md §2):
+
+``L = L_CE + bev_loss_weight * L_BEV + situation_loss_weight * (L_pos + orientation_loss_weight * L_ori)``
+
+with the paper's defaults (0.05, 0.075, 3.5). An objective that is switched off, or whose weight is 0, is
+not computed at all. The camera prior and the cue-injection baseline are OFF by default.
+
+Unknown keys are rejected with a clear error (a typo in a YAML recipe must not silently fall back to a
+default), both when the config is built in code and when a ``config.json`` is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+__all__ = ["Loc3rConfig", "CAMERA_PRIOR_KINDS"]
+
+CAMERA_PRIOR_KINDS = (None, "poses", "file", "sample")
+
+# Keys that transformers itself writes into / passes through a config dict; everything else that is not a field of
+# ``Loc3rConfig`` is a user error.
+_HF_BOOKKEEPING_KEYS = frozenset(
+    {
+        "model_type",
+        "name_or_path",
+        "_name_or_path",
+        "torch_dtype",
+        "attn_implementation",
+        "output_attentions",
+        "experts_implementation",
+        "_commit_hash",
+        "num_labels",
+        "per_layer_config",
+        "_attn_implementation_internal",
+        "_experts_implementation_internal",
+    }
+)
+
+
+class Loc3rConfig(PreTrainedConfig):
+    r"""Configuration of a loc3r model.
+
+    Args:
+        backbone: name of the backbone adapter (see :func:`loc3r.model.backbones.available_backbones`),
+            e.g. ``"qwen2_5_vl"`` or ``"llava_onevision"``.
+        vlm_config: the Hugging Face config of the backbone VLM (dict with ``model_type`` or a config object).
+        layout_objective: train the per-vision-token BEV layout head (Gaussian NLL, ``L_BEV``).
+        situation_objective: add ``<Pos>``/``<Ori>`` to the prompt and train the situation heads.
+        camera_prior: ``None`` (off), ``"poses"`` (camera poses relative to the anchor frame, 9-D),
+            ``"file"`` (per-frame vectors of an external 3D foundation model read from files) or ``"sample"``
+            (the ``camera_features`` a loader attached to each sample).
+        camera_feature_dim: width ``F`` of the per-frame camera features (9 for ``"poses"``).
+        cue_injection: geometric-cue-injection baseline (3D point per vision token -> Fourier -> MLP, added to the
+            vision embedding). Needs depth at inference.
+        cue_num_frequencies: Fourier frequencies of the cue encoding.
+        num_orientation_bins: orientation bins B over [-pi, pi) (36 = 10 degrees).
+        orientation_sigma_bins: std of the wrapped-Gaussian orientation target, in bins.
+        bev_loss_weight, situation_loss_weight, orientation_loss_weight: the lambdas of the joint loss.
+        head_intermediate_size: hidden width of the two-layer situation MLPs (default: the LLM width).
+        pos_token_id, ori_token_id, camera_token_id: ids of ``<Pos>``, ``<Ori>`` and the camera placeholder.
+        eos_token_id, pad_token_id: end-of-answer and padding ids used by :meth:`predict`.
+    """
+
+    model_type = "loc3r"
+    sub_configs_defaults = {"vlm_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_5_vl")}
+
+    backbone: str = "qwen2_5_vl"
+    vlm_config: dict | PreTrainedConfig | None = None
+    layout_objective: bool = True
+    situation_objective: bool = True
+    camera_prior: str | None = None
+    camera_feature_dim: int | None = None
+    cue_injection: bool = False
+    cue_num_frequencies: int = 8
+    num_orientation_bins: int = 36
+    orientation_sigma_bins: float = 2.0
+    bev_loss_weight: float = 0.05
+    situation_loss_weight: float = 0.075
+    orientation_loss_weight: float = 3.5
+    head_intermediate_size: int | None = None
+    pos_token_id: int | None = None
+    ori_token_id: int | None = None
+    camera_token_id: int | None = None
+    eos_token_id: int | None = None
+    pad_token_id: int | None = None
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        unknown = sorted(k for k in kwargs if k not in _HF_BOOKKEEPING_KEYS)
+        if unknown:
+            raise ValueError(
+                f"Loc3rConfig: unknown key(s) {unknown}. Known keys: {sorted(self._own_fields())} "
+                "(plus the standard transformers config keys)."
+            )
+        super().__post_init__(**kwargs)
+        self._validate_loc3r()
+
+    @classmethod
+    def _own_fields(cls) -> set[str]:
+        return set(cls.__annotations__)
+
+    def _validate_loc3r(self) -> None:
+        """Type and range checks with messages naming the field (the HF ``strict`` checks do not run on subclasses)."""
+
+        def fail(field: str, why: str) -> None:
+            raise ValueError(f"Loc3rConfig.{field}: {why} (got {getattr(self, field)!r})")
+
+        from loc3r.model.backbones import available_backbones
+
+        if self.backbone not in available_backbones():
+            fail("backbone", f"must be one of {available_backbones()}")
+        for name in ("layout_objective", "situation_objective", "cue_injection"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "must be a bool")
+        if self.camera_prior not in CAMERA_PRIOR_KINDS:
+            fail("camera_prior", f"must be one of {CAMERA_PRIOR_KINDS}")
+        if self.camera_prior == "poses" and self.camera_feature_dim is None:
+            self.camera_feature_dim = 9
+        if self.camera_prior is not None and (
+            not isinstance(self.camera_feature_dim, int) or isinstance(self.camera_feature_dim, bool)
+        ):
+            fail("camera_feature_dim", "must be a positive int when camera_prior is on")
+        if self.camera_feature_dim is not None and self.camera_feature_dim <= 0:
+            fail("camera_feature_dim", "must be positive")
+        if not isinstance(self.num_orientation_bins, int) or self.num_orientation_bins < 2:
+            fail("num_orientation_bins", "must be an int >= 2")
+        if not isinstance(self.cue_num_frequencies, int) or self.cue_num_frequencies < 1:
+            fail("cue_num_frequencies", "must be an int >= 1")
+        for name in ("orientation_sigma_bins", "bev_loss_weight", "situation_loss_weight", "orientation_loss_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                fail(name, "must be a finite number >= 0")
+        if self.orientation_sigma_bins <= 0:
+            fail("orientation_sigma_bins", "must be > 0")
+
+    # ----------------------------------------------------------------------------------------------------------
+    @property
+    def layout_enabled(self) -> bool:
+        """The layout objective runs only when switched on AND its weight is non-zero."""
+        return bool(self.layout_objective) and self.bev_loss_weight > 0
+
+    @property
+    def situation_enabled(self) -> bool:
+        """The situation tokens/heads exist when the objective is on (the loss also needs a non-zero weight)."""
+        return bool(self.situation_objective)
+
+    @property
+    def situation_loss_enabled(self) -> bool:
+        return self.situation_enabled and self.situation_loss_weight > 0
+
+    @property
+    def orientation_loss_enabled(self) -> bool:
+        return self.situation_loss_enabled and self.orientation_loss_weight > 0
+
+    @property
+    def text_hidden_size(self) -> int:
+        """Width of the LLM hidden states (what the heads read)."""
+        return int(self.vlm_config.get_text_config().hidden_size)
+
+    def get_text_config(self, *args: Any, **kwargs: Any) -> PreTrainedConfig:
+        """The LLM config of the backbone (used by transformers utilities such as embedding resizing)."""
+        return self.vlm_config.get_text_config(*args, **kwargs)

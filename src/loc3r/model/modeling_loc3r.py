@@ -1,0 +1,660 @@
+"""loc3r model: a Hugging Face video VLM + camera prior + layout head + situation heads + joint loss.
+
+Public API
+----------
+``Loc3rForConditionalGeneration(config, vlm=None)``
+    ``config``: :class:`~loc3r.model.configuration_loc3r.Loc3rConfig`; ``vlm``: an already loaded HF backbone
+    (else built from ``config.vlm_config`` with random weights).
+``Loc3rForConditionalGeneration.tiny(backbone, tokenizer, seed=0, **config_kwargs)``
+    tiny random model of the SAME HF classes (tests, CPU demo).
+``Loc3rForConditionalGeneration.from_backbone_pretrained(local_dir, dtype=None, attn_implementation=None,
+tokenizer_dir=None, **config_kwargs)``
+    a real HF checkpoint directory (Qwen2.5-VL or LLaVA-OneVision / LLaVA-Video) + its tokenizer; loc3r's special
+    tokens are added, embeddings resized, heads freshly initialised.
+``model.save_pretrained(dir)`` / ``Loc3rForConditionalGeneration.from_pretrained(dir)``
+    safetensors + ``config.json`` (+ the tokenizer when the model holds one); loading is strict (missing,
+    unexpected or mismatched weights are an error) and never unpickles.
+``model.build_processor(mode="train", **kwargs) -> Loc3rProcessor``
+    the collator matching this model (tokenizer + preprocessing settings the model carries).
+``model(**batch) -> Loc3rOutput``
+    ``loss`` (joint objective), ``losses`` (``loss_ce, loss_bev, loss_pos, loss_ori, loss_sit, loss``, detached),
+    ``layout_mean / layout_log_var [N_vision, 2]`` (all vision tokens of the batch in sequence order),
+    ``position_mean / position_log_var [B, 2]``, ``orientation_logits [B, num_bins]``.
+``model.predict(batch, max_new_tokens=32, tokenizer=None) -> list[Loc3rPrediction]``
+    greedy answer (own loop on the HF KV cache, M-RoPE positions continued correctly), BEV position + sigma,
+    yaw + confidence (circular soft-argmax), per-vision-token layout; world-frame pose when the anchor is known.
+``model.freeze_vision_tower()``, ``model.gradient_checkpointing_enable()``.
+
+Batch keys (from :class:`~loc3r.model.processing.Loc3rProcessor`; B = batch, L = padded length, A = 3 position axes
+for M-RoPE backbones else 1, T = frames, F = camera feature size)
+------------------------------------------------------------------------------------------------------------------
+* ``input_ids [B, L]``, ``attention_mask [B, L]``, ``position_ids [B, A, L]`` (batch first; converted to HF's
+  ``[3, B, L]`` / ``[B, L]`` inside), ``labels [B, L]`` (-100 except the answer; train mode only).
+* ``pixel_values_videos``: Qwen2.5-VL ``[sum_patches, C*2*14*14]`` + ``video_grid_thw [B, 3]`` +
+  ``second_per_grid_ts [B]`` + ``mm_token_type_ids [B, L]`` (0 text, 2 video; informative — positions are explicit);
+  LLaVA-OneVision ``[B, T, 3, S, S]``.
+* ``layout_targets [B, L, 2]`` + ``layout_valid [B, L]`` (BEV x-y per vision token; False elsewhere).
+* ``cue_points [B, L, 3]`` + ``cue_valid [B, L]`` (cue-injection baseline).
+* ``camera_features [B, T, F]`` + ``camera_valid [B, T]`` (camera prior; one ``<Cam>`` token per valid frame).
+* ``situation_position [B, 2]``, ``situation_yaw [B]``, ``situation_valid [B]``.
+
+How the forward works
+---------------------
+1. Text embeddings of ``input_ids``; the backbone's own vision tower + projector encode the frames (adapter), the
+   vision embeddings are scattered into the video placeholder positions (+ cue injection when on); the camera
+   prior ``f_cam(z_t)`` fills the ``<Cam>`` positions placed before each frame's vision tokens.
+2. The HF LLM decoder runs on ``inputs_embeds`` with the explicit positions; we keep the final hidden states.
+3. The LM head runs ONLY on supervised positions (memory: no ``[B, L, V]`` logits), CE averaged over answer tokens.
+4. LayoutHead on every vision token's final hidden state, Gaussian NLL over valid targets (``L_BEV``);
+   Position / Orientation heads on the ``<Pos>`` / ``<Ori>`` hidden states (``L_pos``, ``L_ori``).
+5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori)`` (:func:`loc3r.losses.combine_losses`). An objective
+   that is off or has λ = 0 has no head and is not computed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import ModelOutput
+
+from loc3r.losses import LossWeights, combine_losses, decode_orientation, gaussian_nll, orientation_kl
+from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
+from loc3r.model.camera_prior import CameraPriorProjector
+from loc3r.model.configuration_loc3r import Loc3rConfig
+from loc3r.model.cue_injection import CueInjector
+from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead
+from loc3r.model.tokenizer import (
+    CAMERA_TOKEN,
+    ORI_TOKEN,
+    POS_TOKEN,
+    add_loc3r_special_tokens,
+    special_token_ids,
+)
+
+__all__ = ["Loc3rForConditionalGeneration", "Loc3rOutput", "Loc3rPrediction", "Loc3rPreTrainedModel"]
+
+logger = logging.getLogger(__name__)
+
+AutoConfig.register("loc3r", Loc3rConfig, exist_ok=True)
+
+_HEAD_TYPES = (LayoutHead, PositionHead, OrientationHead, CameraPriorProjector, CueInjector)
+
+
+# ======================================================================================================= outputs
+@dataclass
+class Loc3rOutput(ModelOutput):
+    """Output of :meth:`Loc3rForConditionalGeneration.forward` (``None`` for what was not computed)."""
+
+    loss: Tensor | None = None
+    losses: dict[str, Tensor] | None = None
+    layout_mean: Tensor | None = None
+    layout_log_var: Tensor | None = None
+    position_mean: Tensor | None = None
+    position_log_var: Tensor | None = None
+    orientation_logits: Tensor | None = None
+    last_hidden_state: Tensor | None = None
+
+
+@dataclass
+class Loc3rPrediction:
+    """What :meth:`Loc3rForConditionalGeneration.predict` returns for one sample (numpy / python types).
+
+    Poses are in the clip's BEV anchor frame (metres, radians); the ``*_world`` fields map them back to the
+    dataset's world frame with the anchor (first frame's pose) when it is known.
+    """
+
+    sample_id: str
+    answer: str | None
+    answer_token_ids: list[int]
+    position_bev: np.ndarray | None = None  # (2,)
+    position_sigma: np.ndarray | None = None  # (2,) standard deviations
+    yaw_bev: float | None = None
+    yaw_confidence: float | None = None
+    position_world: np.ndarray | None = None  # (3,) with z = 0
+    yaw_world: float | None = None
+    layout_mean: np.ndarray | None = None  # [N_vision, 2] BEV x-y per vision token
+    layout_sigma: np.ndarray | None = None  # [N_vision, 2]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+# ======================================================================================================= model
+class Loc3rPreTrainedModel(PreTrainedModel):
+    config_class = Loc3rConfig
+    config: Loc3rConfig
+    main_input_name = "input_ids"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Our heads keep their own initialisation (e.g. the cue injector's zero last layer); the HF backbone
+        initialises itself. Guarded by transformers' ``_is_hf_initialized`` flags, so loaded weights stay."""
+        if isinstance(module, _HEAD_TYPES):
+            module.reset_parameters()
+
+
+class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
+    """A HF video VLM with loc3r's camera prior, layout head and situation heads (see the module docstring)."""
+
+    def __init__(self, config: Loc3rConfig, vlm: PreTrainedModel | None = None) -> None:
+        if vlm is not None:
+            config.vlm_config = vlm.config
+        super().__init__(config)
+        self.adapter: BackboneAdapter = get_backbone(config.backbone)
+        if vlm is None:
+            vlm = self.adapter.hf_model_class._from_config(config.vlm_config)
+        self.vlm = vlm
+        hidden = config.text_hidden_size
+        self.layout_head = LayoutHead(hidden) if config.layout_enabled else None
+        self.position_head = (
+            PositionHead(hidden, config.head_intermediate_size) if config.situation_loss_enabled else None
+        )
+        self.orientation_head = (
+            OrientationHead(hidden, config.num_orientation_bins, config.head_intermediate_size)
+            if config.orientation_loss_enabled
+            else None
+        )
+        self.camera_projector = (
+            CameraPriorProjector(int(config.camera_feature_dim), hidden) if config.camera_prior is not None else None
+        )
+        self.cue_injector = CueInjector(hidden, config.cue_num_frequencies) if config.cue_injection else None
+        if config.situation_enabled and (config.pos_token_id is None or config.ori_token_id is None):
+            raise ValueError("Loc3rConfig: situation_objective needs pos_token_id and ori_token_id")
+        if config.camera_prior is not None and config.camera_token_id is None:
+            raise ValueError("Loc3rConfig: camera_prior needs camera_token_id")
+        self.loss_weights = LossWeights(
+            bev=config.bev_loss_weight,
+            situation=config.situation_loss_weight,
+            orientation=config.orientation_loss_weight,
+        )
+        self.tokenizer: PreTrainedTokenizerBase | None = None  # attached by the constructors, saved with the model
+        self.preprocessing: dict | None = None
+        self.post_init()
+        self._log_attention()
+
+    # --------------------------------------------------------------------------------------------- plumbing
+    def _log_attention(self) -> None:
+        vlm_cfg = self.config.vlm_config
+        text_impl = getattr(vlm_cfg.get_text_config(), "_attn_implementation", None)
+        vision_cfg = getattr(vlm_cfg, "vision_config", None)
+        vision_impl = getattr(vision_cfg, "_attn_implementation", None) if vision_cfg is not None else None
+        logger.info(
+            "loc3r backbone %s (%s): LLM attention implementation %r, vision attention implementation %r",
+            self.config.backbone,
+            type(self.vlm).__name__,
+            text_impl,
+            vision_impl,
+        )
+
+    @property
+    def video_token_id(self) -> int:
+        return self.adapter.video_token_id(self.config.vlm_config)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.vlm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.vlm.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.adapter.lm_head(self.vlm)
+
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, **kwargs: Any) -> nn.Embedding:
+        """Resize the backbone's input embeddings and LM head (new rows: HF's mean initialisation)."""
+        out = self.vlm.resize_token_embeddings(new_num_tokens, **kwargs)
+        self.config.vlm_config = self.vlm.config
+        return out
+
+    def freeze_vision_tower(self) -> int:
+        """Freeze the vision encoder (the paper's recipe; the projector stays trainable). Returns #frozen params."""
+        count = 0
+        for module in self.adapter.vision_modules(self.vlm):
+            for p in module.parameters():
+                p.requires_grad_(False)
+                count += p.numel()
+        return count
+
+    def _cache_kwarg(self, lm: nn.Module) -> str:
+        """Name of the KV-cache argument of the LLM (``cache`` in transformers >= 5.2x, ``past_key_values`` before)."""
+        params = inspect.signature(lm.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    # --------------------------------------------------------------------------------------------- forward parts
+    def embed_inputs(
+        self,
+        input_ids: Tensor,
+        pixel_inputs: dict[str, Tensor],
+        cue_points: Tensor | None = None,
+        cue_valid: Tensor | None = None,
+        camera_features: Tensor | None = None,
+        camera_valid: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Build ``inputs_embeds [B, L, D]``: text embeddings, vision embeddings (+ cue) and camera tokens.
+
+        Returns ``(inputs_embeds, vision_mask [B, L])``.
+        """
+        embeds = self.get_input_embeddings()(input_ids)
+        vision_mask = input_ids == self.video_token_id
+        n_vision = int(vision_mask.sum())
+        if n_vision:
+            if pixel_inputs.get("pixel_values_videos") is None:
+                raise ValueError(f"the batch has {n_vision} video placeholder tokens but no 'pixel_values_videos'")
+            vision = self.adapter.encode_video(self.vlm, pixel_inputs)
+            if vision.shape[0] != n_vision:
+                raise ValueError(
+                    f"the vision tower produced {vision.shape[0]} tokens but the prompts hold {n_vision} video "
+                    "placeholders (processor and model configs disagree?)"
+                )
+            if self.cue_injector is not None:
+                if cue_points is None or cue_valid is None:
+                    raise ValueError("cue_injection is on but the batch has no 'cue_points' / 'cue_valid'")
+                vision = vision + self.cue_injector(cue_points[vision_mask], cue_valid[vision_mask]).to(vision.dtype)
+            embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), vision.to(embeds.dtype))
+        if self.camera_projector is not None:
+            camera_mask = input_ids == self.config.camera_token_id
+            if camera_features is None or camera_valid is None:
+                raise ValueError("camera_prior is on but the batch has no 'camera_features' / 'camera_valid'")
+            feats = camera_features[camera_valid]
+            if feats.shape[0] != int(camera_mask.sum()):
+                raise ValueError(
+                    f"{feats.shape[0]} camera feature rows for {int(camera_mask.sum())} {CAMERA_TOKEN} tokens"
+                )
+            camera = self.camera_projector(feats)
+            embeds = embeds.masked_scatter(camera_mask.unsqueeze(-1), camera.to(embeds.dtype))
+        return embeds, vision_mask
+
+    def _hf_positions(self, position_ids: Tensor) -> Tensor:
+        """``[B, A, L]`` (batch first) -> HF layout: ``[3, B, L]`` for M-RoPE, ``[B, L]`` otherwise."""
+        if position_ids.ndim != 3:
+            raise ValueError(f"position_ids must be [B, A, L] (batch first), got shape {tuple(position_ids.shape)}")
+        if self.adapter.uses_mrope:
+            return position_ids.permute(1, 0, 2)
+        return position_ids[:, 0]
+
+    def decode(
+        self,
+        inputs_embeds: Tensor,
+        attention_mask: Tensor | None,
+        position_ids: Tensor,
+        cache: Any = None,
+        use_cache: bool = False,
+    ) -> tuple[Tensor, Any]:
+        """Run the HF LLM decoder; returns ``(last_hidden_state [B, L, D], cache)``."""
+        lm = self.adapter.language_model(self.vlm)
+        kwargs: dict[str, Any] = {
+            "inputs_embeds": inputs_embeds,
+            "attention_mask": attention_mask,
+            "position_ids": self._hf_positions(position_ids),
+            "use_cache": use_cache,
+        }
+        if cache is not None:
+            kwargs[self._cache_kwarg(lm)] = cache
+        out = lm(**kwargs)
+        new_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        return out.last_hidden_state, new_cache
+
+    def _token_rows(self, input_ids: Tensor, token_id: int, token: str) -> Tensor:
+        """Boolean mask of ``token`` in ``input_ids``; every row must contain it exactly once."""
+        mask = input_ids == token_id
+        counts = mask.sum(dim=1)
+        bad = torch.nonzero(counts != 1).flatten().tolist()
+        if bad:
+            raise ValueError(
+                f"the situation objective is on but batch row(s) {bad} contain {counts[bad].tolist()} {token} "
+                f"tokens instead of exactly 1 (build prompts with Loc3rProcessor, which names the sample)"
+            )
+        return mask
+
+    # --------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        pixel_values_videos: Tensor | None = None,
+        video_grid_thw: Tensor | None = None,
+        second_per_grid_ts: Tensor | None = None,
+        mm_token_type_ids: Tensor | None = None,
+        labels: Tensor | None = None,
+        layout_targets: Tensor | None = None,
+        layout_valid: Tensor | None = None,
+        cue_points: Tensor | None = None,
+        cue_valid: Tensor | None = None,
+        camera_features: Tensor | None = None,
+        camera_valid: Tensor | None = None,
+        situation_position: Tensor | None = None,
+        situation_yaw: Tensor | None = None,
+        situation_valid: Tensor | None = None,
+        return_layout: bool = False,
+        return_hidden_states: bool = False,
+    ) -> Loc3rOutput:
+        """Joint forward (see the module docstring). ``second_per_grid_ts`` and ``mm_token_type_ids`` are accepted
+        for HF compatibility; the processor already folded them into ``position_ids``."""
+        if position_ids is None:
+            raise ValueError("position_ids are required (Loc3rProcessor computes them, incl. M-RoPE and camera tokens)")
+        pixel_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
+        embeds, vision_mask = self.embed_inputs(
+            input_ids, pixel_inputs, cue_points, cue_valid, camera_features, camera_valid
+        )
+        hidden, _ = self.decode(embeds, attention_mask, position_ids)
+
+        ce = bev = pos_loss = ori_loss = None
+        out = Loc3rOutput()
+        # --- language modelling, LM head on supervised positions only
+        if labels is not None:
+            shift_labels = labels[:, 1:]
+            selected = shift_labels != -100
+            logits = self.get_output_embeddings()(hidden[:, :-1][selected]).float()
+            # no answer token in the batch: an exact zero still connected to the graph (NaN-safe ``where``)
+            no_answer = torch.where(torch.zeros((), dtype=torch.bool, device=hidden.device), hidden[0, 0, 0], 0.0)
+            ce = F.cross_entropy(logits, shift_labels[selected]) if logits.shape[0] else no_answer.float()
+        # --- layout reconstruction
+        if self.layout_head is not None and (layout_targets is not None or return_layout):
+            mean, log_var = self.layout_head(hidden[vision_mask])
+            out.layout_mean, out.layout_log_var = mean, log_var
+            if layout_targets is not None:
+                valid = layout_valid[vision_mask] if layout_valid is not None else None
+                bev = gaussian_nll(mean, log_var, layout_targets[vision_mask], valid)
+        # --- situation
+        if self.position_head is not None or self.orientation_head is not None:
+            if self.position_head is not None:
+                pos_mask = self._token_rows(input_ids, self.config.pos_token_id, POS_TOKEN)
+                p_mean, p_log_var = self.position_head(hidden[pos_mask])
+                out.position_mean, out.position_log_var = p_mean, p_log_var
+                if situation_position is not None:
+                    pos_loss = gaussian_nll(p_mean, p_log_var, situation_position, situation_valid)
+            if self.orientation_head is not None:
+                ori_mask = self._token_rows(input_ids, self.config.ori_token_id, ORI_TOKEN)
+                logits_ori = self.orientation_head(hidden[ori_mask])
+                out.orientation_logits = logits_ori
+                if situation_yaw is not None:
+                    ori_loss = orientation_kl(
+                        logits_ori, situation_yaw, situation_valid, self.config.orientation_sigma_bins
+                    )
+        if any(t is not None for t in (ce, bev, pos_loss, ori_loss)):
+            out.loss, out.losses = combine_losses(ce, bev, pos_loss, ori_loss, self.loss_weights)
+        if return_hidden_states:
+            out.last_hidden_state = hidden
+        return out
+
+    # --------------------------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict(
+        self,
+        batch: Any,
+        max_new_tokens: int = 32,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+    ) -> list[Loc3rPrediction]:
+        """Greedy answers + situation pose + layout for an ``eval``-mode batch (left padded).
+
+        The answer is decoded with our own greedy loop on the HF KV cache: the prompt is run once, then one token
+        at a time with position ``max(prompt positions) + 1 + step`` on every axis (what HF's rope deltas give for
+        Qwen2.5-VL; ``len(prompt) + step`` for 1-D backbones). Generation stops at ``config.eos_token_id``.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return self._predict(batch, max_new_tokens, tokenizer or self.tokenizer)
+        finally:
+            self.train(was_training)
+
+    def _predict(
+        self, batch: Any, max_new_tokens: int, tokenizer: PreTrainedTokenizerBase | None
+    ) -> list[Loc3rPrediction]:
+        metadata = list(getattr(batch, "metadata", None) or [])
+        device = self.get_input_embeddings().weight.device
+        inputs = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in dict(batch).items()}
+        if "labels" in inputs:
+            raise ValueError("predict needs an eval-mode batch (prompt only); got one with 'labels' (train mode)")
+        input_ids = inputs["input_ids"]
+        attention = inputs.get("attention_mask")
+        if attention is None:
+            attention = torch.ones_like(input_ids)
+        if not bool(attention[:, -1].all()):
+            raise ValueError("predict needs left-padded prompts (Loc3rProcessor in mode='eval')")
+        positions = inputs["position_ids"]
+        embeds, vision_mask = self.embed_inputs(
+            input_ids,
+            {"pixel_values_videos": inputs.get("pixel_values_videos"), "video_grid_thw": inputs.get("video_grid_thw")},
+            inputs.get("cue_points"),
+            inputs.get("cue_valid"),
+            inputs.get("camera_features"),
+            inputs.get("camera_valid"),
+        )
+        hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0)
+        batch_size = input_ids.shape[0]
+
+        # ---- heads on the prompt
+        layout_mean = layout_sigma = None
+        if self.layout_head is not None:
+            mean, log_var = self.layout_head(hidden[vision_mask])
+            counts = vision_mask.sum(dim=1).tolist()
+            layout_mean = torch.split(mean, counts)
+            layout_sigma = torch.split(torch.exp(0.5 * log_var), counts)
+        pos_mean = pos_sigma = yaw = conf = None
+        if self.position_head is not None:
+            p_mean, p_log_var = self.position_head(
+                hidden[self._token_rows(input_ids, self.config.pos_token_id, "<Pos>")]
+            )
+            pos_mean, pos_sigma = p_mean, torch.exp(0.5 * p_log_var)
+        if self.orientation_head is not None:
+            logits = self.orientation_head(hidden[self._token_rows(input_ids, self.config.ori_token_id, "<Ori>")])
+            yaw, conf = decode_orientation(logits)
+
+        # ---- greedy decoding on the KV cache
+        generated: list[Tensor] = []
+        if max_new_tokens > 0:
+            eos = self.config.eos_token_id
+            pad = self.config.pad_token_id if self.config.pad_token_id is not None else (eos or 0)
+            masked_pos = positions.masked_fill(attention.unsqueeze(1) == 0, -1)
+            next_pos = masked_pos.amax(dim=(1, 2)) + 1  # [B]
+            lm_head = self.get_output_embeddings()
+            embed = self.get_input_embeddings()
+            logits_next = lm_head(hidden[:, -1])
+            finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+            axes = positions.shape[1]
+            for step in range(max_new_tokens):
+                token = logits_next.argmax(dim=-1)
+                token = torch.where(finished, torch.full_like(token, pad), token)
+                generated.append(token)
+                if eos is not None:
+                    finished = finished | (token == eos)
+                if bool(finished.all()) or step == max_new_tokens - 1:
+                    break
+                attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+                step_pos = (next_pos + step).view(batch_size, 1, 1).expand(batch_size, axes, 1)
+                h_step, cache = self.decode(embed(token[:, None]), attention, step_pos, cache=cache, use_cache=True)
+                logits_next = lm_head(h_step[:, -1])
+        gen = torch.stack(generated, dim=1) if generated else torch.zeros((batch_size, 0), dtype=torch.long)
+
+        # ---- per-sample results
+        results: list[Loc3rPrediction] = []
+        eos = self.config.eos_token_id
+        for b in range(batch_size):
+            ids = gen[b].tolist()
+            if eos is not None and eos in ids:
+                ids = ids[: ids.index(eos)]
+            meta = metadata[b] if b < len(metadata) else None
+            pred = Loc3rPrediction(
+                sample_id=meta.sample_id if meta is not None else str(b),
+                answer=tokenizer.decode(ids, skip_special_tokens=True).strip() if tokenizer is not None else None,
+                answer_token_ids=ids,
+            )
+            if pos_mean is not None:
+                pred.position_bev = pos_mean[b].float().cpu().numpy()
+                pred.position_sigma = pos_sigma[b].float().cpu().numpy()
+            if yaw is not None:
+                pred.yaw_bev = float(yaw[b])
+                pred.yaw_confidence = float(conf[b])
+            anchor = getattr(meta, "anchor", None)
+            if anchor is not None:
+                if pred.position_bev is not None:
+                    pred.position_world = anchor.points_to_world(pred.position_bev.astype(np.float64))
+                if pred.yaw_bev is not None:
+                    pred.yaw_world = float(anchor.yaw_to_world(pred.yaw_bev))
+            if layout_mean is not None:
+                pred.layout_mean = layout_mean[b].float().cpu().numpy()
+                pred.layout_sigma = layout_sigma[b].float().cpu().numpy()
+            results.append(pred)
+        return results
+
+    # --------------------------------------------------------------------------------------------- constructors
+    @classmethod
+    def tiny(
+        cls,
+        backbone: str,
+        tokenizer: PreTrainedTokenizerBase,
+        seed: int = 0,
+        vlm_overrides: dict | None = None,
+        **config_kwargs: Any,
+    ) -> Loc3rForConditionalGeneration:
+        """A tiny random model of the real HF class of ``backbone`` (Qwen2.5-VL / LLaVA-OneVision), for tests and
+        the CPU demo. ``config_kwargs`` are :class:`Loc3rConfig` fields (objective switches, weights, ...).
+
+        Frames of 112 x 112 give 16 LLM vision tokens per temporal group on both backbones.
+        """
+        adapter = get_backbone(backbone)
+        ids = special_token_ids(tokenizer, backbone)
+        vlm_config = adapter.tiny_config(len(tokenizer), ids, **(vlm_overrides or {}))
+        config = cls._make_config(backbone, vlm_config, tokenizer, **config_kwargs)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(config)
+        model.tokenizer = tokenizer
+        model.preprocessing = adapter.default_preprocessing(vlm_config)
+        if adapter.uses_mrope:  # tiny frames (e.g. 112 x 112) must not be upscaled to HF's 128-token minimum
+            factor = vlm_config.vision_config.patch_size * vlm_config.vision_config.spatial_merge_size
+            model.preprocessing.update(min_pixels=factor * factor, max_pixels=16 * 16 * factor * factor)
+        return model
+
+    @staticmethod
+    def _make_config(
+        backbone: str, vlm_config: Any, tokenizer: PreTrainedTokenizerBase, **config_kwargs: Any
+    ) -> Loc3rConfig:
+        ids = special_token_ids(tokenizer, backbone)
+        adapter = get_backbone(backbone)
+        return Loc3rConfig(
+            backbone=backbone,
+            vlm_config=vlm_config,
+            pos_token_id=ids[POS_TOKEN],
+            ori_token_id=ids[ORI_TOKEN],
+            camera_token_id=ids[CAMERA_TOKEN],
+            eos_token_id=ids[adapter.eos_token],
+            pad_token_id=int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else ids[adapter.pad_token],
+            **config_kwargs,
+        )
+
+    @classmethod
+    def from_backbone_pretrained(
+        cls,
+        local_dir: str | Path,
+        dtype: torch.dtype | str | None = None,
+        attn_implementation: str | None = None,
+        tokenizer_dir: str | Path | None = None,
+        **config_kwargs: Any,
+    ) -> Loc3rForConditionalGeneration:
+        """Start loc3r training from a REAL HF checkpoint directory (no download).
+
+        The backbone is detected from ``config.json``'s ``model_type`` (``qwen2_5_vl``, ``llava_onevision``). The
+        tokenizer (from ``tokenizer_dir`` or ``local_dir``) gets ``<Pos> <Ori> <Cam>``; the embeddings are resized
+        (new rows: mean of the old ones); the heads are new. Preprocessing settings (mean/std, pixel limits) are
+        read from the checkpoint's processor files.
+        """
+        local_dir = Path(local_dir)
+        config_path = local_dir / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{config_path}: not found (expected a Hugging Face checkpoint directory)")
+        model_type = json.loads(config_path.read_text()).get("model_type")
+        matches = [n for n in available_backbones() if get_backbone(n).model_type == model_type]
+        if not matches:
+            raise ValueError(
+                f"{config_path}: model_type {model_type!r} has no loc3r backbone adapter "
+                f"(available: {available_backbones()})"
+            )
+        backbone = matches[0]
+        adapter = get_backbone(backbone)
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or local_dir))
+        add_loc3r_special_tokens(tokenizer, backbone)
+        load_kwargs: dict[str, Any] = {}
+        if dtype is not None:
+            load_kwargs["dtype"] = dtype
+        if attn_implementation is not None:
+            load_kwargs["attn_implementation"] = attn_implementation
+        vlm = adapter.load_pretrained(local_dir, **load_kwargs)
+        if len(tokenizer) > vlm.get_input_embeddings().weight.shape[0]:
+            vlm.resize_token_embeddings(len(tokenizer))
+        ids = special_token_ids(tokenizer, backbone)
+        if adapter.video_token_id(vlm.config) != ids[adapter.video_token]:
+            raise ValueError(
+                f"{config_path}: video token id {adapter.video_token_id(vlm.config)} differs from the tokenizer's id "
+                f"{ids[adapter.video_token]} of {adapter.video_token!r}"
+            )
+        config = cls._make_config(backbone, vlm.config, tokenizer, **config_kwargs)
+        model = cls(config, vlm=vlm)
+        param_dtype = vlm.get_input_embeddings().weight.dtype
+        for module in (model.layout_head, model.position_head, model.orientation_head, model.camera_projector):
+            if module is not None:
+                module.to(param_dtype)
+        if model.cue_injector is not None:
+            model.cue_injector.to(param_dtype)
+        model.tokenizer = tokenizer
+        model.preprocessing = adapter.default_preprocessing(vlm.config, local_dir)
+        return model
+
+    def build_processor(self, mode: str = "train", **kwargs: Any):
+        """The :class:`~loc3r.model.processing.Loc3rProcessor` for this model (its tokenizer and preprocessing)."""
+        from loc3r.model.processing import Loc3rProcessor
+
+        if self.tokenizer is None:
+            raise ValueError("this model carries no tokenizer; build Loc3rProcessor(tokenizer, model.config) yourself")
+        kwargs.setdefault("preprocessing", self.preprocessing)
+        return Loc3rProcessor(self.tokenizer, self.config, mode=mode, **kwargs)
+
+    # --------------------------------------------------------------------------------------------- save / load
+    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> None:
+        """safetensors weights + ``config.json`` (+ tokenizer and processor settings when the model holds them)."""
+        super().save_pretrained(str(save_directory), *args, **kwargs)
+        if self.tokenizer is not None:
+            self.build_processor().save_pretrained(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any):
+        """Load a loc3r checkpoint directory strictly: safetensors only, and any missing / unexpected / mismatched
+        weight is an error naming the tensors (a config that does not match the weights cannot load silently)."""
+        path = Path(pretrained_model_name_or_path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: no config.json (not a loc3r checkpoint directory)")
+        if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").is_file():
+            raise FileNotFoundError(f"{path}: no *.safetensors weights (loc3r never loads pickled .bin/.pt weights)")
+        want_info = kwargs.pop("output_loading_info", False)
+        kwargs["use_safetensors"] = True
+        kwargs.setdefault("local_files_only", True)
+        model, info = super().from_pretrained(str(path), *args, output_loading_info=True, **kwargs)
+        problems = {k: sorted(info.get(k) or []) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+        problems = {k: v for k, v in problems.items() if v}
+        if problems:
+            details = "; ".join(f"{k}: {v[:8]}{' ...' if len(v) > 8 else ''}" for k, v in problems.items())
+            raise ValueError(f"{path}: the weights do not match config.json ({details})")
+        from loc3r.model.processing import PROCESSOR_CONFIG_NAME
+
+        if (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
+            model.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        processor_cfg = path / PROCESSOR_CONFIG_NAME
+        if processor_cfg.is_file():
+            model.preprocessing = json.loads(processor_cfg.read_text()).get("preprocessing")
+        if model.preprocessing is None:
+            model.preprocessing = model.adapter.default_preprocessing(model.config.vlm_config)
+        return (model, info) if want_info else model

@@ -1,0 +1,435 @@
+"""``Loc3rProcessor``: the collator from ``list[ClipSample]`` to the inputs of ``Loc3rForConditionalGeneration``.
+
+Per sample it
+
+1. validates the sample (shapes, dtypes, rigid finite poses — errors name the sample and the field);
+2. preprocesses the frames with the backbone adapter (ours, no torchvision) and gets the token footprints
+   (:class:`~loc3r.geometry.VisionSegment`);
+3. builds the pinned prompt of the backbone's chat format::
+
+       <prefix> <video block> <user text> <user suffix> [answer <answer end>]
+
+   where the user text is ``"{situation} <Pos> <Ori> {question}"`` when the situation objective is on (the
+   pseudo-situation :data:`~loc3r.data.schema.PSEUDO_SITUATION` when the sample has none) and just the question
+   otherwise; multiple-choice options, when present, follow the question one per line. The video block holds one
+   placeholder per LLM vision token and, with the camera prior on, one ``<Cam>`` token before each frame's vision
+   tokens. In ``train`` mode the answer and the end-of-turn token are appended and are the only supervised labels
+   (all other labels are -100); in ``eval`` mode the prompt ends where the assistant turn starts.
+4. computes the clip's BEV anchor frame from ``poses[0]`` and, in it: layout targets (BEV x-y of the mean 3D point
+   of each vision token's footprint, with a validity mask; no points or no poses -> all masked), per-token 3D
+   points for the cue-injection baseline, situation targets (agent position x-y and yaw; missing -> masked);
+5. gets the per-frame camera features from the camera provider (camera prior on only);
+6. computes the LLM positions (M-RoPE 3-D for Qwen2.5-VL, including camera tokens).
+
+Batch keys (all tensors, batch first except Qwen's flattened ``pixel_values_videos``; see
+:mod:`loc3r.model.modeling_loc3r` for shapes): ``input_ids, attention_mask, position_ids, labels`` (train),
+``pixel_values_videos`` (+ ``video_grid_thw, second_per_grid_ts, mm_token_type_ids`` for Qwen2.5-VL),
+``layout_targets, layout_valid`` (layout on), ``cue_points, cue_valid`` (cue injection on),
+``camera_features, camera_valid`` (camera prior on), ``situation_position, situation_yaw, situation_valid``
+(situation on).
+
+Non-tensor metadata (sample ids, anchor frames, token footprints, references) travels as the ATTRIBUTE
+``batch.metadata`` (a list of :class:`SampleMeta`), not as a key, so ``model(**batch)`` and the HF Trainer never see
+it. ``batch.to(device)`` keeps it; code that rebuilds the mapping (HF Trainer / accelerate device placement) drops
+it, which is fine for training — evaluation code keeps a reference to ``batch.metadata`` before moving the batch.
+
+Padding: right in ``train`` mode, left in ``eval`` mode (so the last prompt token of every row is at the end, which
+greedy decoding needs). Padded positions have ``attention_mask = 0``, label -100 and every mask False.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
+
+from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
+from loc3r.geometry import AnchorFrame, GeometryError, VisionSegment, anchor_frame, pool_token_points
+from loc3r.model.backbones import TokenKind, get_backbone
+from loc3r.model.configuration_loc3r import Loc3rConfig
+from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, special_token_ids
+
+__all__ = ["Loc3rProcessor", "Loc3rBatch", "SampleMeta", "PROCESSOR_CONFIG_NAME"]
+
+PROCESSOR_CONFIG_NAME = "loc3r_processor_config.json"
+IGNORE_INDEX = -100
+Mode = Literal["train", "eval"]
+
+
+@dataclass
+class SampleMeta:
+    """Per-sample facts that are not model inputs (kept in ``batch.metadata``)."""
+
+    sample_id: str
+    scene_id: str
+    task: str
+    question: str
+    answer: str | None
+    answers: list[str]
+    situation_text: str | None
+    anchor: AnchorFrame | None
+    segments: list[VisionSegment]
+    num_frames: int
+    frame_size: tuple[int, int]
+    num_vision_tokens: int
+    prompt_length: int  # unpadded length of the model input (prompt [+ answer in train mode])
+    agent_position_bev: np.ndarray | None = None  # (2,) ground truth in the anchor frame, when known
+    agent_yaw_bev: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Loc3rBatch(BatchFeature):
+    """A ``BatchFeature`` (dict of tensors) with the per-sample :class:`SampleMeta` as the attribute ``metadata``."""
+
+    def __init__(self, data: dict[str, Any] | None = None, metadata: list[SampleMeta] | None = None, **kwargs: Any):
+        super().__init__(data, **kwargs)
+        self.metadata: list[SampleMeta] = metadata if metadata is not None else []
+
+
+class Loc3rProcessor:
+    """Collator / processor of loc3r (see the module docstring).
+
+    Args:
+        tokenizer: a fast tokenizer holding the backbone's and loc3r's special tokens.
+        config: the model's :class:`Loc3rConfig` (backbone, objective switches, HF backbone config).
+        preprocessing: adapter preprocessing options (defaults: :meth:`BackboneAdapter.default_preprocessing`).
+        mode: default mode, ``"train"`` (answer appended, labels) or ``"eval"`` (prompt only, left padding).
+        num_frames: if set, every clip must have exactly this many frames (a wrong count is an error).
+        max_length: if set, a longer sequence is an error (truncation would cut vision tokens or the answer).
+        camera_provider: per-frame camera feature provider; default built from ``config.camera_prior``
+            (``camera_root`` / ``camera_key`` for the ``"file"`` provider).
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        config: Loc3rConfig,
+        preprocessing: dict | None = None,
+        mode: Mode = "train",
+        num_frames: int | None = None,
+        max_length: int | None = None,
+        camera_provider: Any = None,
+        camera_root: str | None = None,
+        camera_key: str = "camera_tokens",
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.config = config
+        self.adapter = get_backbone(config.backbone)
+        self.vlm_config = config.vlm_config
+        self.preprocessing = dict(preprocessing or self.adapter.default_preprocessing(self.vlm_config))
+        self.mode: Mode = self._check_mode(mode)
+        self.num_frames = num_frames
+        self.max_length = max_length
+        self.camera_root = camera_root
+        self.camera_key = camera_key
+        self.token_ids = special_token_ids(tokenizer, config.backbone)
+        self.template = self.adapter.chat_template()
+        video_id = self.adapter.video_token_id(self.vlm_config)
+        if video_id != self.token_ids[self.adapter.video_token]:
+            raise ValueError(
+                f"tokenizer and model disagree on the video token {self.adapter.video_token!r}: tokenizer id "
+                f"{self.token_ids[self.adapter.video_token]}, model config id {video_id}"
+            )
+        self.pad_token_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        self.camera_provider = camera_provider
+        if config.camera_prior is not None and camera_provider is None:
+            from loc3r.model.camera_prior import build_camera_provider
+
+            self.camera_provider = build_camera_provider(
+                config.camera_prior, camera_root, key=camera_key, feature_dim=config.camera_feature_dim
+            )
+        self._text_cache: dict[str, list[int]] = {}
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    @staticmethod
+    def _check_mode(mode: str) -> Mode:
+        if mode not in ("train", "eval"):
+            raise ValueError(f"Loc3rProcessor: mode must be 'train' or 'eval', got {mode!r}")
+        return mode  # type: ignore[return-value]
+
+    def _encode_text(self, text: str, cache: bool = True) -> list[int]:
+        """Token ids of ``text`` (no BOS/EOS added); the fixed template pieces are cached."""
+        if not text:
+            return []
+        cached = self._text_cache.get(text)
+        if cached is None:
+            cached = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            if cache:
+                self._text_cache[text] = cached
+        return list(cached)
+
+    def user_text(self, sample: ClipSample) -> str:
+        """The user turn's text (after the video): ``situation <Pos> <Ori> question`` / ``question``."""
+        question = sample.question.strip()
+        if sample.options:
+            question = question + "\n" + "\n".join(o.strip() for o in sample.options)
+        if self.config.situation_enabled:
+            situation = (sample.situation_text or PSEUDO_SITUATION).strip()
+            return f"{situation} {POS_TOKEN} {ORI_TOKEN} {question}"
+        return question
+
+    # ------------------------------------------------------------------------------------------------ per sample
+    def _process_one(self, sample: ClipSample, mode: Mode) -> dict[str, Any]:
+        where = f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
+        try:
+            sample.validate()
+        except GeometryError as err:
+            raise SampleError(f"{where}: {err}") from err
+        frames = np.asarray(sample.frames)
+        if self.num_frames is not None and frames.shape[0] != self.num_frames:
+            raise SampleError(f"{where}: field 'frames' has {frames.shape[0]} frames, expected {self.num_frames}")
+        encoding = self.adapter.preprocess_video(frames, self.vlm_config, self.preprocessing, where)
+        anchor = None
+        if sample.poses is not None:
+            try:
+                anchor = anchor_frame(sample.poses[0], f"{where}: field 'poses'[0]")
+            except GeometryError as err:
+                raise SampleError(str(err)) from err
+
+        # ---- token ids, kinds, labels
+        tmpl = self.template
+        camera_id = self.token_ids[CAMERA_TOKEN] if self.config.camera_prior is not None else None
+        video_ids, video_kinds = self.adapter.video_block(encoding, self.token_ids, camera_id)
+        head = self._encode_text(tmpl.prefix + tmpl.video_prefix)
+        tail_text = tmpl.video_suffix + self.user_text(sample) + tmpl.user_suffix
+        tail = self._encode_text(tail_text, cache=False)
+        ids = head + video_ids + tail
+        kinds = [TokenKind.TEXT] * len(head) + video_kinds + [TokenKind.TEXT] * len(tail)
+        labels = [IGNORE_INDEX] * len(ids)
+        if mode == "train":
+            if sample.answer is None:
+                raise SampleError(f"{where}: field 'answer' is None but the processor is in train mode")
+            answer = self._encode_text(sample.answer.strip(), cache=False) + self._encode_text(tmpl.answer_end)
+            ids += answer
+            kinds += [TokenKind.TEXT] * len(answer)
+            labels += answer
+        if self.max_length is not None and len(ids) > self.max_length:
+            raise SampleError(
+                f"{where}: sequence of {len(ids)} tokens exceeds max_length={self.max_length} "
+                f"({encoding.num_vision_tokens} vision tokens); use fewer/smaller frames or raise max_length"
+            )
+        ids_arr = np.asarray(ids, dtype=np.int64)
+        kinds_arr = np.asarray(kinds, dtype=np.int64)
+        if self.config.situation_enabled:
+            for token in (POS_TOKEN, ORI_TOKEN):
+                if int((ids_arr == self.token_ids[token]).sum()) != 1:
+                    raise SampleError(
+                        f"{where}: the prompt must contain exactly one {token} token (found "
+                        f"{int((ids_arr == self.token_ids[token]).sum())}); do not write it in 'question' or "
+                        "'situation_text'"
+                    )
+        positions = self.adapter.position_ids(kinds_arr, encoding, self.vlm_config, self.preprocessing)
+        out: dict[str, Any] = {
+            "input_ids": ids_arr,
+            "kinds": kinds_arr,
+            "labels": np.asarray(labels, dtype=np.int64),
+            "position_ids": positions,
+            "encoding": encoding,
+        }
+
+        # ---- layout targets / cue points (BEV of the anchor frame)
+        video_slots = np.flatnonzero(kinds_arr == TokenKind.VIDEO)
+        if self.config.layout_enabled or self.config.cue_injection:
+            token_points = np.full((encoding.num_vision_tokens, 3), np.nan)
+            token_valid = np.zeros(encoding.num_vision_tokens, dtype=bool)
+            if sample.points is not None and anchor is not None:
+                points = np.asarray(sample.points, dtype=np.float64)
+                with np.errstate(invalid="ignore"):
+                    bev = anchor.points_to_bev(points)
+                token_points, token_valid = pool_token_points(bev, encoding.segments)
+            if len(token_points) != len(video_slots):
+                raise AssertionError(
+                    f"{where}: {len(token_points)} token footprints for {len(video_slots)} vision tokens"
+                )
+            out["token_points"] = (video_slots, token_points.astype(np.float32), token_valid)
+
+        # ---- situation targets
+        agent_pos_bev, agent_yaw_bev = None, None
+        if sample.agent_position is not None and sample.agent_yaw is not None and anchor is not None:
+            agent_pos_bev = anchor.points_to_bev(np.asarray(sample.agent_position, dtype=np.float64))[:2]
+            agent_yaw_bev = float(anchor.yaw_to_bev(float(sample.agent_yaw)))
+        if self.config.situation_enabled:
+            out["situation"] = (
+                np.zeros(2, dtype=np.float32) if agent_pos_bev is None else agent_pos_bev.astype(np.float32),
+                0.0 if agent_yaw_bev is None else agent_yaw_bev,
+                agent_pos_bev is not None,
+            )
+
+        # ---- camera features
+        if self.config.camera_prior is not None:
+            feats = np.asarray(self.camera_provider(sample, anchor), dtype=np.float32)
+            expected = (frames.shape[0], int(self.config.camera_feature_dim))
+            if feats.shape != expected:
+                raise SampleError(f"{where}: camera features must be {list(expected)}, got {list(feats.shape)}")
+            if not np.isfinite(feats).all():
+                raise SampleError(f"{where}: camera features have non-finite values")
+            out["camera_features"] = feats
+
+        out["meta"] = SampleMeta(
+            sample_id=sample.sample_id,
+            scene_id=sample.scene_id,
+            task=sample.task,
+            question=sample.question,
+            answer=sample.answer,
+            answers=list(sample.answers),
+            situation_text=sample.situation_text,
+            anchor=anchor,
+            segments=list(encoding.segments),
+            num_frames=encoding.num_frames,
+            frame_size=encoding.frame_size,
+            num_vision_tokens=encoding.num_vision_tokens,
+            prompt_length=len(ids),
+            agent_position_bev=agent_pos_bev,
+            agent_yaw_bev=agent_yaw_bev,
+            meta=dict(sample.meta),
+        )
+        return out
+
+    # ------------------------------------------------------------------------------------------------ batch
+    def __call__(self, samples: list[ClipSample], mode: Mode | None = None) -> Loc3rBatch:
+        """Collate ``samples`` into a :class:`Loc3rBatch` (see the module docstring for keys and padding)."""
+        mode = self._check_mode(mode or self.mode)
+        if not samples:
+            raise ValueError("Loc3rProcessor: empty list of samples")
+        items = [self._process_one(s, mode) for s in samples]
+        batch_size = len(items)
+        max_len = max(len(it["input_ids"]) for it in items)
+        left = mode == "eval"
+        axes = items[0]["position_ids"].shape[0]
+
+        input_ids = torch.full((batch_size, max_len), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((batch_size, max_len), dtype=torch.long)
+        labels = torch.full((batch_size, max_len), IGNORE_INDEX, dtype=torch.long)
+        positions = torch.zeros((batch_size, axes, max_len), dtype=torch.long)
+        kinds = torch.zeros((batch_size, max_len), dtype=torch.long)
+        offsets = []
+        for b, it in enumerate(items):
+            n = len(it["input_ids"])
+            off = max_len - n if left else 0
+            offsets.append(off)
+            sl = slice(off, off + n)
+            input_ids[b, sl] = torch.from_numpy(it["input_ids"])
+            attention[b, sl] = 1
+            labels[b, sl] = torch.from_numpy(it["labels"])
+            positions[b, :, sl] = torch.from_numpy(it["position_ids"])
+            kinds[b, sl] = torch.from_numpy(it["kinds"])
+
+        data: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention, "position_ids": positions}
+        if mode == "train":
+            data["labels"] = labels
+        data.update(self.adapter.collate_pixels([it["encoding"] for it in items]))
+        if self.adapter.emits_mm_token_type_ids:
+            data["mm_token_type_ids"] = torch.where(kinds == TokenKind.VIDEO, 2, 0).to(torch.long)
+
+        if "token_points" in items[0]:
+            pts = torch.full((batch_size, max_len, 3), float("nan"), dtype=torch.float32)
+            valid = torch.zeros((batch_size, max_len), dtype=torch.bool)
+            for b, it in enumerate(items):
+                slots, tok_pts, tok_valid = it["token_points"]
+                slots_t = torch.from_numpy(slots + offsets[b])
+                pts[b, slots_t] = torch.from_numpy(tok_pts)
+                valid[b, slots_t] = torch.from_numpy(tok_valid)
+            if self.config.layout_enabled:
+                data["layout_targets"] = torch.nan_to_num(pts[..., :2], nan=0.0)
+                data["layout_valid"] = valid.clone()
+            if self.config.cue_injection:
+                data["cue_points"] = torch.nan_to_num(pts, nan=0.0)
+                data["cue_valid"] = valid.clone()
+
+        if self.config.situation_enabled:
+            data["situation_position"] = torch.from_numpy(np.stack([it["situation"][0] for it in items]))
+            data["situation_yaw"] = torch.tensor([it["situation"][1] for it in items], dtype=torch.float32)
+            data["situation_valid"] = torch.tensor([it["situation"][2] for it in items], dtype=torch.bool)
+
+        if self.config.camera_prior is not None:
+            max_t = max(it["camera_features"].shape[0] for it in items)
+            feats = torch.zeros((batch_size, max_t, int(self.config.camera_feature_dim)), dtype=torch.float32)
+            cam_valid = torch.zeros((batch_size, max_t), dtype=torch.bool)
+            for b, it in enumerate(items):
+                t = it["camera_features"].shape[0]
+                feats[b, :t] = torch.from_numpy(it["camera_features"])
+                cam_valid[b, :t] = True
+            data["camera_features"] = feats
+            data["camera_valid"] = cam_valid
+
+        return Loc3rBatch(data, metadata=[it["meta"] for it in items])
+
+    # ------------------------------------------------------------------------------------------------ decode
+    def decode(self, token_ids: torch.Tensor | list[int]) -> str:
+        """Answer text of generated ids (special tokens, e.g. the end-of-turn token, removed)."""
+        if isinstance(token_ids, torch.Tensor):
+            token_ids = token_ids.tolist()
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
+
+    # ------------------------------------------------------------------------------------------------ save / load
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backbone": self.config.backbone,
+            "template_version": self.template.version,
+            "preprocessing": self.preprocessing,
+            "num_frames": self.num_frames,
+            "max_length": self.max_length,
+            "camera_key": self.camera_key,
+            "camera_root": self.camera_root,
+        }
+
+    def save_pretrained(self, save_directory: str | Path) -> None:
+        """Write the tokenizer files and ``loc3r_processor_config.json`` (atomically) into ``save_directory``.
+
+        The model's ``config.json`` (saved by the model in the same directory) holds the backbone config and
+        objective switches the processor needs to be rebuilt.
+        """
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(save_directory))
+        fd, tmp = tempfile.mkstemp(dir=save_directory, prefix=".processor_", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+        os.replace(tmp, save_directory / PROCESSOR_CONFIG_NAME)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        config: Loc3rConfig | None = None,
+        mode: Mode = "train",
+        **overrides: Any,
+    ) -> Loc3rProcessor:
+        """Rebuild the processor saved in ``directory`` (tokenizer + processor config + the model's config.json)."""
+        directory = Path(directory)
+        path = directory / PROCESSOR_CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no loc3r processor config (was the processor saved here?)")
+        try:
+            saved = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        if config is None:
+            config = Loc3rConfig.from_pretrained(str(directory))
+        if saved.get("backbone") != config.backbone:
+            raise ValueError(
+                f"{path}: field 'backbone' is {saved.get('backbone')!r} but the model config says {config.backbone!r}"
+            )
+        adapter = get_backbone(config.backbone)
+        if saved.get("template_version") != adapter.chat_template().version:
+            raise ValueError(
+                f"{path}: field 'template_version' {saved.get('template_version')!r} differs from this code's "
+                f"{adapter.chat_template().version!r}; the prompt format changed since the checkpoint was saved"
+            )
+        tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        kwargs: dict[str, Any] = {
+            "preprocessing": saved.get("preprocessing"),
+            "num_frames": saved.get("num_frames"),
+            "max_length": saved.get("max_length"),
+            "camera_root": saved.get("camera_root"),
+            "camera_key": saved.get("camera_key", "camera_tokens"),
+        }
+        kwargs.update(overrides)
+        return cls(tokenizer, config, mode=mode, **kwargs)
