@@ -1,0 +1,904 @@
+"""ScanNet posed RGB-D frames in the loc3r world frame (DESIGN.md §3-4).
+
+Two on-disk layouts of a scene are read (``layout="auto"`` detects which one):
+
+* ``"sensreader"`` — the export of ScanNet's SensReader (``reader.py --export_*``)::
+
+      <scene>/color/<i>.jpg   <scene>/depth/<i>.png   <scene>/pose/<i>.txt
+      <scene>/intrinsic/intrinsic_color.txt   intrinsic_depth.txt   extrinsic_color.txt   extrinsic_depth.txt
+
+* ``"posed_images"`` — EmbodiedScan's ``generate_image_scannet.py`` (used by Video-3D-LLM), one folder
+  with zero-padded frame numbers (every 10th frame with ``--fast``)::
+
+      <scene>/00000.jpg  00000.png  00000.txt  ...  intrinsic.txt  depth_intrinsic.txt
+
+Conventions and conversions (the only place ScanNet is converted):
+
+* Poses are 4x4 camera-to-world with OpenCV camera axes — ScanNet's own convention, kept as is.
+* Depth PNGs are uint16 millimetres (``depth_scale = 1000``); 0 means "no measurement" and becomes an
+  invalid (NaN) point, never a target.
+* World frame: the scene's **axis-aligned** frame ``p_world = A @ p_raw`` when the scene's
+  ``axisAlignment`` matrix ``A`` is known (from ``<scene>.txt`` next to the frames or in the ScanNet
+  ``scans/`` folder, or from a scene-meta JSON, see :class:`SceneMetaTable`); ScanNet's ``A`` is a
+  rotation about z plus a translation that puts the floor near z = 0, so z stays up. Without ``A``
+  (ScanNet's test scenes) the raw mesh frame is used, which is also z-up; the clip says which
+  (``ScanNetClip.axis_aligned``). The BEV anchor frame is built per clip from the first pose, so a
+  rotation about z / translation of the whole world leaves all anchor-frame targets unchanged.
+* Frames whose pose contains ``-inf``/NaN (real ScanNet has them) are skipped and counted
+  (``skipped[invalid_pose]``); a malformed pose file (not 4 rows of 4 numbers), a non-rigid pose, a
+  missing or truncated image is bad input and reported with file and field (raises when ``strict``).
+* ``T`` frames are sampled uniformly over the **valid** frames (:func:`~loc3r.data.video.uniform_indices`).
+* Per-pixel world points (``ClipSample.points``) are computed from depth with the **depth** intrinsics,
+  on a ``points_size`` grid laid over the **colour** image, so that a cell of the points grid covers the
+  same part of the picture as the matching colour pixels (this is what
+  :func:`loc3r.geometry.pool_token_points` assumes). ScanNet registers colour to depth by assuming one
+  optical centre for both cameras; we make the same assumption: a colour pixel's viewing ray
+  ``((u_c - c_x^c)/f_x^c, (v_c - c_y^c)/f_y^c, 1)`` is looked up in the depth image at
+  ``u_d = f_x^d x + c_x^d`` (nearest depth pixel, never interpolated across depth edges), and the point
+  is that depth pixel unprojected with the depth intrinsics, ``p = z K_d^{-1} (u_d, v_d, 1)``, then moved
+  to the world with the frame's pose.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from loc3r.data.schema import SampleError
+from loc3r.data.video import LoadReport, read_depth_png, read_json, read_rgb, resize_rgb, uniform_indices
+from loc3r.geometry import GeometryError, validate_pose
+
+__all__ = [
+    "Layout",
+    "SCENE_META_FORMAT",
+    "read_matrix_txt",
+    "read_intrinsic",
+    "read_axis_alignment",
+    "mesh_bbox_center",
+    "SceneMeta",
+    "SceneMetaTable",
+    "build_scene_meta",
+    "points_on_color_grid",
+    "ScanNetClip",
+    "ScanNetScene",
+    "ScanNetFrameSource",
+    "export_scannet_scene",
+]
+
+Layout = Literal["auto", "sensreader", "posed_images"]
+SCENE_META_FORMAT = "loc3r.scene_meta.v1"
+_DIGITS = re.compile(r"^\d+$")
+_EXTRINSIC_TOL = 1e-4
+
+
+# --------------------------------------------------------------------------------------------------
+# Small file readers
+# --------------------------------------------------------------------------------------------------
+
+
+def read_matrix_txt(path: str | Path, rows: int = 4, cols: int = 4, record: str | None = None) -> np.ndarray:
+    """Read a whitespace-separated ``rows x cols`` matrix text file (ScanNet pose / intrinsic format).
+
+    Non-finite entries (``-inf``, ``nan``) are returned as they are: the caller decides whether they
+    mean "invalid frame". A wrong number of rows or columns, or a non-number, raises
+    :class:`SampleError` naming the file.
+    """
+    path = Path(path)
+    where = f"{path}" + (f" (record {record})" if record else "")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise SampleError(f"{where}: file is missing") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise SampleError(f"{where}: cannot read ({err})") from err
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    if len(lines) != rows or any(len(line) != cols for line in lines):
+        shape = f"{len(lines)} rows of " + ("/".join(sorted({str(len(x)) for x in lines})) or "0")
+        raise SampleError(f"{where}: expected {rows} rows of {cols} numbers, got {shape} numbers")
+    try:
+        return np.array([[float(v) for v in line] for line in lines], dtype=np.float64)
+    except ValueError as err:
+        raise SampleError(f"{where}: not a matrix of numbers ({err})") from err
+
+
+def read_intrinsic(path: str | Path) -> np.ndarray:
+    """Read a pinhole intrinsic matrix (4x4 as ScanNet writes it, or 3x3) and return the 3x3 ``K``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise SampleError(f"{path}: intrinsic file is missing") from err
+    rows = len([line for line in text.splitlines() if line.strip()])
+    mat = read_matrix_txt(path, rows=3 if rows == 3 else 4, cols=3 if rows == 3 else 4)
+    k = mat[:3, :3]
+    if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise SampleError(f"{path}: invalid intrinsic matrix (focal lengths must be finite and > 0): {k.tolist()}")
+    return k
+
+
+def read_axis_alignment(meta_txt: str | Path) -> np.ndarray | None:
+    """The ``axisAlignment = a00 a01 ... a33`` matrix of a ScanNet ``<scene>.txt``, or None if absent.
+
+    A present but malformed entry (not 16 numbers, not a rigid transform) raises :class:`SampleError`.
+    """
+    path = Path(meta_txt)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise SampleError(f"{path}: scene meta file is missing") from err
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "axisAlignment":
+            try:
+                numbers = [float(v) for v in value.split()]
+            except ValueError as err:
+                raise SampleError(f"{path}: field 'axisAlignment' is not a list of numbers ({err})") from err
+            if len(numbers) != 16:
+                raise SampleError(f"{path}: field 'axisAlignment' must have 16 numbers, got {len(numbers)}")
+            matrix = np.array(numbers, dtype=np.float64).reshape(4, 4)
+            try:
+                return validate_pose(matrix, f"{path}: field 'axisAlignment'")
+            except GeometryError as err:
+                raise SampleError(str(err)) from err
+    return None
+
+
+def mesh_bbox_center(ply_path: str | Path) -> np.ndarray:
+    """Centre ``(max + min) / 2`` of the axis-parallel bounding box of a mesh's vertices (raw frame).
+
+    This is the ``bs_center`` SQA3D subtracts from ScanNet's ``<scene>_vh_clean_2.ply`` (see
+    :mod:`loc3r.data.sqa3d`). The mesh is loaded with trimesh and ``process=False`` so that no vertex is
+    merged or dropped before the bounds are taken.
+    """
+    import trimesh
+
+    path = Path(ply_path)
+    if not path.is_file():
+        raise SampleError(f"{path}: mesh file is missing")
+    try:
+        mesh = trimesh.load(str(path), process=False, force="mesh")
+    except Exception as err:  # trimesh raises many types for bad files
+        raise SampleError(f"{path}: cannot read mesh ({err})") from err
+    vertices = np.asarray(getattr(mesh, "vertices", np.zeros((0, 3))), dtype=np.float64)
+    if vertices.ndim != 2 or vertices.shape[0] == 0 or not np.isfinite(vertices).all():
+        raise SampleError(f"{path}: mesh has no (finite) vertices")
+    return (vertices.max(axis=0) + vertices.min(axis=0)) / 2.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-scene metadata (axis alignment, raw mesh bbox centre, SceneVerse offset)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SceneMeta:
+    """Per-scene facts the benchmark conversions need.
+
+    * ``axis_alignment``: ScanNet's 4x4 ``axisAlignment`` (raw mesh frame -> our world frame), None if
+      the scene has none (then world = raw frame).
+    * ``mesh_bbox_center``: centre of the bounding box of the raw ``<scene>_vh_clean_2.ply`` vertices
+      (SQA3D's origin), None if unknown.
+    * ``sceneverse_offset``: translation ``t`` with ``p_world = p_sceneverse + t`` for MSQA / SceneVerse
+      coordinates (see :mod:`loc3r.data.msqa`), None if unknown.
+    """
+
+    scene_id: str
+    axis_alignment: np.ndarray | None = None
+    mesh_bbox_center: np.ndarray | None = None
+    sceneverse_offset: np.ndarray | None = None
+
+    @property
+    def world_from_raw(self) -> np.ndarray:
+        """4x4 raw mesh frame -> world frame (identity when the scene has no axis alignment)."""
+        return np.eye(4) if self.axis_alignment is None else np.asarray(self.axis_alignment, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.axis_alignment is not None:
+            out["axis_alignment"] = [float(v) for v in np.asarray(self.axis_alignment).reshape(-1)]
+        if self.mesh_bbox_center is not None:
+            out["mesh_bbox_center"] = [float(v) for v in self.mesh_bbox_center]
+        if self.sceneverse_offset is not None:
+            out["sceneverse_offset"] = [float(v) for v in self.sceneverse_offset]
+        return out
+
+
+def _vector(value: Any, n: int, where: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise SampleError(f"{where}: expected {n} numbers, got {value!r}") from err
+    if arr.shape != (n,) or not np.isfinite(arr).all():
+        raise SampleError(f"{where}: expected {n} finite numbers, got {value!r}")
+    return arr
+
+
+class SceneMetaTable:
+    """Scene metadata per scene id, from a small JSON file the user prepares once, and/or from files.
+
+    JSON format (``format`` must be ``"loc3r.scene_meta.v1"``; every field of a scene is optional)::
+
+        {"format": "loc3r.scene_meta.v1",
+         "scenes": {"scene0015_00": {"axis_alignment": [16 numbers, row-major],
+                                     "mesh_bbox_center": [x, y, z],
+                                     "sceneverse_offset": [x, y, z]}}}
+
+    :func:`build_scene_meta` writes it from a ScanNet ``scans/`` folder. When ``scans_root`` is given,
+    :meth:`get` fills a missing axis alignment from ``<scans_root>/<scene>/<scene>.txt`` and a missing
+    bbox centre from ``<scans_root>/<scene>/<scene>_vh_clean_2.ply`` (trimesh), and caches the result.
+    """
+
+    def __init__(self, scenes: dict[str, SceneMeta] | None = None, scans_root: str | Path | None = None) -> None:
+        self._scenes: dict[str, SceneMeta] = dict(scenes or {})
+        self.scans_root = None if scans_root is None else Path(scans_root)
+        self._resolved: set[str] = set()
+
+    def __contains__(self, scene_id: object) -> bool:
+        return scene_id in self._scenes
+
+    def __len__(self) -> int:
+        return len(self._scenes)
+
+    def scene_ids(self) -> list[str]:
+        return sorted(self._scenes)
+
+    @classmethod
+    def from_json(cls, path: str | Path, scans_root: str | Path | None = None) -> SceneMetaTable:
+        path = Path(path)
+        data = read_json(path, "scene meta file")
+        if not isinstance(data, dict) or data.get("format") != SCENE_META_FORMAT:
+            raise SampleError(f"{path}: not a scene meta file (field 'format' must be {SCENE_META_FORMAT!r})")
+        scenes_raw = data.get("scenes")
+        if not isinstance(scenes_raw, dict):
+            raise SampleError(f"{path}: field 'scenes' must be an object of scene id -> meta")
+        scenes: dict[str, SceneMeta] = {}
+        for scene_id, entry in scenes_raw.items():
+            where = f"{path}: scene {scene_id!r}"
+            if not isinstance(entry, dict):
+                raise SampleError(f"{where}: entry must be an object")
+            unknown = set(entry) - {"axis_alignment", "mesh_bbox_center", "sceneverse_offset"}
+            if unknown:
+                raise SampleError(f"{where}: unknown field(s) {sorted(unknown)}")
+            align = None
+            if entry.get("axis_alignment") is not None:
+                align = _vector(entry["axis_alignment"], 16, f"{where}, field 'axis_alignment'").reshape(4, 4)
+                try:
+                    align = validate_pose(align, f"{where}, field 'axis_alignment'")
+                except GeometryError as err:
+                    raise SampleError(str(err)) from err
+            center = entry.get("mesh_bbox_center")
+            offset = entry.get("sceneverse_offset")
+            scenes[scene_id] = SceneMeta(
+                scene_id=scene_id,
+                axis_alignment=align,
+                mesh_bbox_center=None if center is None else _vector(center, 3, f"{where}, field 'mesh_bbox_center'"),
+                sceneverse_offset=None if offset is None else _vector(offset, 3, f"{where}, field 'sceneverse_offset'"),
+            )
+        return cls(scenes, scans_root=scans_root)
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the table atomically (temp file + ``os.replace``)."""
+        import json
+
+        path = Path(path)
+        payload = {"format": SCENE_META_FORMAT, "scenes": {k: self._scenes[k].to_dict() for k in sorted(self._scenes)}}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def set(self, meta: SceneMeta) -> None:
+        self._scenes[meta.scene_id] = meta
+
+    def get(self, scene_id: str) -> SceneMeta:
+        """The scene's metadata, completed from ``scans_root`` files where fields are missing.
+
+        Never raises for a missing field: fields that cannot be found stay None and the conversion
+        that needs them reports a precise error.
+        """
+        meta = self._scenes.get(scene_id, SceneMeta(scene_id=scene_id))
+        if self.scans_root is None or scene_id in self._resolved:
+            return meta
+        self._resolved.add(scene_id)
+        scene_dir = self.scans_root / scene_id
+        align, center = meta.axis_alignment, meta.mesh_bbox_center
+        if align is None and (scene_dir / f"{scene_id}.txt").is_file():
+            align = read_axis_alignment(scene_dir / f"{scene_id}.txt")
+        ply = scene_dir / f"{scene_id}_vh_clean_2.ply"
+        if center is None and ply.is_file():
+            center = mesh_bbox_center(ply)
+        meta = SceneMeta(scene_id, align, center, meta.sceneverse_offset)
+        self._scenes[scene_id] = meta
+        return meta
+
+
+def build_scene_meta(
+    scans_root: str | Path,
+    scene_ids: Iterable[str] | None = None,
+    report: LoadReport | None = None,
+) -> SceneMetaTable:
+    """Scene metadata for ScanNet scenes from the official ``scans/<scene>/`` files.
+
+    Reads ``<scene>.txt`` (axis alignment) and ``<scene>_vh_clean_2.ply`` (bbox centre) of every scene
+    (or of ``scene_ids``). Missing files are reported (``report``) and leave the field empty.
+    """
+    scans_root = Path(scans_root)
+    report = report if report is not None else LoadReport("scene_meta")
+    if scene_ids is None:
+        scene_ids = sorted(p.name for p in scans_root.iterdir() if p.is_dir()) if scans_root.is_dir() else []
+    table = SceneMetaTable()
+    for scene_id in scene_ids:
+        scene_dir = scans_root / scene_id
+        if not scene_dir.is_dir():
+            report.error("missing_scene", "scene folder is missing", file=scene_dir, record=scene_id)
+            continue
+        align = center = None
+        meta_txt = scene_dir / f"{scene_id}.txt"
+        try:
+            if meta_txt.is_file():
+                align = read_axis_alignment(meta_txt)
+            else:
+                report.error("missing_file", "scene meta file is missing", file=meta_txt, record=scene_id)
+            if align is None and meta_txt.is_file():
+                report.skip("no_axis_alignment", scene_id)
+            ply = scene_dir / f"{scene_id}_vh_clean_2.ply"
+            if ply.is_file():
+                center = mesh_bbox_center(ply)
+            else:
+                report.error("missing_file", "mesh is missing", file=ply, record=scene_id, field="mesh_bbox_center")
+        except SampleError as err:
+            report.error("bad_file", str(err), record=scene_id)
+        table.set(SceneMeta(scene_id, align, center))
+        report.count("scenes")
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
+# Depth -> world points on the colour image grid
+# --------------------------------------------------------------------------------------------------
+
+
+def points_on_color_grid(
+    depth_m: np.ndarray,
+    depth_intrinsic: np.ndarray,
+    color_intrinsic: np.ndarray,
+    color_size: tuple[int, int],
+    out_size: tuple[int, int],
+    pose: np.ndarray,
+    max_depth: float = 10.0,
+) -> np.ndarray:
+    """World points ``[h, w, 3] float32`` of a depth map on an ``out_size`` grid over the colour image.
+
+    Cell (i, j) covers the colour-image rectangle of normalised size ``1/h x 1/w``; its centre
+    ``(u_c, v_c) = ((j + 0.5) W_c / w, (i + 0.5) H_c / h)`` (colour pixels) is mapped to the depth image
+    through the shared optical centre: ``u_d = f_x^d (u_c - c_x^c) / f_x^c + c_x^d`` (same for v). The
+    nearest depth pixel ``(r, c) = (floor(v_d), floor(u_d))`` is unprojected at its centre with the depth
+    intrinsics, ``p_cam = z ((c + 0.5 - c_x^d) / f_x^d, (r + 0.5 - c_y^d) / f_y^d, 1)``, and moved to the
+    world with ``pose``. Cells that fall outside the depth image, or whose depth is NaN, <= 0 or
+    > ``max_depth``, are NaN.
+    """
+    depth_m = np.asarray(depth_m, dtype=np.float64)
+    if depth_m.ndim != 2:
+        raise GeometryError(f"depth: expected an [H, W] map, got shape {depth_m.shape}")
+    hd, wd = depth_m.shape
+    hc, wc = color_size
+    h, w = out_size
+    kd = np.asarray(depth_intrinsic, dtype=np.float64)
+    kc = np.asarray(color_intrinsic, dtype=np.float64)
+    u_c = (np.arange(w) + 0.5) * (wc / w)
+    v_c = (np.arange(h) + 0.5) * (hc / h)
+    u_d = kd[0, 0] * (u_c - kc[0, 2]) / kc[0, 0] + kd[0, 2]
+    v_d = kd[1, 1] * (v_c - kc[1, 2]) / kc[1, 1] + kd[1, 2]
+    cols = np.floor(u_d).astype(np.int64)
+    rows = np.floor(v_d).astype(np.int64)
+    col_ok = (cols >= 0) & (cols < wd)
+    row_ok = (rows >= 0) & (rows < hd)
+    z = depth_m[np.clip(rows, 0, hd - 1)[:, None], np.clip(cols, 0, wd - 1)[None, :]]
+    with np.errstate(invalid="ignore"):
+        valid = row_ok[:, None] & col_ok[None, :] & np.isfinite(z) & (z > 0) & (z <= max_depth)
+    z = np.where(valid, z, 0.0)
+    x = ((cols + 0.5 - kd[0, 2]) / kd[0, 0])[None, :] * z
+    y = ((rows + 0.5 - kd[1, 2]) / kd[1, 1])[:, None] * z
+    cam = np.stack([x, y, z], axis=-1)
+    pose = np.asarray(pose, dtype=np.float64)
+    world = cam @ pose[:3, :3].T + pose[:3, 3]
+    world[~valid] = np.nan
+    return world.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# A scene on disk
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanNetClip:
+    """``T`` frames of a scene in the world frame (see the module docstring).
+
+    ``color_intrinsic`` is scaled to the returned frame size; ``depth_intrinsic`` is the file's.
+    """
+
+    scene_id: str
+    frames: np.ndarray  # [T, H, W, 3] uint8
+    poses: np.ndarray  # [T, 4, 4] float64 camera-to-world (world frame)
+    points: np.ndarray | None  # [T, h, w, 3] float32 world points, NaN = invalid
+    frame_ids: np.ndarray  # [T] int64 frame numbers of the source sequence
+    color_intrinsic: np.ndarray  # 3x3 for ``frames``
+    depth_intrinsic: np.ndarray  # 3x3 for the depth PNGs
+    axis_alignment: np.ndarray  # 4x4 raw -> world (identity when ``axis_aligned`` is False)
+    axis_aligned: bool
+    layout: str
+    num_valid_frames: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _FrameFiles:
+    frame_id: int
+    color: Path
+    depth: Path
+    pose: Path
+
+
+class ScanNetScene:
+    """One exported ScanNet scene (SensReader or ``posed_images`` layout) read in the world frame.
+
+    Args:
+        scene_dir: the scene folder.
+        scene_id: defaults to the folder name.
+        layout: ``"auto"`` (detect), ``"sensreader"`` or ``"posed_images"``.
+        axis_alignment: ``"auto"`` looks for ``<scene_dir>/<scene_id>.txt``, then the scene-meta table,
+            then ``<scans_root>/<scene_id>/<scene_id>.txt``; an explicit 4x4 array is used as is; None
+            forces the raw frame.
+        scene_meta: optional :class:`SceneMetaTable` (axis alignment from JSON).
+        scans_root: optional ScanNet ``scans/`` folder for ``<scene>.txt``.
+        depth_scale: raw depth units per metre (ScanNet: 1000, i.e. millimetres).
+        report: :class:`LoadReport` to fill (a fresh one otherwise, see :attr:`report`).
+    """
+
+    def __init__(
+        self,
+        scene_dir: str | Path,
+        scene_id: str | None = None,
+        *,
+        layout: Layout = "auto",
+        axis_alignment: np.ndarray | str | None = "auto",
+        scene_meta: SceneMetaTable | None = None,
+        scans_root: str | Path | None = None,
+        depth_scale: float = 1000.0,
+        report: LoadReport | None = None,
+    ) -> None:
+        self.scene_dir = Path(scene_dir)
+        self.scene_id = scene_id or self.scene_dir.name
+        self.report = report if report is not None else LoadReport(f"scannet {self.scene_id}")
+        if not self.scene_dir.is_dir():
+            raise SampleError(f"{self.scene_dir}: scene folder of {self.scene_id!r} is missing")
+        self.layout = self._detect_layout() if layout == "auto" else layout
+        if self.layout not in ("sensreader", "posed_images"):
+            raise ValueError(f"unknown ScanNet layout {layout!r}")
+        self.depth_scale = float(depth_scale)
+        if self.layout == "sensreader":
+            intr = self.scene_dir / "intrinsic"
+            self.color_intrinsic = read_intrinsic(intr / "intrinsic_color.txt")
+            self.depth_intrinsic = read_intrinsic(intr / "intrinsic_depth.txt")
+            for name in ("extrinsic_color.txt", "extrinsic_depth.txt"):
+                if (intr / name).is_file():
+                    ext = read_matrix_txt(intr / name)
+                    if not np.allclose(ext, np.eye(4), atol=_EXTRINSIC_TOL):
+                        raise SampleError(
+                            f"{intr / name}: non-identity camera extrinsics are not supported "
+                            "(ScanNet's are identity; poses are taken as the depth/colour camera's)"
+                        )
+        else:
+            self.color_intrinsic = read_intrinsic(self.scene_dir / "intrinsic.txt")
+            self.depth_intrinsic = read_intrinsic(self.scene_dir / "depth_intrinsic.txt")
+        self.axis_alignment, self.axis_aligned, self.axis_alignment_source = self._resolve_alignment(
+            axis_alignment, scene_meta, scans_root
+        )
+        self._files = self._list_frames()
+        self._by_id = {f.frame_id: f for f in self._files}
+        self._poses: dict[int, np.ndarray] | None = None
+        self._valid_ids: np.ndarray | None = None
+
+    # -- discovery --------------------------------------------------------------------------------
+
+    def _detect_layout(self) -> str:
+        if (self.scene_dir / "color").is_dir() and (self.scene_dir / "pose").is_dir():
+            return "sensreader"
+        if (self.scene_dir / "intrinsic.txt").is_file() or (self.scene_dir / "depth_intrinsic.txt").is_file():
+            return "posed_images"
+        raise SampleError(
+            f"{self.scene_dir}: unknown ScanNet export layout (expected color/ depth/ pose/ intrinsic/ folders "
+            "of a SensReader export, or NNNNN.jpg/.png/.txt with intrinsic.txt of posed_images)"
+        )
+
+    def _resolve_alignment(
+        self,
+        axis_alignment: np.ndarray | str | None,
+        scene_meta: SceneMetaTable | None,
+        scans_root: str | Path | None,
+    ) -> tuple[np.ndarray, bool, str]:
+        if axis_alignment is None:
+            return np.eye(4), False, "disabled"
+        if not isinstance(axis_alignment, str):
+            try:
+                matrix = validate_pose(np.asarray(axis_alignment, dtype=np.float64), "axis_alignment argument")
+            except GeometryError as err:
+                raise SampleError(str(err)) from err
+            return matrix, True, "argument"
+        if axis_alignment != "auto":
+            raise ValueError(f"axis_alignment must be 'auto', None or a 4x4 matrix, got {axis_alignment!r}")
+        local = self.scene_dir / f"{self.scene_id}.txt"
+        if local.is_file():
+            matrix = read_axis_alignment(local)
+            if matrix is not None:
+                return matrix, True, str(local)
+        if scene_meta is not None:
+            meta = scene_meta.get(self.scene_id)
+            if meta.axis_alignment is not None:
+                return np.asarray(meta.axis_alignment, dtype=np.float64), True, "scene_meta"
+        if scans_root is not None:
+            remote = Path(scans_root) / self.scene_id / f"{self.scene_id}.txt"
+            if remote.is_file():
+                matrix = read_axis_alignment(remote)
+                if matrix is not None:
+                    return matrix, True, str(remote)
+        self.report.skip("no_axis_alignment", self.scene_id)
+        return np.eye(4), False, "none"
+
+    def _list_frames(self) -> list[_FrameFiles]:
+        files: list[_FrameFiles] = []
+        if self.layout == "sensreader":
+            color_dir = self.scene_dir / "color"
+            names = [e.name for e in os.scandir(color_dir) if e.name.endswith(".jpg")]
+            for name in names:
+                stem = name[:-4]
+                if not _DIGITS.match(stem):
+                    continue
+                files.append(
+                    _FrameFiles(
+                        frame_id=int(stem),
+                        color=color_dir / name,
+                        depth=self.scene_dir / "depth" / f"{stem}.png",
+                        pose=self.scene_dir / "pose" / f"{stem}.txt",
+                    )
+                )
+        else:
+            for entry in os.scandir(self.scene_dir):
+                if not entry.name.endswith(".jpg"):
+                    continue
+                stem = entry.name[:-4]
+                if not _DIGITS.match(stem):
+                    continue
+                files.append(
+                    _FrameFiles(
+                        frame_id=int(stem),
+                        color=self.scene_dir / entry.name,
+                        depth=self.scene_dir / f"{stem}.png",
+                        pose=self.scene_dir / f"{stem}.txt",
+                    )
+                )
+        files.sort(key=lambda f: f.frame_id)
+        if not files:
+            raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames (*.jpg)")
+        return files
+
+    # -- poses ------------------------------------------------------------------------------------
+
+    @property
+    def frame_ids(self) -> np.ndarray:
+        """All frame numbers that have a colour image, sorted."""
+        return np.array([f.frame_id for f in self._files], dtype=np.int64)
+
+    def _read_poses(self) -> None:
+        poses: dict[int, np.ndarray] = {}
+        self.report.count("frames_total", len(self._files))
+        for files in self._files:
+            record = f"{self.scene_id} frame {files.frame_id}"
+            try:
+                raw = read_matrix_txt(files.pose, record=record)
+            except SampleError as err:
+                kind = "missing_file" if not files.pose.exists() else "bad_pose_file"
+                self.report.error(kind, str(err), file=files.pose, record=record, field="pose")
+                continue
+            if not np.isfinite(raw).all():
+                self.report.skip("invalid_pose", str(files.pose))
+                continue
+            try:
+                validate_pose(raw, f"{files.pose}")
+            except GeometryError as err:
+                self.report.error("bad_pose", str(err), file=files.pose, record=record, field="pose")
+                continue
+            poses[files.frame_id] = self.axis_alignment @ raw
+        self._poses = poses
+        self._valid_ids = np.array(sorted(poses), dtype=np.int64)
+        self.report.count("frames_valid", len(poses))
+
+    def valid_frame_ids(self) -> np.ndarray:
+        """Frame numbers with a readable, finite, rigid pose (reads all pose files once)."""
+        if self._valid_ids is None:
+            self._read_poses()
+        assert self._valid_ids is not None
+        return self._valid_ids
+
+    def pose(self, frame_id: int) -> np.ndarray:
+        """World camera-to-world pose of a valid frame."""
+        if self._poses is None:
+            self._read_poses()
+        assert self._poses is not None
+        if frame_id not in self._poses:
+            raise SampleError(f"{self.scene_dir}: frame {frame_id} has no valid pose")
+        return self._poses[frame_id]
+
+    # -- clips ------------------------------------------------------------------------------------
+
+    def _read_frame(
+        self, files: _FrameFiles, record: str, with_depth: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]] | None:
+        """Colour (and depth) of one frame; None after reporting when a file is missing or corrupt."""
+        depth = None
+        for path, field_name in ((files.color, "color"), (files.depth, "depth")):
+            if field_name == "depth" and not with_depth:
+                continue
+            try:
+                if field_name == "color":
+                    rgb = read_rgb(path, record=record)
+                else:
+                    depth = read_depth_png(path, record=record)
+            except SampleError as err:
+                kind = "missing_file" if not path.exists() else "unreadable_image"
+                self.report.error(kind, str(err), file=path, record=record, field=field_name)
+                return None
+        return rgb, depth, (int(rgb.shape[0]), int(rgb.shape[1]))
+
+    def load_clip(
+        self,
+        num_frames: int,
+        image_size: tuple[int, int] | None = None,
+        points_size: tuple[int, int] | None = (96, 128),
+        max_depth: float = 10.0,
+    ) -> ScanNetClip:
+        """Sample ``num_frames`` frames uniformly over the valid frames and load them.
+
+        Args:
+            num_frames: T. With fewer valid frames, frames repeat (counted as ``clips_with_repeats``).
+            image_size: ``(height, width)`` of the returned colour frames; None keeps the file size.
+            points_size: ``(h, w)`` grid of world points over each colour frame; None skips depth.
+            max_depth: depths beyond this (metres) are invalid.
+
+        A frame whose image / depth cannot be decoded is reported (with its file) and replaced by
+        re-sampling over the remaining valid frames; with ``strict`` the report raises instead.
+        """
+        valid = self.valid_frame_ids()
+        bad: set[int] = set()
+        cache: dict[int, tuple[np.ndarray, np.ndarray | None, tuple[int, int]]] = {}
+        while True:
+            candidates = np.array([f for f in valid.tolist() if f not in bad], dtype=np.int64)
+            if candidates.size == 0:
+                raise SampleError(
+                    f"{self.scene_dir}: scene {self.scene_id!r} has no usable frame "
+                    f"({len(self._files)} frames, {len(valid)} with valid poses, {len(bad)} unreadable)"
+                )
+            chosen = candidates[uniform_indices(candidates.size, num_frames)]
+            new_bad = False
+            for frame_id in dict.fromkeys(chosen.tolist()):
+                if frame_id in cache:
+                    continue
+                files = self._by_id[frame_id]
+                record = f"{self.scene_id} frame {frame_id}"
+                loaded = self._read_frame(files, record, with_depth=points_size is not None)
+                if loaded is None:
+                    bad.add(frame_id)
+                    new_bad = True
+                    continue
+                cache[frame_id] = loaded
+            if not new_bad:
+                break
+        if candidates.size < num_frames:
+            self.report.count("clips_with_repeats")
+        color_size = cache[int(chosen[0])][2]
+        frames = np.stack([resize_rgb(cache[f][0], image_size) for f in chosen.tolist()])
+        poses = np.stack([self._poses[f] for f in chosen.tolist()])  # type: ignore[index]
+        points = None
+        if points_size is not None:
+            points = np.stack(
+                [
+                    points_on_color_grid(
+                        cache[f][1].astype(np.float64) / self.depth_scale,  # type: ignore[union-attr]
+                        self.depth_intrinsic,
+                        self.color_intrinsic,
+                        cache[f][2],
+                        points_size,
+                        self._poses[f],  # type: ignore[index]
+                        max_depth=max_depth,
+                    )
+                    for f in chosen.tolist()
+                ]
+            )
+        out_h, out_w = frames.shape[1:3]
+        scale = np.diag([out_w / color_size[1], out_h / color_size[0], 1.0])
+        self.report.count("clips")
+        return ScanNetClip(
+            scene_id=self.scene_id,
+            frames=frames,
+            poses=poses,
+            points=points,
+            frame_ids=chosen,
+            color_intrinsic=scale @ self.color_intrinsic,
+            depth_intrinsic=self.depth_intrinsic.copy(),
+            axis_alignment=self.axis_alignment.copy(),
+            axis_aligned=self.axis_aligned,
+            layout=self.layout,
+            num_valid_frames=int(candidates.size),
+            meta={"axis_alignment_source": self.axis_alignment_source, "source_color_size": list(color_size)},
+        )
+
+
+class ScanNetFrameSource:
+    """Clips of many ScanNet scenes under one root (``<root>/<scene_id>/``), with a small LRU cache.
+
+    All questions of a scene share one clip (the same ``T`` frames, as in the paper: a fixed uniform
+    sample of the scene video), so the cache makes per-question access cheap.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        num_frames: int = 32,
+        image_size: tuple[int, int] | None = None,
+        points_size: tuple[int, int] | None = (96, 128),
+        layout: Layout = "auto",
+        scene_meta: SceneMetaTable | None = None,
+        scans_root: str | Path | None = None,
+        max_depth: float = 10.0,
+        depth_scale: float = 1000.0,
+        strict: bool = False,
+        report: LoadReport | None = None,
+        cache_size: int = 4,
+    ) -> None:
+        self.root = Path(root)
+        self.num_frames = int(num_frames)
+        self.image_size = image_size
+        self.points_size = points_size
+        self.layout: Layout = layout
+        self.scene_meta = scene_meta
+        self.scans_root = scans_root
+        self.max_depth = float(max_depth)
+        self.depth_scale = float(depth_scale)
+        self.report = report if report is not None else LoadReport("scannet frames", strict=strict)
+        self.cache_size = int(cache_size)
+        self._cache: collections.OrderedDict[str, ScanNetClip] = collections.OrderedDict()
+        self._failed: dict[str, str] = {}
+
+    def scene(self, scene_id: str) -> ScanNetScene:
+        """Open a scene (raises :class:`SampleError` naming the folder when it is missing)."""
+        return ScanNetScene(
+            self.root / scene_id,
+            scene_id,
+            layout=self.layout,
+            scene_meta=self.scene_meta,
+            scans_root=self.scans_root,
+            depth_scale=self.depth_scale,
+            report=self.report,
+        )
+
+    def clip(self, scene_id: str) -> ScanNetClip:
+        """The scene's clip (cached). A scene that failed once fails again with the same message."""
+        if scene_id in self._cache:
+            self._cache.move_to_end(scene_id)
+            return self._cache[scene_id]
+        if scene_id in self._failed:
+            raise SampleError(self._failed[scene_id])
+        try:
+            clip = self.scene(scene_id).load_clip(
+                self.num_frames, self.image_size, self.points_size, max_depth=self.max_depth
+            )
+        except SampleError as err:
+            self._failed[scene_id] = str(err)
+            if self.report.strict and self.report.errors and str(err).endswith(self.report.errors[-1].message):
+                raise  # already reported (and raised) with file / record / field
+            missing = not (self.root / scene_id).is_dir()
+            self.report.error(  # raises when strict
+                "missing_scene" if missing else "bad_scene", str(err), file=self.root / scene_id, record=scene_id
+            )
+            raise
+        self._cache[scene_id] = clip
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return clip
+
+
+# --------------------------------------------------------------------------------------------------
+# Writer (SynthRooms export, tests, benchmarks)
+# --------------------------------------------------------------------------------------------------
+
+
+def _write_matrix(path: Path, matrix: np.ndarray) -> None:
+    rows = [" ".join(_fmt(v) for v in row) for row in np.asarray(matrix, dtype=np.float64)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.9g}"
+
+
+def _as_4x4(k: np.ndarray) -> np.ndarray:
+    k = np.asarray(k, dtype=np.float64)
+    out = np.eye(4)
+    out[:3, :3] = k[:3, :3]
+    return out
+
+
+def export_scannet_scene(
+    out_dir: str | Path,
+    colors: Sequence[np.ndarray] | np.ndarray,
+    depths_m: Sequence[np.ndarray] | np.ndarray,
+    poses: Sequence[np.ndarray] | np.ndarray,
+    color_intrinsic: np.ndarray,
+    depth_intrinsic: np.ndarray,
+    *,
+    layout: Literal["sensreader", "posed_images"] = "sensreader",
+    scene_id: str | None = None,
+    axis_alignment: np.ndarray | None = None,
+    frame_ids: Sequence[int] | None = None,
+    depth_scale: float = 1000.0,
+    jpeg_quality: int = 95,
+) -> Path:
+    """Write frames in one of the two ScanNet layouts read by :class:`ScanNetScene`.
+
+    ``poses`` are written as given (4x4 camera-to-world in the raw frame; rows of ``-inf`` are allowed,
+    as real ScanNet has them). Depths in metres are stored as uint16 ``round(d * depth_scale)`` with
+    invalid (NaN, <= 0) pixels as 0. ``axis_alignment`` (raw -> aligned) goes to ``<scene_id>.txt`` in
+    ScanNet's ``axisAlignment = ...`` syntax. Returns the scene folder.
+    """
+    out = Path(out_dir)
+    scene_id = scene_id or out.name
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(colors)
+    if len(depths_m) != n or len(poses) != n:
+        raise ValueError(f"export_scannet_scene: {n} colours, {len(depths_m)} depths, {len(poses)} poses")
+    ids = list(range(n)) if frame_ids is None else [int(i) for i in frame_ids]
+    if layout == "sensreader":
+        for sub in ("color", "depth", "pose", "intrinsic"):
+            (out / sub).mkdir(exist_ok=True)
+        _write_matrix(out / "intrinsic" / "intrinsic_color.txt", _as_4x4(color_intrinsic))
+        _write_matrix(out / "intrinsic" / "intrinsic_depth.txt", _as_4x4(depth_intrinsic))
+        _write_matrix(out / "intrinsic" / "extrinsic_color.txt", np.eye(4))
+        _write_matrix(out / "intrinsic" / "extrinsic_depth.txt", np.eye(4))
+    elif layout == "posed_images":
+        _write_matrix(out / "intrinsic.txt", _as_4x4(color_intrinsic))
+        _write_matrix(out / "depth_intrinsic.txt", _as_4x4(depth_intrinsic))
+    else:
+        raise ValueError(f"unknown layout {layout!r}")
+    for frame_id, color, depth, pose in zip(ids, colors, depths_m, poses, strict=True):
+        if layout == "sensreader":
+            color_path = out / "color" / f"{frame_id}.jpg"
+            depth_path = out / "depth" / f"{frame_id}.png"
+            pose_path = out / "pose" / f"{frame_id}.txt"
+        else:
+            color_path = out / f"{frame_id:05d}.jpg"
+            depth_path = out / f"{frame_id:05d}.png"
+            pose_path = out / f"{frame_id:05d}.txt"
+        Image.fromarray(np.asarray(color, dtype=np.uint8)).save(color_path, quality=jpeg_quality)
+        d = np.asarray(depth, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            raw = np.where(np.isfinite(d) & (d > 0), np.rint(d * depth_scale), 0.0)
+        Image.fromarray(np.clip(raw, 0, 65535).astype(np.uint16)).save(depth_path)
+        _write_matrix(pose_path, pose)
+    if axis_alignment is not None:
+        values = " ".join(_fmt(v) for v in np.asarray(axis_alignment, dtype=np.float64).reshape(-1))
+        (out / f"{scene_id}.txt").write_text(f"axisAlignment = {values}\n", encoding="utf-8")
+    return out

@@ -1,0 +1,374 @@
+"""Shared frame I/O of the real-benchmark loaders, and the load report they all fill.
+
+* :class:`LoadReport` collects what a loader skipped and why. Two kinds of events exist:
+
+  - **skips** are expected properties of valid data (real ScanNet has frames whose pose is a row of
+    ``-inf``; an SQA3D test scene without a mesh is simply not convertible). They are counted per kind
+    with a few example files and never stop loading.
+  - **errors** are bad input (a truncated PNG, a pose file with 3 rows, an annotation whose
+    ``question_id`` has no question, a video that cannot be decoded). Each gets an entry naming the
+    file, the record and the field. With ``strict=True`` the first error raises
+    :class:`~loc3r.data.schema.SampleError`; otherwise the loader goes on with the rest.
+
+* :func:`uniform_indices` is the one frame-sampling rule of all loaders: ``T`` indices spread evenly
+  over ``n`` frames, first and last included, ``round(linspace(0, n - 1, T))`` (the rule of LLaVA-Video
+  and Qwen-VL's video readers, so frame choices match the peer projects).
+
+* :func:`read_rgb`, :func:`read_depth_png` and :func:`decode_video` read images with Pillow and videos
+  with PyAV (FFmpeg); every failure becomes a :class:`SampleError` that names the file.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from loc3r.data.schema import SampleError
+
+__all__ = [
+    "ReportEntry",
+    "LoadReport",
+    "uniform_indices",
+    "read_rgb",
+    "read_depth_png",
+    "resize_rgb",
+    "VideoClip",
+    "count_video_frames",
+    "decode_video",
+    "read_json",
+    "iter_json_records",
+]
+
+_MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One bad-input event: what kind, where (file / record / field) and why."""
+
+    kind: str
+    message: str
+    file: str | None = None
+    record: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.file:
+            where.append(f"file {self.file}")
+        if self.record:
+            where.append(f"record {self.record}")
+        if self.field:
+            where.append(f"field {self.field!r}")
+        prefix = ", ".join(where)
+        return f"[{self.kind}] {prefix}: {self.message}" if prefix else f"[{self.kind}] {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "file": self.file,
+            "record": self.record,
+            "field": self.field,
+        }
+
+
+@dataclass
+class LoadReport:
+    """What a loader read, skipped and rejected (see the module docstring for skips vs errors).
+
+    ``counts`` holds plain counters (``"frames_total"``, ``"records_loaded"``, ...), ``skips`` the
+    number of skipped items per reason with up to 5 example locations each, ``errors`` every error entry.
+    """
+
+    name: str = "load"
+    strict: bool = False
+    counts: collections.Counter = field(default_factory=collections.Counter)
+    skips: collections.Counter = field(default_factory=collections.Counter)
+    skip_examples: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[ReportEntry] = field(default_factory=list)
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to the plain counter ``key``."""
+        self.counts[key] += n
+
+    def skip(self, reason: str, where: str | None = None, n: int = 1) -> None:
+        """Record ``n`` items skipped for an expected ``reason`` (never raises, even when strict)."""
+        self.skips[reason] += n
+        if where is not None:
+            examples = self.skip_examples.setdefault(reason, [])
+            if len(examples) < _MAX_EXAMPLES:
+                examples.append(where)
+
+    def error(
+        self,
+        kind: str,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        record: str | int | None = None,
+        field: str | None = None,
+    ) -> ReportEntry:
+        """Record bad input; raise :class:`SampleError` with the same text when ``strict``."""
+        entry = ReportEntry(
+            kind=kind,
+            message=message,
+            file=None if file is None else str(file),
+            record=None if record is None else str(record),
+            field=field,
+        )
+        self.errors.append(entry)
+        if self.strict:
+            raise SampleError(f"{self.name}: {entry}")
+        return entry
+
+    def merge(self, other: LoadReport) -> None:
+        """Fold another report into this one (e.g. per-scene reports into a dataset report)."""
+        self.counts.update(other.counts)
+        self.skips.update(other.skips)
+        for reason, examples in other.skip_examples.items():
+            mine = self.skip_examples.setdefault(reason, [])
+            mine.extend(examples[: max(0, _MAX_EXAMPLES - len(mine))])
+        self.errors.extend(other.errors)
+
+    def errors_of(self, kind: str) -> list[ReportEntry]:
+        return [e for e in self.errors if e.kind == kind]
+
+    @property
+    def ok(self) -> bool:
+        """True when no error was recorded (skips are allowed)."""
+        return not self.errors
+
+    def summary(self, max_errors: int = 20) -> str:
+        """Human-readable multi-line summary for the CLI and logs."""
+        lines = [f"{self.name}:"]
+        for key, value in sorted(self.counts.items()):
+            lines.append(f"  {key}: {value}")
+        for reason, value in sorted(self.skips.items()):
+            examples = self.skip_examples.get(reason, [])
+            suffix = f" (e.g. {', '.join(examples)})" if examples else ""
+            lines.append(f"  skipped[{reason}]: {value}{suffix}")
+        if self.errors:
+            lines.append(f"  errors: {len(self.errors)}")
+            for entry in self.errors[:max_errors]:
+                lines.append(f"    {entry}")
+            if len(self.errors) > max_errors:
+                lines.append(f"    ... and {len(self.errors) - max_errors} more")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "counts": dict(self.counts),
+            "skips": dict(self.skips),
+            "skip_examples": {k: list(v) for k, v in self.skip_examples.items()},
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+
+def uniform_indices(num_available: int, num_frames: int) -> np.ndarray:
+    """``num_frames`` indices spread evenly over ``range(num_available)``: ``round(linspace(0, n-1, T))``.
+
+    First and last frame are always included. With fewer available frames than requested, indices
+    repeat (the clip keeps its length ``T``; callers may count this).
+    """
+    if num_available <= 0:
+        raise ValueError(f"uniform_indices: no frames to sample from (num_available={num_available})")
+    if num_frames <= 0:
+        raise ValueError(f"uniform_indices: num_frames must be positive, got {num_frames}")
+    return np.rint(np.linspace(0.0, num_available - 1, num_frames)).astype(np.int64)
+
+
+def resize_rgb(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize an ``[H, W, 3] uint8`` image to ``size = (height, width)`` (bilinear, anti-aliased)."""
+    if size is None or tuple(image.shape[:2]) == tuple(size):
+        return image
+    height, width = size
+    pil = Image.fromarray(image)
+    return np.asarray(pil.resize((int(width), int(height)), Image.Resampling.BILINEAR))
+
+
+def read_rgb(path: str | Path, size: tuple[int, int] | None = None, record: str | None = None) -> np.ndarray:
+    """Read an image file as ``[H, W, 3] uint8`` RGB, optionally resized to ``size = (height, width)``.
+
+    Raises :class:`SampleError` naming the file (and ``record``) when it is missing, truncated or not
+    an image.
+    """
+    where = f"{path}" + (f" (record {record})" if record else "")
+    try:
+        with Image.open(path) as img:
+            img.load()  # Pillow decodes lazily: force it so a truncated file fails here
+            rgb = img.convert("RGB")
+    except FileNotFoundError as err:
+        raise SampleError(f"{where}: image file is missing") from err
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise SampleError(f"{where}: cannot decode image ({err})") from err
+    return resize_rgb(np.asarray(rgb, dtype=np.uint8), size)
+
+
+def read_depth_png(path: str | Path, record: str | None = None) -> np.ndarray:
+    """Read a 16-bit depth PNG as ``[H, W] uint16`` (raw units, e.g. millimetres for ScanNet).
+
+    An 8-bit or colour PNG is rejected: silently reading it would turn depth into garbage targets.
+    """
+    where = f"{path}" + (f" (record {record})" if record else "")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            array = np.asarray(img)
+    except FileNotFoundError as err:
+        raise SampleError(f"{where}: depth file is missing") from err
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise SampleError(f"{where}: cannot decode depth PNG ({err})") from err
+    if array.ndim != 2 or mode not in ("I;16", "I;16B", "I;16L", "I"):
+        raise SampleError(f"{where}: depth PNG must be single-channel 16-bit, got mode {mode!r} shape {array.shape}")
+    if array.dtype != np.uint16:
+        if array.min(initial=0) < 0 or array.max(initial=0) > np.iinfo(np.uint16).max:
+            raise SampleError(f"{where}: depth values out of the uint16 range")
+        array = array.astype(np.uint16)
+    return array
+
+
+@dataclass
+class VideoClip:
+    """Frames decoded from a video file: ``frames [T, H, W, 3] uint8`` at source indices ``indices``."""
+
+    frames: np.ndarray
+    indices: np.ndarray
+    num_source_frames: int
+    fps: float | None
+
+
+def _open_video(path: Path, record: str | None) -> Any:
+    import av  # PyAV: FFmpeg bindings
+
+    where = f"{path}" + (f" (record {record})" if record else "")
+    if not path.is_file():
+        raise SampleError(f"{where}: video file is missing")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise SampleError(f"{where}: cannot open video ({err})") from err
+    if not container.streams.video:
+        container.close()
+        raise SampleError(f"{where}: file has no video stream")
+    return container
+
+
+def count_video_frames(path: str | Path, record: str | None = None) -> int:
+    """Number of frames of the first video stream, by demuxing packets (no decoding).
+
+    The container's ``stream.frames`` header is unreliable (0 for many encoders), so packets are counted.
+    """
+    import av
+
+    path = Path(path)
+    container = _open_video(path, record)
+    try:
+        stream = container.streams.video[0]
+        count = 0
+        for packet in container.demux(stream):
+            if packet.size > 0:
+                count += 1
+    except av.error.FFmpegError as err:
+        raise SampleError(f"{path}" + (f" (record {record})" if record else "") + f": corrupt video ({err})") from err
+    finally:
+        container.close()
+    return count
+
+
+def _decode_selected(
+    path: Path, wanted: np.ndarray, size: tuple[int, int] | None, record: str | None
+) -> tuple[dict[int, np.ndarray], int, float | None]:
+    """Decode sequentially, converting only the frames in ``wanted`` to RGB; also count all frames."""
+    import av
+
+    where = f"{path}" + (f" (record {record})" if record else "")
+    container = _open_video(path, record)
+    wanted_set = {int(i) for i in wanted}
+    last = max(wanted_set)
+    out: dict[int, np.ndarray] = {}
+    decoded = 0
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate) if stream.average_rate else None
+        for frame in container.decode(stream):
+            if decoded in wanted_set:
+                if size is None:
+                    rgb = frame.to_ndarray(format="rgb24")
+                else:
+                    rgb = frame.reformat(width=int(size[1]), height=int(size[0]), format="rgb24").to_ndarray()
+                out[decoded] = rgb
+            decoded += 1
+            if decoded > last:
+                break
+    except av.error.FFmpegError as err:
+        raise SampleError(f"{where}: cannot decode video ({err})") from err
+    finally:
+        container.close()
+    return out, decoded, fps
+
+
+def decode_video(
+    path: str | Path,
+    num_frames: int,
+    size: tuple[int, int] | None = None,
+    record: str | None = None,
+) -> VideoClip:
+    """Decode ``num_frames`` uniformly sampled frames (:func:`uniform_indices`) of a video with PyAV.
+
+    Frames are returned as ``[T, H, W, 3] uint8`` RGB, resized by FFmpeg's scaler to
+    ``size = (height, width)`` when given. The frame count comes from the demuxer; if the decoder then
+    yields fewer frames (a damaged tail), the indices are re-sampled over the frames that do decode.
+    Any failure raises :class:`SampleError` naming the file and ``record``.
+    """
+    path = Path(path)
+    where = f"{path}" + (f" (record {record})" if record else "")
+    total = count_video_frames(path, record)
+    if total == 0:
+        raise SampleError(f"{where}: video has no frames")
+    indices = uniform_indices(total, num_frames)
+    frames, decoded, fps = _decode_selected(path, indices, size, record)
+    if len(frames) < len(set(indices.tolist())):
+        if decoded == 0:
+            raise SampleError(f"{where}: no frame could be decoded")
+        indices = uniform_indices(decoded, num_frames)
+        frames, decoded, fps = _decode_selected(path, indices, size, record)
+        total = decoded
+        if len(frames) < len(set(indices.tolist())):
+            raise SampleError(f"{where}: decoder returned fewer frames than it counted")
+    stacked = np.stack([frames[int(i)] for i in indices]).astype(np.uint8, copy=False)
+    return VideoClip(frames=stacked, indices=indices, num_source_frames=total, fps=fps)
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Parse a JSON file; a missing or malformed file raises :class:`SampleError` naming it."""
+    import json
+
+    path = Path(path)
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError as err:
+        raise SampleError(f"{path}: {what} is missing") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SampleError(f"{path}: {what} is not valid JSON ({err})") from err
+
+
+def iter_json_records(data: Any, path: Path, key: str | None) -> Iterator[tuple[int, Any]]:
+    """Enumerate the records of a parsed JSON file, under ``data[key]`` when ``key`` is given."""
+    if key is not None:
+        if not isinstance(data, dict) or key not in data:
+            raise SampleError(f"{path}: expected a JSON object with a {key!r} list")
+        data = data[key]
+    if not isinstance(data, list):
+        raise SampleError(f"{path}: expected a JSON list of records" + (f" under {key!r}" if key else ""))
+    yield from enumerate(data)
