@@ -16,9 +16,7 @@ from loc3r.data.datasets import (
     MixtureDataset,
     MixtureSampler,
     ShardedBatchSampler,
-    uniform_frame_indices,
 )
-from loc3r.data.schema import SampleError
 from loc3r.train.checkpointing import (
     TrainerState,
     cleanup_partial,
@@ -121,14 +119,6 @@ def test_checkpoint_listing_ignores_partial(tmp_path: Path) -> None:
     assert [s for s, _ in list_checkpoints(tmp_path)] == [4, 12]
     assert latest_checkpoint(tmp_path).name == "step-00000012"
     assert [p.name for p in cleanup_partial(tmp_path)] == [".tmp-step-00000016"]
-
-
-def test_uniform_frame_indices() -> None:
-    assert uniform_frame_indices(16, 8).tolist() == [1, 3, 5, 7, 9, 11, 13, 15]
-    assert uniform_frame_indices(3, 8).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
-    assert uniform_frame_indices(1, 2).tolist() == [0, 0]
-    with pytest.raises(SampleError):
-        uniform_frame_indices(0, 4)
 
 
 class _Range(Dataset):

@@ -4,8 +4,9 @@ deterministic, shardable, resumable sampling order used by the trainer.
 Design (why it looks like this):
 
 * **Deterministic per index.** ``dataset[i]`` is a pure function of ``i`` (and the dataset's fixed
-  settings: root, split, ``num_frames``): frames are sampled *uniformly* (:func:`uniform_frame_indices`),
-  no random augmentation. Any worker, any process, any resumed run sees the same sample for the same index.
+  settings: root, split, ``num_frames``): the loaders sample T frames *uniformly* over a scene's valid
+  frames (:func:`loc3r.data.video.uniform_indices`), with no random augmentation. Any worker, any
+  process, any resumed run sees the same sample for the same index.
 * **The order lives in the sampler, not the dataset.** :class:`MixtureSampler` turns ``(seed, epoch)``
   into the list of ``(dataset, index)`` pairs of one mixture epoch with exact proportions
   ``n_k = round(N · w_k / Σw)`` (largest-remainder rounding), drawing without replacement inside a
@@ -31,7 +32,6 @@ from torch.utils.data import Dataset, Sampler
 from loc3r.data.schema import ClipSample, SampleError
 
 __all__ = [
-    "uniform_frame_indices",
     "DATASET_BUILDERS",
     "register_dataset",
     "build_dataset",
@@ -40,22 +40,6 @@ __all__ = [
     "ShardedBatchSampler",
     "EvalShardSampler",
 ]
-
-
-def uniform_frame_indices(num_available: int, num_frames: int) -> np.ndarray:
-    """Indices of ``num_frames`` frames spread uniformly over ``num_available`` (deterministic).
-
-    Frame ``k`` is taken at the centre of the k-th of ``num_frames`` equal segments:
-    ``idx_k = floor((k + 0.5) · n / T)``. With fewer frames than requested the indices repeat
-    (``n = 3, T = 8 -> 0 0 0 1 1 2 2 2``) so every clip has exactly T frames.
-    """
-    if num_available <= 0:
-        raise SampleError(f"cannot sample {num_frames} frames from a clip with {num_available} valid frames")
-    if num_frames <= 0:
-        raise SampleError(f"num_frames must be positive, got {num_frames}")
-    k = np.arange(num_frames, dtype=np.float64)
-    idx = np.floor((k + 0.5) * num_available / num_frames).astype(np.int64)
-    return np.clip(idx, 0, num_available - 1)
 
 
 # ---------------------------------------------------------------- registry of on-disk dataset kinds
