@@ -185,7 +185,11 @@ def qa_exact_match(
             continue
         hit, hit_r = answer_match(clean_answer(pred), [clean_answer(r) for r in refs])
         em[i], em_r[i] = hit, hit_r
-    result: dict[str, Any] = {"em@1": 100.0 * em.mean(), "em-r": 100.0 * em_r.mean(), "n": len(references)}
+    result: dict[str, Any] = {
+        "em@1": 100.0 * float(em.mean()),
+        "em-r": 100.0 * float(em_r.mean()),
+        "n": len(references),
+    }
     if types is not None:
         groups: dict[str, list[int]] = defaultdict(list)
         for i, t in enumerate(types):
@@ -193,8 +197,8 @@ def qa_exact_match(
         ordered = [t for t in SQA3D_QUESTION_TYPES if t in groups] + sorted(set(groups) - set(SQA3D_QUESTION_TYPES))
         for t in ordered:
             idx = groups[t]
-            result[f"em@1/{t}"] = 100.0 * em[idx].mean()
-            result[f"em-r/{t}"] = 100.0 * em_r[idx].mean()
+            result[f"em@1/{t}"] = 100.0 * float(em[idx].mean())
+            result[f"em-r/{t}"] = 100.0 * float(em_r[idx].mean())
             result[f"n/{t}"] = len(idx)
     return result
 
