@@ -1,0 +1,780 @@
+"""Writing a SynthRooms dataset to disk in the real datasets' formats (resumable, parallel, atomic).
+
+Output directory layout (``loc3r synth --out DIR``)
+====================================================
+
+::
+
+    DIR/
+      synthrooms.json                      index (see below) — written last; lists the finished scenes
+      scans/<scene_id>/                    one video = one "scan", ScanNet SensReader export layout:
+        color/<i>.jpg                      RGB, i = 0..T-1 (sRGB JPEG, quality 92)
+        depth/<i>.png                      uint16 depth in millimetres, 0 = invalid (z-depth, not ray length)
+        instance/<i>.png                   uint16 instance id per pixel: 0 = room shell (floor/walls/ceiling),
+                                           k >= 1 = the object with instance_id k in meta_info.json
+        pose/<i>.txt                       4x4 camera-to-world, OpenCV camera axes, world z up (metres)
+        intrinsic/intrinsic_color.txt      4x4 (K padded), colour and depth share the camera:
+        intrinsic/intrinsic_depth.txt        fx = fy, cx = W/2, cy = H/2, pixel centres at +0.5
+        intrinsic/extrinsic_color.txt      4x4 identity
+        intrinsic/extrinsic_depth.txt      4x4 identity
+        video.mp4                          the T frames as H.264 (4 fps), unless --no-video
+        meta_info.json                     {scene_id: entry}: the layout, VSI-Bench meta_info format
+                                           (see loc3r.data.synth.meta_info; exact boxes + instance ids)
+        sqa3d.json                         this scene's SQA3D records {"questions": [...], "annotations": [...]}
+        vsibench.json                      this scene's VSI-Bench records (no "id" yet)
+        scene.json                         per-scene summary + settings fingerprint (written last in the
+                                           temp dir; the directory only gets its final name when complete)
+      sqa3d/v1_balanced_questions_<split>_scannetv2.json     SQA3D file pair per split (joined by
+      sqa3d/v1_balanced_sqa_annotations_<split>_scannetv2.json  question_id), see "SQA3D poses" below
+      sqa3d/answer_dict.json               [answer -> class, class -> answer] from the *train* answers
+      vsibench/<split>.jsonl               VSI-Bench records {id, dataset: "synthrooms", scene_name,
+                                           question_type, question, options, ground_truth}
+      vsibench/synthrooms/<scene_id>.mp4   the videos at VSI-Bench's <dataset>/<scene_name>.mp4 (hard links)
+      meta_info/synthrooms_meta_info_<split>.json   the layouts of a split, {scene_id: entry}
+
+Splits (by room): ``train``, ``val``, ``test`` and ``test_novel_view``. Room ``synthNNNNN`` is rendered
+as scan ``synthNNNNN_00`` with a hand-held walk; each *test* room is rendered a second time as
+``synthNNNNN_01`` with a novel-viewpoint trajectory (:mod:`loc3r.data.synth.trajectory`) — the same
+room, layout and objects, so the test/test_novel_view difference is the viewpoint alone (like ScanNet's
+``sceneXXXX_00``/``_01`` rescans). Layouts read from ``--layouts FILE`` keep their file keys as room id.
+
+The index ``synthrooms.json``::
+
+    {"format": "synthrooms", "version": 1, "loc3r_version": ..., "complete": true,
+     "settings": {...generator settings...}, "fingerprint": "<sha256 of the settings>",
+     "splits": {"train": [scene_id, ...], "val": [...], "test": [...], "test_novel_view": [...]},
+     "scenes": {scene_id: {"split", "room_id", "trajectory", "num_frames", "width", "height",
+                           "num_objects", "room_area", "num_situations", "num_sqa3d_questions",
+                           "num_vsibench_questions"}},
+     "failed": {scene_id: "error message"}, "files": {...relative paths...}}
+
+SQA3D poses (our files differ from real SQA3D here!)
+----------------------------------------------------
+``position {x, y, z}`` is in **our world frame** (metres, z = 0 on the floor, the frame of
+``pose/<i>.txt`` and ``meta_info.json``); ``rotation {_x, _y, _z, _w}`` is the quaternion of the rotation
+about +z by the agent's world yaw θ: ``(0, 0, sin(θ/2), cos(θ/2))``, and the agent faces that rotation's
+**local +x** axis. Real SQA3D stores positions in a bounding-box-centred raw-mesh frame with the agent
+facing local -x; the SQA3D loader reads our files with ``convention="loc3r_world"``.
+
+Resumability and atomicity
+--------------------------
+Each scan is written into ``scans/.tmp.<scene_id>.<pid>`` and renamed to ``scans/<scene_id>`` with
+``os.replace`` only when every file is written (``--fsync`` also flushes them to disk first), so a
+killed run or a full disk never leaves a directory that looks finished; leftover ``.tmp.*`` directories
+are deleted by the next run. A re-run skips scans whose ``scene.json`` carries the same settings
+fingerprint and refuses (:class:`DatasetError`) to mix settings in one directory. One run at a time per
+directory (an ``flock`` on ``DIR/.synthrooms.lock``). The split-level files and the index are
+rebuilt from the per-scan files at the end of every run (atomically).
+
+Determinism: every room and every scan draws from its own ``numpy.random.SeedSequence((seed, room
+index[, scan]))``, so the output does not depend on ``--workers`` or on which scans were resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from loc3r.data.schema import SceneLayout
+from loc3r.geometry import camera_center
+
+__all__ = [
+    "SYNTH_VERSION",
+    "INDEX_NAME",
+    "SPLITS",
+    "DatasetError",
+    "SynthSettings",
+    "SceneJob",
+    "DatasetSummary",
+    "plan_jobs",
+    "render_scene",
+    "write_scene",
+    "generate_dataset",
+    "read_index",
+    "sqa3d_rotation",
+]
+
+SYNTH_VERSION = 1
+INDEX_NAME = "synthrooms.json"
+SPLITS = ("train", "val", "test", "test_novel_view")
+DATASET_NAME = "synthrooms"
+_SCENE_FILE = "scene.json"
+_LOCK_NAME = ".synthrooms.lock"
+_TMP_PREFIX = ".tmp."
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_QID_STRIDE = 10_000  # question ids: (room_index * 10 + scan) * _QID_STRIDE + k
+
+
+class DatasetError(RuntimeError):
+    """The output directory or the generator settings are inconsistent (names the directory / scene)."""
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """Generator settings; everything that changes the output is part of the fingerprint."""
+
+    num_scenes: int | None = 10  # rooms; with a layouts file: None = all of the file's rooms
+    frames: int = 32
+    width: int = 128
+    height: int = 128
+    hfov_deg: float = 60.0
+    seed: int = 0
+    min_objects: int = 6
+    max_objects: int = 14
+    min_side: float = 3.0
+    max_side: float = 10.0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    novel_view: bool = True
+    situations_per_scene: int = 8
+    questions_per_situation: int = 4
+    vsi_questions_per_type: int = 2
+    layouts_file: str | None = None
+    layouts_sha256: str | None = None
+    shadows: bool = True
+    write_video: bool = True
+    jpeg_quality: int = 92
+    min_visible_pixels: int = 0  # 0 = max(4, 0.2 % of the image): pixels for an object to count as seen
+
+    def __post_init__(self) -> None:
+        if self.num_scenes is not None and self.num_scenes < 1:
+            raise ValueError(f"num_scenes must be >= 1, got {self.num_scenes}")
+        if self.frames < 1:
+            raise ValueError(f"frames must be >= 1, got {self.frames}")
+        if self.width < 8 or self.height < 8:
+            raise ValueError(f"image size must be at least 8x8, got {self.width}x{self.height}")
+        if self.write_video and (self.width % 2 or self.height % 2):
+            raise ValueError(
+                f"the H.264 video needs an even image size, got {self.width}x{self.height} "
+                "(use an even size or disable the video)"
+            )
+        if not (
+            0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
+        ):
+            raise ValueError(
+                f"val/test fractions must be in [0, 1) and sum below 1, got {self.val_fraction}, {self.test_fraction}"
+            )
+        if self.layouts_file is None and self.num_scenes is None:
+            raise ValueError("num_scenes is required unless a layouts file is given")
+
+    @property
+    def scene_config(self):  # -> SceneConfig (import kept local: scene.py imports shapely)
+        from loc3r.data.synth.scene import SceneConfig
+
+        return SceneConfig(
+            min_objects=self.min_objects, max_objects=self.max_objects, min_side=self.min_side, max_side=self.max_side
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        blob = json.dumps({"version": SYNTH_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def min_pixels(self) -> int:
+        return self.min_visible_pixels or max(4, int(0.002 * self.width * self.height))
+
+
+@dataclass
+class SceneJob:
+    """One scan to write: which room, which trajectory family, which split."""
+
+    scene_id: str
+    room_id: str
+    room_index: int
+    scan: int  # 0 = walk, 1 = novel-view rescan
+    split: str
+    trajectory: str
+    layout: SceneLayout | None = None  # given for layouts read from a file; generated otherwise
+
+
+@dataclass
+class DatasetSummary:
+    out_dir: Path
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    index: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------------
+
+
+def _split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    n_test = round(test_fraction * n)
+    n_val = round(val_fraction * n)
+    if test_fraction > 0 and n >= 2:
+        n_test = max(n_test, 1)
+    if val_fraction > 0 and n >= 3:
+        n_val = max(n_val, 1)
+    while n_test + n_val >= n and n_val > 0:
+        n_val -= 1
+    while n_test >= n and n_test > 0:
+        n_test -= 1
+    return n_val, n_test
+
+
+def plan_jobs(settings: SynthSettings, layouts: list[SceneLayout] | None = None) -> list[SceneJob]:
+    """All scans of the dataset, in a fixed order (rooms by index; a room's walk before its rescan).
+
+    Rooms are assigned to splits by a permutation drawn from ``seed``: the first ``test`` rooms go to test,
+    the next to val, the rest to train (each non-empty split gets >= 1 room when there are enough rooms).
+    """
+    if layouts is not None:
+        if settings.num_scenes is not None:
+            layouts = layouts[: settings.num_scenes]
+        room_ids = [layout.scene_id for layout in layouts]
+        for rid in room_ids:
+            if not _ID_RE.match(rid):
+                raise DatasetError(
+                    f"layout scene id {rid!r} is not usable as a directory name (letters, digits, '_', '.', '-')"
+                )
+        if len(set(room_ids)) != len(room_ids):
+            raise DatasetError("duplicate scene ids in the layouts file")
+    else:
+        room_ids = [f"synth{i:05d}" for i in range(int(settings.num_scenes or 0))]
+    n = len(room_ids)
+    if n == 0:
+        raise DatasetError("no rooms to generate")
+    n_val, n_test = _split_counts(n, settings.val_fraction, settings.test_fraction)
+    perm = np.random.default_rng(np.random.SeedSequence([settings.seed, 0x5A17])).permutation(n)
+    split_of = {}
+    for rank, i in enumerate(perm):
+        split_of[int(i)] = "test" if rank < n_test else ("val" if rank < n_test + n_val else "train")
+    jobs = []
+    for i, rid in enumerate(room_ids):
+        layout = layouts[i] if layouts is not None else None
+        jobs.append(SceneJob(f"{rid}_00", rid, i, 0, split_of[i], "walk", layout))
+        if split_of[i] == "test" and settings.novel_view:
+            jobs.append(SceneJob(f"{rid}_01", rid, i, 1, "test_novel_view", "novel_view", layout))
+    return jobs
+
+
+# --------------------------------------------------------------------------------------------------
+# One scan
+# --------------------------------------------------------------------------------------------------
+
+
+def sqa3d_rotation(yaw: float) -> dict[str, float]:
+    """The SQA3D-style quaternion ``{_x, _y, _z, _w}`` of the rotation about +z by ``yaw`` (agent faces its
+    local +x; see the module docstring — real SQA3D's agents face local -x)."""
+    return {"_x": 0.0, "_y": 0.0, "_z": float(np.sin(yaw / 2.0)), "_w": float(np.cos(yaw / 2.0))}
+
+
+def _room_layout(job: SceneJob, settings: SynthSettings) -> tuple[SceneLayout, Any]:
+    from loc3r.data.synth.mesh import RoomStyle
+    from loc3r.data.synth.scene import generate_layout
+
+    room_seq = np.random.SeedSequence([settings.seed, job.room_index])
+    layout_ss, style_ss = room_seq.spawn(2)
+    if job.layout is not None:
+        base = job.layout
+        style = RoomStyle.for_scene(job.room_id)
+    else:
+        base = generate_layout(job.room_id, np.random.default_rng(layout_ss), settings.scene_config)
+        style = RoomStyle.sample(np.random.default_rng(style_ss))
+    layout = SceneLayout(job.scene_id, np.asarray(base.floor_polygon), float(base.height), list(base.objects))
+    return layout, style
+
+
+@dataclass
+class RenderedScene:
+    """Everything of one scan before it is written."""
+
+    layout: SceneLayout
+    poses: np.ndarray  # [T, 4, 4]
+    intrinsic: np.ndarray  # [3, 3]
+    rgb: np.ndarray  # [T, H, W, 3] uint8
+    depth: np.ndarray  # [T, H, W] float32 metres
+    instance: np.ndarray  # [T, H, W] uint16
+    first_seen_frame: dict[int, int]
+    situations: list[Any]
+    vsi_records: list[dict[str, Any]]
+
+
+def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
+    """Build the room, sample the trajectory, render every frame, generate situations and questions."""
+    from loc3r.data.synth.mesh import build_scene_mesh
+    from loc3r.data.synth.questions import generate_situations, generate_vsi_questions
+    from loc3r.data.synth.render import SceneRenderer, make_intrinsic
+    from loc3r.data.synth.trajectory import sample_trajectory
+
+    layout, style = _room_layout(job, settings)
+    traj_ss, sit_ss, vsi_ss = np.random.SeedSequence([settings.seed, job.room_index, 1 + job.scan]).spawn(3)
+    traj = sample_trajectory(job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames)
+    renderer = SceneRenderer(build_scene_mesh(layout, style), shadows=settings.shadows)
+    intrinsic = make_intrinsic(settings.width, settings.height, settings.hfov_deg)
+    t, h, w = settings.frames, settings.height, settings.width
+    rgb = np.empty((t, h, w, 3), np.uint8)
+    depth = np.empty((t, h, w), np.float32)
+    instance = np.empty((t, h, w), np.uint16)
+    for i, pose in enumerate(traj.poses):
+        frame = renderer.render(pose, intrinsic, w, h)
+        rgb[i], depth[i], instance[i] = frame.rgb, frame.depth, frame.instance
+    first_seen: dict[int, int] = {}
+    max_id = max((o.instance_id for o in layout.objects), default=0)
+    for i in range(t):
+        counts = np.bincount(instance[i].ravel(), minlength=max_id + 1)
+        for iid in np.flatnonzero(counts >= settings.min_pixels):
+            if iid > 0 and int(iid) not in first_seen:
+                first_seen[int(iid)] = i
+    situations = generate_situations(
+        layout, np.random.default_rng(sit_ss), settings.situations_per_scene, settings.questions_per_situation
+    )
+    vsi = generate_vsi_questions(
+        layout, np.random.default_rng(vsi_ss), first_seen, camera_center(traj.poses), settings.vsi_questions_per_type
+    )
+    return RenderedScene(layout, traj.poses, intrinsic, rgb, depth, instance, first_seen, situations, vsi)
+
+
+def _write_text_matrix(path: Path, mat: np.ndarray, fmt: str = "%.9f") -> None:
+    np.savetxt(path, np.asarray(mat, dtype=np.float64), fmt=fmt)
+
+
+def _write_json(path: Path, data: Any, indent: int | None = 1) -> None:
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=indent)
+
+
+def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(dirpath, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _sqa3d_records(job: SceneJob, situations: list[Any]) -> tuple[list[dict], list[dict]]:
+    questions, annotations = [], []
+    k = 0
+    base = (job.room_index * 10 + job.scan) * _QID_STRIDE
+    for sit in situations:
+        pos = np.asarray(sit.position, dtype=np.float64)
+        for q in sit.questions:
+            if k >= _QID_STRIDE:
+                raise DatasetError(f"scene {job.scene_id!r}: more than {_QID_STRIDE} questions")
+            qid = base + k
+            k += 1
+            questions.append(
+                {
+                    "scene_id": job.scene_id,
+                    "situation": sit.text,
+                    "alternative_situation": [],
+                    "question": q.question,
+                    "question_id": qid,
+                }
+            )
+            annotations.append(
+                {
+                    "scene_id": job.scene_id,
+                    "question_id": qid,
+                    "question_type": q.question_type,
+                    "answer_type": q.answer_type,
+                    "answers": [{"answer": q.answer, "answer_confidence": "yes", "answer_id": 1}],
+                    "position": {"x": float(pos[0]), "y": float(pos[1]), "z": float(pos[2])},
+                    "rotation": sqa3d_rotation(float(sit.yaw)),
+                    "referenced_instances": [int(i) for i in sit.referenced_instances],
+                }
+            )
+    return questions, annotations
+
+
+def write_scene(
+    job: SceneJob, settings: SynthSettings, out_dir: str | os.PathLike, fsync: bool = False
+) -> dict[str, Any]:
+    """Render and write one scan atomically into ``out_dir/scans/<scene_id>``; returns its summary."""
+    from loc3r.data.synth.meta_info import layout_to_entry
+
+    scans = Path(out_dir) / "scans"
+    final = scans / job.scene_id
+    scene = render_scene(job, settings)
+    tmp = scans / f"{_TMP_PREFIX}{job.scene_id}.{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        for sub in ("color", "depth", "instance", "pose", "intrinsic"):
+            (tmp / sub).mkdir(parents=True)
+        for i in range(settings.frames):
+            Image.fromarray(scene.rgb[i]).save(tmp / "color" / f"{i}.jpg", quality=settings.jpeg_quality)
+            depth_mm = np.round(scene.depth[i] * 1000.0)
+            depth_mm[(depth_mm < 0) | (depth_mm > 65535)] = 0
+            Image.fromarray(depth_mm.astype(np.uint16)).save(tmp / "depth" / f"{i}.png")
+            Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
+            _write_text_matrix(tmp / "pose" / f"{i}.txt", scene.poses[i])
+        k4 = np.eye(4)
+        k4[:3, :3] = scene.intrinsic
+        for name in ("intrinsic_color", "intrinsic_depth"):
+            _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", k4, fmt="%.6f")
+        for name in ("extrinsic_color", "extrinsic_depth"):
+            _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", np.eye(4), fmt="%.6f")
+        if settings.write_video:
+            _write_video(tmp / "video.mp4", scene.rgb)
+        _write_json(tmp / "meta_info.json", {job.scene_id: layout_to_entry(scene.layout)})
+        questions, annotations = _sqa3d_records(job, scene.situations)
+        _write_json(tmp / "sqa3d.json", {"questions": questions, "annotations": annotations})
+        vsi = [{"dataset": DATASET_NAME, "scene_name": job.scene_id, **r} for r in scene.vsi_records]
+        _write_json(tmp / "vsibench.json", vsi)
+        summary = {
+            "scene_id": job.scene_id,
+            "split": job.split,
+            "room_id": job.room_id,
+            "trajectory": job.trajectory,
+            "num_frames": settings.frames,
+            "width": settings.width,
+            "height": settings.height,
+            "num_objects": len(scene.layout.objects),
+            "room_area": layout_to_entry(scene.layout)["room_size"],
+            "num_situations": len(scene.situations),
+            "num_sqa3d_questions": len(questions),
+            "num_vsibench_questions": len(vsi),
+            "first_seen_frame": {str(k): v for k, v in sorted(scene.first_seen_frame.items())},
+            "fingerprint": settings.fingerprint(),
+            "complete": True,
+        }
+        _write_json(tmp / _SCENE_FILE, summary)
+        if fsync:
+            _fsync_tree(tmp)
+        if final.exists():
+            raise DatasetError(f"{final}: appeared while it was being written (two runs on one directory?)")
+        os.replace(tmp, final)
+        if fsync:
+            fd = os.open(scans, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _scene_done(scans: Path, scene_id: str, fingerprint: str) -> dict[str, Any] | None:
+    """The summary of a finished scan, None if absent; DatasetError if written with other settings."""
+    path = scans / scene_id / _SCENE_FILE
+    if not (scans / scene_id).is_dir():
+        return None
+    try:
+        with open(path) as fh:
+            summary = json.load(fh)
+    except (OSError, json.JSONDecodeError) as err:
+        raise DatasetError(
+            f"{scans / scene_id}: exists but {_SCENE_FILE} is unreadable ({err}); it was not "
+            "written by this tool — remove it"
+        ) from err
+    if summary.get("fingerprint") != fingerprint:
+        raise DatasetError(
+            f"{scans / scene_id}: written with different generator settings "
+            f"({summary.get('fingerprint')} != {fingerprint}); use a new --out directory"
+        )
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------
+# Whole dataset
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / _LOCK_NAME, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise DatasetError(f"{out_dir}: another 'loc3r synth' run is writing this directory") from err
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _atomic_json(path: Path, data: Any, indent: int | None = 1, lines: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            if lines:
+                for rec in data:
+                    fh.write(json.dumps(rec) + "\n")
+            else:
+                json.dump(data, fh, indent=indent)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _worker(job: SceneJob, settings: SynthSettings, out_dir: str, fsync: bool) -> tuple[str, dict | None, str | None]:
+    try:
+        return job.scene_id, write_scene(job, settings, out_dir, fsync=fsync), None
+    except Exception as err:  # reported per scene; the run continues with the others
+        return job.scene_id, None, f"{type(err).__name__}: {err}"
+
+
+def _finalize(
+    out_dir: Path, settings: SynthSettings, jobs: list[SceneJob], summaries: dict[str, dict], failed: dict[str, str]
+) -> dict[str, Any]:
+    """Rebuild the split-level files and the index from the per-scan files."""
+    scans = out_dir / "scans"
+    splits: dict[str, list[str]] = {s: [] for s in SPLITS}
+    sqa_q: dict[str, list] = {s: [] for s in SPLITS}
+    sqa_a: dict[str, list] = {s: [] for s in SPLITS}
+    vsi: dict[str, list] = {s: [] for s in SPLITS}
+    meta: dict[str, dict] = {s: {} for s in SPLITS}
+    video_dir = out_dir / "vsibench" / DATASET_NAME
+    if settings.write_video:
+        video_dir.mkdir(parents=True, exist_ok=True)
+    for job in jobs:
+        if job.scene_id not in summaries:
+            continue
+        d = scans / job.scene_id
+        splits[job.split].append(job.scene_id)
+        with open(d / "sqa3d.json") as fh:
+            rec = json.load(fh)
+        sqa_q[job.split] += rec["questions"]
+        sqa_a[job.split] += rec["annotations"]
+        with open(d / "vsibench.json") as fh:
+            vsi[job.split] += json.load(fh)
+        with open(d / "meta_info.json") as fh:
+            meta[job.split].update(json.load(fh))
+        if settings.write_video:
+            link = video_dir / f"{job.scene_id}.mp4"
+            if not link.exists():
+                try:
+                    os.link(d / "video.mp4", link)
+                except OSError:
+                    shutil.copyfile(d / "video.mp4", link)
+    next_id = 0
+    for split in SPLITS:
+        header = {
+            "info": {
+                "description": "SynthRooms situated questions (SQA3D format; positions in the "
+                "loc3r world frame, agent faces local +x)",
+                "version": SYNTH_VERSION,
+            },
+            "license": "same as loc3r",
+            "data_type": "synthrooms",
+            "data_subtype": split,
+            "task_type": "SQA3D",
+        }
+        _atomic_json(
+            out_dir / "sqa3d" / f"v1_balanced_questions_{split}_scannetv2.json", {**header, "questions": sqa_q[split]}
+        )
+        _atomic_json(
+            out_dir / "sqa3d" / f"v1_balanced_sqa_annotations_{split}_scannetv2.json",
+            {**header, "annotations": sqa_a[split]},
+        )
+        records = []
+        for r in vsi[split]:
+            records.append({"id": next_id, **r})
+            next_id += 1
+        _atomic_json(out_dir / "vsibench" / f"{split}.jsonl", records, lines=True)
+        _atomic_json(out_dir / "meta_info" / f"{DATASET_NAME}_meta_info_{split}.json", meta[split])
+    answers = sorted({a["answers"][0]["answer"] for a in sqa_a["train"]})
+    _atomic_json(
+        out_dir / "sqa3d" / "answer_dict.json",
+        [{a: i for i, a in enumerate(answers)}, {str(i): a for i, a in enumerate(answers)}],
+    )
+    import loc3r
+
+    scenes = {}
+    for job in jobs:
+        if job.scene_id in summaries:
+            s = summaries[job.scene_id]
+            scenes[job.scene_id] = {
+                k: s[k]
+                for k in (
+                    "split",
+                    "room_id",
+                    "trajectory",
+                    "num_frames",
+                    "width",
+                    "height",
+                    "num_objects",
+                    "room_area",
+                    "num_situations",
+                    "num_sqa3d_questions",
+                    "num_vsibench_questions",
+                )
+            }
+    index = {
+        "format": DATASET_NAME,
+        "version": SYNTH_VERSION,
+        "loc3r_version": loc3r.__version__,
+        "complete": not failed and len(scenes) == len(jobs),
+        "settings": settings.to_dict(),
+        "fingerprint": settings.fingerprint(),
+        "splits": splits,
+        "scenes": scenes,
+        "failed": failed,
+        "files": {
+            "scans": "scans/<scene_id>",
+            "sqa3d_questions": "sqa3d/v1_balanced_questions_<split>_scannetv2.json",
+            "sqa3d_annotations": "sqa3d/v1_balanced_sqa_annotations_<split>_scannetv2.json",
+            "sqa3d_answer_dict": "sqa3d/answer_dict.json",
+            "vsibench": "vsibench/<split>.jsonl",
+            "vsibench_videos": f"vsibench/{DATASET_NAME}/<scene_id>.mp4" if settings.write_video else None,
+            "meta_info": f"meta_info/{DATASET_NAME}_meta_info_<split>.json",
+        },
+    }
+    _atomic_json(out_dir / INDEX_NAME, index)
+    return index
+
+
+def generate_dataset(
+    out_dir: str | os.PathLike,
+    settings: SynthSettings,
+    workers: int = 1,
+    progress: bool = True,
+    fsync: bool = False,
+) -> DatasetSummary:
+    """Generate (or resume) a SynthRooms dataset in ``out_dir``; see the module docstring for the layout.
+
+    Layouts come from ``settings.layouts_file`` when set (validated up front: a bad file raises
+    :class:`~loc3r.data.synth.meta_info.LayoutError` naming the scene and object), else are generated.
+    Scans run in ``workers`` processes. A scan that fails is reported in ``summary.failed`` (and in the
+    index) while the others are written.
+    """
+    from tqdm import tqdm
+
+    from loc3r.data.synth.meta_info import load_meta_info
+
+    out = Path(out_dir)
+    start = time.perf_counter()
+    layouts = None
+    if settings.layouts_file is not None:
+        layouts = load_meta_info(settings.layouts_file)
+        digest = hashlib.sha256(Path(settings.layouts_file).read_bytes()).hexdigest()
+        if settings.layouts_sha256 not in (None, digest):
+            raise DatasetError(
+                f"{settings.layouts_file}: content changed (sha256 {digest} != {settings.layouts_sha256})"
+            )
+        settings = SynthSettings(
+            **{
+                **settings.to_dict(),
+                "layouts_sha256": digest,
+                "layouts_file": str(Path(settings.layouts_file).resolve()),
+            }
+        )
+    jobs = plan_jobs(settings, layouts)
+    fingerprint = settings.fingerprint()
+    summary = DatasetSummary(out_dir=out)
+    with _locked(out):
+        index_path = out / INDEX_NAME
+        if index_path.exists():
+            try:
+                old = json.loads(index_path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise DatasetError(f"{index_path}: unreadable index ({err})") from err
+            if old.get("fingerprint") != fingerprint:
+                raise DatasetError(
+                    f"{out}: holds a SynthRooms set made with different settings "
+                    f"(fingerprint {old.get('fingerprint')} != {fingerprint}); use a new --out"
+                )
+        scans = out / "scans"
+        scans.mkdir(parents=True, exist_ok=True)
+        for leftover in scans.glob(f"{_TMP_PREFIX}*"):  # half-written scans of a killed run
+            shutil.rmtree(leftover, ignore_errors=True)
+        summaries: dict[str, dict] = {}
+        todo = []
+        for job in jobs:
+            done = _scene_done(scans, job.scene_id, fingerprint)
+            if done is not None:
+                summaries[job.scene_id] = done
+                summary.skipped.append(job.scene_id)
+            else:
+                todo.append(job)
+        bar = tqdm(
+            total=len(jobs),
+            initial=len(jobs) - len(todo),
+            desc="synth",
+            unit="scene",
+            disable=not progress,
+            file=sys.stderr,
+        )
+        if workers <= 1 or len(todo) <= 1:
+            results = (_worker(job, settings, str(out), fsync) for job in todo)
+            for scene_id, res, err in results:
+                _collect(summary, summaries, scene_id, res, err, bar)
+        else:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(_worker, job, settings, str(out), fsync) for job in todo]
+                for fut in as_completed(futures):
+                    scene_id, res, err = fut.result()
+                    _collect(summary, summaries, scene_id, res, err, bar)
+        bar.close()
+        summary.index = _finalize(out, settings, jobs, summaries, summary.failed)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _collect(
+    summary: DatasetSummary, summaries: dict, scene_id: str, res: dict | None, err: str | None, bar: Any
+) -> None:
+    if err is not None:
+        summary.failed[scene_id] = err
+        bar.write(f"synth: scene {scene_id} failed: {err}")
+    else:
+        summaries[scene_id] = res
+        summary.written.append(scene_id)
+    bar.update(1)
+
+
+def read_index(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``synthrooms.json`` index of a generated directory (``DatasetError`` if absent/invalid)."""
+    path = Path(out_dir) / INDEX_NAME
+    try:
+        with open(path) as fh:
+            index = json.load(fh)
+    except OSError as err:
+        raise DatasetError(f"{path}: no SynthRooms index ({err}); run 'loc3r synth --out {out_dir}' first") from err
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: invalid JSON ({err})") from err
+    if index.get("format") != DATASET_NAME:
+        raise DatasetError(f"{path}: not a SynthRooms index (format {index.get('format')!r})")
+    return index
