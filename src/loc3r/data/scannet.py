@@ -746,7 +746,8 @@ class ScanNetFrameSource:
     """Clips of many ScanNet scenes under one root (``<root>/<scene_id>/``), with a small LRU cache.
 
     All questions of a scene share one clip (the same ``T`` frames, as in the paper: a fixed uniform
-    sample of the scene video), so the cache makes per-question access cheap.
+    sample of the scene video), so the cache makes per-question access cheap. ``use_axis_alignment=False``
+    keeps every scene in its raw frame (for checks; benchmark conversions follow the clip either way).
     """
 
     def __init__(
@@ -764,8 +765,10 @@ class ScanNetFrameSource:
         strict: bool = False,
         report: LoadReport | None = None,
         cache_size: int = 4,
+        use_axis_alignment: bool = True,
     ) -> None:
         self.root = Path(root)
+        self.use_axis_alignment = bool(use_axis_alignment)
         self.num_frames = int(num_frames)
         self.image_size = image_size
         self.points_size = points_size
@@ -785,6 +788,7 @@ class ScanNetFrameSource:
             self.root / scene_id,
             scene_id,
             layout=self.layout,
+            axis_alignment="auto" if self.use_axis_alignment else None,
             scene_meta=self.scene_meta,
             scans_root=self.scans_root,
             depth_scale=self.depth_scale,
