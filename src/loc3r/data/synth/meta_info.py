@@ -223,10 +223,8 @@ def layout_from_entry(scene_id: str, entry: Any, source: str = "<meta_info>") ->
     for raw_cat, boxes in bboxes.items():
         cat = canonical_category(raw_cat)
         if cat is None:
-            raise LayoutError(
-                f"{here}: object_bbox[{raw_cat!r}]: unknown category {raw_cat!r} (known: "
-                f"{', '.join(sorted(CATEGORIES))})"
-            )
+            what = f"object {raw_cat!r}[0]" if isinstance(boxes, list) and boxes else f"object_bbox[{raw_cat!r}]"
+            raise LayoutError(f"{here}: {what}: unknown category {raw_cat!r} (known: {', '.join(sorted(CATEGORIES))})")
         if not isinstance(boxes, list):
             raise LayoutError(f"{here}: object_bbox[{raw_cat!r}] must be a list of boxes")
         if counts is not None and raw_cat in counts and int(counts[raw_cat]) != len(boxes):
