@@ -1,0 +1,214 @@
+"""VSI-Bench (visual-spatial questions on plain videos) as :class:`~loc3r.data.schema.ClipSample`.
+
+Records (DESIGN.md §4): ``{id, dataset (scannet | scannetpp | arkitscenes), scene_name, question_type,
+question, options (list "A. ..." or null), ground_truth}``, read from the Hugging Face release's
+``test-00000-of-00001.parquet`` (pyarrow), or from a JSON list / JSON-lines file with the same fields
+(e.g. VSI-style training data). The video of a record is ``<video_root>/<dataset>/<scene_name>.mp4``,
+decoded with PyAV; ``T`` frames are sampled uniformly over the whole video
+(:func:`~loc3r.data.video.uniform_indices`).
+
+VSI-Bench has no camera poses or depth: samples carry ``poses=None`` and ``points=None``, so the layout
+and situation losses are off for them, and a camera prior must come from an external provider (or be
+off). Units of the numerical answers: distances in m, object size in cm (longest side), room size in m².
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loc3r.data.schema import ClipSample, SampleError
+from loc3r.data.video import LoadReport, decode_video, read_json
+
+__all__ = ["VSIBENCH_DATASETS", "VSIBenchRecord", "read_vsibench_rows", "load_vsibench", "VSIBenchDataset"]
+
+VSIBENCH_DATASETS = ("scannet", "scannetpp", "arkitscenes")
+_REQUIRED = ("id", "dataset", "scene_name", "question_type", "question", "ground_truth")
+
+
+@dataclass
+class VSIBenchRecord:
+    id: str
+    dataset: str
+    scene_name: str
+    question_type: str
+    question: str
+    options: list[str] | None
+    ground_truth: str
+
+    def video_path(self, video_root: str | Path) -> Path:
+        return Path(video_root) / self.dataset / f"{self.scene_name}.mp4"
+
+
+def read_vsibench_rows(path: str | Path) -> list[Any]:
+    """Rows of a VSI-Bench record file: ``.parquet`` (pyarrow), ``.jsonl`` or ``.json`` (a list)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SampleError(f"{path}: VSI-Bench record file is missing")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path).to_pylist()
+        except Exception as err:  # pyarrow raises ArrowInvalid / OSError subclasses
+            raise SampleError(f"{path}: cannot read parquet ({err})") from err
+    if suffix == ".jsonl":
+        rows: list[Any] = []
+        with path.open("r", encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise SampleError(f"{path}:{line_no}: not valid JSON ({err})") from err
+        return rows
+    data = read_json(path, "VSI-Bench record file")
+    if not isinstance(data, list):
+        raise SampleError(f"{path}: expected a JSON list of records")
+    return data
+
+
+def load_vsibench(
+    path: str | Path,
+    *,
+    question_types: Sequence[str] | None = None,
+    strict: bool = False,
+    report: LoadReport | None = None,
+) -> tuple[list[VSIBenchRecord], LoadReport]:
+    """Load VSI-Bench records (a file, or a folder holding ``test-00000-of-00001.parquet``).
+
+    ``question_types`` keeps only those types. Malformed rows are reported with file, record and field.
+    """
+    report = report if report is not None else LoadReport("vsibench", strict=strict)
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("test-*.parquet")) or sorted(path.glob("*.parquet"))
+        if not candidates:
+            raise SampleError(f"{path}: no VSI-Bench parquet file (test-00000-of-00001.parquet) in this folder")
+        path = candidates[0]
+    records: list[VSIBenchRecord] = []
+    for index, row in enumerate(read_vsibench_rows(path)):
+        record = f"row {index}"
+        try:
+            if not isinstance(row, dict):
+                raise SampleError(f"{path} {record}: row must be an object")
+            if row.get("id") is not None:
+                record = f"id={row['id']}"
+            for key in _REQUIRED:
+                value = row.get(key)
+                if value is None or (isinstance(value, str) and not value.strip() and key != "ground_truth"):
+                    raise SampleError(f"{path} {record}: field {key!r} is missing or empty")
+            dataset = str(row["dataset"])
+            if dataset not in VSIBENCH_DATASETS:
+                raise SampleError(
+                    f"{path} {record}: field 'dataset' must be one of {VSIBENCH_DATASETS}, got {dataset!r}"
+                )
+            options = row.get("options")
+            if options is not None:
+                if not isinstance(options, list | tuple) or not all(isinstance(o, str) for o in options):
+                    raise SampleError(f"{path} {record}: field 'options' must be a list of strings or null")
+                options = list(options)
+        except SampleError as err:
+            message = str(err)
+            field_name = message.split("field '")[1].split("'")[0] if "field '" in message else None
+            report.error("bad_record", message, file=path, record=record, field=field_name)
+            continue
+        if question_types is not None and row["question_type"] not in question_types:
+            report.skip("question_type_filtered")
+            continue
+        records.append(
+            VSIBenchRecord(
+                id=str(row["id"]),
+                dataset=dataset,
+                scene_name=str(row["scene_name"]),
+                question_type=str(row["question_type"]),
+                question=str(row["question"]),
+                options=options,
+                ground_truth=str(row["ground_truth"]),
+            )
+        )
+    report.count("records_loaded", len(records))
+    return records, report
+
+
+@dataclass
+class VSIBenchDataset:
+    """VSI-Bench records + videos -> :class:`ClipSample` (task ``"vsibench"``, no poses / points).
+
+    Decoded clips are cached per video (several questions share a scene video).
+    """
+
+    records: Sequence[VSIBenchRecord]
+    video_root: str | Path
+    num_frames: int = 32
+    image_size: tuple[int, int] | None = None
+    report: LoadReport | None = None
+    task: str = "vsibench"
+    cache_size: int = 2
+
+    def __post_init__(self) -> None:
+        if self.report is None:
+            self.report = LoadReport("vsibench videos")
+        self._cache: dict[Path, Any] = {}
+        self._failed: dict[Path, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _clip(self, record: VSIBenchRecord) -> Any:
+        path = record.video_path(self.video_root)
+        if path in self._cache:
+            return self._cache[path]
+        if path in self._failed:
+            raise SampleError(self._failed[path])
+        try:
+            clip = decode_video(path, self.num_frames, self.image_size, record=f"id={record.id}")
+        except SampleError as err:
+            self._failed[path] = str(err)
+            assert self.report is not None
+            kind = "missing_file" if not path.is_file() else "undecodable_video"
+            self.report.error(kind, str(err), file=path, record=f"id={record.id}", field="video")  # raises if strict
+            raise
+        if len(self._cache) >= self.cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[path] = clip
+        return clip
+
+    def __getitem__(self, index: int) -> ClipSample:
+        record = self.records[index]
+        clip = self._clip(record)
+        return ClipSample(
+            sample_id=f"vsibench-{record.id}",
+            scene_id=record.scene_name,
+            task=self.task,
+            frames=clip.frames,
+            question=record.question,
+            answer=record.ground_truth,
+            answers=[record.ground_truth],
+            options=None if record.options is None else list(record.options),
+            frame_indices=clip.indices,
+            meta={
+                "id": record.id,
+                "dataset": record.dataset,
+                "question_type": record.question_type,
+                "num_source_frames": clip.num_source_frames,
+                "fps": clip.fps,
+            },
+        ).validate()
+
+    def samples(self) -> Iterator[ClipSample]:
+        """All samples grouped by video; undecodable videos are skipped and reported."""
+        order = sorted(range(len(self.records)), key=lambda i: (self.records[i].dataset, self.records[i].scene_name, i))
+        for i in order:
+            try:
+                yield self[i]
+            except SampleError:
+                assert self.report is not None
+                if self.report.strict:
+                    raise
+                self.report.skip("sample_without_video", self.records[i].id)
