@@ -54,7 +54,7 @@ import numpy as np
 from PIL import Image
 
 from loc3r.data.schema import SampleError
-from loc3r.data.video import LoadReport, read_depth_png, read_json, read_rgb, resize_rgb, uniform_indices
+from loc3r.data.video import LoadReport, read_depth_png, read_json, read_rgb_with_size, uniform_indices
 from loc3r.geometry import GeometryError, validate_pose
 
 __all__ = [
@@ -641,23 +641,24 @@ class ScanNetScene:
     # -- clips ------------------------------------------------------------------------------------
 
     def _read_frame(
-        self, files: _FrameFiles, record: str, with_depth: bool
+        self, files: _FrameFiles, record: str, with_depth: bool, image_size: tuple[int, int] | None
     ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]] | None:
-        """Colour (and depth) of one frame; None after reporting when a file is missing or corrupt."""
+        """Colour (resized) and depth of one frame, and the colour file's own size; None after reporting
+        when a file is missing or corrupt."""
         depth = None
         for path, field_name in ((files.color, "color"), (files.depth, "depth")):
             if field_name == "depth" and not with_depth:
                 continue
             try:
                 if field_name == "color":
-                    rgb = read_rgb(path, record=record)
+                    rgb, native = read_rgb_with_size(path, image_size, record=record)
                 else:
                     depth = read_depth_png(path, record=record)
             except SampleError as err:
                 kind = "missing_file" if not path.exists() else "unreadable_image"
                 self.report.error(kind, str(err), file=path, record=record, field=field_name)
                 return None
-        return rgb, depth, (int(rgb.shape[0]), int(rgb.shape[1]))
+        return rgb, depth, native
 
     def load_clip(
         self,
@@ -694,7 +695,7 @@ class ScanNetScene:
                     continue
                 files = self._by_id[frame_id]
                 record = f"{self.scene_id} frame {frame_id}"
-                loaded = self._read_frame(files, record, with_depth=points_size is not None)
+                loaded = self._read_frame(files, record, points_size is not None, image_size)
                 if loaded is None:
                     bad.add(frame_id)
                     new_bad = True
@@ -705,7 +706,7 @@ class ScanNetScene:
         if candidates.size < num_frames:
             self.report.count("clips_with_repeats")
         color_size = cache[int(chosen[0])][2]
-        frames = np.stack([resize_rgb(cache[f][0], image_size) for f in chosen.tolist()])
+        frames = np.stack([cache[f][0] for f in chosen.tolist()])
         poses = np.stack([self._poses[f] for f in chosen.tolist()])  # type: ignore[index]
         points = None
         if points_size is not None:

@@ -36,6 +36,7 @@ __all__ = [
     "LoadReport",
     "uniform_indices",
     "read_rgb",
+    "read_rgb_with_size",
     "read_depth_png",
     "resize_rgb",
     "VideoClip",
@@ -200,16 +201,31 @@ def read_rgb(path: str | Path, size: tuple[int, int] | None = None, record: str 
     Raises :class:`SampleError` naming the file (and ``record``) when it is missing, truncated or not
     an image.
     """
+    return read_rgb_with_size(path, size, record)[0]
+
+
+def read_rgb_with_size(
+    path: str | Path, size: tuple[int, int] | None = None, record: str | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`read_rgb` that also returns the file's own ``(height, width)``.
+
+    When shrinking a JPEG, libjpeg's DCT-domain scaling (Pillow ``draft``) first decodes at the largest
+    1/2, 1/4 or 1/8 scale that stays at least ``size``, then a bilinear resize gives the exact size: the
+    same picture, 2-4x faster for ScanNet's 1296x968 frames.
+    """
     where = f"{path}" + (f" (record {record})" if record else "")
     try:
         with Image.open(path) as img:
+            native = (int(img.size[1]), int(img.size[0]))
+            if size is not None and img.format == "JPEG":
+                img.draft("RGB", (int(size[1]), int(size[0])))
             img.load()  # Pillow decodes lazily: force it so a truncated file fails here
             rgb = img.convert("RGB")
     except FileNotFoundError as err:
         raise SampleError(f"{where}: image file is missing") from err
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise SampleError(f"{where}: cannot decode image ({err})") from err
-    return resize_rgb(np.asarray(rgb, dtype=np.uint8), size)
+    return resize_rgb(np.asarray(rgb, dtype=np.uint8), size), native
 
 
 def read_depth_png(path: str | Path, record: str | None = None) -> np.ndarray:
