@@ -17,9 +17,11 @@ from loc3r.data.scannet import ScanNetFrameSource, SceneMeta, SceneMetaTable, ex
 from loc3r.data.schema import SampleError
 from loc3r.data.sqa3d import (
     SQA3DDataset,
+    bev_to_sqa3d,
     load_sqa3d,
     load_sqa3d_localization,
     quaternion_xyzw_to_matrix,
+    sqa3d_to_bev,
     sqa3d_to_world,
     world_to_sqa3d,
     yaw_quaternion_xyzw,
@@ -242,6 +244,20 @@ def test_clip_samples_and_anchor_frame_invariance(tmp_path: Path) -> None:
         bev.append((frame.points_to_bev(sample.agent_position)[:2], frame.yaw_to_bev(sample.agent_yaw)))
     np.testing.assert_allclose(bev[0][0], bev[1][0], atol=1e-9)
     assert angle_diff(bev[0][1], bev[1][1]) < 1e-9
+    # the BEV helpers agree, and a BEV prediction goes back to the file's pose
+    meta_a = np.asarray(sample.meta["axis_alignment"]).reshape(4, 4)
+    xy, yaw = sqa3d_to_bev(
+        records[0].position,
+        records[0].rotation,
+        sample.poses[0],
+        axis_alignment=meta_a,
+        mesh_bbox_center=[2.0, 1.0, 1.3],
+    )
+    np.testing.assert_allclose(xy, bev[1][0], atol=1e-9)
+    pos, rot = bev_to_sqa3d(xy, yaw, sample.poses[0], axis_alignment=meta_a, mesh_bbox_center=[2.0, 1.0, 1.3])
+    np.testing.assert_allclose([pos["x"], pos["y"], pos["z"]], records[0].position, atol=1e-9)
+    back = np.array([rot["_x"], rot["_y"], rot["_z"], rot["_w"]])
+    assert min(np.abs(back - records[0].rotation).max(), np.abs(back + records[0].rotation).max()) < 1e-9
     # predictions go back to SQA3D's convention with the clip's own alignment
     pos, _ = world_to_sqa3d(
         sample.agent_position, sample.agent_yaw, axis_alignment=np.eye(4), mesh_bbox_center=[2.0, 1.0, 1.3]

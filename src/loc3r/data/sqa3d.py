@@ -75,7 +75,7 @@ import numpy as np
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, iter_json_records, read_json
-from loc3r.geometry import wrap_angle
+from loc3r.geometry import anchor_frame, wrap_angle
 
 __all__ = [
     "Convention",
@@ -85,6 +85,8 @@ __all__ = [
     "raw_to_world",
     "sqa3d_to_world",
     "world_to_sqa3d",
+    "sqa3d_to_bev",
+    "bev_to_sqa3d",
     "SQA3DRecord",
     "SQA3DSituationRecord",
     "find_sqa3d_file",
@@ -225,6 +227,52 @@ def world_to_sqa3d(
     position = {"x": float(p_raw[0]), "y": float(p_raw[1]), "z": 0.0 if planar else float(p_raw[2])}
     rotation = {"_x": float(q[0]), "_y": float(q[1]), "_z": float(q[2]), "_w": float(q[3])}
     return position, rotation
+
+
+def sqa3d_to_bev(
+    position: Sequence[float] | np.ndarray | dict[str, float],
+    rotation: Sequence[float] | np.ndarray | dict[str, float],
+    first_pose: np.ndarray,
+    *,
+    axis_alignment: np.ndarray | None = None,
+    mesh_bbox_center: Sequence[float] | np.ndarray | None = None,
+    convention: Convention = "sqa3d",
+) -> tuple[np.ndarray, float]:
+    """SQA3D pose -> the clip's BEV anchor frame ``(xy (2,), yaw)``; ``first_pose`` is the clip's first
+    camera-to-world pose in the world frame defined by ``axis_alignment``."""
+    position_world, yaw_world = sqa3d_to_world(
+        position, rotation, axis_alignment=axis_alignment, mesh_bbox_center=mesh_bbox_center, convention=convention
+    )
+    frame = anchor_frame(first_pose)
+    return frame.points_to_bev(position_world)[:2], float(frame.yaw_to_bev(yaw_world))
+
+
+def bev_to_sqa3d(
+    xy_bev: Sequence[float] | np.ndarray,
+    yaw_bev: float,
+    first_pose: np.ndarray,
+    *,
+    axis_alignment: np.ndarray | None = None,
+    mesh_bbox_center: Sequence[float] | np.ndarray | None = None,
+    convention: Convention = "sqa3d",
+) -> tuple[dict[str, float], dict[str, float]]:
+    """A BEV prediction of the model -> SQA3D ``position`` / ``rotation`` dicts for the official metric.
+
+    BEV -> world uses the first frame's pose (rotation about z + translation, no scale, DESIGN.md §2),
+    then :func:`world_to_sqa3d`. ``first_pose`` and ``axis_alignment`` are the clip's (``ClipSample.poses[0]``
+    and ``ClipSample.meta["axis_alignment"]``).
+    """
+    frame = anchor_frame(first_pose)
+    xy = np.asarray(xy_bev, dtype=np.float64).reshape(-1)[:2]
+    position_world = frame.points_to_world(xy)[:2]
+    yaw_world = float(frame.yaw_to_world(yaw_bev))
+    return world_to_sqa3d(
+        position_world,
+        yaw_world,
+        axis_alignment=axis_alignment,
+        mesh_bbox_center=mesh_bbox_center,
+        convention=convention,
+    )
 
 
 def _position_array(value: Any, where: str) -> np.ndarray:
