@@ -40,6 +40,13 @@ __all__ = ["RenderedFrame", "SceneRenderer", "make_intrinsic"]
 
 _K_AMBIENT, _K_DIFFUSE, _K_HEAD, _K_FALLOFF = 0.28, 0.5, 0.32, 0.012
 _GAIN = 1.25  # exposure
+# linear -> sRGB 8 bit, as a lookup table over 4096 linear levels (finer than 8-bit sRGB steps near black)
+_LUT_SIZE = 4096
+_lin = np.arange(_LUT_SIZE + 1, dtype=np.float64) / _LUT_SIZE
+_SRGB_LUT = (
+    np.clip(np.where(_lin <= 0.0031308, 12.92 * _lin, 1.055 * np.power(_lin, 1 / 2.4) - 0.055), 0, 1) * 255 + 0.5
+).astype(np.uint8)
+del _lin
 
 
 def make_intrinsic(width: int, height: int, hfov_deg: float = 60.0) -> np.ndarray:
@@ -131,73 +138,75 @@ class SceneRenderer:
         # per-triangle attributes, as float32 for fast gathers
         self._colors = mesh.colors.astype(np.float32)
         self._normals = mesh.normals.astype(np.float32)
+        self._tex_origin = mesh.tex_origin.astype(np.float32)
+        self._tex_u = mesh.tex_u.astype(np.float32)
+        self._tex_v = mesh.tex_v.astype(np.float32)
+        self._light32 = self.light.astype(np.float32)
 
-    def _camera_rays(self, intrinsic: np.ndarray, width: int, height: int) -> np.ndarray:
+    def _camera_rays(self, intrinsic: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """Camera-frame ray directions ``[H*W, 3]`` (z = 1) and their inverse lengths, cached per camera."""
         key = (width, height, *np.round(np.asarray(intrinsic)[:2, :3].ravel(), 9))
-        rays = self._ray_cache.get(key)
-        if rays is None:
+        cached = self._ray_cache.get(key)
+        if cached is None:
             fx, fy, cx, cy = intrinsic[0, 0], intrinsic[1, 1], intrinsic[0, 2], intrinsic[1, 2]
             v, u = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
             rays = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
-            self._ray_cache[key] = rays
-        return rays
+            cached = (rays, (1.0 / np.linalg.norm(rays, axis=1)).astype(np.float32))
+            self._ray_cache[key] = cached
+        return cached
 
     def render(self, pose: np.ndarray, intrinsic: np.ndarray, width: int, height: int) -> RenderedFrame:
         """Render the view of camera-to-world ``pose`` (OpenCV axes) with 3x3 (or 4x4) ``intrinsic``."""
         pose = validate_pose(pose, "render pose")
         intrinsic = np.asarray(intrinsic, dtype=np.float64)
-        rays_cam = self._camera_rays(intrinsic, width, height)
+        rays_cam, inv_len = self._camera_rays(intrinsic, width, height)
         dirs = (rays_cam @ pose[:3, :3].T).astype(np.float32)
         n = dirs.shape[0]
         origins = np.empty((n, 3), dtype=np.float32)
         origins[:] = pose[:3, 3]
         res = self._scene.run(origins, dirs, output=1)
         prim = res["primID"]
+        tfar = res["tfar"]
         hit = prim >= 0
-        depth = np.where(hit, res["tfar"], 0.0).astype(np.float32)
+        depth = np.where(hit, tfar, np.float32(0.0)).astype(np.float32)
         instance = np.zeros(n, dtype=np.uint16)
         rgb = np.zeros((n, 3), dtype=np.uint8)
         if hit.any():
             idx = np.flatnonzero(hit)
             tri = prim[idx]
             instance[idx] = self.mesh.instance[tri]
-            d = dirs[idx]
-            t = res["tfar"][idx]
-            points = origins[idx] + d * t[:, None]
-            rgb[idx] = self._shade(tri, points, d, t, pose[:3, 3])
+            t = tfar[idx]
+            rdir = dirs[idx] * inv_len[idx, None]  # unit ray directions
+            dist = t / inv_len[idx]  # distance along the ray
+            points = origins[idx] + rdir * dist[:, None]
+            rgb[idx] = self._shade(tri, points, rdir, dist)
         return RenderedFrame(
             rgb=rgb.reshape(height, width, 3),
             depth=depth.reshape(height, width),
             instance=instance.reshape(height, width),
         )
 
-    def _shade(self, tri: np.ndarray, points: np.ndarray, d: np.ndarray, t: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    def _shade(self, tri: np.ndarray, points: np.ndarray, rdir: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """sRGB colours of hits: triangle ids, world points, unit ray directions, distances (module formula)."""
         normals = self._normals[tri]
-        dist = np.linalg.norm(d, axis=1) * t
-        rdir = d / np.linalg.norm(d, axis=1, keepdims=True)
         facing = np.einsum("ij,ij->i", normals, rdir)
-        normals = np.where((facing > 0)[:, None], -normals, normals)
-        to_light = self.light.astype(np.float32) - points
-        light_dist = np.linalg.norm(to_light, axis=1)
-        to_light /= np.maximum(light_dist, 1e-6)[:, None]
-        diffuse = np.maximum(np.einsum("ij,ij->i", normals, to_light), 0.0)
+        normals *= np.where(facing > 0, np.float32(-1.0), np.float32(1.0))[:, None]  # face the camera
+        head = np.abs(facing)
+        to_light = self._light32 - points
+        to_light_unit = to_light / np.sqrt(np.einsum("ij,ij->i", to_light, to_light))[:, None]
+        diffuse = np.maximum(np.einsum("ij,ij->i", normals, to_light_unit), np.float32(0.0))
         if self.shadows:
-            lit = diffuse > 0
-            if lit.any():
-                li = np.flatnonzero(lit)
-                start = points[li] + normals[li] * 2e-3
-                dirs = (self.light.astype(np.float32) - start).astype(np.float32)
-                sres = self._scene.run(np.ascontiguousarray(start, dtype=np.float32), dirs, output=1)
-                blocked = (sres["primID"] >= 0) & (sres["tfar"] < 0.999)
-                diffuse[li[blocked]] *= 0.25
-        head = np.maximum(-np.einsum("ij,ij->i", normals, rdir), 0.0)
-        light = (_K_AMBIENT + _K_DIFFUSE * diffuse + _K_HEAD * head) / (1.0 + _K_FALLOFF * dist**2)
-        rel = points - self.mesh.tex_origin[tri]
-        tu = np.einsum("ij,ij->i", rel, self.mesh.tex_u[tri])
-        tv = np.einsum("ij,ij->i", rel, self.mesh.tex_v[tri])
+            li = np.flatnonzero(diffuse > 0)
+            if len(li):
+                start = points[li] + normals[li] * np.float32(2e-3)
+                occluded = self._scene.run(
+                    start, self._light32 - start, dists=np.full(len(li), 0.999, np.float32), query="OCCLUDED"
+                )
+                diffuse[li[occluded != -1]] *= np.float32(0.25)
+        light = (_K_AMBIENT + _K_DIFFUSE * diffuse + _K_HEAD * head) / (1.0 + _K_FALLOFF * dist * dist)
+        rel = points - self._tex_origin[tri]
+        tu = np.einsum("ij,ij->i", rel, self._tex_u[tri])
+        tv = np.einsum("ij,ij->i", rel, self._tex_v[tri])
         pattern = _pattern(self.mesh.texture[tri], tu, tv)
-        linear = self._colors[tri] * (pattern * light)[:, None] * _GAIN
-        srgb = np.where(
-            linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(np.maximum(linear, 0.0031308), 1 / 2.4) - 0.055
-        )
-        return (np.clip(srgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        linear = self._colors[tri] * (pattern * light * np.float32(_GAIN))[:, None]
+        return _SRGB_LUT[np.clip((linear * _LUT_SIZE).astype(np.int32), 0, _LUT_SIZE)]
