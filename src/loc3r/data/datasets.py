@@ -23,7 +23,9 @@ Dataset builders are registered per ``kind`` (the ``data.train[*].kind`` of a re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,13 @@ __all__ = [
     "MixtureSampler",
     "ShardedBatchSampler",
     "EvalShardSampler",
+    "SynthVSIDataset",
+    "SYNTH_TASKS",
+    "build_synth",
+    "build_sqa3d",
+    "build_scanqa",
+    "build_msqa",
+    "build_vsibench",
 ]
 
 
@@ -63,6 +72,13 @@ def build_dataset(spec: Any, num_frames: int, source: str = "config") -> Dataset
     builder = DATASET_BUILDERS.get(spec.kind)
     if builder is None:
         raise SampleError(f"{source}: unknown dataset kind {spec.kind!r}; known kinds: {sorted(DATASET_BUILDERS)}")
+    import inspect
+
+    params = inspect.signature(builder).parameters
+    unknown = sorted(k for k in spec.options if k not in params or k in ("spec", "num_frames"))
+    if unknown:
+        known = sorted(k for k in params if k not in ("spec", "num_frames"))
+        raise SampleError(f"{source}: unknown option(s) {unknown} for dataset kind {spec.kind!r}; known: {known}")
     dataset = builder(spec, num_frames=num_frames, **spec.options)
     if spec.max_samples is not None and len(dataset) > spec.max_samples:
         dataset = _Prefix(dataset, spec.max_samples)
@@ -251,3 +267,274 @@ class EvalShardSampler(Sampler[list[int]]):
             yield mine[lo : lo + self.batch_size]
         for _ in range(len(self) - self.num_real_batches):
             yield [0]
+
+
+# ---------------------------------------------------------------- builders of the on-disk formats
+#
+# Each builder takes the recipe's DatasetSpec (kind, root, split) plus ``num_frames`` and the spec's
+# ``options`` as keyword arguments; an unknown option is a TypeError that build_dataset turns into an error
+# naming the option. Loader reports (skipped / malformed records) are logged, never silently dropped.
+
+_log = logging.getLogger("loc3r.data")
+
+
+def _size(value: Any, name: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return (int(value[0]), int(value[1]))
+    raise SampleError(f"option {name!r} must be an int or [height, width], got {value!r}")
+
+
+def _frame_source(
+    root: Path,
+    num_frames: int,
+    image_size: Any,
+    points_size: Any,
+    scene_meta: str | None,
+    scans_root: str | None,
+    strict: bool,
+) -> Any:
+    from loc3r.data.scannet import ScanNetFrameSource, SceneMetaTable
+
+    table = SceneMetaTable.from_json(scene_meta, scans_root=scans_root) if scene_meta else None
+    return ScanNetFrameSource(
+        root,
+        num_frames=num_frames,
+        image_size=_size(image_size, "image_size"),
+        points_size=_size(points_size, "points_size"),
+        scene_meta=table,
+        scans_root=scans_root,
+        strict=strict,
+    )
+
+
+def _log_report(report: Any, where: str) -> None:
+    if report.errors or report.skips:
+        _log.warning("%s: loaded with problems\n%s", where, report.summary())
+    else:
+        _log.info("%s: %s", where, dict(report.counts))
+
+
+@register_dataset("sqa3d")
+def build_sqa3d(
+    spec: Any,
+    num_frames: int,
+    scannet_root: str | None = None,
+    convention: str = "sqa3d",
+    scene_meta: str | None = None,
+    scans_root: str | None = None,
+    image_size: Any = None,
+    points_size: Any = (96, 128),
+    situation_choice: str | int = "main",
+    task: str = "sqa3d",
+    strict: bool = False,
+) -> Dataset:
+    """SQA3D QA (question + annotation files in ``root``) on ScanNet frames in ``scannet_root``.
+
+    ``convention = "loc3r_world"`` reads SynthRooms' SQA3D-format files (poses already in our world frame).
+    """
+    from loc3r.data.sqa3d import SQA3DDataset, load_sqa3d
+
+    if scannet_root is None:
+        raise SampleError(f"dataset sqa3d at {spec.root}: option 'scannet_root' (the ScanNet frames) is required")
+    table = None
+    if scene_meta:
+        from loc3r.data.scannet import SceneMetaTable
+
+        table = SceneMetaTable.from_json(scene_meta, scans_root=scans_root)
+    records, report = load_sqa3d(
+        spec.root, spec.split, convention=convention, scene_meta=table, scans_root=scans_root, strict=strict
+    )
+    _log_report(report, f"sqa3d {spec.split} ({spec.root})")
+    frames = _frame_source(Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict)
+    return SQA3DDataset(records, frames, situation_choice=situation_choice, task=task)
+
+
+@register_dataset("scanqa")
+def build_scanqa(
+    spec: Any,
+    num_frames: int,
+    scannet_root: str | None = None,
+    scene_meta: str | None = None,
+    scans_root: str | None = None,
+    image_size: Any = None,
+    points_size: Any = (96, 128),
+    strict: bool = False,
+) -> Dataset:
+    """ScanQA (``ScanQA_v1.0_{split}.json`` in ``root``) on ScanNet frames in ``scannet_root``."""
+    from loc3r.data.scanqa import ScanQADataset, load_scanqa
+
+    if scannet_root is None:
+        raise SampleError(f"dataset scanqa at {spec.root}: option 'scannet_root' (the ScanNet frames) is required")
+    records, report = load_scanqa(spec.root, spec.split, strict=strict)
+    _log_report(report, f"scanqa {spec.split} ({spec.root})")
+    frames = _frame_source(Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict)
+    return ScanQADataset(records, frames)
+
+
+@register_dataset("msqa")
+def build_msqa(
+    spec: Any,
+    num_frames: int,
+    scannet_root: str | None = None,
+    scene_meta: str | None = None,
+    scans_root: str | None = None,
+    image_size: Any = None,
+    points_size: Any = (96, 128),
+    strict: bool = False,
+) -> Dataset:
+    """MSQA (ScanNet part; ``root`` is the MSQA JSON file) on ScanNet frames in ``scannet_root``."""
+    from loc3r.data.msqa import MSQADataset, load_msqa
+
+    if scannet_root is None:
+        raise SampleError(f"dataset msqa at {spec.root}: option 'scannet_root' (the ScanNet frames) is required")
+    table = None
+    if scene_meta:
+        from loc3r.data.scannet import SceneMetaTable
+
+        table = SceneMetaTable.from_json(scene_meta, scans_root=scans_root)
+    records, report = load_msqa(spec.root, scene_meta=table, strict=strict)
+    _log_report(report, f"msqa ({spec.root})")
+    frames = _frame_source(Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict)
+    return MSQADataset(records, frames)
+
+
+@register_dataset("vsibench")
+def build_vsibench(
+    spec: Any,
+    num_frames: int,
+    video_root: str | None = None,
+    question_types: list[str] | None = None,
+    image_size: Any = None,
+    strict: bool = False,
+) -> Dataset:
+    """VSI-Bench records (``root``: a JSON/parquet file or folder) with videos under ``video_root``
+    (``<dataset>/<scene_name>.mp4``); no poses, so no layout / situation targets."""
+    from loc3r.data.vsibench import VSIBenchDataset, load_vsibench
+
+    records, report = load_vsibench(spec.root, question_types=question_types, strict=strict)
+    _log_report(report, f"vsibench ({spec.root})")
+    root = Path(video_root) if video_root is not None else Path(spec.root)
+    if root.is_file():
+        root = root.parent
+    return VSIBenchDataset(records, root, num_frames=num_frames, image_size=_size(image_size, "image_size"))
+
+
+class SynthVSIDataset(Dataset):
+    """SynthRooms' VSI-Bench-style records on the scan's posed frames (task ``"synth_vsi"``).
+
+    Unlike real VSI-Bench (video only), a SynthRooms scan has exact poses and depth, so these samples
+    carry the layout targets too; the question / options / answer are the records' own.
+    """
+
+    def __init__(self, records: Sequence[Any], frames: Any, task: str = "synth_vsi") -> None:
+        self.records, self.frames, self.task = list(records), frames, task
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> ClipSample:
+        record = self.records[index]
+        clip = self.frames.clip(record.scene_name)
+        return ClipSample(
+            sample_id=f"{self.task}-{record.id}",
+            scene_id=record.scene_name,
+            task=self.task,
+            frames=clip.frames,
+            question=record.question,
+            answer=record.ground_truth,
+            answers=[record.ground_truth],
+            options=None if record.options is None else list(record.options),
+            poses=clip.poses,
+            points=clip.points,
+            frame_indices=clip.frame_ids,
+            meta={"id": record.id, "dataset": record.dataset, "question_type": record.question_type},
+        ).validate()
+
+
+SYNTH_TASKS = ("situated", "vsi")
+_VSI_FIELDS = ("id", "scene_name", "question_type", "question", "ground_truth")
+
+
+def _synth_vsi_records(path: Path) -> list[Any]:
+    """SynthRooms' VSI-Bench-style JSONL records (``dataset: "synthrooms"``, which the real VSI-Bench
+    loader rightly rejects as a source dataset); a missing field is an error naming file, record, field."""
+    from loc3r.data.vsibench import VSIBenchRecord, read_vsibench_rows
+
+    records = []
+    for index, row in enumerate(read_vsibench_rows(path)):
+        where = f"{path} record {index}"
+        if not isinstance(row, dict):
+            raise SampleError(f"{where}: must be a JSON object")
+        for key in _VSI_FIELDS:
+            if row.get(key) is None:
+                raise SampleError(f"{where}: field {key!r} is missing")
+        options = row.get("options")
+        if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
+            raise SampleError(f"{where}: field 'options' must be a list of strings or null")
+        records.append(
+            VSIBenchRecord(
+                id=str(row["id"]),
+                dataset=str(row.get("dataset", "synthrooms")),
+                scene_name=str(row["scene_name"]),
+                question_type=str(row["question_type"]),
+                question=str(row["question"]),
+                options=options,
+                ground_truth=str(row["ground_truth"]),
+            )
+        )
+    return records
+
+
+@register_dataset("synth")
+def build_synth(
+    spec: Any,
+    num_frames: int,
+    tasks: Sequence[str] = SYNTH_TASKS,
+    image_size: Any = None,
+    points_size: Any = None,
+    strict: bool = False,
+) -> Dataset:
+    """A SynthRooms directory (``loc3r synth --out DIR``; layout in :mod:`loc3r.data.synth.writer`).
+
+    ``tasks``: ``situated`` = the SQA3D-format situations + questions of the split (poses in our world
+    frame, read with ``convention="loc3r_world"``, task ``synth_situated``), ``vsi`` = the VSI-Bench-style
+    records of the split on the scan's posed frames (task ``synth_vsi``). Splits: ``train``, ``val``,
+    ``test``, ``test_novel_view``. ``points_size`` defaults to the rendered resolution.
+    """
+    from torch.utils.data import ConcatDataset
+
+    from loc3r.data.sqa3d import SQA3DDataset, load_sqa3d
+    from loc3r.data.synth.writer import read_index
+
+    root = Path(spec.root)
+    unknown = sorted(set(tasks) - set(SYNTH_TASKS))
+    if unknown or not tasks:
+        raise SampleError(f"dataset synth at {root}: option 'tasks' must be a non-empty subset of {SYNTH_TASKS}")
+    try:
+        index = read_index(root)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise SampleError(f"dataset synth at {root}: not a SynthRooms directory ({err})") from err
+    if spec.split not in index.get("splits", {}):
+        raise SampleError(f"dataset synth at {root}: no split {spec.split!r} (has {sorted(index['splits'])})")
+    scenes = index["splits"][spec.split]
+    if points_size is None and scenes:
+        first = index["scenes"][scenes[0]]
+        points_size = (int(first["height"]), int(first["width"]))
+    frames = _frame_source(root / "scans", num_frames, image_size, points_size, None, None, strict)
+    parts: list[Dataset] = []
+    if "situated" in tasks:
+        records, report = load_sqa3d(root / "sqa3d", spec.split, convention="loc3r_world", strict=strict)
+        _log_report(report, f"synth situated {spec.split} ({root})")
+        if records:
+            parts.append(SQA3DDataset(records, frames, task="synth_situated"))
+    if "vsi" in tasks:
+        records = _synth_vsi_records(root / "vsibench" / f"{spec.split}.jsonl")
+        if records:
+            parts.append(SynthVSIDataset(records, frames))
+    if not parts:
+        raise SampleError(f"dataset synth at {root}: split {spec.split!r} has no samples for tasks {list(tasks)}")
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)

@@ -78,7 +78,9 @@ class ModelConfig(_Strict):
     directory, never downloaded) with :meth:`Loc3rForConditionalGeneration.from_backbone_pretrained`.
     ``loc3r`` holds fields of the model's ``Loc3rConfig`` (loss weights, camera prior, cue injection,
     ...); ``tiny`` holds size overrides for the tiny constructor. Both are checked against the model code
-    when the model is built (unknown keys are errors there).
+    when the model is built (unknown keys are errors there). ``dtype`` is the dtype of the weights
+    (``float32`` master weights with ``train.mixed_precision = bf16`` autocast is the safe default; pure
+    ``bfloat16`` weights halve memory at some precision cost).
     """
 
     backbone: str = "qwen2_5_vl"
@@ -87,6 +89,7 @@ class ModelConfig(_Strict):
     tiny: dict[str, Any] = Field(default_factory=dict)
     loc3r: dict[str, Any] = Field(default_factory=dict)
     attn_implementation: str | None = "sdpa"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     finetune: Literal["full", "lora"] = "full"
     lora: LoraSettings = Field(default_factory=LoraSettings)
     freeze_vision_tower: bool = True
@@ -122,7 +125,9 @@ class DataConfig(_Strict):
     ``num_frames`` frames are sampled uniformly over each clip (deterministically). One training
     "epoch" of the mixture has ``samples_per_epoch`` samples (default: the total size of the training
     datasets), each drawn from dataset k with probability ``weight_k / sum(weights)``; the draw is a
-    pure function of ``(seed, epoch)``, which is what makes resume exact.
+    pure function of ``(seed, epoch)``, which is what makes resume exact. ``max_length`` makes a longer
+    sequence an error (never silently truncated); ``camera_root`` is where the ``camera_prior = "file"``
+    provider reads per-frame features.
     """
 
     train: list[DatasetSpec]
@@ -131,6 +136,8 @@ class DataConfig(_Strict):
     samples_per_epoch: int | None = Field(None, gt=0)
     max_val_samples: int | None = Field(None, gt=0)
     num_workers: int = Field(0, ge=0)
+    max_length: int | None = Field(None, gt=0)
+    camera_root: Path | None = None
 
     @field_validator("train")
     @classmethod
@@ -175,6 +182,7 @@ class TrainConfig(_Strict):
     max_nonfinite_steps: int = Field(10, ge=0)
     save_final_model: bool = True
     progress_bar: bool = True
+    log_rank_samples: bool = False  # per-process ranks/rank<r>.jsonl: sample ids + local loss per step (debug)
 
 
 class RecipeConfig(_Strict):
@@ -202,6 +210,7 @@ RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset(
         "train.max_nonfinite_steps",
         "train.save_final_model",
         "train.progress_bar",
+        "train.log_rank_samples",
         "data.num_workers",
         "data.max_val_samples",
         "data.val",
@@ -223,20 +232,32 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    """Set ``a.b.c`` (integers index lists: ``data.train.0.root``)."""
     parts = dotted.split(".")
     if not all(parts):
         raise ConfigError(f"{source}: override key {dotted!r} is not a dotted path like 'optim.lr'")
-    node = tree
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = {}
-            node[part] = child
-        if not isinstance(child, dict):
-            where = ".".join(parts[: i + 1])
-            raise ConfigError(f"{source}: cannot set {dotted!r}: '{where}' is a value, not a section")
-        node = child
-    node[parts[-1]] = value
+    node: Any = tree
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(
+                    f"{source}: cannot set {dotted!r}: '{where}' is not an index of a {len(node)}-item list"
+                )
+            if last:
+                node[int(part)] = value
+                return
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+                return
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+        else:
+            raise ConfigError(f"{source}: cannot set {dotted!r}: '{'.'.join(parts[:i])}' is a value, not a section")
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:

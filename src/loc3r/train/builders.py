@@ -1,0 +1,324 @@
+"""Small builders the training recipe is assembled from (torchtune style: each does one thing).
+
+* :func:`resolve_mixed_precision` / :func:`build_accelerator` — the 🤗 Accelerate engine.
+* :func:`build_tokenizer_and_model` — tiny-from-scratch (tokenizer trained with ``tokenizers`` on the
+  training texts) or a real local checkpoint (``from_backbone_pretrained``).
+* :func:`apply_finetuning` — frozen vision tower, full fine-tune or PEFT LoRA, gradient checkpointing.
+* :func:`build_datasets` — the weighted training mixture and the validation set from the recipe.
+* :func:`build_optimizer` / :func:`build_scheduler` — AdamW with decay / no-decay (and head) groups,
+  cosine schedule with linear warm-up from transformers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from loc3r.train.config import DataConfig, DatasetSpec, ModelConfig, OptimConfig, RecipeConfig
+
+__all__ = [
+    "resolve_mixed_precision",
+    "build_accelerator",
+    "build_datasets",
+    "tokenizer_corpus",
+    "build_tokenizer_and_model",
+    "lora_target_names",
+    "always_trained_names",
+    "apply_finetuning",
+    "trainable_parameter_summary",
+    "attention_implementations",
+    "build_optimizer",
+    "build_scheduler",
+]
+
+logger = logging.getLogger("loc3r.train")
+
+
+# ---------------------------------------------------------------- engine
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """``auto`` -> ``bf16`` on a GPU that supports it, else ``no`` (fp32; CPU autocast to bf16 is slow and
+    not what CPU tests want). Explicit ``bf16``/``fp16`` on a machine without CUDA is an error, not a silent
+    fall back."""
+    cuda = torch.cuda.is_available()
+    if setting == "auto":
+        return "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    if setting in ("bf16", "fp16") and not cuda:
+        raise ValueError(f"train.mixed_precision = {setting!r} needs a CUDA device; use 'auto' or 'no' on CPU")
+    return setting
+
+
+def build_accelerator(cfg: RecipeConfig) -> Any:
+    """The Accelerate engine: the launcher (``torchrun`` / ``accelerate launch`` + its config file) decides
+    DDP / FSDP / DeepSpeed; the recipe decides precision and gradient accumulation.
+
+    The scheduler is stepped by the recipe exactly once per optimizer step
+    (``step_scheduler_with_optimizer=False``): Accelerate's default would step it ``num_processes`` times
+    per step, which makes the schedule depend on the world size.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    accelerator = Accelerator(
+        mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision),
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        log_with="tensorboard",
+        project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.output_dir)),
+        step_scheduler_with_optimizer=False,
+    )
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is not None:  # DeepSpeed needs the micro-batch size up front (we prepare no DataLoader)
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.train.batch_size
+        if cfg.optim.max_grad_norm is not None:
+            plugin.deepspeed_config["gradient_clipping"] = cfg.optim.max_grad_norm
+    return accelerator
+
+
+# ---------------------------------------------------------------- data
+
+
+def _build_one(spec: DatasetSpec, data: DataConfig, where: str) -> Dataset:
+    from loc3r.data.datasets import build_dataset
+
+    return build_dataset(spec, num_frames=data.num_frames, source=where)
+
+
+def build_datasets(cfg: RecipeConfig) -> tuple[Any, Dataset | None]:
+    """``(train MixtureDataset, val dataset or None)``; val datasets are concatenated (unweighted)."""
+    from torch.utils.data import ConcatDataset
+
+    from loc3r.data.datasets import MixtureDataset, _Prefix
+
+    train_sets = [_build_one(s, cfg.data, f"data.train[{i}]") for i, s in enumerate(cfg.data.train)]
+    mixture = MixtureDataset(
+        train_sets,
+        weights=[s.weight for s in cfg.data.train],
+        names=[f"{s.kind}:{s.split}" for s in cfg.data.train],
+    )
+    val: Dataset | None = None
+    if cfg.data.val:
+        val_sets = [_build_one(s, cfg.data, f"data.val[{i}]") for i, s in enumerate(cfg.data.val)]
+        val = val_sets[0] if len(val_sets) == 1 else ConcatDataset(val_sets)
+        if cfg.data.max_val_samples is not None and len(val) > cfg.data.max_val_samples:
+            val = _Prefix(val, cfg.data.max_val_samples)
+    return mixture, val
+
+
+def tokenizer_corpus(datasets: Iterable[Dataset], limit: int = 20000) -> list[str]:
+    """Texts to train a tiny tokenizer on: situations, questions, answers and options of the training data
+    (read once, at most ``limit`` samples) plus the pseudo-situation and digits (coordinates as text)."""
+    from loc3r.data.schema import PSEUDO_SITUATION
+
+    texts = [PSEUDO_SITUATION, "0 1 2 3 4 5 6 7 8 9 . - x y yaw position heading metres degrees"]
+    seen = 0
+    for dataset in datasets:
+        texts_fn = getattr(dataset, "texts", None)
+        if callable(texts_fn):  # loaders may expose texts without loading frames
+            texts.extend(texts_fn())
+            continue
+        for i in range(len(dataset)):
+            if seen >= limit:
+                break
+            sample = dataset[i]
+            seen += 1
+            texts.extend(t for t in (sample.situation_text, sample.question, sample.answer) if t)
+            texts.extend(sample.answers)
+            texts.extend(sample.options or [])
+    return texts
+
+
+# ---------------------------------------------------------------- model
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def build_tokenizer_and_model(cfg: ModelConfig, corpus: list[str] | None, seed: int = 0) -> tuple[Any, Any]:
+    """Build ``(tokenizer, model)``; the model carries its tokenizer (saved with every checkpoint).
+
+    ``init = "tiny"``: a byte-level BPE tokenizer trained with ``tokenizers`` on ``corpus`` (vocabulary
+    ``tiny.vocab_size``, default 512) and a randomly initialised tiny model of the backbone's real HF class
+    (``Loc3rForConditionalGeneration.tiny``, the other ``tiny`` keys go to the backbone's tiny config);
+    ``init = "pretrained"``: tokenizer and weights of the local ``pretrained_dir``
+    (``from_backbone_pretrained``). ``cfg.loc3r`` fields go to ``Loc3rConfig`` (unknown keys are rejected
+    there; the error is re-raised naming ``model.loc3r``).
+    """
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+
+    loc3r_kwargs = dict(cfg.loc3r)
+    try:
+        if cfg.init == "tiny":
+            from loc3r.model.tokenizer import build_tiny_tokenizer
+
+            tiny = dict(cfg.tiny)
+            vocab_size = int(tiny.pop("vocab_size", 512))
+            tokenizer = build_tiny_tokenizer(corpus or [], vocab_size=vocab_size, backbone=cfg.backbone)
+            model = Loc3rForConditionalGeneration.tiny(
+                cfg.backbone, tokenizer, seed=seed, vlm_overrides=tiny, **loc3r_kwargs
+            )
+            if cfg.attn_implementation is not None:
+                model.set_attn_implementation(cfg.attn_implementation)
+            model.to(_DTYPES[cfg.dtype])
+        else:
+            model = Loc3rForConditionalGeneration.from_backbone_pretrained(
+                cfg.pretrained_dir,
+                dtype=_DTYPES[cfg.dtype],
+                attn_implementation=cfg.attn_implementation,
+                **loc3r_kwargs,
+            )
+            tokenizer = model.tokenizer
+            if model.config.backbone != cfg.backbone:
+                raise ValueError(
+                    f"model.backbone is {cfg.backbone!r} but {cfg.pretrained_dir} holds a "
+                    f"{model.config.backbone!r} model"
+                )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"building the model from model.* (model.loc3r = {loc3r_kwargs}): {err}") from err
+    return tokenizer, model
+
+
+def _qualified_names(root: nn.Module, modules: Iterable[nn.Module]) -> list[str]:
+    """Names of ``modules`` inside ``root`` (by identity)."""
+    wanted = {id(m) for m in modules}
+    return [name for name, mod in root.named_modules() if id(mod) in wanted and name]
+
+
+def lora_target_names(model: Any, short_names: list[str]) -> list[str]:
+    """Fully qualified names of the ``nn.Linear`` layers of the *language model* whose last name component
+    is in ``short_names`` (PEFT matches exact names, so the vision tower is never adapted by accident)."""
+    lm = model.adapter.language_model(model.vlm)
+    (prefix,) = _qualified_names(model, [lm])
+    return [
+        f"{prefix}.{name}"
+        for name, mod in lm.named_modules()
+        if isinstance(mod, nn.Linear) and name.split(".")[-1] in short_names
+    ]
+
+
+def always_trained_names(model: Any) -> list[str]:
+    """Modules trained fully under LoRA: loc3r's heads, the camera prior, the cue injector, the projector."""
+    ours = [model.layout_head, model.position_head, model.orientation_head, model.camera_projector, model.cue_injector]
+    modules = [m for m in ours if m is not None] + list(model.adapter.projector_modules(model.vlm))
+    return _qualified_names(model, modules)
+
+
+def apply_finetuning(model: Any, cfg: ModelConfig) -> nn.Module:
+    """Freeze the vision tower (optional), enable gradient checkpointing, wrap LoRA (PEFT) or keep full FT.
+
+    With LoRA, PEFT adapters go on the ``target_modules`` *of the language model only*; the objective
+    heads, the projector, camera-prior and cue modules are trained fully (``modules_to_save``), and only the
+    embedding rows of loc3r's added special tokens (``<Pos> <Ori> <Cam>``) are trained, through PEFT's
+    ``trainable_token_indices`` (the rest of the vocabulary stays frozen).
+    """
+    if cfg.gradient_checkpointing:
+        # non-reentrant checkpointing works with frozen inputs (LoRA) and under DDP / FSDP
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.freeze_vision_tower:
+        model.freeze_vision_tower()
+    if cfg.finetune == "full":
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora_target_names(model, cfg.lora.target_modules)
+    if not targets:
+        raise ValueError(
+            f"model.lora.target_modules {cfg.lora.target_modules} match no linear layer of the language model"
+        )
+    token_ids = [
+        int(t)
+        for t in (model.config.pos_token_id, model.config.ori_token_id, model.config.camera_token_id)
+        if t is not None
+    ]
+    lora = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=targets,
+        modules_to_save=always_trained_names(model),
+        trainable_token_indices=sorted(set(token_ids)) or None,
+        bias="none",
+    )
+    peft_model = get_peft_model(model, lora)
+    if cfg.freeze_vision_tower:
+        model.freeze_vision_tower()
+    return peft_model
+
+
+def trainable_parameter_summary(model: nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": int(total), "trainable": int(trainable)}
+
+
+def attention_implementations(model: nn.Module) -> dict[str, str]:
+    """The attention implementation each (sub-)config resolved to — logged at start, because a silent
+    fall back from flash/sdpa to eager is a classic cause of OOM (DESIGN.md §6)."""
+    out: dict[str, str] = {}
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base, "config", None)
+    seen: set[int] = set()
+
+    def visit(name: str, conf: Any) -> None:
+        if conf is None or id(conf) in seen:
+            return
+        seen.add(id(conf))
+        impl = getattr(conf, "_attn_implementation", None)
+        if impl is not None:
+            out[name] = str(impl)
+        for key in getattr(conf, "sub_configs", {}) or {}:
+            visit(f"{name}.{key}" if name else key, getattr(conf, key, None))
+
+    visit("model", config)
+    return out
+
+
+# ---------------------------------------------------------------- optimisation
+
+_NO_DECAY_MARKERS = ("bias", "norm", "embed", "ln_", "layernorm")
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """AdamW over trainable parameters in up to 4 groups: {body, heads} x {decay, no decay}.
+
+    No weight decay on biases, normalisation weights and embeddings (standard practice: decaying them
+    only hurts). Heads are the modules the model reports by ``always_trained_module_names()`` patterns
+    that match ``head``; they get ``head_lr`` when set.
+    """
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lname = name.lower()
+        no_decay = param.ndim < 2 or any(m in lname for m in _NO_DECAY_MARKERS)
+        is_head = cfg.head_lr is not None and "_head" in lname
+        groups.setdefault((is_head, no_decay), []).append(param)
+    if not groups:
+        raise ValueError("no trainable parameters: check model.finetune / freeze settings")
+    param_groups = []
+    for (is_head, no_decay), params in sorted(groups.items()):
+        param_groups.append(
+            {
+                "params": params,
+                "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+                "lr": cfg.head_lr if is_head else cfg.lr,
+            }
+        )
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_steps: int) -> Any:
+    """Linear warm-up then cosine decay to ``min_lr_ratio · lr`` at ``max_steps`` (transformers)."""
+    from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup
+
+    return get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer,
+        num_warmup_steps=cfg.warmup_steps,
+        num_training_steps=max_steps,
+        min_lr_rate=cfg.min_lr_ratio,
+    )

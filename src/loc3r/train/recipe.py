@@ -1,0 +1,593 @@
+"""The loc3r training recipe: one short, linear loop on 🤗 Accelerate (nanoGPT / torchtune style).
+
+Why Accelerate (and not HF ``Trainer``): the loop stays an explicit page of code — where every loss term is
+logged, where a non-finite step is skipped, what a checkpoint holds and how resume skips data are all visible
+here — while Accelerate supplies what must not be home-made: device placement, DDP / FSDP / DeepSpeed
+ZeRO-2/3 wrapping chosen by the launcher (``torchrun``, ``accelerate launch --config_file
+configs/accelerate/*.yaml``), mixed precision, gradient accumulation (``accumulate`` / ``no_sync``),
+distributed reductions and sharded ``save_state`` / ``load_state``. ``Trainer`` would hide the custom parts
+(per-term losses, exact data-position resume, non-finite skipping) behind callbacks and overrides.
+
+What one run does::
+
+    build accelerator -> datasets -> tokenizer + model -> LoRA / freezing -> AdamW + cosine
+    -> prepare -> [resume: load checkpoint] -> loop:
+         grad_accum micro-batches (forward, backward) -> reduce stats -> skip if non-finite else step
+         -> scheduler -> log (TensorBoard + metrics.jsonl + tqdm) -> eval (val loss per term) -> checkpoint
+    -> parameter sync check across processes -> final model directory
+
+Outputs under ``output_dir``: ``config.yaml`` (resolved recipe), ``train.log``, ``metrics.jsonl`` (one JSON
+object per logged step / evaluation — the loss curve; truncated to the checkpoint on resume),
+TensorBoard events in ``tb/``, ``checkpoints/step-XXXXXXXX/`` (see :mod:`loc3r.train.checkpointing`),
+``sync_check.json`` and ``final/`` (``Loc3rForConditionalGeneration.from_pretrained``-loadable, tokenizer
+and processor settings included; LoRA is merged into the weights).
+
+Exact resume: a checkpoint holds model, optimizer, scheduler, the RNG states of every process and the data
+position (epoch + micro-batch); the data order is a pure function of ``(seed, epoch)``
+(:class:`~loc3r.data.datasets.MixtureSampler`), DataLoaders use their own seeded generators (so creating one
+does not consume the global torch RNG), and evaluation does not touch the global RNGs. A run killed with
+SIGKILL and resumed therefore logs the same losses, bit for bit on CPU, as a run that was never interrupted.
+
+Non-finite losses: if any micro-batch of a step on any process has a non-finite loss, or the gradient norm is
+non-finite, all processes skip the optimizer update together (gradients are zeroed), the step is counted
+(``train/nonfinite_steps``) and logged; the data are consumed and the schedule advances. After more than
+``train.max_nonfinite_steps`` such steps, a checkpoint is written and :class:`NonFiniteLossError` stops the
+run. (Under DeepSpeed the optimizer step runs inside DeepSpeed's engine during ``backward``, so the skip is
+DeepSpeed's own overflow handling; the counting and the stop still apply.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from loc3r.data.datasets import EvalShardSampler, MixtureDataset, MixtureSampler, ShardedBatchSampler
+from loc3r.train import builders
+from loc3r.train.checkpointing import (
+    CheckpointError,
+    TrainerState,
+    cleanup_partial,
+    latest_checkpoint,
+    load_checkpoint,
+    read_checkpoint_config,
+    save_checkpoint,
+)
+from loc3r.train.config import RecipeConfig, config_to_dict, diff_configs, dump_config
+
+__all__ = ["NonFiniteLossError", "TrainResult", "train", "evaluate", "parameter_digest"]
+
+logger = logging.getLogger("loc3r.train")
+
+
+class NonFiniteLossError(RuntimeError):
+    """More than ``train.max_nonfinite_steps`` steps had a non-finite loss or gradient."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (on every process)."""
+
+    step: int
+    nonfinite_steps: int
+    output_dir: Path
+    final_dir: Path | None
+    last_train: dict[str, float] = field(default_factory=dict)
+    last_val: dict[str, float] = field(default_factory=dict)
+    in_sync: bool | None = None
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _setup_logging(accelerator: Any, output_dir: Path) -> None:
+    """INFO to stderr and ``train.log`` on the main process, warnings only elsewhere."""
+    logger.setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter(f"%(asctime)s [rank {accelerator.process_index}] %(levelname)s %(message)s")
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(fmt)
+    logger.addHandler(stream)
+    if accelerator.is_main_process:
+        file = logging.FileHandler(output_dir / "train.log")
+        file.setFormatter(fmt)
+        logger.addHandler(file)
+
+
+def _flat_hparams(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Config as flat TensorBoard hparams (scalars and strings only)."""
+    out: dict[str, Any] = {}
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            out.update(_flat_hparams(value, f"{prefix}.{key}" if prefix else key))
+    elif isinstance(tree, bool | int | float | str):
+        out[prefix] = tree
+    else:
+        out[prefix] = json.dumps(tree)
+    return out
+
+
+def _fingerprint(cfg_dict: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(cfg_dict, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop metric lines logged after ``last_step`` (they were logged by the killed run after its last
+    checkpoint and are about to be recomputed)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+
+
+def _sample_texts(dataset: Dataset, limit: int) -> list[str]:
+    """Situation / question / answer texts of a dataset for the tiny tokenizer, read from the loaders'
+    records when they have them (no frames decoded), else from the samples."""
+    from torch.utils.data import ConcatDataset
+
+    from loc3r.data.datasets import _Prefix
+
+    if isinstance(dataset, MixtureDataset | ConcatDataset):
+        return [t for d in dataset.datasets for t in _sample_texts(d, limit)]
+    if isinstance(dataset, _Prefix):
+        return _sample_texts(dataset.base, dataset.n)
+    records = getattr(dataset, "records", None)
+    texts: list[str] = []
+    if records is not None:
+        for record in list(records)[:limit]:
+            for name in ("situation", "question", "answer", "ground_truth"):
+                value = getattr(record, name, None)
+                if isinstance(value, str) and value:
+                    texts.append(value)
+            for name in ("answers", "alternative_situations", "options"):
+                value = getattr(record, name, None)
+                if isinstance(value, list | tuple):
+                    texts.extend(v for v in value if isinstance(v, str))
+        return texts
+    return builders.tokenizer_corpus([dataset], limit=limit)
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over every parameter's bytes in name order: equal digests = bitwise identical parameters."""
+    h = hashlib.sha256()
+    for name, param in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        h.update(name.encode())
+        h.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_sync(accelerator: Any, model: torch.nn.Module, step: int, output_dir: Path) -> bool | None:
+    """All processes must hold identical parameters under DDP; gathers per-rank digests and compares.
+    Skipped (None) when parameters are sharded (FSDP / DeepSpeed), where they differ by design."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        return None
+    digest = parameter_digest(accelerator.unwrap_model(model))
+    as_ints = torch.tensor([int(digest[i : i + 8], 16) for i in range(0, 64, 8)], dtype=torch.int64)
+    gathered = accelerator.gather(as_ints.to(accelerator.device)).view(accelerator.num_processes, 8).cpu()
+    digests = ["".join(f"{int(v):08x}" for v in row) for row in gathered]
+    in_sync = len(set(digests)) == 1
+    if accelerator.is_main_process:
+        (output_dir / "sync_check.json").write_text(
+            json.dumps(
+                {"step": step, "num_processes": accelerator.num_processes, "digests": digests, "in_sync": in_sync},
+                indent=2,
+            )
+        )
+    if not in_sync:
+        logger.error("parameters DIVERGED across processes at step %d: %s", step, digests)
+    return in_sync
+
+
+def _micro_batches(
+    dataset: MixtureDataset,
+    sampler: MixtureSampler,
+    collate: Any,
+    cfg: RecipeConfig,
+    accelerator: Any,
+    epoch: int,
+    start_batch: int,
+    usable: int,
+) -> Iterator[tuple[int, int, Any]]:
+    """Endless ``(epoch, batch_in_epoch, batch)`` from a data position; each epoch yields ``usable``
+    micro-batches (a whole number of optimizer steps)."""
+    while True:
+        batch_sampler = ShardedBatchSampler(
+            sampler,
+            cfg.train.batch_size,
+            num_replicas=accelerator.num_processes,
+            rank=accelerator.process_index,
+            epoch=epoch,
+            start_batch=start_batch,
+        )
+        loader = DataLoader(
+            dataset,
+            batch_sampler=batch_sampler,
+            collate_fn=collate,
+            num_workers=cfg.data.num_workers,
+            # own generator: building a loader must not consume the global torch RNG (exact resume)
+            generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch),
+            persistent_workers=False,
+        )
+        b = start_batch
+        for batch in loader:
+            if b >= usable:
+                break
+            yield epoch, b, batch
+            b += 1
+        epoch, start_batch = epoch + 1, 0
+
+
+def _term_weights(batch: Any, keys: list[str], n: int) -> torch.Tensor:
+    """How many targets each loss term of a batch averaged over (so the validation mean is per target, not
+    per batch): answer tokens for ``loss_ce``, valid vision tokens for ``loss_bev``, samples with a known
+    pose for the situation terms, samples for the total."""
+    counts = {
+        "loss_ce": batch["labels"].ne(-100).sum() if "labels" in batch else None,
+        "loss_bev": batch["layout_valid"].sum() if "layout_valid" in batch else None,
+        "loss_pos": batch["situation_valid"].sum() if "situation_valid" in batch else None,
+    }
+    counts["loss_ori"] = counts["loss_sit"] = counts["loss_pos"]
+    out = [float(counts[k]) if counts.get(k) is not None else float(n) for k in keys]
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, dataset: Dataset, collate: Any, cfg: RecipeConfig, accelerator: Any
+) -> dict[str, float]:
+    """Validation loss per term (``val/loss``, ``val/loss_ce``, ...) over all processes.
+
+    Each term is averaged over its own targets: ``Σ_batches term_b · count_b / Σ_batches count_b`` with
+    ``count_b`` the answer tokens (CE), valid vision tokens (BEV) or posed samples (situation) of batch b.
+    A term with no target anywhere (e.g. a split without situations) is not reported. Every process runs
+    the same number of forward passes; padding batches are discarded.
+    """
+    sampler = EvalShardSampler(len(dataset), cfg.train.batch_size, accelerator.num_processes, accelerator.process_index)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=cfg.data.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    was_training = model.training
+    model.eval()
+    keys: list[str] | None = None
+    sums: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
+    max_batches = min(cfg.train.eval_max_batches or len(sampler), len(sampler))
+    for i, batch in enumerate(loader):
+        if i >= max_batches:
+            break
+        n = int(batch["input_ids"].shape[0])
+        out = model(**batch.to(accelerator.device))
+        if keys is None:
+            keys = sorted(out.losses)
+            sums = torch.zeros(len(keys), dtype=torch.float64)
+            counts = torch.zeros(len(keys), dtype=torch.float64)
+        if i < sampler.num_real_batches:
+            weights = _term_weights(batch, keys, n)
+            values = torch.stack([out.losses[k].detach().double().cpu() for k in keys])
+            sums += torch.where(weights > 0, values * weights, 0.0)
+            counts += weights
+    if was_training:
+        model.train()
+    if keys is None or sums is None or counts is None:
+        return {}
+    totals = accelerator.reduce(torch.cat([sums, counts]).to(accelerator.device), reduction="sum").cpu()
+    sums, counts = totals[: len(keys)], totals[len(keys) :]
+    return {f"val/{k}": float(sums[j] / counts[j]) for j, k in enumerate(keys) if counts[j] > 0}
+
+
+def _save_final(accelerator: Any, model: torch.nn.Module, output_dir: Path) -> Path | None:
+    """Write ``final/`` atomically: full safetensors weights + config + tokenizer + processor settings.
+    LoRA adapters are merged into the base weights so the directory loads with ``from_pretrained``."""
+    from accelerate.utils import DistributedType
+
+    final, tmp = output_dir / "final", output_dir / ".tmp-final"
+    unwrapped = accelerator.unwrap_model(model)
+    is_peft = hasattr(unwrapped, "merge_and_unload")
+    if is_peft and accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        logger.warning("LoRA under FSDP/DeepSpeed: final/ not merged; use the last checkpoint's weights")
+        return None
+    state_dict = None if is_peft else accelerator.get_state_dict(model)  # collective for sharded engines
+    if accelerator.is_main_process:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        if is_peft:
+            merged = unwrapped.merge_and_unload()
+            merged.save_pretrained(tmp, safe_serialization=True)
+        else:
+            unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# ---------------------------------------------------------------------------------------------- the recipe
+
+
+def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901 - linear by design
+    """Run the recipe ``cfg`` (from scratch, or from the newest checkpoint with ``resume``)."""
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    output_dir = Path(cfg.output_dir)
+    ckpt_root = output_dir / "checkpoints"
+    cfg_dict = config_to_dict(cfg)
+
+    # ---- engine, logging, resume decision
+    accelerator = builders.build_accelerator(cfg)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    _setup_logging(accelerator, output_dir)
+    ckpt = latest_checkpoint(ckpt_root)
+    if ckpt is not None and not resume:
+        raise CheckpointError(
+            f"{output_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue that run "
+            "or choose another output_dir"
+        )
+    if resume and ckpt is None:
+        logger.warning("--resume: no complete checkpoint in %s, starting from scratch", ckpt_root)
+    if ckpt is not None:
+        diffs = diff_configs(read_checkpoint_config(ckpt), cfg_dict)
+        if diffs:
+            raise CheckpointError(
+                f"{ckpt} was written with a different config; these fields differ (only "
+                "train.max_steps, logging/eval/checkpoint cadence, output_dir and validation data may change "
+                "on resume):\n  " + "\n  ".join(diffs)
+            )
+    if accelerator.is_main_process:
+        cleanup_partial(ckpt_root)
+        (output_dir / "config.yaml").write_text(dump_config(cfg))
+    set_seed(cfg.seed)
+
+    # ---- data
+    train_set, val_set = builders.build_datasets(cfg)
+    sampler = MixtureSampler(train_set, cfg.data.samples_per_epoch, seed=cfg.seed)
+    per_epoch = len(sampler) // (cfg.train.batch_size * accelerator.num_processes)
+    steps_per_epoch = per_epoch // cfg.train.grad_accum
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"data: {len(sampler)} samples per epoch cannot fill one step of batch_size {cfg.train.batch_size} x "
+            f"grad_accum {cfg.train.grad_accum} x {accelerator.num_processes} processes"
+        )
+    usable = steps_per_epoch * cfg.train.grad_accum
+
+    # ---- tokenizer + model (+ LoRA / freezing / checkpointing), optimizer, schedule
+    corpus = None
+    if cfg.model.init == "tiny":
+        corpus = _sample_texts(train_set, limit=20000)
+    tokenizer, model = builders.build_tokenizer_and_model(cfg.model, corpus, seed=cfg.seed)
+    collate = model.build_processor(
+        mode="train",
+        num_frames=cfg.data.num_frames,
+        max_length=cfg.data.max_length,
+        camera_root=None if cfg.data.camera_root is None else str(cfg.data.camera_root),
+    )
+    model = builders.apply_finetuning(model, cfg.model)
+    params = builders.trainable_parameter_summary(model)
+    optimizer = builders.build_optimizer(model, cfg.optim)
+    scheduler = builders.build_scheduler(optimizer, cfg.optim, cfg.train.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    # ---- resume
+    state = TrainerState(config_fingerprint=_fingerprint(cfg_dict), num_processes=accelerator.num_processes)
+    if ckpt is not None:
+        try:
+            state = load_checkpoint(accelerator, ckpt)
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{ckpt}: cannot restore the training state: {err}") from err
+        state.config_fingerprint = _fingerprint(cfg_dict)
+        if accelerator.is_main_process:
+            _truncate_metrics(output_dir / "metrics.jsonl", state.step)
+        logger.info(
+            "resumed from %s: step %d, epoch %d, micro-batch %d", ckpt, state.step, state.epoch, state.batch_in_epoch
+        )
+    accelerator.init_trackers(
+        "tb",
+        config=_flat_hparams(cfg_dict),
+        init_kwargs={"tensorboard": {"purge_step": state.step + 1}} if ckpt is not None else {},
+    )
+
+    # ---- say what runs
+    global_batch = cfg.train.batch_size * cfg.train.grad_accum * accelerator.num_processes
+    logger.info("resolved config:\n%s", dump_config(cfg))
+    logger.info(
+        "engine: accelerate %s, %d process(es), distributed=%s, device=%s, mixed_precision=%s",
+        __import__("accelerate").__version__,
+        accelerator.num_processes,
+        accelerator.distributed_type.value,
+        accelerator.device,
+        accelerator.mixed_precision,
+    )
+    logger.info("attention implementation: %s", builders.attention_implementations(model))
+    logger.info(
+        "model: %s %s (%s), finetune=%s, vision tower frozen=%s, gradient checkpointing=%s, params total=%d "
+        "trainable=%d, weights dtype=%s",
+        cfg.model.init,
+        cfg.model.backbone,
+        type(accelerator.unwrap_model(model)).__name__,
+        cfg.model.finetune,
+        cfg.model.freeze_vision_tower,
+        cfg.model.gradient_checkpointing,
+        params["total"],
+        params["trainable"],
+        cfg.model.dtype,
+    )
+    logger.info(
+        "data: %s with weights %s, %d samples/epoch, %d frames/clip; batch %d x accum %d x %d proc = %d "
+        "samples/step, %d steps/epoch, max_steps %d; val: %s",
+        [f"{n} ({n_})" for n, n_ in zip(train_set.names, train_set.lengths.tolist(), strict=True)],
+        train_set.weights.tolist(),
+        len(sampler),
+        cfg.data.num_frames,
+        cfg.train.batch_size,
+        cfg.train.grad_accum,
+        accelerator.num_processes,
+        global_batch,
+        steps_per_epoch,
+        cfg.train.max_steps,
+        "none" if val_set is None else f"{len(val_set)} samples",
+    )
+
+    # ---- the loop
+    metrics_path = output_dir / "metrics.jsonl"
+    rank_log = output_dir / "ranks" / f"rank{accelerator.process_index}.jsonl" if cfg.train.log_rank_samples else None
+    if rank_log is not None:
+        rank_log.parent.mkdir(parents=True, exist_ok=True)
+        if ckpt is not None:
+            _truncate_metrics(rank_log, state.step)
+    data = _micro_batches(train_set, sampler, collate, cfg, accelerator, state.epoch, state.batch_in_epoch, usable)
+    progress = tqdm(
+        total=cfg.train.max_steps,
+        initial=state.step,
+        desc="train",
+        disable=not (accelerator.is_main_process and cfg.train.progress_bar),
+        dynamic_ncols=True,
+    )
+    unwrapped_params = [p for p in model.parameters() if p.requires_grad]
+    last_train: dict[str, float] = {}
+    last_val: dict[str, float] = {}
+    keys: list[str] | None = None
+    window_start, window_samples = time.perf_counter(), 0
+    model.train()
+    while state.step < cfg.train.max_steps:
+        acc: torch.Tensor | None = None
+        bad = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+        step_ids: list[str] = []
+        epoch = batch_index = 0
+        for _ in range(cfg.train.grad_accum):
+            epoch, batch_index, batch = next(data)
+            if rank_log is not None and hasattr(batch, "metadata"):
+                step_ids.extend(m.sample_id for m in batch.metadata)
+            batch = batch.to(accelerator.device)
+            with accelerator.accumulate(model):
+                out = model(**batch)
+                if keys is None:
+                    keys = sorted(out.losses)
+                terms = torch.stack([out.losses[k].detach().double() for k in keys])
+                acc = terms if acc is None else acc + terms
+                bad += (~torch.isfinite(out.loss.detach())).double()
+                accelerator.backward(out.loss)
+        assert acc is not None and keys is not None
+        local_loss = float(acc[keys.index("loss")].item()) / cfg.train.grad_accum
+        stats = accelerator.reduce(torch.cat([acc / cfg.train.grad_accum, bad.view(1)]), reduction="mean")
+        max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm is not None else float("inf")
+        grad_norm = accelerator.clip_grad_norm_(unwrapped_params, max_norm)
+        grad_norm_value = float(grad_norm.item()) if grad_norm is not None else float("nan")
+        nonfinite = bool(stats[-1].item() > 0) or (grad_norm is not None and not math.isfinite(grad_norm_value))
+        lr = float(scheduler.get_last_lr()[0])
+        if nonfinite:
+            optimizer.zero_grad(set_to_none=True)
+            state.nonfinite_steps += 1
+            logger.warning(
+                "step %d: non-finite loss or gradient (loss terms %s, grad norm %s): update skipped (%d so far, "
+                "limit %d)",
+                state.step + 1,
+                {k: float(v) for k, v in zip(keys, stats[:-1].tolist(), strict=True)},
+                grad_norm_value,
+                state.nonfinite_steps,
+                cfg.train.max_nonfinite_steps,
+            )
+        else:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        state.step += 1
+        state.samples_seen += global_batch
+        if batch_index + 1 >= usable:
+            state.epoch, state.batch_in_epoch = epoch + 1, 0
+        else:
+            state.epoch, state.batch_in_epoch = epoch, batch_index + 1
+        window_samples += global_batch
+        progress.update(1)
+
+        if rank_log is not None:
+            _append_jsonl(rank_log, {"step": state.step, "samples": step_ids, "local_loss": local_loss})
+        if state.step % cfg.train.log_every == 0 or state.step == cfg.train.max_steps:
+            elapsed = max(time.perf_counter() - window_start, 1e-9)
+            last_train = {f"train/{k}": float(v) for k, v in zip(keys, stats[:-1].tolist(), strict=True)}
+            last_train.update(
+                {
+                    "train/lr": lr,
+                    "train/grad_norm": grad_norm_value,
+                    "train/nonfinite_steps": float(state.nonfinite_steps),
+                    "train/epoch": state.epoch + state.batch_in_epoch / usable,
+                    "train/samples_per_s": window_samples / elapsed,
+                    "train/skipped": float(nonfinite),
+                }
+            )
+            accelerator.log(last_train, step=state.step)
+            if accelerator.is_main_process:
+                _append_jsonl(metrics_path, {"step": state.step, **last_train})
+            progress.set_postfix(loss=f"{last_train['train/loss']:.4f}", lr=f"{lr:.2e}")
+            window_start, window_samples = time.perf_counter(), 0
+
+        if state.nonfinite_steps > cfg.train.max_nonfinite_steps:
+            save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last)
+            progress.close()
+            accelerator.end_training()
+            raise NonFiniteLossError(
+                f"{state.nonfinite_steps} steps with a non-finite loss or gradient (limit train.max_nonfinite_steps"
+                f" = {cfg.train.max_nonfinite_steps}); stopped at step {state.step}, checkpoint saved in {ckpt_root}. "
+                "Lower optim.lr, check the data, or raise the limit and --resume."
+            )
+
+        is_last = state.step == cfg.train.max_steps
+        if val_set is not None and ((cfg.train.eval_every and state.step % cfg.train.eval_every == 0) or is_last):
+            last_val = evaluate(model, val_set, collate, cfg, accelerator)
+            accelerator.log(last_val, step=state.step)
+            if accelerator.is_main_process:
+                _append_jsonl(metrics_path, {"step": state.step, **last_val})
+            logger.info("step %d: %s", state.step, {k: round(v, 5) for k, v in last_val.items()})
+        if (cfg.train.save_every and state.step % cfg.train.save_every == 0) or is_last:
+            path = save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last)
+            if path is not None:
+                logger.info("step %d: checkpoint %s", state.step, path)
+    progress.close()
+
+    # ---- end: processes in sync? final model
+    in_sync = _check_sync(accelerator, model, state.step, output_dir)
+    final_dir = _save_final(accelerator, model, output_dir) if cfg.train.save_final_model else None
+    accelerator.end_training()
+    logger.info(
+        "done: step %d, %d non-finite steps skipped, final model %s", state.step, state.nonfinite_steps, final_dir
+    )
+    if in_sync is False:
+        raise RuntimeError(f"parameters diverged across processes; see {output_dir / 'sync_check.json'}")
+    return TrainResult(
+        step=state.step,
+        nonfinite_steps=state.nonfinite_steps,
+        output_dir=output_dir,
+        final_dir=final_dir,
+        last_train=last_train,
+        last_val=last_val,
+        in_sync=in_sync,
+    )
