@@ -303,7 +303,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         if cache is not None:
             kwargs[self._cache_kwarg(lm)] = cache
         out = lm(**kwargs)
-        new_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        new_cache = None
+        if use_cache:  # ``cache`` in transformers >= 5.2x (``past_key_values`` is a deprecated alias there)
+            new_cache = out["cache"] if "cache" in out else out.get("past_key_values")
         return out.last_hidden_state, new_cache
 
     def _token_rows(self, input_ids: Tensor, token_id: int, token: str) -> Tensor:

@@ -1,0 +1,139 @@
+"""Shared fixtures: tiny ClipSamples from simple synthetic geometry (no mocks).
+
+A box room ``[-2, 2] x [-2.5, 2.5] x [0, 2.6]`` (metres, z up) is "rendered" analytically: every pixel ray of a
+pinhole camera (OpenCV axes, camera-to-world pose) is intersected with the six faces of the box; the exit distance
+gives the metric depth, the 3D point and, through a per-face colour and a 0.5 m checkerboard, the RGB frame. So the
+frames, the per-pixel world points and the poses are exactly consistent, as they are in ScanNet-style data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from loc3r.data.schema import ClipSample
+
+# The suite runs as `pytest -n 2` on 2 cores: with torch's default of one intra-op thread per core, two workers
+# oversubscribe the CPU and OpenMP's spin-waiting makes tiny-model steps 10-30x slower (measured: an overfit test
+# took 0.5 s to 19 s). Tiny models gain nothing from intra-op parallelism, so tests use one thread per process.
+torch.set_num_threads(1)
+
+ROOM_MIN = np.array([-2.0, -2.5, 0.0])
+ROOM_MAX = np.array([2.0, 2.5, 2.6])
+FACE_COLOURS = np.array(
+    [[200, 60, 60], [60, 200, 60], [60, 60, 200], [200, 200, 60], [150, 120, 90], [230, 230, 230]], dtype=np.float64
+)  # -x, +x, -y, +y, floor, ceiling
+
+CORPUS = [
+    "I am standing in the room.",
+    "I am sitting on the bed facing the window.",
+    "What is on my left? The red wall.",
+    "How far is the door from me? 1.5 meters.",
+    "Which way should I turn to reach the table? left right behind in front",
+    "How many chairs are in front of me? 0 1 2 3 4 5 6 7 8 9",
+    "the green wall the blue wall the floor the ceiling yes no",
+]
+
+
+def look_pose(position: np.ndarray, yaw: float, pitch: float = 0.0) -> np.ndarray:
+    """Camera-to-world pose (OpenCV axes) at ``position`` looking along ``yaw`` (about z), tilted down by ``pitch``."""
+    forward = np.array([np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), -np.sin(pitch)])
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, down, forward, position
+    return pose
+
+
+def intrinsics(size: int, fov_deg: float = 70.0) -> np.ndarray:
+    f = 0.5 * size / np.tan(np.deg2rad(fov_deg) / 2)
+    return np.array([[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]])
+
+
+def render_box_room(pose: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ray cast of the box room: ``(rgb [size, size, 3] uint8, world points [size, size, 3])``."""
+    k = intrinsics(size)
+    v, u = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5, indexing="ij")
+    dirs_cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=-1)
+    dirs = dirs_cam @ pose[:3, :3].T
+    origin = pose[:3, 3]
+    with np.errstate(divide="ignore"):
+        t_hi = (ROOM_MAX - origin) / dirs
+        t_lo = (ROOM_MIN - origin) / dirs
+    t_exit = np.where(dirs > 0, t_hi, np.where(dirs < 0, t_lo, np.inf))  # [H, W, 3] per axis
+    axis = np.argmin(t_exit, axis=-1)
+    t = np.take_along_axis(t_exit, axis[..., None], axis=-1)[..., 0]  # = camera depth (dirs_cam z = 1)
+    points = origin + t[..., None] * dirs
+    positive = np.take_along_axis(dirs, axis[..., None], axis=-1)[..., 0] > 0
+    face = axis * 2 + positive.astype(int)  # 0:-x 1:+x 2:-y 3:+y 4:floor 5:ceiling
+    colour = FACE_COLOURS[face]
+    checker = (np.floor(points * 2.0).sum(axis=-1) % 2 == 0)[..., None]
+    rgb = np.clip(colour * np.where(checker, 1.0, 0.6), 0, 255).astype(np.uint8)
+    return rgb, points
+
+
+def make_clip(
+    num_frames: int = 8,
+    size: int = 112,
+    points_size: int = 28,
+    sample_id: str = "room-0",
+    question: str = "What is on my left?",
+    answer: str | None = "The red wall.",
+    situation_text: str | None = "I am sitting on the bed facing the window.",
+    agent_position: tuple[float, float, float] | None = (1.0, -0.5, 0.0),
+    agent_yaw: float | None = 2.0,
+    with_points: bool = True,
+    with_poses: bool = True,
+    start_yaw: float = 0.3,
+) -> ClipSample:
+    """A clip of the box room: the camera walks on a circle of radius 0.8 m at 1.5 m height, turning around."""
+    frames, points, poses = [], [], []
+    for i in range(num_frames):
+        angle = 2 * np.pi * i / max(num_frames, 1)
+        position = np.array([0.8 * np.cos(angle), 0.8 * np.sin(angle), 1.5])
+        pose = look_pose(position, start_yaw + 1.5 * angle, pitch=0.25)
+        rgb, _ = render_box_room(pose, size)
+        _, pts = render_box_room(pose, points_size)
+        frames.append(rgb)
+        points.append(pts)
+        poses.append(pose)
+    return ClipSample(
+        sample_id=sample_id,
+        scene_id="box-room",
+        task="synth_situated",
+        frames=np.stack(frames),
+        question=question,
+        answer=answer,
+        answers=[answer] if answer else [],
+        situation_text=situation_text,
+        agent_position=None if agent_position is None else np.asarray(agent_position, dtype=np.float64),
+        agent_yaw=agent_yaw,
+        poses=np.stack(poses) if with_poses else None,
+        points=np.stack(points).astype(np.float32) if with_points else None,
+    )
+
+
+@pytest.fixture
+def clip_factory() -> Callable[..., ClipSample]:
+    """``clip_factory(**kwargs) -> ClipSample`` of the synthetic box room (see :func:`make_clip`)."""
+    return make_clip
+
+
+_TOKENIZERS: dict[str, object] = {}
+
+
+@pytest.fixture
+def tiny_tokenizer() -> Callable[[str], object]:
+    """``tiny_tokenizer(backbone)``: a byte-level BPE trained on a small corpus (cached per backbone)."""
+    from loc3r.model.tokenizer import build_tiny_tokenizer
+
+    def get(backbone: str):
+        if backbone not in _TOKENIZERS:
+            _TOKENIZERS[backbone] = build_tiny_tokenizer(CORPUS * 4, 512, backbone)
+        return _TOKENIZERS[backbone]
+
+    return get
