@@ -542,3 +542,27 @@ def test_degenerate_layouts() -> None:
         generate_vsi_questions(layout, rng, {999: 0}, np.zeros((3, 3)), 2)
     with pytest.raises(ValueError):
         generate_situations(layout, rng, -1, 2)
+
+
+def test_situations_only_name_visible_objects() -> None:
+    layout = random_layout(7)
+    visible = {o.instance_id for o in layout.objects if o.instance_id % 3 != 0}
+    names = names_of(layout)
+    hidden_names = {n for n, o in names.items() if o.instance_id not in visible}
+    hidden_cats = {o.category for o in layout.objects if o.instance_id not in visible}
+    records = generate_situations(layout, np.random.default_rng(1), 4, 6, visible_instances=visible)
+    assert records
+    for rec in records:
+        assert set(rec.referenced_instances) <= visible
+        rel = parse_situation(rec.text)
+        assert not {rel["near"], *(rel["between"] or ()), rel["face"]} & hidden_names
+        for q in rec.questions:
+            assert not any(re.search(rf"the {re.escape(n)}\?", q.question) for n in hidden_names), q
+            if q.question_type == "count_in_sector":
+                assert not any(_PLURAL.get(c, c + "s") in q.question for c in hidden_cats), q
+            if q.question_type == "object_on_side":
+                nearest = [o for o in layout.objects if o.category == q.answer]
+                assert any(o.instance_id in visible for o in nearest)
+            check_situated_answer(layout, rec.position, rec.yaw, q)
+    with pytest.raises(SampleError, match="visible_instances"):
+        generate_situations(layout, np.random.default_rng(1), 2, 2, visible_instances={12345})

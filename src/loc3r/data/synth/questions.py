@@ -78,8 +78,8 @@ scenes answer distributions are flat wherever the scenes allow it.
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +143,7 @@ LOCALISE_YAW_STEP_DEG = 5.0
 SITUATION_MAX_POS_SPREAD = 1.0
 SITUATION_MAX_YAW_SPREAD_DEG = 30.0
 #: Random poses tried per requested situation before giving up.
-SITUATION_MAX_ATTEMPTS = 60
+SITUATION_MAX_ATTEMPTS = 400
 
 # Situated questions.
 #: "What is the nearest object on my left?": the runner-up must be at least this much farther (m).
@@ -375,6 +375,17 @@ def _number_word(n: int) -> str:
     return _NUMBER_WORDS[n] if 0 <= n < len(_NUMBER_WORDS) else str(n)
 
 
+def _visible_set(layout: SceneLayout, visible_instances: Collection[int] | None) -> set[int]:
+    ids = {o.instance_id for o in layout.objects}
+    if visible_instances is None:
+        return ids
+    visible = {int(i) for i in visible_instances}
+    unknown = sorted(visible - ids)
+    if unknown:
+        raise SampleError(f"scene {layout.scene_id!r}: 'visible_instances' names unknown instances {unknown}")
+    return visible
+
+
 def _validate_layout(layout: SceneLayout) -> None:
     seen: set[int] = set()
     for obj in layout.objects:
@@ -395,9 +406,20 @@ class _Balancer:
         self.rng = rng
         self.counts: dict[Hashable, int] = defaultdict(int)
 
-    def order(self, group: str, classes: Sequence[Hashable]) -> list[Hashable]:
-        """Classes sorted by how often (group, class) was used, random among ties."""
-        keys = self.rng.permutation(len(classes))
+    def order(
+        self, group: str, classes: Sequence[Hashable], sizes: dict[Hashable, int] | None = None
+    ) -> list[Hashable]:
+        """Classes sorted by how often (group, class) was used; ties in a random order weighted by 1 / size.
+
+        ``sizes`` are the candidate counts per class in this scene. Among equally used classes, one with
+        ``n`` candidates comes first with probability proportional to ``1 / n`` (weighted sampling without
+        replacement, keys ``-log(U) * n``): a class that is rare here (e.g. "back", whose arc is narrower
+        than left / right) is usually rare in other scenes too, and favouring it evens out the answer
+        distribution of the whole dataset without always asking it first.
+        """
+        sizes = sizes or {}
+        weights = np.array([max(sizes.get(c, 1), 1) for c in classes], dtype=np.float64)
+        keys = -np.log(self.rng.uniform(1e-12, 1.0, len(classes))) * np.sqrt(weights)
         idx = sorted(range(len(classes)), key=lambda i: (self.counts[(group, classes[i])], keys[i]))
         return [classes[i] for i in idx]
 
@@ -409,12 +431,13 @@ class _Balancer:
         pools: dict[Hashable, list[Any]] = defaultdict(list)
         for cand in candidates:
             pools[key(cand)].append(cand)
+        sizes = {cls: len(pool) for cls, pool in pools.items()}
         for pool in pools.values():
             perm = self.rng.permutation(len(pool))
             pool[:] = [pool[i] for i in perm]
         out: list[Any] = []
         while len(out) < count and any(pools.values()):
-            cls = self.order(group, [c for c, p in pools.items() if p])[0]
+            cls = self.order(group, [c for c, p in pools.items() if p], sizes)[0]
             out.append(pools[cls].pop())
             self.use(group, cls)
         return out
@@ -598,6 +621,7 @@ def generate_situations(
     rng: np.random.Generator,
     num_situations: int,
     questions_per_situation: int,
+    visible_instances: Collection[int] | None = None,
 ) -> list[SituationRecord]:
     """Agent poses in the free space, each with a text that localises it and situated questions.
 
@@ -605,6 +629,11 @@ def generate_situations(
     object lies within ``FACING_GEN_TOL_DEG`` of the facing direction and some relation set localises it
     (module docstring). Returns up to ``num_situations`` records (fewer, possibly none, when the scene does
     not allow it: no objects, no free space, nothing referable). Deterministic given ``rng``'s state.
+
+    ``visible_instances`` (optional, e.g. the keys of the render's ``first_seen_frame``): only these
+    objects are named in texts and questions, and counts are asked only about categories whose instances
+    are all visible, so that everything a question needs is in the video. Name uniqueness is still decided
+    over all objects of the scene. ``None`` = every object counts as visible.
     """
     if num_situations < 0 or questions_per_situation < 0:
         raise ValueError(
@@ -615,7 +644,8 @@ def generate_situations(
     if num_situations == 0:
         return []
     free = free_space(layout, DEFAULT_CLEARANCE)
-    names = object_names(layout)
+    visible = _visible_set(layout, visible_instances)
+    names = {i: n for i, n in object_names(layout).items() if i in visible}
     if free.is_empty or free.area <= 0 or len(names) < 2:
         return []
     referable = {o.instance_id: o for o in layout.objects if o.instance_id in names}
@@ -633,7 +663,7 @@ def generate_situations(
                 referenced = [i for rel in relations for i in rel.objects]
                 position = np.array([xy[0], xy[1], 0.0])
                 questions = generate_situated_questions(
-                    layout, position, yaw, rng, questions_per_situation, _balancer=balancer
+                    layout, position, yaw, rng, questions_per_situation, visible, _balancer=balancer
                 )
                 records.append(SituationRecord(position, yaw, _situation_text(relations, names), referenced, questions))
                 break
@@ -646,10 +676,10 @@ _DIRECTION_WORD = {"front": "forward", "left": "left", "right": "right", "behind
 
 
 def _situated_candidates(
-    layout: SceneLayout, xy: np.ndarray, yaw: float
+    layout: SceneLayout, xy: np.ndarray, yaw: float, visible: set[int]
 ) -> dict[str, list[tuple[str, SituatedQuestion]]]:
     """All unambiguous situated questions for a pose, per question type, each with its balancing class."""
-    names = object_names(layout)
+    names = {i: n for i, n in object_names(layout).items() if i in visible}
     objs = layout.objects
     beta = np.array([float(relative_bearing(xy, yaw, _xy(o))) for o in objs])
     dist = np.array([float(footprint_distance(o, xy)) for o in objs])
@@ -664,7 +694,7 @@ def _situated_candidates(
         if not in_sec:
             continue
         best = min(in_sec, key=lambda k: dist[k])
-        if not clear[best]:
+        if not clear[best] or objs[best].instance_id not in visible:
             continue
         # every other-category object in (or within the margin of) the sector must be clearly farther
         rivals = [
@@ -680,7 +710,7 @@ def _situated_candidates(
     # How many <category> are <sector>?
     for cat in sorted({o.category for o in objs}):
         ks = [k for k in range(len(objs)) if objs[k].category == cat]
-        if not all(clear[k] for k in ks):
+        if not all(clear[k] and objs[k].instance_id in visible for k in ks):
             continue
         for sec in SECTORS:
             n = sum(sectors[k] == sec for k in ks)
@@ -728,19 +758,24 @@ def generate_situated_questions(
     yaw: float,
     rng: np.random.Generator,
     count: int,
+    visible_instances: Collection[int] | None = None,
     _balancer: _Balancer | None = None,
 ) -> list[SituatedQuestion]:
     """Up to ``count`` distinct unambiguous egocentric questions for the agent pose ``(position, yaw)``.
 
     Question types (the least used type first), each balanced over its answer classes: ``object_on_side``
     (sector), ``count_in_sector`` (count), ``direction_to`` (forward / left / right / backward),
-    ``is_on_side`` (yes / no), ``distance_to`` (whole metres). See the module docstring for definitions.
+    ``is_on_side`` (yes / no), ``distance_to`` (whole metres). See the module docstring for definitions;
+    ``visible_instances`` as in :func:`generate_situations`.
     """
     if count <= 0:
         return []
+    _validate_layout(layout)
     xy = np.asarray(position, dtype=np.float64)[:2]
+    if not np.isfinite(xy).all() or not np.isfinite(yaw):
+        raise ValueError(f"scene {layout.scene_id!r}: situation pose must be finite, got {position}, {yaw}")
     balancer = _balancer or _Balancer(rng)
-    cands = _situated_candidates(layout, xy, float(yaw))
+    cands = _situated_candidates(layout, xy, float(yaw), _visible_set(layout, visible_instances))
     out: list[SituatedQuestion] = []
     asked: set[str] = set()
     while len(out) < count:
@@ -807,8 +842,8 @@ def _rel_direction_candidates(
             for a, b in itertools.combinations(triple, 2)
         ):
             continue
-        t0, t1, t2 = triple
-        for p, o, q in ((t0, t1, t2), (t0, t2, t1), (t1, t0, t2)):
+
+        for p, o, q in itertools.permutations(triple):
             po, oo, qo = unique[p], unique[o], unique[q]
             ang = float(_angle_ccw_deg(_xy(po), _xy(oo), _xy(qo)))
             corners = _angle_ccw_deg(_xy(po), _xy(oo), qo.corners_xy())
@@ -1006,12 +1041,18 @@ def generate_vsi_questions(
 
     # route_planning
     routes = _route_candidates(layout, unique, cams)
-    all_combos = [", ".join(c) for c in itertools.product(ROUTE_TURNS, repeat=2)]
+    # Distractors follow the turn distribution of this scene's valid routes (add-one smoothed): "Turn Back" is
+    # rarer in true routes than in uniformly random turn pairs, and uniform distractors would let a model
+    # pick the answer by avoiding "Turn Back".
+    turn_freq = Counter(t for route in routes for t in route[2])
+    turn_p = {t: (turn_freq[t] + 1.0) / (sum(turn_freq.values()) + len(ROUTE_TURNS)) for t in ROUTE_TURNS}
+    combos = list(itertools.product(ROUTE_TURNS, repeat=2))
     for seq, facing, turns, actions in balancer.pick("route_planning", routes, key=lambda x: x[2][0], count=n):
         answer = ", ".join(turns)
-        wrong = [c for c in all_combos if c != answer]
-        distract = [wrong[i] for i in rng.choice(len(wrong), size=3, replace=False)]
-        options, letter = balancer.place(answer, distract)
+        wrong = [c for c in combos if ", ".join(c) != answer]
+        weight = np.array([np.prod([turn_p[t] for t in c]) for c in wrong])
+        picked = rng.choice(len(wrong), size=3, replace=False, p=weight / weight.sum())
+        options, letter = balancer.place(answer, [", ".join(wrong[i]) for i in picked])
         question = _T_ROUTE.format(start=seq[0], facing=facing, dest=seq[-1], actions=actions)
         records.append(_vsi_record("route_planning", question, options, letter))
 
