@@ -217,8 +217,13 @@ def apply_finetuning(model: Any, cfg: ModelConfig) -> nn.Module:
     ``trainable_token_indices`` (the rest of the vocabulary stays frozen).
     """
     if cfg.gradient_checkpointing:
-        # non-reentrant checkpointing works with frozen inputs (LoRA) and under DDP / FSDP
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # non-reentrant checkpointing works with frozen inputs (LoRA) and under DDP / FSDP.
+        # transformers >= 5.2x names it activation_checkpointing_enable (the old name is a deprecated alias)
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if cfg.freeze_vision_tower:
         model.freeze_vision_tower()
     if cfg.finetune == "full":
