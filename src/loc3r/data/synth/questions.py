@@ -66,13 +66,35 @@ generator: triples of single-instance categories whose pairwise distances are in
 positioning object's centre from the direction to the orienting object's centre; skipped when the
 querying centre is within ``REL_DIR_MARGIN_DEG`` of a class boundary (both sides — VSI-Bench's own
 check only looks at one side) or more than one of its 4 footprint corners falls in another class.
+hard = quadrants (front-left 0-90°, back-left 90-180°, back-right, front-right), medium = left [0, 135°) /
+back [135°, 225°) / right, easy = left or right of the orienting object, asked only for querying objects
+in the front half-plane (where "left of the X" is unambiguous in words). Route planning follows the
+video: landmarks (single-instance categories the camera passes within ``ROUTE_LANDMARK_DIST``) in the
+order of the camera's closest approach; straight legs between landmark centres must not cross another
+blocking footprint; a turn ``Δ`` (change of heading) is "Turn Back" if ``|Δ| >= ROUTE_BACK_MIN_DEG``,
+else left (Δ > 0) / right, and routes with a turn under ``ROUTE_MIN_TURN_DEG`` or within
+``ROUTE_MARGIN_DEG`` of the back boundary are not asked. Appearance order uses ``first_seen_frame``
+(earliest instance of each category); the four categories must first appear in four different frames.
+
+Situated questions
+------------------
+``object_on_side`` "What is the nearest object on my left?" (category of the nearest footprint in the
+sector; every other-category object in or within the margin of the sector is ``NEAREST_MIN_GAP`` farther),
+``count_in_sector`` "How many chairs are in front of me?" (spelled-out count, as SQA3D), ``direction_to``
+"Which direction should I go to reach the fridge?" (forward / left / right / backward = the sector of its
+centre), ``is_on_side`` "Is the lamp behind me?" (yes / no), ``distance_to`` "How many meters away from me
+is the tv?" (floor distance to the footprint rounded to whole metres, skipped within
+``DISTANCE_ROUND_MARGIN`` of a .5 boundary).
 
 Balance
 -------
-Every generator collects all valid candidates first, then picks questions class by class, the least
-used class first (ties broken by the rng): answer classes (sectors, yes/no, counts, directions) and,
-for multiple choice, the position of the correct option (least used letter first), so that over many
-scenes answer distributions are flat wherever the scenes allow it.
+Every generator collects all valid candidates first, then picks questions class by class (answer classes:
+sectors, yes/no, counts, directions, turns), the least used class first; ties are broken at random with
+classes that have few candidates in this scene favoured (weight ``1 / sqrt(n)``: narrow classes such as
+"back" are rare in every scene, so asking them whenever possible flattens the dataset-wide distribution).
+The correct option goes to the least used letter. Route distractors are drawn with the turn frequencies
+of the scene's valid routes, so that no option statistic (e.g. "avoid Turn Back") reveals the answer.
+Residual imbalance where the geometry makes a class rare is measured and reported, not hidden.
 """
 
 from __future__ import annotations
@@ -409,13 +431,13 @@ class _Balancer:
     def order(
         self, group: str, classes: Sequence[Hashable], sizes: dict[Hashable, int] | None = None
     ) -> list[Hashable]:
-        """Classes sorted by how often (group, class) was used; ties in a random order weighted by 1 / size.
+        """Classes sorted by how often (group, class) was used; ties in a random order favouring small classes.
 
-        ``sizes`` are the candidate counts per class in this scene. Among equally used classes, one with
-        ``n`` candidates comes first with probability proportional to ``1 / n`` (weighted sampling without
-        replacement, keys ``-log(U) * n``): a class that is rare here (e.g. "back", whose arc is narrower
-        than left / right) is usually rare in other scenes too, and favouring it evens out the answer
-        distribution of the whole dataset without always asking it first.
+        ``sizes`` are the candidate counts per class in this scene. Among equally used classes the order is
+        a weighted sample without replacement with weights ``1 / sqrt(n)`` (keys ``-log(U) * sqrt(n)``,
+        smallest first): a class that is rare here (e.g. "back", whose arc is narrower than left / right)
+        is usually rare in other scenes too, and favouring it evens out the answer distribution of the
+        whole dataset. (Weights ``1 / n`` over-correct: "back" then dominates the 4-quadrant questions.)
         """
         sizes = sizes or {}
         weights = np.array([max(sizes.get(c, 1), 1) for c in classes], dtype=np.float64)
@@ -652,12 +674,16 @@ def generate_situations(
     grid = _SceneGrid(free, referable)
     balancer = _Balancer(rng)
     records: list[SituationRecord] = []
+    used_texts: set[str] = set()
     attempts = 0
     while len(records) < num_situations and attempts < SITUATION_MAX_ATTEMPTS * num_situations:
         attempts += 1
         xy = sample_free_points(free, rng, 1)[0]
         yaw = float(wrap_angle(rng.uniform(-np.pi, np.pi)))
         for relations in _candidate_texts(xy, yaw, referable, rng):
+            text = _situation_text(relations, names)
+            if text in used_texts:
+                continue  # one pose per text: a repeated text would add no new situation
             pos_err, yaw_err = grid.spread(relations, xy, yaw)
             if pos_err <= SITUATION_MAX_POS_SPREAD and yaw_err <= SITUATION_MAX_YAW_SPREAD_DEG:
                 referenced = [i for rel in relations for i in rel.objects]
@@ -665,7 +691,8 @@ def generate_situations(
                 questions = generate_situated_questions(
                     layout, position, yaw, rng, questions_per_situation, visible, _balancer=balancer
                 )
-                records.append(SituationRecord(position, yaw, _situation_text(relations, names), referenced, questions))
+                records.append(SituationRecord(position, yaw, text, referenced, questions))
+                used_texts.add(text)
                 break
     return records
 
