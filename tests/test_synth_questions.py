@@ -15,6 +15,7 @@ from loc3r.data.synth.freespace import free_space, is_free, sample_free_points
 from loc3r.data.synth.questions import (
     VSI_QUESTION_TYPES,
     SituatedQuestion,
+    box_distance,
     generate_situated_questions,
     generate_situations,
     generate_vsi_questions,
@@ -566,3 +567,36 @@ def test_situations_only_name_visible_objects() -> None:
             check_situated_answer(layout, rec.position, rec.yaw, q)
     with pytest.raises(SampleError, match="visible_instances"):
         generate_situations(layout, np.random.default_rng(1), 2, 2, visible_instances={12345})
+
+
+def test_vsi_relative_direction_hand_written() -> None:
+    """Standing by the sofa (1, 1) facing the fridge (4, 1), i.e. +x: the plant at (2, 3) is ahead on the left."""
+    layout = _rect_room(
+        6.0,
+        5.0,
+        [
+            _box("sofa", 1, 1.0, 1.0, 0.6, 0.6, 0.8),
+            _box("fridge", 2, 4.0, 1.0, 0.6, 0.6, 1.8),
+            _box("plant", 3, 2.0, 3.0, 0.4, 0.4, 0.9),
+        ],
+    )
+    first = {1: 0, 2: 1, 3: 2}
+    recs = generate_vsi_questions(layout, np.random.default_rng(0), first, np.zeros((3, 3)), 50)
+    expected = {"hard": "front-left", "medium": "left", "easy": "left"}
+    found = 0
+    for rec in recs:
+        if "standing by the sofa and facing the fridge, is the plant" in rec["question"]:
+            assert _option(rec) == expected[rec["question_type"].rsplit("_", 1)[1]]
+            found += 1
+    assert found == 3
+
+
+def test_box_distance_matches_projection() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        a = SceneObject("a", 1, rng.uniform(0, 3, 3), rng.uniform(0.2, 1.5, 3), float(rng.uniform(-3, 3)))
+        b = SceneObject("b", 2, rng.uniform(0, 3, 3), rng.uniform(0.2, 1.5, 3), float(rng.uniform(-3, 3)))
+        assert box_distance(a, b) == pytest.approx(box_dist_projection(a, b), abs=1e-4)
+    table = _box("table", 1, 1, 1, 1.2, 0.8, 0.75)
+    lamp_on_table = _box("lamp", 2, 1.2, 1, 0.3, 0.3, 0.5, bottom=0.75)
+    assert box_distance(table, lamp_on_table) == 0.0
