@@ -192,9 +192,16 @@ def test_prompt_layout_labels_and_padding(tiny_tokenizer, clip_factory, backbone
     text = tok.decode(ev["input_ids"][0][ev["attention_mask"][0].bool()])
     assert text.endswith(model.adapter.chat_template().user_suffix) and "The red wall." not in text
     assert [m.sample_id for m in ev.metadata] == ["short", "long"]
-    # no situation objective -> no situation tokens, no situation targets
+    # no situation objective -> the situation text stays (a plain model must read it), no tokens, no targets
     plain = _model(tiny_tokenizer, backbone, situation_objective=False).build_processor()([short])
-    assert "<Pos>" not in tok.decode(plain["input_ids"][0]) and "situation_position" not in plain
+    plain_text = tok.decode(plain["input_ids"][0])
+    assert f"{short.situation_text} {short.question}" in plain_text
+    assert "<Pos>" not in plain_text and "situation_position" not in plain
+    no_situation = clip_factory(num_frames=2, situation_text=None)
+    plain_text = tok.decode(
+        _model(tiny_tokenizer, backbone, situation_objective=False).build_processor()([no_situation])["input_ids"][0]
+    )
+    assert "I am standing in the room." not in plain_text
 
 
 def test_pseudo_situation_when_sample_has_none(tiny_tokenizer, clip_factory):

@@ -10,8 +10,9 @@ Per sample it
        <prefix> <video block> <user text> <user suffix> [answer <answer end>]
 
    where the user text is ``"{situation} <Pos> <Ori> {question}"`` when the situation objective is on (the
-   pseudo-situation :data:`~loc3r.data.schema.PSEUDO_SITUATION` when the sample has none) and just the question
-   otherwise; multiple-choice options, when present, follow the question one per line. The video block holds one
+   pseudo-situation :data:`~loc3r.data.schema.PSEUDO_SITUATION` when the sample has none) and
+   ``"{situation} {question}"`` (or just the question for a sample without situation) otherwise;
+   multiple-choice options, when present, follow the question one per line. The video block holds one
    placeholder per LLM vision token and, with the camera prior on, one ``<Cam>`` token before each frame's vision
    tokens. In ``train`` mode the answer and the end-of-turn token are appended and are the only supervised labels
    (all other labels are -100); in ``eval`` mode the prompt ends where the assistant turn starts.
@@ -166,14 +167,19 @@ class Loc3rProcessor:
         return list(cached)
 
     def user_text(self, sample: ClipSample) -> str:
-        """The user turn's text (after the video): ``situation <Pos> <Ori> question`` / ``question``."""
+        """The user turn's text (after the video).
+
+        Situation objective on: ``"{situation} <Pos> <Ori> {question}"`` (pseudo-situation if the sample has none).
+        Off: ``"{situation} {question}"`` when the sample has a situation (a plain fine-tuned model must still read
+        it to answer situated questions), else just the question.
+        """
         question = sample.question.strip()
         if sample.options:
             question = question + "\n" + "\n".join(o.strip() for o in sample.options)
+        situation = (sample.situation_text or "").strip()
         if self.config.situation_enabled:
-            situation = (sample.situation_text or PSEUDO_SITUATION).strip()
-            return f"{situation} {POS_TOKEN} {ORI_TOKEN} {question}"
-        return question
+            return f"{situation or PSEUDO_SITUATION} {POS_TOKEN} {ORI_TOKEN} {question}"
+        return f"{situation} {question}" if situation else question
 
     # ------------------------------------------------------------------------------------------------ per sample
     def _process_one(self, sample: ClipSample, mode: Mode) -> dict[str, Any]:
