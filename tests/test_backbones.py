@@ -102,11 +102,11 @@ def _rows(batch, b):
     return keep
 
 
-@pytest.mark.parametrize("mode", ["train", "eval"])
-def test_qwen_mrope_positions_match_get_rope_index(tiny_tokenizer, clip_factory, mode):
+@pytest.mark.parametrize("mode,fps", [("train", 2.0), ("eval", 2.0), ("train", 3.0), ("eval", 1.0)])
+def test_qwen_mrope_positions_match_get_rope_index(tiny_tokenizer, clip_factory, mode, fps):
     """Without camera tokens our positions equal HF's get_rope_index (incl. padding and the video time scale)."""
     model = _model(tiny_tokenizer, "qwen2_5_vl")
-    proc = model.build_processor(mode=mode)
+    proc = model.build_processor(mode=mode, preprocessing={**model.preprocessing, "video_fps": fps})
     samples = [
         clip_factory(num_frames=4, sample_id="a"),
         clip_factory(num_frames=6, question="How far?", sample_id="b"),
@@ -126,9 +126,10 @@ def test_qwen_mrope_positions_match_get_rope_index(tiny_tokenizer, clip_factory,
     for b in range(len(samples)):
         keep = _rows(batch, b)
         assert torch.equal(ours[:, b, keep], hf_pos[:, b, keep])
-    # the temporal axis really advances between groups (tokens_per_second * 2 frames / 2 fps = 2)
+    # the temporal axis really advances between the 2 groups by tokens_per_second * 2 frames / fps (truncated)
     vid = batch["input_ids"][0] == model.video_token_id
-    assert ours[0, 0, vid].unique().numel() == 2
+    t_ids = ours[0, 0, vid].unique()
+    assert t_ids.numel() == 2 and int(t_ids[1] - t_ids[0]) == int(2 * 2 / fps)
 
 
 def test_qwen_camera_token_positions(tiny_tokenizer, clip_factory):

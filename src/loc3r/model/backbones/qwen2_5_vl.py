@@ -236,7 +236,10 @@ class Qwen25VLAdapter(BackboneAdapter):
         kinds = np.asarray(kinds)
         length = len(kinds)
         pos = np.zeros((3, length), dtype=np.int64)
-        interval = float(vlm_config.vision_config.tokens_per_second) * float(encoding.extra["second_per_grid_t"])
+        # float32 like HF (``tokens_per_second * second_per_grid_ts`` is a float32 tensor), so truncation agrees
+        interval = np.float32(vlm_config.vision_config.tokens_per_second) * np.float32(
+            encoding.extra["second_per_grid_t"]
+        )
         current = 0
         i = 0
         block_done = False
@@ -250,7 +253,7 @@ class Qwen25VLAdapter(BackboneAdapter):
                 raise ValueError("a loc3r sequence holds exactly one video block; found a second one")
             start = current
             for g, seg in enumerate(encoding.segments):
-                t_pos = start + int(g * interval)  # HF: (arange(t) * interval).long() + start
+                t_pos = start + int(np.float32(g) * interval)  # HF: (arange(t) * interval).long() + start
                 while i < length and kinds[i] == TokenKind.CAMERA:
                     pos[:, i] = (t_pos, start, start)
                     i += 1
