@@ -62,10 +62,16 @@ def build_accelerator(cfg: RecipeConfig) -> Any:
     (``step_scheduler_with_optimizer=False``): Accelerate's default would step it ``num_processes`` times
     per step, which makes the schedule depend on the world size.
     """
+    import os
+
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
+    # Launched as several processes (torchrun / accelerate launch) on a machine without CUDA: Accelerate only
+    # sets up gloo multi-CPU training when told cpu=True (``accelerate launch --cpu`` does it via the env).
+    multi_process = int(os.environ.get("WORLD_SIZE", "1")) > 1 or "LOCAL_RANK" in os.environ
     accelerator = Accelerator(
+        cpu=multi_process and not torch.cuda.is_available(),
         mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision),
         gradient_accumulation_steps=cfg.train.grad_accum,
         log_with="tensorboard",

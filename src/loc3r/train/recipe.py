@@ -427,7 +427,7 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
         accelerator.device,
         accelerator.mixed_precision,
     )
-    logger.info("attention implementation: %s", builders.attention_implementations(model))
+    logger.info("attention implementation: %s", builders.attention_implementations(accelerator.unwrap_model(model)))
     logger.info(
         "model: %s %s (%s), finetune=%s, vision tower frozen=%s, gradient checkpointing=%s, params total=%d "
         "trainable=%d, weights dtype=%s",
@@ -476,9 +476,10 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
     last_train: dict[str, float] = {}
     last_val: dict[str, float] = {}
     keys: list[str] | None = None
-    window_start, window_samples = time.perf_counter(), 0
+    window_time, window_samples = 0.0, 0  # training time only (eval / checkpoint time excluded)
     model.train()
     while state.step < cfg.train.max_steps:
+        step_start = time.perf_counter()
         acc: torch.Tensor | None = None
         bad = torch.zeros((), dtype=torch.float64, device=accelerator.device)
         step_ids: list[str] = []
@@ -527,12 +528,12 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
         else:
             state.epoch, state.batch_in_epoch = epoch, batch_index + 1
         window_samples += global_batch
+        window_time += time.perf_counter() - step_start
         progress.update(1)
 
         if rank_log is not None:
             _append_jsonl(rank_log, {"step": state.step, "samples": step_ids, "local_loss": local_loss})
         if state.step % cfg.train.log_every == 0 or state.step == cfg.train.max_steps:
-            elapsed = max(time.perf_counter() - window_start, 1e-9)
             last_train = {f"train/{k}": float(v) for k, v in zip(keys, stats[:-1].tolist(), strict=True)}
             last_train.update(
                 {
@@ -540,7 +541,7 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
                     "train/grad_norm": grad_norm_value,
                     "train/nonfinite_steps": float(state.nonfinite_steps),
                     "train/epoch": state.epoch + state.batch_in_epoch / usable,
-                    "train/samples_per_s": window_samples / elapsed,
+                    "train/samples_per_s": window_samples / max(window_time, 1e-9),
                     "train/skipped": float(nonfinite),
                 }
             )
@@ -548,7 +549,7 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
             if accelerator.is_main_process:
                 _append_jsonl(metrics_path, {"step": state.step, **last_train})
             progress.set_postfix(loss=f"{last_train['train/loss']:.4f}", lr=f"{lr:.2e}")
-            window_start, window_samples = time.perf_counter(), 0
+            window_time, window_samples = 0.0, 0
 
         if state.nonfinite_steps > cfg.train.max_nonfinite_steps:
             save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last)
