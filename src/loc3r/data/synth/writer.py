@@ -163,7 +163,7 @@ class SynthSettings:
         if self.write_video and (self.width % 2 or self.height % 2):
             raise ValueError(
                 f"the H.264 video needs an even image size, got {self.width}x{self.height} "
-                "(use an even size or disable the video)"
+                "(use an even size or --no-video)"
             )
         if not (
             0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
