@@ -103,6 +103,7 @@ def test_tiny_run_logs_every_term_checkpoints_and_final_model(synth_root: Path, 
     state = json.loads((ckpt / "trainer_state.json").read_text())
     assert state["step"] == 6 and state["samples_seen"] == 12
     assert (ckpt / "model.safetensors").is_file() and (ckpt / "rng_state_0.safetensors").is_file()
+    assert (ckpt / "tokenizer" / "tokenizer.json").is_file()  # the trained tiny tokenizer travels with it
     # final/ loads strictly with the model class and its processor, and computes a finite loss
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
 
@@ -209,7 +210,8 @@ def test_lora_with_gradient_checkpointing_and_frozen_vision(synth_root: Path, tm
     assert any("layout_head" in n for n in trainable) and any("position_head" in n for n in trainable)
     assert not any(".visual.blocks" in n for n in trainable)  # vision tower frozen, never adapted
     assert all(".language_model." in n for n in trainable if "lora_" in n)
-    assert model.is_gradient_checkpointing if hasattr(model, "is_gradient_checkpointing") else True
+    flag = "is_activation_checkpointing" if hasattr(type(model), "is_activation_checkpointing") else None
+    assert getattr(model, flag or "is_gradient_checkpointing")
     result = train(cfg)
     assert result.step == 6 and math.isfinite(result.last_train["train/loss"])
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration

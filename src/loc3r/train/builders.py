@@ -145,7 +145,9 @@ def tokenizer_corpus(datasets: Iterable[Dataset], limit: int = 20000) -> list[st
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def build_tokenizer_and_model(cfg: ModelConfig, corpus: list[str] | None, seed: int = 0) -> tuple[Any, Any]:
+def build_tokenizer_and_model(
+    cfg: ModelConfig, corpus: list[str] | None, seed: int = 0, tokenizer: Any = None
+) -> tuple[Any, Any]:
     """Build ``(tokenizer, model)``; the model carries its tokenizer (saved with every checkpoint).
 
     ``init = "tiny"``: a byte-level BPE tokenizer trained with ``tokenizers`` on ``corpus`` (vocabulary
@@ -153,7 +155,8 @@ def build_tokenizer_and_model(cfg: ModelConfig, corpus: list[str] | None, seed: 
     (``Loc3rForConditionalGeneration.tiny``, the other ``tiny`` keys go to the backbone's tiny config);
     ``init = "pretrained"``: tokenizer and weights of the local ``pretrained_dir``
     (``from_backbone_pretrained``). ``cfg.loc3r`` fields go to ``Loc3rConfig`` (unknown keys are rejected
-    there; the error is re-raised naming ``model.loc3r``).
+    there; the error is re-raised naming ``model.loc3r``). A given ``tokenizer`` (tiny init only: the one
+    saved in the checkpoint being resumed) is used instead of training a new one.
     """
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
 
@@ -164,7 +167,8 @@ def build_tokenizer_and_model(cfg: ModelConfig, corpus: list[str] | None, seed: 
 
             tiny = dict(cfg.tiny)
             vocab_size = int(tiny.pop("vocab_size", 512))
-            tokenizer = build_tiny_tokenizer(corpus or [], vocab_size=vocab_size, backbone=cfg.backbone)
+            if tokenizer is None:
+                tokenizer = build_tiny_tokenizer(corpus or [], vocab_size=vocab_size, backbone=cfg.backbone)
             model = Loc3rForConditionalGeneration.tiny(
                 cfg.backbone, tokenizer, seed=seed, vlm_overrides=tiny, **loc3r_kwargs
             )

@@ -29,7 +29,8 @@ import os
 import random
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ class TrainerState:
     samples_seen: int = 0
     config_fingerprint: str = ""
     num_processes: int = 1
+    data_sizes: list[int] = field(default_factory=list)  # sizes of the training datasets (resume check)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -195,10 +197,18 @@ def read_checkpoint_config(path: Path) -> dict[str, Any]:
     return yaml.safe_load(file.read_text())
 
 
-def save_checkpoint(accelerator: Any, root: Path, state: TrainerState, config_yaml: str, keep_last: int) -> Path | None:
+def save_checkpoint(
+    accelerator: Any,
+    root: Path,
+    state: TrainerState,
+    config_yaml: str,
+    keep_last: int,
+    extra: Callable[[Path], None] | None = None,
+) -> Path | None:
     """Write a checkpoint of everything ``accelerator`` prepared plus ``state``; collective (all ranks).
 
-    Returns the final directory on the main process (None elsewhere).
+    ``extra(tmp_dir)`` runs on the main process before the directory is completed (e.g. saving the
+    tokenizer). Returns the final directory on the main process (None elsewhere).
     """
     root = Path(root)
     name = f"step-{state.step:08d}"
@@ -216,6 +226,8 @@ def save_checkpoint(accelerator: Any, root: Path, state: TrainerState, config_ya
     result = None
     if accelerator.is_main_process:
         (tmp / CONFIG_FILE).write_text(config_yaml)
+        if extra is not None:
+            extra(tmp)
         _write_fsync(tmp / STATE_FILE, state.to_json())
         _fsync_dir(tmp)
         if final.exists():  # a resumed run re-saving the same step: replace the old copy

@@ -381,10 +381,14 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
     usable = steps_per_epoch * cfg.train.grad_accum
 
     # ---- tokenizer + model (+ LoRA / freezing / checkpointing), optimizer, schedule
-    corpus = None
-    if cfg.model.init == "tiny":
+    corpus, saved_tokenizer = None, None
+    if cfg.model.init == "tiny" and ckpt is not None and (ckpt / "tokenizer").is_dir():
+        from transformers import AutoTokenizer
+
+        saved_tokenizer = AutoTokenizer.from_pretrained(str(ckpt / "tokenizer"))  # the run's own, not retrained
+    elif cfg.model.init == "tiny":
         corpus = _sample_texts(train_set, limit=20000)
-    tokenizer, model = builders.build_tokenizer_and_model(cfg.model, corpus, seed=cfg.seed)
+    tokenizer, model = builders.build_tokenizer_and_model(cfg.model, corpus, seed=cfg.seed, tokenizer=saved_tokenizer)
     collate = model.build_processor(
         mode="train",
         num_frames=cfg.data.num_frames,
@@ -398,13 +402,29 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     # ---- resume
-    state = TrainerState(config_fingerprint=_fingerprint(cfg_dict), num_processes=accelerator.num_processes)
+    data_sizes = [int(n) for n in train_set.lengths]
+    state = TrainerState(
+        config_fingerprint=_fingerprint(cfg_dict), num_processes=accelerator.num_processes, data_sizes=data_sizes
+    )
     if ckpt is not None:
         try:
             state = load_checkpoint(accelerator, ckpt)
         except (RuntimeError, ValueError, KeyError) as err:
             raise CheckpointError(f"{ckpt}: cannot restore the training state: {err}") from err
+        if state.data_sizes and state.data_sizes != data_sizes:
+            raise CheckpointError(
+                f"{ckpt}: the training data changed since this checkpoint ({train_set.names}: "
+                f"{state.data_sizes} samples then, {data_sizes} now); the data order cannot be resumed exactly"
+            )
+        old_max = read_checkpoint_config(ckpt).get("train", {}).get("max_steps")
+        if old_max != cfg.train.max_steps:
+            logger.warning(
+                "train.max_steps changed from %s to %d: the cosine schedule follows the new length from here on",
+                old_max,
+                cfg.train.max_steps,
+            )
         state.config_fingerprint = _fingerprint(cfg_dict)
+        state.data_sizes = data_sizes
         if accelerator.is_main_process:
             _truncate_metrics(output_dir / "metrics.jsonl", state.step)
         logger.info(
@@ -456,6 +476,9 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
         cfg.train.max_steps,
         "none" if val_set is None else f"{len(val_set)} samples",
     )
+
+    def save_tokenizer(directory: Path) -> None:
+        tokenizer.save_pretrained(str(directory / "tokenizer"))
 
     # ---- the loop
     metrics_path = output_dir / "metrics.jsonl"
@@ -552,7 +575,7 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
             window_time, window_samples = 0.0, 0
 
         if state.nonfinite_steps > cfg.train.max_nonfinite_steps:
-            save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last)
+            save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last, save_tokenizer)
             progress.close()
             accelerator.end_training()
             raise NonFiniteLossError(
@@ -569,7 +592,7 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
                 _append_jsonl(metrics_path, {"step": state.step, **last_val})
             logger.info("step %d: %s", state.step, {k: round(v, 5) for k, v in last_val.items()})
         if (cfg.train.save_every and state.step % cfg.train.save_every == 0) or is_last:
-            path = save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last)
+            path = save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last, save_tokenizer)
             if path is not None:
                 logger.info("step %d: checkpoint %s", state.step, path)
     progress.close()
