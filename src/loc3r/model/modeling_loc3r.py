@@ -308,6 +308,16 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             new_cache = out["cache"] if "cache" in out else out.get("past_key_values")
         return out.last_hidden_state, new_cache
 
+    @staticmethod
+    def _gather_rows(hidden: Tensor, masks: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``{name: hidden[mask]}`` for several ``[B, L]`` masks with a single ``index_select`` (row-major order)."""
+        if not masks:
+            return {}
+        flat = hidden.flatten(0, 1)
+        indices = {name: torch.nonzero(mask.flatten()).flatten() for name, mask in masks.items()}
+        gathered = flat.index_select(0, torch.cat(list(indices.values())))
+        return dict(zip(indices, torch.split(gathered, [len(i) for i in indices.values()]), strict=True))
+
     def _token_rows(self, input_ids: Tensor, token_id: int, token: str) -> Tensor:
         """Boolean mask of ``token`` in ``input_ids``; every row must contain it exactly once."""
         mask = input_ids == token_id
@@ -355,37 +365,51 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
         ce = bev = pos_loss = ori_loss = None
         out = Loc3rOutput()
+        # All rows any head needs are gathered from the final hidden states with ONE index_select: its backward
+        # writes a single [B*L, D] gradient buffer, instead of one per boolean-mask indexing (which measurably
+        # raised peak memory of the objectives).
+        wanted: dict[str, Tensor] = {}
+        if labels is not None:
+            ce_mask = torch.zeros_like(labels, dtype=torch.bool)
+            ce_mask[:, :-1] = labels[:, 1:] != -100  # position t predicts token t + 1
+            wanted["ce"] = ce_mask
+        use_layout = self.layout_head is not None and (layout_targets is not None or return_layout)
+        if use_layout:
+            wanted["layout"] = vision_mask
+        if self.position_head is not None:
+            wanted["pos"] = self._token_rows(input_ids, self.config.pos_token_id, POS_TOKEN)
+        if self.orientation_head is not None:
+            wanted["ori"] = self._token_rows(input_ids, self.config.ori_token_id, ORI_TOKEN)
+        rows = self._gather_rows(hidden, wanted)
+
         # --- language modelling, LM head on supervised positions only
         if labels is not None:
-            shift_labels = labels[:, 1:]
-            selected = shift_labels != -100
-            logits = self.get_output_embeddings()(hidden[:, :-1][selected]).float()
-            # no answer token in the batch: an exact zero still connected to the graph (NaN-safe ``where``)
-            no_answer = torch.where(torch.zeros((), dtype=torch.bool, device=hidden.device), hidden[0, 0, 0], 0.0)
-            ce = F.cross_entropy(logits, shift_labels[selected]) if logits.shape[0] else no_answer.float()
-        # --- layout reconstruction
-        if self.layout_head is not None and (layout_targets is not None or return_layout):
-            mean, log_var = self.layout_head(hidden[vision_mask])
+            targets = labels[:, 1:][wanted["ce"][:, :-1]]
+            if targets.numel():
+                ce = F.cross_entropy(self.get_output_embeddings()(rows["ce"]).float(), targets)
+            else:  # no answer token in the batch: an exact zero still connected to the graph (NaN-safe ``where``)
+                ce = torch.where(torch.zeros((), dtype=torch.bool, device=hidden.device), hidden[0, 0, 0], 0.0)
+                ce = ce.float()
+        # --- layout reconstruction: every vision token
+        if use_layout:
+            mean, log_var = self.layout_head(rows["layout"])
             out.layout_mean, out.layout_log_var = mean, log_var
             if layout_targets is not None:
                 valid = layout_valid[vision_mask] if layout_valid is not None else None
                 bev = gaussian_nll(mean, log_var, layout_targets[vision_mask], valid)
-        # --- situation
-        if self.position_head is not None or self.orientation_head is not None:
-            if self.position_head is not None:
-                pos_mask = self._token_rows(input_ids, self.config.pos_token_id, POS_TOKEN)
-                p_mean, p_log_var = self.position_head(hidden[pos_mask])
-                out.position_mean, out.position_log_var = p_mean, p_log_var
-                if situation_position is not None:
-                    pos_loss = gaussian_nll(p_mean, p_log_var, situation_position, situation_valid)
-            if self.orientation_head is not None:
-                ori_mask = self._token_rows(input_ids, self.config.ori_token_id, ORI_TOKEN)
-                logits_ori = self.orientation_head(hidden[ori_mask])
-                out.orientation_logits = logits_ori
-                if situation_yaw is not None:
-                    ori_loss = orientation_kl(
-                        logits_ori, situation_yaw, situation_valid, self.config.orientation_sigma_bins
-                    )
+        # --- situation: <Pos> / <Ori>
+        if self.position_head is not None:
+            p_mean, p_log_var = self.position_head(rows["pos"])
+            out.position_mean, out.position_log_var = p_mean, p_log_var
+            if situation_position is not None:
+                pos_loss = gaussian_nll(p_mean, p_log_var, situation_position, situation_valid)
+        if self.orientation_head is not None:
+            logits_ori = self.orientation_head(rows["ori"])
+            out.orientation_logits = logits_ori
+            if situation_yaw is not None:
+                ori_loss = orientation_kl(
+                    logits_ori, situation_yaw, situation_valid, self.config.orientation_sigma_bins
+                )
         if any(t is not None for t in (ce, bev, pos_loss, ori_loss)):
             out.loss, out.losses = combine_losses(ce, bev, pos_loss, ori_loss, self.loss_weights)
         if return_hidden_states:
