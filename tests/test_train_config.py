@@ -163,3 +163,22 @@ def test_eval_shard_sampler_pads_equal_counts() -> None:
     assert samplers[0].num_real_batches == 2 and samplers[1].num_real_batches == 1
     real = [i for s, b in zip(samplers, batches, strict=True) for batch in b[: s.num_real_batches] for i in batch]
     assert sorted(real) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "zero2", "zero3"])
+def test_shipped_accelerate_configs_parse(name: str) -> None:
+    """The example launcher configs load with Accelerate's own config reader (no unknown keys)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+    cfg = load_config_from_file(str(root / f"{name}.yaml"))
+    expected = {"ddp": "MULTI_GPU", "fsdp": "FSDP", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED"}[name]
+    assert cfg.distributed_type.value == expected
+    if name.startswith("zero"):
+        assert cfg.deepspeed_config["zero_stage"] == int(name[-1])
+
+
+def test_shipped_tiny_recipe_validates() -> None:
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs" / "train_tiny.yaml", ["data.train.0.root=/elsewhere"])
+    assert cfg.model.init == "tiny" and str(cfg.data.train[0].root) == "/elsewhere"

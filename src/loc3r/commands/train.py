@@ -9,6 +9,9 @@ Many processes / GPUs / nodes, through the launchers (the recipe itself does not
     torchrun --standalone --nproc_per_node 8 -m loc3r.cli train configs/RECIPE.yaml
     accelerate launch --config_file configs/accelerate/zero3.yaml -m loc3r.cli train configs/RECIPE.yaml
 
+Several processes on a CPU-only machine (gloo) run under ``torchrun`` as above (``accelerate launch --cpu``
+multi-process needs MPI).
+
 ``--resume`` continues from the newest complete checkpoint in ``OUTPUT_DIR/checkpoints`` (exactly: model,
 optimizer, scheduler, RNG states and data position); without it, an ``OUTPUT_DIR`` that already holds
 checkpoints is an error, so a run is never silently overwritten.
