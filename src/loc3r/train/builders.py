@@ -65,7 +65,7 @@ def build_accelerator(cfg: RecipeConfig) -> Any:
     import os
 
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 
     # Launched as several processes (torchrun / accelerate launch) on a machine without CUDA: Accelerate only
     # sets up gloo multi-CPU training when told cpu=True (``accelerate launch --cpu`` does it via the env).
@@ -77,6 +77,7 @@ def build_accelerator(cfg: RecipeConfig) -> Any:
         log_with="tensorboard",
         project_config=ProjectConfiguration(project_dir=str(cfg.output_dir), logging_dir=str(cfg.output_dir)),
         step_scheduler_with_optimizer=False,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.train.ddp_find_unused_parameters)],
     )
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     if plugin is not None:  # DeepSpeed needs the micro-batch size up front (we prepare no DataLoader)

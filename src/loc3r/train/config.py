@@ -183,6 +183,9 @@ class TrainConfig(_Strict):
     save_final_model: bool = True
     progress_bar: bool = True
     log_rank_samples: bool = False  # per-process ranks/rank<r>.jsonl: sample ids + local loss per step (debug)
+    # DDP only: needed when some trainable parameter gets no gradient in a step (costs an extra graph walk);
+    # loc3r's losses keep every head in the graph, so the default is off
+    ddp_find_unused_parameters: bool = False
 
 
 class RecipeConfig(_Strict):
