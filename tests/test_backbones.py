@@ -132,6 +132,20 @@ def test_qwen_mrope_positions_match_get_rope_index(tiny_tokenizer, clip_factory,
     assert t_ids.numel() == 2 and int(t_ids[1] - t_ids[0]) == int(2 * 2 / fps)
 
 
+def test_qwen_sampled_fps_from_sample_meta_sets_time_scale(tiny_tokenizer, clip_factory):
+    model = _model(tiny_tokenizer, "qwen2_5_vl")
+    clip = clip_factory(num_frames=4)
+    clip.meta["sampled_fps"] = 0.5  # e.g. 32 frames over 64 s: 2 frames per group -> 4 s -> 2 tok/s * 4 = 8
+    batch = model.build_processor()([clip])
+    assert float(batch["second_per_grid_ts"][0]) == 4.0
+    vid = batch["input_ids"][0] == model.video_token_id
+    t_ids = batch["position_ids"][0, 0, vid].unique()
+    assert int(t_ids[1] - t_ids[0]) == 8
+    clip.meta["sampled_fps"] = -1
+    with pytest.raises(SampleError, match="sampled_fps"):
+        model.build_processor()([clip])
+
+
 def test_qwen_camera_token_positions(tiny_tokenizer, clip_factory):
     """Camera tokens sit before their group's vision tokens at (t_g, s, s) and shift no other position."""
     model_cam = _model(tiny_tokenizer, "qwen2_5_vl", camera_prior="poses")

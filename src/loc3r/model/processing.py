@@ -20,7 +20,9 @@ Per sample it
    of each vision token's footprint, with a validity mask; no points or no poses -> all masked), per-token 3D
    points for the cue-injection baseline, situation targets (agent position x-y and yaw; missing -> masked);
 5. gets the per-frame camera features from the camera provider (camera prior on only);
-6. computes the LLM positions (M-RoPE 3-D for Qwen2.5-VL, including camera tokens).
+6. computes the LLM positions (M-RoPE 3-D for Qwen2.5-VL, including camera tokens). The temporal M-RoPE scale uses
+   the clip's real sampling rate when the loader records it as ``sample.meta["sampled_fps"]`` (frames per second of
+   the sampled frames, as HF's Qwen processor does), else the ``video_fps`` preprocessing option (default 2).
 
 Batch keys (all tensors, batch first except Qwen's flattened ``pixel_values_videos``; see
 :mod:`loc3r.model.modeling_loc3r` for shapes): ``input_ids, attention_mask, position_ids, labels`` (train),
@@ -191,7 +193,13 @@ class Loc3rProcessor:
         frames = np.asarray(sample.frames)
         if self.num_frames is not None and frames.shape[0] != self.num_frames:
             raise SampleError(f"{where}: field 'frames' has {frames.shape[0]} frames, expected {self.num_frames}")
-        encoding = self.adapter.preprocess_video(frames, self.vlm_config, self.preprocessing, where)
+        options = self.preprocessing
+        if sample.meta.get("sampled_fps") is not None:  # real frame rate of the sampled clip (M-RoPE time scale)
+            fps = float(sample.meta["sampled_fps"])
+            if not np.isfinite(fps) or fps <= 0:
+                raise SampleError(f"{where}: field meta['sampled_fps'] must be a positive number, got {fps}")
+            options = {**options, "video_fps": fps}
+        encoding = self.adapter.preprocess_video(frames, self.vlm_config, options, where)
         anchor = None
         if sample.poses is not None:
             try:
@@ -231,7 +239,7 @@ class Loc3rProcessor:
                         f"{int((ids_arr == self.token_ids[token]).sum())}); do not write it in 'question' or "
                         "'situation_text'"
                     )
-        positions = self.adapter.position_ids(kinds_arr, encoding, self.vlm_config, self.preprocessing)
+        positions = self.adapter.position_ids(kinds_arr, encoding, self.vlm_config, options)
         out: dict[str, Any] = {
             "input_ids": ids_arr,
             "kinds": kinds_arr,
