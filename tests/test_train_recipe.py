@@ -238,3 +238,38 @@ def test_unknown_dataset_option_names_it(synth_root: Path, tmp_path: Path) -> No
     cfg = tiny_recipe(synth_root, tmp_path / "x", ["data.train.0.options={taskz: [vsi]}"])
     with pytest.raises(SampleError, match="taskz"):
         train(cfg)
+
+
+def test_pretrained_local_checkpoint_with_lora(synth_root: Path, tmp_path: Path) -> None:
+    """``model.init = pretrained``: a local HF checkpoint directory (here a tiny Qwen2.5-VL saved with
+    ``save_pretrained`` + its tokenizer and a preprocessor config, i.e. the files of a real checkpoint)."""
+    import json as _json
+
+    from loc3r.model.backbones import get_backbone
+    from loc3r.model.tokenizer import build_tiny_tokenizer, special_token_ids
+    from loc3r.train import builders
+
+    local = tmp_path / "qwen_checkpoint"
+    texts = ["I am standing in the room.", "how many chairs are on my left?"]
+    tokenizer = build_tiny_tokenizer(texts, 400, "qwen2_5_vl")
+    adapter = get_backbone("qwen2_5_vl")
+    vlm = adapter.hf_model_class._from_config(
+        adapter.tiny_config(len(tokenizer), special_token_ids(tokenizer, "qwen2_5_vl"))
+    )
+    vlm.save_pretrained(local)
+    tokenizer.save_pretrained(local)
+    (local / "preprocessor_config.json").write_text(_json.dumps({"min_pixels": 28 * 28, "max_pixels": 16 * 28 * 28}))
+    overrides = [
+        "model.init=pretrained",
+        f"model.pretrained_dir={local}",
+        "model.freeze_vision_tower=true",
+        "model.finetune=lora",
+        "model.lora.r=2",
+        "train.max_steps=2",
+    ]
+    cfg = tiny_recipe(synth_root, tmp_path / "run", overrides)
+    _, model = builders.build_tokenizer_and_model(cfg.model, None)
+    impls = builders.attention_implementations(model)
+    assert impls and set(impls.values()) == {"sdpa"}, impls  # backbone sub-configs included, none left unset
+    result = train(cfg)
+    assert result.step == 2 and math.isfinite(result.last_train["train/loss"])

@@ -173,8 +173,6 @@ def build_tokenizer_and_model(
             model = Loc3rForConditionalGeneration.tiny(
                 cfg.backbone, tokenizer, seed=seed, vlm_overrides=tiny, **loc3r_kwargs
             )
-            if cfg.attn_implementation is not None:
-                model.set_attn_implementation(cfg.attn_implementation)
             model.to(_DTYPES[cfg.dtype])
         else:
             model = Loc3rForConditionalGeneration.from_backbone_pretrained(
@@ -191,6 +189,13 @@ def build_tokenizer_and_model(
                 )
     except (TypeError, ValueError) as err:
         raise ValueError(f"building the model from model.* (model.loc3r = {loc3r_kwargs}): {err}") from err
+    if cfg.attn_implementation is not None:
+        # dispatch to the backbone's text and vision sub-models too: a loaded backbone can otherwise keep an
+        # unset implementation (None) in its sub-configs while the wrapper's config says "sdpa"
+        model.set_attn_implementation(cfg.attn_implementation)
+    unset = [name for name, impl in attention_implementations(model).items() if impl in ("None", "")]
+    if unset:
+        logger.warning("attention implementation unset for %s: transformers may fall back to eager attention", unset)
     return tokenizer, model
 
 
@@ -284,9 +289,7 @@ def attention_implementations(model: nn.Module) -> dict[str, str]:
         if conf is None or id(conf) in seen:
             return
         seen.add(id(conf))
-        impl = getattr(conf, "_attn_implementation", None)
-        if impl is not None:
-            out[name] = str(impl)
+        out[name] = str(getattr(conf, "_attn_implementation", None))
         for key in getattr(conf, "sub_configs", {}) or {}:
             visit(f"{name}.{key}" if name else key, getattr(conf, key, None))
 
