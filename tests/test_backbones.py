@@ -287,6 +287,8 @@ def test_situation_targets_in_anchor_frame(tiny_tokenizer, clip_factory):
         (lambda c: setattr(c, "points", c.points[:1]), "points"),
         (lambda c: setattr(c, "answer", None), "answer"),
         (lambda c: setattr(c, "question", "Where is the <Pos> token?"), "<Pos>"),
+        (lambda c: setattr(c, "situation_text", "I see <|video_pad|> here."), "situation_text"),
+        (lambda c: setattr(c, "answer", 3), "answer"),
     ],
 )
 def test_bad_input_names_sample_and_field(tiny_tokenizer, clip_factory, mutate, field):

@@ -183,6 +183,19 @@ class Loc3rProcessor:
             return f"{situation or PSEUDO_SITUATION} {POS_TOKEN} {ORI_TOKEN} {question}"
         return f"{situation} {question}" if situation else question
 
+    def _check_text_fields(self, sample: ClipSample, where: str) -> None:
+        """Text must not smuggle special tokens in: a stray ``<|video_pad|>`` or ``<Pos>`` would break the layout."""
+        fields = {"question": sample.question, "situation_text": sample.situation_text, "answer": sample.answer}
+        fields.update({f"options[{i}]": o for i, o in enumerate(sample.options or [])})
+        for name, text in fields.items():
+            if text is None:
+                continue
+            if not isinstance(text, str):
+                raise SampleError(f"{where}: field {name!r} must be a string, got {type(text).__name__}")
+            for token in self.token_ids:
+                if token in text:
+                    raise SampleError(f"{where}: field {name!r} contains the special token {token!r}")
+
     # ------------------------------------------------------------------------------------------------ per sample
     def _process_one(self, sample: ClipSample, mode: Mode) -> dict[str, Any]:
         where = f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
@@ -193,6 +206,7 @@ class Loc3rProcessor:
         frames = np.asarray(sample.frames)
         if self.num_frames is not None and frames.shape[0] != self.num_frames:
             raise SampleError(f"{where}: field 'frames' has {frames.shape[0]} frames, expected {self.num_frames}")
+        self._check_text_fields(sample, where)
         options = self.preprocessing
         if sample.meta.get("sampled_fps") is not None:  # real frame rate of the sampled clip (M-RoPE time scale)
             fps = float(sample.meta["sampled_fps"])
