@@ -182,3 +182,20 @@ def test_shipped_tiny_recipe_validates() -> None:
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(root / "configs" / "train_tiny.yaml", ["data.train.0.root=/elsewhere"])
     assert cfg.model.init == "tiny" and str(cfg.data.train[0].root) == "/elsewhere"
+
+
+def test_max_samples_subset_is_spread_and_records_follow() -> None:
+    from torch.utils.data import ConcatDataset
+
+    from loc3r.data.datasets import _Subset, dataset_records
+
+    class WithRecords(_Range):
+        def __init__(self, n: int, tag: str) -> None:
+            super().__init__(n)
+            self.records = [f"{tag}{i}" for i in range(n)]
+
+    both = ConcatDataset([WithRecords(6, "a"), WithRecords(4, "b")])
+    sub = _Subset(both, 5)
+    assert [sub[i] for i in range(5)] == [0, 2, 4, 0, 2]  # indices 0 2 4 6 8: both parts represented
+    assert dataset_records(sub) == ["a0", "a2", "a4", "b0", "b2"]
+    assert dataset_records(MixtureDataset([_Range(3)])) is None  # no records -> caller reads samples

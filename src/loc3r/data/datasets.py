@@ -41,6 +41,7 @@ __all__ = [
     "MixtureSampler",
     "ShardedBatchSampler",
     "EvalShardSampler",
+    "dataset_records",
     "SynthVSIDataset",
     "SYNTH_TASKS",
     "build_synth",
@@ -81,25 +82,42 @@ def build_dataset(spec: Any, num_frames: int, source: str = "config") -> Dataset
         raise SampleError(f"{source}: unknown option(s) {unknown} for dataset kind {spec.kind!r}; known: {known}")
     dataset = builder(spec, num_frames=num_frames, **spec.options)
     if spec.max_samples is not None and len(dataset) > spec.max_samples:
-        dataset = _Prefix(dataset, spec.max_samples)
+        dataset = _Subset(dataset, spec.max_samples)
     if len(dataset) == 0:
         raise SampleError(f"{source}: dataset {spec.kind!r} at {spec.root} (split {spec.split!r}) is empty")
     return dataset
 
 
-class _Prefix(Dataset):
-    """The first ``n`` samples of a dataset (``max_samples``): deterministic, unlike a random subset."""
+class _Subset(Dataset):
+    """``n`` samples spread evenly over a dataset (``max_samples``): index ``floor(k · len / n)``.
+
+    Deterministic (no RNG) yet representative of every part of a concatenated dataset, unlike a prefix.
+    """
 
     def __init__(self, base: Dataset, n: int) -> None:
-        self.base, self.n = base, n
+        self.base = base
+        self.indices = [(k * len(base)) // n for k in range(n)]
 
     def __len__(self) -> int:
-        return self.n
+        return len(self.indices)
 
     def __getitem__(self, index: int) -> ClipSample:
-        if not 0 <= index < self.n:
-            raise IndexError(index)
-        return self.base[index]
+        return self.base[self.indices[index]]
+
+
+def dataset_records(dataset: Dataset) -> list[Any] | None:
+    """The loader records behind a dataset, in index order, when every part exposes ``records`` (used to
+    read texts without decoding frames); None otherwise."""
+    from torch.utils.data import ConcatDataset
+
+    if isinstance(dataset, MixtureDataset | ConcatDataset):
+        parts = [dataset_records(d) for d in dataset.datasets]
+        return None if any(p is None for p in parts) else [r for p in parts for r in p]  # type: ignore[union-attr]
+    if isinstance(dataset, _Subset):
+        base = dataset_records(dataset.base)
+        return None if base is None else [base[i] for i in dataset.indices]
+    records = getattr(dataset, "records", None)
+    return list(records) if records is not None else None
 
 
 # ---------------------------------------------------------------- mixture

@@ -100,7 +100,7 @@ def build_datasets(cfg: RecipeConfig) -> tuple[Any, Dataset | None]:
     """``(train MixtureDataset, val dataset or None)``; val datasets are concatenated (unweighted)."""
     from torch.utils.data import ConcatDataset
 
-    from loc3r.data.datasets import MixtureDataset, _Prefix
+    from loc3r.data.datasets import MixtureDataset, _Subset
 
     train_sets = [_build_one(s, cfg.data, f"data.train[{i}]") for i, s in enumerate(cfg.data.train)]
     mixture = MixtureDataset(
@@ -113,7 +113,7 @@ def build_datasets(cfg: RecipeConfig) -> tuple[Any, Dataset | None]:
         val_sets = [_build_one(s, cfg.data, f"data.val[{i}]") for i, s in enumerate(cfg.data.val)]
         val = val_sets[0] if len(val_sets) == 1 else ConcatDataset(val_sets)
         if cfg.data.max_val_samples is not None and len(val) > cfg.data.max_val_samples:
-            val = _Prefix(val, cfg.data.max_val_samples)
+            val = _Subset(val, cfg.data.max_val_samples)
     return mixture, val
 
 

@@ -142,30 +142,26 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
 
 
 def _sample_texts(dataset: Dataset, limit: int) -> list[str]:
-    """Situation / question / answer texts of a dataset for the tiny tokenizer, read from the loaders'
-    records when they have them (no frames decoded), else from the samples."""
-    from torch.utils.data import ConcatDataset
+    """Situation / question / answer texts of the training data for the tiny tokenizer, read from the
+    loaders' records when they expose them (no frames decoded), else from (at most ``limit``) samples."""
+    from loc3r.data.datasets import dataset_records
 
-    from loc3r.data.datasets import _Prefix
+    records = dataset_records(dataset)
+    if records is None:
+        return builders.tokenizer_corpus([dataset], limit=limit)
+    from loc3r.data.schema import PSEUDO_SITUATION
 
-    if isinstance(dataset, MixtureDataset | ConcatDataset):
-        return [t for d in dataset.datasets for t in _sample_texts(d, limit)]
-    if isinstance(dataset, _Prefix):
-        return _sample_texts(dataset.base, dataset.n)
-    records = getattr(dataset, "records", None)
-    texts: list[str] = []
-    if records is not None:
-        for record in list(records)[:limit]:
-            for name in ("situation", "question", "answer", "ground_truth"):
-                value = getattr(record, name, None)
-                if isinstance(value, str) and value:
-                    texts.append(value)
-            for name in ("answers", "alternative_situations", "options"):
-                value = getattr(record, name, None)
-                if isinstance(value, list | tuple):
-                    texts.extend(v for v in value if isinstance(v, str))
-        return texts
-    return builders.tokenizer_corpus([dataset], limit=limit)
+    texts: list[str] = [PSEUDO_SITUATION]
+    for record in records[:limit]:
+        for name in ("situation", "question", "answer", "ground_truth"):
+            value = getattr(record, name, None)
+            if isinstance(value, str) and value:
+                texts.append(value)
+        for name in ("answers", "alternative_situations", "options"):
+            value = getattr(record, name, None)
+            if isinstance(value, list | tuple):
+                texts.extend(v for v in value if isinstance(v, str))
+    return texts
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
