@@ -224,7 +224,7 @@ class Loc3rProcessor:
         # ---- token ids, kinds, labels
         tmpl = self.template
         camera_id = self.token_ids[CAMERA_TOKEN] if self.config.camera_prior is not None else None
-        video_ids, video_kinds = self.adapter.video_block(encoding, self.token_ids, camera_id)
+        video_ids, video_kinds = self.adapter.video_block(encoding, self.token_ids, camera_id, self._encode_text)
         head = self._encode_text(tmpl.prefix + tmpl.video_prefix)
         tail_text = tmpl.video_suffix + self.user_text(sample) + tmpl.user_suffix
         tail = self._encode_text(tail_text, cache=False)

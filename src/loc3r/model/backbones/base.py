@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -186,9 +187,17 @@ class BackboneAdapter(ABC):
 
     @abstractmethod
     def video_block(
-        self, encoding: VideoEncoding, token_ids: dict[str, int], camera_token_id: int | None
+        self,
+        encoding: VideoEncoding,
+        token_ids: dict[str, int],
+        camera_token_id: int | None,
+        encode_text: Callable[[str], list[int]],
     ) -> tuple[list[int], list[int]]:
-        """Token ids and :class:`TokenKind` of the video block (vision placeholders + camera tokens)."""
+        """Token ids and :class:`TokenKind` of the video block (vision placeholders + camera tokens).
+
+        ``encode_text`` tokenises text that a chat format puts inside the block (e.g. Qwen3-VL's per-group
+        ``<t seconds>`` timestamps; such tokens are :attr:`TokenKind.TEXT`).
+        """
 
     @abstractmethod
     def position_ids(

@@ -18,6 +18,7 @@ before that frame's 196 vision tokens.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -157,7 +158,11 @@ class LlavaOnevisionAdapter(BackboneAdapter):
         )
 
     def video_block(
-        self, encoding: VideoEncoding, token_ids: dict[str, int], camera_token_id: int | None
+        self,
+        encoding: VideoEncoding,
+        token_ids: dict[str, int],
+        camera_token_id: int | None,
+        encode_text: Callable[[str], list[int]],
     ) -> tuple[list[int], list[int]]:
         video_id = token_ids[self.video_token]
         ids: list[int] = []

@@ -26,6 +26,7 @@ positions are exactly HF's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -217,7 +218,11 @@ class Qwen25VLAdapter(BackboneAdapter):
         )
 
     def video_block(
-        self, encoding: VideoEncoding, token_ids: dict[str, int], camera_token_id: int | None
+        self,
+        encoding: VideoEncoding,
+        token_ids: dict[str, int],
+        camera_token_id: int | None,
+        encode_text: Callable[[str], list[int]],
     ) -> tuple[list[int], list[int]]:
         video_id = token_ids[self.video_token]
         ids: list[int] = []
