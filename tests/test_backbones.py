@@ -115,6 +115,17 @@ def test_qwen_mrope_positions_match_get_rope_index(tiny_tokenizer, clip_factory,
     mm = batch["mm_token_type_ids"]
     assert torch.equal(mm == 2, batch["input_ids"] == model.video_token_id)
     assert set(mm.unique().tolist()) <= {0, 2}
+    if fps not in (1.0, 2.0):
+        # a fractional seconds-per-temporal-group: transformers 5.17 truncates it to an int before scaling
+        # (all groups at t = 0), 5.2x multiplies in float as the original Qwen2.5-VL code; we follow the latter
+        # and check against its formula instead of whichever transformers is installed
+        ours = batch["position_ids"].permute(1, 0, 2)
+        vid = batch["input_ids"][1] == model.video_token_id
+        t_ids = ours[0, 1, vid].unique()
+        interval = model.config.vlm_config.vision_config.tokens_per_second * 2 / fps
+        expected = [int(t_ids[0]) + int(np.float32(g) * np.float32(interval)) for g in range(3)]
+        assert t_ids.tolist() == expected
+        return
     hf_pos, _ = model.vlm.model.get_rope_index(
         batch["input_ids"],
         mm_token_type_ids=mm,
@@ -126,7 +137,7 @@ def test_qwen_mrope_positions_match_get_rope_index(tiny_tokenizer, clip_factory,
     for b in range(len(samples)):
         keep = _rows(batch, b)
         assert torch.equal(ours[:, b, keep], hf_pos[:, b, keep])
-    # the temporal axis really advances between the 2 groups by tokens_per_second * 2 frames / fps (truncated)
+    # the temporal axis really advances between the 2 groups by tokens_per_second * 2 frames / fps
     vid = batch["input_ids"][0] == model.video_token_id
     t_ids = ours[0, 0, vid].unique()
     assert t_ids.numel() == 2 and int(t_ids[1] - t_ids[0]) == int(2 * 2 / fps)

@@ -19,7 +19,12 @@ import math
 from typing import Any
 
 from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+try:  # transformers >= 5.2x declares nested configs with SubConfigSpec; 5.17 (the GPU machines) with `sub_configs`
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError:  # pragma: no cover - exercised on transformers 5.17
+    SubConfigSpec = None
 
 __all__ = ["Loc3rConfig", "CAMERA_PRIOR_KINDS"]
 
@@ -43,6 +48,14 @@ _HF_BOOKKEEPING_KEYS = frozenset(
         "_experts_implementation_internal",
     }
 )
+
+
+def _default_model_type(backbone: str) -> str:
+    from loc3r.model.backbones import available_backbones, get_backbone
+
+    if backbone not in available_backbones():
+        raise ValueError(f"Loc3rConfig.backbone: must be one of {available_backbones()} (got {backbone!r})")
+    return get_backbone(backbone).model_type
 
 
 class Loc3rConfig(PreTrainedConfig):
@@ -70,7 +83,10 @@ class Loc3rConfig(PreTrainedConfig):
     """
 
     model_type = "loc3r"
-    sub_configs_defaults = {"vlm_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_5_vl")}
+    if SubConfigSpec is not None:
+        sub_configs_defaults = {"vlm_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_5_vl")}
+    else:  # pragma: no cover
+        sub_configs = {"vlm_config": AutoConfig}
 
     backbone: str = "qwen2_5_vl"
     vlm_config: dict | PreTrainedConfig | None = None
@@ -99,6 +115,15 @@ class Loc3rConfig(PreTrainedConfig):
                 f"Loc3rConfig: unknown key(s) {unknown}. Known keys: {sorted(self._own_fields())} "
                 "(plus the standard transformers config keys)."
             )
+        # Build the nested backbone config ourselves (same result on every transformers 5.x).
+        if self.vlm_config is None or isinstance(self.vlm_config, dict):
+            vlm = dict(self.vlm_config or {})
+            model_type = vlm.pop("model_type", None) or _default_model_type(self.backbone)
+            if model_type not in CONFIG_MAPPING:
+                raise ValueError(f"Loc3rConfig.vlm_config: unknown model_type {model_type!r}")
+            self.vlm_config = CONFIG_MAPPING[model_type](**vlm)
+        elif not isinstance(self.vlm_config, PreTrainedConfig):
+            raise ValueError(f"Loc3rConfig.vlm_config: expected a dict or config, got {type(self.vlm_config).__name__}")
         super().__post_init__(**kwargs)
         self._validate_loc3r()
 

@@ -183,8 +183,18 @@ class LlavaOnevisionAdapter(BackboneAdapter):
     # ------------------------------------------------------------------ module access
     def encode_video(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         pixels = pixel_inputs["pixel_values_videos"]
-        out = vlm.model.get_video_features(pixel_values_videos=pixels.to(vlm.dtype))
-        feats = getattr(out, "pooler_output", out)  # [B, T * P + 1, D]
+        out = vlm.model.get_video_features(pixels.to(vlm.dtype))  # positional: the name differs across 5.x
+        feats = getattr(out, "pooler_output", out)  # [B, T * P (+ 1), D]
+        batch, frames = pixels.shape[:2]
+        per_frame = self.tokens_per_side(vlm.config) ** 2
+        if feats.shape[1] == frames * per_frame:  # transformers <= 5.1x appends the newline in forward(), not here
+            newline = vlm.model.image_newline[None, None, :].expand(batch, 1, -1).to(feats.dtype)
+            feats = torch.cat([feats, newline], dim=1)
+        elif feats.shape[1] != frames * per_frame + 1:
+            raise ValueError(
+                f"LLaVA-OneVision vision tower returned {feats.shape[1]} tokens for {frames} frames "
+                f"(expected {frames} x {per_frame} + 1 newline)"
+            )
         return feats.flatten(0, 1)
 
     def language_model(self, vlm: PreTrainedModel) -> nn.Module:
