@@ -123,3 +123,23 @@ def test_dataset_samples_and_undecodable_video(tmp_path: Path) -> None:
     strict = VSIBenchDataset(records, tmp_path / "videos", num_frames=4, report=LoadReport(strict=True))
     with pytest.raises(SampleError, match="41069025.mp4"):
         strict[1]
+
+
+def test_synthrooms_records_load_through_the_same_loader(tmp_path: Path) -> None:
+    """The SynthRooms writer's ``vsibench/<split>.jsonl`` (``dataset: "synthrooms"``) loads with videos at
+    ``vsibench/synthrooms/<scene>.mp4``; an unknown source is still rejected."""
+    from loc3r.data.synth.writer import DATASET_NAME, SynthSettings, generate_dataset
+    from loc3r.data.vsibench import VSIBENCH_SOURCES
+
+    assert DATASET_NAME in VSIBENCH_SOURCES
+    settings = SynthSettings(
+        num_scenes=2, frames=4, width=32, height=32, seed=5, situations_per_scene=1, vsi_questions_per_type=1
+    )
+    out = tmp_path / "synth"
+    assert not generate_dataset(out, settings, workers=1, progress=False).failed
+    split = next(s for s in ("train", "val", "test") if (out / "vsibench" / f"{s}.jsonl").read_text().strip())
+    records, report = load_vsibench(out / "vsibench" / f"{split}.jsonl", strict=True)
+    assert report.ok and records and {r.dataset for r in records} == {"synthrooms"}
+    assert all(r.video_path(out / "vsibench").is_file() for r in records)
+    sample = VSIBenchDataset(records[:1], out / "vsibench", num_frames=2, image_size=(16, 16))[0]
+    assert sample.frames.shape == (2, 16, 16, 3) and sample.meta["dataset"] == "synthrooms"

@@ -1,9 +1,10 @@
 """VSI-Bench (visual-spatial questions on plain videos) as :class:`~loc3r.data.schema.ClipSample`.
 
-Records (DESIGN.md §4): ``{id, dataset (scannet | scannetpp | arkitscenes), scene_name, question_type,
+Records (DESIGN.md §4): ``{id, dataset (scannet | scannetpp | arkitscenes | synthrooms), scene_name, question_type,
 question, options (list "A. ..." or null), ground_truth}``, read from the Hugging Face release's
 ``test-00000-of-00001.parquet`` (pyarrow), or from a JSON list / JSON-lines file with the same fields
-(e.g. VSI-style training data). The video of a record is ``<video_root>/<dataset>/<scene_name>.mp4``,
+(e.g. VSI-style training data, or ``vsibench/<split>.jsonl`` of a SynthRooms set, whose records say
+``dataset: "synthrooms"``). The video of a record is ``<video_root>/<dataset>/<scene_name>.mp4``,
 decoded with PyAV; ``T`` frames are sampled uniformly over the whole video
 (:func:`~loc3r.data.video.uniform_indices`).
 
@@ -23,9 +24,21 @@ from typing import Any
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, decode_video, read_json
 
-__all__ = ["VSIBENCH_DATASETS", "VSIBenchRecord", "read_vsibench_rows", "load_vsibench", "VSIBenchDataset"]
+__all__ = [
+    "VSIBENCH_DATASETS",
+    "VSIBENCH_SOURCES",
+    "VSIBenchRecord",
+    "read_vsibench_rows",
+    "load_vsibench",
+    "VSIBenchDataset",
+]
 
 VSIBENCH_DATASETS = ("scannet", "scannetpp", "arkitscenes")
+"""The source datasets of the real VSI-Bench release."""
+VSIBENCH_SOURCES = (*VSIBENCH_DATASETS, "synthrooms")
+"""Accepted values of a record's ``dataset`` field: the real sources plus our SynthRooms generator
+(``loc3r.data.synth.writer.DATASET_NAME``; spelled out here so that reading records does not import the
+generator)."""
 _REQUIRED = ("id", "dataset", "scene_name", "question_type", "question", "ground_truth")
 
 
@@ -104,9 +117,9 @@ def load_vsibench(
                 if value is None or (isinstance(value, str) and not value.strip() and key != "ground_truth"):
                     raise SampleError(f"{path} {record}: field {key!r} is missing or empty")
             dataset = str(row["dataset"])
-            if dataset not in VSIBENCH_DATASETS:
+            if dataset not in VSIBENCH_SOURCES:
                 raise SampleError(
-                    f"{path} {record}: field 'dataset' must be one of {VSIBENCH_DATASETS}, got {dataset!r}"
+                    f"{path} {record}: field 'dataset' must be one of {VSIBENCH_SOURCES}, got {dataset!r}"
                 )
             options = row.get("options")
             if options is not None:
