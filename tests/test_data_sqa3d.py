@@ -265,6 +265,19 @@ def test_clip_samples_and_anchor_frame_invariance(tmp_path: Path) -> None:
     np.testing.assert_allclose([pos["x"], pos["y"]], records[0].position[:2], atol=1e-9)
 
 
+def test_sample_ids_and_task_follow_the_source(tmp_path: Path) -> None:
+    """SynthRooms data read through the SQA3D loader is named after its own task, not ``sqa3d-``."""
+    sqa_root, frames_root, table = write_sqa3d_scene(tmp_path, axis_alignment())
+    records, _ = load_sqa3d(sqa_root, "test", scene_meta=table)
+    source = ScanNetFrameSource(frames_root, num_frames=2, points_size=None)
+    (synth,) = list(SQA3DDataset(records, source, task="synth_situated").samples())
+    assert synth.task == "synth_situated" and synth.sample_id == "synth_situated-220602000129"
+    (custom,) = list(SQA3DDataset(records, source, task="synth_situated", id_prefix="rooms").samples())
+    assert custom.task == "synth_situated" and custom.sample_id == "rooms-220602000129"
+    (default,) = list(SQA3DDataset(records, source).samples())
+    assert default.task == "sqa3d" and default.sample_id == "sqa3d-220602000129"
+
+
 def test_missing_scene_skips_samples_but_not_the_rest(tmp_path: Path) -> None:
     sqa_root, frames_root, table = write_sqa3d_scene(tmp_path, axis_alignment())
     records, _ = load_sqa3d(sqa_root, "test", scene_meta=table)

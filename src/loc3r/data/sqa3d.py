@@ -703,12 +703,18 @@ class SQA3DDataset:
     ``situation_choice``: ``"main"`` uses ``situation``; an integer ``k`` uses alternative ``k - 1``
     (0 = main) when it exists. The agent pose is converted with the clip's own axis alignment, so agent
     and camera poses are always in the same frame.
+
+    ``task`` names the source (``"sqa3d"``; ``"synth_situated"`` for SynthRooms data in the SQA3D format)
+    and, unless ``id_prefix`` is given, also the sample ids: ``<prefix>-<question_id>`` for questions and
+    ``<prefix>_loc-<situation_id>`` for situation-only records, so ids from two sources never collide
+    in a mixed dataset.
     """
 
     records: Sequence[SQA3DRecord | SQA3DSituationRecord]
     frames: ScanNetFrameSource
     situation_choice: str | int = "main"
     task: str = "sqa3d"
+    id_prefix: str | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -725,11 +731,12 @@ class SQA3DDataset:
             alts = record.alternative_situations
             if self.situation_choice <= len(alts):
                 situation = alts[self.situation_choice - 1]
+        prefix = self.task if self.id_prefix is None else self.id_prefix
         if isinstance(record, SQA3DRecord):
-            sample_id, question, answers = f"sqa3d-{record.question_id}", record.question, record.answers
+            sample_id, question, answers = f"{prefix}-{record.question_id}", record.question, record.answers
             extra = {"question_id": record.question_id, "question_type": record.question_type}
         else:
-            sample_id, question, answers = f"sqa3d_loc-{record.situation_id}", "", []
+            sample_id, question, answers = f"{prefix}_loc-{record.situation_id}", "", []
             extra = {"situation_id": record.situation_id}
         sample = ClipSample(
             sample_id=sample_id,
