@@ -1,0 +1,348 @@
+"""``loc3r demo``: do the layout and situation objectives beat plain fine-tuning and cue injection? (CPU)
+
+What it does, end to end, with fixed seeds:
+
+1. Generates a SynthRooms set (:mod:`loc3r.data.synth`): rooms split by room into train / val / test, each
+   test room re-rendered from a novel viewpoint (``test_novel_view``). Test rooms are never trained on.
+2. Trains a tiny Qwen2.5-VL-class model **from scratch** per variant with the real recipe
+   (:func:`loc3r.train.recipe.train`), identical data, steps, LR and seed; only the objectives differ:
+
+   * ``lm_only`` — plain fine-tuning (CE only); localization is answered as TEXT coordinates in the BEV frame
+     (``"x 1.2 y -0.4 yaw 90"``), parsed back for scoring — as a stock VLM would;
+   * ``situation_only`` — ``<Pos> <Ori>`` situation heads, no layout objective;
+   * ``cue_injection`` — situation heads + depth-derived 3D cues added to the vision tokens (gets depth at
+     inference too), no layout objective;
+   * ``loc3r`` — layout + situation objectives, video only at inference;
+   * ``loc3r_camera`` — loc3r + camera prior from the poses.
+
+   Every variant trains on the same samples: situated QA, VSI-style QA and one text-localization sample per
+   situation (:class:`loc3r.evaluate.tasks.synth.TextLocalizationDataset`).
+3. Evaluates on ``test`` (held-out rooms), ``novel_view`` (the same held-out rooms, new camera path) and per
+   scene-complexity bin (object count), prints ONE table with the settings and chance levels, writes
+   ``OUT/results.json`` ``{variant: {split: {metric: value}}}`` and BEV pictures ``OUT/bev/*.png``.
+
+Chance levels (``results.json["chance"]``): localization by predicting the training set's mean BEV pose
+(position mean, circular-mean yaw — the "room centre / mean pose" guess), QA by the most frequent training
+answer, VSI by the most frequent training answer per question type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["VARIANTS", "DemoSettings", "DEFAULT", "FULL", "SMOKE", "run_demo", "format_results_table"]
+
+logger = logging.getLogger("loc3r.demo")
+
+#: ``model.loc3r`` flags of each variant (the same as ``configs/demo/<variant>.yaml``).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "lm_only": {"layout_objective": False, "situation_objective": False},
+    "situation_only": {"layout_objective": False, "situation_objective": True},
+    "cue_injection": {"layout_objective": False, "situation_objective": True, "cue_injection": True},
+    "loc3r": {"layout_objective": True, "situation_objective": True},
+    "loc3r_camera": {"layout_objective": True, "situation_objective": True, "camera_prior": "poses"},
+}
+
+METRICS = ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "em", "overall", "sec_per_query")
+
+
+@dataclasses.dataclass
+class DemoSettings:
+    """Everything that changes the demo's numbers (printed with the table and stored in results.json)."""
+
+    variants: tuple[str, ...] = ("lm_only", "cue_injection", "loc3r")
+    seeds: tuple[int, ...] = (0,)
+    scenes: int = 40
+    frames: int = 8
+    size: int = 64
+    min_objects: int = 4
+    max_objects: int = 10
+    situations_per_scene: int = 8
+    questions_per_situation: int = 4
+    test_fraction: float = 0.2
+    steps: int = 400
+    batch_size: int = 8
+    lr: float = 1e-3
+    warmup_steps: int = 20
+    hidden_size: int = 64
+    layers: int = 2
+    eval_batch_size: int = 16
+    max_eval: dict[str, int] | None = None
+    pictures: int = 2
+
+
+DEFAULT = DemoSettings()
+FULL = dataclasses.replace(DEFAULT, variants=tuple(VARIANTS), seeds=(0, 1, 2), scenes=80, steps=800)
+SMOKE = dataclasses.replace(
+    DEFAULT,
+    variants=("lm_only", "loc3r"),
+    scenes=6,
+    frames=4,
+    size=32,
+    situations_per_scene=2,
+    questions_per_situation=2,
+    test_fraction=0.34,
+    steps=3,
+    batch_size=2,
+    max_eval={"loc": 4, "qa": 4, "vsi": 4},
+    pictures=1,
+)
+
+
+def _recipe(data: Path, out: Path, variant: str, s: DemoSettings, seed: int) -> Any:
+    from loc3r.train.config import config_from_dict
+
+    text = {"hidden_size": s.hidden_size, "num_hidden_layers": s.layers, "intermediate_size": 2 * s.hidden_size}
+    return config_from_dict(
+        {
+            "seed": seed,
+            "output_dir": str(out),
+            "model": {
+                "backbone": "qwen2_5_vl",
+                "init": "tiny",
+                "tiny": {"vocab_size": 512, "text_config": text},
+                "loc3r": VARIANTS[variant],
+                "freeze_vision_tower": False,
+            },
+            "data": {
+                "train": [
+                    {"kind": "synth", "root": str(data), "split": "train"},
+                    {"kind": "synth_loc_text", "root": str(data), "split": "train"},
+                ],
+                "num_frames": s.frames,
+            },
+            "optim": {"lr": s.lr, "warmup_steps": s.warmup_steps, "min_lr_ratio": 0.1, "weight_decay": 0.01},
+            "train": {
+                "max_steps": s.steps,
+                "batch_size": s.batch_size,
+                "log_every": 50,
+                "progress_bar": False,
+                "keep_last": 1,
+            },
+        },
+        source=f"demo variant {variant}",
+    )
+
+
+def _chance(train_sets: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Chance-level scores on the evaluated splits: mean training pose, majority answers."""
+    from loc3r.evaluate.runner import score_synth
+    from loc3r.evaluate.tasks.synth import parse_pose_text
+
+    loc = train_sets["loc"]
+    poses = [parse_pose_text(r) for r in (loc[i].answer for i in range(len(loc)))]
+    xy = np.mean([p[0] for p in poses if p is not None], axis=0)
+    yaws = np.array([p[1] for p in poses if p is not None])
+    mean_yaw = float(np.arctan2(np.sin(yaws).mean(), np.cos(yaws).mean()))
+    qa_counts = Counter(r.answers[0] for r in train_sets["qa"].records if r.answers)
+    qa_majority = qa_counts.most_common(1)[0][0]
+    vsi_major: dict[str, str] = {}
+    by_type: dict[str, Counter] = {}
+    for r in train_sets["vsi"].records:
+        by_type.setdefault(r.question_type, Counter())[r.ground_truth] += 1
+    vsi_major = {t: c.most_common(1)[0][0] for t, c in by_type.items()}
+    fake = []
+    for r in records:
+        f = dict(r, seconds=0.0)
+        if r["set"] == "loc":
+            f.update(position_bev=xy.tolist(), yaw_bev=mean_yaw)
+        elif r["set"] == "qa":
+            f["answer"] = qa_majority
+        else:
+            f["prediction"] = vsi_major.get(r["question_type"])
+        fake.append(f)
+    scores = score_synth(fake)
+    for v in scores.values():
+        v.pop("sec_per_query", None)
+    return scores
+
+
+def _aggregate(per_seed: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Mean over seeds (and ``<metric>_std`` when there are several) of every numeric metric."""
+    out: dict[str, dict[str, Any]] = {}
+    for split in per_seed[0]:
+        out[split] = {}
+        for metric, value in per_seed[0][split].items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            vals = [s[split][metric] for s in per_seed if s.get(split, {}).get(metric) is not None]
+            out[split][metric] = float(np.mean(vals))
+            if len(per_seed) > 1:
+                out[split][f"{metric}_std"] = float(np.std(vals))
+    return out
+
+
+def _fmt(scores: dict[str, Any], metric: str) -> str:
+    value = scores.get(metric)
+    if value is None:
+        return "-"
+    digits = 3 if metric == "sec_per_query" else 1
+    std = scores.get(f"{metric}_std")
+    return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+
+def format_results_table(results: dict[str, Any]) -> str:
+    """One Markdown table: rows = variant × split (+ chance rows), columns = the demo metrics."""
+    header = "| variant | split | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | QA EM | VSI overall | s/query |"
+    lines = [header, "|" + "---|" * 9]
+    for variant, splits in results["variants"].items():
+        for split, scores in splits.items():
+            if "/" in split:  # complexity bins: their own table
+                continue
+            lines.append(f"| {variant} | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
+    for split, scores in results.get("chance", {}).items():
+        if "/" in split:
+            continue
+        lines.append(f"| chance | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
+    return "\n".join(lines)
+
+
+def _pictures(records: list[dict[str, Any]], sets: dict[str, Any], out: Path, tag: str, count: int) -> list[str]:
+    from loc3r.evaluate.tasks.synth import bev_ground_truth  # noqa: F401 - documents the frame
+    from loc3r.geometry import anchor_frame
+    from loc3r.viz import plot_bev
+
+    paths = []
+    loc = [r for r in records if r["set"] == "loc"][:count]
+    by_id = {sets["loc"][i].sample_id: i for i in range(len(sets["loc"]))} if loc else {}
+    for r in loc:
+        sample = sets["loc"][by_id[r["sample_id"]]]
+        anchor = anchor_frame(sample.poses[0])
+        traj = anchor.poses_to_bev(sample.poses)
+        p = plot_bev(
+            out / f"{tag}-{r['sample_id']}.png",
+            layout_xy=None if r.get("layout_bev") is None else np.asarray(r["layout_bev"]),
+            trajectory=traj,
+            pred_xy=r.get("position_bev"),
+            pred_yaw=r.get("yaw_bev"),
+            pred_sigma=r.get("position_sigma"),
+            gt_xy=r["gt_xy_bev"],
+            gt_yaw=r["gt_yaw_bev"],
+            title=f"{tag}: {sample.situation_text}"[:110],
+            num_groups=max(sample.frames.shape[0] // 2, 1),
+        )
+        paths.append(str(p))
+    return paths
+
+
+def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int = 0, print_fn: Any = print) -> dict:
+    """Run the demo into ``out``; returns (and writes to ``out/results.json``) the results dict."""
+    import torch
+
+    from loc3r.data.synth.writer import SynthSettings, generate_dataset, read_index
+    from loc3r.evaluate.runner import evaluate_synth, load_model, score_synth, synth_eval_sets, write_jsonl
+    from loc3r.evaluate.tasks.synth import task_settings
+    from loc3r.train.recipe import train
+
+    unknown = sorted(set(settings.variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown demo variant(s) {unknown}; known: {list(VARIANTS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    data = out / "synthrooms"
+    synth = SynthSettings(
+        num_scenes=settings.scenes,
+        frames=settings.frames,
+        width=settings.size,
+        height=settings.size,
+        seed=data_seed,
+        min_objects=settings.min_objects,
+        max_objects=settings.max_objects,
+        val_fraction=0.0 if settings.scenes < 10 else 0.05,
+        test_fraction=settings.test_fraction,
+        situations_per_scene=settings.situations_per_scene,
+        questions_per_situation=settings.questions_per_situation,
+        write_video=False,
+    )
+    generate_dataset(data, synth, progress=False)
+    index = read_index(data)
+    t_data = time.perf_counter() - t_start
+    # complexity bins by object count (held-out rooms): below / at-or-above the median of the test rooms
+    test_scenes = index["splits"]["test"] + index["splits"].get("test_novel_view", [])
+    counts = {s: int(index["scenes"][s]["num_objects"]) for s in test_scenes}
+    median = float(np.median(list(counts.values()))) if counts else 0.0
+    bins = {s: (f"objects<{median:g}" if c < median else f"objects>={median:g}") for s, c in counts.items()}
+    train_sets = synth_eval_sets(data, "train", settings.frames)
+    torch.manual_seed(0)
+
+    per_variant: dict[str, list[dict[str, dict[str, Any]]]] = {v: [] for v in settings.variants}
+    train_seconds: dict[str, list[float]] = {v: [] for v in settings.variants}
+    pictures: dict[str, list[str]] = {}
+    last_records: list[dict[str, Any]] = []
+    for seed in settings.seeds:
+        for variant in settings.variants:
+            run_dir = out / "runs" / f"{variant}-seed{seed}"
+            t0 = time.perf_counter()
+            result = train(_recipe(data, run_dir, variant, settings, seed))
+            train_seconds[variant].append(time.perf_counter() - t0)
+            if result.final_dir is None:
+                raise RuntimeError(f"demo variant {variant}: training wrote no final model in {run_dir}")
+            model = load_model(result.final_dir)
+            records = []
+            for split, name in (("test", "test"), ("test_novel_view", "novel_view")):
+                if split not in index["splits"] or not index["splits"][split]:
+                    continue
+                recs = evaluate_synth(
+                    model, data, split, settings.frames, settings.eval_batch_size, max_samples=settings.max_eval
+                )
+                for r in recs:
+                    r["split"] = name
+                records.extend(recs)
+            write_jsonl(run_dir / "predictions.jsonl", records)
+            per_variant[variant].append(score_synth(records, bins))
+            if seed == settings.seeds[0] and settings.pictures:
+                sets = synth_eval_sets(data, "test", settings.frames)
+                test_recs = [r for r in records if r["split"] == "test"]
+                pictures[variant] = _pictures(test_recs, sets, out / "bev", variant, settings.pictures)
+            last_records = records
+            print_fn(
+                f"[demo] {variant} seed {seed}: trained {train_seconds[variant][-1]:.0f}s, "
+                f"test acc@1.0m {per_variant[variant][-1].get('test', {}).get('acc@1.0m', float('nan')):.1f}"
+            )
+    results: dict[str, Any] = {v: _aggregate(per_variant[v]) for v in settings.variants}
+    chance = _chance(train_sets, last_records)
+    tsplits = index["splits"]
+    info = {
+        "settings": dataclasses.asdict(settings),
+        "data_seed": data_seed,
+        "task_settings": task_settings(settings.frames, (settings.size, settings.size)),
+        "rooms": {k: len(v) for k, v in tsplits.items()},
+        "train_samples": {k: len(v) for k, v in train_sets.items()},
+        "complexity_bins": {"by": "num_objects", "median": median},
+        "train_seconds": {v: float(np.mean(s)) for v, s in train_seconds.items()},
+        "data_seconds": t_data,
+        "total_seconds": time.perf_counter() - t_start,
+        "torch_threads": torch.get_num_threads(),
+        "pictures": pictures,
+    }
+    payload = {**results, "chance": chance, "_info": info}
+    (out / "results.json").write_text(json.dumps(payload, indent=2))
+    table = format_results_table({"variants": results, "chance": chance})
+    s = settings
+    print_fn(
+        f"# loc3r demo: tiny Qwen2.5-VL from scratch (hidden {s.hidden_size}, {s.layers} layers), {s.frames} frames "
+        f"{s.size}x{s.size}, {s.steps} steps x batch {s.batch_size}, lr {s.lr}, seeds {list(s.seeds)}; SynthRooms "
+        f"{s.scenes} rooms (objects {s.min_objects}-{s.max_objects}, data seed {data_seed}): "
+        f"{info['rooms']}; train samples {info['train_samples']}; bins by object count (median {median:g})"
+    )
+    print_fn(f"# prompts: {json.dumps(info['task_settings'])}")
+    print_fn(table)
+    bin_lines = ["| variant | bin | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | QA EM | VSI overall | s/query |"]
+    bin_lines.append("|" + "---|" * 9)
+    for v, splits in results.items():
+        for split, scores in splits.items():
+            if "/" in split:
+                bin_lines.append(f"| {v} | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
+    print_fn("\n".join(bin_lines))
+    print_fn(f"# total {info['total_seconds']:.0f}s (data {t_data:.0f}s); results in {out / 'results.json'}")
+    (out / "results.md").write_text(table + "\n\n" + "\n".join(bin_lines) + "\n")
+    return payload

@@ -1,0 +1,281 @@
+"""Checkpoint + dataset split → prediction files (in the ``loc3r score`` formats) + scores; sharded.
+
+Flow (``loc3r eval`` and ``loc3r demo`` use the same functions):
+
+1. :func:`load_model` — a ``final/`` (or any ``save_pretrained``) directory, strict loading.
+2. :func:`predict_samples` — eval-mode processor + :meth:`Loc3rForConditionalGeneration.predict` on
+   batches; each shard ``i/n`` takes samples ``i, i+n, i+2n, ...`` (contiguous-free striding keeps shards
+   balanced across scenes) and writes its own predictions JSONL.
+3. :func:`merge_shards` — concatenates the shard files, refuses duplicates / gaps, and
+4. :func:`score_synth` — scores them with the metric functions of :mod:`loc3r.evaluate` (never re-implemented).
+
+Prediction records (one JSON object per line): ``{"sample_id", "task", "scene_id", "answer", "references",
+"position_bev", "yaw_bev", "position_sigma", "yaw_confidence", "gt_xy_bev", "gt_yaw_bev", "question_type",
+"ground_truth", "seconds"}`` — the SynthRooms predictions use the ``loc3r_world``/BEV frame; the VSI records
+are also written as a ``loc3r score vsibench`` JSONL and the localization as a ``loc3r score sqa3d-loc``
+prediction list (world frame, SynthRooms' ``loc3r_world`` convention: quaternion about +z, agent faces +x).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from loc3r.data.schema import ClipSample, SampleError
+
+__all__ = [
+    "load_model",
+    "parse_shard",
+    "shard_indices",
+    "predict_samples",
+    "synth_eval_sets",
+    "evaluate_synth",
+    "score_synth",
+    "write_jsonl",
+    "read_jsonl",
+    "merge_shards",
+]
+
+
+def load_model(model_dir: str | Path) -> Any:
+    """Load a loc3r checkpoint directory (``final/``) for evaluation; errors name the directory."""
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: checkpoint directory does not exist")
+    model = Loc3rForConditionalGeneration.from_pretrained(path)
+    if model.tokenizer is None:
+        raise FileNotFoundError(f"{path}: no tokenizer saved with the checkpoint (tokenizer.json)")
+    model.eval()
+    return model
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` → ``(i, n)`` with ``0 <= i < n``; None → ``(0, 1)``. Falls back to torch.distributed's
+    ``RANK``/``WORLD_SIZE`` environment (torchrun) when no shard is given."""
+    if text is None:
+        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError as err:
+        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from err
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def shard_indices(total: int, shard: int, num_shards: int) -> list[int]:
+    """Indices of shard ``shard`` of ``num_shards``: ``shard, shard + n, ...`` (disjoint, covering)."""
+    return list(range(shard, total, num_shards))
+
+
+def predict_samples(
+    model: Any,
+    samples: Sequence[ClipSample],
+    max_new_tokens: int = 16,
+    batch_size: int = 8,
+    processor: Any = None,
+) -> list[tuple[Any, float]]:
+    """Predictions for ``samples`` (order kept) and per-sample seconds (processor + model, batch time / size).
+
+    The processor time includes everything inference needs besides reading files: frame preprocessing, the
+    anchor frame, and — for ``cue_injection`` — pooling the depth-derived 3D points per vision token.
+    """
+    processor = processor or model.build_processor(mode="eval")
+    out: list[tuple[Any, float]] = []
+    with torch.inference_mode():
+        for start in range(0, len(samples), batch_size):
+            chunk = list(samples[start : start + batch_size])
+            t0 = time.perf_counter()
+            batch = processor(chunk, mode="eval")
+            preds = model.predict(batch, max_new_tokens=max_new_tokens)
+            dt = (time.perf_counter() - t0) / len(chunk)
+            out.extend((p, dt) for p in preds)
+    return out
+
+
+def synth_eval_sets(root: str | Path, split: str, num_frames: int) -> dict[str, Any]:
+    """The three SynthRooms evaluation datasets of a split: ``loc`` (one per situation), ``qa``, ``vsi``."""
+    from loc3r.data.datasets import build_synth
+    from loc3r.evaluate.tasks.synth import TextLocalizationDataset
+    from loc3r.train.config import DatasetSpec
+
+    spec = DatasetSpec(kind="synth", root=Path(root), split=split)
+    situated = build_synth(spec, num_frames=num_frames, tasks=("situated",))
+    vsi = build_synth(spec, num_frames=num_frames, tasks=("vsi",))
+    return {"loc": TextLocalizationDataset(situated), "qa": situated, "vsi": vsi}
+
+
+def _as_list(x: Any) -> list[float] | None:
+    return None if x is None else [float(v) for v in np.asarray(x).reshape(-1)]
+
+
+def evaluate_synth(
+    model: Any,
+    root: str | Path,
+    split: str,
+    num_frames: int,
+    batch_size: int = 8,
+    shard: tuple[int, int] = (0, 1),
+    max_samples: dict[str, int] | None = None,
+    localization: str = "auto",
+) -> list[dict[str, Any]]:
+    """Prediction records of one shard of a SynthRooms split (see the module docstring for the fields).
+
+    ``localization``: ``"heads"`` (situation heads), ``"text"`` (parse the answer), or ``"auto"`` (heads when
+    the model has the situation objective, else text). ``max_samples`` per set (``loc``/``qa``/``vsi``) takes
+    an evenly spread subset (deterministic).
+    """
+    from loc3r.evaluate.tasks.synth import bev_ground_truth, parse_pose_text
+
+    if localization == "auto":
+        localization = "heads" if model.config.situation_enabled else "text"
+    sets = synth_eval_sets(root, split, num_frames)
+    processor = model.build_processor(mode="eval")
+    records: list[dict[str, Any]] = []
+    for name, dataset in sets.items():
+        n = len(dataset)
+        wanted = list(range(n))
+        limit = (max_samples or {}).get(name)
+        if limit is not None and n > limit:
+            wanted = [(k * n) // limit for k in range(limit)]
+        mine = [wanted[i] for i in shard_indices(len(wanted), *shard)]
+        samples = [dataset[i] for i in mine]
+        new_tokens = 0 if (name == "loc" and localization == "heads") else 16
+        for sample, (pred, seconds) in zip(
+            samples, predict_samples(model, samples, new_tokens, batch_size, processor), strict=True
+        ):
+            rec: dict[str, Any] = {
+                "set": name,
+                "split": split,
+                "sample_id": sample.sample_id,
+                "scene_id": sample.scene_id,
+                "task": sample.task,
+                "answer": pred.answer,
+                "references": list(sample.answers),
+                "seconds": seconds,
+            }
+            if name == "loc":
+                gt_xy, gt_yaw = bev_ground_truth(sample)
+                rec.update(gt_xy_bev=gt_xy.tolist(), gt_yaw_bev=gt_yaw, localization=localization)
+                if localization == "heads":
+                    rec.update(
+                        position_bev=_as_list(pred.position_bev),
+                        yaw_bev=pred.yaw_bev,
+                        position_sigma=_as_list(pred.position_sigma),
+                        yaw_confidence=pred.yaw_confidence,
+                    )
+                else:
+                    parsed = parse_pose_text(pred.answer)
+                    rec.update(
+                        position_bev=None if parsed is None else parsed[0].tolist(),
+                        yaw_bev=None if parsed is None else parsed[1],
+                    )
+                rec["layout_bev"] = None if pred.layout_mean is None else pred.layout_mean.tolist()
+            elif name == "vsi":
+                rec.update(
+                    id=sample.sample_id,
+                    question_type=sample.meta.get("question_type"),
+                    ground_truth=sample.answer,
+                    prediction=pred.answer,
+                )
+            records.append(rec)
+    return records
+
+
+def score_synth(records: Sequence[dict[str, Any]], bins: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Scores of prediction records: ``{split_name: {metric: value}}`` with ``acc@0.5m``, ``acc@1.0m``,
+    ``acc@15deg``, ``acc@30deg`` (+ medians), ``em`` (situated QA EM@1), the VSI task names + ``overall``,
+    ``sec_per_query``. ``bins`` maps scene id → bin name; each bin adds a ``<split>/<bin>`` entry."""
+    from loc3r.evaluate.localization import localization_metrics
+    from loc3r.evaluate.qa import qa_exact_match
+    from loc3r.evaluate.vsibench import score_vsibench
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault(rec["split"], []).append(rec)
+        if bins is not None and rec["scene_id"] in bins:
+            groups.setdefault(f"{rec['split']}/{bins[rec['scene_id']]}", []).append(rec)
+    out: dict[str, dict[str, Any]] = {}
+    for name, recs in groups.items():
+        scores: dict[str, Any] = {}
+        loc = [r for r in recs if r["set"] == "loc"]
+        if loc:
+            nan2 = [float("nan")] * 2
+            pred_xy = np.array([r["position_bev"] if r["position_bev"] is not None else nan2 for r in loc])
+            pred_yaw = np.array([r["yaw_bev"] if r["yaw_bev"] is not None else float("nan") for r in loc])
+            m = localization_metrics(
+                np.array([r["gt_xy_bev"] for r in loc]), np.array([r["gt_yaw_bev"] for r in loc]), pred_xy, pred_yaw
+            )
+            scores.update({k: m[k] for k in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg")})
+            scores.update(
+                median_pos_err_m=m["median_pos_err_m"],
+                median_ori_err_deg=m["median_ori_err_deg"],
+                n_loc=m["n"],
+                unparsed_loc=int(np.isnan(pred_yaw).sum()),
+            )
+        qa = [r for r in recs if r["set"] == "qa"]
+        if qa:
+            m = qa_exact_match([r["answer"] for r in qa], [r["references"] for r in qa])
+            scores.update(em=m["em@1"], n_qa=m["n"])
+        vsi = [r for r in recs if r["set"] == "vsi"]
+        if vsi:
+            fields = ("id", "question_type", "ground_truth", "prediction")
+            m = score_vsibench([{k: r[k] for k in fields} for r in vsi], source=f"{name} vsi predictions")
+            scores.update({k: v for k, v in m.items() if not k.startswith("n/") and k not in ("n", "no_prediction")})
+            scores["n_vsi"] = m["n"]
+        scores["sec_per_query"] = float(np.mean([r["seconds"] for r in recs]))
+        out[name] = scores
+    return out
+
+
+def write_jsonl(path: str | Path, records: Sequence[dict[str, Any]]) -> None:
+    """Write records atomically (temp file + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w") as f:
+        for rec in records:
+            f.write(json.dumps(rec) + "\n")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a JSONL file; a malformed line is an error naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: predictions file does not exist")
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SampleError(f"{path} line {i}: not valid JSON ({err.msg})") from err
+        if not isinstance(rec, dict) or "sample_id" not in rec or "set" not in rec:
+            raise SampleError(f"{path} line {i}: record must be an object with 'sample_id' and 'set'")
+        out.append(rec)
+    return out
+
+
+def merge_shards(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Concatenate shard prediction files; a sample predicted twice is an error naming both files."""
+    seen: dict[tuple[str, str, str], Path] = {}
+    merged: list[dict[str, Any]] = []
+    for p in paths:
+        for rec in read_jsonl(p):
+            key = (rec["split"], rec["set"], rec["sample_id"])
+            if key in seen:
+                raise SampleError(f"{p}: sample {key} also predicted in {seen[key]} (overlapping shards)")
+            seen[key] = Path(p)
+            merged.append(rec)
+    return merged
