@@ -329,6 +329,31 @@ def _frame_source(
     )
 
 
+def _cached_or_frame_source(
+    cache: str | None,
+    scannet_root: str | None,
+    kind: str,
+    spec: Any,
+    num_frames: int,
+    image_size: Any,
+    points_size: Any,
+    scene_meta: str | None,
+    scans_root: str | None,
+    strict: bool,
+) -> Any:
+    """Frames from a ``loc3r prepare`` cache (option ``cache``) when given, else read from ``scannet_root``."""
+    if cache is not None:
+        from loc3r.data.cache import CachedFrameSource
+
+        return CachedFrameSource(cache, num_frames, strict=strict)
+    if scannet_root is None:
+        raise SampleError(
+            f"dataset {kind} at {spec.root}: option 'scannet_root' (the ScanNet frames) or 'cache' "
+            "(a `loc3r prepare` output) is required"
+        )
+    return _frame_source(Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict)
+
+
 def _log_report(report: Any, where: str) -> None:
     if report.errors or report.skips:
         _log.warning("%s: loaded with problems\n%s", where, report.summary())
@@ -349,6 +374,7 @@ def build_sqa3d(
     situation_choice: str | int = "main",
     task: str = "sqa3d",
     strict: bool = False,
+    cache: str | None = None,
 ) -> Dataset:
     """SQA3D QA (question + annotation files in ``root``) on ScanNet frames in ``scannet_root``.
 
@@ -356,8 +382,6 @@ def build_sqa3d(
     """
     from loc3r.data.sqa3d import SQA3DDataset, load_sqa3d
 
-    if scannet_root is None:
-        raise SampleError(f"dataset sqa3d at {spec.root}: option 'scannet_root' (the ScanNet frames) is required")
     table = None
     if scene_meta:
         from loc3r.data.scannet import SceneMetaTable
@@ -367,7 +391,9 @@ def build_sqa3d(
         spec.root, spec.split, convention=convention, scene_meta=table, scans_root=scans_root, strict=strict
     )
     _log_report(report, f"sqa3d {spec.split} ({spec.root})")
-    frames = _frame_source(Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict)
+    frames = _cached_or_frame_source(
+        cache, scannet_root, "sqa3d", spec, num_frames, image_size, points_size, scene_meta, scans_root, strict
+    )
     return SQA3DDataset(records, frames, situation_choice=situation_choice, task=task)
 
 
@@ -381,15 +407,16 @@ def build_scanqa(
     image_size: Any = None,
     points_size: Any = (96, 128),
     strict: bool = False,
+    cache: str | None = None,
 ) -> Dataset:
     """ScanQA (``ScanQA_v1.0_{split}.json`` in ``root``) on ScanNet frames in ``scannet_root``."""
     from loc3r.data.scanqa import ScanQADataset, load_scanqa
 
-    if scannet_root is None:
-        raise SampleError(f"dataset scanqa at {spec.root}: option 'scannet_root' (the ScanNet frames) is required")
     records, report = load_scanqa(spec.root, spec.split, strict=strict)
     _log_report(report, f"scanqa {spec.split} ({spec.root})")
-    frames = _frame_source(Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict)
+    frames = _cached_or_frame_source(
+        cache, scannet_root, "scanqa", spec, num_frames, image_size, points_size, scene_meta, scans_root, strict
+    )
     return ScanQADataset(records, frames)
 
 
@@ -403,12 +430,11 @@ def build_msqa(
     image_size: Any = None,
     points_size: Any = (96, 128),
     strict: bool = False,
+    cache: str | None = None,
 ) -> Dataset:
     """MSQA (ScanNet part; ``root`` is the MSQA JSON file) on ScanNet frames in ``scannet_root``."""
     from loc3r.data.msqa import MSQADataset, load_msqa
 
-    if scannet_root is None:
-        raise SampleError(f"dataset msqa at {spec.root}: option 'scannet_root' (the ScanNet frames) is required")
     table = None
     if scene_meta:
         from loc3r.data.scannet import SceneMetaTable
@@ -416,7 +442,9 @@ def build_msqa(
         table = SceneMetaTable.from_json(scene_meta, scans_root=scans_root)
     records, report = load_msqa(spec.root, scene_meta=table, strict=strict)
     _log_report(report, f"msqa ({spec.root})")
-    frames = _frame_source(Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict)
+    frames = _cached_or_frame_source(
+        cache, scannet_root, "msqa", spec, num_frames, image_size, points_size, scene_meta, scans_root, strict
+    )
     return MSQADataset(records, frames)
 
 
@@ -428,6 +456,7 @@ def build_vsibench(
     question_types: list[str] | None = None,
     image_size: Any = None,
     strict: bool = False,
+    cache: str | None = None,
 ) -> Dataset:
     """VSI-Bench records (``root``: a JSON/parquet file or folder) with videos under ``video_root``
     (``<dataset>/<scene_name>.mp4``); no poses, so no layout / situation targets."""
@@ -435,6 +464,13 @@ def build_vsibench(
 
     records, report = load_vsibench(spec.root, question_types=question_types, strict=strict)
     _log_report(report, f"vsibench ({spec.root})")
+    if cache is not None:
+        from loc3r.data.cache import CachedVSIBenchDataset
+        from loc3r.data.video import LoadReport
+
+        return CachedVSIBenchDataset(
+            records, Path(cache), num_frames=num_frames, report=LoadReport("vsibench prepared clips", strict=strict)
+        )
     root = Path(video_root) if video_root is not None else Path(spec.root)
     if root.is_file():
         root = root.parent
@@ -515,6 +551,7 @@ def build_synth(
     image_size: Any = None,
     points_size: Any = None,
     strict: bool = False,
+    cache: str | None = None,
 ) -> Dataset:
     """A SynthRooms directory (``loc3r synth --out DIR``; layout in :mod:`loc3r.data.synth.writer`).
 
@@ -542,7 +579,9 @@ def build_synth(
     if points_size is None and scenes:
         first = index["scenes"][scenes[0]]
         points_size = (int(first["height"]), int(first["width"]))
-    frames = _frame_source(root / "scans", num_frames, image_size, points_size, None, None, strict)
+    frames = _cached_or_frame_source(
+        cache, str(root / "scans"), "synth", spec, num_frames, image_size, points_size, None, None, strict
+    )
     parts: list[Dataset] = []
     if "situated" in tasks:
         records, report = load_sqa3d(root / "sqa3d", spec.split, convention="loc3r_world", strict=strict)

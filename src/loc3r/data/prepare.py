@@ -1,0 +1,424 @@
+"""``loc3r prepare``: validate a dataset on disk, sample its clips once and write the training cache.
+
+For every scene (ScanNet-style datasets) or video (VSI-Bench) the clip the trainer would build is built
+once, with the loaders of :mod:`loc3r.data` (so coordinates are converted in exactly one place): ``T``
+frames sampled uniformly over the valid frames (:func:`~loc3r.data.video.uniform_indices`), their world
+camera poses (axis alignment applied) and the per-pixel world points from depth + pose (the layout
+targets' source). The clip is written to ``<out>/clips/<key>.safetensors`` (format: :mod:`loc3r.data.cache`).
+
+Guarantees:
+
+* **Resumable, nothing lost.** Each clip is written to a temporary file and moved into place with
+  ``os.replace``; a re-run skips every clip already on disk and only does the rest. A cache prepared with
+  other settings (frames, sizes) is refused instead of being mixed.
+* **Bad input is named, preparation goes on.** A missing scene folder, a truncated PNG, a pose file with 3
+  rows, an annotation whose ``question_id`` has no question, a video that cannot be decoded: each becomes
+  an entry of the report with file, record and field (the loaders' :class:`~loc3r.data.video.LoadReport`),
+  and the other scenes are prepared. With ``strict`` the first error stops the run (clips already
+  written stay).
+* ``check`` validates only (the same loading, nothing is written).
+
+Datasets and their inputs:
+
+=============  =========================================  ===========================================
+dataset        ``root``                                   frames from
+=============  =========================================  ===========================================
+scannet        folder of scene folders (SensReader or     ``root``
+               ``posed_images`` export)
+synthrooms     a ``loc3r synth`` output directory         ``root/scans``
+sqa3d          folder with the SQA3D question/annotation  ``scannet_root``
+               JSON files
+scanqa         folder with ``ScanQA_v1.0_<split>.json``   ``scannet_root``
+msqa           the MSQA (ScanNet part) JSON file          ``scannet_root``
+vsibench       VSI-Bench records file or folder           videos under ``video_root`` (default: ``root``)
+=============  =========================================  ===========================================
+
+Only the scenes that the annotation files reference are prepared for sqa3d / scanqa / msqa / vsibench.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loc3r.data.cache import (
+    REPORT_FILE,
+    atomic_write_text,
+    clip_key,
+    clip_path,
+    read_cache_info,
+    video_key,
+    write_cache_info,
+    write_scannet_clip,
+    write_video_clip,
+)
+from loc3r.data.schema import SampleError
+from loc3r.data.video import LoadReport
+
+__all__ = ["DATASETS", "DEFAULT_SPLITS", "PrepareOptions", "PrepareResult", "prepare_dataset"]
+
+DATASETS = ("scannet", "synthrooms", "sqa3d", "scanqa", "msqa", "vsibench")
+DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
+    "sqa3d": ("train", "val", "test"),
+    "scanqa": ("train", "val", "test_w_obj", "test_wo_obj"),
+    "synthrooms": ("train", "val", "test", "test_novel_view"),
+}
+
+
+@dataclass
+class PrepareOptions:
+    """Settings of one preparation run (the CLI flags)."""
+
+    dataset: str
+    root: Path
+    out: Path
+    num_frames: int = 32
+    image_size: tuple[int, int] | None = None  # (height, width) of stored frames; None = file size
+    points_size: tuple[int, int] | None = (96, 128)  # (h, w) grid of world points; None = no depth
+    splits: Sequence[str] | None = None  # default: every split of DEFAULT_SPLITS whose files exist
+    scannet_root: Path | None = None
+    video_root: Path | None = None
+    scene_meta: Path | None = None
+    scans_root: Path | None = None
+    max_depth: float = 10.0
+    check: bool = False
+    strict: bool = False
+    workers: int = 1
+    progress: bool = True
+
+    def settings(self) -> dict[str, Any]:
+        """What a cache must agree on to be resumed / read (stored in ``cache_info.json``)."""
+        return {
+            "dataset": self.dataset,
+            "num_frames": int(self.num_frames),
+            "image_size": None if self.image_size is None else list(self.image_size),
+            "points_size": None if self.points_size is None or self.dataset == "vsibench" else list(self.points_size),
+            "max_depth": float(self.max_depth),
+        }
+
+
+@dataclass
+class PrepareResult:
+    """Outcome of :func:`prepare_dataset`; ``report`` holds counts, skips and named errors."""
+
+    report: LoadReport
+    clips_total: int = 0
+    clips_written: int = 0
+    clips_existing: int = 0
+    clips_failed: list[str] = field(default_factory=list)
+    samples: int = 0
+    samples_ready: int = 0
+    frames_written: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames_written / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        head = [
+            f"clips (scenes / videos): {self.clips_total} referenced, {self.clips_written} prepared now, "
+            f"{self.clips_existing} already prepared, {len(self.clips_failed)} failed",
+            f"samples: {self.samples} loaded, {self.samples_ready} with a prepared clip",
+            f"frames written: {self.frames_written} ({self.bytes_written / 2**20:.1f} MiB) in {self.seconds:.1f} s "
+            f"({self.frames_per_second:.1f} frames/s)",
+        ]
+        if self.clips_failed:
+            shown = ", ".join(self.clips_failed[:10]) + (" ..." if len(self.clips_failed) > 10 else "")
+            head.append(f"failed clips: {shown}")
+        return "\n".join(head) + "\n" + self.report.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "report"}
+        out["frames_per_second"] = self.frames_per_second
+        out["report"] = self.report.to_dict()
+        return out
+
+
+# ---------------------------------------------------------------- per-clip work (runs in worker processes)
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One clip to prepare: a ScanNet-style scene (``scene_dir``) or a video (``video``)."""
+
+    key: str
+    scene_id: str
+    scene_dir: str | None = None
+    video: str | None = None
+    record: str | None = None
+
+
+@dataclass
+class _Outcome:
+    key: str
+    frames: int = 0
+    nbytes: int = 0
+    report: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False
+
+
+def _report_from_dict(data: dict[str, Any]) -> LoadReport:
+    from collections import Counter
+
+    from loc3r.data.video import ReportEntry
+
+    report = LoadReport(data.get("name", "scene"))
+    report.counts = Counter(data.get("counts", {}))
+    report.skips = Counter(data.get("skips", {}))
+    report.skip_examples = {k: list(v) for k, v in data.get("skip_examples", {}).items()}
+    report.errors = [ReportEntry(**e) for e in data.get("errors", [])]
+    return report
+
+
+def _prepare_one(task: _Task, opts: PrepareOptions) -> _Outcome:
+    """Load one clip with the dataset's loader and (unless ``check``) write it; never raises on bad input."""
+    report = LoadReport(f"clip {task.key}")
+    out = _Outcome(task.key)
+    target = clip_path(opts.out, task.key)
+    try:
+        if task.video is not None:
+            from loc3r.data.video import decode_video
+
+            video = decode_video(Path(task.video), opts.num_frames, opts.image_size, record=task.record)
+            out.frames = int(video.frames.shape[0])
+            if not opts.check:
+                out.nbytes = write_video_clip(target, video, task.video)
+        else:
+            from loc3r.data.scannet import ScanNetScene, SceneMetaTable
+
+            table = SceneMetaTable.from_json(opts.scene_meta, scans_root=opts.scans_root) if opts.scene_meta else None
+            scene = ScanNetScene(
+                Path(task.scene_dir or ""), task.scene_id, scene_meta=table, scans_root=opts.scans_root, report=report
+            )
+            clip = scene.load_clip(opts.num_frames, opts.image_size, opts.points_size, max_depth=opts.max_depth)
+            out.frames = int(clip.frames.shape[0])
+            if not opts.check:
+                out.nbytes = write_scannet_clip(target, clip)
+    except SampleError as err:
+        out.failed = True
+        if task.video is not None:
+            kind = "missing_file" if not Path(task.video).is_file() else "undecodable_video"
+            report.error(kind, str(err), file=task.video, record=task.record, field="video")
+        else:
+            missing = not Path(task.scene_dir or "").is_dir()
+            report.error(
+                "missing_scene" if missing else "bad_scene", str(err), file=task.scene_dir, record=task.scene_id
+            )
+    out.report = report.to_dict()
+    return out
+
+
+# ---------------------------------------------------------------- records and the clips they need
+
+
+def _split_files_exist(dataset: str, root: Path, split: str) -> bool:
+    if dataset == "sqa3d":
+        return any(root.rglob(f"v1_balanced_questions_{split}_scannetv2.json"))
+    if dataset == "scanqa":
+        return (root / f"ScanQA_v1.0_{split}.json").is_file()
+    return False
+
+
+def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dict[str, int]]:
+    """Read and validate the dataset's records; return the clips they need and the samples per clip."""
+    ds, root = opts.dataset, Path(opts.root)
+    per_clip: dict[str, int] = {}
+    tasks: dict[str, _Task] = {}
+    strict = opts.strict
+
+    def scene_task(frames_root: Path, scene_id: str) -> str:
+        key = clip_key(scene_id)
+        tasks.setdefault(key, _Task(key=key, scene_id=scene_id, scene_dir=str(frames_root / scene_id)))
+        return key
+
+    if not root.exists():
+        raise SampleError(f"{root}: dataset root of {ds!r} does not exist")
+    if ds == "scannet":
+        for entry in sorted(p for p in root.iterdir() if p.is_dir()):
+            scene_task(root, entry.name)
+        return list(tasks.values()), per_clip
+    if ds == "vsibench":
+        from loc3r.data.vsibench import load_vsibench
+
+        records, rep = load_vsibench(root, strict=strict)
+        report.merge(rep)
+        video_root = Path(opts.video_root) if opts.video_root else (root.parent if root.is_file() else root)
+        for r in records:
+            key = video_key(r.dataset, r.scene_name)
+            tasks.setdefault(
+                key, _Task(key=key, scene_id=r.scene_name, video=str(r.video_path(video_root)), record=f"id={r.id}")
+            )
+            per_clip[key] = per_clip.get(key, 0) + 1
+        return list(tasks.values()), per_clip
+
+    scene_ids: list[str] = []
+    if ds == "synthrooms":
+        from loc3r.data.datasets import _synth_vsi_records
+        from loc3r.data.sqa3d import load_sqa3d
+        from loc3r.data.synth.writer import read_index
+
+        try:
+            index = read_index(root)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise SampleError(f"{root}: not a SynthRooms directory ({err})") from err
+        frames_root = root / "scans"
+        splits = list(opts.splits or [s for s in DEFAULT_SPLITS[ds] if s in index.get("splits", {})])
+        for scene_id in sorted(index.get("scenes", {})):
+            scene_task(frames_root, scene_id)
+        for split in splits:
+            records, rep = load_sqa3d(root / "sqa3d", split, convention="loc3r_world", strict=strict)
+            report.merge(rep)
+            scene_ids += [r.scene_id for r in records]
+            vsi_path = root / "vsibench" / f"{split}.jsonl"
+            if vsi_path.is_file():
+                try:
+                    scene_ids += [r.scene_name for r in _synth_vsi_records(vsi_path)]
+                except SampleError as err:
+                    report.error("bad_record", str(err), file=vsi_path)
+    else:
+        if opts.scannet_root is None:
+            raise SampleError(f"dataset {ds}: --scannet-root (the ScanNet frames) is required")
+        frames_root = Path(opts.scannet_root)
+        table = None
+        if opts.scene_meta:
+            from loc3r.data.scannet import SceneMetaTable
+
+            table = SceneMetaTable.from_json(opts.scene_meta, scans_root=opts.scans_root)
+        if ds == "sqa3d":
+            from loc3r.data.sqa3d import load_sqa3d
+
+            splits = list(opts.splits or [s for s in DEFAULT_SPLITS[ds] if _split_files_exist(ds, root, s)])
+            if not splits:
+                raise SampleError(f"{root}: no SQA3D files v1_balanced_questions_<split>_scannetv2.json found")
+            for split in splits:
+                records, rep = load_sqa3d(root, split, scene_meta=table, scans_root=opts.scans_root, strict=strict)
+                report.merge(rep)
+                scene_ids += [r.scene_id for r in records]
+        elif ds == "scanqa":
+            from loc3r.data.scanqa import load_scanqa
+
+            splits = list(opts.splits or [s for s in DEFAULT_SPLITS[ds] if _split_files_exist(ds, root, s)])
+            if not splits:
+                raise SampleError(f"{root}: no ScanQA files ScanQA_v1.0_<split>.json found")
+            for split in splits:
+                records, rep = load_scanqa(root, split, strict=strict)
+                report.merge(rep)
+                scene_ids += [r.scene_id for r in records]
+        elif ds == "msqa":
+            from loc3r.data.msqa import load_msqa
+
+            records, rep = load_msqa(root, scene_meta=table, strict=strict)
+            report.merge(rep)
+            scene_ids += [r.scene_id for r in records]
+        else:
+            raise SampleError(f"unknown dataset {ds!r}; choose one of {DATASETS}")
+    for scene_id in scene_ids:
+        key = scene_task(frames_root, scene_id)
+        per_clip[key] = per_clip.get(key, 0) + 1
+    return list(tasks.values()), per_clip
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _check_settings(opts: PrepareOptions) -> None:
+    """Create ``cache_info.json`` or refuse a cache prepared with other settings."""
+    info_path = Path(opts.out) / "cache_info.json"
+    wanted = opts.settings()
+    if info_path.is_file():
+        have = read_cache_info(opts.out)
+        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+        if diff:
+            details = ", ".join(f"{k}: cache {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+            raise SampleError(f"{info_path}: the cache was prepared with other settings ({details}); use a new --out")
+    elif not opts.check:
+        write_cache_info(opts.out, {**wanted, "root": str(opts.root)})
+
+
+def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = None) -> PrepareResult:
+    """Validate ``opts.dataset`` under ``opts.root`` and write its clip cache to ``opts.out`` (module docstring).
+
+    Returns the result (also written to ``<out>/prepare_report.json`` unless ``check``). Raises
+    :class:`SampleError` only for unusable arguments, or at the first bad input when ``strict``.
+    """
+    if opts.dataset not in DATASETS:
+        raise SampleError(f"unknown dataset {opts.dataset!r}; choose one of {DATASETS}")
+    if opts.num_frames <= 0:
+        raise SampleError(f"--frames must be positive, got {opts.num_frames}")
+    start = time.perf_counter()
+    report = LoadReport(f"prepare {opts.dataset} ({opts.root})", strict=opts.strict)
+    result = PrepareResult(report=report)
+    _check_settings(opts)
+    tasks, per_clip = _collect(opts, report)
+    result.clips_total = len(tasks)
+    result.samples = sum(per_clip.values()) if opts.dataset != "scannet" else 0
+    todo: list[_Task] = []
+    for task in tasks:
+        if not opts.check and clip_path(opts.out, task.key).is_file():
+            result.clips_existing += 1
+        else:
+            todo.append(task)
+    todo_keys = {t.key for t in todo}
+    ok_keys = {t.key for t in tasks if t.key not in todo_keys}
+
+    def absorb(outcome: _Outcome) -> None:
+        scene_report = _report_from_dict(outcome.report)
+        report.merge(scene_report)
+        if outcome.failed:
+            result.clips_failed.append(outcome.key)
+        else:
+            ok_keys.add(outcome.key)
+            result.frames_written += outcome.frames
+            result.bytes_written += outcome.nbytes
+            result.clips_written += 0 if opts.check else 1
+        if opts.strict and scene_report.errors:
+            raise SampleError(f"{report.name}: {scene_report.errors[0]} (--strict: stopped; prepared clips are kept)")
+
+    progress = None
+    if opts.progress and todo:
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(todo), desc=f"prepare {opts.dataset}", unit="clip")
+    try:
+        if opts.workers <= 1 or len(todo) <= 1:
+            for task in todo:
+                absorb(_prepare_one(task, opts))
+                if progress is not None:
+                    progress.update()
+        else:
+            with ProcessPoolExecutor(max_workers=opts.workers) as pool:
+                pending = {pool.submit(_prepare_one, task, opts) for task in todo}
+                try:
+                    while pending:
+                        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                        for fut in done:
+                            absorb(fut.result())
+                            if progress is not None:
+                                progress.update()
+                except BaseException:
+                    for fut in pending:
+                        fut.cancel()
+                    raise
+    finally:
+        if progress is not None:
+            progress.close()
+        result.seconds = time.perf_counter() - start
+        result.samples_ready = sum(n for k, n in per_clip.items() if k in ok_keys)
+        if not opts.check and Path(opts.out).is_dir():
+            atomic_write_text(Path(opts.out) / REPORT_FILE, json.dumps(result.to_dict(), indent=2, default=str))
+    if log is not None:
+        log(result.summary())
+    return result
+
+
+def default_workers() -> int:
+    """One process per available core (at least 1)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
