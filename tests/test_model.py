@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from loc3r.model.backbones import get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
@@ -318,6 +318,15 @@ def test_from_backbone_pretrained_loads_a_real_hf_checkpoint_dir(clip_factory, b
 
     model = Loc3rForConditionalGeneration.from_backbone_pretrained(tmp_path, attn_implementation="sdpa")
     assert model.config.backbone == backbone
+    # every part runs the implementation asked for: the wrapper, the backbone and its text / vision sub-configs
+    parts = model.attention_implementations()
+    assert {"loc3r.vlm_config.text_config", "loc3r.vlm_config.vision_config"} <= parts.keys()
+    assert set(parts.values()) == {"sdpa"}
+    assert {m.config._attn_implementation for m in model.vlm.modules() if isinstance(m, PreTrainedModel)} == {"sdpa"}
+    eager = Loc3rForConditionalGeneration.from_backbone_pretrained(tmp_path, attn_implementation="eager")
+    assert set(eager.attention_implementations().values()) == {"eager"}
+    default = Loc3rForConditionalGeneration.from_backbone_pretrained(tmp_path)  # HF's default, dispatched too
+    assert None not in default.attention_implementations().values()
     vocab = model.tokenizer.get_vocab()
     assert all(t in vocab for t in LOC3R_SPECIAL_TOKENS)
     new_embeddings = model.get_input_embeddings().weight

@@ -186,17 +186,39 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         self._log_attention()
 
     # --------------------------------------------------------------------------------------------- plumbing
+    def attention_implementations(self) -> dict[str, str | None]:
+        """The attention implementation of every part: this wrapper's config and each (nested) sub-config of
+        the backbone (``vlm_config``, ``vlm_config.text_config``, ``vlm_config.vision_config``, ...).
+
+        ``None`` means transformers falls back to eager attention in that part (slower, O(L^2) memory), which is
+        why it is logged (DESIGN.md §6)."""
+        out: dict[str, str | None] = {}
+        seen: set[int] = set()
+
+        def visit(name: str, conf: Any) -> None:
+            if conf is None or id(conf) in seen:
+                return
+            seen.add(id(conf))
+            out[name] = getattr(conf, "_attn_implementation", None)
+            for key in getattr(conf, "sub_configs", {}) or {}:
+                visit(f"{name}.{key}", getattr(conf, key, None))
+
+        visit("loc3r", self.config)
+        return out
+
     def _log_attention(self) -> None:
         vlm_cfg = self.config.vlm_config
         text_impl = getattr(vlm_cfg.get_text_config(), "_attn_implementation", None)
         vision_cfg = getattr(vlm_cfg, "vision_config", None)
         vision_impl = getattr(vision_cfg, "_attn_implementation", None) if vision_cfg is not None else None
         logger.info(
-            "loc3r backbone %s (%s): LLM attention implementation %r, vision attention implementation %r",
+            "loc3r backbone %s (%s): LLM attention implementation %r, vision attention implementation %r "
+            "(every part: %s)",
             self.config.backbone,
             type(self.vlm).__name__,
             text_impl,
             vision_impl,
+            self.attention_implementations(),
         )
 
     @property
@@ -628,8 +650,15 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 f"{config_path}: video token id {adapter.video_token_id(vlm.config)} differs from the tokenizer's id "
                 f"{ids[adapter.video_token]} of {adapter.video_token!r}"
             )
+        # the implementation HF resolved when loading (the one asked for, or its default): wrapping the backbone
+        # re-initialises the nested configs and leaves text/vision sub-configs unset (eager fall back), so it
+        # is dispatched again to every sub-config and sub-model below
+        implementation = attn_implementation or getattr(vlm.config, "_attn_implementation", None)
         config = cls._make_config(backbone, vlm.config, tokenizer, **config_kwargs)
         model = cls(config, vlm=vlm)
+        if implementation is not None:
+            model.set_attn_implementation(implementation)
+            model._log_attention()
         param_dtype = vlm.get_input_embeddings().weight.dtype
         for module in (model.layout_head, model.position_head, model.orientation_head, model.camera_projector):
             if module is not None:
