@@ -4,6 +4,7 @@ VSI-Bench, and loc3r.geometry for all projection math (issue 3, "Contract checke
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,30 @@ def _tree(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.name.startswith(".")
     }
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs >= 2 usable CPUs"
+)
+def test_video_bytes_independent_of_available_cpus(tmp_path):
+    """The same seed gives the same ``video.mp4`` whatever CPUs the encoding process may use (machine,
+    cgroup, affinity): x264's automatic thread count would change the bitstream (here: 1 vs >= 2 CPUs at
+    128x128, where x264 would use 2 threads)."""
+    settings = SynthSettings(
+        num_scenes=1, frames=6, width=128, height=128, seed=4, situations_per_scene=1, vsi_questions_per_type=1
+    )
+    cpus = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(cpus)})
+        one = generate_dataset(tmp_path / "one_cpu", settings, workers=1, progress=False)
+    finally:
+        os.sched_setaffinity(0, cpus)
+    many = generate_dataset(tmp_path / "all_cpus", settings, workers=1, progress=False)
+    assert not one.failed and not many.failed
+    videos = sorted(p.relative_to(tmp_path / "one_cpu") for p in (tmp_path / "one_cpu").rglob("*.mp4"))
+    assert videos, "no video written"
+    for rel in videos:
+        assert (tmp_path / "one_cpu" / rel).read_bytes() == (tmp_path / "all_cpus" / rel).read_bytes(), rel
 
 
 def test_determinism_from_seed_and_independent_of_workers(tmp_path):

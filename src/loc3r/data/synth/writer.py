@@ -359,13 +359,20 @@ def _write_json(path: Path, data: Any, indent: int | None = 1) -> None:
 
 
 def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
+    """H.264 (libx264, CRF 18, yuv420p) of ``frames`` (T, H, W, 3) uint8 at ``fps``.
+
+    One encoder thread: x264's automatic thread count follows the CPUs the process may use (machine,
+    cgroup, affinity), and the bitstream depends on it (frame-threaded motion search, the options string
+    in the SEI), so "auto" made the same seed give different ``video.mp4`` bytes on different machines or
+    processes. Scenes are already encoded in parallel by the worker processes.
+    """
     import av
 
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18"}
+        stream.options = {"crf": "18", "threads": "1"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
