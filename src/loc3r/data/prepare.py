@@ -200,7 +200,9 @@ def _prepare_one(task: _Task, opts: PrepareOptions) -> _Outcome:
             )
             clip = scene.load_clip(opts.num_frames, opts.image_size, opts.points_size, max_depth=opts.max_depth)
             out.frames = int(clip.frames.shape[0])
-            if not opts.check:
+            if opts.strict and report.errors:  # --strict: a scene with a bad file is not written
+                out.failed = True
+            elif not opts.check:
                 out.nbytes = write_scannet_clip(target, clip)
     except SampleError as err:
         out.failed = True
