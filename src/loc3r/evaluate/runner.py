@@ -149,7 +149,8 @@ def evaluate_synth(
             wanted = [(k * n) // limit for k in range(limit)]
         mine = [wanted[i] for i in shard_indices(len(wanted), *shard)]
         samples = [dataset[i] for i in mine]
-        new_tokens = 0 if (name == "loc" and localization == "heads") else 16
+        # text coordinates "x -1.2 y 3.4 yaw -135" are ~20 tokens with a tiny BPE; short answers need fewer
+        new_tokens = (0 if localization == "heads" else 32) if name == "loc" else 16
         for sample, (pred, seconds) in zip(
             samples, predict_samples(model, samples, new_tokens, batch_size, processor), strict=True
         ):

@@ -1,0 +1,242 @@
+"""Python inference API: a checkpoint + video (frames, a video file, a frame folder or a ScanNet-style scan
+folder) + situation + question → position, heading, uncertainty, answer and a BEV picture.
+
+Example::
+
+    from loc3r.infer import Loc3rPredictor
+
+    predictor = Loc3rPredictor.from_pretrained("runs/demo/runs/loc3r-seed0/final")
+    result = predictor.predict("data/synthrooms/scans/synth00003_00", "I am facing the sofa.",
+                               "What is on my left?", bev_png="bev.png")
+    print(result.position, result.heading_deg, result.sigma, result.answer)
+
+Inputs:
+
+* ``frames`` as an array ``[T, H, W, 3] uint8``; or a path to a **video file** (decoded with PyAV,
+  ``num_frames`` uniformly sampled); or a **folder of images** (sorted by name, uniformly sampled); or a
+  **ScanNet SensReader-style scan folder** (``color/``, ``pose/`` [, ``depth/``, ``intrinsic/``]), which also
+  gives poses (and depth-derived points, which only the ``cue_injection`` baseline uses).
+* ``poses`` (optional) ``[T, 4, 4]`` camera-to-world (OpenCV axes, z up) for the sampled frames: needed for
+  world-frame outputs, the camera-prior variant and a trajectory in the picture; without poses the outputs are
+  in the BEV frame of the first frame (origin = first camera, x = its forward direction).
+
+Outputs are in the BEV anchor frame (``position``, ``heading``) and, when poses are given, also in the world frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loc3r.data.schema import ClipSample, SampleError
+
+__all__ = ["Loc3rPredictor", "Result", "load_frames"]
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+@dataclass
+class Result:
+    """One prediction. BEV frame: metres, radians; ``*_world`` when poses were given."""
+
+    answer: str | None
+    position: np.ndarray | None  # (2,) BEV x, y
+    heading: float | None  # BEV yaw, radians
+    sigma: np.ndarray | None  # (2,) position standard deviations, metres
+    confidence: float | None  # orientation confidence (length of the circular soft-argmax vector, 0..1)
+    position_world: np.ndarray | None = None
+    heading_world: float | None = None
+    bev_png_path: str | None = None
+    seconds: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def heading_deg(self) -> float | None:
+        return None if self.heading is None else float(np.degrees(self.heading))
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            return v.tolist() if isinstance(v, np.ndarray) else v
+
+        return {
+            "answer": self.answer,
+            "position": clean(self.position),
+            "heading_deg": self.heading_deg,
+            "sigma": clean(self.sigma),
+            "confidence": self.confidence,
+            "position_world": clean(self.position_world),
+            "heading_world_deg": None if self.heading_world is None else float(np.degrees(self.heading_world)),
+            "bev_png_path": self.bev_png_path,
+            "seconds": self.seconds,
+        }
+
+
+def load_frames(
+    source: Any, num_frames: int, poses: Any = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str]:
+    """``(frames [T,H,W,3] uint8, poses [T,4,4] | None, points [T,h,w,3] | None, scene_id)`` from any input kind.
+
+    Errors name the path: missing path, empty folder, unreadable image, wrong array shape, pose count mismatch.
+    """
+    points = None
+    scene_id = "input"
+    if isinstance(source, np.ndarray):
+        frames = source
+    else:
+        path = Path(source)
+        scene_id = path.stem if path.is_file() else path.name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such video file or frame folder")
+        if path.is_dir() and (path / "color").is_dir() and (path / "pose").is_dir():
+            from loc3r.data.scannet import ScanNetScene
+
+            scene = ScanNetScene(path)
+            has_depth = (path / "depth").is_dir() and (path / "intrinsic").is_dir()
+            clip = scene.load_clip(num_frames, points_size=(64, 64) if has_depth else None)
+            frames, points = clip.frames, clip.points
+            if poses is None:
+                poses = clip.poses
+        elif path.is_dir():
+            from loc3r.data.video import read_rgb, uniform_indices
+
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+            if not files:
+                raise SampleError(f"{path}: folder holds no images ({sorted(_IMAGE_SUFFIXES)})")
+            picked = uniform_indices(len(files), num_frames)
+            frames = np.stack([read_rgb(files[i], record=str(files[i])) for i in picked])
+        else:
+            from loc3r.data.video import decode_video
+
+            frames = decode_video(path, num_frames, record=str(path)).frames
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise SampleError(f"frames must be [T, H, W, 3] uint8, got {frames.shape} {frames.dtype}")
+    if poses is not None:
+        poses = np.asarray(poses, dtype=np.float64)
+        if poses.shape != (frames.shape[0], 4, 4):
+            raise SampleError(f"poses must be [T={frames.shape[0]}, 4, 4], got {poses.shape}")
+    return frames, poses, points, scene_id
+
+
+class Loc3rPredictor:
+    """A loaded loc3r checkpoint ready for single queries (see the module docstring)."""
+
+    def __init__(self, model: Any, num_frames: int = 8) -> None:
+        self.model = model
+        self.num_frames = num_frames
+        self.processor = model.build_processor(mode="eval")
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path, num_frames: int | None = None) -> Loc3rPredictor:
+        """Load a checkpoint directory; ``num_frames`` defaults to the training recipe's when saved next to it."""
+        from loc3r.evaluate.runner import load_model
+
+        model = load_model(model_dir)
+        if num_frames is None:
+            num_frames = _recipe_num_frames(Path(model_dir)) or 8
+        return cls(model, num_frames)
+
+    def predict(
+        self,
+        video: Any,
+        situation: str | None,
+        question: str,
+        poses: Any = None,
+        points: np.ndarray | None = None,
+        bev_png: str | Path | None = None,
+        gt_position: Any = None,
+        gt_heading: float | None = None,
+        max_new_tokens: int = 32,
+    ) -> Result:
+        """Answer one query; ``bev_png`` writes the BEV picture (layout, trajectory, pose, ground truth)."""
+        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses)
+        points = points if points is not None else loaded_points
+        cfg = self.model.config
+        if cfg.cue_injection and points is None:
+            raise SampleError(
+                "this checkpoint uses cue injection: it needs depth-derived points (give a scan folder with depth/ "
+                "and intrinsic/, or points=[T, h, w, 3])"
+            )
+        if cfg.camera_prior == "poses" and poses is None:
+            raise SampleError("this checkpoint uses the camera prior from poses: give poses=[T, 4, 4]")
+        sample = ClipSample(
+            sample_id="query",
+            scene_id=scene_id,
+            task="infer",
+            frames=frames,
+            question=question,
+            situation_text=situation,
+            poses=poses,
+            points=points if cfg.cue_injection else None,
+        ).validate()
+        t0 = time.perf_counter()
+        import torch
+
+        with torch.inference_mode():
+            batch = self.processor([sample], mode="eval")
+            pred = self.model.predict(batch, max_new_tokens=max_new_tokens)[0]
+        seconds = time.perf_counter() - t0
+        result = Result(
+            answer=pred.answer,
+            position=pred.position_bev,
+            heading=pred.yaw_bev,
+            sigma=pred.position_sigma,
+            confidence=pred.yaw_confidence,
+            position_world=pred.position_world,
+            heading_world=pred.yaw_world,
+            seconds=seconds,
+        )
+        if result.position is None:  # plain LM: localization only as text coordinates
+            from loc3r.evaluate.tasks.synth import parse_pose_text
+
+            parsed = parse_pose_text(pred.answer)
+            if parsed is not None:
+                result.position, result.heading = parsed
+                result.extras["localization"] = "parsed from text"
+        if bev_png is not None:
+            from loc3r.geometry import anchor_frame
+            from loc3r.viz import plot_bev
+
+            traj = None
+            gt_xy = gt_position
+            if poses is not None:
+                anchor = anchor_frame(poses[0])
+                traj = anchor.poses_to_bev(poses)
+                if gt_position is not None:
+                    gt_xy = anchor.points_to_bev(np.asarray(gt_position, dtype=np.float64).reshape(1, -1)[:, :3])[0]
+                    gt_heading = None if gt_heading is None else float(anchor.yaw_to_bev(gt_heading))
+            result.bev_png_path = str(
+                plot_bev(
+                    bev_png,
+                    layout_xy=pred.layout_mean,
+                    trajectory=traj,
+                    pred_xy=result.position,
+                    pred_yaw=result.heading,
+                    pred_sigma=result.sigma,
+                    gt_xy=gt_xy,
+                    gt_yaw=gt_heading,
+                    title=f"{situation or ''} {question}"[:110],
+                    num_groups=max(frames.shape[0] // 2, 1),
+                )
+            )
+        return result
+
+
+def _recipe_num_frames(model_dir: Path) -> int | None:
+    """``data.num_frames`` of the recipe that trained ``model_dir`` (``<run>/config.yaml`` or ``config.json``)."""
+    import json
+
+    import yaml
+
+    for cand in (model_dir / "config.yaml", model_dir.parent / "config.yaml", model_dir.parent / "config.json"):
+        if cand.is_file():
+            try:
+                data = yaml.safe_load(cand.read_text()) if cand.suffix == ".yaml" else json.loads(cand.read_text())
+                return int(data["data"]["num_frames"])
+            except (KeyError, TypeError, ValueError, yaml.YAMLError):
+                continue
+    return None

@@ -1,0 +1,89 @@
+"""Smoke version of ``loc3r demo`` (tiny budget): results.json structure, the table, BEV pictures, eval CLI
+shards + merge on the trained checkpoint, and the demo YAML configs agree with the variants."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loc3r.demo import METRICS, SMOKE, VARIANTS, format_results_table, run_demo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, list[str]]:
+    out = tmp_path_factory.mktemp("demo")
+    lines: list[str] = []
+    payload = run_demo(out, SMOKE, print_fn=lines.append)
+    return out, payload, lines
+
+
+def test_results_structure(smoke: tuple[Path, dict, list[str]]) -> None:
+    out, payload, _ = smoke
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk.keys() == payload.keys()
+    for variant in SMOKE.variants:
+        splits = on_disk[variant]
+        assert {"test", "novel_view"} <= set(splits)
+        assert any(s.startswith("test/objects") for s in splits)  # complexity bins
+        for metric in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "em", "overall", "sec_per_query"):
+            assert metric in splits["test"], (variant, metric)
+            assert 0.0 <= splits["test"][metric] <= (100.0 if metric != "sec_per_query" else 60.0)
+    assert {"test", "novel_view"} <= set(on_disk["chance"])
+    info = on_disk["_info"]
+    assert info["settings"]["variants"] == list(SMOKE.variants)
+    assert "localization_prompt" in info["task_settings"]
+    # held-out rooms are not in the training split
+    index = json.loads((out / "synthrooms" / "synthrooms.json").read_text())
+    train_rooms = {index["scenes"][s]["room_id"] for s in index["splits"]["train"]}
+    test_rooms = {index["scenes"][s]["room_id"] for s in index["splits"]["test"] + index["splits"]["test_novel_view"]}
+    assert train_rooms.isdisjoint(test_rooms)
+
+
+def test_table_and_pictures(smoke: tuple[Path, dict, list[str]]) -> None:
+    out, payload, lines = smoke
+    text = "\n".join(lines)
+    assert "| variant | split | Acc@0.5m" in text and "| chance | test |" in text
+    for variant in SMOKE.variants:
+        assert f"| {variant} | test |" in text and f"| {variant} | novel_view |" in text
+    pngs = list((out / "bev").glob("*.png"))
+    assert len(pngs) >= len(SMOKE.variants)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    table = format_results_table({"variants": {"v": {"test": {m: 1.0 for m in METRICS}}}, "chance": {}})
+    assert table.count("\n") == 2
+
+
+def test_eval_cli_shards_merge_equal_single(smoke: tuple[Path, dict, list[str]], tmp_path: Path) -> None:
+    from loc3r.cli import main
+
+    out, _, _ = smoke
+    model = out / "runs" / "loc3r-seed0" / "final"
+    data = out / "synthrooms"
+    common = ["eval", "--model", str(model), "--data", str(data), "--split", "test"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    for i in range(2):
+        assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / "two")]) == 0
+    shards = sorted((tmp_path / "two").glob("predictions-shard*.jsonl"))
+    assert main(["eval", "--merge", *map(str, shards), "--out", str(tmp_path / "two")]) == 0
+    one = json.loads((tmp_path / "one" / "scores.json").read_text())["test"]
+    two = json.loads((tmp_path / "two" / "scores.json").read_text())["test"]
+    for key in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "em", "overall"):
+        assert one[key] == pytest.approx(two[key]), key
+    assert main(["eval", "--model", str(tmp_path / "nope"), "--data", str(data), "--out", str(tmp_path)]) == 2
+
+
+def test_demo_configs_match_variants() -> None:
+    for variant, flags in VARIANTS.items():
+        cfg = yaml.safe_load((REPO / "configs" / "demo" / f"{variant}.yaml").read_text())
+        assert cfg["model"]["loc3r"] == flags, variant
+
+
+def test_unknown_variant_is_an_error(tmp_path: Path) -> None:
+    import dataclasses
+
+    with pytest.raises(ValueError, match="unknown demo variant"):
+        run_demo(tmp_path, dataclasses.replace(SMOKE, variants=("nope",)))
