@@ -510,36 +510,17 @@ class SynthVSIDataset(Dataset):
 
 
 SYNTH_TASKS = ("situated", "vsi")
-_VSI_FIELDS = ("id", "scene_name", "question_type", "question", "ground_truth")
 
 
-def _synth_vsi_records(path: Path) -> list[Any]:
-    """SynthRooms' VSI-Bench-style JSONL records (``dataset: "synthrooms"``, which the real VSI-Bench
-    loader rightly rejects as a source dataset); a missing field is an error naming file, record, field."""
-    from loc3r.data.vsibench import VSIBenchRecord, read_vsibench_rows
+def _synth_vsi_records(path: Path, strict: bool = True) -> list[Any]:
+    """SynthRooms' VSI-Bench-style JSONL records (``dataset: "synthrooms"``), read by the VSI-Bench loader
+    (:func:`loc3r.data.vsibench.load_vsibench`), so both sources get the same validation. A malformed
+    record raises a :class:`SampleError` naming file, record and field when ``strict``, else it is
+    skipped and the loader report is logged."""
+    from loc3r.data.vsibench import load_vsibench
 
-    records = []
-    for index, row in enumerate(read_vsibench_rows(path)):
-        where = f"{path} record {index}"
-        if not isinstance(row, dict):
-            raise SampleError(f"{where}: must be a JSON object")
-        for key in _VSI_FIELDS:
-            if row.get(key) is None:
-                raise SampleError(f"{where}: field {key!r} is missing")
-        options = row.get("options")
-        if options is not None and (not isinstance(options, list) or not all(isinstance(o, str) for o in options)):
-            raise SampleError(f"{where}: field 'options' must be a list of strings or null")
-        records.append(
-            VSIBenchRecord(
-                id=str(row["id"]),
-                dataset=str(row.get("dataset", "synthrooms")),
-                scene_name=str(row["scene_name"]),
-                question_type=str(row["question_type"]),
-                question=str(row["question"]),
-                options=options,
-                ground_truth=str(row["ground_truth"]),
-            )
-        )
+    records, report = load_vsibench(path, strict=strict)
+    _log_report(report, f"synth vsi ({path})")
     return records
 
 
@@ -589,7 +570,7 @@ def build_synth(
         if records:
             parts.append(SQA3DDataset(records, frames, task="synth_situated"))
     if "vsi" in tasks:
-        records = _synth_vsi_records(root / "vsibench" / f"{spec.split}.jsonl")
+        records = _synth_vsi_records(root / "vsibench" / f"{spec.split}.jsonl", strict=strict)
         if records:
             parts.append(SynthVSIDataset(records, frames))
     if not parts:
