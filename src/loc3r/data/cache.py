@@ -10,10 +10,14 @@ Layout of a cache directory::
     <cache>/prepare_report.json        the last preparation report (scenes, samples, skips, errors)
     <cache>/clips/<key>.safetensors    one file per scene (ScanNet-style) or per video (VSI-Bench)
 
-Each clip file is a **safetensors** file (chosen by measurement, see ``benchmarks/RESULTS.md``: it is
-read with a zero-copy memory map, needs no unpickling, and is as small as ``.npz`` because frames are raw
-uint8 and points float32 either way; compressed ``npz`` / Parquet are smaller on disk but several times
-slower to read, and JPEG-quality frames do not compress much further). Tensors of a ScanNet-style clip:
+Each clip file is a **safetensors** file, chosen by measurement (``benchmarks/bench_prepare.py``, table
+in ``benchmarks/RESULTS.md``): for a 32-frame 640x480 clip (33 MiB raw) it writes in ~10 ms and reads in ~9
+ms, like plain ``.npz``, and reads ~3x / ~6x faster than zstd Parquet / ``np.savez_compressed``, which are
+~4x smaller on disk (on SynthRooms' flat-shaded frames; real photos compress less) but write 6-50x slower.
+Reading is what the trainer repeats every step, and disk is cheap next to data-loader stalls;
+safetensors also needs no unpickling and carries the JSON header used below. Store frames at the model's
+input size (``--image-size 384``) to cut the size.
+Tensors of a ScanNet-style clip:
 ``frames [T, H, W, 3] uint8``, ``poses [T, 4, 4] float64`` (world camera-to-world, axis alignment already
 applied), ``points [T, h, w, 3] float32`` (world points, NaN = invalid; absent when depth was not
 prepared), ``frame_ids [T] int64``, ``color_intrinsic``/``depth_intrinsic [3, 3]``, ``axis_alignment [4, 4]``.
