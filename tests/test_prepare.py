@@ -250,3 +250,20 @@ def test_mixture_of_prepared_caches_trains(synth: Path, tmp_path: Path) -> None:
     assert result.step == 2 and result.nonfinite_steps == 0
     rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if r.strip()]
     assert all(np.isfinite(r["train/loss"]) for r in rows if "train/loss" in r)
+
+
+def test_sqa3d_kind_from_scannet_cache_equals_direct(synth: Path, tmp_path: Path) -> None:
+    """SQA3D-format records on ScanNet-layout scans: frames, poses, points and agent targets from the cache
+    equal the loader's own (the axis alignment / situation conversion stays in the loader)."""
+    out = tmp_path / "cache"
+    assert prepare_dataset(_opts("scannet", synth / "scans", out)).report.ok
+    base = {"convention": "loc3r_world"}
+    spec = {"kind": "sqa3d", "root": synth / "sqa3d", "split": "val"}
+    direct = build_dataset(
+        DatasetSpec(**spec, options={**base, "scannet_root": str(synth / "scans"), "points_size": [12, 16]}), FRAMES
+    )
+    cached = build_dataset(DatasetSpec(**spec, options={**base, "cache": str(out)}), FRAMES)
+    assert len(direct) == len(cached) > 0
+    for i in range(len(direct)):
+        _same(direct[i], cached[i])
+    assert cached[0].agent_position is not None

@@ -38,6 +38,7 @@ Only the scenes that the annotation files reference are prepared for sqa3d / sca
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -178,6 +179,14 @@ def _report_from_dict(data: dict[str, Any]) -> LoadReport:
     return report
 
 
+@functools.lru_cache(maxsize=2)
+def _scene_meta_table(path: str, scans_root: Path | None) -> Any:
+    """The scene-meta JSON, parsed once per process (not once per scene)."""
+    from loc3r.data.scannet import SceneMetaTable
+
+    return SceneMetaTable.from_json(path, scans_root=scans_root)
+
+
 def _prepare_one(task: _Task, opts: PrepareOptions) -> _Outcome:
     """Load one clip with the dataset's loader and (unless ``check``) write it; never raises on bad input."""
     report = LoadReport(f"clip {task.key}")
@@ -192,9 +201,9 @@ def _prepare_one(task: _Task, opts: PrepareOptions) -> _Outcome:
             if not opts.check:
                 out.nbytes = write_video_clip(target, video, task.video)
         else:
-            from loc3r.data.scannet import ScanNetScene, SceneMetaTable
+            from loc3r.data.scannet import ScanNetScene
 
-            table = SceneMetaTable.from_json(opts.scene_meta, scans_root=opts.scans_root) if opts.scene_meta else None
+            table = _scene_meta_table(str(opts.scene_meta), opts.scans_root) if opts.scene_meta else None
             scene = ScanNetScene(
                 Path(task.scene_dir or ""), task.scene_id, scene_meta=table, scans_root=opts.scans_root, report=report
             )
