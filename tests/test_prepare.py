@@ -246,7 +246,17 @@ def test_mixture_of_prepared_caches_trains(synth: Path, tmp_path: Path) -> None:
         "optim": {"lr": 1e-3},
         "train": {"max_steps": 2, "batch_size": 2, "progress_bar": False, "save_final_model": False},
     }
-    result = train(config_from_dict(raw))
+    cfg = config_from_dict(raw)
+    from loc3r.data.datasets import MixtureSampler
+    from loc3r.train.builders import build_datasets
+
+    mixture, _ = build_datasets(cfg)
+    sampler = MixtureSampler(mixture, samples_per_epoch=12, seed=0)
+    assert sampler.counts.tolist() == [6, 2, 4]  # 12 * (3, 1, 2) / 6: the weights decide the draw
+    drawn = [mixture[i] for i in sampler.indices(0)]
+    tasks = {s.task for s in drawn}
+    assert {"sqa3d", "vsibench"} <= tasks and any(t.startswith("synth_") for t in tasks)
+    result = train(cfg)
     assert result.step == 2 and result.nonfinite_steps == 0
     rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if r.strip()]
     assert all(np.isfinite(r["train/loss"]) for r in rows if "train/loss" in r)
