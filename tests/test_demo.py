@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loc3r.demo import METRICS, SMOKE, VARIANTS, format_results_table, run_demo
+from loc3r.demo import DEFAULT, METRICS, SMOKE, VARIANTS, format_results_table, run_demo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,13 @@ def test_eval_cli_shards_merge_equal_single(smoke: tuple[Path, dict, list[str]],
 def test_demo_configs_match_variants() -> None:
     for variant, flags in VARIANTS.items():
         cfg = yaml.safe_load((REPO / "configs" / "demo" / f"{variant}.yaml").read_text())
-        assert cfg["model"]["loc3r"] == flags, variant
+        loc3r = cfg["model"]["loc3r"]
+        assert {k: loc3r[k] for k in flags} == flags, variant
+        if flags["situation_objective"]:
+            assert loc3r["situation_loss_weight"] == DEFAULT.situation_loss_weight
+        if flags["layout_objective"]:
+            assert loc3r["bev_loss_weight"] == DEFAULT.bev_loss_weight
+        assert cfg["train"]["max_steps"] == DEFAULT.steps
 
 
 def test_unknown_variant_is_an_error(tmp_path: Path) -> None:
