@@ -70,6 +70,10 @@ def register_dataset(kind: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
 
 def build_dataset(spec: Any, num_frames: int, source: str = "config") -> Dataset:
     """Build the dataset of one :class:`~loc3r.train.config.DatasetSpec` (kind, root, split, options)."""
+    if spec.kind not in DATASET_BUILDERS:
+        # Evaluation tasks register their own training kinds (e.g. ``synth_loc_text``); importing them here
+        # (lazily: they import this module) lets any recipe name them without a special import.
+        import loc3r.evaluate.tasks  # noqa: F401
     builder = DATASET_BUILDERS.get(spec.kind)
     if builder is None:
         raise SampleError(f"{source}: unknown dataset kind {spec.kind!r}; known kinds: {sorted(DATASET_BUILDERS)}")
