@@ -20,7 +20,7 @@ from loc3r.evaluate.localization import (
     yaw_to_sqa3d_quaternion,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "metrics" / "sqa3d" / "v1_balanced_sqa_annotations_test_scannetv2.json"
+FIXTURE = Path(__file__).parent / "fixtures" / "sqa3d" / "v1_balanced_sqa_annotations_test_scannetv2.json"
 
 
 def quat(yaw_deg: float, scale: float = 1.0) -> dict[str, float]:

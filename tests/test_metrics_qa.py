@@ -19,7 +19,7 @@ from loc3r.evaluate.qa import (
     sqa3d_question_type,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "metrics" / "sqa3d"
+FIXTURES = Path(__file__).parent / "fixtures" / "sqa3d"
 ANNOTATIONS = FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json"
 QUESTIONS = FIXTURES / "v1_balanced_questions_test_scannetv2.json"
 

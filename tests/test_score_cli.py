@@ -13,7 +13,7 @@ import pytest
 
 from loc3r.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures" / "metrics" / "sqa3d"
+FIXTURES = Path(__file__).parent / "fixtures" / "sqa3d"
 ANNOTATIONS = FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json"
 QUESTIONS = FIXTURES / "v1_balanced_questions_test_scannetv2.json"
 LOC_KEYS = ["acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg"]
