@@ -351,3 +351,16 @@ def test_token_kinds_cover_the_sequence(tiny_tokenizer, clip_factory):
     kinds = item["kinds"]
     assert set(np.unique(kinds)) == {TokenKind.TEXT, TokenKind.VIDEO, TokenKind.CAMERA}
     assert int((kinds == TokenKind.VIDEO).sum()) == item["encoding"].num_vision_tokens
+
+
+@pytest.mark.parametrize(
+    "hidden_size,heads,expected", [(64, 4, [2, 3, 3]), (128, 4, [4, 6, 6]), (512, 4, [16, 24, 24])]
+)
+def test_qwen_tiny_mrope_section_follows_a_resized_llm(tiny_tokenizer, clip_factory, hidden_size, heads, expected):
+    """A wider tiny LLM (e.g. the demo's ``hidden_size``) keeps M-RoPE sections summing to head_dim / 2."""
+    text = {"hidden_size": hidden_size, "num_attention_heads": heads, "intermediate_size": 2 * hidden_size}
+    model = _model(tiny_tokenizer, "qwen2_5_vl", vlm_overrides={"text_config": text})
+    section = model.config.vlm_config.text_config.rope_parameters["mrope_section"]
+    assert section == expected and sum(section) == hidden_size // heads // 2
+    batch = model.build_processor()([clip_factory(num_frames=2)])
+    assert torch.isfinite(model(**batch).loss)

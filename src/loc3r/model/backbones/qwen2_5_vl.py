@@ -107,7 +107,16 @@ class Qwen25VLAdapter(BackboneAdapter):
             eos_token_id=token_ids.get(self.eos_token),
             pad_token_id=token_ids.get(self.pad_token),
         )
-        text.update(overrides.pop("text_config", {}))
+        text_overrides = overrides.pop("text_config", {})
+        text.update(text_overrides)
+        if "rope_parameters" not in text_overrides:
+            # Keep M-RoPE consistent with a resized LLM: the sections must sum to head_dim / 2; split it in Qwen's
+            # own 1/4 : 3/8 : 3/8 (temporal : height : width) ratio ([16, 24, 24] at head_dim 128, [2, 3, 3] at 16).
+            half = text["hidden_size"] // text["num_attention_heads"] // 2
+            temporal = half // 4
+            height = (half - temporal) // 2
+            section = [temporal, height, half - temporal - height]
+            text["rope_parameters"] = dict(text["rope_parameters"], mrope_section=section)
         vision = dict(
             depth=2,
             hidden_size=32,
