@@ -120,6 +120,11 @@ def test_overfit_one_batch_drives_every_loss_down_and_predict_recovers_pose(tiny
         yaw_world_err = abs((pred.yaw_world - clip.agent_yaw + math.pi) % (2 * math.pi) - math.pi)
         assert yaw_world_err < math.radians(10)
         assert pred.layout_mean.shape == (meta.num_vision_tokens, 2) and (pred.layout_sigma > 0).all()
+        # each layout point knows its source frame: non-decreasing, from frame 0 to the last token group's
+        frames_per_token = 2 if backbone == "qwen2_5_vl" else 1
+        assert pred.layout_frame is not None and len(pred.layout_frame) == meta.num_vision_tokens
+        assert pred.layout_frame[0] == 0 and (np.diff(pred.layout_frame) >= 0).all()
+        assert pred.layout_frame[-1] == meta.num_frames - frames_per_token
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)

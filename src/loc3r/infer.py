@@ -220,7 +220,7 @@ class Loc3rPredictor:
                     gt_xy=gt_xy,
                     gt_yaw=gt_heading,
                     title=f"{situation or ''} {question}"[:110],
-                    num_groups=max(frames.shape[0] // 2, 1),
+                    layout_frame=pred.layout_frame,
                 )
             )
         return result

@@ -2,8 +2,8 @@
 
 What one picture shows, all in the clip's BEV anchor frame (metres; x = first camera's forward, y = left):
 
-* the **reconstructed layout**: every vision token's predicted BEV point (layout head), coloured by its
-  position in the video (early → late, one colour per temporal group of frames);
+* the **reconstructed layout**: every vision token's predicted BEV point (layout head), coloured by the
+  frame it comes from (early → late; Qwen2.5-VL tokens cover 2 frames, coloured by the first);
 * the **camera trajectory** (when poses are known): camera centres with short heading ticks;
 * the **predicted pose**: an arrow at the position with the predicted heading, and the 1-σ / 2-σ ellipses of
   the position uncertainty (axis-aligned, σ_x, σ_y from the position head);
@@ -32,6 +32,7 @@ def plot_bev(
     footprints: Sequence[np.ndarray] | None = None,
     title: str = "",
     num_groups: int | None = None,
+    layout_frame: Sequence[int] | np.ndarray | None = None,
 ) -> Path:
     """Draw and save one BEV picture; returns the PNG path.
 
@@ -41,7 +42,10 @@ def plot_bev(
         pred_xy, pred_yaw, pred_sigma: predicted position (m), heading (rad), per-axis σ (m).
         gt_xy, gt_yaw: ground-truth pose when known.
         footprints: ``[4, 2]`` BEV corner arrays of the objects (ground truth), drawn as outlines.
-        num_groups: colour the layout points in this many consecutive groups (frames) instead of a gradient.
+        layout_frame: ``[N]`` source frame index of each layout point (``Loc3rPrediction.layout_frame``, exact
+            from the processor's token segments); the colour of a point is its frame.
+        num_groups: without ``layout_frame``: colour the points in this many equal consecutive groups (an
+            approximation of the frame; exact only when every frame group has the same number of tokens).
     """
     import matplotlib
 
@@ -57,7 +61,10 @@ def plot_bev(
     if layout_xy is not None and len(layout_xy):
         pts = np.asarray(layout_xy, dtype=np.float64).reshape(-1, 2)
         n = len(pts)
-        if num_groups:
+        if layout_frame is not None and len(layout_frame) == n:
+            frame = np.asarray(layout_frame, dtype=np.float64)
+            colour = frame - frame.min()
+        elif num_groups:
             colour = np.floor(np.arange(n) * num_groups / n) / max(num_groups - 1, 1)
         else:
             colour = np.arange(n) / max(n - 1, 1)

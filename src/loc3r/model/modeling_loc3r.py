@@ -124,6 +124,9 @@ class Loc3rPrediction:
     yaw_world: float | None = None
     layout_mean: np.ndarray | None = None  # [N_vision, 2] BEV x-y per vision token
     layout_sigma: np.ndarray | None = None  # [N_vision, 2]
+    #: [N_vision] index of the first source frame of each vision token (Qwen2.5-VL merges 2 frames per token),
+    #: from the processor's token segments — what the BEV picture colours the layout points by.
+    layout_frame: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -556,6 +559,23 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             if layout_mean is not None:
                 pred.layout_mean = layout_mean[b].float().cpu().numpy()
                 pred.layout_sigma = layout_sigma[b].float().cpu().numpy()
+                segments = getattr(meta, "segments", None)
+                if segments:
+                    # the vision mask may or may not include a segment's extra (newline) tokens: try both
+                    for with_extra in (True, False):
+                        frame_of_token = np.concatenate(
+                            [
+                                np.full(
+                                    seg.num_tokens if with_extra else seg.grid_h * seg.grid_w,
+                                    min(seg.frame_indices),
+                                    dtype=np.int64,
+                                )
+                                for seg in segments
+                            ]
+                        )
+                        if len(frame_of_token) == len(pred.layout_mean):
+                            pred.layout_frame = frame_of_token
+                            break
             results.append(pred)
         return results
 
