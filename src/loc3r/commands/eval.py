@@ -1,6 +1,22 @@
-"""``loc3r eval``: a checkpoint on a SynthRooms split → prediction files + scores; sharded.
+"""``loc3r eval``: a checkpoint on a real benchmark (``--config``) or a SynthRooms split → prediction files +
+scores; sharded.
 
-Example (2 shards, then the merge step)::
+Real benchmarks (SQA3D QA / localization, ScanQA, VSI-Bench, MSQA), from a pinned evaluation config::
+
+    loc3r eval --config configs/paper/eval/sqa3d.yaml [--checkpoint DIR] [--out DIR] [--max-samples N]
+    loc3r eval --config configs/paper/eval/sqa3d.yaml --shard 0/2          # process 0 (also 1/2)
+    loc3r eval --config configs/paper/eval/sqa3d.yaml --merge OUT/predictions-shard*.jsonl
+
+``--checkpoint`` / ``--out`` / ``--max-samples`` override the config's ``checkpoint`` / ``output_dir`` /
+``max_samples``. The output directory gets the predictions in the ``loc3r score`` format of the benchmark
+(``sqa3d_predictions.json``, ``sqa3d_localization_predictions.json``, ``scanqa_predictions.json``,
+``vsibench_predictions.jsonl``, ``msqa_predictions.json`` + ``msqa_references.json``), ``scores.json`` (the
+metrics, keys as ``loc3r score --json`` prints them) and ``settings.json``; the table printed with the
+scores shows every setting that changes them (config, checkpoint, frames, prompt suffixes, decoding,
+number of samples) and the ``loc3r score`` command that re-scores the file. Bad input (missing checkpoint or
+data file, unknown benchmark or key) is a message naming the file / key and exit code 2.
+
+SynthRooms (the ``loc3r demo`` tasks), 2 shards then the merge step::
 
     loc3r eval --model runs/x/final --data data/synthrooms --split test --shard 0/2 --out ev/  # process 0
     loc3r eval --model runs/x/final --data data/synthrooms --split test --shard 1/2 --out ev/  # process 1
@@ -18,15 +34,18 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split (sharded) and score it")
-    p.add_argument("--model", help="checkpoint directory")
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint on a benchmark or dataset split (sharded), score it")
+    p.add_argument("--config", help="evaluation config YAML of a real benchmark (configs/paper/eval/*.yaml)")
+    p.add_argument("--checkpoint", help="with --config: checkpoint directory (overrides the config's 'checkpoint')")
+    p.add_argument("--max-samples", type=int, default=None, help="with --config: evenly spread subset of N samples")
+    p.add_argument("--model", help="SynthRooms mode: checkpoint directory")
     p.add_argument("--data", help="SynthRooms directory (loc3r synth --out)")
     p.add_argument("--split", default="test", help="train | val | test | test_novel_view (default test)")
     p.add_argument("--frames", type=int, default=None, help="frames per clip (default: the training recipe's)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size (SynthRooms: 8)")
     p.add_argument("--shard", default=None, help="i/n (default: RANK/WORLD_SIZE or 0/1)")
     p.add_argument("--merge", nargs="+", default=None, help="merge these shard files and score them")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", default=None, help="output directory (with --config: default the config's output_dir)")
     p.set_defaults(func=_run)
 
 
@@ -38,6 +57,11 @@ def _print_scores(scores: dict, settings: dict) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.config:
+        return _run_benchmark(args)
+    if not args.out:
+        print("loc3r eval: --out is required (or give --config)")
+        return 2
     import json
     from pathlib import Path
 
@@ -65,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
             shard = parse_shard(args.shard)
             model = load_model(args.model)
             frames = args.frames or _recipe_num_frames(Path(args.model)) or 8
-            records = evaluate_synth(model, args.data, args.split, frames, args.batch_size, shard=shard)
+            records = evaluate_synth(model, args.data, args.split, frames, args.batch_size or 8, shard=shard)
             write_jsonl(out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl", records)
             settings = {**task_settings(frames), "shard": f"{shard[0]}/{shard[1]}"}
             if shard[1] > 1:
@@ -81,4 +105,69 @@ def _run(args: argparse.Namespace) -> int:
     write_jsonl(out / "vsibench_predictions.jsonl", vsi)
     (out / "scores.json").write_text(json.dumps(scores, indent=2))
     _print_scores(scores, settings)
+    return 0
+
+
+def _run_benchmark(args: argparse.Namespace) -> int:
+    """``loc3r eval --config``: one shard of a real benchmark, or the scores of one shard / merged shards."""
+    from pathlib import Path
+
+    from loc3r.data.schema import SampleError
+    from loc3r.evaluate.benchmark_config import get_task, load_eval_config
+    from loc3r.evaluate.report import format_table, to_json
+    from loc3r.evaluate.runner import (
+        benchmark_settings,
+        evaluate_benchmark,
+        load_model,
+        merge_shards,
+        parse_shard,
+        score_benchmark,
+        write_jsonl,
+    )
+    from loc3r.geometry import GeometryError
+    from loc3r.train.config import ConfigError
+
+    source = str(args.config)
+    try:
+        config = load_eval_config(args.config)
+        updates: dict = {}
+        if args.checkpoint:
+            updates["checkpoint"] = Path(args.checkpoint)
+        if args.out:
+            updates["output_dir"] = Path(args.out)
+        if args.max_samples is not None:
+            if args.max_samples < 1:
+                raise ConfigError(f"--max-samples must be >= 1, got {args.max_samples}")
+            updates["max_samples"] = args.max_samples
+        config = config.model_copy(update=updates)
+        task = get_task(config.benchmark, source)
+        task.check_config(config, source)
+        out = Path(config.output_dir)
+        settings = benchmark_settings(config, args.config, args.batch_size)
+        if args.merge:
+            records = merge_shards(args.merge)
+            settings["merged_files"] = len(args.merge)
+        else:
+            shard = parse_shard(args.shard)
+            checkpoint = Path(config.checkpoint)
+            if not checkpoint.is_dir():
+                raise FileNotFoundError(
+                    f"{checkpoint}: checkpoint directory does not exist (key 'checkpoint' of {source})"
+                )
+            model = load_model(checkpoint)
+            records = evaluate_benchmark(model, config, shard, batch_size=args.batch_size, source=source)
+            write_jsonl(out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl", records)
+            settings["shard"] = f"{shard[0]}/{shard[1]}"
+            if shard[1] > 1:
+                print(f"wrote {len(records)} predictions of shard {shard[0]}/{shard[1]} to {out}; run --merge to score")
+                return 0
+        metrics, files = score_benchmark(records, config, out, source=source)
+    except (FileNotFoundError, SampleError, ConfigError, GeometryError, ValueError) as err:
+        print(f"loc3r eval: {err}")
+        return 2
+    settings.update(samples=len(records), subset=any(r.get("subset") for r in records), **files)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scores.json").write_text(to_json(metrics))
+    (out / "settings.json").write_text(to_json(settings))
+    print(format_table(f"loc3r eval: {task.title}", metrics, settings))
     return 0

@@ -14,19 +14,35 @@ Prompt suffixes (appended to the user text by the evaluation, one per answer typ
   and ``"Please answer the question using a single word or phrase."`` for numerical answers (the
   thinking-in-space / lmms-eval task's post-prompts);
 * MSQA: a short-sentence suffix (open answers).
+
+Each benchmark's task (prompt, prediction record, scoring) is a :class:`BenchmarkTask` in
+:mod:`loc3r.evaluate.tasks` (one module per benchmark, lmms-eval style); :func:`get_task` finds it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loc3r.train.config import ConfigError, DatasetSpec
 
-__all__ = ["BENCHMARKS", "PromptConfig", "GenerationConfig", "EvalConfig", "load_eval_config"]
+__all__ = [
+    "BENCHMARKS",
+    "PromptConfig",
+    "GenerationConfig",
+    "EvalConfig",
+    "load_eval_config",
+    "BenchmarkTask",
+    "TASK_MODULES",
+    "get_task",
+    "join_prompt",
+]
 
 BENCHMARKS = ("sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa")
 
@@ -89,3 +105,93 @@ def load_eval_config(path: str | Path) -> EvalConfig:
             else:
                 lines.append(f"  key '{key}': {item['msg']} (got {item.get('input')!r})")
         raise ConfigError("\n".join(lines)) from None
+
+
+# ---------------------------------------------------------------------------------------- benchmark tasks
+
+#: benchmark name -> module of its task (imported lazily: the tasks import the heavy loaders).
+TASK_MODULES: dict[str, str] = {
+    "sqa3d": "loc3r.evaluate.tasks.sqa3d",
+    "sqa3d_localization": "loc3r.evaluate.tasks.sqa3d",
+    "scanqa": "loc3r.evaluate.tasks.scanqa",
+    "vsibench": "loc3r.evaluate.tasks.vsibench",
+    "msqa": "loc3r.evaluate.tasks.msqa",
+}
+
+
+def join_prompt(*parts: str | None) -> str:
+    """Non-empty parts joined by newlines (the LLaVA / lmms-eval way of adding a post-prompt)."""
+    return "\n".join(p.strip() for p in parts if p is not None and p.strip())
+
+
+class BenchmarkTask:
+    """One real benchmark, in the style of an lmms-eval task: how to prompt, how to record, how to score.
+
+    A task never re-implements a metric: :meth:`score` calls the functions of :mod:`loc3r.evaluate`
+    (the same ones ``loc3r score`` runs), on the prediction file that :meth:`write_predictions` wrote in
+    the ``loc3r score`` input format, so any other model's file in that format is scored identically.
+
+    Shard records (one JSON object per evaluated sample, see :func:`loc3r.evaluate.runner.evaluate_benchmark`)
+    carry ``set`` (the benchmark), ``split``, ``sample_id``, ``scene_id``, ``seconds``, ``subset`` plus the
+    task's own fields from :meth:`record`.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    #: file name (under the output directory) of the predictions in the ``loc3r score`` format
+    predictions_file: ClassVar[str]
+    #: the metric definition printed with every result
+    metric: ClassVar[str]
+
+    def check_config(self, config: EvalConfig, source: str) -> None:
+        """Reject settings this task cannot honour (named by key); default: decoding must be greedy."""
+        gen = config.generation
+        if gen.do_sample or gen.num_beams != 1:
+            raise ConfigError(
+                f"{source}: key 'generation' asks for do_sample={gen.do_sample}, num_beams={gen.num_beams}, but "
+                "Loc3rForConditionalGeneration.predict decodes greedily only (set do_sample: false, num_beams: 1)"
+            )
+
+    def check_model(self, model: Any, checkpoint: str | Path) -> None:
+        """Reject a model that cannot do this task (default: any model can answer text)."""
+
+    def max_new_tokens(self, config: EvalConfig) -> int:
+        return int(config.generation.max_new_tokens)
+
+    def question_text(self, sample: Any, config: EvalConfig) -> str:
+        """The pinned user question of a sample (before the processor's situation / chat template)."""
+        return join_prompt(sample.question, config.prompt.suffix)
+
+    def build_prompt(self, sample: Any, config: EvalConfig) -> Any:
+        """The sample the processor sees: same clip, question text = :meth:`question_text`, options folded
+        into it (so a suffix comes after them). Training samples are untouched: only evaluation does this."""
+        return dataclasses.replace(sample, question=self.question_text(sample, config), options=None)
+
+    def prompt_settings(self, config: EvalConfig) -> dict[str, Any]:
+        """The prompt template, printed next to the scores."""
+        suffix = config.prompt.suffix
+        return {"prompt": "{situation} [<Pos> <Ori>] {question}" + (f"\\n{suffix}" if suffix else "")}
+
+    def record(self, sample: Any, prediction: Any) -> dict[str, Any]:
+        """Task fields of one prediction (JSON-serialisable)."""
+        raise NotImplementedError
+
+    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
+        """Write the predictions in the ``loc3r score`` format; return the path."""
+        raise NotImplementedError
+
+    def score(
+        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write the prediction file (and a restricted reference file for a subset), score it; return
+        ``(metrics, settings)`` where settings name the files and the ``loc3r score`` command to re-score."""
+        raise NotImplementedError
+
+
+def get_task(benchmark: str, source: str = "config") -> BenchmarkTask:
+    """The task of a benchmark name (``sqa3d``, ``sqa3d_localization``, ``scanqa``, ``vsibench``, ``msqa``)."""
+    module_name = TASK_MODULES.get(benchmark)
+    if module_name is None:
+        raise ConfigError(f"{source}: unknown benchmark {benchmark!r} (key 'benchmark'); known: {sorted(TASK_MODULES)}")
+    module = importlib.import_module(module_name)
+    return module.TASKS[benchmark]()

@@ -14,11 +14,19 @@ Prediction records (one JSON object per line): ``{"sample_id", "task", "scene_id
 "ground_truth", "seconds"}`` — the SynthRooms predictions use the ``loc3r_world``/BEV frame; the VSI records
 are also written as a ``loc3r score vsibench`` JSONL and the localization as a ``loc3r score sqa3d-loc``
 prediction list (world frame, SynthRooms' ``loc3r_world`` convention: quaternion about +z, agent faces +x).
+
+Real benchmarks (``loc3r eval --config configs/paper/eval/<benchmark>.yaml``) use the same shards and merge:
+:func:`evaluate_benchmark` runs one shard of an :class:`~loc3r.evaluate.benchmark_config.EvalConfig` with its
+benchmark task (:mod:`loc3r.evaluate.tasks`: pinned prompt, prediction record) and :func:`score_benchmark`
+writes the ``loc3r score`` prediction file and scores it with the task. Their shard records carry ``set`` =
+the benchmark name, ``split``, ``sample_id``, ``scene_id``, ``seconds``, ``subset`` and the task's fields, so
+:func:`merge_shards` merges them unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -41,6 +49,9 @@ __all__ = [
     "write_jsonl",
     "read_jsonl",
     "merge_shards",
+    "evaluate_benchmark",
+    "score_benchmark",
+    "benchmark_settings",
 ]
 
 
@@ -280,3 +291,143 @@ def merge_shards(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             seen[key] = Path(p)
             merged.append(rec)
     return merged
+
+
+# ------------------------------------------------------------------------------------------- real benchmarks
+
+_log = logging.getLogger("loc3r.evaluate")
+
+
+def _evenly_spread(total: int, limit: int | None) -> list[int]:
+    """``limit`` indices spread evenly over ``range(total)`` (``floor(k * total / limit)``), or all of them."""
+    if limit is None or total <= limit:
+        return list(range(total))
+    return [(k * total) // limit for k in range(limit)]
+
+
+def evaluate_benchmark(
+    model: Any,
+    config: Any,
+    shard: tuple[int, int] = (0, 1),
+    batch_size: int | None = None,
+    progress: bool = True,
+    source: str = "config",
+) -> list[dict[str, Any]]:
+    """Prediction records of one shard of a real-benchmark evaluation (``config``: an ``EvalConfig``).
+
+    Steps: the task of ``config.benchmark`` checks the config (greedy decoding only, ...) and the model
+    (e.g. localization needs the situation heads); the dataset is built from ``config.data`` with
+    ``config.num_frames``; ``config.max_samples`` keeps an evenly spread subset (deterministic); the shard takes
+    samples ``i, i + n, ...`` of those; each sample's question gets the task's pinned prompt
+    (``task.build_prompt``: only the text changes, never the training path); batches go through the eval-mode
+    processor (with ``config.camera_root`` for a file camera prior) and ``model.predict`` with the task's
+    ``max_new_tokens``, under a tqdm bar. A sample that cannot be loaded or recorded (missing scene, no
+    mesh centre for the SQA3D frame, ...) is logged and left out: the scorer counts it as missing (wrong).
+    """
+    from tqdm.auto import tqdm
+
+    from loc3r.data.datasets import build_dataset
+    from loc3r.evaluate.benchmark_config import get_task
+
+    task = get_task(config.benchmark, source)
+    task.check_config(config, source)
+    task.check_model(model, config.checkpoint)
+    dataset = build_dataset(config.data.model_copy(update={"max_samples": None}), config.num_frames, source=source)
+    wanted = _evenly_spread(len(dataset), config.max_samples)
+    subset = len(wanted) < len(dataset)
+    mine = [wanted[i] for i in shard_indices(len(wanted), *shard)]
+    kwargs: dict[str, Any] = {"mode": "eval"}
+    if config.camera_root is not None:
+        kwargs["camera_root"] = str(config.camera_root)
+    processor = model.build_processor(**kwargs)
+    new_tokens = task.max_new_tokens(config)
+    size = int(batch_size or config.batch_size)
+    records: list[dict[str, Any]] = []
+    skipped = 0
+    bar = tqdm(total=len(mine), desc=f"eval {config.benchmark} shard {shard[0]}/{shard[1]}", disable=not progress)
+    with torch.inference_mode():
+        for start in range(0, len(mine), size):
+            originals: list[ClipSample] = []
+            for index in mine[start : start + size]:
+                try:
+                    originals.append(dataset[index])
+                except SampleError as err:
+                    skipped += 1
+                    _log.warning("%s: sample %d skipped (scored as missing): %s", config.benchmark, index, err)
+            if originals:
+                t0 = time.perf_counter()
+                batch = processor([task.build_prompt(s, config) for s in originals], mode="eval")
+                preds = model.predict(batch, max_new_tokens=new_tokens)
+                seconds = (time.perf_counter() - t0) / len(originals)
+                for sample, pred in zip(originals, preds, strict=True):
+                    try:
+                        fields = task.record(sample, pred)
+                    except SampleError as err:
+                        skipped += 1
+                        _log.warning("%s: %s (scored as missing)", config.benchmark, err)
+                        continue
+                    records.append(
+                        {
+                            "set": config.benchmark,
+                            "split": config.data.split,
+                            "sample_id": sample.sample_id,
+                            "scene_id": sample.scene_id,
+                            "seconds": seconds,
+                            "subset": subset,
+                            **fields,
+                        }
+                    )
+            bar.update(len(mine[start : start + size]))
+    bar.close()
+    if skipped:
+        _log.warning("%s: %d of %d samples of this shard were skipped", config.benchmark, skipped, len(mine))
+    return records
+
+
+def score_benchmark(
+    records: Sequence[dict[str, Any]], config: Any, out_dir: str | Path, source: str = "config"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the ``loc3r score`` prediction file of ``records`` under ``out_dir`` and score it with the task of
+    ``config.benchmark``: ``(metrics, settings)`` (settings: files, the ``loc3r score`` re-score command, the
+    metric definition). Records of another benchmark are an error (e.g. merging the wrong shard files)."""
+    from loc3r.evaluate.benchmark_config import get_task
+
+    if not records:
+        raise SampleError(f"{config.benchmark}: no predictions to score (every sample was skipped?)")
+    other = sorted({str(r.get("set")) for r in records} - {config.benchmark})
+    if other:
+        raise SampleError(f"{source}: benchmark is {config.benchmark!r} but the predictions are of {other}")
+    task = get_task(config.benchmark, source)
+    metrics, settings = task.score(records, config, Path(out_dir))
+    metrics = dict(metrics)
+    metrics["sec_per_query"] = float(np.mean([r["seconds"] for r in records]))
+    return metrics, settings
+
+
+def benchmark_settings(config: Any, config_path: str | Path | None, batch_size: int | None = None) -> dict[str, Any]:
+    """Everything that changes a score, printed with it (DESIGN.md §6): config, checkpoint, data, frames,
+    prompt suffixes, decoding."""
+    from loc3r.evaluate.benchmark_config import get_task
+
+    task = get_task(config.benchmark)
+    gen = config.generation
+    prompt = config.prompt
+    settings: dict[str, Any] = {
+        "benchmark": config.benchmark,
+        "config": None if config_path is None else str(config_path),
+        "checkpoint": str(config.checkpoint),
+        "data": f"{config.data.kind} {config.data.root} split={config.data.split} options={config.data.options}",
+        "frames": f"{config.num_frames} uniformly sampled",
+        "camera_root": None if config.camera_root is None else str(config.camera_root),
+        "prompt_suffix": repr(prompt.suffix),
+        "multiple_choice_suffix": None
+        if prompt.multiple_choice_suffix is None
+        else repr(prompt.multiple_choice_suffix),
+        "numerical_suffix": None if prompt.numerical_suffix is None else repr(prompt.numerical_suffix),
+        **task.prompt_settings(config),
+        "decoding": f"greedy (do_sample={gen.do_sample}, num_beams={gen.num_beams}), "
+        f"max_new_tokens={task.max_new_tokens(config)}",
+        "batch_size": int(batch_size or config.batch_size),
+        "max_samples": config.max_samples,
+    }
+    return settings

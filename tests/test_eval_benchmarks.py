@@ -1,0 +1,377 @@
+"""``loc3r eval --config`` on the real benchmarks' on-disk formats (SQA3D QA + localization, ScanQA, VSI-Bench,
+MSQA) with a tiny saved checkpoint: end to end per benchmark, the predictions re-scored by ``loc3r score``,
+the exact SQA3D localization round trip (ground truth -> SQA3D file -> 100 %), shards + merge == one run,
+lm_only refused for localization, bad input named with exit code 2, and every pinned paper config accepted
+up to the (absent) checkpoint.
+
+Data: a 1-room SynthRooms set (``generate_dataset``) gives the ScanNet SensReader-style scan, the SQA3D file
+pair and the VSI-Bench records + mp4. ScanQA and MSQA files are derived from its SQA3D records into those
+benchmarks' released layouts (``ScanQA_v1.0_<split>.json`` list; MSQA ``{scene: {"response": [...]}}``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from loc3r.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = [
+    "I am standing in the room. Answer the question using a single word or phrase.",
+    "What is on my left? the sofa the chair the table yes no left right",
+    "Answer with the option's letter from the given choices directly. A. B. C. D.",
+    "Please answer the question using a single word or phrase. 0 1 2 3 4 5 6 7 8 9",
+]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+
+    root = tmp_path_factory.mktemp("bench")
+    synth = root / "synth"
+    generate_dataset(
+        synth,
+        SynthSettings(num_scenes=1, seed=2, frames=4, width=32, height=32, situations_per_scene=4,
+                      questions_per_situation=2, vsi_questions_per_type=1, val_fraction=0.0, test_fraction=0.0,
+                      novel_view=False),
+        progress=False,
+    )  # fmt: skip
+    questions = json.loads((synth / "sqa3d" / "v1_balanced_questions_train_scannetv2.json").read_text())["questions"]
+    annotations = json.loads((synth / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json").read_text())
+    answers = {a["question_id"]: a for a in annotations["annotations"]}
+    # ScanQA's released layout: a JSON list of {question_id, scene_id, question, answers, object_ids, object_names}
+    scanqa = root / "scanqa"
+    scanqa.mkdir()
+    (scanqa / "ScanQA_v1.0_val.json").write_text(
+        json.dumps(
+            [
+                {
+                    "question_id": f"val-{q['scene_id']}-{k}",
+                    "scene_id": q["scene_id"],
+                    "question": q["question"],
+                    "answers": [a["answer"] for a in answers[q["question_id"]]["answers"]],
+                    "object_ids": [],
+                    "object_names": [],
+                }
+                for k, q in enumerate(questions)
+            ]
+        )
+    )
+    # MSQA's released layout: {scene_id: {"response": [{Q, A, query_type, type, situation, location, orientation}]}}
+    msqa: dict[str, Any] = {}
+    for k, q in enumerate(questions):
+        ann = answers[q["question_id"]]
+        yaw = 2 * math.atan2(ann["rotation"]["_z"], ann["rotation"]["_w"])
+        msqa.setdefault(q["scene_id"], {"response": []})["response"].append(
+            {
+                "Q": q["question"],
+                "A": [a["answer"] for a in ann["answers"]],
+                "query_type": "qa_4_directions",
+                "type": ann["question_type"],
+                "situation": q["situation"],
+                "location": [ann["position"]["x"], ann["position"]["y"], ann["position"]["z"]],
+                "orientation": [math.cos(yaw), math.sin(yaw), 0.0],
+                "mode": "txt",
+                "index": k,
+            }
+        )
+    (root / "msqa_scannet_test.json").write_text(json.dumps(msqa))
+    return {"root": root, "synth": synth, "scanqa": scanqa, "msqa": root / "msqa_scannet_test.json"}
+
+
+def _save_tiny(path: Path, **flags: object) -> Path:
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+    from loc3r.model.tokenizer import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer(CORPUS, vocab_size=300, backbone="qwen2_5_vl")
+    Loc3rForConditionalGeneration.tiny("qwen2_5_vl", tok, seed=0, **flags).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ckpt")
+    return {
+        "loc3r": _save_tiny(root / "loc3r", layout_objective=True, situation_objective=True),
+        "lm_only": _save_tiny(root / "lm_only", layout_objective=False, situation_objective=False),
+    }
+
+
+def _data_spec(benchmark: str, data: dict[str, Path]) -> dict[str, Any]:
+    synth = data["synth"]
+    scans = str(synth / "scans")
+    if benchmark in ("sqa3d", "sqa3d_localization"):
+        options = {"scannet_root": scans, "convention": "loc3r_world", "points_size": None}
+        return {"kind": "sqa3d", "root": str(synth / "sqa3d"), "split": "train", "options": options}
+    if benchmark == "scanqa":
+        return {"kind": "scanqa", "root": str(data["scanqa"]), "split": "val",
+                "options": {"scannet_root": scans, "points_size": None}}  # fmt: skip
+    if benchmark == "vsibench":
+        return {"kind": "vsibench", "root": str(synth / "vsibench" / "train.jsonl"), "split": "test",
+                "options": {"video_root": str(synth / "vsibench")}}  # fmt: skip
+    return {"kind": "msqa", "root": str(data["msqa"]), "split": "test",
+            "options": {"scannet_root": scans, "points_size": None}}  # fmt: skip
+
+
+def _config(tmp: Path, benchmark: str, data: dict[str, Path], checkpoint: Path, **extra: Any) -> Path:
+    """A config like configs/paper/eval/<benchmark>.yaml (same prompts / decoding) on the tiny data."""
+    paper = yaml.safe_load((REPO / "configs" / "paper" / "eval" / f"{benchmark}.yaml").read_text())
+    cfg = {
+        **{k: paper[k] for k in ("benchmark", "prompt", "generation") if k in paper},
+        "checkpoint": str(checkpoint),
+        "output_dir": str(tmp / f"out-{benchmark}"),
+        "data": _data_spec(benchmark, data),
+        "num_frames": 4,
+        "batch_size": 2,
+        **extra,
+    }
+    if "generation" in cfg:
+        cfg["generation"] = {**cfg["generation"], "max_new_tokens": 3}
+    path = tmp / f"{benchmark}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _score_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+RESCORE = {
+    "sqa3d": lambda out, data: ["sqa3d-qa", "--annotations",
+                                str(data["synth"] / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json"),
+                                "--questions",
+                                str(data["synth"] / "sqa3d" / "v1_balanced_questions_train_scannetv2.json"),
+                                "--predictions", str(out / "sqa3d_predictions.json")],
+    "sqa3d_localization": lambda out, data: [
+        "sqa3d-loc", "--annotations",
+        str(data["synth"] / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json"),
+        "--predictions", str(out / "sqa3d_localization_predictions.json")],
+    "scanqa": lambda out, data: ["scanqa", "--references", str(data["scanqa"] / "ScanQA_v1.0_val.json"),
+                                 "--predictions", str(out / "scanqa_predictions.json")],
+    "vsibench": lambda out, data: ["vsibench", "--predictions", str(out / "vsibench_predictions.jsonl")],
+    "msqa": lambda out, data: ["scanqa", "--references", str(out / "msqa_references.json"),
+                               "--predictions", str(out / "msqa_predictions.json")],
+}  # fmt: skip
+KEYS = {
+    "sqa3d": ("em@1", "em-r", "n"),
+    "sqa3d_localization": ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "n"),
+    "scanqa": ("em@1", "bleu-1", "bleu-4", "meteor", "rouge-l", "cider"),
+    "vsibench": ("overall", "object_abs_distance", "object_rel_direction", "object_rel_distance", "n"),
+    "msqa": ("em@1", "em-r", "cider", "rouge-l"),
+}
+
+
+@pytest.mark.parametrize("benchmark", ["sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa"])
+def test_benchmark_end_to_end_and_rescored(
+    benchmark: str, data: dict[str, Path], ckpt: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, benchmark, data, ckpt["loc3r"])
+    assert main(["eval", "--config", str(config)]) == 0
+    printed = capsys.readouterr().out
+    out = tmp_path / f"out-{benchmark}"
+    scores = json.loads((out / "scores.json").read_text())
+    for key in KEYS[benchmark]:
+        assert key in scores, key
+    # the exact settings are printed with the scores
+    for text in (str(config), str(ckpt["loc3r"]), "4 uniformly sampled", "greedy", "rescore"):
+        assert text in printed, text
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["samples"] == scores["n"] and not settings["subset"]
+    if benchmark != "sqa3d_localization":
+        suffix = yaml.safe_load(config.read_text())["prompt"]
+        assert repr(suffix.get("multiple_choice_suffix") or suffix["suffix"]) in printed
+    # ``loc3r score`` accepts the predictions file and gives the same numbers
+    rescored = _score_json(capsys, ["score", *RESCORE[benchmark](out, data), "--json"])
+    for key in KEYS[benchmark]:
+        assert rescored[key] == pytest.approx(scores[key]), key
+    if benchmark == "sqa3d_localization":
+        assert all(math.isfinite(scores[k]) for k in ("acc@0.5m", "acc@30deg", "median_pos_err_m"))
+        assert scores["missing"] == 0
+
+
+def test_vsibench_prompts_follow_question_type(data: dict[str, Path]) -> None:
+    from loc3r.data.vsibench import VSIBenchDataset, load_vsibench
+    from loc3r.evaluate.benchmark_config import get_task, load_eval_config
+
+    config = load_eval_config(REPO / "configs" / "paper" / "eval" / "vsibench.yaml")
+    records, _ = load_vsibench(data["synth"] / "vsibench" / "train.jsonl")
+    dataset = VSIBenchDataset(records, data["synth"] / "vsibench", num_frames=4)
+    task = get_task("vsibench")
+    seen = set()
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        prompted = task.build_prompt(sample, config)
+        assert prompted.options is None and prompted.frames is sample.frames
+        lines = prompted.question.split("\n")
+        assert lines[0] == sample.question.strip()
+        if sample.options:
+            assert lines[1:-1] == [o.strip() for o in sample.options]
+            assert lines[-1] == config.prompt.multiple_choice_suffix
+            seen.add("mc")
+        else:
+            assert lines == [sample.question.strip(), config.prompt.numerical_suffix]
+            seen.add("na")
+        assert sample.question == records[i].question  # the dataset's sample is not modified
+    assert seen == {"mc", "na"}
+
+
+def test_sqa3d_localization_ground_truth_round_trip_is_exact(
+    data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sample's ground-truth BEV pose -> the task's SQA3D record -> ``loc3r score sqa3d-loc``: 100 % everywhere."""
+    from loc3r.data.datasets import build_dataset
+    from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
+    from loc3r.evaluate.tasks.synth import bev_ground_truth
+    from loc3r.train.config import DatasetSpec
+
+    dataset = build_dataset(DatasetSpec.model_validate(_data_spec("sqa3d", data)), num_frames=4)
+    ann_path = data["synth"] / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json"
+    official = {a["question_id"]: a for a in json.loads(ann_path.read_text())["annotations"]}
+    rows = []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        xy, yaw = bev_ground_truth(sample)
+        rec = sqa3d_pose_record(sample, xy, yaw)
+        ann = official[sample.meta["question_id"]]
+        for k in "xy":
+            assert rec["position"][k] == pytest.approx(ann["position"][k], abs=1e-9)
+        rows.append({"question_id": sample.meta["question_id"], **rec})
+    pred = tmp_path / "gt.json"
+    pred.write_text(json.dumps(rows))
+    scores = _score_json(capsys, ["score", "sqa3d-loc", "--annotations", str(ann_path), "--predictions", str(pred),
+                                  "--json"])  # fmt: skip
+    assert scores["n"] == len(official) and scores["missing"] == 0
+    for key in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg"):
+        assert scores[key] == 100.0, key
+    assert scores["median_pos_err_m"] < 1e-9 and scores["median_ori_err_deg"] < 1e-6
+
+
+def test_sqa3d_convention_round_trip_on_released_records() -> None:
+    """The same inverse in SQA3D's own convention (bbox-centred raw frame, agent facing -x, axis alignment) on
+    the released records of tests/fixtures/sqa3d: world pose -> anchor BEV -> task record == the file."""
+    from conftest import look_pose
+    from loc3r.data.schema import ClipSample
+    from loc3r.data.sqa3d import load_sqa3d
+    from loc3r.evaluate.localization import score_sqa3d_localization
+    from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
+    from loc3r.geometry import anchor_frame
+    from test_data_sqa3d import FIXTURES, meta_table
+
+    table = meta_table()
+    records, _ = load_sqa3d(FIXTURES, "test", scene_meta=table)
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in records:
+        meta = table.get(r.scene_id)
+        align = np.eye(4) if meta.axis_alignment is None else meta.axis_alignment
+        position, yaw = r.agent_world(align)
+        first = look_pose(rng.uniform(-4, 4, 3), rng.uniform(-math.pi, math.pi), pitch=rng.uniform(-0.5, 0.5))
+        sample = ClipSample(
+            sample_id=f"sqa3d-{r.question_id}", scene_id=r.scene_id, task="sqa3d",
+            frames=np.zeros((1, 4, 4, 3), np.uint8), question=r.question, poses=first[None],
+            meta={"question_id": r.question_id, "convention": "sqa3d", "mesh_bbox_center": r.mesh_bbox_center.tolist(),
+                  "axis_alignment": align.reshape(-1).tolist()},
+        ).validate()  # fmt: skip
+        anchor = anchor_frame(first)
+        xy = anchor.points_to_bev(position)[:2]
+        rows.append({"question_id": r.question_id, **sqa3d_pose_record(sample, xy, anchor.yaw_to_bev(yaw))})
+    annotations = json.loads((FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json").read_text())
+    scores = score_sqa3d_localization(annotations, rows)
+    assert scores["n"] == len(records) == 124 and scores["missing"] == 0
+    assert [scores[k] for k in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg")] == [100.0] * 4
+    assert scores["median_pos_err_m"] < 1e-9 and scores["median_ori_err_deg"] < 1e-6
+
+
+def test_shards_and_merge_equal_one_run(data: dict[str, Path], ckpt: dict[str, Path], tmp_path: Path) -> None:
+    config = _config(tmp_path, "sqa3d", data, ckpt["loc3r"])
+    assert main(["eval", "--config", str(config), "--out", str(tmp_path / "one")]) == 0
+    for i in range(2):
+        assert main(["eval", "--config", str(config), "--shard", f"{i}/2", "--out", str(tmp_path / "two")]) == 0
+    shards = sorted((tmp_path / "two").glob("predictions-shard*.jsonl"))
+    assert len(shards) == 2 and not (tmp_path / "two" / "scores.json").exists()
+    assert main(["eval", "--config", str(config), "--merge", *map(str, shards), "--out", str(tmp_path / "two")]) == 0
+    one = json.loads((tmp_path / "one" / "sqa3d_predictions.json").read_text())
+    two = json.loads((tmp_path / "two" / "sqa3d_predictions.json").read_text())
+    assert sorted(one, key=lambda r: r["question_id"]) == sorted(two, key=lambda r: r["question_id"])
+    s1 = json.loads((tmp_path / "one" / "scores.json").read_text())
+    s2 = json.loads((tmp_path / "two" / "scores.json").read_text())
+    s1.pop("sec_per_query"), s2.pop("sec_per_query")
+    assert s1 == s2
+    # merging the same shard twice is refused, naming the files
+    assert main(["eval", "--config", str(config), "--merge", str(shards[0]), str(shards[0])]) == 2
+
+
+def test_max_samples_subset_is_rescorable(
+    data: dict[str, Path], ckpt: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, "sqa3d_localization", data, ckpt["loc3r"])
+    out = tmp_path / "sub"
+    assert main(["eval", "--config", str(config), "--max-samples", "3", "--out", str(out)]) == 0
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["n"] == 3 and scores["missing"] == 0
+    assert json.loads((out / "settings.json").read_text())["subset"] is True
+    rescored = _score_json(capsys, ["score", "sqa3d-loc", "--annotations",
+                                    str(out / "sqa3d_localization_annotations_subset.json"), "--predictions",
+                                    str(out / "sqa3d_localization_predictions.json"), "--json"])  # fmt: skip
+    assert rescored["acc@1.0m"] == scores["acc@1.0m"] and rescored["n"] == 3
+
+
+def test_bad_inputs_are_named(
+    data: dict[str, Path], ckpt: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # lm_only has no situation heads: localization on a real benchmark is refused, naming checkpoint + benchmark
+    config = _config(tmp_path, "sqa3d_localization", data, ckpt["lm_only"])
+    assert main(["eval", "--config", str(config)]) == 2
+    text = capsys.readouterr().out
+    assert str(ckpt["lm_only"]) in text and "sqa3d_localization" in text and "situation heads" in text
+    # missing checkpoint
+    assert main(["eval", "--config", str(config), "--checkpoint", str(tmp_path / "nope")]) == 2
+    assert str(tmp_path / "nope") in capsys.readouterr().out
+    # missing data file
+    bad = _config(tmp_path, "scanqa", data, ckpt["loc3r"])
+    cfg = yaml.safe_load(bad.read_text())
+    cfg["data"]["split"] = "train"  # ScanQA_v1.0_train.json does not exist
+    bad.write_text(yaml.safe_dump(cfg))
+    assert main(["eval", "--config", str(bad)]) == 2
+    assert "ScanQA_v1.0_train.json" in capsys.readouterr().out
+    # unknown benchmark / unknown key / missing config
+    cfg["benchmark"] = "scanrefer"
+    bad.write_text(yaml.safe_dump(cfg))
+    assert main(["eval", "--config", str(bad)]) == 2
+    assert "benchmark" in capsys.readouterr().out
+    cfg["benchmark"], cfg["prompts"] = "scanqa", {"suffix": "x"}
+    bad.write_text(yaml.safe_dump(cfg))
+    assert main(["eval", "--config", str(bad)]) == 2
+    assert "unknown key 'prompts'" in capsys.readouterr().out
+    assert main(["eval", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "none.yaml" in capsys.readouterr().out
+    # sampling / beams cannot be honoured by the greedy predict(): refused, not ignored
+    sampled = _config(tmp_path, "sqa3d", data, ckpt["loc3r"])
+    cfg = yaml.safe_load(sampled.read_text())
+    cfg["generation"]["num_beams"] = 4
+    sampled.write_text(yaml.safe_dump(cfg))
+    assert main(["eval", "--config", str(sampled)]) == 2
+    assert "num_beams=4" in capsys.readouterr().out
+    # two candidates cannot come from the single-pose heads
+    two = _config(tmp_path, "sqa3d_localization", data, ckpt["loc3r"], localization_candidates=2)
+    assert main(["eval", "--config", str(two)]) == 2
+    assert "localization_candidates" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "paper" / "eval").glob("*.yaml")), ids=lambda p: p.stem)
+def test_paper_eval_configs_reach_the_checkpoint(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every pinned paper config is valid for ``--config`` up to loading its (absent) checkpoint."""
+    checkpoint = yaml.safe_load(path.read_text())["checkpoint"]
+    assert not (REPO / checkpoint).exists()
+    assert main(["eval", "--config", str(path)]) == 2
+    assert f"{checkpoint}: checkpoint directory does not exist" in capsys.readouterr().out
