@@ -197,6 +197,14 @@ def test_benchmark_end_to_end_and_rescored(
     if benchmark == "sqa3d_localization":
         assert all(math.isfinite(scores[k]) for k in ("acc@0.5m", "acc@30deg", "median_pos_err_m"))
         assert scores["missing"] == 0
+        # one head prediction per situation (the heads come before the question), shared by its questions
+        qfile = data["synth"] / "sqa3d" / "v1_balanced_questions_train_scannetv2.json"
+        situation = {q["question_id"]: q["situation"] for q in json.loads(qfile.read_text())["questions"]}
+        poses: dict[str, set[str]] = {}
+        for row in json.loads((out / "sqa3d_localization_predictions.json").read_text()):
+            poses.setdefault(situation[row["question_id"]], set()).add(json.dumps(row["position"]))
+        assert len(poses) == 4 and all(len(v) == 1 for v in poses.values())
+        assert len({next(iter(v)) for v in poses.values()}) > 1
 
 
 def test_vsibench_prompts_follow_question_type(data: dict[str, Path]) -> None:

@@ -158,6 +158,11 @@ class BenchmarkTask:
     def max_new_tokens(self, config: EvalConfig) -> int:
         return int(config.generation.max_new_tokens)
 
+    def shared_prediction_key(self, sample: Any) -> str | None:
+        """Samples with the same (non-None) key get the same prediction, computed once. Default None: every
+        sample is predicted (its answer depends on its own question)."""
+        return None
+
     def question_text(self, sample: Any, config: EvalConfig) -> str:
         """The pinned user question of a sample (before the processor's situation / chat template)."""
         return join_prompt(sample.question, config.prompt.suffix)

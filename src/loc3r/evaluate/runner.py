@@ -321,8 +321,10 @@ def evaluate_benchmark(
     samples ``i, i + n, ...`` of those; each sample's question gets the task's pinned prompt
     (``task.build_prompt``: only the text changes, never the training path); batches go through the eval-mode
     processor (with ``config.camera_root`` for a file camera prior) and ``model.predict`` with the task's
-    ``max_new_tokens``, under a tqdm bar. A sample that cannot be loaded or recorded (missing scene, no
-    mesh centre for the SQA3D frame, ...) is logged and left out: the scorer counts it as missing (wrong).
+    ``max_new_tokens``, under a tqdm bar. Samples with the same ``task.shared_prediction_key`` (SQA3D
+    localization: same scene and situation, whose heads cannot see the question) are predicted once. A
+    sample that cannot be loaded or recorded (missing scene, no mesh centre for the SQA3D frame, ...) is
+    logged and left out: the scorer counts it as missing (wrong).
     """
     from tqdm.auto import tqdm
 
@@ -343,6 +345,7 @@ def evaluate_benchmark(
     new_tokens = task.max_new_tokens(config)
     size = int(batch_size or config.batch_size)
     records: list[dict[str, Any]] = []
+    shared: dict[str, Any] = {}  # task.shared_prediction_key -> prediction (e.g. one per SQA3D situation)
     skipped = 0
     bar = tqdm(total=len(mine), desc=f"eval {config.benchmark} shard {shard[0]}/{shard[1]}", disable=not progress)
     with torch.inference_mode():
@@ -356,8 +359,17 @@ def evaluate_benchmark(
                     _log.warning("%s: sample %d skipped (scored as missing): %s", config.benchmark, index, err)
             if originals:
                 t0 = time.perf_counter()
-                batch = processor([task.build_prompt(s, config) for s in originals], mode="eval")
-                preds = model.predict(batch, max_new_tokens=new_tokens)
+                keys = [task.shared_prediction_key(s) for s in originals]
+                todo = [k for k, key in enumerate(keys) if key is None or key not in shared]
+                todo = [k for n, k in enumerate(todo) if keys[k] is None or keys[k] not in [keys[j] for j in todo[:n]]]
+                preds_of: dict[int, Any] = {}
+                if todo:
+                    batch = processor([task.build_prompt(originals[k], config) for k in todo], mode="eval")
+                    for k, pred in zip(todo, model.predict(batch, max_new_tokens=new_tokens), strict=True):
+                        preds_of[k] = pred
+                        if keys[k] is not None:
+                            shared[keys[k]] = pred
+                preds = [preds_of[k] if k in preds_of else shared[keys[k]] for k in range(len(originals))]
                 seconds = (time.perf_counter() - t0) / len(originals)
                 for sample, pred in zip(originals, preds, strict=True):
                     try:
