@@ -191,9 +191,11 @@ def test_benchmark_end_to_end_and_rescored(
         suffix = yaml.safe_load(config.read_text())["prompt"]
         assert repr(suffix.get("multiple_choice_suffix") or suffix["suffix"]) in printed
     # ``loc3r score`` accepts the predictions file and gives the same numbers
-    rescored = _score_json(capsys, ["score", *RESCORE[benchmark](out, data), "--json"])
+    no_meteor = ["--no-meteor"] if benchmark in ("scanqa", "msqa") else []  # one Java start per test is enough
+    rescored = _score_json(capsys, ["score", *RESCORE[benchmark](out, data), *no_meteor, "--json"])
     for key in KEYS[benchmark]:
-        assert rescored[key] == pytest.approx(scores[key]), key
+        if key != "meteor" or not no_meteor:
+            assert rescored[key] == pytest.approx(scores[key]), key
     if benchmark == "sqa3d_localization":
         assert all(math.isfinite(scores[k]) for k in ("acc@0.5m", "acc@30deg", "median_pos_err_m"))
         assert scores["missing"] == 0
@@ -203,7 +205,7 @@ def test_benchmark_end_to_end_and_rescored(
         poses: dict[str, set[str]] = {}
         for row in json.loads((out / "sqa3d_localization_predictions.json").read_text()):
             poses.setdefault(situation[row["question_id"]], set()).add(json.dumps(row["position"]))
-        assert len(poses) == 4 and all(len(v) == 1 for v in poses.values())
+        assert len(poses) == len(set(situation.values())) > 1 and all(len(v) == 1 for v in poses.values())
         assert len({next(iter(v)) for v in poses.values()}) > 1
 
 
@@ -342,6 +344,9 @@ def test_bad_inputs_are_named(
     assert main(["eval", "--config", str(config)]) == 2
     text = capsys.readouterr().out
     assert str(ckpt["lm_only"]) in text and "sqa3d_localization" in text and "situation heads" in text
+    # SynthRooms-mode flags are not silently ignored next to a pinned config
+    assert main(["eval", "--config", str(config), "--frames", "8"]) == 2
+    assert "--frames" in capsys.readouterr().out
     # missing checkpoint
     assert main(["eval", "--config", str(config), "--checkpoint", str(tmp_path / "nope")]) == 2
     assert str(tmp_path / "nope") in capsys.readouterr().out

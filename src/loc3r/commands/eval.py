@@ -128,6 +128,14 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     from loc3r.train.config import ConfigError
 
     source = str(args.config)
+    synth_flags = (("--model", args.model), ("--data", args.data), ("--frames", args.frames))
+    stray = [flag for flag, value in synth_flags if value]
+    if stray:
+        print(
+            f"loc3r eval: {', '.join(stray)} belong to the SynthRooms mode; with --config the checkpoint, data and "
+            f"frames are pinned by {source} (override the checkpoint with --checkpoint)"
+        )
+        return 2
     try:
         config = load_eval_config(args.config)
         updates: dict = {}

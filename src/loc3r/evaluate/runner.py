@@ -317,7 +317,8 @@ def evaluate_benchmark(
 
     Steps: the task of ``config.benchmark`` checks the config (greedy decoding only, ...) and the model
     (e.g. localization needs the situation heads); the dataset is built from ``config.data`` with
-    ``config.num_frames``; ``config.max_samples`` keeps an evenly spread subset (deterministic); the shard takes
+    ``config.num_frames``; ``config.max_samples`` (else ``config.data.max_samples``) keeps an evenly spread subset
+    (deterministic); the shard takes
     samples ``i, i + n, ...`` of those; each sample's question gets the task's pinned prompt
     (``task.build_prompt``: only the text changes, never the training path); batches go through the eval-mode
     processor (with ``config.camera_root`` for a file camera prior) and ``model.predict`` with the task's
@@ -335,7 +336,8 @@ def evaluate_benchmark(
     task.check_config(config, source)
     task.check_model(model, config.checkpoint)
     dataset = build_dataset(config.data.model_copy(update={"max_samples": None}), config.num_frames, source=source)
-    wanted = _evenly_spread(len(dataset), config.max_samples)
+    limit = config.max_samples if config.max_samples is not None else config.data.max_samples
+    wanted = _evenly_spread(len(dataset), limit)
     subset = len(wanted) < len(dataset)
     mine = [wanted[i] for i in shard_indices(len(wanted), *shard)]
     kwargs: dict[str, Any] = {"mode": "eval"}
