@@ -14,7 +14,7 @@ from shapely.geometry import Point, Polygon
 
 from loc3r.data.synth.freespace import free_space, is_free
 from loc3r.data.synth.meta_info import layout_from_entry
-from loc3r.data.synth.writer import SPLITS, SynthSettings, generate_dataset, read_index
+from loc3r.data.synth.writer import SPLITS, SYNTH_VERSION, SynthSettings, generate_dataset, read_index
 from loc3r.geometry import depth_to_world_points, project_points, validate_pose
 
 SETTINGS = SynthSettings(
@@ -70,7 +70,7 @@ def _all_scans(root: Path) -> list[str]:
 
 def test_index_splits_and_files(dataset):
     index = read_index(dataset)
-    assert index["complete"] and index["version"] == 1 and index["settings"]["frames"] == 8
+    assert index["complete"] and index["version"] == SYNTH_VERSION and index["settings"]["frames"] == 8
     assert {len(index["splits"][s]) for s in ("train", "val", "test")} == {1, 2}
     assert len(index["splits"]["test_novel_view"]) == len(index["splits"]["test"])
     rooms = {s: {index["scenes"][x]["room_id"] for x in index["splits"][s]} for s in SPLITS}
@@ -256,3 +256,18 @@ def test_determinism_from_seed_and_independent_of_workers(tmp_path):
     tc = _tree(tmp_path / "c")
     assert tc["scans/synth00000_00/pose/0.txt"] != ta["scans/synth00000_00/pose/0.txt"]
     assert c.index["fingerprint"] != a.index["fingerprint"]
+
+
+def test_situations_name_only_objects_seen_in_the_video(dataset):
+    """A situation must be groundable from the clip: every object it references appears in some frame's instance
+    mask (``first_seen_frame``, recomputed here from the instance PNGs, not trusted from scene.json)."""
+    checked = 0
+    for scene_id in _all_scans(dataset):
+        _, _, inst, _, _ = _scan(dataset, scene_id)
+        min_pixels = SETTINGS.min_pixels
+        seen = {int(i) for f in inst for i, c in zip(*np.unique(f, return_counts=True), strict=True) if c >= min_pixels}
+        ann = json.loads((dataset / "scans" / scene_id / "sqa3d.json").read_text())["annotations"]
+        for a in ann:
+            assert set(a["referenced_instances"]) <= seen, (scene_id, a["question_id"], a["referenced_instances"])
+            checked += 1
+    assert checked > 0

@@ -111,7 +111,7 @@ __all__ = [
     "sqa3d_rotation",
 ]
 
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2  # 2: situations and situated questions name only objects seen in the video
 INDEX_NAME = "synthrooms.json"
 SPLITS = ("train", "val", "test", "test_novel_view")
 DATASET_NAME = "synthrooms"
@@ -340,8 +340,15 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
         for iid in np.flatnonzero(counts >= settings.min_pixels):
             if iid > 0 and int(iid) not in first_seen:
                 first_seen[int(iid)] = i
+    # only objects the video shows may be named: a situation that names an object outside the clip cannot be
+    # grounded from the video (measured at 8 frames before this: only 44 % of situations had every named object
+    # in view, and no variant localized above chance)
     situations = generate_situations(
-        layout, np.random.default_rng(sit_ss), settings.situations_per_scene, settings.questions_per_situation
+        layout,
+        np.random.default_rng(sit_ss),
+        settings.situations_per_scene,
+        settings.questions_per_situation,
+        visible_instances=set(first_seen),
     )
     vsi = generate_vsi_questions(
         layout, np.random.default_rng(vsi_ss), first_seen, camera_center(traj.poses), settings.vsi_questions_per_type
