@@ -48,6 +48,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     questions = json.loads((synth / "sqa3d" / "v1_balanced_questions_train_scannetv2.json").read_text())["questions"]
     annotations = json.loads((synth / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json").read_text())
     answers = {a["question_id"]: a for a in annotations["annotations"]}
+    # the tests need >= 2 situations and both VSI answer kinds; say so if a generator change takes them away
+    assert len({q["situation"] for q in questions}) >= 2, "SynthRooms gave < 2 situations for this seed: pick another"
     # ScanQA's released layout: a JSON list of {question_id, scene_id, question, answers, object_ids, object_names}
     scanqa = root / "scanqa"
     scanqa.mkdir()
