@@ -98,9 +98,9 @@ SMOKE = dataclasses.replace(
     DEFAULT,
     variants=("lm_only", "loc3r"),
     scenes=6,
-    frames=4,
-    size=32,
-    situations_per_scene=2,
+    frames=6,
+    size=48,  # at 32x32 / 4 frames too few objects are visible for any held-out situation (SynthRooms v2)
+    situations_per_scene=4,
     questions_per_situation=2,
     test_fraction=0.34,
     steps=3,
