@@ -53,6 +53,12 @@ def test_table_and_pictures(smoke: tuple[Path, dict, list[str]]) -> None:
     pngs = list((out / "bev").glob("*.png"))
     assert len(pngs) >= len(SMOKE.variants)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    # the pictures colour layout points by their source frame: loc3r's records carry one frame per layout point
+    lines_of = (out / "runs" / "loc3r-seed0" / "predictions.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines_of]
+    loc = [r for r in records if r["set"] == "loc"]
+    assert loc and all(len(r["layout_frame"]) == len(r["layout_bev"]) for r in loc)
+    assert all(r["layout_frame"] == sorted(r["layout_frame"]) and r["layout_frame"][0] == 0 for r in loc)
     table = format_results_table({"variants": {"v": {"test": {m: 1.0 for m in METRICS}}}, "chance": {}})
     assert table.count("\n") == 2
 

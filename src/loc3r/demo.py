@@ -250,7 +250,7 @@ def _pictures(records: list[dict[str, Any]], sets: dict[str, Any], out: Path, ta
             gt_xy=r["gt_xy_bev"],
             gt_yaw=r["gt_yaw_bev"],
             title=f"{tag}: {sample.situation_text}"[:110],
-            num_groups=max(sample.frames.shape[0] // 2, 1),
+            layout_frame=r.get("layout_frame"),
         )
         paths.append(str(p))
     return paths

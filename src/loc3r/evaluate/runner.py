@@ -192,6 +192,7 @@ def evaluate_synth(
                         yaw_bev=None if parsed is None else parsed[1],
                     )
                 rec["layout_bev"] = None if pred.layout_mean is None else pred.layout_mean.tolist()
+                rec["layout_frame"] = None if pred.layout_frame is None else pred.layout_frame.tolist()
             elif name == "vsi":
                 rec.update(
                     id=sample.sample_id,
