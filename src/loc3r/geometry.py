@@ -193,9 +193,7 @@ def unproject_pixels(u: np.ndarray, v: np.ndarray, depth: np.ndarray, intrinsic:
     return np.stack([x, y, depth], axis=-1)
 
 
-def project_points(
-    points_world: np.ndarray, intrinsic: np.ndarray, pose: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def project_points(points_world: np.ndarray, intrinsic: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """World points ``[..., 3]`` -> pixel coordinates ``[..., 2]`` (u, v) and camera depth ``[...]``.
 
     Points behind the camera get depth <= 0; their pixel coordinates are meaningless.
