@@ -15,7 +15,7 @@ from loc3r.data.synth.freespace import free_space, is_free
 from loc3r.data.synth.mesh import _part_mesh, build_scene_mesh, object_parts, triangulate_polygon
 from loc3r.data.synth.meta_info import LayoutError, layout_from_entry, layout_to_entry, load_meta_info
 from loc3r.data.synth.render import SceneRenderer, make_intrinsic
-from loc3r.data.synth.scene import SceneConfig, generate_layout
+from loc3r.data.synth.scene import SceneConfig, category_code_color, generate_layout
 from loc3r.data.synth.trajectory import camera_pose, sample_novel_view, sample_walk
 from loc3r.geometry import camera_center, camera_forward, validate_poses, yaw_of_direction
 
@@ -140,6 +140,32 @@ def test_generation_is_deterministic_and_complexity_is_a_parameter():
         g = generate_layout("g", np.random.default_rng(seed), big)
         assert 3 <= len(s.objects) <= 4 and 16 <= len(g.objects) <= 20
         assert Polygon(s.floor_polygon).area < Polygon(g.floor_polygon).area
+
+
+def test_category_colors_paint_each_category_in_its_own_distinct_colour():
+    colours = {name: np.array(category_code_color(name), dtype=float) for name in CATEGORIES}
+    names = sorted(colours)
+    gaps = [np.linalg.norm(colours[a] - colours[b]) for i, a in enumerate(names) for b in names[i + 1 :]]
+    assert min(gaps) > 20  # pairwise distinct sRGB (not just different by rounding)
+    coded = SceneConfig(min_objects=8, max_objects=12, category_colors=True)
+    seen: dict[str, tuple] = {}
+    for seed in range(6):
+        layout = generate_layout("c", np.random.default_rng(seed), coded)
+        for obj in layout.objects:
+            assert tuple(obj.color) == category_code_color(obj.category)
+            assert seen.setdefault(obj.category, tuple(obj.color)) == tuple(obj.color)
+    assert len(seen) >= 8
+    # off by default: palettes give the same category several colours
+    palette = {
+        (o.category, tuple(o.color))
+        for seed in range(6)
+        for o in generate_layout("p", np.random.default_rng(seed)).objects
+    }
+    assert len(palette) > len({c for c, _ in palette})
+    from loc3r.data.synth.writer import SynthSettings
+
+    assert SynthSettings(category_colors=True).scene_config.category_colors  # `loc3r synth --category-colors`
+    assert SynthSettings().fingerprint() != SynthSettings(category_colors=True).fingerprint()
 
 
 def test_triangulation_covers_l_shape():

@@ -67,6 +67,8 @@ class DemoSettings:
     max_objects: int = 10
     min_side: float = 3.0
     max_side: float = 6.0
+    #: one colour per object category in the generated rooms (SynthSettings.category_colors)
+    category_colors: bool = False
     situations_per_scene: int = 14
     questions_per_situation: int = 2
     test_fraction: float = 0.2
@@ -282,6 +284,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
         min_side=settings.min_side,
         max_side=settings.max_side,
         max_objects=settings.max_objects,
+        category_colors=settings.category_colors,
         val_fraction=0.0 if settings.scenes < 10 else 0.05,
         test_fraction=settings.test_fraction,
         situations_per_scene=settings.situations_per_scene,

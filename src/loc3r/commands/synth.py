@@ -53,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--situations", type=int, default=8, help="situations per scan (default 8)")
     p.add_argument("--questions-per-situation", type=int, default=4, help="situated questions each (default 4)")
     p.add_argument("--vsi-per-type", type=int, default=2, help="VSI-Bench questions per type per scan (default 2)")
+    p.add_argument(
+        "--category-colors",
+        action="store_true",
+        help="paint every object in its category's own colour (easy recognition for from-scratch tiny models)",
+    )
     p.add_argument("--no-shadows", action="store_true", help="skip shadow rays (faster rendering)")
     p.add_argument("--no-video", action="store_true", help="do not write the per-scan mp4 videos")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             layouts_file=args.layouts,
             shadows=not args.no_shadows,
             write_video=not args.no_video,
+            category_colors=args.category_colors,
         )
         settings.scene_config  # validates the complexity parameters  # noqa: B018
         summary = generate_dataset(args.out, settings, workers=args.workers, progress=not args.quiet, fsync=args.fsync)

@@ -25,6 +25,7 @@ usually unique).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +152,11 @@ class SceneConfig:
     min_free_area: float = 2.0
     clearance: float = 0.3  # walking clearance used for the walkability check
     themes: tuple[str, ...] = ("bedroom", "living", "office", "kitchen", "bathroom", "mixed")
+    #: paint every object in its category's own colour (:func:`category_code_color`) instead of a colour drawn
+    #: from the category's palette: recognition becomes a colour lookup (for from-scratch tiny models, which do
+    #: not learn shape-based recognition in CPU minutes; see benchmarks/RESULTS.md, "Why localization is at
+    #: chance"). Duplicates of a category then share a colour and are not named in generated text.
+    category_colors: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_objects <= self.max_objects:
@@ -171,6 +177,31 @@ class SceneConfig:
 # --------------------------------------------------------------------------------------------------
 # Room footprint
 # --------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _code_palette(count: int) -> list[tuple[int, int, int]]:
+    """``count`` sRGB colours, greedily maximising the smallest distance to the colours already taken and to
+    the room's white walls, grey floors / ceilings and black shadows (farthest-point sampling on a 5-level RGB
+    grid; deterministic)."""
+    levels = (0, 64, 128, 192, 255)
+    grid = np.array([(r, g, b) for r in levels for g in levels for b in levels], dtype=float)
+    # white walls, grey floors / ceilings, and black (shadows)
+    taken = [np.array(c, dtype=float) for c in ((232, 232, 226), (128, 128, 128), (192, 192, 192), (0, 0, 0))]
+    out: list[tuple[int, int, int]] = []
+    dist = np.min([np.linalg.norm(grid - t, axis=1) for t in taken], axis=0)
+    for _ in range(count):
+        k = int(np.argmax(dist))
+        out.append(tuple(int(v) for v in grid[k]))
+        dist = np.minimum(dist, np.linalg.norm(grid - grid[k], axis=1))
+    return out
+
+
+def category_code_color(category: str) -> tuple[int, int, int]:
+    """The one sRGB colour of ``category`` when ``SceneConfig.category_colors`` is on (categories in sorted order
+    take the colours of :func:`_code_palette`: pairwise distinct, and unlike the walls)."""
+    names = sorted(CATEGORIES)
+    return _code_palette(len(names))[names.index(category)]
 
 
 def sample_room_polygon(rng: np.random.Generator, cfg: SceneConfig) -> np.ndarray:
@@ -295,8 +326,13 @@ class _Placer:
         for p in self.placed:
             if p.footprint.distance(fp) < _TOL and boxes_overlap(cand, p.obj):
                 return None
-        color_name = self._color(cat)
-        cand.color, cand.color_name = COLORS[color_name], color_name
+        if self.cfg.category_colors:
+            cand.color = category_code_color(cat.name)
+            rgb = np.asarray(cand.color, dtype=float)  # nearest named colour: meta_info keeps a readable name
+            cand.color_name = min(COLORS, key=lambda n: float(((np.asarray(COLORS[n]) - rgb) ** 2).sum()))
+        else:
+            color_name = self._color(cat)
+            cand.color, cand.color_name = COLORS[color_name], color_name
         self.placed.append(_Placed(cand, fp, blocking))
         if blocking:
             self.blocking_area += fp.area

@@ -152,6 +152,7 @@ class SynthSettings:
     write_video: bool = True
     jpeg_quality: int = 92
     min_visible_pixels: int = 0  # 0 = max(4, 0.2 % of the image): pixels for an object to count as seen
+    category_colors: bool = False  # one colour per object category (SceneConfig.category_colors)
 
     def __post_init__(self) -> None:
         if self.num_scenes is not None and self.num_scenes < 1:
@@ -179,7 +180,11 @@ class SynthSettings:
         from loc3r.data.synth.scene import SceneConfig
 
         return SceneConfig(
-            min_objects=self.min_objects, max_objects=self.max_objects, min_side=self.min_side, max_side=self.max_side
+            min_objects=self.min_objects,
+            max_objects=self.max_objects,
+            min_side=self.min_side,
+            max_side=self.max_side,
+            category_colors=self.category_colors,
         )
 
     def to_dict(self) -> dict[str, Any]:
