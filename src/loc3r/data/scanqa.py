@@ -18,7 +18,7 @@ from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, iter_json_records, read_json
 
-__all__ = ["SCANQA_SPLITS", "ScanQARecord", "load_scanqa", "ScanQADataset"]
+__all__ = ["SCANQA_SPLITS", "ScanQARecord", "load_scanqa", "scanqa_path", "ScanQADataset"]
 
 SCANQA_SPLITS = ("train", "val", "test_w_obj", "test_wo_obj")
 
@@ -33,7 +33,7 @@ class ScanQARecord:
     object_names: list[str]
 
 
-def _scanqa_path(root: str | Path, split: str) -> Path:
+def scanqa_path(root: str | Path, split: str) -> Path:
     root = Path(root)
     if root.is_file():
         return root
@@ -64,7 +64,7 @@ def load_scanqa(
     record and field, and skipped (or raise when ``strict``).
     """
     report = report if report is not None else LoadReport(f"scanqa {split}", strict=strict)
-    path = _scanqa_path(root, split)
+    path = scanqa_path(root, split)
     records: list[ScanQARecord] = []
     seen: set[str] = set()
     for index, item in iter_json_records(read_json(path, "ScanQA file"), path, None):

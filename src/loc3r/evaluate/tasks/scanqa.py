@@ -29,9 +29,9 @@ __all__ = ["ScanQATask", "scanqa_file", "TASKS"]
 def scanqa_file(config: EvalConfig) -> Path:
     """The ScanQA file of the config (``data.root`` itself, or ``ScanQA_v1.0_{split}.json`` under it), found
     as the loader finds it."""
-    from loc3r.data.scanqa import _scanqa_path
+    from loc3r.data.scanqa import scanqa_path
 
-    return _scanqa_path(config.data.root, config.data.split)
+    return scanqa_path(config.data.root, config.data.split)
 
 
 class ScanQATask(BenchmarkTask):
