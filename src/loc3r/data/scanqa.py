@@ -34,6 +34,7 @@ class ScanQARecord:
 
 
 def scanqa_path(root: str | Path, split: str) -> Path:
+    """The ScanQA JSON of ``split`` under ``root`` (``root`` itself when it is a file)."""
     root = Path(root)
     if root.is_file():
         return root
