@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--category-colors",
         action="store_true",
-        help="paint every object in its category's own colour (easy recognition for from-scratch tiny models)",
+        help="paint every object in its category's own colour (generated rooms only; --layouts keep their colours)",
     )
     p.add_argument("--no-shadows", action="store_true", help="skip shadow rays (faster rendering)")
     p.add_argument("--no-video", action="store_true", help="do not write the per-scan mp4 videos")

@@ -561,21 +561,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 pred.layout_sigma = layout_sigma[b].float().cpu().numpy()
                 segments = getattr(meta, "segments", None)
                 if segments:
-                    # the vision mask may or may not include a segment's extra (newline) tokens: try both
-                    for with_extra in (True, False):
-                        frame_of_token = np.concatenate(
-                            [
-                                np.full(
-                                    seg.num_tokens if with_extra else seg.grid_h * seg.grid_w,
-                                    min(seg.frame_indices),
-                                    dtype=np.int64,
-                                )
-                                for seg in segments
-                            ]
-                        )
-                        if len(frame_of_token) == len(pred.layout_mean):
-                            pred.layout_frame = frame_of_token
-                            break
+                    # one entry per vision token, extra (newline) tokens included, as in the vision mask
+                    pred.layout_frame = np.concatenate(
+                        [np.full(seg.num_tokens, min(seg.frame_indices), dtype=np.int64) for seg in segments]
+                    )
             results.append(pred)
         return results
 
