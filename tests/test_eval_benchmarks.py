@@ -158,6 +158,7 @@ RESCORE = {
     "sqa3d_localization": lambda out, data: [
         "sqa3d-loc", "--annotations",
         str(data["synth"] / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json"),
+        "--questions", str(data["synth"] / "sqa3d" / "v1_balanced_questions_train_scannetv2.json"),
         "--predictions", str(out / "sqa3d_localization_predictions.json")],
     "scanqa": lambda out, data: ["scanqa", "--references", str(data["scanqa"] / "ScanQA_v1.0_val.json"),
                                  "--predictions", str(out / "scanqa_predictions.json")],
@@ -189,7 +190,7 @@ def test_benchmark_end_to_end_and_rescored(
     for text in (str(config), str(ckpt["loc3r"]), "4 uniformly sampled", "greedy", "rescore"):
         assert text in printed, text
     settings = json.loads((out / "settings.json").read_text())
-    assert settings["samples"] == scores["n"] and not settings["subset"]
+    assert settings["samples"] == scores.get("n_questions", scores["n"]) and not settings["subset"]
     if benchmark != "sqa3d_localization":
         suffix = yaml.safe_load(config.read_text())["prompt"]
         assert repr(suffix.get("multiple_choice_suffix") or suffix["suffix"]) in printed
@@ -201,7 +202,7 @@ def test_benchmark_end_to_end_and_rescored(
             assert rescored[key] == pytest.approx(scores[key]), key
     if benchmark == "sqa3d_localization":
         assert all(math.isfinite(scores[k]) for k in ("acc@0.5m", "acc@30deg", "median_pos_err_m"))
-        assert scores["missing"] == 0
+        assert scores["missing"] == 0 and scores["unit"] == "situation"
         # one head prediction per situation (the heads come before the question), shared by its questions
         qfile = data["synth"] / "sqa3d" / "v1_balanced_questions_train_scannetv2.json"
         situation = {q["question_id"]: q["situation"] for q in json.loads(qfile.read_text())["questions"]}
@@ -263,7 +264,7 @@ def test_sqa3d_localization_ground_truth_round_trip_is_exact(
     pred.write_text(json.dumps(rows))
     scores = _score_json(capsys, ["score", "sqa3d-loc", "--annotations", str(ann_path), "--predictions", str(pred),
                                   "--json"])  # fmt: skip
-    assert scores["n"] == len(official) and scores["missing"] == 0
+    assert scores["n_questions"] == len(official) and scores["missing"] == 0
     for key in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg"):
         assert scores[key] == 100.0, key
     assert scores["median_pos_err_m"] < 1e-9 and scores["median_ori_err_deg"] < 1e-6
@@ -333,7 +334,8 @@ def test_sqa3d_official_convention_end_to_end(
     path.write_text(yaml.safe_dump(cfg))
     assert main(["eval", "--config", str(path), "--out", str(tmp_path / "ev")]) == 0
     scores = json.loads((tmp_path / "ev" / "scores.json").read_text())
-    assert scores["n"] == len(dataset) and scores["missing"] == 0 and math.isfinite(scores["median_pos_err_m"])
+    assert scores["n_questions"] == len(dataset) and scores["missing"] == 0
+    assert math.isfinite(scores["median_pos_err_m"])
 
 
 def test_sqa3d_convention_round_trip_on_released_records() -> None:
@@ -366,7 +368,7 @@ def test_sqa3d_convention_round_trip_on_released_records() -> None:
         xy = anchor.points_to_bev(position)[:2]
         rows.append({"question_id": r.question_id, **sqa3d_pose_record(sample, xy, anchor.yaw_to_bev(yaw))})
     annotations = json.loads((FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json").read_text())
-    scores = score_sqa3d_localization(annotations, rows)
+    scores = score_sqa3d_localization(annotations, rows, unit="question")
     assert scores["n"] == len(records) == 124 and scores["missing"] == 0
     assert [scores[k] for k in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg")] == [100.0] * 4
     assert scores["median_pos_err_m"] < 1e-9 and scores["median_ori_err_deg"] < 1e-6
@@ -398,12 +400,13 @@ def test_max_samples_subset_is_rescorable(
     out = tmp_path / "sub"
     assert main(["eval", "--config", str(config), "--max-samples", "3", "--out", str(out)]) == 0
     scores = json.loads((out / "scores.json").read_text())
-    assert scores["n"] == 3 and scores["missing"] == 0
+    assert scores["n_questions"] == 3 and scores["missing"] == 0
     assert json.loads((out / "settings.json").read_text())["subset"] is True
     rescored = _score_json(capsys, ["score", "sqa3d-loc", "--annotations",
-                                    str(out / "sqa3d_localization_annotations_subset.json"), "--predictions",
+                                    str(out / "sqa3d_localization_annotations_subset.json"), "--questions",
+                                    str(out / "sqa3d_localization_questions_subset.json"), "--predictions",
                                     str(out / "sqa3d_localization_predictions.json"), "--json"])  # fmt: skip
-    assert rescored["acc@1.0m"] == scores["acc@1.0m"] and rescored["n"] == 3
+    assert rescored["acc@1.0m"] == scores["acc@1.0m"] and rescored["n"] == scores["n"]
 
 
 def test_bad_inputs_are_named(

@@ -147,7 +147,7 @@ def test_score_records_hand_computed_with_missing_unknown_and_candidates() -> No
             pose(1, 0.0, 0.0, 0.0),
             pose(2, 1.0, 1.0, 90.0),
             pose(3, -2.0, 0.5, 170.0),
-            pose(4, 0.0, 0.0, 0.0),  # no prediction -> wrong
+            pose(4, 3.0, 0.0, 0.0),  # no prediction -> wrong (another situation: another pose)
         ]
     }
     predictions = [
@@ -220,7 +220,7 @@ def test_real_annotations_own_poses_score_100() -> None:
         preds[-1]["rotation"] = {k: sign * v for k, v in a["rotation"].items()}
     out = score_sqa3d_localization({"annotations": anns}, preds)
     assert [out[k] for k in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg")] == [100.0] * 4
-    assert out["n"] == 124 and out["missing"] == 0
+    assert out["n"] == 25 and out["n_questions"] == 124 and out["missing"] == 0 and out["unit"] == "situation"
 
 
 def perturbed_predictions(anns: list[dict]) -> list[dict]:
@@ -248,7 +248,7 @@ def perturbed_predictions(anns: list[dict]) -> list[dict]:
 
 def test_real_annotations_perturbed_by_known_offsets() -> None:
     anns = _real_annotations()
-    out = score_sqa3d_localization({"annotations": anns}, perturbed_predictions(anns))
+    out = score_sqa3d_localization({"annotations": anns}, perturbed_predictions(anns), unit="question")
     n = len(anns)  # 124 = 4 · 31; by index mod 3: 42, 41, 41
     assert out["acc@0.5m"] == pytest.approx(100 * 62 / n)  # shifts 0.3 and 0 m: 50 %
     assert out["acc@1.0m"] == pytest.approx(100 * 93 / n)  # + 0.7 m: 75 %

@@ -62,7 +62,15 @@ def test_sqa3d_loc_table_and_json_on_real_annotations(tmp_path: Path, capsys: py
 
     perturbed = write(tmp_path / "perturbed.json", shifted(anns))
     code, out, _ = run(
-        capsys, "sqa3d-loc", "--annotations", str(ANNOTATIONS), "--predictions", str(perturbed), "--json"
+        capsys,
+        "sqa3d-loc",
+        "--annotations",
+        str(ANNOTATIONS),
+        "--predictions",
+        str(perturbed),
+        "--json",
+        "--unit",
+        "question",
     )
     result = json.loads(out)  # exactly one JSON object on stdout
     assert code == 0 and list(result)[:4] == LOC_KEYS
@@ -81,16 +89,63 @@ def test_sqa3d_loc_candidates_missing_and_unknown(tmp_path: Path, capsys: pytest
         {"question_id": 1, "position": {"x": 0, "y": 0, "z": 0}, "rotation": {"_x": 0, "_y": 0, "_z": 0, "_w": 1}}
     )
     path = write(tmp_path / "p.json", preds)
-    code, out, err = run(capsys, "sqa3d-loc", "--annotations", str(ANNOTATIONS), "--predictions", str(path), "--json")
+    code, out, err = run(
+        capsys,
+        "sqa3d-loc",
+        "--annotations",
+        str(ANNOTATIONS),
+        "--predictions",
+        str(path),
+        "--json",
+        "--unit",
+        "question",
+    )
     result = json.loads(out)
     assert code == 0
     assert result["acc@0.5m"] == pytest.approx(100 * 122 / 124)
     assert result["missing"] == 2 and result["missing_examples"] == [str(a["question_id"]) for a in anns[:2]]
     assert result["unknown"] == 1 and result["unknown_examples"] == ["1"]
-    assert "2 reference entries have no prediction" in err and "1 predictions have ids not in the references" in err
+    assert "2 questions have no prediction" in err and "1 predictions have ids not in the references" in err
 
     code, out, err = run(capsys, "sqa3d-loc", "--annotations", str(ANNOTATIONS), "--predictions", str(path), "--strict")
     assert code == 2 and out == "" and "not in the references" in err
+
+
+def test_sqa3d_loc_counts_each_situation_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The 124 fixture questions are 25 situations; a prediction right only for the largest situation scores
+    1/25 per situation (the paper's unit) but its share of questions per question."""
+    anns = annotations()
+    questions = json.loads(QUESTIONS.read_text())["questions"]
+    by_situation: dict[tuple[str, str], list[int]] = {}
+    for q in questions:
+        by_situation.setdefault((q["scene_id"], q["situation"]), []).append(q["question_id"])
+    largest = set(max(by_situation.values(), key=len))
+    assert len(by_situation) == 25 and 1 < len(largest) < 124
+    far = {"x": 100.0, "y": 100.0, "z": 0.0}
+    preds = [
+        {"question_id": a["question_id"], "position": a["position"] if a["question_id"] in largest else far,
+         "rotation": a["rotation"]}
+        for a in anns
+    ]  # fmt: skip
+    path = write(tmp_path / "p.json", preds)
+    base = ("sqa3d-loc", "--annotations", str(ANNOTATIONS), "--predictions", str(path))
+    code, out, err = run(capsys, *base)
+    assert code == 0 and err == ""
+    assert "unit: situation, n = 25 situations of 124 questions" in out
+    by_pose = json.loads(run(capsys, *base, "--json")[1])
+    by_text = json.loads(run(capsys, *base, "--json", "--questions", str(QUESTIONS))[1])
+    per_question = json.loads(run(capsys, *base, "--json", "--unit", "question")[1])
+    assert by_pose["acc@1.0m"] == pytest.approx(100 / 25) and by_text == by_pose
+    assert by_pose["n"] == 25 and by_pose["n_scenes"] == 2 and by_pose["unit"] == "situation"
+    assert per_question["acc@1.0m"] == pytest.approx(100 * len(largest) / 124) and per_question["n"] == 124
+
+    # Different predictions for the questions of one situation: the first is scored, and it is reported.
+    preds[next(i for i, a in enumerate(anns) if a["question_id"] in largest)]["position"] = far
+    write(tmp_path / "p.json", preds)
+    code, out, err = run(capsys, *base, "--json")
+    result = json.loads(out)
+    assert result["inconsistent_situations"] == 1 and result["acc@1.0m"] == 0.0
+    assert "1 situations got different predictions" in err
 
 
 def test_sqa3d_loc_malformed_record_names_file_record_and_field(

@@ -3,7 +3,8 @@
 Sub-commands (each prints a table, or with ``--json`` one JSON object whose keys are the printed metric
 names; exit code 2 with a message naming file / record / field on malformed input):
 
-* ``loc3r score sqa3d-loc --annotations A.json --predictions P.json`` — Acc@0.5m/1.0m/15°/30°.
+* ``loc3r score sqa3d-loc --annotations A.json --predictions P.json [--questions Q.json] [--unit question]`` —
+  Acc@0.5m/1.0m/15°/30° per situation (the paper's unit; ``--unit question`` scores every question entry).
 * ``loc3r score sqa3d-qa --annotations A.json --predictions P.json [--questions Q.json]`` — EM@1, EM-R,
   per question type.
 * ``loc3r score scanqa --references R.json --predictions P.json`` — EM@1, BLEU-1..4, METEOR, ROUGE-L, CIDEr.
@@ -48,6 +49,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="JSON list (or JSONL) of {question_id, position{x,y,z}, rotation{_x,_y,_z,_w}} "
         "or {question_id, candidates: [<=3 {position, rotation}]}",
     )
+    loc.add_argument(
+        "--questions",
+        help="official SQA3D questions JSON: situations are then (scene, situation text); without it, (scene, pose)",
+    )
+    loc.add_argument(
+        "--unit",
+        choices=("situation", "question"),
+        default="situation",
+        help="count each situation once (default, the paper's 719-situation test set) or every question entry",
+    )
     _common(loc)
     loc.set_defaults(func=_run_sqa3d_loc)
 
@@ -89,14 +100,19 @@ def _run_sqa3d_loc(args: argparse.Namespace) -> int:
 
         annotations = load_json_or_jsonl(args.annotations)
         predictions = load_records(args.predictions)
+        questions = load_json_or_jsonl(args.questions) if args.questions else None
         result = score_sqa3d_localization(
             annotations,
             predictions,
+            questions=questions,
+            unit=args.unit,
             strict=args.strict,
             annotations_source=str(args.annotations),
             predictions_source=str(args.predictions),
+            questions_source=str(args.questions),
         )
-        return result, {"annotations": args.annotations, "predictions": args.predictions}
+        settings = {"annotations": args.annotations, "predictions": args.predictions, "questions": args.questions}
+        return result, settings
 
     return _execute(args, "sqa3d-loc", "SQA3D localization", work)
 
@@ -166,13 +182,24 @@ def _execute(
     except SampleError as err:
         print(f"loc3r score {name}: error: {err}", file=sys.stderr)
         return 2
+    if name == "sqa3d-loc":
+        unit, n, n_q = result["unit"], result["n"], result["n_questions"]
+        title = f"{title} (unit: {unit}, n = {n} {unit}s of {n_q} questions)"
     for kind, what in (
         ("missing", "reference entries have no prediction (scored as wrong)"),
         ("unknown", "predictions have ids not in the references (ignored)"),
     ):
         if result.get(kind):
             examples = result.get(f"{kind}_examples", [])
+            if name == "sqa3d-loc" and kind == "missing":
+                what = f"{result['unit']}s have no prediction (scored as wrong)"
             print(f"loc3r score {name}: warning: {result[kind]} {what}, e.g. {examples}", file=sys.stderr)
+    if result.get("inconsistent_situations"):
+        print(
+            f"loc3r score {name}: warning: {result['inconsistent_situations']} situations got different predictions "
+            "for their questions (the first question's prediction is scored)",
+            file=sys.stderr,
+        )
     if result.get("meteor_unavailable"):
         print(f"loc3r score {name}: warning: {result['meteor_unavailable']}", file=sys.stderr)
     if args.json:

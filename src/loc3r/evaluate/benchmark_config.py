@@ -81,6 +81,8 @@ class EvalConfig(_Strict):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     max_samples: int | None = Field(None, gt=0)
     localization_candidates: int = Field(1, ge=1, le=3)  # SQA3D localization: up to 3 counted (DESIGN.md §5)
+    # SQA3D localization unit: each (scene, situation) once (the paper's 719 test situations) or every question
+    localization_unit: Literal["situation", "question"] = "situation"
 
 
 def load_eval_config(path: str | Path) -> EvalConfig:

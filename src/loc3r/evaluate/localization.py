@@ -12,7 +12,14 @@ Official behaviour followed: SQA3D's ``utils/localization_metric.py`` and ``asse
   independent ``min`` over the candidates). A model that ranks candidates is not penalised for the
   order.
 * Strict thresholds: ``< 0.5 m``, ``< 1.0 m``, ``< 15°``, ``< 30°`` (an error of exactly 0.5 m fails
-  Acc@0.5m). Reported as percentages of the annotation entries (the official script prints fractions).
+  Acc@0.5m). Reported as percentages (the official script prints fractions).
+* **Unit: the situation** by default (``unit="situation"``), as in the paper (SQA3D test: 719 situations in
+  67 scenes; arXiv 2603.18002). A situation is a ``(scene_id, situation text)`` pair of the questions file;
+  without the questions file it is a ``(scene_id, position, rotation)`` group of the annotations (on the real
+  test records both groupings agree: every question of a situation carries the same pose). Each situation is
+  counted once with the prediction of its first question (annotation-file order) that has one; situations
+  whose questions got different predictions are counted in ``inconsistent_situations``. ``unit="question"``
+  scores every annotation entry (3,519 on the test split), so situations with more questions weigh more.
   One deliberate refinement: errors are rounded to 1e-9 m / 1e-9° before the comparison, so an error of
   exactly 15° (which round-trips through radians as 14.999999999999998°) or of exactly 0.5 m between
   float coordinates fails as the definition says, instead of passing or failing by rounding noise as
@@ -52,6 +59,8 @@ __all__ = [
     "localization_metrics",
     "parse_sqa3d_pose",
     "score_sqa3d_localization",
+    "situation_groups",
+    "LOCALIZATION_UNITS",
 ]
 
 POSITION_THRESHOLDS_M: tuple[float, ...] = (0.5, 1.0)
@@ -59,6 +68,8 @@ ORIENTATION_THRESHOLDS_DEG: tuple[float, ...] = (15.0, 30.0)
 MAX_CANDIDATES = 3
 QUATERNION_KEYS: tuple[str, ...] = ("_x", "_y", "_z", "_w")
 _TIE_DECIMALS = 9
+LOCALIZATION_UNITS: tuple[str, ...] = ("situation", "question")
+_POSE_KEY_DECIMALS = 6
 
 
 def sqa3d_quaternion_to_yaw(quaternion: Mapping[str, Any] | Sequence[float] | np.ndarray) -> float:
@@ -211,27 +222,85 @@ def _prediction_candidates(record: Any, where: str) -> list[tuple[np.ndarray, fl
     return [parse_sqa3d_pose(record, where)]
 
 
+def situation_groups(
+    ann_index: Mapping[str, tuple[int, Any]],
+    questions: Any = None,
+    *,
+    annotations_source: str = "annotations",
+    questions_source: str = "questions",
+) -> dict[tuple[Any, ...], list[str]]:
+    """Annotation ids grouped by situation, in annotation-file order.
+
+    With the official questions file (``{"questions": [...]}`` or its list) the key is
+    ``(scene_id, situation text)``; an annotation whose question is not in the file is an error naming both
+    files. Without it the key is ``(scene_id, x, y, _z, _w)`` rounded to 1e-6 (the pose the annotation carries).
+    """
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    text_of: dict[str, tuple[Any, ...]] | None = None
+    if questions is not None:
+        q_list = questions["questions"] if isinstance(questions, Mapping) and "questions" in questions else questions
+        if not isinstance(q_list, list):
+            raise SampleError(f"{questions_source}: expected {{'questions': [...]}} or a list of question entries")
+        text_of = {}
+        for qid, (j, q) in index_by_id(q_list, questions_source).items():
+            where = record_where(questions_source, j, q)
+            situation = require_field(q, "situation", where)
+            if not isinstance(situation, str):
+                raise SampleError(f"{where}: field 'situation' must be a string, got {situation!r}")
+            text_of[qid] = (str(require_field(q, "scene_id", where)), situation.strip())
+    for qid, (i, rec) in ann_index.items():
+        where = record_where(annotations_source, i, rec)
+        if text_of is not None:
+            if qid not in text_of:
+                raise SampleError(
+                    f"{where}: field 'question_id' {qid!r} is not in {questions_source} (cannot find its situation)"
+                )
+            key = text_of[qid]
+        else:
+            xy, yaw = parse_sqa3d_pose(rec, where)
+            scene = str(rec.get("scene_id", ""))
+            key = (scene, *np.round([xy[0], xy[1], math.cos(yaw), math.sin(yaw)], _POSE_KEY_DECIMALS).tolist())
+        groups.setdefault(key, []).append(qid)
+    return groups
+
+
+def _same_candidates(a: list[tuple[np.ndarray, float]], b: list[tuple[np.ndarray, float]]) -> bool:
+    return len(a) == len(b) and all(
+        np.allclose(xa, xb, atol=1e-6) and float(yaw_error_deg(ya, yb)) < 1e-4
+        for (xa, ya), (xb, yb) in zip(a, b, strict=True)
+    )
+
+
 def score_sqa3d_localization(
     annotations: Any,
     predictions: Sequence[Mapping[str, Any]],
     *,
+    questions: Any = None,
+    unit: str = "situation",
     strict: bool = False,
     annotations_source: str = "annotations",
     predictions_source: str = "predictions",
+    questions_source: str = "questions",
 ) -> dict[str, Any]:
     """SQA3D localization accuracies (percent) of predictions against an official annotations file.
 
     Args:
         annotations: ``{"annotations": [...]}`` (the official file) or its list; each entry needs
-            ``question_id``, ``position`` and ``rotation`` and is scored exactly once.
+            ``question_id``, ``position`` and ``rotation``.
         predictions: ``[{"question_id", "position": {x, y, z}, "rotation": {_x, _y, _z, _w}}]`` or
             ``[{"question_id", "candidates": [≤ 3 × {"position", "rotation"}]}]`` in SQA3D's convention.
+        questions: the official questions file (optional): situations are then ``(scene, situation text)``.
+        unit: ``"situation"`` (default, the paper's unit: each situation counted once, see the module
+            docstring) or ``"question"`` (every annotation entry once).
         strict: predictions for ids that are not in the annotations raise instead of being reported.
 
-    Returns ``acc@0.5m``, ``acc@1.0m``, ``acc@15deg``, ``acc@30deg``, the median best errors, ``n`` (entries
-    scored), ``missing`` (entries without prediction, scored as wrong), ``unknown`` (predictions ignored),
-    and ``missing_examples`` / ``unknown_examples`` (a few ids) when non-zero.
+    Returns ``acc@0.5m``, ``acc@1.0m``, ``acc@15deg``, ``acc@30deg``, the median best errors, ``unit``, ``n``
+    (units scored), ``n_questions``, ``n_scenes``, ``missing`` (units without prediction, scored as wrong),
+    ``unknown`` (predictions ignored), ``missing_examples`` / ``unknown_examples`` (a few ids) when non-zero, and
+    for the situation unit ``inconsistent_situations`` (situations whose questions got different predictions).
     """
+    if unit not in LOCALIZATION_UNITS:
+        raise ValueError(f"unit must be one of {LOCALIZATION_UNITS}, got {unit!r}")
     ann_list = (
         annotations["annotations"] if isinstance(annotations, Mapping) and "annotations" in annotations else annotations
     )
@@ -242,23 +311,48 @@ def score_sqa3d_localization(
     ann_index = index_by_id(ann_list, annotations_source)
     pred_index = index_by_id(predictions, predictions_source)
     _, _, report = match_predictions(ann_index, pred_index, prediction_source=predictions_source, strict=strict)
-
-    n = len(ann_index)
-    if n == 0:
+    if not ann_index:
         raise SampleError(f"{annotations_source}: no annotation entries to score")
+    # Every prediction is validated, unknown ids included, so a malformed file never passes silently.
+    parsed = {
+        qid: _prediction_candidates(prec, record_where(predictions_source, j, prec))
+        for qid, (j, prec) in pred_index.items()
+    }
+    if unit == "question":
+        units = [[qid] for qid in ann_index]
+    else:
+        units = list(
+            situation_groups(
+                ann_index, questions, annotations_source=annotations_source, questions_source=questions_source
+            ).values()
+        )
+    n = len(units)
     gt_xy = np.zeros((n, 2))
     gt_yaw = np.zeros(n)
     pred_xy = np.full((n, MAX_CANDIDATES, 2), np.nan)
     pred_yaw = np.full((n, MAX_CANDIDATES), np.nan)
-    for row, (qid, (i, rec)) in enumerate(ann_index.items()):
+    missing: list[str] = []
+    inconsistent = 0
+    for row, ids in enumerate(units):
+        i, rec = ann_index[ids[0]]
         gt_xy[row], gt_yaw[row] = parse_sqa3d_pose(rec, record_where(annotations_source, i, rec))
-        if qid in pred_index:
-            j, prec = pred_index[qid]
-            for k, (xy, yaw) in enumerate(_prediction_candidates(prec, record_where(predictions_source, j, prec))):
-                pred_xy[row, k], pred_yaw[row, k] = xy, yaw
-    # Unknown-id predictions are still validated, so a malformed file never passes silently.
-    for qid, (j, prec) in pred_index.items():
-        if qid not in ann_index:
-            _prediction_candidates(prec, record_where(predictions_source, j, prec))
+        predicted = [parsed[qid] for qid in ids if qid in parsed]
+        if not predicted:
+            missing.append(ids[0])
+            continue
+        if any(not _same_candidates(predicted[0], other) for other in predicted[1:]):
+            inconsistent += 1
+        for k, (xy, yaw) in enumerate(predicted[0]):
+            pred_xy[row, k], pred_yaw[row, k] = xy, yaw
     metrics = localization_metrics(gt_xy, gt_yaw, pred_xy, pred_yaw)
-    return {**metrics, **report}
+    scenes = {str(rec.get("scene_id")) for _, rec in ann_index.values() if isinstance(rec, Mapping)}
+    result: dict[str, Any] = {**metrics, "unit": unit, "n_questions": len(ann_index), "n_scenes": len(scenes)}
+    result["missing"] = len(missing)
+    if missing:
+        result["missing_examples"] = missing[:5]
+    result["unknown"] = report["unknown"]
+    if report.get("unknown_examples"):
+        result["unknown_examples"] = report["unknown_examples"]
+    if unit == "situation":
+        result["inconsistent_situations"] = inconsistent
+    return result

@@ -26,7 +26,9 @@ One sample per question.
 * Prediction record (the ``loc3r score sqa3d-loc`` input): ``OUT/sqa3d_localization_predictions.json``,
   a JSON list of ``{"question_id", "position": {"x","y","z"}, "rotation": {"_x","_y","_z","_w"}}``.
 * Score: :func:`loc3r.evaluate.localization.score_sqa3d_localization` against the official annotations
-  file (each entry's ``position`` / ``rotation``); a question without prediction counts as wrong.
+  file (each entry's ``position`` / ``rotation``), per situation by default — each ``(scene, situation text)``
+  of the questions file counted once, the paper's unit (719 test situations) — or per question with the
+  config key ``localization_unit: question``; a unit without prediction counts as wrong.
 * Models without situation heads (``lm_only``) cannot localize on a real benchmark (text coordinates are only
   defined in SynthRooms' demo task): a :class:`~loc3r.train.config.ConfigError` names checkpoint and benchmark.
   ``localization_candidates > 1`` is refused: the heads give one pose.
@@ -253,23 +255,32 @@ class SQA3DLocalizationTask(BenchmarkTask):
         from loc3r.evaluate.records import load_json_or_jsonl
 
         pred_path = self.write_predictions(records, out_dir)
-        ann_path = official_file(config, "sqa_annotations")
-        annotations = load_json_or_jsonl(ann_path)
+        ann_path, q_path = official_file(config, "sqa_annotations"), official_file(config, "questions")
+        annotations, questions = load_json_or_jsonl(ann_path), load_json_or_jsonl(q_path)
         if any(r.get("subset") for r in records):
             ids = {str(r["question_id"]) for r in records}
             annotations, ann_path = restrict_references(
                 annotations, "annotations", ids, out_dir / "sqa3d_localization_annotations_subset.json", ann_path
             )
+            questions, q_path = restrict_references(
+                questions, "questions", ids, out_dir / "sqa3d_localization_questions_subset.json", q_path
+            )
+        unit = config.localization_unit
         metrics = score_sqa3d_localization(
             annotations,
             load_json_or_jsonl(pred_path),
+            questions=questions,
+            unit=unit,
             annotations_source=str(ann_path),
             predictions_source=str(pred_path),
+            questions_source=str(q_path),
         )
         settings = {
             "predictions": str(pred_path),
             "annotations": str(ann_path),
-            "rescore": f"loc3r score sqa3d-loc --annotations {ann_path} --predictions {pred_path}",
+            "unit": f"{unit} ({metrics['n']} {unit}s of {metrics['n_questions']} questions)",
+            "rescore": f"loc3r score sqa3d-loc --annotations {ann_path} --questions {q_path} --unit {unit} "
+            f"--predictions {pred_path}",
             "metric": self.metric,
         }
         return metrics, settings
