@@ -37,6 +37,7 @@ __all__ = [
     "project_points",
     "unproject_pixels",
     "VisionSegment",
+    "pool_token_labels",
     "pool_token_points",
 ]
 
@@ -284,9 +285,7 @@ def pool_token_points(
         if key not in cell_cache:
             # A pixel belongs to the cell that contains its centre (i + 0.5) / h, i.e. the cell holding the
             # larger part of it when the grid does not divide the map: floor((2 i + 1) * grid / (2 h)).
-            rows = ((2 * np.arange(h) + 1) * seg.grid_h) // (2 * h)
-            cols = ((2 * np.arange(w) + 1) * seg.grid_w) // (2 * w)
-            cell_cache[key] = (rows[:, None] * seg.grid_w + cols[None, :]).ravel()
+            cell_cache[key] = _token_cells(h, w, seg.grid_h, seg.grid_w)
         cell = cell_cache[key]
         n_cells = seg.grid_h * seg.grid_w
         frames = list(seg.frame_indices)
@@ -308,3 +307,63 @@ def pool_token_points(
     if not out_points:
         return np.zeros((0, 3)), np.zeros(0, dtype=bool)
     return np.concatenate(out_points), np.concatenate(out_valid)
+
+
+def _token_cells(h: int, w: int, grid_h: int, grid_w: int) -> np.ndarray:
+    """Cell index of every pixel of an ``[h, w]`` map on a ``grid_h x grid_w`` token grid (the cell containing
+    the pixel centre, as :func:`pool_token_points` assigns them)."""
+    rows = ((2 * np.arange(h) + 1) * grid_h) // (2 * h)
+    cols = ((2 * np.arange(w) + 1) * grid_w) // (2 * w)
+    return (rows[:, None] * grid_w + cols[None, :]).ravel()
+
+
+def pool_token_labels(
+    labels: np.ndarray,
+    segments: Sequence[VisionSegment],
+    num_classes: int,
+    min_valid_fraction: float = 0.1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class histogram of every vision token's footprint (the targets of the per-token recognition loss).
+
+    Args:
+        labels: ``[T, H, W]`` integer class per pixel, ``-1`` (or any value outside ``[0, num_classes)``) for
+            unlabelled pixels.
+        segments: the token layout of the clip, in token order (footprints as in :func:`pool_token_points`).
+        num_classes: C.
+        min_valid_fraction: a token with fewer labelled pixels than this fraction of its footprint is masked.
+
+    Returns:
+        ``(distribution [N, C], valid [N])``: the fraction of the token's labelled pixels in each class (rows sum
+        to 1 where valid, 0 elsewhere).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise GeometryError(f"labels: expected [T, H, W], got shape {labels.shape}")
+    num_frames, h, w = labels.shape
+    labelled = (labels >= 0) & (labels < num_classes)
+    out_dist: list[np.ndarray] = []
+    out_valid: list[np.ndarray] = []
+    for seg_index, seg in enumerate(segments):
+        if any(not 0 <= f < num_frames for f in seg.frame_indices):
+            raise GeometryError(
+                f"segment {seg_index}: frame indices {seg.frame_indices} out of range for {num_frames} frames"
+            )
+        n_cells = seg.grid_h * seg.grid_w
+        frames = list(seg.frame_indices)
+        cells = np.tile(_token_cells(h, w, seg.grid_h, seg.grid_w), len(frames))
+        lab = labels[frames].reshape(-1).astype(np.int64)
+        ok_px = labelled[frames].reshape(-1)
+        hist = np.bincount(cells[ok_px] * num_classes + lab[ok_px], minlength=n_cells * num_classes)
+        hist = hist.reshape(n_cells, num_classes).astype(np.float64)
+        count = hist.sum(axis=1)
+        total = np.bincount(cells, minlength=n_cells).astype(np.float64)
+        ok = (count > 0) & (count >= min_valid_fraction * total)
+        dist = np.where(ok[:, None], hist / np.maximum(count, 1.0)[:, None], 0.0)
+        out_dist.append(dist)
+        out_valid.append(ok)
+        if seg.extra_tokens:
+            out_dist.append(np.zeros((seg.extra_tokens, num_classes)))
+            out_valid.append(np.zeros(seg.extra_tokens, dtype=bool))
+    if not out_dist:
+        return np.zeros((0, num_classes)), np.zeros(0, dtype=bool)
+    return np.concatenate(out_dist), np.concatenate(out_valid)

@@ -32,6 +32,7 @@ __all__ = [
     "wrapped_gaussian_target",
     "orientation_kl",
     "decode_orientation",
+    "token_category_loss",
     "LossWeights",
     "combine_losses",
 ]
@@ -204,6 +205,29 @@ def decode_orientation(logits: Tensor) -> tuple[Tensor, Tensor]:
     return yaw, confidence
 
 
+def token_category_loss(
+    logits: Tensor, target: Tensor, valid: Tensor | None = None, background_weight: float = 1.0
+) -> Tensor:
+    """Per-token recognition loss: soft-target cross-entropy, background-only tokens down-weighted.
+
+    ``L_rec = Σ_i w_i · ( -Σ_c q_ic · log softmax(z_i)_c ) / Σ_i w_i`` over the valid tokens ``i``, where
+    ``q_i`` is the class histogram of token ``i``'s footprint (sums to 1), ``z_i`` its logits, and
+    ``w_i = background_weight`` when ``q_i0 = 1`` (the token shows class 0 only), else 1.
+
+    Args:
+        logits: ``[N, C]``; target: ``[N, C]`` distributions; valid: ``[N]`` bool (None = all).
+
+    Returns a float32 scalar; an exact 0 connected to the graph when no token is valid.
+    """
+    logits = logits.float()
+    target = target.float()
+    if valid is None:
+        valid = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
+    per_token = -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1)
+    weight = torch.where(target[:, 0] >= 1.0 - 1e-6, background_weight, 1.0) * valid.float()
+    return (per_token * weight).sum() / weight.sum().clamp_min(1e-6)  # no valid token: an exact 0 in the graph
+
+
 @dataclass
 class LossWeights:
     """Weights of the joint objective (paper defaults). A weight of 0 switches that objective off."""
@@ -211,9 +235,10 @@ class LossWeights:
     bev: float = 0.05
     situation: float = 0.075
     orientation: float = 3.5
+    recognition: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("bev", "situation", "orientation"):
+        for name in ("bev", "situation", "orientation", "recognition"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"LossWeights.{name} must be a finite number >= 0, got {value}")
@@ -225,8 +250,11 @@ def combine_losses(
     pos: Tensor | None,
     ori: Tensor | None,
     weights: LossWeights,
+    rec: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Joint objective ``L = L_CE + λ_bev · L_BEV + λ_sit · (L_pos + λ_ori · L_ori)``.
+    """Joint objective ``L = L_CE + λ_bev · L_BEV + λ_sit · (L_pos + λ_ori · L_ori) [+ λ_rec · L_rec]``.
+
+    ``L_rec`` (:func:`token_category_loss`) is only used to pretrain a base from scratch; the paper has no such term.
 
     ``None`` terms are skipped (the caller passes None for an objective it did not compute, e.g. because its
     λ is 0). A term whose weight is 0 is logged but not added to the total, so it can neither contribute
@@ -234,7 +262,7 @@ def combine_losses(
 
     Returns:
         ``(loss, logs)`` where ``logs`` holds the detached terms present among ``loss_ce, loss_bev, loss_pos,
-        loss_ori`` plus ``loss_sit = L_pos + λ_ori · L_ori`` (if either situation term is present) and
+        loss_ori, loss_rec`` plus ``loss_sit = L_pos + λ_ori · L_ori`` (if either situation term is present) and
         ``loss`` (detached total).
     """
     logs: dict[str, Tensor] = {}
@@ -263,11 +291,15 @@ def combine_losses(
         logs["loss_sit"] = sit.detach()
         if weights.situation != 0 and sit_parts:
             parts.append(weights.situation * sit)
+    if rec is not None:
+        logs["loss_rec"] = rec.detach().float()
+        if weights.recognition != 0:
+            parts.append(weights.recognition * rec.float())
     if not parts:
         if not logs:
             raise ValueError("combine_losses: every loss term is None; nothing to optimise")
         # Only zero-weighted terms: a zero total still connected to the graph.
-        present = [t for t in (ce, bev, pos, ori) if t is not None]
+        present = [t for t in (ce, bev, pos, ori, rec) if t is not None]
         total = _graph_zero(*present)
     else:
         total = parts[0]

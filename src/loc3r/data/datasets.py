@@ -580,3 +580,18 @@ def build_synth(
     if not parts:
         raise SampleError(f"dataset synth at {root}: split {spec.split!r} has no samples for tasks {list(tasks)}")
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
+
+
+@register_dataset("synth_pretrain")
+def build_synth_pretrain(
+    spec: Any,
+    num_frames: int,
+    tasks: Sequence[str] = ("objects", "presence", "count", "color", "caption"),
+    recognition_labels: bool = True,
+) -> Dataset:
+    """SynthRooms recognition pretraining tasks with no spatial supervision (:mod:`loc3r.data.synth.pretraining`):
+    object listing in order of appearance, presence, counting, colour, captions, and per-pixel category labels for
+    the recognition objective."""
+    from loc3r.data.synth.pretraining import SynthPretrainDataset
+
+    return SynthPretrainDataset(spec.root, spec.split, num_frames, tuple(tasks), recognition_labels)

@@ -49,6 +49,10 @@ class ClipSample:
     camera_features: np.ndarray | None = None
     frame_indices: np.ndarray | None = None  # indices of the sampled frames in the source video
     options: list[str] | None = None  # multiple-choice options ("A. ...") when the task has them
+    #: optional per-pixel semantic labels ``[T, h, w]`` (integers; negative = unlabelled) naming, through
+    #: ``label_names[value]``, what each pixel shows; the targets of the per-token recognition objective
+    pixel_labels: np.ndarray | None = None
+    label_names: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> ClipSample:
@@ -84,6 +88,18 @@ class ClipSample:
                 )
             if not np.isfinite(feats).all():
                 raise SampleError(f"{where}: field 'camera_features' has non-finite values")
+        if self.pixel_labels is not None:
+            labels = np.asarray(self.pixel_labels)
+            if labels.ndim != 3 or labels.shape[0] != num_frames or not np.issubdtype(labels.dtype, np.integer):
+                raise SampleError(
+                    f"{where}: field 'pixel_labels' must be an integer [T={num_frames}, h, w] array, got "
+                    f"{labels.dtype} {labels.shape}"
+                )
+            if not self.label_names or int(labels.max(initial=-1)) >= len(self.label_names):
+                raise SampleError(
+                    f"{where}: field 'label_names' must name every value of 'pixel_labels' "
+                    f"(max {int(labels.max(initial=-1))}, {len(self.label_names or [])} names)"
+                )
         if self.agent_position is not None:
             pos = np.asarray(self.agent_position, dtype=np.float64)
             if pos.shape != (3,) or not np.isfinite(pos).all():

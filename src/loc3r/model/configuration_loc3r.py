@@ -78,6 +78,14 @@ class Loc3rConfig(PreTrainedConfig):
         orientation_sigma_bins: std of the wrapped-Gaussian orientation target, in bins.
         bev_loss_weight, situation_loss_weight, orientation_loss_weight: the lambdas of the joint loss.
         head_intermediate_size: hidden width of the two-layer situation MLPs (default: the LLM width).
+        recognition_objective: per-vision-token object-category loss on the vision tower's output (the stand-in for
+            a pretrained image encoder when a base is pretrained from scratch; see
+            :mod:`loc3r.data.synth.pretraining`). Off by default; the paper has no such term.
+        recognition_classes: the class names of that objective (samples' ``label_names`` are mapped onto them by
+            name; a name not in the list is unlabelled).
+        recognition_loss_weight: its weight in the joint loss.
+        recognition_background_weight: relative weight of tokens that show only ``recognition_classes[0]`` (the
+            room shell covers most tokens; without down-weighting them "background" everywhere is a good optimum).
         pos_token_id, ori_token_id, camera_token_id: ids of ``<Pos>``, ``<Ori>`` and the camera placeholder.
         eos_token_id, pad_token_id: end-of-answer and padding ids used by :meth:`predict`.
     """
@@ -102,6 +110,10 @@ class Loc3rConfig(PreTrainedConfig):
     situation_loss_weight: float = 0.075
     orientation_loss_weight: float = 3.5
     head_intermediate_size: int | None = None
+    recognition_objective: bool = False
+    recognition_classes: list[str] | None = None
+    recognition_loss_weight: float = 1.0
+    recognition_background_weight: float = 0.2
     pos_token_id: int | None = None
     ori_token_id: int | None = None
     camera_token_id: int | None = None
@@ -141,7 +153,7 @@ class Loc3rConfig(PreTrainedConfig):
 
         if self.backbone not in available_backbones():
             fail("backbone", f"must be one of {available_backbones()}")
-        for name in ("layout_objective", "situation_objective", "cue_injection"):
+        for name in ("layout_objective", "situation_objective", "cue_injection", "recognition_objective"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be a bool")
         if self.camera_prior not in CAMERA_PRIOR_KINDS:
@@ -158,12 +170,29 @@ class Loc3rConfig(PreTrainedConfig):
             fail("num_orientation_bins", "must be an int >= 2")
         if not isinstance(self.cue_num_frequencies, int) or self.cue_num_frequencies < 1:
             fail("cue_num_frequencies", "must be an int >= 1")
-        for name in ("orientation_sigma_bins", "bev_loss_weight", "situation_loss_weight", "orientation_loss_weight"):
+        for name in (
+            "orientation_sigma_bins",
+            "bev_loss_weight",
+            "situation_loss_weight",
+            "orientation_loss_weight",
+            "recognition_loss_weight",
+            "recognition_background_weight",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 fail(name, "must be a finite number >= 0")
         if self.orientation_sigma_bins <= 0:
             fail("orientation_sigma_bins", "must be > 0")
+        classes = self.recognition_classes
+        if classes is not None and (
+            not isinstance(classes, list | tuple)
+            or len(classes) < 2
+            or not all(isinstance(c, str) and c for c in classes)
+            or len(set(classes)) != len(classes)
+        ):
+            fail("recognition_classes", "must be a list of >= 2 distinct non-empty names")
+        if self.recognition_objective and classes is None:
+            fail("recognition_classes", "must be given when recognition_objective is on")
 
     # ----------------------------------------------------------------------------------------------------------
     @property
@@ -183,6 +212,11 @@ class Loc3rConfig(PreTrainedConfig):
     @property
     def orientation_loss_enabled(self) -> bool:
         return self.situation_loss_enabled and self.orientation_loss_weight > 0
+
+    @property
+    def recognition_enabled(self) -> bool:
+        """The per-token recognition objective runs only when switched on AND its weight is non-zero."""
+        return bool(self.recognition_objective) and self.recognition_loss_weight > 0
 
     @property
     def text_hidden_size(self) -> int:

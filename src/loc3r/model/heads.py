@@ -3,6 +3,8 @@
 * :class:`LayoutHead` — ONE linear layer on the final hidden state of every vision token →
   ``(μ_x, μ_y, log σ²_x, log σ²_y)`` in the clip's BEV frame; trained with ``losses.gaussian_nll`` (L_BEV).
 * :class:`PositionHead` — 2-layer MLP on the ``<Pos>`` hidden state → the same 4 numbers (L_pos).
+* :class:`RecognitionHead` — ONE linear layer on every vision token's embedding as the vision tower outputs it →
+  logits over object categories (``losses.token_category_loss``; base pretraining only, not in the paper).
 * :class:`OrientationHead` — 2-layer MLP on the ``<Ori>`` hidden state → logits over ``num_bins`` yaw bins
   (L_ori = KL to a wrapped Gaussian; decoded by ``losses.decode_orientation``).
 
@@ -22,7 +24,7 @@ from torch import Tensor, nn
 
 from loc3r.losses import clamp_log_var
 
-__all__ = ["linear_fp32", "LayoutHead", "PositionHead", "OrientationHead"]
+__all__ = ["linear_fp32", "LayoutHead", "PositionHead", "OrientationHead", "RecognitionHead"]
 
 
 def linear_fp32(layer: nn.Linear, x: Tensor) -> Tensor:
@@ -124,3 +126,27 @@ class OrientationHead(nn.Module):
         """``hidden [..., D]`` → ``logits [..., num_bins]`` float32."""
         _check_hidden("OrientationHead", hidden, self.hidden_size)
         return self.mlp(hidden)
+
+
+class RecognitionHead(nn.Module):
+    """Per-vision-token category classifier on the vision tower's output: one ``nn.Linear(hidden_size, C)``.
+
+    It reads the tower's token embeddings *before* the LLM, so its loss trains the tower to recognise what each
+    token shows, as a pretrained image encoder would (the LLM cannot do the work for it).
+    """
+
+    def __init__(self, hidden_size: int, num_classes: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.proj = nn.Linear(hidden_size, num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Small weights and zero bias: near-uniform class probabilities at init."""
+        nn.init.normal_(self.proj.weight, std=0.02)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """``hidden [..., D]`` → ``logits [..., C]`` float32."""
+        _check_hidden("RecognitionHead", hidden, self.hidden_size)
+        return linear_fp32(self.proj, hidden)

@@ -67,12 +67,19 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
-from loc3r.losses import LossWeights, combine_losses, decode_orientation, gaussian_nll, orientation_kl
+from loc3r.losses import (
+    LossWeights,
+    combine_losses,
+    decode_orientation,
+    gaussian_nll,
+    orientation_kl,
+    token_category_loss,
+)
 from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
 from loc3r.model.camera_prior import CameraPriorProjector
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import CueInjector
-from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead
+from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead, RecognitionHead
 from loc3r.model.tokenizer import (
     CAMERA_TOKEN,
     ORI_TOKEN,
@@ -87,7 +94,7 @@ logger = logging.getLogger(__name__)
 
 AutoConfig.register("loc3r", Loc3rConfig, exist_ok=True)
 
-_HEAD_TYPES = (LayoutHead, PositionHead, OrientationHead, CameraPriorProjector, CueInjector)
+_HEAD_TYPES = (LayoutHead, PositionHead, OrientationHead, RecognitionHead, CameraPriorProjector, CueInjector)
 
 
 # ======================================================================================================= outputs
@@ -174,6 +181,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             CameraPriorProjector(int(config.camera_feature_dim), hidden) if config.camera_prior is not None else None
         )
         self.cue_injector = CueInjector(hidden, config.cue_num_frequencies) if config.cue_injection else None
+        self.recognition_head = (
+            RecognitionHead(hidden, len(config.recognition_classes)) if config.recognition_enabled else None
+        )
         if config.situation_enabled and (config.pos_token_id is None or config.ori_token_id is None):
             raise ValueError("Loc3rConfig: situation_objective needs pos_token_id and ori_token_id")
         if config.camera_prior is not None and config.camera_token_id is None:
@@ -182,6 +192,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             bev=config.bev_loss_weight,
             situation=config.situation_loss_weight,
             orientation=config.orientation_loss_weight,
+            recognition=config.recognition_loss_weight if config.recognition_enabled else 0.0,
         )
         self.tokenizer: PreTrainedTokenizerBase | None = None  # attached by the constructors, saved with the model
         self.preprocessing: dict | None = None
@@ -375,6 +386,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         situation_position: Tensor | None = None,
         situation_yaw: Tensor | None = None,
         situation_valid: Tensor | None = None,
+        recognition_targets: Tensor | None = None,
+        recognition_valid: Tensor | None = None,
         return_layout: bool = False,
         return_hidden_states: bool = False,
     ) -> Loc3rOutput:
@@ -388,8 +401,18 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         )
         hidden, _ = self.decode(embeds, attention_mask, position_ids)
 
-        ce = bev = pos_loss = ori_loss = None
+        ce = bev = pos_loss = ori_loss = rec_loss = None
         out = Loc3rOutput()
+        # --- recognition (base pretraining only): every vision token as the tower feeds it to the LLM
+        if self.recognition_head is not None and recognition_targets is not None:
+            rec_logits = self.recognition_head(embeds[vision_mask])
+            rec_valid = recognition_valid[vision_mask] if recognition_valid is not None else None
+            rec_loss = token_category_loss(
+                rec_logits,
+                recognition_targets[vision_mask],
+                rec_valid,
+                self.config.recognition_background_weight,
+            )
         # All rows any head needs are gathered from the final hidden states with ONE index_select: its backward
         # writes a single [B*L, D] gradient buffer, instead of one per boolean-mask indexing (which measurably
         # raised peak memory of the objectives).
@@ -435,8 +458,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 ori_loss = orientation_kl(
                     logits_ori, situation_yaw, situation_valid, self.config.orientation_sigma_bins
                 )
-        if any(t is not None for t in (ce, bev, pos_loss, ori_loss)):
-            out.loss, out.losses = combine_losses(ce, bev, pos_loss, ori_loss, self.loss_weights)
+        if any(t is not None for t in (ce, bev, pos_loss, ori_loss, rec_loss)):
+            out.loss, out.losses = combine_losses(ce, bev, pos_loss, ori_loss, self.loss_weights, rec=rec_loss)
         if return_hidden_states:
             out.last_hidden_state = hidden
         return out
@@ -669,13 +692,38 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             model.set_attn_implementation(implementation)
             model._log_attention()
         param_dtype = vlm.get_input_embeddings().weight.dtype
-        for module in (model.layout_head, model.position_head, model.orientation_head, model.camera_projector):
+        heads = (model.layout_head, model.position_head, model.orientation_head, model.recognition_head)
+        for module in (*heads, model.camera_projector):
             if module is not None:
                 module.to(param_dtype)
         if model.cue_injector is not None:
             model.cue_injector.to(param_dtype)
         model.tokenizer = tokenizer
         model.preprocessing = adapter.default_preprocessing(vlm.config, local_dir)
+        return model
+
+    @classmethod
+    def from_base(
+        cls, base_dir: str | Path, dtype: torch.dtype | str | None = None, **config_kwargs: Any
+    ) -> Loc3rForConditionalGeneration:
+        """Start fine-tuning from a loc3r checkpoint, e.g. the shipped pretrained base ``loc3r-tiny``
+        (``model.init: pretrained`` with a loc3r ``pretrained_dir``).
+
+        The base's backbone (vision tower, projector, LLM), tokenizer and preprocessing are kept; the objectives
+        are those of ``config_kwargs`` (:class:`Loc3rConfig` fields). A head both configurations have with the same
+        shape keeps the base's weights; the others are new, and the base's heads the new model does not use (its
+        recognition head) are dropped.
+        """
+        base = cls.from_pretrained(base_dir)
+        config = cls._make_config(base.config.backbone, base.config.vlm_config, base.tokenizer, **config_kwargs)
+        model = cls(config, vlm=base.vlm)
+        own = model.state_dict()
+        kept = {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(kept, strict=False)
+        model.tokenizer = base.tokenizer
+        model.preprocessing = dict(base.preprocessing or {})
+        if dtype is not None:
+            model.to(dtype)
         return model
 
     def build_processor(self, mode: str = "train", **kwargs: Any):

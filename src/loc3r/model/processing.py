@@ -29,7 +29,8 @@ Batch keys (all tensors, batch first except Qwen's flattened ``pixel_values_vide
 ``pixel_values_videos`` (+ ``video_grid_thw, second_per_grid_ts, mm_token_type_ids`` for Qwen2.5-VL),
 ``layout_targets, layout_valid`` (layout on), ``cue_points, cue_valid`` (cue injection on),
 ``camera_features, camera_valid`` (camera prior on), ``situation_position, situation_yaw, situation_valid``
-(situation on).
+(situation on), ``recognition_targets [B, L, C], recognition_valid`` (recognition on: each vision token's class
+histogram from the sample's ``pixel_labels``, mapped onto ``config.recognition_classes`` by name).
 
 Non-tensor metadata (sample ids, anchor frames, token footprints, references) travels as the ATTRIBUTE
 ``batch.metadata`` (a list of :class:`SampleMeta`), not as a key, so ``model(**batch)`` and the HF Trainer never see
@@ -54,7 +55,14 @@ import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
-from loc3r.geometry import AnchorFrame, GeometryError, VisionSegment, anchor_frame, pool_token_points
+from loc3r.geometry import (
+    AnchorFrame,
+    GeometryError,
+    VisionSegment,
+    anchor_frame,
+    pool_token_labels,
+    pool_token_points,
+)
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, special_token_ids
@@ -278,6 +286,19 @@ class Loc3rProcessor:
                 )
             out["token_points"] = (video_slots, token_points.astype(np.float32), token_valid)
 
+        # ---- recognition targets (base pretraining): class histogram of each token's footprint
+        if self.config.recognition_enabled:
+            classes = list(self.config.recognition_classes)
+            token_dist = np.zeros((encoding.num_vision_tokens, len(classes)), dtype=np.float32)
+            token_labelled = np.zeros(encoding.num_vision_tokens, dtype=bool)
+            if sample.pixel_labels is not None:
+                by_name = {name: k for k, name in enumerate(classes)}
+                lut = np.array([by_name.get(name, -1) for name in sample.label_names or []], dtype=np.int64)
+                pixels = np.asarray(sample.pixel_labels, dtype=np.int64)
+                labels = np.where(pixels >= 0, lut[np.clip(pixels, 0, None)], -1)
+                token_dist, token_labelled = pool_token_labels(labels, encoding.segments, len(classes))
+            out["token_labels"] = (video_slots, token_dist.astype(np.float32), token_labelled)
+
         # ---- situation targets
         agent_pos_bev, agent_yaw_bev = None, None
         if sample.agent_position is not None and sample.agent_yaw is not None and anchor is not None:
@@ -370,6 +391,18 @@ class Loc3rProcessor:
             if self.config.cue_injection:
                 data["cue_points"] = torch.nan_to_num(pts, nan=0.0)
                 data["cue_valid"] = valid.clone()
+
+        if "token_labels" in items[0]:
+            num_classes = items[0]["token_labels"][1].shape[1]
+            rec_targets = torch.zeros((batch_size, max_len, num_classes), dtype=torch.float32)
+            rec_valid = torch.zeros((batch_size, max_len), dtype=torch.bool)
+            for b, it in enumerate(items):
+                slots, dist, labelled = it["token_labels"]
+                slots_t = torch.from_numpy(slots + offsets[b])
+                rec_targets[b, slots_t] = torch.from_numpy(dist)
+                rec_valid[b, slots_t] = torch.from_numpy(labelled)
+            data["recognition_targets"] = rec_targets
+            data["recognition_valid"] = rec_valid
 
         if self.config.situation_enabled:
             data["situation_position"] = torch.from_numpy(np.stack([it["situation"][0] for it in items]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -146,6 +147,17 @@ def tokenizer_corpus(datasets: Iterable[Dataset], limit: int = 20000) -> list[st
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def _is_loc3r_checkpoint(path: Any) -> bool:
+    """A loc3r checkpoint directory (``config.json`` with ``model_type: loc3r``), not a Hugging Face backbone one."""
+    import json
+
+    config = Path(path) / "config.json"
+    try:
+        return json.loads(config.read_text()).get("model_type") == "loc3r"
+    except (OSError, ValueError):
+        return False
+
+
 def build_tokenizer_and_model(
     cfg: ModelConfig, corpus: list[str] | None, seed: int = 0, tokenizer: Any = None
 ) -> tuple[Any, Any]:
@@ -154,8 +166,9 @@ def build_tokenizer_and_model(
     ``init = "tiny"``: a byte-level BPE tokenizer trained with ``tokenizers`` on ``corpus`` (vocabulary
     ``tiny.vocab_size``, default 512) and a randomly initialised tiny model of the backbone's real HF class
     (``Loc3rForConditionalGeneration.tiny``, the other ``tiny`` keys go to the backbone's tiny config);
-    ``init = "pretrained"``: tokenizer and weights of the local ``pretrained_dir``
-    (``from_backbone_pretrained``). ``cfg.loc3r`` fields go to ``Loc3rConfig`` (unknown keys are rejected
+    ``init = "pretrained"``: tokenizer and weights of the local ``pretrained_dir``: a Hugging Face backbone
+    checkpoint (``from_backbone_pretrained``) or a loc3r checkpoint such as the shipped base (``from_base``).
+    ``cfg.loc3r`` fields go to ``Loc3rConfig`` (unknown keys are rejected
     there; the error is re-raised naming ``model.loc3r``). A given ``tokenizer`` (tiny init only: the one
     saved in the checkpoint being resumed) is used instead of training a new one.
     """
@@ -174,6 +187,14 @@ def build_tokenizer_and_model(
                 cfg.backbone, tokenizer, seed=seed, vlm_overrides=tiny, **loc3r_kwargs
             )
             model.to(_DTYPES[cfg.dtype])
+        elif _is_loc3r_checkpoint(cfg.pretrained_dir):  # a loc3r base, e.g. the shipped loc3r-tiny
+            model = Loc3rForConditionalGeneration.from_base(cfg.pretrained_dir, _DTYPES[cfg.dtype], **loc3r_kwargs)
+            tokenizer = model.tokenizer
+            if model.config.backbone != cfg.backbone:
+                raise ValueError(
+                    f"model.backbone is {cfg.backbone!r} but {cfg.pretrained_dir} holds a "
+                    f"{model.config.backbone!r} model"
+                )
         else:
             model = Loc3rForConditionalGeneration.from_backbone_pretrained(
                 cfg.pretrained_dir,

@@ -225,7 +225,25 @@ def build_cabinet(w, d, h, rng):
 
 
 def build_wardrobe(w, d, h, rng):
-    return build_cabinet(w, d, h, rng)
+    """Tall two-door closet on a dark plinth under a cornice, with a mirror panel and long vertical bar handles:
+    a silhouette and front that a cabinet (low, short handles) or a door (in the wall, one panel) do not have."""
+    plinth, cornice = 0.08, 0.06
+    parts = [
+        _box(-w / 2 + 0.02, -d / 2, 0, w / 2 - 0.02, d / 2 - 0.03, plinth, shade=0.3),
+        _box(-w / 2, -d / 2, plinth, w / 2, d / 2 - 0.01, h - cornice, texture=Texture.WOOD),
+        _box(-w / 2, -d / 2, h - cornice, w / 2, d / 2, h, shade=0.6),
+        _box(-0.008, d / 2 - 0.01, plinth + 0.03, 0.008, d / 2, h - cornice - 0.03, shade=0.3),
+        _box(-0.07, d / 2 - 0.01, 0.35 * h, -0.05, d / 2, 0.75 * h, color=(200, 200, 195)),
+        _box(0.05, d / 2 - 0.01, 0.35 * h, 0.07, d / 2, 0.75 * h, color=(200, 200, 195)),
+    ]
+    # a mirror on one door: a bright glass panel
+    x0 = -w / 2 + 0.08 if rng.random() < 0.5 else 0.12
+    parts.append(
+        _box(
+            x0, d / 2 - 0.005, 0.25 * h, x0 + w / 2 - 0.2, d / 2, 0.85 * h, color=(205, 225, 235), texture=Texture.GLASS
+        )
+    )
+    return parts
 
 
 def build_dresser(w, d, h, rng):
@@ -605,7 +623,7 @@ CATEGORIES: dict[str, Category] = {
             "wardrobe",
             (1.0, 0.55, 1.9),
             (2.0, 0.65, 2.2),
-            _WOODS,
+            ("white", "beige", "gray", "blue", "brown"),
             {_W: 1},
             build_wardrobe,
             max_per_scene=1,

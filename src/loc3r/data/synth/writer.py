@@ -111,7 +111,7 @@ __all__ = [
     "sqa3d_rotation",
 ]
 
-SYNTH_VERSION = 2  # 2: situations and situated questions name only objects seen in the video
+SYNTH_VERSION = 3  # 2: situations name only objects seen in the video; 3: wardrobes look like wardrobes
 INDEX_NAME = "synthrooms.json"
 SPLITS = ("train", "val", "test", "test_novel_view")
 DATASET_NAME = "synthrooms"
