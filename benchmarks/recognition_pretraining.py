@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from loc3r.data.datasets import register_dataset
+from loc3r.data.registry import register_dataset
 from loc3r.data.schema import ClipSample
 
 QUESTION = "Which objects appear in the video, in the order they first appear?"
@@ -103,10 +103,10 @@ def score_lists(model: Any, dataset: ObjectListDataset, indices: list[int]) -> d
 
 
 def main() -> None:
+    from loc3r.data.spec import DatasetSpec
     from loc3r.data.synth.writer import SynthSettings, generate_dataset
     from loc3r.demo import DEFAULT, _recipe
     from loc3r.evaluate.runner import load_model
-    from loc3r.train.config import DatasetSpec
     from loc3r.train.recipe import train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

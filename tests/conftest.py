@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny ClipSamples from simple synthetic geometry (no mocks).
+"""Shared fixtures and helpers of the whole suite (tests/<package>/ mirrors src/loc3r/<package>/).
+
+Helpers used by more than one test module live here and are imported as ``from conftest import NAME`` (pytest
+puts this directory on ``sys.path``); fixtures are found by pytest. No mocks: everything is real data.
+
+Tiny ClipSamples come from simple synthetic geometry:
 
 A box room ``[-2, 2] x [-2.5, 2.5] x [0, 2.6]`` (metres, z up) is "rendered" analytically: every pixel ray of a
 pinhole camera (OpenCV axes, camera-to-world pose) is intersected with the six faces of the box; the exit distance
@@ -8,13 +13,20 @@ frames, the per-pixel world points and the poses are exactly consistent, as they
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from loc3r.data.schema import ClipSample
+
+#: The repository root and the checked-in fixtures (real released SQA3D records).
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SQA3D_FIXTURES = FIXTURES / "sqa3d"
 
 # The suite runs as `pytest -n 2` on 2 cores: with torch's default of one intra-op thread per core, two workers
 # oversubscribe the CPU and OpenMP's spin-waiting makes tiny-model steps 10-30x slower (measured: an overfit test
@@ -137,3 +149,112 @@ def tiny_tokenizer() -> Callable[[str], object]:
         return _TOKENIZERS[backbone]
 
     return get
+
+
+# ------------------------------------------------------------------ random rigid motions (geometry, camera prior)
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """Uniform random proper rotation (QR of a Gaussian matrix, sign-fixed)."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+def gravity_motion(angle: float, translation: np.ndarray) -> np.ndarray:
+    """4x4 rigid motion that keeps gravity: rotation about z by ``angle`` then ``translation``."""
+    c, s = math.cos(angle), math.sin(angle)
+    m = np.eye(4)
+    m[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
+    m[:3, 3] = translation
+    return m
+
+
+# ------------------------------------------------------------------ a ScanNet-like scene (data loaders)
+
+COLOR_HW = (48, 64)
+DEPTH_HW = (24, 32)
+K_COLOR = np.array([[60.0, 0.0, 32.0], [0.0, 60.0, 24.0], [0.0, 0.0, 1.0]])
+K_DEPTH = np.array([[30.0, 0.0, 16.0], [0.0, 30.0, 12.0], [0.0, 0.0, 1.0]])  # same camera, half resolution
+
+
+def rot_z(theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def axis_alignment(theta: float = 0.7, t: tuple[float, float, float] = (1.5, -2.0, 0.1)) -> np.ndarray:
+    a = np.eye(4)
+    a[:3, :3] = rot_z(theta)
+    a[:3, 3] = t
+    return a
+
+
+def camera_pose(i: int, n: int) -> np.ndarray:
+    """A camera walking on a circle at 1.4 m height, looking roughly horizontally (OpenCV axes)."""
+    yaw = 2 * math.pi * i / max(n, 1)
+    forward = np.array([math.cos(yaw), math.sin(yaw), -0.2])
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2] = right, down, forward
+    pose[:3, 3] = [2.0 + math.cos(yaw), 1.0 + math.sin(yaw), 1.4]
+    return pose
+
+
+def make_frames(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    colors, depths, poses = [], [], []
+    yy, xx = np.mgrid[0 : COLOR_HW[0], 0 : COLOR_HW[1]]
+    for i in range(n):
+        img = np.stack([(xx * 4 + i * 20) % 256, (yy * 5) % 256, np.full_like(xx, 40 * i % 256)], -1)
+        colors.append(img.astype(np.uint8))
+        depth = rng.uniform(0.8, 4.0, DEPTH_HW)
+        depth[0, :3] = 0.0  # missing measurements
+        depths.append(depth)
+        poses.append(camera_pose(i, n))
+    return colors, depths, poses
+
+
+# ------------------------------------------------------------------ the SQA3D fixture scenes' metadata
+
+#: bbox centres of the two fixture scenes (SQA3D positions are relative to them).
+SQA3D_CENTRES = {"scene0015_00": np.array([2.5, 3.0, 1.2]), "scene0025_00": np.array([-1.0, 4.0, 1.4])}
+
+
+def sqa3d_meta_table() -> object:
+    """The :class:`~loc3r.data.scannet.SceneMetaTable` of the SQA3D fixture scenes (one axis-aligned)."""
+    from loc3r.data.scannet import SceneMeta, SceneMetaTable
+
+    return SceneMetaTable(
+        {
+            "scene0015_00": SceneMeta(
+                "scene0015_00", axis_alignment(0.4, (0.3, -1.0, 0.05)), SQA3D_CENTRES["scene0015_00"]
+            ),
+            "scene0025_00": SceneMeta("scene0025_00", None, SQA3D_CENTRES["scene0025_00"]),
+        }
+    )
+
+
+# ------------------------------------------------------------------ tiny models
+
+
+def tiny_model(tiny_tokenizer: Callable[[str], object], backbone: str, **kwargs: object) -> object:
+    """A tiny random ``Loc3rForConditionalGeneration`` of ``backbone`` with the suite's tokenizer."""
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+
+    return Loc3rForConditionalGeneration.tiny(backbone, tiny_tokenizer(backbone), **kwargs)
+
+
+def save_tiny_checkpoint(path: Path, corpus: list[str], **flags: object) -> Path:
+    """A tiny random Qwen2.5-VL-class loc3r model (tokenizer trained on ``corpus``) saved to ``path``."""
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+    from loc3r.model.tokenizer import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer(corpus, vocab_size=300, backbone="qwen2_5_vl")
+    Loc3rForConditionalGeneration.tiny("qwen2_5_vl", tok, seed=0, **flags).save_pretrained(path)
+    return path

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import gravity_motion, random_rotation
 from loc3r.geometry import (
     GeometryError,
     VisionSegment,
@@ -29,28 +30,11 @@ SETTINGS = settings(max_examples=60, deadline=None)
 
 
 # ------------------------------------------------------------------------------------------------- helpers
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
-
-
 def random_pose(rng: np.random.Generator, extent: float = 5.0) -> np.ndarray:
     pose = np.eye(4)
     pose[:3, :3] = random_rotation(rng)
     pose[:3, 3] = rng.uniform(-extent, extent, size=3)
     return pose
-
-
-def gravity_motion(angle: float, translation: np.ndarray) -> np.ndarray:
-    """4x4 rigid motion that keeps gravity: rotation about z by ``angle`` then ``translation``."""
-    c, s = math.cos(angle), math.sin(angle)
-    m = np.eye(4)
-    m[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
-    m[:3, 3] = translation
-    return m
 
 
 def intrinsic(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:

@@ -133,7 +133,7 @@ class Loc3rPredictor:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, num_frames: int | None = None) -> Loc3rPredictor:
         """Load a checkpoint directory; ``num_frames`` defaults to the training recipe's when saved next to it."""
-        from loc3r.evaluate.runner import load_model
+        from loc3r.model.loading import load_model
 
         model = load_model(model_dir)
         if num_frames is None:
@@ -191,7 +191,7 @@ class Loc3rPredictor:
             seconds=seconds,
         )
         if result.position is None:  # plain LM: localization only as text coordinates
-            from loc3r.evaluate.tasks.synth import parse_pose_text
+            from loc3r.data.text_localization import parse_pose_text
 
             parsed = parse_pose_text(pred.answer)
             if parsed is not None:

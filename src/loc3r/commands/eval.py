@@ -112,6 +112,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     """``loc3r eval --config``: one shard of a real benchmark, or the scores of one shard / merged shards."""
     from pathlib import Path
 
+    from loc3r.config_base import ConfigError
     from loc3r.data.schema import SampleError
     from loc3r.evaluate.benchmark_config import get_task, load_eval_config
     from loc3r.evaluate.report import format_table, to_json
@@ -125,7 +126,6 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         write_jsonl,
     )
     from loc3r.geometry import GeometryError
-    from loc3r.train.config import ConfigError
 
     source = str(args.config)
     synth_flags = (("--model", args.model), ("--data", args.data), ("--frames", args.frames))

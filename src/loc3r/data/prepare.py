@@ -272,7 +272,7 @@ def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dic
 
     scene_ids: list[str] = []
     if ds == "synthrooms":
-        from loc3r.data.datasets import _synth_vsi_records
+        from loc3r.data.builders import synth_vsi_records
         from loc3r.data.sqa3d import load_sqa3d
         from loc3r.data.synth.writer import read_index
 
@@ -291,7 +291,7 @@ def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dic
             vsi_path = root / "vsibench" / f"{split}.jsonl"
             if vsi_path.is_file():
                 try:
-                    scene_ids += [r.scene_name for r in _synth_vsi_records(vsi_path)]
+                    scene_ids += [r.scene_name for r in synth_vsi_records(vsi_path)]
                 except SampleError as err:
                     report.error("bad_record", str(err), file=vsi_path)
     else:

@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from loc3r.train.config import ConfigError, DatasetSpec
+from loc3r.config_base import ConfigError, StrictConfig, apply_overrides, read_yaml_mapping, validate_config
+from loc3r.data.spec import DatasetSpec
 
 __all__ = [
     "BENCHMARKS",
@@ -47,11 +47,7 @@ __all__ = [
 BENCHMARKS = ("sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
-
-
-class PromptConfig(_Strict):
+class PromptConfig(StrictConfig):
     """Pinned text around the question (the processor's chat template adds the backbone's own parts)."""
 
     suffix: str = ""  # open / short answers
@@ -59,7 +55,7 @@ class PromptConfig(_Strict):
     numerical_suffix: str | None = None  # VSI-Bench numerical question types
 
 
-class GenerationConfig(_Strict):
+class GenerationConfig(StrictConfig):
     """Greedy decoding by default (deterministic, what the papers report)."""
 
     max_new_tokens: int = Field(16, gt=0)
@@ -67,7 +63,7 @@ class GenerationConfig(_Strict):
     num_beams: int = Field(1, gt=0)
 
 
-class EvalConfig(_Strict):
+class EvalConfig(StrictConfig):
     """One benchmark evaluation: checkpoint, data, pinned prompt, decoding and metric."""
 
     benchmark: Literal["sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa"]
@@ -85,28 +81,18 @@ class EvalConfig(_Strict):
     localization_unit: Literal["situation", "question"] = "situation"
 
 
-def load_eval_config(path: str | Path) -> EvalConfig:
-    """Read and validate an evaluation YAML (unknown keys -> :class:`ConfigError` naming key and file)."""
+def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:
+    """Read and validate an evaluation YAML (unknown keys -> :class:`ConfigError` naming key and file);
+    ``overrides`` are ``--set key.path=value`` items applied before validation (same errors as the file)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: evaluation config not found")
-    try:
-        raw: Any = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    raw: Any = read_yaml_mapping(path, "evaluation config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level of an evaluation config must be a mapping")
-    try:
-        return EvalConfig.model_validate(raw)
-    except ValidationError as err:
-        lines = [f"{path}: invalid evaluation config"]
-        for item in err.errors():
-            key = ".".join(str(p) for p in item["loc"]) or "<root>"
-            if item["type"] == "extra_forbidden":
-                lines.append(f"  unknown key '{key}' (not a field of the evaluation schema; check the spelling)")
-            else:
-                lines.append(f"  key '{key}': {item['msg']} (got {item.get('input')!r})")
-        raise ConfigError("\n".join(lines)) from None
+    if overrides:
+        raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
+    return validate_config(
+        EvalConfig, raw, str(path), what="evaluation config", schema="evaluation", top="an evaluation config"
+    )
 
 
 # ---------------------------------------------------------------------------------------- benchmark tasks

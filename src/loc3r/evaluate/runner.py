@@ -2,7 +2,7 @@
 
 Flow (``loc3r eval`` and ``loc3r demo`` use the same functions):
 
-1. :func:`load_model` — a ``final/`` (or any ``save_pretrained``) directory, strict loading.
+1. :func:`~loc3r.model.loading.load_model` — a ``final/`` (or any ``save_pretrained``) directory, strict loading.
 2. :func:`predict_samples` — eval-mode processor + :meth:`Loc3rForConditionalGeneration.predict` on
    batches; each shard ``i/n`` takes samples ``i, i+n, i+2n, ...`` (contiguous-free striding keeps shards
    balanced across scenes) and writes its own predictions JSONL.
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from loc3r.data.schema import ClipSample, SampleError
+from loc3r.model.loading import load_model
 
 __all__ = [
     "load_model",
@@ -53,20 +54,6 @@ __all__ = [
     "score_benchmark",
     "benchmark_settings",
 ]
-
-
-def load_model(model_dir: str | Path) -> Any:
-    """Load a loc3r checkpoint directory (``final/``) for evaluation; errors name the directory."""
-    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
-
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: checkpoint directory does not exist")
-    model = Loc3rForConditionalGeneration.from_pretrained(path)
-    if model.tokenizer is None:
-        raise FileNotFoundError(f"{path}: no tokenizer saved with the checkpoint (tokenizer.json)")
-    model.eval()
-    return model
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -115,9 +102,9 @@ def predict_samples(
 
 def synth_eval_sets(root: str | Path, split: str, num_frames: int) -> dict[str, Any]:
     """The three SynthRooms evaluation datasets of a split: ``loc`` (one per situation), ``qa``, ``vsi``."""
-    from loc3r.data.datasets import build_synth
-    from loc3r.evaluate.tasks.synth import TextLocalizationDataset
-    from loc3r.train.config import DatasetSpec
+    from loc3r.data.builders import build_synth
+    from loc3r.data.spec import DatasetSpec
+    from loc3r.data.text_localization import TextLocalizationDataset
 
     spec = DatasetSpec(kind="synth", root=Path(root), split=split)
     situated = build_synth(spec, num_frames=num_frames, tasks=("situated",))
@@ -145,7 +132,7 @@ def evaluate_synth(
     the model has the situation objective, else text). ``max_samples`` per set (``loc``/``qa``/``vsi``) takes
     an evenly spread subset (deterministic).
     """
-    from loc3r.evaluate.tasks.synth import bev_ground_truth, parse_pose_text
+    from loc3r.data.text_localization import bev_ground_truth, parse_pose_text
 
     if localization == "auto":
         localization = "heads" if model.config.situation_enabled else "text"
@@ -330,7 +317,7 @@ def evaluate_benchmark(
     """
     from tqdm.auto import tqdm
 
-    from loc3r.data.datasets import build_dataset
+    from loc3r.data.registry import build_dataset
     from loc3r.evaluate.benchmark_config import get_task
 
     task = get_task(config.benchmark, source)

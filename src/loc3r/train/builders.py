@@ -92,7 +92,7 @@ def build_accelerator(cfg: RecipeConfig) -> Any:
 
 
 def _build_one(spec: DatasetSpec, data: DataConfig, where: str) -> Dataset:
-    from loc3r.data.datasets import build_dataset
+    from loc3r.data.registry import build_dataset
 
     return build_dataset(spec, num_frames=data.num_frames, source=where)
 
@@ -101,7 +101,8 @@ def build_datasets(cfg: RecipeConfig) -> tuple[Any, Dataset | None]:
     """``(train MixtureDataset, val dataset or None)``; val datasets are concatenated (unweighted)."""
     from torch.utils.data import ConcatDataset
 
-    from loc3r.data.datasets import MixtureDataset, _Subset
+    from loc3r.data.mixture import MixtureDataset
+    from loc3r.data.registry import SubsetDataset
 
     train_sets = [_build_one(s, cfg.data, f"data.train[{i}]") for i, s in enumerate(cfg.data.train)]
     mixture = MixtureDataset(
@@ -114,7 +115,7 @@ def build_datasets(cfg: RecipeConfig) -> tuple[Any, Dataset | None]:
         val_sets = [_build_one(s, cfg.data, f"data.val[{i}]") for i, s in enumerate(cfg.data.val)]
         val = val_sets[0] if len(val_sets) == 1 else ConcatDataset(val_sets)
         if cfg.data.max_val_samples is not None and len(val) > cfg.data.max_val_samples:
-            val = _Subset(val, cfg.data.max_val_samples)
+            val = SubsetDataset(val, cfg.data.max_val_samples)
     return mixture, val
 
 

@@ -16,12 +16,14 @@ that changes the model, the data order or the optimiser may not.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from loc3r.config_base import ConfigError, StrictConfig, apply_overrides, read_yaml_mapping, validate_config
+from loc3r.data.spec import DatasetSpec
 
 __all__ = [
     "ConfigError",
@@ -42,17 +44,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A recipe file or override is invalid; the message names the file and the key."""
-
-
-class _Strict(BaseModel):
-    """Base: unknown keys are errors, values are validated on assignment too."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
-
-
-class LoraSettings(_Strict):
+class LoraSettings(StrictConfig):
     """PEFT LoRA on the language model (``model.finetune = "lora"``).
 
     ``target_modules`` are matched by PEFT against module names *inside the language model only*
@@ -70,7 +62,7 @@ class LoraSettings(_Strict):
     )
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictConfig):
     """Which model to build and how to fine-tune it.
 
     ``init = "tiny"`` builds a randomly initialised tiny model of the real HF class of ``backbone``
@@ -102,24 +94,7 @@ class ModelConfig(_Strict):
         return self
 
 
-class DatasetSpec(_Strict):
-    """One dataset of a (weighted) mixture.
-
-    ``kind`` names a builder registered in :mod:`loc3r.data.datasets` (``synth``, ``sqa3d``, ...);
-    ``root`` is its on-disk root, ``split`` the split; ``weight`` is the relative sampling weight in the
-    mixture; ``options`` are passed to that builder (e.g. ``tasks`` for SynthRooms, ``scannet_root``
-    for SQA3D) and checked by it.
-    """
-
-    kind: str
-    root: Path
-    split: str = "train"
-    weight: float = Field(1.0, gt=0.0)
-    max_samples: int | None = Field(None, gt=0)
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class DataConfig(_Strict):
+class DataConfig(StrictConfig):
     """Training / validation data.
 
     ``num_frames`` frames are sampled uniformly over each clip (deterministically). One training
@@ -147,7 +122,7 @@ class DataConfig(_Strict):
         return value
 
 
-class OptimConfig(_Strict):
+class OptimConfig(StrictConfig):
     """AdamW + cosine schedule with linear warm-up (transformers' ``get_cosine_with_min_lr_schedule_with_warmup``).
 
     ``lr(t) = lr * t / warmup_steps`` for ``t < warmup_steps``, then
@@ -166,7 +141,7 @@ class OptimConfig(_Strict):
     max_grad_norm: float | None = Field(1.0, gt=0.0)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictConfig):
     """Loop settings. One *step* is one optimizer update over ``grad_accum`` micro-batches of
     ``batch_size`` samples per process: global batch = ``batch_size * grad_accum * num_processes``."""
 
@@ -188,7 +163,7 @@ class TrainConfig(_Strict):
     ddp_find_unused_parameters: bool = False
 
 
-class RecipeConfig(_Strict):
+class RecipeConfig(StrictConfig):
     """A whole training recipe."""
 
     seed: int = 0
@@ -221,70 +196,8 @@ RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset(
 )
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid training config"]
-    for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "<root>"
-        if item["type"] == "extra_forbidden":
-            lines.append(f"  unknown key '{key}' (not a field of the recipe schema; check the spelling)")
-        elif item["type"] == "missing":
-            lines.append(f"  missing required key '{key}'")
-        else:
-            lines.append(f"  key '{key}': {item['msg']} (got {item.get('input')!r})")
-    return "\n".join(lines)
-
-
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
-    """Set ``a.b.c`` (integers index lists: ``data.train.0.root``)."""
-    parts = dotted.split(".")
-    if not all(parts):
-        raise ConfigError(f"{source}: override key {dotted!r} is not a dotted path like 'optim.lr'")
-    node: Any = tree
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        where = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(
-                    f"{source}: cannot set {dotted!r}: '{where}' is not an index of a {len(node)}-item list"
-                )
-            if last:
-                node[int(part)] = value
-                return
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-                return
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-        else:
-            raise ConfigError(f"{source}: cannot set {dotted!r}: '{'.'.join(parts[:i])}' is a value, not a section")
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values parsed with ``yaml.safe_load``) to a raw config dict."""
-    out = copy.deepcopy(raw)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"{source}: override {item!r} must look like key.path=value")
-        key, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{source}: cannot parse value of {key!r}: {err}") from err
-        _set_dotted(out, key.strip(), value, source)
-    return out
-
-
 def _validate(raw: Any, source: str) -> RecipeConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level of a recipe must be a mapping, got {type(raw).__name__}")
-    try:
-        return RecipeConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+    return validate_config(RecipeConfig, raw, source, what="training config", schema="recipe", top="a recipe")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:
@@ -294,14 +207,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
     written, i.e. relative to the working directory of the run, like every CLI tool.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: recipe file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    if raw is None:
-        raw = {}
+    raw = read_yaml_mapping(path, "recipe")
     if overrides:
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level of a recipe must be a mapping")

@@ -24,7 +24,7 @@ and processor settings included; LoRA is merged into the weights).
 
 Exact resume: a checkpoint holds model, optimizer, scheduler, the RNG states of every process and the data
 position (epoch + micro-batch); the data order is a pure function of ``(seed, epoch)``
-(:class:`~loc3r.data.datasets.MixtureSampler`), DataLoaders use their own seeded generators (so creating one
+(:class:`~loc3r.data.mixture.MixtureSampler`), DataLoaders use their own seeded generators (so creating one
 does not consume the global torch RNG), and evaluation does not touch the global RNGs. A run killed with
 SIGKILL and resumed therefore logs the same losses, bit for bit on CPU, as a run that was never interrupted.
 
@@ -54,7 +54,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from loc3r.data.datasets import EvalShardSampler, MixtureDataset, MixtureSampler, ShardedBatchSampler
+from loc3r.data.mixture import EvalShardSampler, MixtureDataset, MixtureSampler, ShardedBatchSampler
 from loc3r.train import builders
 from loc3r.train.checkpointing import (
     CheckpointError,
@@ -144,7 +144,7 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
 def _sample_texts(dataset: Dataset, limit: int) -> list[str]:
     """Situation / question / answer texts of the training data for the tiny tokenizer, read from the
     loaders' records when they expose them (no frames decoded), else from (at most ``limit``) samples."""
-    from loc3r.data.datasets import dataset_records
+    from loc3r.data.mixture import dataset_records
 
     records = dataset_records(dataset)
     if records is None:

@@ -6,8 +6,9 @@ CIDEr points with one prompt suffix, so the prompt is part of the result).
 
 Tasks:
 
-* :mod:`loc3r.evaluate.tasks.synth` — SynthRooms situated localization (heads or text coordinates),
-  situated QA (EM@1) and VSI-style questions (VSI-Bench score), the tasks of ``loc3r demo``.
+* :mod:`loc3r.evaluate.tasks.synth` — SynthRooms situated localization (heads or text coordinates, the pose-text
+  format and dataset in :mod:`loc3r.data.text_localization`), situated QA (EM@1) and VSI-style questions
+  (VSI-Bench score), the tasks of ``loc3r demo``.
 
 The real benchmarks (``loc3r eval --config configs/paper/eval/<benchmark>.yaml``), one
 :class:`~loc3r.evaluate.benchmark_config.BenchmarkTask` each (prompt = question + the config's pinned
@@ -23,13 +24,3 @@ suffix; prediction file = the ``loc3r score`` input of the benchmark; score = th
 
 :func:`loc3r.evaluate.benchmark_config.get_task` returns the task of a benchmark name (lazy import).
 """
-
-from loc3r.evaluate.tasks.synth import (
-    LOC_QUESTION,
-    TextLocalizationDataset,
-    format_pose_text,
-    parse_pose_text,
-    task_settings,
-)
-
-__all__ = ["LOC_QUESTION", "TextLocalizationDataset", "format_pose_text", "parse_pose_text", "task_settings"]

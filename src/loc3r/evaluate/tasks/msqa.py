@@ -1,7 +1,7 @@
 """MSQA (ScanNet part) on the released file: situated open-answer QA.
 
 * Data: an evaluation config's ``data`` of kind ``msqa`` (``data.root`` = the MSQA JSON file,
-  :func:`loc3r.data.datasets.build_msqa`); one sample per question, with its situation text.
+  :func:`loc3r.data.builders.build_msqa`); one sample per question, with its situation text.
 * Prompt (pinned): user text ``"{situation} [<Pos> <Ori>] {question}\\n{prompt.suffix}"``; greedy decoding,
   ``generation.max_new_tokens``.
 * Prediction record: MSQA has no official scoring script we can run (the paper's "overall" is a

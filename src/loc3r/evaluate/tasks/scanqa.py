@@ -1,7 +1,7 @@
 """ScanQA on the real files: EM@1 (+ EM-R), BLEU-1..4, METEOR, ROUGE-L, CIDEr (the COCO caption definitions).
 
 * Data: an evaluation config's ``data`` of kind ``scanqa`` (``ScanQA_v1.0_{split}.json`` in ``data.root``,
-  :func:`loc3r.data.datasets.build_scanqa`); one sample per question, no situation (the processor uses the
+  :func:`loc3r.data.builders.build_scanqa`); one sample per question, no situation (the processor uses the
   pseudo-situation when the model has situation heads).
 * Prompt (pinned): user text ``"[{pseudo-situation} <Pos> <Ori>] {question}\\n{prompt.suffix}"``; greedy
   decoding with ``generation.max_new_tokens``. A peer project moved CIDEr by ~4 points with the suffix alone

@@ -1,6 +1,6 @@
 """SQA3D on the real files: situated QA (EM@1 / EM-R) and situation localization (Acc@0.5m/1.0m/15°/30°).
 
-Data: an evaluation config's ``data`` of kind ``sqa3d`` (:func:`loc3r.data.datasets.build_sqa3d`): the
+Data: an evaluation config's ``data`` of kind ``sqa3d`` (:func:`loc3r.data.builders.build_sqa3d`): the
 official question + annotation file pair of the split, frames from ScanNet (or a ``loc3r prepare`` cache).
 One sample per question.
 
@@ -46,9 +46,9 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.config_base import ConfigError
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.evaluate.benchmark_config import BenchmarkTask, EvalConfig
-from loc3r.train.config import ConfigError
 
 __all__ = [
     "SQA3DQATask",

@@ -1,6 +1,6 @@
 """VSI-Bench on the real records: multiple-choice accuracy, numerical MRA, the 8 tasks and ``overall``.
 
-* Data: an evaluation config's ``data`` of kind ``vsibench`` (:func:`loc3r.data.datasets.build_vsibench`:
+* Data: an evaluation config's ``data`` of kind ``vsibench`` (:func:`loc3r.data.builders.build_vsibench`:
   the records file, videos ``<video_root>/<dataset>/<scene_name>.mp4`` or a ``loc3r prepare`` cache); no
   poses, so the layout / situation heads have no anchor and only the answer is used.
 * Prompt (pinned, as the thinking-in-space / lmms-eval VSI-Bench task): the question, then for

@@ -10,6 +10,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
 from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
+from conftest import tiny_model
 from loc3r.data.schema import SampleError
 from loc3r.model.backbones import TokenKind, available_backbones, get_backbone
 from loc3r.model.backbones.qwen2_5_vl import smart_resize
@@ -21,7 +22,7 @@ BACKBONES = ["qwen2_5_vl", "llava_onevision"]
 
 
 def _model(tiny_tokenizer, backbone: str, **kwargs) -> Loc3rForConditionalGeneration:
-    return Loc3rForConditionalGeneration.tiny(backbone, tiny_tokenizer(backbone), **kwargs)
+    return tiny_model(tiny_tokenizer, backbone, **kwargs)
 
 
 def test_registry_lists_both_backbones_and_rejects_unknown():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import save_tiny_checkpoint
 from loc3r.data.schema import SampleError
 from loc3r.infer import Loc3rPredictor, load_frames
 
@@ -17,13 +18,7 @@ CORPUS = ["I am standing in the room.", "What is on my left? the sofa", "x 1.2 y
 
 
 def _save_tiny(path: Path, **flags: object) -> Path:
-    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
-    from loc3r.model.tokenizer import build_tiny_tokenizer
-
-    tok = build_tiny_tokenizer(CORPUS, vocab_size=300, backbone="qwen2_5_vl")
-    model = Loc3rForConditionalGeneration.tiny("qwen2_5_vl", tok, seed=0, **flags)
-    model.save_pretrained(path)
-    return path
+    return save_tiny_checkpoint(path, CORPUS, **flags)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from conftest import tiny_model
 from loc3r.model.backbones import get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
@@ -22,7 +23,7 @@ BACKBONES = ["qwen2_5_vl", "llava_onevision"]
 
 
 def _model(tiny_tokenizer, backbone: str, **kwargs) -> Loc3rForConditionalGeneration:
-    return Loc3rForConditionalGeneration.tiny(backbone, tiny_tokenizer(backbone), **kwargs)
+    return tiny_model(tiny_tokenizer, backbone, **kwargs)
 
 
 def _two_clips(clip_factory, num_frames: int = 4):

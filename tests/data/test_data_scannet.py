@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import DEPTH_HW, K_COLOR, K_DEPTH, axis_alignment, make_frames
 from loc3r.data.scannet import (
     ScanNetFrameSource,
     ScanNetScene,
@@ -23,51 +23,6 @@ from loc3r.data.scannet import (
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, uniform_indices
 from loc3r.geometry import VisionSegment, anchor_frame, depth_to_world_points, pool_token_points
-
-COLOR_HW = (48, 64)
-DEPTH_HW = (24, 32)
-K_COLOR = np.array([[60.0, 0.0, 32.0], [0.0, 60.0, 24.0], [0.0, 0.0, 1.0]])
-K_DEPTH = np.array([[30.0, 0.0, 16.0], [0.0, 30.0, 12.0], [0.0, 0.0, 1.0]])  # same camera, half resolution
-
-
-def rot_z(theta: float) -> np.ndarray:
-    c, s = math.cos(theta), math.sin(theta)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def axis_alignment(theta: float = 0.7, t: tuple[float, float, float] = (1.5, -2.0, 0.1)) -> np.ndarray:
-    a = np.eye(4)
-    a[:3, :3] = rot_z(theta)
-    a[:3, 3] = t
-    return a
-
-
-def camera_pose(i: int, n: int) -> np.ndarray:
-    """A camera walking on a circle at 1.4 m height, looking roughly horizontally (OpenCV axes)."""
-    yaw = 2 * math.pi * i / max(n, 1)
-    forward = np.array([math.cos(yaw), math.sin(yaw), -0.2])
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2] = right, down, forward
-    pose[:3, 3] = [2.0 + math.cos(yaw), 1.0 + math.sin(yaw), 1.4]
-    return pose
-
-
-def make_frames(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    colors, depths, poses = [], [], []
-    yy, xx = np.mgrid[0 : COLOR_HW[0], 0 : COLOR_HW[1]]
-    for i in range(n):
-        img = np.stack([(xx * 4 + i * 20) % 256, (yy * 5) % 256, np.full_like(xx, 40 * i % 256)], -1)
-        colors.append(img.astype(np.uint8))
-        depth = rng.uniform(0.8, 4.0, DEPTH_HW)
-        depth[0, :3] = 0.0  # missing measurements
-        depths.append(depth)
-        poses.append(camera_pose(i, n))
-    return colors, depths, poses
 
 
 def write_matrix(path: Path, m: np.ndarray) -> None:

@@ -13,11 +13,11 @@ import pytest
 
 from loc3r.cli import main as cli_main
 from loc3r.data.cache import clip_path, read_cache_info, read_scannet_clip
-from loc3r.data.datasets import build_dataset
 from loc3r.data.prepare import PrepareOptions, prepare_dataset
+from loc3r.data.registry import build_dataset
 from loc3r.data.schema import SampleError
+from loc3r.data.spec import DatasetSpec
 from loc3r.data.synth.writer import SynthSettings, generate_dataset
-from loc3r.train.config import DatasetSpec
 
 FRAMES = 6  # = frames per scan, so every frame (and every bad file) is read
 
@@ -247,7 +247,7 @@ def test_mixture_of_prepared_caches_trains(synth: Path, tmp_path: Path) -> None:
         "train": {"max_steps": 2, "batch_size": 2, "progress_bar": False, "save_final_model": False},
     }
     cfg = config_from_dict(raw)
-    from loc3r.data.datasets import MixtureSampler
+    from loc3r.data.mixture import MixtureSampler
     from loc3r.train.builders import build_datasets
 
     mixture, _ = build_datasets(cfg)

@@ -2,11 +2,10 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
 
 
 def _kinds_in_configs() -> set[str]:
@@ -28,7 +27,7 @@ def test_every_recipe_dataset_kind_resolves_in_a_fresh_process() -> None:
     code = (
         "import sys\n"
         "from types import SimpleNamespace\n"
-        "from loc3r.data.datasets import DATASET_BUILDERS, build_dataset\n"
+        "from loc3r.data.registry import DATASET_BUILDERS, build_dataset\n"
         "from loc3r.data.schema import SampleError\n"
         "for kind in sys.argv[1:]:\n"
         "    spec = SimpleNamespace(kind=kind, root='/nonexistent', split='train', options={}, weight=1.0,\n"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from loc3r.data.datasets import build_dataset
+from loc3r.data.registry import build_dataset
 from loc3r.data.schema import SampleError
+from loc3r.data.spec import DatasetSpec
 from loc3r.data.synth.writer import INDEX_NAME, SynthSettings, generate_dataset
-from loc3r.train.config import DatasetSpec
 
 FRAMES = 3
 

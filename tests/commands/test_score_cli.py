@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SQA3D_FIXTURES
 from loc3r.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sqa3d"
+FIXTURES = SQA3D_FIXTURES
 ANNOTATIONS = FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json"
 QUESTIONS = FIXTURES / "v1_balanced_questions_test_scannetv2.json"
 LOC_KEYS = ["acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg"]

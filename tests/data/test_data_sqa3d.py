@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import K_COLOR, K_DEPTH, SQA3D_CENTRES, SQA3D_FIXTURES, axis_alignment, make_frames, sqa3d_meta_table
 from loc3r.data.scannet import ScanNetFrameSource, SceneMeta, SceneMetaTable, export_scannet_scene
 from loc3r.data.schema import SampleError
 from loc3r.data.sqa3d import (
@@ -27,21 +28,12 @@ from loc3r.data.sqa3d import (
     yaw_quaternion_xyzw,
 )
 from loc3r.geometry import anchor_frame, wrap_angle
-from test_data_scannet import K_COLOR, K_DEPTH, axis_alignment, make_frames
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sqa3d"
+FIXTURES = SQA3D_FIXTURES
+CENTRES = SQA3D_CENTRES
+meta_table = sqa3d_meta_table
 QFILE = "v1_balanced_questions_test_scannetv2.json"
 AFILE = "v1_balanced_sqa_annotations_test_scannetv2.json"
-CENTRES = {"scene0015_00": np.array([2.5, 3.0, 1.2]), "scene0025_00": np.array([-1.0, 4.0, 1.4])}
-
-
-def meta_table() -> SceneMetaTable:
-    return SceneMetaTable(
-        {
-            "scene0015_00": SceneMeta("scene0015_00", axis_alignment(0.4, (0.3, -1.0, 0.05)), CENTRES["scene0015_00"]),
-            "scene0025_00": SceneMeta("scene0025_00", None, CENTRES["scene0025_00"]),
-        }
-    )
 
 
 def angle_diff(a: float, b: float) -> float:

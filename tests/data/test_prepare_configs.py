@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import REPO
 from loc3r.evaluate.benchmark_config import load_eval_config
 from loc3r.train.config import ConfigError, load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = REPO / "configs"
 ALL_YAML = sorted(p for p in CONFIGS.rglob("*.yaml"))
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import REPO, save_tiny_checkpoint
 from loc3r.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 CORPUS = [
     "I am standing in the room. Answer the question using a single word or phrase.",
     "What is on my left? the sofa the chair the table yes no left right",
@@ -91,12 +91,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _save_tiny(path: Path, **flags: object) -> Path:
-    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
-    from loc3r.model.tokenizer import build_tiny_tokenizer
-
-    tok = build_tiny_tokenizer(CORPUS, vocab_size=300, backbone="qwen2_5_vl")
-    Loc3rForConditionalGeneration.tiny("qwen2_5_vl", tok, seed=0, **flags).save_pretrained(path)
-    return path
+    return save_tiny_checkpoint(path, CORPUS, **flags)
 
 
 @pytest.fixture(scope="module")
@@ -243,10 +238,10 @@ def test_sqa3d_localization_ground_truth_round_trip_is_exact(
     data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A sample's ground-truth BEV pose -> the task's SQA3D record -> ``loc3r score sqa3d-loc``: 100 % everywhere."""
-    from loc3r.data.datasets import build_dataset
+    from loc3r.data.registry import build_dataset
+    from loc3r.data.spec import DatasetSpec
+    from loc3r.data.text_localization import bev_ground_truth
     from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
-    from loc3r.evaluate.tasks.synth import bev_ground_truth
-    from loc3r.train.config import DatasetSpec
 
     dataset = build_dataset(DatasetSpec.model_validate(_data_spec("sqa3d", data)), num_frames=4)
     ann_path = data["synth"] / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json"
@@ -301,10 +296,10 @@ def test_sqa3d_official_convention_end_to_end(
 ) -> None:
     """SQA3D's own convention through the whole path (loader with scene meta -> sample -> task record): the
     ground truth comes back at 100 %; dropping the axis alignment on the way back would not; the CLI runs."""
-    from loc3r.data.datasets import build_dataset
+    from loc3r.data.registry import build_dataset
+    from loc3r.data.spec import DatasetSpec
+    from loc3r.data.text_localization import bev_ground_truth
     from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
-    from loc3r.evaluate.tasks.synth import bev_ground_truth
-    from loc3r.train.config import DatasetSpec
 
     official, meta = _official_sqa3d(data, tmp_path)
     options = {"scannet_root": str(data["synth"] / "scans"), "scene_meta": str(meta), "points_size": None}
@@ -341,13 +336,14 @@ def test_sqa3d_official_convention_end_to_end(
 def test_sqa3d_convention_round_trip_on_released_records() -> None:
     """The same inverse in SQA3D's own convention (bbox-centred raw frame, agent facing -x, axis alignment) on
     the released records of tests/fixtures/sqa3d: world pose -> anchor BEV -> task record == the file."""
+    from conftest import SQA3D_FIXTURES as FIXTURES
     from conftest import look_pose
+    from conftest import sqa3d_meta_table as meta_table
     from loc3r.data.schema import ClipSample
     from loc3r.data.sqa3d import load_sqa3d
     from loc3r.evaluate.localization import score_sqa3d_localization
     from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
     from loc3r.geometry import anchor_frame
-    from test_data_sqa3d import FIXTURES, meta_table
 
     table = meta_table()
     records, _ = load_sqa3d(FIXTURES, "test", scene_meta=table)

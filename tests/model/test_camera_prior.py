@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
+from conftest import gravity_motion, random_rotation
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.geometry import anchor_frame
 from loc3r.model.camera_prior import (
@@ -25,29 +26,12 @@ from loc3r.model.camera_prior import (
 )
 
 
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """Uniform random proper rotation (QR of a Gaussian matrix, sign-fixed)."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
-
-
 def random_poses(rng: np.random.Generator, n: int) -> np.ndarray:
     poses = np.tile(np.eye(4), (n, 1, 1))
     for i in range(n):
         poses[i, :3, :3] = random_rotation(rng)
         poses[i, :3, 3] = rng.uniform(-5, 5, size=3)
     return poses
-
-
-def gravity_motion(angle: float, translation: np.ndarray) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    m = np.eye(4)
-    m[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
-    m[:3, 3] = translation
-    return m
 
 
 def make_sample(num_frames: int, scene_id: str = "scene0000_00", **kwargs: object) -> ClipSample:

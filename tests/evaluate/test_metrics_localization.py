@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SQA3D_FIXTURES
 from loc3r.data.schema import SampleError
 from loc3r.evaluate.localization import (
     localization_metrics,
@@ -20,7 +20,7 @@ from loc3r.evaluate.localization import (
     yaw_to_sqa3d_quaternion,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "sqa3d" / "v1_balanced_sqa_annotations_test_scannetv2.json"
+FIXTURE = SQA3D_FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json"
 
 
 def quat(yaw_deg: float, scale: float = 1.0) -> dict[str, float]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import SQA3D_FIXTURES
 from loc3r.data.schema import SampleError
 from loc3r.evaluate import qa
 from loc3r.evaluate.qa import (
@@ -19,7 +19,7 @@ from loc3r.evaluate.qa import (
     sqa3d_question_type,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sqa3d"
+FIXTURES = SQA3D_FIXTURES
 ANNOTATIONS = FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json"
 QUESTIONS = FIXTURES / "v1_balanced_questions_test_scannetv2.json"
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import REPO
 from loc3r.demo import DEFAULT, METRICS, SMOKE, VARIANTS, format_results_table, run_demo
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import K_COLOR, K_DEPTH, axis_alignment, make_frames
 from loc3r.data.scannet import ScanNetFrameSource, export_scannet_scene
 from loc3r.data.scanqa import ScanQADataset, load_scanqa
 from loc3r.data.schema import PSEUDO_SITUATION, SampleError
-from test_data_scannet import K_COLOR, K_DEPTH, axis_alignment, make_frames
 
 VAL = [
     {
