@@ -16,7 +16,7 @@ What it does, end to end, with fixed seeds:
    * ``loc3r_camera`` — loc3r + camera prior from the poses.
 
    Every variant trains on the same samples: situated QA, VSI-style QA and one text-localization sample per
-   situation (:class:`loc3r.data.text_localization.TextLocalizationDataset`).
+   situation (:class:`loc3r.evaluate.tasks.synth.TextLocalizationDataset`).
 3. Evaluates on ``test`` (held-out rooms), ``novel_view`` (the same held-out rooms, new camera path) and per
    scene-complexity bin (object count), prints ONE table with the settings and chance levels, writes
    ``OUT/results.json`` ``{variant: {split: {metric: value}}}`` and BEV pictures ``OUT/bev/*.png``.
@@ -159,8 +159,8 @@ def _recipe(data: Path, out: Path, variant: str, s: DemoSettings, seed: int) -> 
 
 def _chance(train_sets: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Chance-level scores on the evaluated splits: mean training pose, majority answers."""
-    from loc3r.data.text_localization import parse_pose_text
     from loc3r.evaluate.runner import score_synth
+    from loc3r.evaluate.tasks.synth import parse_pose_text
 
     loc = train_sets["loc"]
     poses = [parse_pose_text(r) for r in (loc[i].answer for i in range(len(loc)))]
@@ -231,7 +231,7 @@ def format_results_table(results: dict[str, Any]) -> str:
 
 
 def _pictures(records: list[dict[str, Any]], sets: dict[str, Any], out: Path, tag: str, count: int) -> list[str]:
-    from loc3r.data.text_localization import bev_ground_truth  # noqa: F401 - documents the frame
+    from loc3r.evaluate.tasks.synth import bev_ground_truth  # noqa: F401 - documents the frame
     from loc3r.geometry import anchor_frame
     from loc3r.viz import plot_bev
 

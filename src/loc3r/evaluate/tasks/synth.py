@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from loc3r.data.text_localization import LOC_QUESTION
+from loc3r.data.text_localization import LOC_QUESTION, bev_ground_truth, parse_pose_text
 
-__all__ = ["task_settings"]
+# re-exported for callers written before they moved to loc3r.data.text_localization (the demo)
+__all__ = ["bev_ground_truth", "parse_pose_text", "task_settings"]
 
 
 def task_settings(num_frames: int, image_size: tuple[int, int] | None = None) -> dict[str, Any]:
