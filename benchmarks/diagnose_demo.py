@@ -2,6 +2,8 @@
 
     python benchmarks/diagnose_demo.py runs/demo [--variants lm_only cue_injection loc3r] [--max-loc 200]
 
+    python benchmarks/diagnose_demo.py runs/demo --base src/loc3r/assets/loc3r-tiny   # the pretrained base only
+
 Prints three tables (numbers, not opinions):
 
 1. **Groundability of the data** — per split, the share of situations whose named objects are all visible in
@@ -199,14 +201,95 @@ def recognition(out: Path, root: Path, variants: list[str], frames: int) -> list
     return rows
 
 
+def _set_f1(predicted: set[str], truth: set[str]) -> float:
+    if not predicted and not truth:
+        return 1.0
+    hits = len(predicted & truth)
+    return 0.0 if hits == 0 else 2 * hits / (len(predicted) + len(truth))
+
+
+def object_listing(model: Any, root: Path, split: str, frames: int, max_scans: int | None = None) -> dict[str, float]:
+    """The base's answers to "Which objects appear in the video, in the order they first appear?" on ``split``'s
+    scans: mean set-F1 of the named categories (order ignored) and exact-match rate (order included)."""
+    from loc3r.data.synth.pretraining import SynthPretrainDataset
+
+    dataset = SynthPretrainDataset(root, split, frames, tasks=("objects",), recognition_labels=False)
+    n = len(dataset) if max_scans is None else min(max_scans, len(dataset))
+    processor = model.build_processor(mode="eval")
+    f1s, exact = [], []
+    for lo in range(0, n, 16):
+        samples = [dataset[i] for i in range(lo, min(n, lo + 16))]
+        for sample, pred in zip(samples, model.predict(processor(samples), max_new_tokens=48), strict=True):
+            names = [x.strip() for x in pred.answer.split(",") if x.strip()]
+            truth = [x.strip() for x in (sample.answer or "").split(",") if x.strip()]
+            f1s.append(_set_f1(set(names), set(truth)))
+            exact.append(names == truth)
+    return {"set_f1": float(np.mean(f1s)), "exact": float(100 * np.mean(exact)), "scans": float(n)}
+
+
+def base_recognition(base_dir: Path, root: Path, frames: int, max_scans: int | None = None) -> list[str]:
+    """Recognition of a pretrained base (e.g. loc3r-tiny) on rooms it never saw: the token probe of table 3 (fitted
+    on ``root``'s training rooms, scored on its held-out rooms) for the base and for the same architecture at random
+    initialisation, the base's own recognition head, and object listing (set-F1) on held-out and training rooms."""
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+
+    base = Loc3rForConditionalGeneration.from_pretrained(base_dir)
+    base.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1234)
+        random_init = Loc3rForConditionalGeneration(base.config)
+    random_init.tokenizer, random_init.preprocessing = base.tokenizer, base.preprocessing
+    random_init.eval()
+    rows = [
+        "| model | probe balanced acc., held-out rooms (%) | own head balanced acc. (%) | listing set-F1 held-out "
+        "| listing set-F1 train | listing exact (%) held-out | most frequent class (%) | tokens train / test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, model in (("base", base), ("random init", random_init)):
+        classes: dict[str, int] = {}
+        xtr, ytr = _token_dataset(model, root, "train", frames, classes)
+        xte, yte = _token_dataset(model, root, "test", frames, classes)
+        probe = _probe(xtr, ytr, xte, yte, len(classes))
+        majority = _balanced_accuracy(yte, np.full_like(yte, np.bincount(ytr, minlength=len(classes)).argmax()))
+        head = "-"
+        if model.recognition_head is not None and model.config.recognition_classes:
+            with torch.no_grad():
+                logits = model.recognition_head(torch.tensor(xte)).numpy()
+            own = list(model.config.recognition_classes)
+            names = {v: k for k, v in classes.items()}
+            truth = np.array([own.index(names[c]) if names[c] in own else -1 for c in yte])
+            head = f"{_balanced_accuracy(truth, logits.argmax(1)):.1f}"
+        held = object_listing(model, root, "test", frames, max_scans)
+        train = object_listing(model, root, "train", frames, max_scans)
+        rows.append(
+            f"| {name} | {probe:.1f} | {head} | {held['set_f1']:.3f} | {train['set_f1']:.3f} | {held['exact']:.1f} "
+            f"| {majority:.1f} | {len(ytr)} / {len(yte)} |"
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("demo_dir", type=Path, help="a loc3r demo --out directory")
+    parser.add_argument("demo_dir", type=Path, help="a loc3r demo --out directory (or a SynthRooms root with --base)")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="only measure the recognition of this pretrained base checkpoint on demo_dir's rooms (train = probe "
+        "fitting, test = held-out); demo_dir may be a demo output or a SynthRooms root",
+    )
+    parser.add_argument("--frames", type=int, default=8, help="frames per clip with --base (default 8)")
+    parser.add_argument("--max-scans", type=int, default=None, help="listing: at most this many scans per split")
     parser.add_argument("--variants", nargs="+", default=None, help="default: every trained variant")
     parser.add_argument("--max-loc", type=int, default=200, help="localization samples per split (default 200)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["data", "memorisation", "recognition"])
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.base is not None:
+        root = args.demo_dir / "synthrooms" if (args.demo_dir / "synthrooms").is_dir() else args.demo_dir
+        print(f"# recognition of base {args.base} on {root} ({args.frames} frames)\n")
+        print("\n".join(base_recognition(args.base, root, args.frames, args.max_scans)))
+        return
     results = json.loads((args.demo_dir / "results.json").read_text())
     frames = int(results["_info"]["settings"]["frames"])
     variants = args.variants or list(results["_info"]["settings"]["variants"])

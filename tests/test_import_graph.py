@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "viz": 6,
     "infer": 6,
     "demo": 6,
+    "pretrained_base": 6,
     "commands": 7,
     "cli": 8,
 }

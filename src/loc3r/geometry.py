@@ -17,6 +17,7 @@ All functions are vectorised with NumPy; none loops over pixels.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ __all__ = [
     "project_points",
     "unproject_pixels",
     "VisionSegment",
+    "MONOCULAR_DEPTH_ERROR",
+    "simulate_depth_error",
     "pool_token_labels",
     "pool_token_points",
 ]
@@ -50,6 +53,10 @@ class GeometryError(ValueError):
 
 def wrap_angle(theta: np.ndarray | float) -> np.ndarray | float:
     """Wrap angles (radians) to [-pi, pi)."""
+    if isinstance(theta, float | int) and not isinstance(theta, bool):
+        # scalar fast path (hot in situation generation); Python's float % is the same floor-mod as np.mod
+        wrapped_scalar = (float(theta) + math.pi) % (2.0 * math.pi) - math.pi
+        return wrapped_scalar - 2.0 * math.pi if wrapped_scalar >= math.pi else wrapped_scalar
     wrapped = np.mod(np.asarray(theta, dtype=np.float64) + np.pi, 2.0 * np.pi) - np.pi
     # For theta just below -pi, theta + pi is a tiny negative number whose mod rounds up to exactly 2 pi,
     # which would give +pi; map that edge back into [-pi, pi).
@@ -367,3 +374,58 @@ def pool_token_labels(
     if not out_dist:
         return np.zeros((0, num_classes)), np.zeros(0, dtype=bool)
     return np.concatenate(out_dist), np.concatenate(out_valid)
+
+
+#: Error model of a monocular metric depth estimator on indoor video, for the cue-injection baseline without a depth
+#: sensor (``Loc3rConfig.cue_depth_error``). The values and the published figures they come from are in DESIGN.md §3
+#: ("Estimated depth") and benchmarks/RESULTS.md.
+MONOCULAR_DEPTH_ERROR: dict[str, float] = {
+    "scale_sigma": 0.10,  # per-clip log-scale error (metric scale is what monocular estimators get most wrong)
+    "relative_sigma": 0.06,  # per-pixel relative error after scale alignment, smooth over `grid` cells
+    "grid": 8.0,  # the relative error is constant on a grid x grid partition of each frame (smooth, not white)
+    "hole_fraction": 0.02,  # fraction of grid cells with no estimate (NaN)
+}
+_DEPTH_ERROR_KEYS = frozenset(MONOCULAR_DEPTH_ERROR)
+
+
+def check_depth_error(error: dict[str, float], where: str = "depth error") -> dict[str, float]:
+    """Validate a depth error model: exactly the keys of :data:`MONOCULAR_DEPTH_ERROR`, finite, in range."""
+    if not isinstance(error, dict) or set(error) != _DEPTH_ERROR_KEYS:
+        raise GeometryError(f"{where}: must have exactly the keys {sorted(_DEPTH_ERROR_KEYS)}, got {error!r}")
+    values = {k: float(v) for k, v in error.items()}
+    if not all(np.isfinite(v) and v >= 0 for v in values.values()):
+        raise GeometryError(f"{where}: values must be finite and >= 0, got {error!r}")
+    if values["hole_fraction"] >= 1 or values["grid"] < 1:
+        raise GeometryError(f"{where}: need hole_fraction < 1 and grid >= 1, got {error!r}")
+    return values
+
+
+def simulate_depth_error(points: np.ndarray, poses: np.ndarray, error: dict[str, float], seed: int) -> np.ndarray:
+    """World points ``[T, H, W, 3]`` as a monocular depth estimator would give them.
+
+    Every pixel's point moves along its camera ray: ``p' = c_t + s · (1 + ε_cell) · (p - c_t)`` with ``c_t`` the
+    camera centre of frame ``t`` (``poses[t][:3, 3]``), ``s = exp(N(0, scale_sigma²))`` one scale per clip, and
+    ``ε_cell ~ N(0, relative_sigma²)`` constant on each cell of a ``grid x grid`` partition of each frame; cells
+    drawn with probability ``hole_fraction`` become NaN (no estimate). Scaling the distance along the ray scales the
+    z-depth by the same factor, so this is exactly a depth-map error. Deterministic in ``seed``; invalid (NaN)
+    points stay invalid.
+    """
+    error = check_depth_error(error)
+    points = np.asarray(points, dtype=np.float64)
+    poses = np.asarray(poses, dtype=np.float64)
+    if points.ndim != 4 or points.shape[-1] != 3 or poses.shape != (points.shape[0], 4, 4):
+        raise GeometryError(
+            f"simulate_depth_error: points [T, H, W, 3] and poses [T, 4, 4], got {points.shape}, {poses.shape}"
+        )
+    t, h, w, _ = points.shape
+    rng = np.random.default_rng(seed)
+    scale = float(np.exp(rng.normal(0.0, error["scale_sigma"])))
+    grid = int(error["grid"])
+    eps = rng.normal(0.0, error["relative_sigma"], size=(t, grid, grid))
+    holes = rng.random((t, grid, grid)) < error["hole_fraction"]
+    rows = (np.arange(h) * grid) // h
+    cols = (np.arange(w) * grid) // w
+    factor = scale * (1.0 + eps[:, rows][:, :, cols])  # [T, H, W]
+    factor[holes[:, rows][:, :, cols]] = np.nan
+    centres = poses[:, None, None, :3, 3]
+    return centres + factor[..., None] * (points - centres)

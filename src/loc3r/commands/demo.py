@@ -1,9 +1,11 @@
-"""``loc3r demo``: the CPU comparison of lm_only / situation_only / cue_injection / loc3r / loc3r_camera.
+"""``loc3r demo``: the CPU comparison of lm_only / situation_only / cue_injection(_est) / loc3r / loc3r_camera,
+each fine-tuned from the shipped pretrained base loc3r-tiny.
 
 Example::
 
-    loc3r demo --out runs/demo            # lm_only, cue_injection, loc3r; <= 10 min on 2 cores
-    loc3r demo --out runs/demo_full --full  # every variant, more data, 3 seeds, mean ± std
+    loc3r demo --out runs/demo                 # the default variants; <= 10 min on 2 cores
+    loc3r demo --out runs/demo_full --full     # every variant, 3 seeds, mean ± std
+    loc3r demo --out runs/demo_scratch --from-scratch   # the old tiny model trained from nothing
 
 See :mod:`loc3r.demo` for what is trained and measured.
 """
@@ -17,9 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
         help="train tiny models per variant on SynthRooms and compare localization / QA on held-out rooms",
-        description="Generate SynthRooms, train a tiny model from scratch per variant (lm_only, situation_only, "
-        "cue_injection, loc3r, loc3r_camera), evaluate on held-out rooms and novel viewpoints, print one table "
-        "and write OUT/results.json + BEV pictures.",
+        description="Generate SynthRooms, fine-tune the pretrained tiny base loc3r-tiny per variant (lm_only, "
+        "situation_only, cue_injection with sensor depth, cue_injection_est with estimated depth, loc3r, "
+        "loc3r_camera), evaluate on held-out rooms and novel viewpoints, print one table and write "
+        "OUT/results.json + BEV pictures.",
     )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--full", action="store_true", help="every variant, more rooms and steps, seeds 0,1,2")
@@ -28,6 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", nargs="+", default=None, help="override the variants to run")
     p.add_argument("--steps", type=int, default=None, help="override training steps per variant")
     p.add_argument("--scenes", type=int, default=None, help="override the number of rooms")
+    base = p.add_mutually_exclusive_group()
+    base.add_argument(
+        "--base", default=None, help="base checkpoint to fine-tune (default: the shipped loc3r-tiny, hash-checked)"
+    )
+    base.add_argument("--from-scratch", action="store_true", help="train the old tiny model from nothing instead")
     p.set_defaults(func=_run)
 
 
@@ -52,5 +60,12 @@ def _run(args: argparse.Namespace) -> int:
         changes["steps"] = args.steps
     if args.scenes is not None:
         changes["scenes"] = args.scenes
+    if args.base is not None:
+        changes["base"] = args.base
+    if args.from_scratch:
+        changes["base"] = None
+        changes["freeze_vision_tower"] = False
+        changes["lr"] = 1e-3
+        changes["head_lr"] = None
     run_demo(args.out, dataclasses.replace(settings, **changes), data_seed=args.data_seed)
     return 0

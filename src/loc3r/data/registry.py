@@ -106,4 +106,3 @@ class SubsetDataset(Dataset):
 
     def __getitem__(self, index: int) -> ClipSample:
         return self.base[self.indices[index]]
-

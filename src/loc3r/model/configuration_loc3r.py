@@ -74,6 +74,9 @@ class Loc3rConfig(PreTrainedConfig):
         cue_injection: geometric-cue-injection baseline (3D point per vision token -> Fourier -> MLP, added to the
             vision embedding). Needs depth at inference.
         cue_num_frequencies: Fourier frequencies of the cue encoding.
+        cue_depth_error: ``None`` (the cues come from exact depth: an oracle that needs a depth sensor) or an error
+            model of :func:`loc3r.geometry.simulate_depth_error` (e.g. :data:`loc3r.geometry.MONOCULAR_DEPTH_ERROR`)
+            applied to the cue points in training and at inference, as monocular depth estimates would be.
         num_orientation_bins: orientation bins B over [-pi, pi) (36 = 10 degrees).
         orientation_sigma_bins: std of the wrapped-Gaussian orientation target, in bins.
         bev_loss_weight, situation_loss_weight, orientation_loss_weight: the lambdas of the joint loss.
@@ -104,6 +107,7 @@ class Loc3rConfig(PreTrainedConfig):
     camera_feature_dim: int | None = None
     cue_injection: bool = False
     cue_num_frequencies: int = 8
+    cue_depth_error: dict | None = None
     num_orientation_bins: int = 36
     orientation_sigma_bins: float = 2.0
     bev_loss_weight: float = 0.05
@@ -183,6 +187,13 @@ class Loc3rConfig(PreTrainedConfig):
                 fail(name, "must be a finite number >= 0")
         if self.orientation_sigma_bins <= 0:
             fail("orientation_sigma_bins", "must be > 0")
+        if self.cue_depth_error is not None:
+            from loc3r.geometry import GeometryError, check_depth_error
+
+            try:
+                self.cue_depth_error = check_depth_error(self.cue_depth_error, "Loc3rConfig.cue_depth_error")
+            except GeometryError as err:
+                raise ValueError(str(err)) from err
         classes = self.recognition_classes
         if classes is not None and (
             not isinstance(classes, list | tuple)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +63,7 @@ from loc3r.geometry import (
     anchor_frame,
     pool_token_labels,
     pool_token_points,
+    simulate_depth_error,
 )
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
@@ -285,6 +287,15 @@ class Loc3rProcessor:
                     f"{where}: {len(token_points)} token footprints for {len(video_slots)} vision tokens"
                 )
             out["token_points"] = (video_slots, token_points.astype(np.float32), token_valid)
+            if self.config.cue_injection and self.config.cue_depth_error is not None and sample.points is not None:
+                # the cues see estimated depth; the layout targets (if any) stay the exact ones
+                cue_points, cue_valid = np.full_like(token_points, np.nan), np.zeros_like(token_valid)
+                if anchor is not None and sample.poses is not None:
+                    seed = zlib.crc32(sample.sample_id.encode("utf-8"))
+                    noisy = simulate_depth_error(sample.points, sample.poses, self.config.cue_depth_error, seed)
+                    with np.errstate(invalid="ignore"):
+                        cue_points, cue_valid = pool_token_points(anchor.points_to_bev(noisy), encoding.segments)
+                out["cue_token_points"] = (video_slots, cue_points.astype(np.float32), cue_valid)
 
         # ---- recognition targets (base pretraining): class histogram of each token's footprint
         if self.config.recognition_enabled:
@@ -391,6 +402,16 @@ class Loc3rProcessor:
             if self.config.cue_injection:
                 data["cue_points"] = torch.nan_to_num(pts, nan=0.0)
                 data["cue_valid"] = valid.clone()
+                if self.config.cue_depth_error is not None:  # estimated depth: the cues of "cue_token_points"
+                    data["cue_points"].zero_()
+                    data["cue_valid"].zero_()
+                    for b, it in enumerate(items):
+                        if "cue_token_points" not in it:  # no depth at all: no cue
+                            continue
+                        slots, cue_pts, cue_ok = it["cue_token_points"]
+                        slots_t = torch.from_numpy(slots + offsets[b])
+                        data["cue_points"][b, slots_t] = torch.nan_to_num(torch.from_numpy(cue_pts), nan=0.0)
+                        data["cue_valid"][b, slots_t] = torch.from_numpy(cue_ok)
 
         if "token_labels" in items[0]:
             num_classes = items[0]["token_labels"][1].shape[1]

@@ -524,6 +524,7 @@ class _SceneGrid:
         self.dist: dict[int, np.ndarray] = {}
         self.angle: dict[int, np.ndarray] = {}
         self.slack: dict[int, np.ndarray] = {}
+        self._cache: dict[tuple[str, _Relation], np.ndarray] = {}
         for i, o in referable.items():
             d = o.center[:2] - self.points
             r = np.hypot(d[:, 0], d[:, 1])
@@ -531,35 +532,49 @@ class _SceneGrid:
             self.angle[i] = np.arctan2(d[:, 1], d[:, 0])
             self.slack[i] = np.arcsin(np.minimum(1.0, self.h / np.maximum(r, 1e-9)))
 
-    def consistent(self, relations: Sequence[_Relation]) -> tuple[np.ndarray, np.ndarray]:
-        """Grid cells (point index, yaw index) that may contain a pose satisfying every relation."""
-        h = self.h
-        pos_ok = np.ones(len(self.points), dtype=bool)
-        for rel in relations:
-            if rel.kind == "near":
-                pos_ok &= self.dist[rel.objects[0]] <= NEAR_MAX_DIST + h
+    def _position_mask(self, rel: _Relation) -> np.ndarray:
+        """Grid points where ``rel``'s distance / angle conditions may hold (cached: situation generation asks about
+        the same relations tens of thousands of times)."""
+        key = ("pos", rel)
+        if key not in self._cache:
+            h = self.h
+            mask = np.ones(len(self.points), dtype=bool)
+            if rel.kind in ("near", "side_near"):
+                mask = self.dist[rel.objects[0]] <= NEAR_MAX_DIST + h
             elif rel.kind == "between":
                 a, b = rel.objects
                 gap = np.abs(wrap_angle(self.angle[a] - self.angle[b]))
-                pos_ok &= gap + self.slack[a] + self.slack[b] >= np.radians(BETWEEN_MIN_ANGLE_DEG)
-                pos_ok &= (self.dist[a] <= BETWEEN_MAX_DIST + h) & (self.dist[b] <= BETWEEN_MAX_DIST + h)
+                mask = gap + self.slack[a] + self.slack[b] >= np.radians(BETWEEN_MIN_ANGLE_DEG)
+                mask &= (self.dist[a] <= BETWEEN_MAX_DIST + h) & (self.dist[b] <= BETWEEN_MAX_DIST + h)
             elif rel.kind == "facing":
-                pos_ok &= self.dist[rel.objects[0]] >= FACING_MIN_DIST - h
-            elif rel.kind == "side_near":
-                pos_ok &= self.dist[rel.objects[0]] <= NEAR_MAX_DIST + h
-        idx = np.flatnonzero(pos_ok)
-        pose_ok = np.ones((len(idx), len(self.yaws)), dtype=bool)
-        cos_y, sin_y = np.cos(self.yaws)[None, :], np.sin(self.yaws)[None, :]
-        for rel in relations:
-            if rel.kind not in ("facing", "side", "side_near"):
-                continue
+                mask = self.dist[rel.objects[0]] >= FACING_MIN_DIST - h
+            self._cache[key] = mask
+        return self._cache[key]
+
+    def _pose_mask(self, rel: _Relation) -> np.ndarray:
+        """``[points, yaws]`` cells where ``rel``'s bearing condition may hold (cached)."""
+        key = ("pose", rel)
+        if key not in self._cache:
             # |wrap(bearing - yaw - mid)| <= half + slack  <=>  cos(bearing - mid - yaw) >= cos(min(half + slack, pi))
             obj = rel.objects[0]
             mid, half = (0.0, FACING_TOL_DEG) if rel.kind == "facing" else _SECTOR_ARC_DEG[rel.sector]
-            rel_angle = self.angle[obj][idx, None] - np.radians(mid)
+            cos_y, sin_y = np.cos(self.yaws)[None, :], np.sin(self.yaws)[None, :]
+            rel_angle = self.angle[obj][:, None] - np.radians(mid)
             cos_off = np.cos(rel_angle) * cos_y + np.sin(rel_angle) * sin_y
-            limit = np.minimum(np.radians(half) + self.slack[obj][idx, None] + self.e, np.pi)
-            pose_ok &= cos_off >= np.cos(limit) - 1e-12
+            limit = np.minimum(np.radians(half) + self.slack[obj][:, None] + self.e, np.pi)
+            self._cache[key] = cos_off >= np.cos(limit) - 1e-12
+        return self._cache[key]
+
+    def consistent(self, relations: Sequence[_Relation]) -> tuple[np.ndarray, np.ndarray]:
+        """Grid cells (point index, yaw index) that may contain a pose satisfying every relation."""
+        pos_ok = np.ones(len(self.points), dtype=bool)
+        for rel in relations:
+            pos_ok &= self._position_mask(rel)
+        idx = np.flatnonzero(pos_ok)
+        pose_ok = np.ones((len(idx), len(self.yaws)), dtype=bool)
+        for rel in relations:
+            if rel.kind in ("facing", "side", "side_near"):
+                pose_ok &= self._pose_mask(rel)[idx]
         pi, yi = np.nonzero(pose_ok)
         return idx[pi], yi
 

@@ -208,3 +208,87 @@ def test_recognition_objective_trains_the_tower_and_a_base_fine_tunes(pretrain_r
         if name.startswith("vlm."):
             assert torch.equal(value, base_state[name]), name
     assert tuned.preprocessing == model.preprocessing
+
+
+# --------------------------------------------------------------------------------------------- the shipped base
+
+
+def test_shipped_base_verifies_and_a_changed_byte_is_named(tmp_path):
+    import shutil
+
+    from loc3r.pretrained_base import BASE_DIR, BaseError, verify_base
+
+    hashes = verify_base(BASE_DIR)
+    assert set(hashes) >= {"model.safetensors", "config.json", "tokenizer.json", "MODEL_CARD.md"}
+    copy = tmp_path / "base"
+    shutil.copytree(BASE_DIR, copy)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(BaseError, match=r"model\.safetensors.*does not match SHA256SUMS.*rebuild"):
+        verify_base(copy)
+    (copy / "SHA256SUMS").unlink()
+    with pytest.raises(BaseError, match="SHA256SUMS: missing"):
+        verify_base(copy)
+
+
+def test_shipped_base_recognises_with_the_real_model_class():
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+    from loc3r.pretrained_base import BASE_DIR
+
+    base = Loc3rForConditionalGeneration.from_pretrained(BASE_DIR)
+    assert type(base.vlm).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert base.config.recognition_objective and base.recognition_head is not None
+    assert not base.config.layout_objective and not base.config.situation_objective
+    assert all(torch.isfinite(p).all() for p in base.parameters())
+
+
+# --------------------------------------------------------------------------------------------- estimated depth
+
+
+def test_simulated_depth_error_moves_points_along_camera_rays():
+    from loc3r.geometry import MONOCULAR_DEPTH_ERROR, GeometryError, simulate_depth_error
+
+    rng = np.random.default_rng(0)
+    poses = np.tile(np.eye(4), (3, 1, 1))
+    poses[:, :3, 3] = rng.normal(size=(3, 3))
+    points = rng.normal(size=(3, 16, 16, 3)) * 3
+    points[0, 0, 0] = np.nan
+    same = simulate_depth_error(points, poses, dict(MONOCULAR_DEPTH_ERROR), seed=5)
+    np.testing.assert_array_equal(same, simulate_depth_error(points, poses, dict(MONOCULAR_DEPTH_ERROR), seed=5))
+    assert np.isnan(same[0, 0, 0]).all()
+    # scale only: every point of the clip moves along its ray by one common factor
+    scale_only = {"scale_sigma": 0.2, "relative_sigma": 0.0, "grid": 4.0, "hole_fraction": 0.0}
+    noisy = simulate_depth_error(points, poses, scale_only, seed=1)
+    centres = poses[:, None, None, :3, 3]
+    ratio = np.linalg.norm(noisy - centres, axis=-1) / np.linalg.norm(points - centres, axis=-1)
+    finite = np.isfinite(ratio)
+    assert np.ptp(ratio[finite]) < 1e-9 and abs(ratio[finite][0] - 1) > 1e-6
+    cross = np.cross(noisy - centres, points - centres)
+    assert np.nanmax(np.abs(cross)) < 1e-9  # same ray
+    none = {"scale_sigma": 0.0, "relative_sigma": 0.0, "grid": 4.0, "hole_fraction": 0.0}
+    np.testing.assert_allclose(simulate_depth_error(points, poses, none, seed=3), points, atol=1e-12)
+    holes = simulate_depth_error(points, poses, {**none, "hole_fraction": 0.5, "grid": 8.0}, seed=3)
+    assert 0.3 < np.isnan(holes[..., 0]).mean() < 0.7
+    with pytest.raises(GeometryError, match="keys"):
+        simulate_depth_error(points, poses, {"scale_sigma": 0.1}, seed=0)
+
+
+def test_cue_injection_with_estimated_depth_changes_the_cues_not_the_layout_targets(clip_factory, tiny_tokenizer):
+    from loc3r.geometry import MONOCULAR_DEPTH_ERROR
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+
+    tokenizer = tiny_tokenizer("qwen2_5_vl")
+    kwargs = {"layout_objective": True, "situation_objective": True, "cue_injection": True}
+    exact = Loc3rForConditionalGeneration.tiny("qwen2_5_vl", tokenizer, **kwargs)
+    estimated = Loc3rForConditionalGeneration.tiny(
+        "qwen2_5_vl", tokenizer, cue_depth_error=dict(MONOCULAR_DEPTH_ERROR), **kwargs
+    )
+    sample = clip_factory()
+    a = exact.build_processor("train")([sample])
+    b = estimated.build_processor("train")([sample])
+    torch.testing.assert_close(a["layout_targets"], b["layout_targets"])
+    assert a["cue_valid"].sum() > 0 and not torch.allclose(a["cue_points"], b["cue_points"])
+    again = estimated.build_processor("train")([sample])
+    torch.testing.assert_close(again["cue_points"], b["cue_points"])  # deterministic per sample
