@@ -21,6 +21,17 @@ Inputs:
   in the BEV frame of the first frame (origin = first camera, x = its forward direction).
 
 Outputs are in the BEV anchor frame (``position``, ``heading``) and, when poses are given, also in the world frame.
+
+Encode once, ask many (AR / robot use: many questions about the same surroundings)::
+
+    session = predictor.session("scan_or_video.mp4", poses=None)   # runs the frames + video prefix once
+    for situation, question in queries:
+        result = session.ask(situation, question)                   # runs only the question's text tokens
+    session.layout                                                  # per-vision-token BEV layout (question-free)
+
+The prompt is ``<video> situation <Pos> <Ori> question`` and the decoder is causal, so the video part's keys and
+values do not depend on the question (:class:`loc3r.model.modeling_loc3r.VideoPrefix`); answers, poses and layout
+equal the uncached :meth:`Loc3rPredictor.predict` (tested).
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ import numpy as np
 
 from loc3r.data.schema import ClipSample, SampleError
 
-__all__ = ["Loc3rPredictor", "Result", "load_frames"]
+__all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames"]
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -140,6 +151,29 @@ class Loc3rPredictor:
             num_frames = _recipe_num_frames(Path(model_dir)) or 8
         return cls(model, num_frames)
 
+    def _check_inputs(self, poses: Any, points: Any) -> None:
+        cfg = self.model.config
+        if cfg.cue_injection and points is None:
+            raise SampleError(
+                "this checkpoint uses cue injection: it needs depth-derived points (give a scan folder with depth/ "
+                "and intrinsic/, or points=[T, h, w, 3])"
+            )
+        if cfg.camera_prior == "poses" and poses is None:
+            raise SampleError("this checkpoint uses the camera prior from poses: give poses=[T, 4, 4]")
+
+    def session(
+        self, video: Any, poses: Any = None, points: np.ndarray | None = None, meta: dict | None = None
+    ) -> PredictorSession:
+        """Load and encode ``video`` once (frames + video prefix of the prompt); ask it any number of questions.
+
+        ``video`` / ``poses`` / ``points`` as for :meth:`predict`; ``meta`` goes into the sample (e.g.
+        ``{"sampled_fps": 2.0}`` for the M-RoPE time scale of a live stream).
+        """
+        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses)
+        points = points if points is not None else loaded_points
+        self._check_inputs(poses, points)
+        return PredictorSession(self, frames, poses, points, scene_id, meta=meta)
+
     def predict(
         self,
         video: Any,
@@ -152,34 +186,58 @@ class Loc3rPredictor:
         gt_heading: float | None = None,
         max_new_tokens: int = 32,
     ) -> Result:
-        """Answer one query; ``bev_png`` writes the BEV picture (layout, trajectory, pose, ground truth)."""
+        """Answer one query; ``bev_png`` writes the BEV picture (layout, trajectory, pose, ground truth).
+
+        The uncached path (the whole prompt in one forward); for several questions on one video use
+        :meth:`session`."""
         frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses)
         points = points if points is not None else loaded_points
-        cfg = self.model.config
-        if cfg.cue_injection and points is None:
-            raise SampleError(
-                "this checkpoint uses cue injection: it needs depth-derived points (give a scan folder with depth/ "
-                "and intrinsic/, or points=[T, h, w, 3])"
-            )
-        if cfg.camera_prior == "poses" and poses is None:
-            raise SampleError("this checkpoint uses the camera prior from poses: give poses=[T, 4, 4]")
-        sample = ClipSample(
-            sample_id="query",
-            scene_id=scene_id,
-            task="infer",
-            frames=frames,
-            question=question,
-            situation_text=situation,
-            poses=poses,
-            points=points if cfg.cue_injection else None,
-        ).validate()
+        self._check_inputs(poses, points)
+        sample = self._sample(frames, poses, points, scene_id, situation, question)
         t0 = time.perf_counter()
         import torch
 
         with torch.inference_mode():
             batch = self.processor([sample], mode="eval")
             pred = self.model.predict(batch, max_new_tokens=max_new_tokens)[0]
-        seconds = time.perf_counter() - t0
+        return self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
+                            gt_heading)  # fmt: skip
+
+    def _sample(
+        self,
+        frames: np.ndarray,
+        poses: np.ndarray | None,
+        points: np.ndarray | None,
+        scene_id: str,
+        situation: str | None,
+        question: str,
+        meta: dict | None = None,
+    ) -> ClipSample:
+        if not isinstance(question, str) or not question.strip():
+            raise SampleError("the question is empty")
+        return ClipSample(
+            sample_id="query",
+            scene_id=scene_id,
+            task="infer",
+            frames=frames,
+            question=question,
+            situation_text=situation.strip() if isinstance(situation, str) and situation.strip() else None,
+            poses=poses,
+            points=points if self.model.config.cue_injection else None,
+            meta=dict(meta or {}),
+        ).validate()
+
+    def _result(
+        self,
+        pred: Any,
+        seconds: float,
+        poses: np.ndarray | None,
+        situation: str | None,
+        question: str,
+        bev_png: str | Path | None,
+        gt_position: Any,
+        gt_heading: float | None,
+    ) -> Result:
         result = Result(
             answer=pred.answer,
             position=pred.position_bev,
@@ -190,6 +248,8 @@ class Loc3rPredictor:
             heading_world=pred.yaw_world,
             seconds=seconds,
         )
+        result.extras["layout"] = pred.layout_mean
+        result.extras["layout_frame"] = pred.layout_frame
         if result.position is None:  # plain LM: localization only as text coordinates
             from loc3r.data.text_localization import parse_pose_text
 
@@ -224,6 +284,110 @@ class Loc3rPredictor:
                 )
             )
         return result
+
+
+class PredictorSession:
+    """One encoded video, any number of (situation, question) pairs (see the module docstring).
+
+    Built by :meth:`Loc3rPredictor.session`. ``encode_seconds``: time of the one-off part (frame preprocessing +
+    vision tower + LLM over the video prefix); each :class:`Result` ``seconds`` is that question's own time.
+    """
+
+    def __init__(
+        self,
+        predictor: Loc3rPredictor,
+        frames: np.ndarray,
+        poses: np.ndarray | None,
+        points: np.ndarray | None,
+        scene_id: str,
+        meta: dict | None = None,
+    ) -> None:
+        import torch
+
+        self.predictor = predictor
+        self.frames, self.poses, self.points, self.scene_id = frames, poses, points, scene_id
+        self.meta = dict(meta or {})
+        t0 = time.perf_counter()
+        # the prefix does not depend on the question; any valid question builds the prompt it is cut from
+        sample = predictor._sample(frames, poses, points, scene_id, None, "?", self.meta)
+        with torch.inference_mode():
+            batch = predictor.processor([sample], mode="eval")
+            self.prefix = predictor.model.encode_prefix(batch)
+        self._encoding = batch.encodings[0]
+        self.metadata = batch.metadata[0]
+        self.encode_seconds = time.perf_counter() - t0
+        self._layout: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return self.prefix.length
+
+    @property
+    def layout(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """``(layout_mean [N, 2], layout_sigma [N, 2], layout_frame [N])`` in the BEV frame: the layout head on the
+        prefix's vision tokens — question-independent, computed once (``None`` without the layout objective)."""
+        if self._layout is None:
+            import torch
+
+            model = self.predictor.model
+            if model.layout_head is None:
+                self._layout = (None, None, None)
+            else:
+                with torch.inference_mode():
+                    mask = self.prefix.input_ids[0] == model.video_token_id
+                    mean, log_var = model.layout_head(self.prefix.hidden[0][mask])
+                frames = np.concatenate(
+                    [np.full(s.num_tokens, min(s.frame_indices), dtype=np.int64) for s in self.metadata.segments]
+                )
+                self._layout = (
+                    mean.float().cpu().numpy(),
+                    torch.exp(0.5 * log_var).float().cpu().numpy(),
+                    frames,
+                )
+        return self._layout
+
+    def ask(
+        self,
+        situation: str | None,
+        question: str,
+        bev_png: str | Path | None = None,
+        gt_position: Any = None,
+        gt_heading: float | None = None,
+        max_new_tokens: int = 32,
+    ) -> Result:
+        """Answer one (situation, question) on the encoded video; same output as :meth:`Loc3rPredictor.predict`."""
+        return self.ask_many([(situation, question)], max_new_tokens=max_new_tokens, bev_pngs=[bev_png],
+                             gt_position=gt_position, gt_heading=gt_heading)[0]  # fmt: skip
+
+    def ask_many(
+        self,
+        queries: list[tuple[str | None, str]],
+        max_new_tokens: int = 32,
+        batch_size: int = 8,
+        bev_pngs: list[str | Path | None] | None = None,
+        gt_position: Any = None,
+        gt_heading: float | None = None,
+    ) -> list[Result]:
+        """Answer several (situation, question) pairs, ``batch_size`` per forward, all on the one cached prefix."""
+        import torch
+
+        predictor = self.predictor
+        out: list[Result] = []
+        for start in range(0, len(queries), batch_size):
+            chunk = queries[start : start + batch_size]
+            t0 = time.perf_counter()
+            samples = [
+                predictor._sample(self.frames, self.poses, self.points, self.scene_id, sit, q, self.meta)
+                for sit, q in chunk
+            ]
+            with torch.inference_mode():
+                batch = predictor.processor(samples, mode="eval", video_encoding=self._encoding, with_pixels=False)
+                preds = predictor.model.predict(batch, max_new_tokens=max_new_tokens, prefix=self.prefix)
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            for k, ((sit, q), pred) in enumerate(zip(chunk, preds, strict=True)):
+                png = bev_pngs[start + k] if bev_pngs is not None else None
+                out.append(predictor._result(pred, seconds, self.poses, sit, q, png, gt_position, gt_heading))
+        return out
 
 
 def _recipe_num_frames(model_dir: Path) -> int | None:

@@ -43,6 +43,7 @@ __all__ = [
     "load_model",
     "parse_shard",
     "shard_indices",
+    "clip_key",
     "predict_samples",
     "synth_eval_sets",
     "evaluate_synth",
@@ -75,29 +76,73 @@ def shard_indices(total: int, shard: int, num_shards: int) -> list[int]:
     return list(range(shard, total, num_shards))
 
 
+def clip_key(sample: ClipSample) -> str:
+    """Digest of everything of ``sample`` that enters the video prefix of its prompt (scene, frames, poses, points,
+    frame indices, camera features, sampling rate): equal keys = one cached prefix can answer both samples."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(sample.scene_id).encode())
+    for value in (sample.frames, sample.poses, sample.points, sample.frame_indices, sample.camera_features):
+        if value is None:
+            h.update(b"-")
+        else:
+            arr = np.ascontiguousarray(value)
+            h.update(f"{arr.dtype}{arr.shape}".encode())
+            h.update(arr.tobytes())
+    h.update(repr(sample.meta.get("sampled_fps")).encode())
+    return h.hexdigest()
+
+
 def predict_samples(
     model: Any,
     samples: Sequence[ClipSample],
     max_new_tokens: int = 16,
     batch_size: int = 8,
     processor: Any = None,
+    share_video: bool = True,
 ) -> list[tuple[Any, float]]:
     """Predictions for ``samples`` (order kept) and per-sample seconds (processor + model, batch time / size).
 
     The processor time includes everything inference needs besides reading files: frame preprocessing, the
     anchor frame, and — for ``cue_injection`` — pooling the depth-derived 3D points per vision token.
+
+    ``share_video`` (encode once, ask many): samples on the same clip (:func:`clip_key`) are answered from one
+    cached video prefix (:meth:`~loc3r.model.modeling_loc3r.Loc3rForConditionalGeneration.encode_prefix`), their
+    questions ``batch_size`` at a time; the prefix time is shared equally by the clip's samples. Clips with a single
+    sample are batched together on the uncached path. Same predictions either way (tested).
     """
     processor = processor or model.build_processor(mode="eval")
-    out: list[tuple[Any, float]] = []
+    out: list[tuple[Any, float] | None] = [None] * len(samples)
+    groups: dict[str, list[int]] = {}
+    for i, sample in enumerate(samples):
+        groups.setdefault(clip_key(sample) if share_video else str(i), []).append(i)
+    singles = [g[0] for g in groups.values() if len(g) == 1]
     with torch.inference_mode():
-        for start in range(0, len(samples), batch_size):
-            chunk = list(samples[start : start + batch_size])
+        for start in range(0, len(singles), batch_size):
+            idx = singles[start : start + batch_size]
             t0 = time.perf_counter()
-            batch = processor(chunk, mode="eval")
+            batch = processor([samples[i] for i in idx], mode="eval")
             preds = model.predict(batch, max_new_tokens=max_new_tokens)
-            dt = (time.perf_counter() - t0) / len(chunk)
-            out.extend((p, dt) for p in preds)
-    return out
+            dt = (time.perf_counter() - t0) / len(idx)
+            for i, p in zip(idx, preds, strict=True):
+                out[i] = (p, dt)
+        for group in groups.values():
+            if len(group) == 1:
+                continue
+            t0 = time.perf_counter()
+            first = processor([samples[group[0]]], mode="eval")
+            prefix = model.encode_prefix(first)
+            encoding = first.encodings[0]
+            preds_of: list[Any] = []
+            for start in range(0, len(group), batch_size):
+                chunk = [samples[i] for i in group[start : start + batch_size]]
+                batch = processor(chunk, mode="eval", video_encoding=encoding, with_pixels=False)
+                preds_of.extend(model.predict(batch, max_new_tokens=max_new_tokens, prefix=prefix))
+            dt = (time.perf_counter() - t0) / len(group)
+            for i, p in zip(group, preds_of, strict=True):
+                out[i] = (p, dt)
+    return [o for o in out if o is not None]
 
 
 def synth_eval_sets(root: str | Path, split: str, num_frames: int) -> dict[str, Any]:
@@ -354,8 +399,9 @@ def evaluate_benchmark(
                 todo = [k for n, k in enumerate(todo) if keys[k] is None or keys[k] not in [keys[j] for j in todo[:n]]]
                 preds_of: dict[int, Any] = {}
                 if todo:
-                    batch = processor([task.build_prompt(originals[k], config) for k in todo], mode="eval")
-                    for k, pred in zip(todo, model.predict(batch, max_new_tokens=new_tokens), strict=True):
+                    prompts = [task.build_prompt(originals[k], config) for k in todo]
+                    done = predict_samples(model, prompts, new_tokens, size, processor)  # one video prefix per clip
+                    for k, (pred, _) in zip(todo, done, strict=True):
                         preds_of[k] = pred
                         if keys[k] is not None:
                             shared[keys[k]] = pred

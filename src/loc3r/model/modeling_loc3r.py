@@ -23,6 +23,10 @@ tokenizer_dir=None, **config_kwargs)``
 ``model.predict(batch, max_new_tokens=32, tokenizer=None) -> list[Loc3rPrediction]``
     greedy answer (own loop on the HF KV cache, M-RoPE positions continued correctly), BEV position + sigma,
     yaw + confidence (circular soft-argmax), per-vision-token layout; world-frame pose when the anchor is known.
+``model.encode_prefix(batch) -> VideoPrefix`` then ``model.predict(batch, prefix=prefix)``
+    encode once, ask many: the prompt part every question about one clip shares (chat prefix + video block, all
+    vision tokens) is run once and kept as a KV cache; each later batch of questions on that clip only runs its
+    own text tokens (situation, ``<Pos> <Ori>``, question) on top of it. Same outputs as the uncached path.
 ``model.freeze_vision_tower()``, ``model.gradient_checkpointing_enable()``.
 
 Batch keys (from :class:`~loc3r.model.processing.Loc3rProcessor`; B = batch, L = padded length, A = 3 position axes
@@ -53,6 +57,7 @@ How the forward works
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import logging
@@ -88,7 +93,13 @@ from loc3r.model.tokenizer import (
     special_token_ids,
 )
 
-__all__ = ["Loc3rForConditionalGeneration", "Loc3rOutput", "Loc3rPrediction", "Loc3rPreTrainedModel"]
+__all__ = [
+    "Loc3rForConditionalGeneration",
+    "Loc3rOutput",
+    "Loc3rPrediction",
+    "Loc3rPreTrainedModel",
+    "VideoPrefix",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +146,30 @@ class Loc3rPrediction:
     #: from the processor's token segments — what the BEV picture colours the layout points by.
     layout_frame: np.ndarray | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VideoPrefix:
+    """The question-independent start of a clip's prompt, run once (:meth:`Loc3rForConditionalGeneration.encode_prefix`).
+
+    Every eval prompt is ``<chat prefix> <video block> <situation <Pos> <Ori> question> <assistant start>`` and the
+    decoder is causal, so the hidden states and keys/values of the first ``length`` tokens (chat prefix + video block,
+    i.e. every vision and ``<Cam>`` token) do not depend on the situation or the question: they are computed once and
+    every question re-uses them. ``cache`` is the HF KV cache of those tokens (batch 1); :meth:`predict` copies it
+    per call, so a prefix can answer any number of batches.
+    """
+
+    input_ids: Tensor  # [1, P]
+    position_ids: Tensor  # [1, A, P]
+    hidden: Tensor  # [1, P, D] final hidden states of the prefix (the layout head reads its vision tokens)
+    cache: Any
+    #: key of what the prefix was built from (frames, poses, points, camera features): a later prompt is checked
+    #: against ``input_ids`` token by token, and the caller checks this key for everything that is not a token id
+    source_key: str | None = None
+
+    @property
+    def length(self) -> int:
+        return int(self.input_ids.shape[1])
 
 
 # ======================================================================================================= model
@@ -466,27 +501,120 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     # --------------------------------------------------------------------------------------------- inference
     @torch.no_grad()
+    def encode_prefix(self, batch: Any, source_key: str | None = None) -> VideoPrefix:
+        """Run the question-independent prompt start of a ONE-sample eval batch once (see :class:`VideoPrefix`).
+
+        The prefix ends after the last vision / ``<Cam>`` token (the processor records it as
+        ``SampleMeta.prefix_length``); the sample's own question is not run. Use with ``predict(..., prefix=...)``.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            device = self.get_input_embeddings().weight.device
+            inputs = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in dict(batch).items()}
+            input_ids = inputs["input_ids"]
+            if input_ids.shape[0] != 1:
+                raise ValueError(f"encode_prefix needs a batch of one clip, got {input_ids.shape[0]} rows")
+            metadata = list(getattr(batch, "metadata", None) or [])
+            length = getattr(metadata[0], "prefix_length", None) if metadata else None
+            if length is None:
+                raise ValueError("encode_prefix needs batch.metadata[0].prefix_length (build it with Loc3rProcessor)")
+            if "attention_mask" in inputs and not bool(inputs["attention_mask"].all()):
+                raise ValueError("encode_prefix: a one-sample batch has no padding, but attention_mask has zeros")
+            ids = input_ids[:, :length]
+            cut = {k: (inputs[k][:, :length] if inputs.get(k) is not None else None) for k in ("cue_points", "cue_valid")}
+            embeds, _ = self.embed_inputs(
+                ids,
+                {"pixel_values_videos": inputs.get("pixel_values_videos"), "video_grid_thw": inputs.get("video_grid_thw")},
+                cut["cue_points"],
+                cut["cue_valid"],
+                inputs.get("camera_features"),
+                inputs.get("camera_valid"),
+            )
+            positions = inputs["position_ids"][:, :, :length]
+            hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True)
+            return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache, source_key=source_key)
+        finally:
+            self.train(was_training)
+
+    def _decode_after_prefix(
+        self, prefix: VideoPrefix, input_ids: Tensor, attention: Tensor, positions: Tensor, use_cache: bool
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Any]:
+        """Decode only the text after ``prefix`` for each row of a left-padded eval batch.
+
+        Row ``b`` (unpadded) must start with exactly ``prefix.input_ids``; its remaining tokens (text only) are
+        re-packed right-aligned after the prefix, with the padding moved between prefix and text
+        (``attention_mask`` 0 there), so the last column is every row's last prompt token as greedy decoding needs.
+        Returns the full-length ``(input_ids, attention_mask, position_ids, hidden, cache)`` as if the whole prompt
+        had been run, so the heads and decoding below read them unchanged.
+        """
+        batch_size = input_ids.shape[0]
+        p_len = prefix.length
+        p_ids = prefix.input_ids.to(input_ids.device)
+        rows = []
+        for b in range(batch_size):
+            keep = attention[b].bool()
+            ids_b, pos_b = input_ids[b, keep], positions[b][:, keep]
+            if ids_b.shape[0] <= p_len or not torch.equal(ids_b[:p_len], p_ids[0]):
+                raise ValueError(
+                    f"predict(prefix=...): batch row {b} does not start with the prefix's {p_len} tokens (another clip, "
+                    "other frames or another processor?)"
+                )
+            rows.append((ids_b[p_len:], pos_b[:, p_len:]))
+        special = [self.video_token_id] + ([self.config.camera_token_id] if self.camera_projector is not None else [])
+        s_len = max(r[0].shape[0] for r in rows)
+        pad = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+        s_ids = torch.full((batch_size, s_len), pad, dtype=input_ids.dtype, device=input_ids.device)
+        s_att = torch.zeros((batch_size, s_len), dtype=attention.dtype, device=attention.device)
+        s_pos = torch.zeros((batch_size, positions.shape[1], s_len), dtype=positions.dtype, device=positions.device)
+        for b, (ids_b, pos_b) in enumerate(rows):
+            if bool(torch.isin(ids_b, torch.tensor(special, device=ids_b.device)).any()):
+                raise ValueError(f"predict(prefix=...): batch row {b} has vision / camera tokens after the prefix")
+            n = ids_b.shape[0]
+            s_ids[b, s_len - n :], s_att[b, s_len - n :], s_pos[b, :, s_len - n :] = ids_b, 1, pos_b
+        # a copy per call: decoding appends the question's keys/values to the cache, the prefix must stay as it is
+        cache = copy.deepcopy(prefix.cache)
+        if batch_size > 1:
+            cache.batch_repeat_interleave(batch_size)
+        full_att = torch.cat([torch.ones((batch_size, p_len), dtype=attention.dtype, device=attention.device), s_att], 1)
+        s_hidden, cache = self.decode(
+            self.get_input_embeddings()(s_ids), full_att, s_pos, cache=cache, use_cache=use_cache
+        )
+        full_ids = torch.cat([p_ids.expand(batch_size, -1), s_ids], dim=1)
+        full_pos = torch.cat([prefix.position_ids.to(positions.device).expand(batch_size, -1, -1), s_pos], dim=2)
+        hidden = torch.cat([prefix.hidden.expand(batch_size, -1, -1), s_hidden], dim=1)
+        return full_ids, full_att, full_pos, hidden, cache
+
+    @torch.no_grad()
     def predict(
         self,
         batch: Any,
         max_new_tokens: int = 32,
         tokenizer: PreTrainedTokenizerBase | None = None,
+        prefix: VideoPrefix | None = None,
     ) -> list[Loc3rPrediction]:
         """Greedy answers + situation pose + layout for an ``eval``-mode batch (left padded).
 
         The answer is decoded with our own greedy loop on the HF KV cache: the prompt is run once, then one token
         at a time with position ``max(prompt positions) + 1 + step`` on every axis (what HF's rope deltas give for
         Qwen2.5-VL; ``len(prompt) + step`` for 1-D backbones). Generation stops at ``config.eos_token_id``.
+
+        ``prefix`` (from :meth:`encode_prefix` on the same clip): every row's video part is taken from it and only
+        the text after it is run (:class:`VideoPrefix`); the batch's ``pixel_values_videos`` are then not used.
         """
         was_training = self.training
         self.eval()
         try:
-            return self._predict(batch, max_new_tokens, tokenizer or self.tokenizer)
+            return self._predict(batch, max_new_tokens, tokenizer or self.tokenizer, prefix)
         finally:
             self.train(was_training)
 
     def _predict(
-        self, batch: Any, max_new_tokens: int, tokenizer: PreTrainedTokenizerBase | None
+        self,
+        batch: Any,
+        max_new_tokens: int,
+        tokenizer: PreTrainedTokenizerBase | None,
+        prefix: VideoPrefix | None = None,
     ) -> list[Loc3rPrediction]:
         metadata = list(getattr(batch, "metadata", None) or [])
         device = self.get_input_embeddings().weight.device
@@ -500,15 +628,21 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         if not bool(attention[:, -1].all()):
             raise ValueError("predict needs left-padded prompts (Loc3rProcessor in mode='eval')")
         positions = inputs["position_ids"]
-        embeds, vision_mask = self.embed_inputs(
-            input_ids,
-            {"pixel_values_videos": inputs.get("pixel_values_videos"), "video_grid_thw": inputs.get("video_grid_thw")},
-            inputs.get("cue_points"),
-            inputs.get("cue_valid"),
-            inputs.get("camera_features"),
-            inputs.get("camera_valid"),
-        )
-        hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0)
+        if prefix is not None:
+            input_ids, attention, positions, hidden, cache = self._decode_after_prefix(
+                prefix, input_ids, attention, positions, use_cache=max_new_tokens > 0
+            )
+            vision_mask = input_ids == self.video_token_id
+        else:
+            embeds, vision_mask = self.embed_inputs(
+                input_ids,
+                {"pixel_values_videos": inputs.get("pixel_values_videos"), "video_grid_thw": inputs.get("video_grid_thw")},
+                inputs.get("cue_points"),
+                inputs.get("cue_valid"),
+                inputs.get("camera_features"),
+                inputs.get("camera_valid"),
+            )
+            hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0)
         batch_size = input_ids.shape[0]
 
         # ---- heads on the prompt

@@ -96,6 +96,9 @@ class SampleMeta:
     agent_position_bev: np.ndarray | None = None  # (2,) ground truth in the anchor frame, when known
     agent_yaw_bev: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: tokens before the situation / question text (chat prefix + video block): the same for every question on
+    #: this clip, the part ``Loc3rForConditionalGeneration.encode_prefix`` runs once
+    prefix_length: int | None = None
 
 
 class Loc3rBatch(BatchFeature):
@@ -104,6 +107,8 @@ class Loc3rBatch(BatchFeature):
     def __init__(self, data: dict[str, Any] | None = None, metadata: list[SampleMeta] | None = None, **kwargs: Any):
         super().__init__(data, **kwargs)
         self.metadata: list[SampleMeta] = metadata if metadata is not None else []
+        #: each sample's preprocessed video (:class:`~loc3r.model.backbones.VideoEncoding`), for re-use
+        self.encodings: list[Any] = []
 
 
 class Loc3rProcessor:
@@ -207,7 +212,7 @@ class Loc3rProcessor:
                     raise SampleError(f"{where}: field {name!r} contains the special token {token!r}")
 
     # ------------------------------------------------------------------------------------------------ per sample
-    def _process_one(self, sample: ClipSample, mode: Mode) -> dict[str, Any]:
+    def _process_one(self, sample: ClipSample, mode: Mode, encoding: Any = None) -> dict[str, Any]:
         where = f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
         try:
             sample.validate()
@@ -223,7 +228,8 @@ class Loc3rProcessor:
             if not np.isfinite(fps) or fps <= 0:
                 raise SampleError(f"{where}: field meta['sampled_fps'] must be a positive number, got {fps}")
             options = {**options, "video_fps": fps}
-        encoding = self.adapter.preprocess_video(frames, self.vlm_config, options, where)
+        if encoding is None:  # a caller asking many questions on one clip passes the clip's encoding back in
+            encoding = self.adapter.preprocess_video(frames, self.vlm_config, options, where)
         anchor = None
         if sample.poses is not None:
             try:
@@ -346,6 +352,7 @@ class Loc3rProcessor:
             frame_size=encoding.frame_size,
             num_vision_tokens=encoding.num_vision_tokens,
             prompt_length=len(ids),
+            prefix_length=len(head) + len(video_ids),
             agent_position_bev=agent_pos_bev,
             agent_yaw_bev=agent_yaw_bev,
             meta=dict(sample.meta),
@@ -353,12 +360,24 @@ class Loc3rProcessor:
         return out
 
     # ------------------------------------------------------------------------------------------------ batch
-    def __call__(self, samples: list[ClipSample], mode: Mode | None = None) -> Loc3rBatch:
-        """Collate ``samples`` into a :class:`Loc3rBatch` (see the module docstring for keys and padding)."""
+    def __call__(
+        self,
+        samples: list[ClipSample],
+        mode: Mode | None = None,
+        video_encoding: Any = None,
+        with_pixels: bool = True,
+    ) -> Loc3rBatch:
+        """Collate ``samples`` into a :class:`Loc3rBatch` (see the module docstring for keys and padding).
+
+        ``video_encoding``: when every sample shows the same clip (questions for a cached video prefix), its
+        preprocessed frames (``batch.encodings[0]`` of an earlier call) are re-used instead of preprocessing the
+        frames again; ``with_pixels=False`` leaves ``pixel_values_videos`` out (a prefix-cached predict never reads
+        them).
+        """
         mode = self._check_mode(mode or self.mode)
         if not samples:
             raise ValueError("Loc3rProcessor: empty list of samples")
-        items = [self._process_one(s, mode) for s in samples]
+        items = [self._process_one(s, mode, video_encoding) for s in samples]
         batch_size = len(items)
         max_len = max(len(it["input_ids"]) for it in items)
         left = mode == "eval"
@@ -384,7 +403,8 @@ class Loc3rProcessor:
         data: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention, "position_ids": positions}
         if mode == "train":
             data["labels"] = labels
-        data.update(self.adapter.collate_pixels([it["encoding"] for it in items]))
+        if with_pixels:
+            data.update(self.adapter.collate_pixels([it["encoding"] for it in items]))
         if self.adapter.emits_mm_token_type_ids:
             data["mm_token_type_ids"] = torch.where(kinds == TokenKind.VIDEO, 2, 0).to(torch.long)
 
@@ -441,7 +461,9 @@ class Loc3rProcessor:
             data["camera_features"] = feats
             data["camera_valid"] = cam_valid
 
-        return Loc3rBatch(data, metadata=[it["meta"] for it in items])
+        batch = Loc3rBatch(data, metadata=[it["meta"] for it in items])
+        batch.encodings = [it["encoding"] for it in items]
+        return batch
 
     # ------------------------------------------------------------------------------------------------ decode
     def decode(self, token_ids: torch.Tensor | list[int]) -> str:
