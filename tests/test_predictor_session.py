@@ -36,7 +36,7 @@ def test_session_equals_uncached(backbone: str, flags: dict, clip_factory) -> No
     clip = clip_factory(num_frames=4, size=56)
     predictor = _predictor(backbone, **flags)
     session = predictor.session(clip.frames, poses=clip.poses)
-    assert 0 < session.num_prefix_tokens
+    assert session.num_prefix_tokens > 0
     uncached = [predictor.predict(clip.frames, s, q, poses=clip.poses, max_new_tokens=5) for s, q in QUERIES]
     one_by_one = [session.ask(s, q, max_new_tokens=5) for s, q in QUERIES]
     batched = session.ask_many(QUERIES, max_new_tokens=5, batch_size=4)  # padding between prefix and question

@@ -150,7 +150,7 @@ class Loc3rPrediction:
 
 @dataclass
 class VideoPrefix:
-    """The question-independent start of a clip's prompt, run once (:meth:`Loc3rForConditionalGeneration.encode_prefix`).
+    """The question-independent start of a clip's prompt, run once by ``model.encode_prefix``.
 
     Every eval prompt is ``<chat prefix> <video block> <situation <Pos> <Ori> question> <assistant start>`` and the
     decoder is causal, so the hidden states and keys/values of the first ``length`` tokens (chat prefix + video block,
@@ -522,10 +522,15 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             if "attention_mask" in inputs and not bool(inputs["attention_mask"].all()):
                 raise ValueError("encode_prefix: a one-sample batch has no padding, but attention_mask has zeros")
             ids = input_ids[:, :length]
-            cut = {k: (inputs[k][:, :length] if inputs.get(k) is not None else None) for k in ("cue_points", "cue_valid")}
+            cut = {
+                k: (inputs[k][:, :length] if inputs.get(k) is not None else None) for k in ("cue_points", "cue_valid")
+            }
             embeds, _ = self.embed_inputs(
                 ids,
-                {"pixel_values_videos": inputs.get("pixel_values_videos"), "video_grid_thw": inputs.get("video_grid_thw")},
+                {
+                    "pixel_values_videos": inputs.get("pixel_values_videos"),
+                    "video_grid_thw": inputs.get("video_grid_thw"),
+                },
                 cut["cue_points"],
                 cut["cue_valid"],
                 inputs.get("camera_features"),
@@ -557,8 +562,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             ids_b, pos_b = input_ids[b, keep], positions[b][:, keep]
             if ids_b.shape[0] <= p_len or not torch.equal(ids_b[:p_len], p_ids[0]):
                 raise ValueError(
-                    f"predict(prefix=...): batch row {b} does not start with the prefix's {p_len} tokens (another clip, "
-                    "other frames or another processor?)"
+                    f"predict(prefix=...): batch row {b} does not start with the prefix's {p_len} tokens "
+                    "(another clip, other frames or another processor?)"
                 )
             rows.append((ids_b[p_len:], pos_b[:, p_len:]))
         special = [self.video_token_id] + ([self.config.camera_token_id] if self.camera_projector is not None else [])
@@ -576,7 +581,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         cache = copy.deepcopy(prefix.cache)
         if batch_size > 1:
             cache.batch_repeat_interleave(batch_size)
-        full_att = torch.cat([torch.ones((batch_size, p_len), dtype=attention.dtype, device=attention.device), s_att], 1)
+        full_att = torch.cat(
+            [torch.ones((batch_size, p_len), dtype=attention.dtype, device=attention.device), s_att], 1
+        )
         s_hidden, cache = self.decode(
             self.get_input_embeddings()(s_ids), full_att, s_pos, cache=cache, use_cache=use_cache
         )
@@ -636,7 +643,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         else:
             embeds, vision_mask = self.embed_inputs(
                 input_ids,
-                {"pixel_values_videos": inputs.get("pixel_values_videos"), "video_grid_thw": inputs.get("video_grid_thw")},
+                {
+                    "pixel_values_videos": inputs.get("pixel_values_videos"),
+                    "video_grid_thw": inputs.get("video_grid_thw"),
+                },
                 inputs.get("cue_points"),
                 inputs.get("cue_valid"),
                 inputs.get("camera_features"),
