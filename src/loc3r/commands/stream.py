@@ -1,0 +1,112 @@
+"""``loc3r stream``: live layout map, pose estimate and answers on a continuous video source.
+
+Example::
+
+    loc3r stream --model runs/demo/runs/loc3r-seed0/final --video walk.mp4 --questions -      # type questions
+    loc3r stream --model DIR --folder incoming/ --select coverage --frames 16 --questions q.txt --bev-dir live/
+    loc3r stream --model DIR --camera /dev/video0
+
+One JSON object per line on stdout per event (``update``, ``answer``, ``stall``, ``resumed``, ``ended``, ``warning``,
+``error``, ``summary``). A question line is ``situation | question`` or just ``question``; ``--questions FILE`` is
+read as it grows (a FIFO works too), ``-`` is stdin. See :mod:`loc3r.stream` for what is measured and re-used.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("stream", help="live layout map, pose and answers on a video file, camera or folder")
+    p.add_argument("--model", required=True, help="checkpoint directory (e.g. a run's final/)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", help="video file, played at its own frame rate")
+    src.add_argument("--camera", help="camera device (e.g. /dev/video0)")
+    src.add_argument("--folder", help="folder that frames keep arriving in (ScanNet-style color/ + pose/ or flat)")
+    p.add_argument("--poses", default=None, help="--video only: .npy of [N, 4, 4] camera-to-world, one per frame")
+    p.add_argument("--frames", type=int, default=None, help="window T (default: the training recipe's frame count)")
+    p.add_argument("--select", choices=["last", "coverage"], default="last", help="window rule (default: last)")
+    p.add_argument("--situation", default=None, help="situation of the pose estimate (default: pseudo-situation)")
+    p.add_argument("--questions", default=None, help="file of question lines read as it grows, or - for stdin")
+    p.add_argument("--min-interval", type=float, default=0.0, help="seconds between updates at least")
+    p.add_argument("--stall-timeout", type=float, default=2.0, help="seconds without a frame before a stall event")
+    p.add_argument("--idle-end", type=float, default=None, help="--folder: end after this many idle seconds")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--no-realtime", action="store_true", help="--video: decode as fast as possible")
+    p.add_argument("--bev-dir", default=None, help="write a BEV picture per update and per answer here")
+    p.set_defaults(func=_run)
+
+
+def _read_questions(path: str, session, stop) -> None:
+    """Feed question lines to ``session`` as they appear (stdin, a growing file or a FIFO)."""
+    import sys
+    import time
+
+    def handle(line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        situation, _, question = line.rpartition("|")
+        session.ask(situation.strip() or None, question.strip())
+
+    if path == "-":
+        for line in sys.stdin:
+            handle(line)
+        return
+    with open(path) as f:
+        while not stop.is_set():
+            line = f.readline()
+            if line:
+                handle(line)
+            else:
+                time.sleep(0.05)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    import threading
+    from pathlib import Path
+
+    import numpy as np
+
+    from loc3r.data.schema import SampleError
+    from loc3r.infer import Loc3rPredictor
+    from loc3r.stream import CameraSource, FolderSource, LiveSession, VideoFileSource
+
+    def fail(message: str) -> int:
+        print(f"loc3r stream: error: {message}", file=sys.stderr)
+        return 2
+
+    if args.poses and not args.video:
+        return fail("--poses goes with --video (a --folder carries its poses as files)")
+    if args.questions and args.questions != "-" and not Path(args.questions).is_file():
+        return fail(f"{args.questions}: no such questions file")
+    try:
+        if args.video:
+            poses = np.load(args.poses, allow_pickle=False) if args.poses else None
+            source = VideoFileSource(args.video, poses=poses, realtime=not args.no_realtime)
+        elif args.folder:
+            source = FolderSource(args.folder, idle_end=args.idle_end)
+        else:
+            source = CameraSource(args.camera)
+        predictor = Loc3rPredictor.from_pretrained(args.model, num_frames=args.frames)
+    except (FileNotFoundError, SampleError, ValueError, OSError) as err:
+        return fail(str(err))
+
+    def emit(event: dict) -> None:
+        print(json.dumps(event), flush=True)
+
+    session = LiveSession(predictor, source, select=args.select, situation=args.situation,
+                          min_interval=args.min_interval, stall_timeout=args.stall_timeout, bev_dir=args.bev_dir,
+                          on_event=emit)  # fmt: skip
+    stop = threading.Event()
+    if args.questions:
+        threading.Thread(target=_read_questions, args=(args.questions, session, stop), daemon=True).start()
+    try:
+        summary = session.run(max_seconds=args.max_seconds)
+    except KeyboardInterrupt:
+        summary = session.close()
+    finally:
+        stop.set()
+    return 0 if summary["error"] is None else 2
