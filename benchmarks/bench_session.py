@@ -77,6 +77,30 @@ def _time(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def _measure(setting: str, args: argparse.Namespace) -> list[tuple]:
+    """Rows ``(setting, prefix tokens, question tokens, answer tokens, uncached s, encode s, cached s, speed-up)``."""
+    import numpy as np
+    import torch
+
+    predictor, num_frames, size = _predictor(setting, args.hidden, args.layers)
+    frames = np.random.default_rng(0).integers(0, 256, size=(num_frames, size, size, 3), dtype=np.uint8)
+    queries = [QUERIES[i % len(QUERIES)] for i in range(args.questions)]
+    rows = []
+    with torch.inference_mode():
+        predictor.predict(frames, *queries[0], max_new_tokens=0)  # warm-up
+        encode, session = _time(lambda: predictor.session(frames), 3 if setting == "tiny" else 1)
+        session.ask(*queries[0], max_new_tokens=0)
+        proc = predictor.processor
+        text_tokens = [len(proc._encode_text(proc.user_text(predictor._sample(frames, None, None, "b", s, q))))
+                       for s, q in queries]  # fmt: skip
+        for new in (0, args.answer_tokens):
+            unc = [_time(lambda q=q, n=new: predictor.predict(frames, *q, max_new_tokens=n), 1)[0] for q in queries]
+            cac = [_time(lambda q=q, n=new: session.ask(*q, max_new_tokens=n), 1)[0] for q in queries]
+            u, c = statistics.median(unc), statistics.median(cac)
+            rows.append((setting, session.num_prefix_tokens, statistics.median(text_tokens), new, u, encode, c, u / c))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="*", default=["tiny", "7b-ratio"])
@@ -88,30 +112,12 @@ def main() -> None:
 
     import logging
 
-    import numpy as np
     import torch
 
     logging.getLogger("loc3r").setLevel(logging.WARNING)
     rows = []
     for setting in args.settings:
-        predictor, num_frames, size = _predictor(setting, args.hidden, args.layers)
-        rng = np.random.default_rng(0)
-        frames = rng.integers(0, 256, size=(num_frames, size, size, 3), dtype=np.uint8)
-        queries = [QUERIES[i % len(QUERIES)] for i in range(args.questions)]
-        with torch.inference_mode():
-            predictor.predict(frames, *queries[0], max_new_tokens=0)  # warm-up
-            encode, session = _time(lambda: predictor.session(frames), 3 if setting == "tiny" else 1)
-            session.ask(*queries[0], max_new_tokens=0)
-            text_tokens = [
-                len(predictor.processor._encode_text(predictor.processor.user_text(
-                    predictor._sample(frames, None, None, "b", s, q))))
-                for s, q in queries
-            ]  # fmt: skip
-            for new in (0, args.answer_tokens):
-                unc = [_time(lambda q=q: predictor.predict(frames, *q, max_new_tokens=new), 1)[0] for q in queries]
-                cac = [_time(lambda q=q: session.ask(*q, max_new_tokens=new), 1)[0] for q in queries]
-                u, c = statistics.median(unc), statistics.median(cac)
-                rows.append((setting, session.num_prefix_tokens, statistics.median(text_tokens), new, u, encode, c, u / c))
+        rows.extend(_measure(setting, args))
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, date {date.today()}")  # fmt: skip
     print("| setting | prefix tokens | question tokens (median) | answer tokens | uncached s/question | "
