@@ -232,9 +232,11 @@ class PushSource(FrameSource):
 
     def __init__(self) -> None:
         self._queue: queue.Queue[tuple[np.ndarray, np.ndarray | None, str] | None] = queue.Queue()
+        self.pushed = 0
 
     def push(self, image: np.ndarray, pose: np.ndarray | None = None, name: str = "") -> None:
         self._queue.put((image, pose, name))
+        self.pushed += 1
 
     def close(self) -> None:
         self._queue.put(None)
