@@ -98,7 +98,9 @@ def test_folder_with_missing_poses_and_resized_frame(ckpt: Path, tmp_path: Path)
         if i != 2:  # frame 2 has no pose (a pose file is written before its image, as a capture app does)
             np.savetxt(folder / f"{i:03d}.txt", _pose(0.2 * i, 0.3 * i))
         Image.fromarray(img).save(folder / f"{i:03d}.png")
-        time.sleep(0.05)
+        deadline = time.monotonic() + 20
+        while live.counts["received"] < i + 1 and time.monotonic() < deadline:  # one frame per model step
+            time.sleep(0.02)
         live.step()
     q = live.ask(None, "What is on my left?")
     summary = live.run(max_seconds=20)
