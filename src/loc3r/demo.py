@@ -70,7 +70,8 @@ METRICS = ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "em", "overall", "s
 class DemoSettings:
     """Everything that changes the demo's numbers (printed with the table and stored in results.json)."""
 
-    variants: tuple[str, ...] = ("lm_only", "situation_only", "cue_injection", "cue_injection_est", "loc3r")
+    #: the default run; --full adds cue_injection_est (estimated depth) and loc3r_camera
+    variants: tuple[str, ...] = ("lm_only", "situation_only", "cue_injection", "loc3r")
     #: the pretrained base every variant is fine-tuned from: "loc3r-tiny" (shipped, hash-checked), a directory,
     #: or None to train the old tiny model from scratch (hidden_size / layers below)
     base: str | None = "loc3r-tiny"
@@ -285,6 +286,28 @@ def format_results_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: The paper's localization ablation: situation only < + layout < + camera prior (DESIGN.md §2).
+ABLATION_ORDER = ("situation_only", "loc3r", "loc3r_camera")
+
+
+def ablation_order(results: dict[str, Any], metric: str = "acc@1.0m") -> list[str]:
+    """One line per evaluated split saying whether the paper's ablation order holds on ``metric`` (with each
+    variant's value and, over several seeds, its std), reported either way; empty when a variant of the order did
+    not run."""
+    if not all(v in results for v in ABLATION_ORDER):
+        return []
+    lines = []
+    for split in ("test", "novel_view"):
+        scores = [results[v].get(split, {}) for v in ABLATION_ORDER]
+        if any(metric not in s for s in scores):
+            continue
+        values = [s[metric] for s in scores]
+        holds = values[0] < values[1] < values[2]
+        shown = " < ".join(f"{v} {_fmt(s, metric)}" for v, s in zip(ABLATION_ORDER, scores, strict=True))
+        lines.append(f"# ablation order on {split} {metric}: {shown}: {'holds' if holds else 'does NOT hold'}")
+    return lines
+
+
 def _pictures(records: list[dict[str, Any]], sets: dict[str, Any], out: Path, tag: str, count: int) -> list[str]:
     from loc3r.evaluate.tasks.synth import bev_ground_truth  # noqa: F401 - documents the frame
     from loc3r.geometry import anchor_frame
@@ -417,6 +440,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
         "torch_threads": torch.get_num_threads(),
         "pictures": pictures,
     }
+    info["ablation_order"] = ablation_order(results)
     payload = {**results, "chance": chance, "_info": info}
     (out / "results.json").write_text(json.dumps(payload, indent=2))
     table = format_results_table({"variants": results, "chance": chance})
@@ -447,6 +471,8 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
             if "/" in split:
                 bin_lines.append(f"| {v} | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
     print_fn("\n".join(bin_lines))
+    for line in ablation_order(results):
+        print_fn(line)
     print_fn(f"# total {info['total_seconds']:.0f}s (data {t_data:.0f}s); results in {out / 'results.json'}")
     (out / "results.md").write_text(table + "\n\n" + "\n".join(bin_lines) + "\n")
     return payload

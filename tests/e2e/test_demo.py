@@ -98,3 +98,17 @@ def test_unknown_variant_is_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="unknown demo variant"):
         run_demo(tmp_path, dataclasses.replace(SMOKE, variants=("nope",)))
+
+
+def test_ablation_order_is_reported_either_way() -> None:
+    from loc3r.demo import ablation_order
+
+    results = {
+        "situation_only": {"test": {"acc@1.0m": 20.0}, "novel_view": {"acc@1.0m": 30.0}},
+        "loc3r": {"test": {"acc@1.0m": 25.0, "acc@1.0m_std": 1.5}, "novel_view": {"acc@1.0m": 28.0}},
+        "loc3r_camera": {"test": {"acc@1.0m": 40.0}, "novel_view": {"acc@1.0m": 35.0}},
+    }
+    test_line, novel_line = ablation_order(results)
+    assert test_line.endswith("holds") and "loc3r 25.0 ± 1.5" in test_line
+    assert novel_line.endswith("does NOT hold")
+    assert ablation_order({"loc3r": results["loc3r"]}) == []
