@@ -51,6 +51,7 @@ def _frame_source(
     scene_meta: str | None,
     scans_root: str | None,
     strict: bool,
+    cache_size: int = 4,
 ) -> Any:
     from loc3r.data.scannet import ScanNetFrameSource, SceneMetaTable
 
@@ -63,6 +64,7 @@ def _frame_source(
         scene_meta=table,
         scans_root=scans_root,
         strict=strict,
+        cache_size=cache_size,
     )
 
 
@@ -77,8 +79,10 @@ def _cached_or_frame_source(
     scene_meta: str | None,
     scans_root: str | None,
     strict: bool,
+    cache_size: int = 4,
 ) -> Any:
-    """Frames from a ``loc3r prepare`` cache (option ``cache``) when given, else read from ``scannet_root``."""
+    """Frames from a ``loc3r prepare`` cache (option ``cache``) when given, else read from ``scannet_root``
+    (keeping the last ``cache_size`` decoded clips in memory)."""
     if cache is not None:
         from loc3r.data.cache import CachedFrameSource
 
@@ -88,7 +92,9 @@ def _cached_or_frame_source(
             f"dataset {kind} at {spec.root}: option 'scannet_root' (the ScanNet frames) or 'cache' "
             "(a `loc3r prepare` output) is required"
         )
-    return _frame_source(Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict)
+    return _frame_source(
+        Path(scannet_root), num_frames, image_size, points_size, scene_meta, scans_root, strict, cache_size
+    )
 
 
 def _log_report(report: Any, where: str) -> None:
@@ -292,8 +298,10 @@ def build_synth(
     if points_size is None and scenes:
         first = index["scenes"][scenes[0]]
         points_size = (int(first["height"]), int(first["width"]))
+    # SynthRooms clips are small (8 frames of 112 px: ~1.5 MB with their points): keep a split's clips decoded, so a
+    # fine-tuning run decodes each JPEG / depth PNG once instead of once per sample
     frames = _cached_or_frame_source(
-        cache, str(root / "scans"), "synth", spec, num_frames, image_size, points_size, None, None, strict
+        cache, str(root / "scans"), "synth", spec, num_frames, image_size, points_size, None, None, strict, 256
     )
     parts: list[Dataset] = []
     if "situated" in tasks:
