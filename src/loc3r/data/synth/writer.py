@@ -370,23 +370,70 @@ def _write_json(path: Path, data: Any, indent: int | None = 1) -> None:
         json.dump(data, fh, indent=indent)
 
 
-def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
-    """H.264 (libx264, CRF 18, yuv420p) of ``frames`` (T, H, W, 3) uint8 at ``fps``.
+# x264 instruction-set names of the /proc/cpuinfo flags, AVX-512 left out on purpose (see _write_video)
+_X264_CPU_FLAGS = (
+    ("MMX2", ("sse",)),
+    ("SSE", ("sse",)),
+    ("SSE2", ("sse2",)),
+    ("SSE3", ("pni",)),
+    ("SSSE3", ("ssse3",)),
+    ("SSE4.1", ("sse4_1",)),
+    ("SSE4.2", ("sse4_2",)),
+    ("AVX", ("avx",)),
+    ("FMA3", ("fma",)),
+    ("BMI1", ("bmi1",)),
+    ("BMI2", ("bmi2",)),
+    ("AVX2", ("avx2",)),
+)
 
-    One encoder thread: x264's automatic thread count follows the CPUs the process may use (machine,
-    cgroup, affinity), and the bitstream depends on it (frame-threaded motion search, the options string
-    in the SEI), so "auto" made the same seed give different ``video.mp4`` bytes on different machines or
-    processes. Scenes are already encoded in parallel by the worker processes.
+
+def x264_asm_without_avx512(cpuinfo: str | None = None) -> str | None:
+    """x264's ``asm=`` value listing the CPU's SIMD sets up to AVX2 (never AVX-512), or None when the CPU does
+    not report AVX-512 (nothing to cap: x264's own detection is used) or its flags cannot be read."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            break
+    if not any(f.startswith("avx512") for f in flags):
+        return None
+    return ",".join(name for name, needs in _X264_CPU_FLAGS if all(n in flags for n in needs))
+
+
+def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
+    """H.264 (libx264, CRF 18, yuv420p) of ``frames`` (T, H, W, 3) uint8 at ``fps``; the same frames give the same
+    bytes on the same machine.
+
+    Two sources of varying bytes are closed here:
+
+    * x264's automatic thread count follows the CPUs the process may use (machine, cgroup, affinity), and the
+      bitstream depends on it (frame-threaded motion search, the options string in the SEI): one encoder thread.
+      Scenes are already encoded in parallel by the worker processes.
+    * x264's AVX-512 code: on a CPU with AVX-512, encoding the same frames 60 times in one process (with other
+      clips encoded in between) gave 2-4 different files (decoded pixels differ by up to 34/255), while the
+      YUV planes handed to the encoder were identical every time. With x264 limited to AVX2 (``asm=`` below)
+      or to plain C (``no-asm``) all 120 of 120 encodes were identical, so an AVX-512 routine reads memory whose
+      content varies (outside the frame it was given). Capping at AVX2 costs no measurable speed (``no-asm``
+      was 4x slower). ``tests/synth/test_video_determinism.py`` repeats the encode and compares the bytes.
     """
     import av
 
+    options = {"crf": "18", "threads": "1"}
+    asm = x264_asm_without_avx512()
+    if asm is not None:
+        options["x264-params"] = f"asm={asm}"
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "threads": "1"}
+        stream.options = options
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
