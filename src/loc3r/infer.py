@@ -83,16 +83,22 @@ class Result:
             "heading_world_deg": None if self.heading_world is None else float(np.degrees(self.heading_world)),
             "bev_png_path": self.bev_png_path,
             "seconds": self.seconds,
+            "frame_problems": self.extras.get("frame_problems", []),
         }
 
 
 def load_frames(
-    source: Any, num_frames: int, poses: Any = None
+    source: Any, num_frames: int, poses: Any = None, frame_log: Any = None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str]:
     """``(frames [T,H,W,3] uint8, poses [T,4,4] | None, points [T,h,w,3] | None, scene_id)`` from any input kind.
 
-    Errors name the path: missing path, empty folder, unreadable image, wrong array shape, pose count mismatch.
+    Errors name the path: missing path, empty folder, unreadable image, images of different sizes, wrong array
+    shape, pose count mismatch, non-finite or non-rigid poses. Frames of a scan folder or video that were skipped
+    (see :meth:`loc3r.data.scannet.ScanNetScene.load_clip`) go to ``frame_log``
+    (:class:`~loc3r.data.video.FrameLog`), which raises when strict.
     """
+    from loc3r.data.video import frame_problems_meta
+
     points = None
     scene_id = "input"
     if isinstance(source, np.ndarray):
@@ -109,6 +115,8 @@ def load_frames(
             has_depth = (path / "depth").is_dir() and (path / "intrinsic").is_dir()
             clip = scene.load_clip(num_frames, points_size=(64, 64) if has_depth else None)
             frames, points = clip.frames, clip.points
+            if frame_log is not None:
+                frame_log.add(frame_problems_meta(clip.meta), str(path))
             if poses is None:
                 poses = clip.poses
         elif path.is_dir():
@@ -118,27 +126,47 @@ def load_frames(
             if not files:
                 raise SampleError(f"{path}: folder holds no images ({sorted(_IMAGE_SUFFIXES)})")
             picked = uniform_indices(len(files), num_frames)
-            frames = np.stack([read_rgb(files[i], record=str(files[i])) for i in picked])
+            images = [read_rgb(files[i], record=str(files[i])) for i in picked]
+            for i, image in zip(picked, images, strict=True):
+                if image.shape != images[0].shape:
+                    raise SampleError(
+                        f"{files[i]}: image is {image.shape[1]}x{image.shape[0]} but {files[picked[0]].name} is "
+                        f"{images[0].shape[1]}x{images[0].shape[0]}; the frames of one video must share one size"
+                    )
+            frames = np.stack(images)
         else:
             from loc3r.data.video import decode_video
 
-            frames = decode_video(path, num_frames, record=str(path)).frames
+            video = decode_video(path, num_frames, record=str(path))
+            frames = video.frames
+            if frame_log is not None:
+                frame_log.add(frame_problems_meta({"frame_problems": video.problems}), str(path))
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise SampleError(f"frames must be [T, H, W, 3] uint8, got {frames.shape} {frames.dtype}")
     if poses is not None:
-        poses = np.asarray(poses, dtype=np.float64)
+        try:
+            poses = np.asarray(poses, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise SampleError(f"poses must be a [T, 4, 4] array of numbers ({err})") from err
         if poses.shape != (frames.shape[0], 4, 4):
             raise SampleError(f"poses must be [T={frames.shape[0]}, 4, 4], got {poses.shape}")
+        from loc3r.geometry import GeometryError, validate_poses
+
+        try:
+            poses = validate_poses(poses, "poses")
+        except GeometryError as err:
+            raise SampleError(str(err)) from err
     return frames, poses, points, scene_id
 
 
 class Loc3rPredictor:
     """A loaded loc3r checkpoint ready for single queries (see the module docstring)."""
 
-    def __init__(self, model: Any, num_frames: int = 8) -> None:
+    def __init__(self, model: Any, num_frames: int = 8, strict: bool = False) -> None:
         self.model = model
         self.num_frames = num_frames
+        self.strict = strict  # a skipped frame (unreadable, other size, bad pose) is an error instead
         self.processor = model.build_processor(mode="eval")
 
     @classmethod
@@ -169,10 +197,15 @@ class Loc3rPredictor:
         ``video`` / ``poses`` / ``points`` as for :meth:`predict`; ``meta`` goes into the sample (e.g.
         ``{"sampled_fps": 2.0}`` for the M-RoPE time scale of a live stream).
         """
-        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses)
+        from loc3r.data.video import FrameLog
+
+        frame_log = FrameLog("loc3r infer", strict=self.strict)
+        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses, frame_log=frame_log)
         points = points if points is not None else loaded_points
         self._check_inputs(poses, points)
-        return PredictorSession(self, frames, poses, points, scene_id, meta=meta)
+        session = PredictorSession(self, frames, poses, points, scene_id, meta=meta)
+        session.frame_problems = frame_log.problems
+        return session
 
     def predict(
         self,
@@ -189,8 +222,11 @@ class Loc3rPredictor:
         """Answer one query; ``bev_png`` writes the BEV picture (layout, trajectory, pose, ground truth).
 
         The uncached path (the whole prompt in one forward); for several questions on one video use
-        :meth:`session`."""
-        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses)
+        :meth:`session`. Frames skipped while loading are listed in ``result.extras["frame_problems"]``."""
+        from loc3r.data.video import FrameLog
+
+        frame_log = FrameLog("loc3r infer", strict=self.strict)
+        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses, frame_log=frame_log)
         points = points if points is not None else loaded_points
         self._check_inputs(poses, points)
         sample = self._sample(frames, poses, points, scene_id, situation, question)
@@ -200,8 +236,10 @@ class Loc3rPredictor:
         with torch.inference_mode():
             batch = self.processor([sample], mode="eval")
             pred = self.model.predict(batch, max_new_tokens=max_new_tokens)[0]
-        return self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
-                            gt_heading)  # fmt: skip
+        result = self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
+                              gt_heading)  # fmt: skip
+        result.extras["frame_problems"] = frame_log.problems
+        return result
 
     def _sample(
         self,
@@ -307,6 +345,7 @@ class PredictorSession:
         self.predictor = predictor
         self.frames, self.poses, self.points, self.scene_id = frames, poses, points, scene_id
         self.meta = dict(meta or {})
+        self.frame_problems: list[dict[str, Any]] = []  # frames skipped while loading (set by Loc3rPredictor.session)
         t0 = time.perf_counter()
         # the prefix does not depend on the question; any valid question builds the prompt it is cut from
         sample = predictor._sample(frames, poses, points, scene_id, None, "?", self.meta)
@@ -387,6 +426,7 @@ class PredictorSession:
             for k, ((sit, q), pred) in enumerate(zip(chunk, preds, strict=True)):
                 png = bev_pngs[start + k] if bev_pngs is not None else None
                 out.append(predictor._result(pred, seconds, self.poses, sit, q, png, gt_position, gt_heading))
+                out[-1].extras["frame_problems"] = self.frame_problems
         return out
 
 

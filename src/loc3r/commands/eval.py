@@ -46,7 +46,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", default=None, help="i/n (default: RANK/WORLD_SIZE or 0/1)")
     p.add_argument("--merge", nargs="+", default=None, help="merge these shard files and score them")
     p.add_argument("--out", default=None, help="output directory (with --config: default the config's output_dir)")
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="with --merge: score shards that are incomplete, overlap or were made with different settings "
+        "(refused otherwise); the scores are then marked partial",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first bad frame instead of skipping it (skipped frames are always listed in "
+        "OUT/frame_report.json)",
+    )
     p.set_defaults(func=_run)
+
+
+def _report_skipped(skipped: list, total: int | None, warnings: list[str]) -> None:
+    """Print the samples left out of the scores (and merge warnings) so that the denominator is never silent."""
+    import sys
+
+    for warning in warnings:
+        print(f"loc3r eval: warning: {warning}", file=sys.stderr)
+    if skipped:
+        of = f" of {total}" if total is not None else ""
+        print(f"loc3r eval: {len(skipped)}{of} samples skipped (not scored):")
+        for entry in skipped[:20]:
+            print(f"  {entry.get('sample_id')}: {entry.get('reason')}")
+        if len(skipped) > 20:
+            print(f"  ... and {len(skipped) - 20} more (see scores.json 'skipped')")
+
+
+def _finish_frames(frame_log, out) -> None:  # noqa: ANN001 - FrameLog, Path (imported lazily)
+    import sys
+
+    frame_log.write(out)
+    if frame_log.problems:
+        print(frame_log.summary(), file=sys.stderr)
 
 
 def _print_scores(scores: dict, settings: dict) -> None:
@@ -66,22 +101,26 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from loc3r.data.schema import SampleError
+    from loc3r.data.video import FrameLog
     from loc3r.evaluate.runner import (
         evaluate_synth,
         load_model,
-        merge_shards,
+        merge_checked,
         parse_shard,
         score_synth,
         write_jsonl,
     )
+    from loc3r.evaluate.shards import model_fingerprint, write_shard_info
     from loc3r.evaluate.tasks.synth import task_settings
     from loc3r.infer import _recipe_num_frames
 
     out = Path(args.out)
+    skipped: list = []
+    warnings: list[str] = []
     try:
         if args.merge:
-            records = merge_shards(args.merge)
-            settings = {"merged_files": len(args.merge)}
+            records, skipped, warnings, settings = merge_checked(args.merge, allow_partial=args.allow_partial)
+            settings = {**settings, "merged_files": len(args.merge), "partial": bool(warnings)}
         else:
             if not args.model or not args.data:
                 print("loc3r eval: --model and --data are required (or --merge FILES)")
@@ -89,9 +128,29 @@ def _run(args: argparse.Namespace) -> int:
             shard = parse_shard(args.shard)
             model = load_model(args.model)
             frames = args.frames or _recipe_num_frames(Path(args.model)) or 8
-            records = evaluate_synth(model, args.data, args.split, frames, args.batch_size or 8, shard=shard)
-            write_jsonl(out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl", records)
-            settings = {**task_settings(frames), "shard": f"{shard[0]}/{shard[1]}"}
+            frame_log = FrameLog("loc3r eval", strict=args.strict)
+            records = evaluate_synth(
+                model, args.data, args.split, frames, args.batch_size or 8, shard=shard, frame_log=frame_log
+            )
+            _finish_frames(frame_log, out)
+            predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
+            write_jsonl(predictions, records)
+            settings = {
+                **task_settings(frames),
+                "data": str(Path(args.data).resolve()),
+                "split": args.split,
+                "model": model_fingerprint(args.model),
+            }
+            write_shard_info(
+                predictions,
+                shard=shard,
+                total=-1,  # SynthRooms sets are split per set (loc / qa / vsi); completeness = every shard present
+                assigned=len(records),
+                predicted=len(records),
+                skipped=[],
+                settings=settings,
+            )
+            settings = {**settings, "shard": f"{shard[0]}/{shard[1]}"}
             if shard[1] > 1:
                 print(f"wrote {len(records)} predictions of shard {shard[0]}/{shard[1]}; run --merge to score")
                 return 0
@@ -103,8 +162,11 @@ def _run(args: argparse.Namespace) -> int:
         {k: r[k] for k in ("id", "question_type", "ground_truth", "prediction")} for r in records if r["set"] == "vsi"
     ]
     write_jsonl(out / "vsibench_predictions.jsonl", vsi)
-    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    (out / "scores.json").write_text(
+        json.dumps({**scores, "skipped": skipped, "partial": bool(warnings)}, indent=2, default=str)
+    )
     _print_scores(scores, settings)
+    _report_skipped(skipped, None, warnings)
     return 0
 
 
@@ -114,17 +176,19 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
     from loc3r.config_base import ConfigError
     from loc3r.data.schema import SampleError
+    from loc3r.data.video import FrameLog
     from loc3r.evaluate.benchmark_config import get_task, load_eval_config
     from loc3r.evaluate.report import format_table, to_json
     from loc3r.evaluate.runner import (
         benchmark_settings,
         evaluate_benchmark,
         load_model,
-        merge_shards,
+        merge_checked,
         parse_shard,
         score_benchmark,
         write_jsonl,
     )
+    from loc3r.evaluate.shards import model_fingerprint, write_shard_info
     from loc3r.geometry import GeometryError
 
     source = str(args.config)
@@ -152,9 +216,14 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         task.check_config(config, source)
         out = Path(config.output_dir)
         settings = benchmark_settings(config, args.config, args.batch_size)
+        skipped: list = []
+        warnings: list[str] = []
+        total = None
         if args.merge:
-            records = merge_shards(args.merge)
+            records, skipped, warnings, shard_settings = merge_checked(args.merge, allow_partial=args.allow_partial)
             settings["merged_files"] = len(args.merge)
+            settings["partial"] = bool(warnings)
+            total = len(records) + len(skipped)
         else:
             shard = parse_shard(args.shard)
             checkpoint = Path(config.checkpoint)
@@ -163,8 +232,33 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                     f"{checkpoint}: checkpoint directory does not exist (key 'checkpoint' of {source})"
                 )
             model = load_model(checkpoint)
-            records = evaluate_benchmark(model, config, shard, batch_size=args.batch_size, source=source)
-            write_jsonl(out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl", records)
+            frame_log = FrameLog("loc3r eval", strict=args.strict)
+            sizes: dict[str, int] = {}
+            records = evaluate_benchmark(
+                model,
+                config,
+                shard,
+                batch_size=args.batch_size,
+                source=source,
+                frame_log=frame_log,
+                skipped=skipped,
+                sizes=sizes,
+            )
+            _finish_frames(frame_log, out)
+            predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
+            write_jsonl(predictions, records)
+            # what must agree between shards: everything that changes a score, the model itself included
+            same = {k: v for k, v in settings.items() if k not in ("config", "checkpoint", "batch_size")}
+            write_shard_info(
+                predictions,
+                shard=shard,
+                total=sizes["total"],
+                assigned=sizes["assigned"],
+                predicted=len(records),
+                skipped=skipped,
+                settings={**same, "model": model_fingerprint(checkpoint)},
+            )
+            total = sizes["assigned"]
             settings["shard"] = f"{shard[0]}/{shard[1]}"
             if shard[1] > 1:
                 print(f"wrote {len(records)} predictions of shard {shard[0]}/{shard[1]} to {out}; run --merge to score")
@@ -173,9 +267,12 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     except (FileNotFoundError, SampleError, ConfigError, GeometryError, ValueError) as err:
         print(f"loc3r eval: {err}")
         return 2
-    settings.update(samples=len(records), subset=any(r.get("subset") for r in records), **files)
+    settings.update(samples=len(records), skipped=len(skipped), subset=any(r.get("subset") for r in records), **files)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scores.json").write_text(to_json(metrics))
+    (out / "scores.json").write_text(
+        to_json({**metrics, "n_input": total, "n_skipped": len(skipped), "skipped": skipped, "partial": bool(warnings)})
+    )
     (out / "settings.json").write_text(to_json(settings))
     print(format_table(f"loc3r eval: {task.title}", metrics, settings))
+    _report_skipped(skipped, total, warnings)
     return 0

@@ -25,27 +25,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=None, help="frames to sample (default: the training recipe's)")
     p.add_argument("--bev", default=None, help="write the BEV picture to this PNG")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--strict", action="store_true", help="a bad frame (unreadable, other size, bad pose) is an error, not skipped"
+    )
     p.set_defaults(func=_run)
+
+
+def _load_poses(path: str):  # noqa: ANN202 - numpy array
+    """``--poses`` file: a ``.npy`` array (never pickled) or a text file of numbers; errors name the file."""
+    import numpy as np
+
+    from loc3r.data.schema import SampleError
+
+    try:
+        if path.endswith(".npy"):
+            poses = np.load(path, allow_pickle=False)
+        else:
+            poses = np.loadtxt(path, dtype=np.float64, ndmin=2)
+            if poses.size % 16:
+                raise ValueError(f"{poses.size} numbers, not a multiple of 16")
+            poses = poses.reshape(-1, 4, 4)
+    except FileNotFoundError as err:
+        raise SampleError(f"{path}: --poses file does not exist") from err
+    except (OSError, ValueError, EOFError) as err:
+        raise SampleError(f"{path}: --poses is not a [T, 4, 4] .npy array or text matrix ({err})") from err
+    if not np.issubdtype(poses.dtype, np.number):
+        raise SampleError(f"{path}: --poses holds {poses.dtype} values, not numbers")
+    return poses
 
 
 def _run(args: argparse.Namespace) -> int:
     import json
-
-    import numpy as np
+    import sys
 
     from loc3r.data.schema import SampleError
     from loc3r.infer import Loc3rPredictor
 
     try:
+        poses = _load_poses(args.poses) if args.poses else None
         predictor = Loc3rPredictor.from_pretrained(args.model, num_frames=args.frames)
-        poses = None
-        if args.poses:
-            poses = np.load(args.poses, allow_pickle=False)
+        predictor.strict = args.strict
         result = predictor.predict(args.video, args.situation, args.question, poses=poses, bev_png=args.bev)
     except (FileNotFoundError, SampleError, ValueError) as err:
-        print(f"loc3r infer: {err}")
+        print(f"loc3r infer: error: {err}", file=sys.stderr)
         return 2
     out = result.to_dict()
+    for problem in out["frame_problems"]:  # skipped frames are never silent, even with --json (stdout stays JSON)
+        where = f"{problem['file']} ({problem['field']})"
+        print(f"loc3r infer: skipped frame: {where}: {problem['message']}", file=sys.stderr)
     if args.json:
         print(json.dumps(out))
     else:

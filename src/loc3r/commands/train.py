@@ -43,20 +43,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue from the newest complete checkpoint in OUTPUT_DIR/checkpoints",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first bad frame (unreadable, of another size, bad pose) instead of skipping it; skipped "
+        "frames are always counted and named in OUTPUT_DIR/frame_report.json",
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     import sys
 
+    from loc3r.data.schema import SampleError
     from loc3r.train.checkpointing import CheckpointError
     from loc3r.train.config import ConfigError, load_config
     from loc3r.train.recipe import NonFiniteLossError, train
 
     try:
         cfg = load_config(args.config, args.overrides)
-        train(cfg, resume=args.resume)
-    except (ConfigError, CheckpointError, NonFiniteLossError) as err:
+        train(cfg, resume=args.resume, strict=args.strict)
+    except (ConfigError, CheckpointError, NonFiniteLossError, SampleError) as err:
         print(f"loc3r train: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from loc3r.data.schema import ClipSample, SampleError
+from loc3r.data.video import frame_problems_meta
 
 __all__ = [
     "SYNTH_TASKS",
@@ -244,7 +245,12 @@ class SynthVSIDataset(Dataset):
             poses=clip.poses,
             points=clip.points,
             frame_indices=clip.frame_ids,
-            meta={"id": record.id, "dataset": record.dataset, "question_type": record.question_type},
+            meta={
+                "id": record.id,
+                "dataset": record.dataset,
+                "question_type": record.question_type,
+                **frame_problems_meta(clip.meta),
+            },
         ).validate()
 
 

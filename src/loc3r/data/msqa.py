@@ -44,7 +44,7 @@ import numpy as np
 
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, read_json
+from loc3r.data.video import LoadReport, frame_problems_meta, read_json
 from loc3r.geometry import wrap_angle
 
 __all__ = ["MSQARecord", "strip_image_placeholders", "msqa_to_world", "load_msqa", "MSQADataset"]
@@ -237,6 +237,7 @@ class MSQADataset:
                 "msqa_location": record.location.tolist(),
                 "msqa_orientation": record.orientation.tolist(),
                 "axis_aligned": clip.axis_aligned,
+                **frame_problems_meta(clip.meta),
             },
         ).validate()
 

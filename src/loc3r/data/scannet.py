@@ -660,6 +660,50 @@ class ScanNetScene:
                 return None
         return rgb, depth, native
 
+    def _check_sizes(self, cache: dict[int, tuple[np.ndarray, np.ndarray | None, tuple[int, int]]]) -> set[int]:
+        """Frames whose colour or depth size disagrees with the scene's; each is reported (file, record, field).
+
+        The scene's size is the most common one among the loaded frames (ties: the one whose principal point
+        lies nearest the image centre) and must contain the principal point of its intrinsics; a frame of
+        another size would be unprojected with intrinsics that are not its own (a half-size depth map put
+        points 1.6 m off), so it is never used. A scene whose common size cannot hold its intrinsics' principal
+        point raises :class:`SampleError` (the intrinsics belong to other images).
+        """
+        bad: set[int] = set()
+        checks = [("color", self.color_intrinsic, {f: c[2] for f, c in cache.items()}, "intrinsic_color")]
+        depths = {f: tuple(c[1].shape) for f, c in cache.items() if c[1] is not None}
+        if depths:
+            checks.append(("depth", self.depth_intrinsic, depths, "intrinsic_depth"))
+        for field_name, k, sizes, intrinsic_name in checks:
+            counts = collections.Counter(sizes.values())
+
+            def off_centre(size: tuple[int, int], k: np.ndarray = k) -> float:
+                return abs(k[0, 2] - size[1] / 2) / size[1] + abs(k[1, 2] - size[0] / 2) / size[0]
+
+            reference = min(counts, key=lambda size: (-counts[size], off_centre(size)))
+            height, width = reference
+            if not (0.0 < k[0, 2] < width and 0.0 < k[1, 2] < height):
+                raise SampleError(
+                    f"{self.scene_dir}: scene {self.scene_id!r}: {field_name} images are {width}x{height} but the "
+                    f"principal point of {intrinsic_name} ({k[0, 2]:g}, {k[1, 2]:g}) lies outside them; the "
+                    "intrinsics belong to images of another size"
+                )
+            for frame_id, size in sizes.items():
+                if size == reference:
+                    continue
+                files = self._by_id[frame_id]
+                path = files.color if field_name == "color" else files.depth
+                self.report.error(
+                    "frame_size",
+                    f"{field_name} image is {size[1]}x{size[0]} but the scene's {field_name} images are "
+                    f"{width}x{height} (the size {intrinsic_name} is for); frame skipped",
+                    file=path,
+                    record=f"{self.scene_id} frame {frame_id}",
+                    field=field_name,
+                )
+                bad.add(frame_id)
+        return bad
+
     def load_clip(
         self,
         num_frames: int,
@@ -675,9 +719,15 @@ class ScanNetScene:
             points_size: ``(h, w)`` grid of world points over each colour frame; None skips depth.
             max_depth: depths beyond this (metres) are invalid.
 
-        A frame whose image / depth cannot be decoded is reported (with its file) and replaced by
-        re-sampling over the remaining valid frames; with ``strict`` the report raises instead.
+        This is the one frame-validation path of every ScanNet-format loader (``prepare``, training, evaluation
+        and inference on a scan folder): a frame whose pose is malformed or not rigid, whose colour / depth file
+        is missing or does not decode, or whose colour / depth size differs from the scene's
+        (:meth:`_check_sizes`) is reported with file, record and field, then the clip is re-sampled over the
+        remaining valid frames. The clip lists every such problem in ``clip.meta["frame_problems"]`` (the
+        datasets copy it into each sample's ``meta``, so the command that consumes the sample prints it); with
+        a ``strict`` report the first problem raises instead.
         """
+        first_error = len(self.report.errors)
         valid = self.valid_frame_ids()
         bad: set[int] = set()
         cache: dict[int, tuple[np.ndarray, np.ndarray | None, tuple[int, int]]] = {}
@@ -686,7 +736,8 @@ class ScanNetScene:
             if candidates.size == 0:
                 raise SampleError(
                     f"{self.scene_dir}: scene {self.scene_id!r} has no usable frame "
-                    f"({len(self._files)} frames, {len(valid)} with valid poses, {len(bad)} unreadable)"
+                    f"({len(self._files)} frames, {len(valid)} with valid poses, {len(bad)} unreadable or of "
+                    "another size)"
                 )
             chosen = candidates[uniform_indices(candidates.size, num_frames)]
             new_bad = False
@@ -701,6 +752,12 @@ class ScanNetScene:
                     new_bad = True
                     continue
                 cache[frame_id] = loaded
+            wrong_size = self._check_sizes(cache)
+            if wrong_size:
+                bad |= wrong_size
+                for frame_id in wrong_size:
+                    del cache[frame_id]
+                new_bad = True
             if not new_bad:
                 break
         if candidates.size < num_frames:
@@ -727,6 +784,7 @@ class ScanNetScene:
         out_h, out_w = frames.shape[1:3]
         scale = np.diag([out_w / color_size[1], out_h / color_size[0], 1.0])
         self.report.count("clips")
+        problems = [e.to_dict() for e in self.report.errors[first_error:]]
         return ScanNetClip(
             scene_id=self.scene_id,
             frames=frames,
@@ -739,7 +797,11 @@ class ScanNetScene:
             axis_aligned=self.axis_aligned,
             layout=self.layout,
             num_valid_frames=int(candidates.size),
-            meta={"axis_alignment_source": self.axis_alignment_source, "source_color_size": list(color_size)},
+            meta={
+                "axis_alignment_source": self.axis_alignment_source,
+                "source_color_size": list(color_size),
+                "frame_problems": problems,
+            },
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, iter_json_records, read_json
+from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records, read_json
 
 __all__ = ["SCANQA_SPLITS", "ScanQARecord", "load_scanqa", "scanqa_path", "ScanQADataset"]
 
@@ -134,6 +134,7 @@ class ScanQADataset:
                 "object_ids": list(record.object_ids),
                 "object_names": list(record.object_names),
                 "axis_aligned": clip.axis_aligned,
+                **frame_problems_meta(clip.meta),
             },
         ).validate()
 

@@ -74,7 +74,7 @@ import numpy as np
 
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, iter_json_records, read_json
+from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records, read_json
 from loc3r.geometry import anchor_frame, wrap_angle
 
 __all__ = [
@@ -761,6 +761,7 @@ class SQA3DDataset:
                 "mesh_bbox_center": None if record.mesh_bbox_center is None else record.mesh_bbox_center.tolist(),
                 "axis_alignment": clip.axis_alignment.reshape(-1).tolist(),
                 "axis_aligned": clip.axis_aligned,
+                **frame_problems_meta(clip.meta),
             },
         )
         return sample.validate()

@@ -21,6 +21,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from loc3r.data.schema import ClipSample, SampleError
+from loc3r.data.video import frame_problems_meta
 from loc3r.geometry import anchor_frame, wrap_angle
 
 __all__ = [
@@ -122,7 +123,12 @@ class TextLocalizationDataset(Dataset):
             points=sample.points,
             camera_features=sample.camera_features,
             frame_indices=sample.frame_indices,
-            meta={"bev_xy": xy.tolist(), "bev_yaw": yaw, "source_sample": sample.sample_id},
+            meta={
+                "bev_xy": xy.tolist(),
+                "bev_yaw": yaw,
+                "source_sample": sample.sample_id,
+                **frame_problems_meta(sample.meta),
+            },
         ).validate()
 
 

@@ -44,6 +44,8 @@ __all__ = [
     "decode_video",
     "read_json",
     "iter_json_records",
+    "frame_problems_meta",
+    "FrameLog",
 ]
 
 _MAX_EXAMPLES = 5
@@ -260,6 +262,7 @@ class VideoClip:
     indices: np.ndarray
     num_source_frames: int
     fps: float | None
+    problems: list[dict[str, Any]] = field(default_factory=list)  # ReportEntry dicts of frames not decoded
 
 
 def _open_video(path: Path, record: str | None) -> Any:
@@ -343,7 +346,8 @@ def decode_video(
 
     Frames are returned as ``[T, H, W, 3] uint8`` RGB, resized by FFmpeg's scaler to
     ``size = (height, width)`` when given. The frame count comes from the demuxer; if the decoder then
-    yields fewer frames (a damaged tail), the indices are re-sampled over the frames that do decode.
+    yields fewer frames (a damaged tail), the indices are re-sampled over the frames that do decode and the clip's
+    ``problems`` says so (file, record, how many frames were lost), never silently.
     Any failure raises :class:`SampleError` naming the file and ``record``.
     """
     path = Path(path)
@@ -353,16 +357,27 @@ def decode_video(
         raise SampleError(f"{where}: video has no frames")
     indices = uniform_indices(total, num_frames)
     frames, decoded, fps = _decode_selected(path, indices, size, record)
+    problems: list[dict[str, Any]] = []
     if len(frames) < len(set(indices.tolist())):
         if decoded == 0:
             raise SampleError(f"{where}: no frame could be decoded")
+        problems.append(
+            ReportEntry(
+                "undecodable_frames",
+                f"the container holds {total} frames but only the first {decoded} decode; the clip was sampled "
+                f"over those {decoded}",
+                file=str(path),
+                record=record,
+                field="video",
+            ).to_dict()
+        )
         indices = uniform_indices(decoded, num_frames)
         frames, decoded, fps = _decode_selected(path, indices, size, record)
         total = decoded
         if len(frames) < len(set(indices.tolist())):
             raise SampleError(f"{where}: decoder returned fewer frames than it counted")
     stacked = np.stack([frames[int(i)] for i in indices]).astype(np.uint8, copy=False)
-    return VideoClip(frames=stacked, indices=indices, num_source_frames=total, fps=fps)
+    return VideoClip(frames=stacked, indices=indices, num_source_frames=total, fps=fps, problems=problems)
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:
@@ -388,3 +403,89 @@ def iter_json_records(data: Any, path: Path, key: str | None) -> Iterator[tuple[
     if not isinstance(data, list):
         raise SampleError(f"{path}: expected a JSON list of records" + (f" under {key!r}" if key else ""))
     yield from enumerate(data)
+
+
+def frame_problems_meta(clip_meta: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"frame_problems": [...]}`` for a sample's ``meta`` when its clip had skipped frames, else ``{}``.
+
+    Every dataset copies its clip's problems (``clip.meta["frame_problems"]``, see
+    :meth:`loc3r.data.scannet.ScanNetScene.load_clip`) into the samples it builds with this, so that the command
+    consuming the sample (in any DataLoader worker) can count and name them (:class:`FrameLog`).
+    """
+    problems = (clip_meta or {}).get("frame_problems") or []
+    return {"frame_problems": [dict(p) for p in problems]} if problems else {}
+
+
+class FrameLog:
+    """The frames a command (``train``, ``eval``, ``infer``) used samples without: counted, named, written.
+
+    :meth:`add` reads ``meta["frame_problems"]`` of each consumed sample (the loaders put them there, so this
+    works across DataLoader worker processes); each problem (file, record, field) is counted once, with the
+    number of samples it affected. With ``strict`` the first sample that has one raises
+    :class:`~loc3r.data.schema.SampleError` naming the file, record and field (``--strict``). :meth:`write`
+    stores :meth:`to_dict` as ``frame_report.json`` in the run folder; :meth:`summary` is what gets printed.
+    """
+
+    FILE_NAME = "frame_report.json"
+
+    def __init__(self, command: str, strict: bool = False) -> None:
+        self.command = command
+        self.strict = bool(strict)
+        self.samples = 0
+        self.samples_with_problems = 0
+        self._entries: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def add(self, meta: dict[str, Any] | None, sample_id: str | None = None) -> None:
+        self.samples += 1
+        problems = (meta or {}).get("frame_problems") or []
+        if not problems:
+            return
+        self.samples_with_problems += 1
+        if self.strict:
+            entry = ReportEntry(**{k: problems[0].get(k) for k in ("kind", "message", "file", "record", "field")})
+            where = f" (sample {sample_id})" if sample_id else ""
+            raise SampleError(f"{self.command} --strict: bad frame{where}: {entry}")
+        for problem in problems:
+            key = tuple(problem.get(k) for k in ("kind", "file", "record", "field"))
+            entry = self._entries.setdefault(key, {**problem, "samples": 0})
+            entry["samples"] += 1
+
+    @property
+    def problems(self) -> list[dict[str, Any]]:
+        return list(self._entries.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "samples": self.samples,
+            "samples_with_skipped_frames": self.samples_with_problems,
+            "frames_skipped": len(self._entries),
+            "problems": self.problems,
+        }
+
+    def summary(self, max_lines: int = 20) -> str:
+        """One line when nothing was skipped; else a count and one line per skipped frame (file, record, field)."""
+        head = (
+            f"{self.command}: {self.samples} samples, {len(self._entries)} bad frames skipped "
+            f"(in {self.samples_with_problems} samples)"
+        )
+        lines = [head]
+        for entry in self.problems[:max_lines]:
+            text = ReportEntry(**{k: entry.get(k) for k in ("kind", "message", "file", "record", "field")})
+            lines.append(f"  {text}")
+        if len(self._entries) > max_lines:
+            lines.append(f"  ... and {len(self._entries) - max_lines} more (see {self.FILE_NAME})")
+        return "\n".join(lines)
+
+    def write(self, directory: str | Path) -> Path:
+        """Write :meth:`to_dict` atomically to ``directory/frame_report.json``; returns the path."""
+        import json
+        import os
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / self.FILE_NAME
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+        return path

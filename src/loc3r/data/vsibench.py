@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, decode_video, read_json
+from loc3r.data.video import LoadReport, decode_video, frame_problems_meta, read_json
 
 __all__ = [
     "VSIBENCH_DATASETS",
@@ -211,6 +211,7 @@ class VSIBenchDataset:
                 "question_type": record.question_type,
                 "num_source_frames": clip.num_source_frames,
                 "fps": clip.fps,
+                **frame_problems_meta({"frame_problems": clip.problems}),
             },
         ).validate()
 

@@ -51,6 +51,7 @@ __all__ = [
     "write_jsonl",
     "read_jsonl",
     "merge_shards",
+    "merge_checked",
     "evaluate_benchmark",
     "score_benchmark",
     "benchmark_settings",
@@ -170,6 +171,7 @@ def evaluate_synth(
     shard: tuple[int, int] = (0, 1),
     max_samples: dict[str, int] | None = None,
     localization: str = "auto",
+    frame_log: Any = None,
 ) -> list[dict[str, Any]]:
     """Prediction records of one shard of a SynthRooms split (see the module docstring for the fields).
 
@@ -192,6 +194,8 @@ def evaluate_synth(
             wanted = [(k * n) // limit for k in range(limit)]
         mine = [wanted[i] for i in shard_indices(len(wanted), *shard)]
         samples = [dataset[i] for i in mine]
+        for sample in samples if frame_log is not None else []:
+            frame_log.add(sample.meta, sample.sample_id)
         # text coordinates "x -1.2 y 3.4 yaw -135" are ~20 tokens with a tiny BPE; short answers need fewer
         new_tokens = (0 if localization == "heads" else 32) if name == "loc" else 16
         for sample, (pred, seconds) in zip(
@@ -312,18 +316,35 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def merge_shards(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Concatenate shard prediction files; a sample predicted twice is an error naming both files."""
+def merge_shards(paths: Sequence[str | Path], counts: list[int] | None = None) -> list[dict[str, Any]]:
+    """Concatenate shard prediction files; a sample predicted twice is an error naming both files. ``counts``
+    (when given) receives the number of records of each file."""
     seen: dict[tuple[str, str, str], Path] = {}
     merged: list[dict[str, Any]] = []
     for p in paths:
-        for rec in read_jsonl(p):
+        records = read_jsonl(p)
+        if counts is not None:
+            counts.append(len(records))
+        for rec in records:
             key = (rec["split"], rec["set"], rec["sample_id"])
             if key in seen:
                 raise SampleError(f"{p}: sample {key} also predicted in {seen[key]} (overlapping shards)")
             seen[key] = Path(p)
             merged.append(rec)
     return merged
+
+
+def merge_checked(
+    paths: Sequence[str | Path], allow_partial: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], dict[str, Any]]:
+    """:func:`merge_shards` after :func:`loc3r.evaluate.shards.check_shards`: ``(records, skipped, warnings,
+    settings)``. Incomplete, overlapping or mismatched shards are an error unless ``allow_partial``."""
+    from loc3r.evaluate.shards import check_shards
+
+    counts: list[int] = []
+    records = merge_shards(paths, counts)
+    skipped, warnings, settings = check_shards(paths, counts, allow_partial=allow_partial)
+    return records, skipped, warnings, settings
 
 
 # ------------------------------------------------------------------------------------------- real benchmarks
@@ -345,6 +366,9 @@ def evaluate_benchmark(
     batch_size: int | None = None,
     progress: bool = True,
     source: str = "config",
+    frame_log: Any = None,
+    skipped: list[dict[str, Any]] | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Prediction records of one shard of a real-benchmark evaluation (``config``: an ``EvalConfig``).
 
@@ -358,10 +382,12 @@ def evaluate_benchmark(
     ``max_new_tokens``, under a tqdm bar. Samples with the same ``task.shared_prediction_key`` (SQA3D
     localization: same scene and situation, whose heads cannot see the question) are predicted once. A
     sample that cannot be loaded or recorded (missing scene, no mesh centre for the SQA3D frame, ...) is
-    logged and left out: the scorer counts it as missing (wrong).
+    logged and appended to ``skipped`` (``{"index", "sample_id", "reason"}``), so that the scores can say over
+    how many of the input's samples they are; frames the loaders skipped go to ``frame_log``.
     """
     from tqdm.auto import tqdm
 
+    from loc3r.data.mixture import dataset_records
     from loc3r.data.registry import build_dataset
     from loc3r.evaluate.benchmark_config import get_task
 
@@ -373,6 +399,8 @@ def evaluate_benchmark(
     wanted = _evenly_spread(len(dataset), limit)
     subset = len(wanted) < len(dataset)
     mine = [wanted[i] for i in shard_indices(len(wanted), *shard)]
+    if sizes is not None:  # the denominators: samples of the whole evaluation and of this shard
+        sizes.update(total=len(wanted), assigned=len(mine))
     kwargs: dict[str, Any] = {"mode": "eval"}
     if config.camera_root is not None:
         kwargs["camera_root"] = str(config.camera_root)
@@ -381,17 +409,22 @@ def evaluate_benchmark(
     size = int(batch_size or config.batch_size)
     records: list[dict[str, Any]] = []
     shared: dict[str, Any] = {}  # task.shared_prediction_key -> prediction (e.g. one per SQA3D situation)
-    skipped = 0
+    skipped = skipped if skipped is not None else []
+    records_of = dataset_records(dataset)
     bar = tqdm(total=len(mine), desc=f"eval {config.benchmark} shard {shard[0]}/{shard[1]}", disable=not progress)
     with torch.inference_mode():
         for start in range(0, len(mine), size):
             originals: list[ClipSample] = []
             for index in mine[start : start + size]:
                 try:
-                    originals.append(dataset[index])
+                    sample = dataset[index]
                 except SampleError as err:
-                    skipped += 1
-                    _log.warning("%s: sample %d skipped (scored as missing): %s", config.benchmark, index, err)
+                    skipped.append({"index": index, "sample_id": _record_name(records_of, index), "reason": str(err)})
+                    _log.warning("%s: sample %d skipped: %s", config.benchmark, index, err)
+                    continue
+                if frame_log is not None:
+                    frame_log.add(sample.meta, sample.sample_id)
+                originals.append(sample)
             if originals:
                 t0 = time.perf_counter()
                 keys = [task.shared_prediction_key(s) for s in originals]
@@ -411,8 +444,8 @@ def evaluate_benchmark(
                     try:
                         fields = task.record(sample, pred)
                     except SampleError as err:
-                        skipped += 1
-                        _log.warning("%s: %s (scored as missing)", config.benchmark, err)
+                        skipped.append({"index": None, "sample_id": sample.sample_id, "reason": str(err)})
+                        _log.warning("%s: %s (skipped)", config.benchmark, err)
                         continue
                     records.append(
                         {
@@ -428,8 +461,20 @@ def evaluate_benchmark(
             bar.update(len(mine[start : start + size]))
     bar.close()
     if skipped:
-        _log.warning("%s: %d of %d samples of this shard were skipped", config.benchmark, skipped, len(mine))
+        _log.warning("%s: %d of %d samples of this shard were skipped", config.benchmark, len(skipped), len(mine))
     return records
+
+
+def _record_name(records: list[Any] | None, index: int) -> str:
+    """A readable id of dataset record ``index`` for the skipped list (its question / sample id when known)."""
+    if records is None or not 0 <= index < len(records):
+        return f"index {index}"
+    record = records[index]
+    for attr in ("question_id", "sample_id", "id", "situation_id"):
+        value = getattr(record, attr, None)
+        if value is not None:
+            return f"{type(record).__name__} {attr}={value}"
+    return f"index {index}"
 
 
 def score_benchmark(

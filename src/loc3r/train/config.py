@@ -16,6 +16,7 @@ that changes the model, the data order or the optimiser may not.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -197,7 +198,99 @@ RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset(
 
 
 def _validate(raw: Any, source: str) -> RecipeConfig:
-    return validate_config(RecipeConfig, raw, source, what="training config", schema="recipe", top="a recipe")
+    cfg = validate_config(RecipeConfig, raw, source, what="training config", schema="recipe", top="a recipe")
+    check_model_section(cfg.model, source)
+    return cfg
+
+
+_TINY_OWN_KEYS = frozenset({"vocab_size"})  # read by the tiny builder itself (tokenizer size), not the HF config
+
+
+def check_model_section(model: ModelConfig, source: str) -> None:
+    """Check ``model.loc3r`` and ``model.tiny`` against the model code now, at load time.
+
+    ``model.loc3r`` must build a ``Loc3rConfig`` (unknown key, negative / NaN loss weight, bad camera prior ...).
+    ``model.tiny`` may hold ``vocab_size`` and keys of the backbone's tiny HF config: top-level keys of its config
+    class, and ``text_config`` / ``vision_config`` mappings whose keys exist in those sub-configs. HF configs
+    accept any keyword silently, so without this a typo (``hiden_size``) trained the default size. With
+    ``init = "pretrained"`` the tiny section is unused, so it must be empty.
+    """
+    import collections
+    import math
+
+    from loc3r.model.backbones import available_backbones, get_backbone
+    from loc3r.model.configuration_loc3r import Loc3rConfig
+
+    if model.backbone not in available_backbones():
+        raise ConfigError(f"{source}: model.backbone must be one of {available_backbones()}, got {model.backbone!r}")
+    try:
+        Loc3rConfig(backbone=model.backbone, **model.loc3r)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: model.loc3r: {err}") from None
+    if model.init == "pretrained":
+        if model.tiny:
+            raise ConfigError(
+                f"{source}: model.tiny {sorted(model.tiny)} is only used with model.init = 'tiny' (init is "
+                "'pretrained'); remove it"
+            )
+        return
+    vocab = model.tiny.get("vocab_size", 512)
+    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 16:
+        raise ConfigError(f"{source}: model.tiny.vocab_size must be an int >= 16, got {vocab!r}")
+    adapter = get_backbone(model.backbone)
+    ids: collections.defaultdict[str, int] = collections.defaultdict(int)
+    default = adapter.tiny_config(vocab, ids)
+    sub_configs = {"text_config": default.get_text_config(), "vision_config": getattr(default, "vision_config", None)}
+    for key, value in model.tiny.items():
+        if key in _TINY_OWN_KEYS:
+            continue
+        if key in sub_configs and sub_configs[key] is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: model.tiny.{key} must be a mapping of {key} fields, got {value!r}")
+            unknown = sorted(k for k in value if not hasattr(sub_configs[key], k))
+            if unknown:
+                raise ConfigError(
+                    f"{source}: model.tiny.{key}: unknown key(s) {unknown} for the {model.backbone} "
+                    f"{type(sub_configs[key]).__name__}"
+                )
+            checked = value.items()
+            prefix = f"model.tiny.{key}"
+        elif not hasattr(default, key):
+            raise ConfigError(
+                f"{source}: model.tiny: unknown key {key!r} for the {model.backbone} tiny config "
+                f"({type(default).__name__}; sizes of the language model go under text_config, of the vision tower "
+                "under vision_config, plus vocab_size)"
+            )
+        else:
+            checked = [(key, value)]
+            prefix = "model.tiny"
+        for name, item in checked:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                continue
+            if not math.isfinite(item) or (isinstance(item, int) and item <= 0 and name.endswith(_SIZE_SUFFIXES)):
+                raise ConfigError(f"{source}: {prefix}.{name} must be a positive size, got {item!r}")
+    overrides = copy.deepcopy({k: v for k, v in model.tiny.items() if k not in _TINY_OWN_KEYS})
+    try:
+        built = adapter.tiny_config(vocab, ids, **overrides)
+    except (TypeError, ValueError, KeyError, ZeroDivisionError) as err:
+        raise ConfigError(f"{source}: model.tiny: the backbone's tiny config rejects it: {err}") from None
+    # attention shapes the HF config classes accept but the model cannot build (a traceback at step 0 otherwise)
+    for name, sub in (
+        ("text_config", built.get_text_config()),
+        ("vision_config", getattr(built, "vision_config", None)),
+    ):
+        width = getattr(sub, "hidden_size", None)
+        heads = getattr(sub, "num_attention_heads", None) or getattr(sub, "num_heads", None)
+        kv_heads = getattr(sub, "num_key_value_heads", None)
+        if isinstance(width, int) and isinstance(heads, int) and heads > 0 and width % heads:
+            raise ConfigError(f"{source}: model.tiny.{name}: hidden_size {width} is not divisible by {heads} heads")
+        if isinstance(heads, int) and isinstance(kv_heads, int) and kv_heads > 0 and heads % kv_heads:
+            raise ConfigError(
+                f"{source}: model.tiny.{name}: {heads} attention heads are not divisible by {kv_heads} key/value heads"
+            )
+
+
+_SIZE_SUFFIXES = ("_size", "_layers", "_heads", "depth", "_dim")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:

@@ -55,6 +55,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from loc3r.data.mixture import EvalShardSampler, MixtureDataset, MixtureSampler, ShardedBatchSampler
+from loc3r.data.video import FrameLog
 from loc3r.train import builders
 from loc3r.train.checkpointing import (
     CheckpointError,
@@ -328,7 +329,7 @@ def _save_final(accelerator: Any, model: torch.nn.Module, output_dir: Path) -> P
 # ---------------------------------------------------------------------------------------------- the recipe
 
 
-def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901 - linear by design
+def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> TrainResult:  # noqa: C901 - linear by design
     """Run the recipe ``cfg`` (from scratch, or from the newest checkpoint with ``resume``)."""
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -479,6 +480,9 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
     # ---- the loop
     metrics_path = output_dir / "metrics.jsonl"
     rank_log = output_dir / "ranks" / f"rank{accelerator.process_index}.jsonl" if cfg.train.log_rank_samples else None
+    # bad frames the loaders skipped (file, record, field), counted here because samples may come from workers
+    frame_log = FrameLog("loc3r train", strict=strict)
+    frame_dir = output_dir if accelerator.is_main_process else output_dir / "ranks" / f"rank{accelerator.process_index}"
     if rank_log is not None:
         rank_log.parent.mkdir(parents=True, exist_ok=True)
         if ckpt is not None:
@@ -505,6 +509,8 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
         epoch = batch_index = 0
         for _ in range(cfg.train.grad_accum):
             epoch, batch_index, batch = next(data)
+            for m in getattr(batch, "metadata", []):
+                frame_log.add(m.meta, m.sample_id)
             if rank_log is not None and hasattr(batch, "metadata"):
                 step_ids.extend(m.sample_id for m in batch.metadata)
             batch = batch.to(accelerator.device)
@@ -589,9 +595,12 @@ def train(cfg: RecipeConfig, resume: bool = False) -> TrainResult:  # noqa: C901
             logger.info("step %d: %s", state.step, {k: round(v, 5) for k, v in last_val.items()})
         if (cfg.train.save_every and state.step % cfg.train.save_every == 0) or is_last:
             path = save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last, save_tokenizer)
+            frame_log.write(frame_dir)
             if path is not None:
                 logger.info("step %d: checkpoint %s", state.step, path)
     progress.close()
+    frame_log.write(frame_dir)
+    (logger.warning if frame_log.problems else logger.info)("%s", frame_log.summary())
 
     # ---- end: processes in sync? final model
     in_sync = _check_sync(accelerator, model, state.step, output_dir)
