@@ -889,28 +889,94 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any):
         """Load a loc3r checkpoint directory strictly: safetensors only, and any missing / unexpected / mismatched
-        weight is an error naming the tensors (a config that does not match the weights cannot load silently)."""
+        weight is an error naming the tensors (a config that does not match the weights cannot load silently).
+
+        The directory must be self-contained (:meth:`_check_checkpoint`): tokenizer and
+        ``loc3r_processor_config.json`` come together (neither may be missing alone: without the processor
+        config, preprocessing would silently fall back to defaults), every weight is finite, and the special
+        token ids of ``config.json`` match the tokenizer. Each error names the file and field.
+        """
         path = Path(pretrained_model_name_or_path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: no config.json (not a loc3r checkpoint directory)")
         if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").is_file():
             raise FileNotFoundError(f"{path}: no *.safetensors weights (loc3r never loads pickled .bin/.pt weights)")
+        from loc3r.model.processing import PROCESSOR_CONFIG_NAME
+
+        has_tokenizer = (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()
+        processor_cfg = path / PROCESSOR_CONFIG_NAME
+        if has_tokenizer != processor_cfg.is_file():
+            missing = processor_cfg.name if has_tokenizer else "tokenizer.json / tokenizer_config.json"
+            raise FileNotFoundError(
+                f"{path}: {missing} is missing; a checkpoint holds its tokenizer and {PROCESSOR_CONFIG_NAME} together "
+                "(every setting inference needs), so it cannot be run without guessing"
+            )
         want_info = kwargs.pop("output_loading_info", False)
         kwargs["use_safetensors"] = True
         kwargs.setdefault("local_files_only", True)
-        model, info = super().from_pretrained(str(path), *args, output_loading_info=True, **kwargs)
+        try:
+            model, info = super().from_pretrained(str(path), *args, output_loading_info=True, **kwargs)
+        except (OSError, RuntimeError, EOFError) as err:  # safetensors raises SafetensorError (an OSError/Exception)
+            raise ValueError(f"{path}: cannot read the weights (truncated or damaged *.safetensors?): {err}") from err
+        except Exception as err:
+            if type(err).__name__ != "SafetensorError":
+                raise
+            raise ValueError(f"{path}: cannot read the weights (truncated or damaged *.safetensors?): {err}") from err
         problems = {k: sorted(info.get(k) or []) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
         problems = {k: v for k, v in problems.items() if v}
         if problems:
             details = "; ".join(f"{k}: {v[:8]}{' ...' if len(v) > 8 else ''}" for k, v in problems.items())
             raise ValueError(f"{path}: the weights do not match config.json ({details})")
-        from loc3r.model.processing import PROCESSOR_CONFIG_NAME
-
-        if (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
+        if has_tokenizer:
             model.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        processor_cfg = path / PROCESSOR_CONFIG_NAME
-        if processor_cfg.is_file():
-            model.preprocessing = json.loads(processor_cfg.read_text()).get("preprocessing")
+            try:
+                saved = json.loads(processor_cfg.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f"{processor_cfg}: not valid JSON ({err})") from err
+            if not isinstance(saved, dict):
+                raise ValueError(f"{processor_cfg}: expected a JSON object")
+            model.preprocessing = saved.get("preprocessing")
         if model.preprocessing is None:
             model.preprocessing = model.adapter.default_preprocessing(model.config.vlm_config)
+        model._check_checkpoint(path)
         return (model, info) if want_info else model
+
+    def _check_checkpoint(self, path: Path) -> None:
+        """Non-finite weights and special-token ids that disagree with the tokenizer are errors naming the field."""
+        bad = [
+            name
+            for name, tensor in self.state_dict().items()
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+        ]
+        if bad:
+            raise ValueError(
+                f"{path}: weights with NaN/inf values in {bad[:8]}{' ...' if len(bad) > 8 else ''} "
+                f"({len(bad)} tensors); the checkpoint is damaged or training diverged"
+            )
+        if self.tokenizer is None:
+            return
+        vocab = self.tokenizer.get_vocab()
+        adapter = get_backbone(self.config.backbone)
+        expected = {
+            "pos_token_id": (POS_TOKEN, self.config.situation_enabled),
+            "ori_token_id": (ORI_TOKEN, self.config.situation_enabled),
+            "camera_token_id": (CAMERA_TOKEN, self.config.camera_prior is not None),
+        }
+        for field_name, (token, needed) in expected.items():
+            value = getattr(self.config, field_name)
+            if (needed or value is not None) and vocab.get(token) != value:
+                raise ValueError(
+                    f"{path / 'config.json'}: field {field_name!r} is {value} but the saved tokenizer maps {token!r} "
+                    f"to {vocab.get(token)}; config.json and the tokenizer are of different checkpoints"
+                )
+        video_id = adapter.video_token_id(self.config.vlm_config)
+        if vocab.get(adapter.video_token) != video_id:
+            raise ValueError(
+                f"{path / 'config.json'}: the video token id is {video_id} but the saved tokenizer maps "
+                f"{adapter.video_token!r} to {vocab.get(adapter.video_token)}"
+            )
+        rows = self.get_input_embeddings().weight.shape[0]
+        if len(self.tokenizer) > rows:
+            raise ValueError(
+                f"{path}: the tokenizer has {len(self.tokenizer)} tokens but the embedding has only {rows} rows"
+            )

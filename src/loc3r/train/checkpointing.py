@@ -47,6 +47,8 @@ __all__ = [
     "load_rng_state",
     "list_checkpoints",
     "latest_checkpoint",
+    "checkpoint_damage",
+    "newest_good_checkpoint",
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_config",
@@ -185,6 +187,82 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(root: Path) -> Path | None:
     ckpts = list_checkpoints(root)
     return ckpts[-1][1] if ckpts else None
+
+
+def _safetensors_damage(file: Path) -> str | None:
+    """Why a safetensors file cannot be read whole (truncated, bad header), or None. Reads the header only:
+    the file must be exactly ``8 + header length + end of the last tensor`` bytes long."""
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"{file.name}: {size} bytes, too short for a safetensors header"
+        header_len = int.from_bytes(head, "little")
+        if header_len > size - 8:
+            return f"{file.name}: header of {header_len} bytes but the file has {size} (truncated)"
+        try:
+            header = json.loads(handle.read(header_len))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return f"{file.name}: header is not valid JSON ({err})"
+    if not isinstance(header, dict):
+        return f"{file.name}: header is not a JSON object"
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    expected = 8 + header_len + (max(ends) if ends else 0)
+    if size != expected:
+        return f"{file.name}: {size} bytes but its header describes {expected} (truncated or damaged)"
+    return None
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """Why a complete-looking checkpoint directory cannot be restored, or None when it looks whole.
+
+    Checks what can be checked without loading tensors: ``trainer_state.json`` and ``config.yaml`` parse; every
+    ``*.safetensors`` file is as long as its header says; every ``*.bin`` (torch's zip format: optimizer,
+    scheduler) has its zip directory (which sits at the end, so a truncated file fails); the RNG state of
+    process 0 is there.
+    """
+    import zipfile
+
+    import yaml
+
+    path = Path(path)
+    try:
+        TrainerState.from_json((path / STATE_FILE).read_text(), str(path / STATE_FILE))
+    except (OSError, CheckpointError, ValueError, TypeError) as err:
+        return f"{STATE_FILE}: {err}"
+    try:
+        yaml.safe_load((path / CONFIG_FILE).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        return f"{CONFIG_FILE}: {err}"
+    if not (path / "rng_state_0.safetensors").is_file():
+        return "rng_state_0.safetensors is missing"
+    weights = sorted(path.glob("*.safetensors"))
+    model_files = [w for w in weights if not w.name.startswith("rng_state_")] + list(path.glob("pytorch_model*"))
+    if not model_files and not any(p.is_dir() for p in path.iterdir()):  # FSDP / DeepSpeed: shards in folders
+        return "no model weights (*.safetensors)"
+    for file in weights:
+        why = _safetensors_damage(file)
+        if why is not None:
+            return why
+    for file in sorted(path.glob("*.bin")):
+        try:
+            with zipfile.ZipFile(file):
+                pass
+        except (zipfile.BadZipFile, OSError) as err:
+            return f"{file.name}: not a complete torch file ({err})"
+    return None
+
+
+def newest_good_checkpoint(root: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint under ``root`` that :func:`checkpoint_damage` finds whole, and the newer damaged
+    ones with the reason (newest first). ``(None, damaged)`` when none is whole."""
+    damaged: list[tuple[Path, str]] = []
+    for _, path in reversed(list_checkpoints(root)):
+        why = checkpoint_damage(path)
+        if why is None:
+            return path, damaged
+        damaged.append((path, why))
+    return None, damaged
 
 
 def read_checkpoint_config(path: Path) -> dict[str, Any]:

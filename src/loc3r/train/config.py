@@ -213,7 +213,7 @@ def check_model_section(model: ModelConfig, source: str) -> None:
     ``model.tiny`` may hold ``vocab_size`` and keys of the backbone's tiny HF config: top-level keys of its config
     class, and ``text_config`` / ``vision_config`` mappings whose keys exist in those sub-configs. HF configs
     accept any keyword silently, so without this a typo (``hiden_size``) trained the default size. With
-    ``init = "pretrained"`` the tiny section is unused, so it must be empty.
+    ``init = "pretrained"`` the tiny section is not used and not checked.
     """
     import collections
     import math
@@ -227,12 +227,7 @@ def check_model_section(model: ModelConfig, source: str) -> None:
         Loc3rConfig(backbone=model.backbone, **model.loc3r)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{source}: model.loc3r: {err}") from None
-    if model.init == "pretrained":
-        if model.tiny:
-            raise ConfigError(
-                f"{source}: model.tiny {sorted(model.tiny)} is only used with model.init = 'tiny' (init is "
-                "'pretrained'); remove it"
-            )
+    if model.init == "pretrained":  # the tiny section is unused (a tiny recipe run with --set model.init=pretrained)
         return
     vocab = model.tiny.get("vocab_size", 512)
     if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 16:

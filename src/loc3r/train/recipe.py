@@ -63,6 +63,7 @@ from loc3r.train.checkpointing import (
     cleanup_partial,
     latest_checkpoint,
     load_checkpoint,
+    newest_good_checkpoint,
     read_checkpoint_config,
     save_checkpoint,
 )
@@ -350,6 +351,19 @@ def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> Trai
             f"{output_dir} already holds checkpoints (newest {ckpt.name}); pass --resume to continue that run "
             "or choose another output_dir"
         )
+    if resume and ckpt is not None:
+        # a checkpoint damaged after it was completed (disk full, a copy cut short) is not resumed from: the newest
+        # whole one is, and the log says which were passed over and why
+        ckpt, damaged = newest_good_checkpoint(ckpt_root)
+        for path, why in damaged:
+            logger.warning("--resume: %s is damaged (%s); falling back to the previous checkpoint", path, why)
+        if ckpt is None:
+            raise CheckpointError(
+                f"--resume: every checkpoint in {ckpt_root} is damaged: "
+                + "; ".join(f"{p.name}: {why}" for p, why in damaged)
+            )
+        if damaged:
+            logger.warning("--resume: resuming from %s", ckpt)
     if resume and ckpt is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from scratch", ckpt_root)
     if ckpt is not None:
