@@ -76,10 +76,11 @@ def _report_skipped(skipped: list, total: int | None, warnings: list[str]) -> No
             print(f"  ... and {len(skipped) - 20} more (see scores.json 'skipped')")
 
 
-def _finish_frames(frame_log, out) -> None:  # noqa: ANN001 - FrameLog, Path (imported lazily)
+def _finish_frames(frame_log, out, shard: tuple[int, int]) -> None:  # noqa: ANN001 - FrameLog, Path
     import sys
 
-    frame_log.write(out)
+    # one report per shard: shards of one evaluation share the output folder
+    frame_log.write(out, None if shard[1] == 1 else f"frame_report-shard{shard[0]}of{shard[1]}.json")
     if frame_log.problems:
         print(frame_log.summary(), file=sys.stderr)
 
@@ -132,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
             records = evaluate_synth(
                 model, args.data, args.split, frames, args.batch_size or 8, shard=shard, frame_log=frame_log
             )
-            _finish_frames(frame_log, out)
+            _finish_frames(frame_log, out, shard)
             predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
             write_jsonl(predictions, records)
             settings = {
@@ -244,7 +245,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                 skipped=skipped,
                 sizes=sizes,
             )
-            _finish_frames(frame_log, out)
+            _finish_frames(frame_log, out, shard)
             predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
             write_jsonl(predictions, records)
             # what must agree between shards: everything that changes a score, the model itself included

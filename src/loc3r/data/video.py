@@ -477,14 +477,14 @@ class FrameLog:
             lines.append(f"  ... and {len(self._entries) - max_lines} more (see {self.FILE_NAME})")
         return "\n".join(lines)
 
-    def write(self, directory: str | Path) -> Path:
-        """Write :meth:`to_dict` atomically to ``directory/frame_report.json``; returns the path."""
+    def write(self, directory: str | Path, name: str | None = None) -> Path:
+        """Write :meth:`to_dict` atomically to ``directory/frame_report.json`` (or ``name``); returns the path."""
         import json
         import os
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / self.FILE_NAME
+        path = directory / (name or self.FILE_NAME)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
         os.replace(tmp, path)

@@ -168,9 +168,10 @@ def check_shards(
             seen[info["shard"]] = path
         missing = sorted(set(range(int(first["num_shards"]))) - set(seen))
         if missing:
+            of = f" of {first['total']}" if int(first["total"]) >= 0 else ""
             problems.append(
                 f"shards {missing} of {first['num_shards']} are missing (given: {sorted(seen)}); the scores would be "
-                f"over {sum(i['assigned'] for _, i in infos)} of {first['total']} samples"
+                f"over {sum(i['assigned'] for _, i in infos)}{of} samples"
             )
     if problems and not allow_partial:
         raise SampleError("cannot merge: " + "; ".join(problems) + " (pass --allow-partial to score them anyway)")
