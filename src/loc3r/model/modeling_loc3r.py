@@ -312,18 +312,29 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         cue_valid: Tensor | None = None,
         camera_features: Tensor | None = None,
         camera_valid: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
+        return_decoder_kwargs: bool = False,
+    ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, dict[str, Any]]:
         """Build ``inputs_embeds [B, L, D]``: text embeddings, vision embeddings (+ cue) and camera tokens.
 
-        Returns ``(inputs_embeds, vision_mask [B, L])``.
+        Returns ``(inputs_embeds, vision_mask [B, L])``, plus the LLM decoder's extra vision arguments for the
+        prompt forward (``decode(..., **decoder_kwargs)``; Qwen3-VL's DeepStack features) when
+        ``return_decoder_kwargs``. A backbone with such features refuses ``return_decoder_kwargs=False``, so they
+        cannot be dropped silently.
         """
         embeds = self.get_input_embeddings()(input_ids)
         vision_mask = input_ids == self.video_token_id
         n_vision = int(vision_mask.sum())
+        decoder_kwargs: dict[str, Any] = {}
         if n_vision:
             if pixel_inputs.get("pixel_values_videos") is None:
                 raise ValueError(f"the batch has {n_vision} video placeholder tokens but no 'pixel_values_videos'")
-            vision = self.adapter.encode_video(self.vlm, pixel_inputs)
+            features = self.adapter.encode_video_features(self.vlm, pixel_inputs)
+            if features.layer_features and not return_decoder_kwargs:
+                raise ValueError(
+                    f"backbone {self.config.backbone!r} feeds vision features into the LLM layers (DeepStack): call "
+                    "embed_inputs(..., return_decoder_kwargs=True) and pass them to decode()"
+                )
+            vision = features.embeds
             if vision.shape[0] != n_vision:
                 raise ValueError(
                     f"the vision tower produced {vision.shape[0]} tokens but the prompts hold {n_vision} video "
@@ -334,6 +345,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                     raise ValueError("cue_injection is on but the batch has no 'cue_points' / 'cue_valid'")
                 vision = vision + self.cue_injector(cue_points[vision_mask], cue_valid[vision_mask]).to(vision.dtype)
             embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), vision.to(embeds.dtype))
+            decoder_kwargs = self.adapter.decoder_vision_kwargs(features, vision_mask)
         if self.camera_projector is not None:
             camera_mask = input_ids == self.config.camera_token_id
             if camera_features is None or camera_valid is None:
@@ -345,6 +357,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 )
             camera = self.camera_projector(feats)
             embeds = embeds.masked_scatter(camera_mask.unsqueeze(-1), camera.to(embeds.dtype))
+        if return_decoder_kwargs:
+            return embeds, vision_mask, decoder_kwargs
         return embeds, vision_mask
 
     def _hf_positions(self, position_ids: Tensor) -> Tensor:
@@ -362,14 +376,18 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         position_ids: Tensor,
         cache: Any = None,
         use_cache: bool = False,
+        **decoder_kwargs: Any,
     ) -> tuple[Tensor, Any]:
-        """Run the HF LLM decoder; returns ``(last_hidden_state [B, L, D], cache)``."""
+        """Run the HF LLM decoder; returns ``(last_hidden_state [B, L, D], cache)``.
+
+        ``decoder_kwargs``: the backbone's extra vision arguments of the prompt forward (from ``embed_inputs``)."""
         lm = self.adapter.language_model(self.vlm)
         kwargs: dict[str, Any] = {
             "inputs_embeds": inputs_embeds,
             "attention_mask": attention_mask,
             "position_ids": self._hf_positions(position_ids),
             "use_cache": use_cache,
+            **decoder_kwargs,
         }
         if cache is not None:
             kwargs[self._cache_kwarg(lm)] = cache
@@ -431,10 +449,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         if position_ids is None:
             raise ValueError("position_ids are required (Loc3rProcessor computes them, incl. M-RoPE and camera tokens)")
         pixel_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
-        embeds, vision_mask = self.embed_inputs(
-            input_ids, pixel_inputs, cue_points, cue_valid, camera_features, camera_valid
+        embeds, vision_mask, decoder_kwargs = self.embed_inputs(
+            input_ids, pixel_inputs, cue_points, cue_valid, camera_features, camera_valid, return_decoder_kwargs=True
         )
-        hidden, _ = self.decode(embeds, attention_mask, position_ids)
+        hidden, _ = self.decode(embeds, attention_mask, position_ids, **decoder_kwargs)
 
         ce = bev = pos_loss = ori_loss = rec_loss = None
         out = Loc3rOutput()
@@ -525,7 +543,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             cut = {
                 k: (inputs[k][:, :length] if inputs.get(k) is not None else None) for k in ("cue_points", "cue_valid")
             }
-            embeds, _ = self.embed_inputs(
+            embeds, _, decoder_kwargs = self.embed_inputs(
                 ids,
                 {
                     "pixel_values_videos": inputs.get("pixel_values_videos"),
@@ -535,9 +553,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 cut["cue_valid"],
                 inputs.get("camera_features"),
                 inputs.get("camera_valid"),
+                return_decoder_kwargs=True,
             )
             positions = inputs["position_ids"][:, :, :length]
-            hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True)
+            hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
             return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache, source_key=source_key)
         finally:
             self.train(was_training)
@@ -641,7 +660,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             )
             vision_mask = input_ids == self.video_token_id
         else:
-            embeds, vision_mask = self.embed_inputs(
+            embeds, vision_mask, decoder_kwargs = self.embed_inputs(
                 input_ids,
                 {
                     "pixel_values_videos": inputs.get("pixel_values_videos"),
@@ -651,8 +670,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 inputs.get("cue_valid"),
                 inputs.get("camera_features"),
                 inputs.get("camera_valid"),
+                return_decoder_kwargs=True,
             )
-            hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0)
+            hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0, **decoder_kwargs)
         batch_size = input_ids.shape[0]
 
         # ---- heads on the prompt
@@ -758,10 +778,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             torch.manual_seed(seed)
             model = cls(config)
         model.tokenizer = tokenizer
-        model.preprocessing = adapter.default_preprocessing(vlm_config)
-        if adapter.uses_mrope:  # tiny frames (e.g. 112 x 112) must not be upscaled to HF's 128-token minimum
-            factor = vlm_config.vision_config.patch_size * vlm_config.vision_config.spatial_merge_size
-            model.preprocessing.update(min_pixels=factor * factor, max_pixels=16 * 16 * factor * factor)
+        model.preprocessing = adapter.tiny_preprocessing(vlm_config)
         return model
 
     @staticmethod

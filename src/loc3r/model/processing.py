@@ -23,6 +23,9 @@ Per sample it
 6. computes the LLM positions (M-RoPE 3-D for Qwen2.5-VL, including camera tokens). The temporal M-RoPE scale uses
    the clip's real sampling rate when the loader records it as ``sample.meta["sampled_fps"]`` (frames per second of
    the sampled frames, as HF's Qwen processor does), else the ``video_fps`` preprocessing option (default 2).
+   Formats that write frame times into the prompt (Qwen3-VL ``<t seconds>``, SmolVLM2 ``Frame from mm:ss``) get
+   the sampled ``frame_indices`` and the source ``meta["fps"]`` when the loader records both
+   (:func:`loc3r.model.backbones.base.frame_times`).
 
 Batch keys (all tensors, batch first except Qwen's flattened ``pixel_values_videos``; see
 :mod:`loc3r.model.modeling_loc3r` for shapes): ``input_ids, attention_mask, position_ids, labels`` (train),
@@ -228,6 +231,13 @@ class Loc3rProcessor:
             if not np.isfinite(fps) or fps <= 0:
                 raise SampleError(f"{where}: field meta['sampled_fps'] must be a positive number, got {fps}")
             options = {**options, "video_fps": fps}
+        if sample.frame_indices is not None and sample.meta.get("fps") is not None:
+            # source frame indices + source fps: the real frame times (Qwen3-VL / SmolVLM2 write them in the prompt)
+            options = {
+                **options,
+                "frame_indices": [int(i) for i in np.asarray(sample.frame_indices).reshape(-1)],
+                "source_fps": sample.meta["fps"],
+            }
         if encoding is None:  # a caller asking many questions on one clip passes the clip's encoding back in
             encoding = self.adapter.preprocess_video(frames, self.vlm_config, options, where)
         anchor = None
@@ -250,7 +260,9 @@ class Loc3rProcessor:
         if mode == "train":
             if sample.answer is None:
                 raise SampleError(f"{where}: field 'answer' is None but the processor is in train mode")
-            answer = self._encode_text(sample.answer.strip(), cache=False) + self._encode_text(tmpl.answer_end)
+            answer = self._encode_text(tmpl.answer_prefix + sample.answer.strip(), cache=False) + self._encode_text(
+                tmpl.answer_end
+            )
             ids += answer
             kinds += [TokenKind.TEXT] * len(answer)
             labels += answer

@@ -12,13 +12,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from loc3r.model.backbones.base import BackboneAdapter, ChatTemplate, TokenKind, VideoEncoding
+from loc3r.model.backbones.base import BackboneAdapter, ChatTemplate, TokenKind, VideoEncoding, VisionFeatures
 
 __all__ = [
     "BackboneAdapter",
     "ChatTemplate",
     "TokenKind",
     "VideoEncoding",
+    "VisionFeatures",
     "register_backbone",
     "get_backbone",
     "available_backbones",

@@ -10,10 +10,14 @@ heads stay backbone-agnostic:
 * the placeholder tokens of its chat format and the pinned prompt template;
 * how the LLM positions are computed (1-D for LLaVA-OneVision, 3-D M-RoPE for Qwen2.5-VL), including the camera
   tokens loc3r inserts before each frame's vision tokens;
-* where the vision tower, projector, LLM decoder, input embeddings and LM head live inside the HF model.
+* where the vision tower, projector, LLM decoder, input embeddings and LM head live inside the HF model;
+* what, besides the vision embeddings, the LLM decoder takes from the vision tower (:class:`VisionFeatures`, e.g.
+  Qwen3-VL's DeepStack features added to the first decoder layers' hidden states at the vision positions).
 
-Adding a backbone (e.g. Qwen3-VL) means writing ONE new module that subclasses :class:`BackboneAdapter` and
-registers itself with :func:`loc3r.model.backbones.register_backbone`.
+Adding a backbone (e.g. Qwen3-VL, SmolVLM2) means writing ONE new module that subclasses :class:`BackboneAdapter`
+and registers itself with :func:`loc3r.model.backbones.register_backbone`; the processor, model, heads and recipes
+need no change. Per-sample timing (the sampled frame indices and the source video's fps, for formats that write
+timestamps into the prompt) reaches the adapter through the preprocessing ``options`` (:func:`frame_times`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from loc3r.geometry import VisionSegment
 __all__ = [
     "BackboneAdapter",
     "VideoEncoding",
+    "VisionFeatures",
     "ChatTemplate",
+    "frame_times",
     "TokenKind",
     "resize_frames",
     "normalize_frames",
@@ -80,11 +86,28 @@ class VideoEncoding:
         return sum(seg.num_tokens for seg in self.segments)
 
 
+@dataclass
+class VisionFeatures:
+    """What the vision tower gives the LLM for a batch of clips.
+
+    Attributes:
+        embeds: ``[N_total, D]`` vision embeddings in sequence order (they replace the video placeholders).
+        layer_features: per-LLM-layer features added to the hidden states at the vision positions after that
+            decoder layer (Qwen3-VL DeepStack: one ``[N_total, D]`` tensor per early layer); ``None`` for backbones
+            without them.
+    """
+
+    embeds: torch.Tensor
+    layer_features: list[torch.Tensor] | None = None
+
+
 @dataclass(frozen=True)
 class ChatTemplate:
     """A pinned chat template: ``prefix + <video block> + user_text + suffix`` then ``answer + answer_end``.
 
     ``video_prefix`` / ``video_suffix`` are text around the video block (e.g. Qwen's vision start/end tokens).
+    ``answer_prefix`` is text the chat format puts between the assistant tag and the answer (SmolVLM's
+    ``"Assistant: answer"``); it is supervised with the answer.
     """
 
     prefix: str
@@ -93,6 +116,7 @@ class ChatTemplate:
     user_suffix: str  # closes the user turn and opens the assistant turn (the eval prompt ends here)
     answer_end: str  # appended to the answer in train mode; part of the labels so the model learns to stop
     version: str
+    answer_prefix: str = ""
 
 
 def resize_frames(frames: np.ndarray, height: int, width: int, resample: int = Image.BICUBIC) -> np.ndarray:
@@ -110,6 +134,31 @@ def normalize_frames(frames: np.ndarray, mean: list[float], std: list[float]) ->
     x = frames.astype(np.float32) * np.float32(1.0 / 255.0)
     x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def frame_times(options: dict, num_frames: int, where: str = "sample") -> np.ndarray:
+    """Time (seconds from the start of the source video) of each of the ``num_frames`` sampled frames.
+
+    From the sampled frame indices and the source video's frame rate when the loader knows them
+    (``options["frame_indices"]`` from ``ClipSample.frame_indices``, ``options["source_fps"]`` from
+    ``ClipSample.meta["fps"]``, set per sample by the processor); otherwise frames are taken as uniformly sampled
+    at ``options["video_fps"]`` (``meta["sampled_fps"]`` or the preprocessing option, default 2 — the sampling rate
+    of Qwen's and SmolVLM2's own video pipelines). Never HF's silent 24-fps fallback.
+    """
+    indices = options.get("frame_indices")
+    fps = options.get("source_fps")
+    if indices is not None and fps is not None:
+        indices = np.asarray(indices, dtype=np.float64).reshape(-1)
+        if len(indices) != num_frames:
+            raise SampleError(f"{where}: field 'frame_indices' has {len(indices)} entries for {num_frames} frames")
+        fps = float(fps)
+        if not np.isfinite(fps) or fps <= 0:
+            raise SampleError(f"{where}: field meta['fps'] must be a positive number, got {fps}")
+        return indices / fps
+    rate = float(options.get("video_fps", 2.0))
+    if not np.isfinite(rate) or rate <= 0:
+        raise SampleError(f"{where}: preprocessing option 'video_fps' must be a positive number, got {rate}")
+    return np.arange(num_frames, dtype=np.float64) / rate
 
 
 def check_frames(frames: np.ndarray, where: str) -> np.ndarray:
@@ -218,6 +267,23 @@ class BackboneAdapter(ABC):
     def encode_video(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Vision tower + projector: ``[N_total, D]`` vision embeddings in sequence order (all clips)."""
 
+    def encode_video_features(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> VisionFeatures:
+        """Everything the LLM takes from the vision tower; override when there is more than :meth:`encode_video`
+        (e.g. DeepStack layer features)."""
+        return VisionFeatures(embeds=self.encode_video(vlm, pixel_inputs))
+
+    def decoder_vision_kwargs(self, features: VisionFeatures, vision_mask: torch.Tensor) -> dict[str, Any]:
+        """Extra keyword arguments of the LLM decoder's prompt forward built from ``features`` (``vision_mask
+        [B, L]`` marks the vision placeholders); ``{}`` for backbones whose LLM only sees the embeddings."""
+        if features.layer_features:
+            raise NotImplementedError(f"{type(self).__name__}: layer features need decoder_vision_kwargs")
+        return {}
+
+    def tiny_preprocessing(self, vlm_config: PreTrainedConfig) -> dict:
+        """Preprocessing of tiny test / demo models (default: :meth:`default_preprocessing`); Qwen adapters lower
+        the pixel minimum so 112 px frames are not upscaled."""
+        return self.default_preprocessing(vlm_config)
+
     @abstractmethod
     def language_model(self, vlm: PreTrainedModel) -> nn.Module:
         """The LLM decoder (takes ``inputs_embeds``, ``position_ids``, ``attention_mask``, cache)."""
@@ -235,10 +301,11 @@ class BackboneAdapter(ABC):
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def read_processor_json(local_dir: str | Path | None, names: tuple[str, ...]) -> dict:
-        """First existing JSON among ``names`` in ``local_dir`` (processor configs of a real checkpoint)."""
+    def find_processor_json(local_dir: str | Path | None, names: tuple[str, ...]) -> tuple[Path | None, dict]:
+        """``(path, settings)`` of the first existing JSON among ``names`` in ``local_dir`` (processor configs of a
+        real checkpoint; ``(None, {})`` when there is none)."""
         if local_dir is None:
-            return {}
+            return None, {}
         for name in names:
             path = Path(local_dir) / name
             if path.is_file():
@@ -246,9 +313,28 @@ class BackboneAdapter(ABC):
                     data = json.loads(path.read_text())
                 except json.JSONDecodeError as err:
                     raise ValueError(f"{path}: not valid JSON ({err})") from err
+                if not isinstance(data, dict):
+                    raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
                 # processor_config.json nests the sub-processors
                 for key in ("video_processor", "image_processor"):
                     if isinstance(data.get(key), dict):
-                        return data[key]
-                return data
-        return {}
+                        return path, data[key]
+                return path, data
+        return None, {}
+
+    @classmethod
+    def read_processor_json(cls, local_dir: str | Path | None, names: tuple[str, ...]) -> dict:
+        """First existing JSON among ``names`` in ``local_dir`` (processor configs of a real checkpoint)."""
+        return cls.find_processor_json(local_dir, names)[1]
+
+    @staticmethod
+    def check_processor_field(path: Path | None, settings: dict, key: str, expected: Any, model_field: str) -> None:
+        """A processor setting that must equal the model config (e.g. ``patch_size``): a disagreement means the
+        processor files belong to another checkpoint, and the token count would not match the vision tower."""
+        if path is None or settings.get(key) is None:
+            return
+        if settings[key] != expected:
+            raise ValueError(
+                f"{path}: field {key!r} is {settings[key]!r} but the model config has {model_field} = {expected!r} "
+                "(processor files of another checkpoint?)"
+            )

@@ -146,6 +146,13 @@ class Qwen25VLAdapter(BackboneAdapter):
         return int(vlm_config.video_token_id)
 
     # ------------------------------------------------------------------ preprocessing
+    def tiny_preprocessing(self, vlm_config: PreTrainedConfig) -> dict:
+        """Tiny frames (e.g. 112 x 112) must not be upscaled to HF's 128-token minimum."""
+        options = self.default_preprocessing(vlm_config)
+        factor = vlm_config.vision_config.patch_size * vlm_config.vision_config.spatial_merge_size
+        options.update(min_pixels=factor * factor, max_pixels=16 * 16 * factor * factor)
+        return options
+
     def default_preprocessing(self, vlm_config: PreTrainedConfig, local_dir: Any = None) -> dict:
         """HF's Qwen2-VL video defaults (area 128..768 merged tokens of 28x28), overridden by the checkpoint's files."""
         vc = vlm_config.vision_config
