@@ -12,6 +12,10 @@ Many processes / GPUs / nodes, through the launchers (the recipe itself does not
 Several processes on a CPU-only machine (gloo) run under ``torchrun`` as above (``accelerate launch --cpu``
 multi-process needs MPI).
 
+``--dry-run`` prints the recipe's parameter counts and its estimated memory per GPU at ``--frames`` (default
+``data.num_frames``) of ``--image-size`` pixels — weights, gradients, AdamW states, activations with or without
+gradient checkpointing (:mod:`loc3r.train.memory`) — without loading weights or data.
+
 ``--resume`` continues from the newest complete checkpoint in ``OUTPUT_DIR/checkpoints`` (exactly: model,
 optimizer, scheduler, RNG states and data position); without it, an ``OUTPUT_DIR`` that already holds
 checkpoints is an error, so a run is never silently overwritten.
@@ -49,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop at the first bad frame (unreadable, of another size, bad pose) instead of skipping it; skipped "
         "frames are always counted and named in OUTPUT_DIR/frame_report.json",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the recipe's parameters and estimated GPU memory (weights, gradients, optimizer states, "
+        "activations with checkpointing) and exit; builds nothing, reads no data",
+    )
+    parser.add_argument("--frames", type=int, default=None, help="--dry-run: frames per clip (default data.num_frames)")
+    parser.add_argument("--image-size", type=int, default=384, help="--dry-run: frame side in pixels (default 384)")
     parser.set_defaults(func=_run)
 
 
@@ -62,6 +74,14 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.dry_run:
+            from loc3r.train.memory import estimate_recipe
+
+            try:
+                print(estimate_recipe(cfg, frames=args.frames, image_size=args.image_size))
+            except (OSError, ValueError) as err:
+                raise ConfigError(f"{args.config}: {err}") from err
+            return 0
         train(cfg, resume=args.resume, strict=args.strict)
     except (ConfigError, CheckpointError, NonFiniteLossError, SampleError) as err:
         print(f"loc3r train: error: {err}", file=sys.stderr)

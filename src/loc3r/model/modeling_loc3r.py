@@ -809,7 +809,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
     ) -> Loc3rForConditionalGeneration:
         """Start loc3r training from a REAL HF checkpoint directory (no download).
 
-        The backbone is detected from ``config.json``'s ``model_type`` (``qwen2_5_vl``, ``llava_onevision``). The
+        The backbone is detected from ``config.json``'s ``model_type`` (``qwen2_5_vl``, ``qwen3_vl``,
+        ``llava_onevision``, ``smolvlm``; another architecture is an error naming the file and field). The
         tokenizer (from ``tokenizer_dir`` or ``local_dir``) gets ``<Pos> <Ori> <Cam>``; the embeddings are resized
         (new rows: mean of the old ones); the heads are new. Preprocessing settings (mean/std, pixel limits) are
         read from the checkpoint's processor files.
@@ -819,13 +820,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         if not config_path.is_file():
             raise FileNotFoundError(f"{config_path}: not found (expected a Hugging Face checkpoint directory)")
         model_type = json.loads(config_path.read_text()).get("model_type")
-        matches = [n for n in available_backbones() if get_backbone(n).model_type == model_type]
-        if not matches:
-            raise ValueError(
-                f"{config_path}: model_type {model_type!r} has no loc3r backbone adapter "
-                f"(available: {available_backbones()})"
-            )
-        backbone = matches[0]
+        backbone = cls.backbone_for_model_type(model_type, str(config_path))
         adapter = get_backbone(backbone)
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or local_dir))
         add_loc3r_special_tokens(tokenizer, backbone)
@@ -885,6 +880,98 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         model.preprocessing = dict(base.preprocessing or {})
         if dtype is not None:
             model.to(dtype)
+        return model
+
+    @staticmethod
+    def backbone_for_model_type(model_type: Any, where: str) -> str:
+        """The registered backbone of a HF ``model_type``; an unsupported one is an error naming ``where``."""
+        matches = [n for n in available_backbones() if get_backbone(n).model_type == model_type]
+        if not matches:
+            raise ValueError(
+                f"{where}: field 'model_type' is {model_type!r}, which has no loc3r backbone adapter "
+                f"(supported: {sorted(get_backbone(n).model_type for n in available_backbones())})"
+            )
+        return matches[0]
+
+    @classmethod
+    def load_backbone_config(cls, config_file: str | Path, overrides: dict | None = None) -> tuple[str, Any]:
+        """``(backbone, HF config)`` from a checkpoint's ``config.json`` or a directory holding it (e.g.
+        ``configs/backbones/NAME``, the public configs of real checkpoints). ``overrides`` update top-level keys
+        and the ``text_config`` / ``vision_config`` dicts (e.g. ``{"text_config": {"num_hidden_layers": 2}}``:
+        full width, fewer blocks). Keys starting with ``_`` (provenance notes) are ignored."""
+        from transformers import CONFIG_MAPPING
+
+        path = Path(config_file)
+        if path.is_dir():
+            path = path / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: backbone config not found")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        data = {k: v for k, v in data.items() if not k.startswith("_") and k != "architectures"}
+        backbone = cls.backbone_for_model_type(data.get("model_type"), str(path))
+        for key, value in (overrides or {}).items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        model_type = data.pop("model_type")
+        try:
+            config = CONFIG_MAPPING[model_type](**data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: invalid {model_type} config ({err})") from err
+        return backbone, config
+
+    @classmethod
+    def from_backbone_config(
+        cls,
+        config_file: str | Path,
+        tokenizer: PreTrainedTokenizerBase,
+        overrides: dict | None = None,
+        dtype: torch.dtype | None = None,
+        attn_implementation: str | None = None,
+        seed: int = 0,
+        **config_kwargs: Any,
+    ) -> Loc3rForConditionalGeneration:
+        """A model of a REAL backbone configuration with random weights (scale checks, GPU benchmarks, memory
+        estimates — build it under ``torch.device("meta")`` to count without allocating).
+
+        The placeholder ids of ``tokenizer`` (which must hold the backbone's and loc3r's special tokens, e.g. a
+        tiny tokenizer) are written into the config; the vocabulary keeps the checkpoint's size (the embedding and
+        LM head cost of the real model). Preprocessing: the adapter's defaults for that config, updated by the
+        processor files next to ``config.json`` (the checkpoint's frame-size limits).
+        """
+        backbone, vlm_config = cls.load_backbone_config(config_file, overrides)
+        adapter = get_backbone(backbone)
+        ids = special_token_ids(tokenizer, backbone)
+        vocab = vlm_config.get_text_config().vocab_size
+        if len(tokenizer) > vocab:
+            raise ValueError(f"{config_file}: tokenizer has {len(tokenizer)} tokens, more than vocab_size {vocab}")
+        adapter.set_token_ids(vlm_config, ids)
+        text_config = vlm_config.get_text_config()
+        text_config.eos_token_id = ids[adapter.eos_token]
+        text_config.pad_token_id = ids[adapter.pad_token]
+        kwargs: dict[str, Any] = {}
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            vlm = adapter.hf_model_class._from_config(vlm_config, **kwargs)
+            config = cls._make_config(backbone, vlm.config, tokenizer, **config_kwargs)
+            model = cls(config, vlm=vlm)
+        if dtype is not None:
+            model.to(dtype)
+        if attn_implementation is not None:
+            model.set_attn_implementation(attn_implementation)
+        model.tokenizer = tokenizer
+        local_dir = Path(config_file) if Path(config_file).is_dir() else Path(config_file).parent
+        model.preprocessing = adapter.default_preprocessing(vlm.config, local_dir)
         return model
 
     def build_processor(self, mode: str = "train", **kwargs: Any):

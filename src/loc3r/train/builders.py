@@ -168,8 +168,9 @@ def build_tokenizer_and_model(
     ``tiny.vocab_size``, default 512) and a randomly initialised tiny model of the backbone's real HF class
     (``Loc3rForConditionalGeneration.tiny``, the other ``tiny`` keys go to the backbone's tiny config);
     ``init = "pretrained"``: tokenizer and weights of the local ``pretrained_dir``: a Hugging Face backbone
-    checkpoint (``from_backbone_pretrained``) or a loc3r checkpoint such as the shipped base (``from_base``).
-    ``cfg.loc3r`` fields go to ``Loc3rConfig`` (unknown keys are rejected
+    checkpoint (``from_backbone_pretrained``) or a loc3r checkpoint such as the shipped base (``from_base``);
+    ``init = "random"``: the real architecture of ``config_file`` with random weights and a tiny tokenizer for the
+    placeholders (``from_backbone_config``). ``cfg.loc3r`` fields go to ``Loc3rConfig`` (unknown keys are rejected
     there; the error is re-raised naming ``model.loc3r``). A given ``tokenizer`` (tiny init only: the one
     saved in the checkpoint being resumed) is used instead of training a new one.
     """
@@ -188,6 +189,24 @@ def build_tokenizer_and_model(
                 cfg.backbone, tokenizer, seed=seed, vlm_overrides=tiny, **loc3r_kwargs
             )
             model.to(_DTYPES[cfg.dtype])
+        elif cfg.init == "random":
+            from loc3r.model.tokenizer import build_tiny_tokenizer
+
+            if tokenizer is None:
+                tokenizer = build_tiny_tokenizer(corpus or [], vocab_size=512, backbone=cfg.backbone)
+            model = Loc3rForConditionalGeneration.from_backbone_config(
+                cfg.config_file,
+                tokenizer,
+                overrides=cfg.config_overrides or None,
+                dtype=_DTYPES[cfg.dtype],
+                attn_implementation=cfg.attn_implementation,
+                seed=seed,
+                **loc3r_kwargs,
+            )
+            if model.config.backbone != cfg.backbone:
+                raise ValueError(
+                    f"model.backbone is {cfg.backbone!r} but {cfg.config_file} is a {model.config.backbone!r} config"
+                )
         elif _is_loc3r_checkpoint(cfg.pretrained_dir):  # a loc3r base, e.g. the shipped loc3r-tiny
             model = Loc3rForConditionalGeneration.from_base(cfg.pretrained_dir, _DTYPES[cfg.dtype], **loc3r_kwargs)
             tokenizer = model.tokenizer

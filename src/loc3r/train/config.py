@@ -68,7 +68,10 @@ class ModelConfig(StrictConfig):
 
     ``init = "tiny"`` builds a randomly initialised tiny model of the real HF class of ``backbone``
     (tests, the CPU demo); ``init = "pretrained"`` loads ``pretrained_dir`` (a local HF checkpoint
-    directory, never downloaded) with :meth:`Loc3rForConditionalGeneration.from_backbone_pretrained`.
+    directory, never downloaded) with :meth:`Loc3rForConditionalGeneration.from_backbone_pretrained`;
+    ``init = "random"`` builds the REAL architecture of ``config_file`` (a checkpoint's ``config.json``, e.g.
+    ``configs/backbones/qwen3_vl_2b.json``) with random weights (scale checks and GPU benchmarks without
+    weights; ``config_overrides`` may change it, e.g. ``{text_config: {num_hidden_layers: 2}}``).
     ``loc3r`` holds fields of the model's ``Loc3rConfig`` (loss weights, camera prior, cue injection,
     ...); ``tiny`` holds size overrides for the tiny constructor. Both are checked against the model code
     when the model is built (unknown keys are errors there). ``dtype`` is the dtype of the weights
@@ -77,8 +80,10 @@ class ModelConfig(StrictConfig):
     """
 
     backbone: str = "qwen2_5_vl"
-    init: Literal["tiny", "pretrained"] = "tiny"
+    init: Literal["tiny", "pretrained", "random"] = "tiny"
     pretrained_dir: Path | None = None
+    config_file: Path | None = None
+    config_overrides: dict[str, Any] = Field(default_factory=dict)
     tiny: dict[str, Any] = Field(default_factory=dict)
     loc3r: dict[str, Any] = Field(default_factory=dict)
     attn_implementation: str | None = "sdpa"
@@ -92,6 +97,8 @@ class ModelConfig(StrictConfig):
     def _pretrained_needs_dir(self) -> ModelConfig:
         if self.init == "pretrained" and self.pretrained_dir is None:
             raise ValueError("model.init = 'pretrained' needs model.pretrained_dir (a local checkpoint directory)")
+        if self.init == "random" and self.config_file is None:
+            raise ValueError("model.init = 'random' needs model.config_file (a backbone config.json)")
         return self
 
 
