@@ -15,7 +15,7 @@ from loc3r.model.tokenizer import build_tiny_tokenizer
 from loc3r.train.config import load_config
 from loc3r.train.memory import build_meta_model, estimate_training_memory
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BACKBONES = ROOT / "configs" / "backbones"
 
 # published sizes (billions of parameters) of the checkpoints whose config.json is in configs/backbones

@@ -377,4 +377,4 @@ class Qwen3VLAdapter(BackboneAdapter):
 
     def projector_modules(self, vlm: PreTrainedModel) -> list[nn.Module]:
         visual = vlm.model.visual
-        return [visual.merger, visual.deepstack_merger_list]
+        return [visual.merger, *visual.deepstack_merger_list]  # one module each: PEFT modules_to_save wraps modules
