@@ -233,7 +233,7 @@ def base_recognition(base_dir: Path, root: Path, frames: int, max_scans: int | N
     initialisation, the base's own recognition head, and object listing (set-F1) on held-out and training rooms."""
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
 
-    base = Loc3rForConditionalGeneration.from_pretrained(base_dir)
+    base = Loc3rForConditionalGeneration.from_pretrained(base_dir, dtype=torch.float32)  # shipped as float16
     base.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1234)

@@ -112,3 +112,19 @@ def test_ablation_order_is_reported_either_way() -> None:
     assert test_line.endswith("holds") and "loc3r 25.0 ± 1.5" in test_line
     assert novel_line.endswith("does NOT hold")
     assert ablation_order({"loc3r": results["loc3r"]}) == []
+
+
+def test_demo_configs_are_exactly_what_the_demo_trains() -> None:
+    """configs/demo/<variant>.yaml is the recipe loc3r demo builds for that variant (data root and output dir aside)."""
+    from loc3r.demo import _recipe
+    from loc3r.pretrained_base import BASE_DIR
+    from loc3r.train.config import config_to_dict, load_config
+
+    for variant in VARIANTS:
+        written = config_to_dict(load_config(REPO / "configs" / "demo" / f"{variant}.yaml"))
+        built = config_to_dict(
+            _recipe(Path("data/synthrooms_demo"), Path(f"runs/demo_{variant}"), variant, DEFAULT, 0, BASE_DIR)
+        )
+        assert Path(written["model"].pop("pretrained_dir")).resolve() == BASE_DIR.resolve(), variant
+        built["model"].pop("pretrained_dir")
+        assert written == built, variant

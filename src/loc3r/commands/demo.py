@@ -66,6 +66,5 @@ def _run(args: argparse.Namespace) -> int:
         changes["base"] = None
         changes["freeze_vision_tower"] = False
         changes["lr"] = 1e-3
-        changes["head_lr"] = None
     run_demo(args.out, dataclasses.replace(settings, **changes), data_seed=args.data_seed)
     return 0
