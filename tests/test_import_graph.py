@@ -32,6 +32,8 @@ LAYERS: dict[str, int] = {
     "infer": 6,
     "demo": 6,
     "pretrained_base": 6,
+    "stream": 6,
+    "web": 6,
     "commands": 7,
     "cli": 8,
 }
