@@ -387,6 +387,11 @@ def test_shards_and_merge_equal_one_run(data: dict[str, Path], ckpt: dict[str, P
     assert s1 == s2
     # merging the same shard twice is refused, naming the files
     assert main(["eval", "--config", str(config), "--merge", str(shards[0]), str(shards[0])]) == 2
+    # so are one shard of two, and shards merged under a config with another frame count (issue 11)
+    assert main(["eval", "--config", str(config), "--merge", str(shards[0]), "--out", str(tmp_path / "x")]) == 2
+    (tmp_path / "o").mkdir()
+    other = _config(tmp_path / "o", "sqa3d", data, ckpt["loc3r"], num_frames=6)
+    assert main(["eval", "--config", str(other), "--merge", *map(str, shards), "--out", str(tmp_path / "x")]) == 2
 
 
 def test_max_samples_subset_is_rescorable(
@@ -457,3 +462,23 @@ def test_paper_eval_configs_reach_the_checkpoint(path: Path, capsys: pytest.Capt
     assert not (REPO / checkpoint).exists()
     assert main(["eval", "--config", str(path)]) == 2
     assert f"{checkpoint}: checkpoint directory does not exist" in capsys.readouterr().out
+
+
+def test_skipped_samples_are_listed_with_their_reason(
+    data: dict[str, Path], ckpt: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record whose video is missing is neither scored nor silently dropped: scores.json lists it (issue 11)."""
+    records = [json.loads(line) for line in (data["synth"] / "vsibench" / "train.jsonl").read_text().splitlines()]
+    ghost = {**records[0], "id": 999999, "scene_name": "synth09999_00"}
+    jsonl = tmp_path / "vsi.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in [*records, ghost]))
+    config = _config(tmp_path, "vsibench", data, ckpt["loc3r"])
+    cfg = yaml.safe_load(config.read_text())
+    cfg["data"]["root"] = str(jsonl)
+    config.write_text(yaml.safe_dump(cfg))
+    assert main(["eval", "--config", str(config)]) == 0
+    scores = json.loads((tmp_path / "out-vsibench" / "scores.json").read_text())
+    assert scores["n_skipped"] == 1 and scores["n_input"] == len(records) + 1 == scores["n"] + 1
+    (skipped,) = scores["skipped"]
+    assert "synth09999_00" in skipped["reason"] and "999999" in skipped["sample_id"]
+    assert "1 of" in capsys.readouterr().out

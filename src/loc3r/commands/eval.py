@@ -61,6 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
+# settings that may differ between the shards and the merge step: where files are, how batches were cut
+_NOT_COMPARED = frozenset({"config", "checkpoint", "batch_size", "shard", "merged_files"})
+
+
 def _report_skipped(skipped: list, total: int | None, warnings: list[str]) -> None:
     """Print the samples left out of the scores (and merge warnings) so that the denominator is never silent."""
     import sys
@@ -222,6 +226,17 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         total = None
         if args.merge:
             records, skipped, warnings, shard_settings = merge_checked(args.merge, allow_partial=args.allow_partial)
+            # the shards must also have been made with this config's settings (frames, prompts, data, decoding)
+            differing = sorted(
+                k
+                for k, v in settings.items()
+                if k not in _NOT_COMPARED and k in shard_settings and shard_settings[k] != v
+            )
+            for key in differing:
+                message = f"setting {key!r} of the shards is {shard_settings[key]!r} but {settings[key]!r} in {source}"
+                if not args.allow_partial:
+                    raise SampleError(f"cannot merge: {message} (pass --allow-partial to score them anyway)")
+                warnings.append(message)
             settings["merged_files"] = len(args.merge)
             settings["partial"] = bool(warnings)
             total = len(records) + len(skipped)
@@ -249,7 +264,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
             predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
             write_jsonl(predictions, records)
             # what must agree between shards: everything that changes a score, the model itself included
-            same = {k: v for k, v in settings.items() if k not in ("config", "checkpoint", "batch_size")}
+            same = {k: v for k, v in settings.items() if k not in _NOT_COMPARED}
             write_shard_info(
                 predictions,
                 shard=shard,
