@@ -184,12 +184,17 @@ def cpu_child(args: argparse.Namespace) -> None:
     heads = sum(
         p.numel() for name in HEADS if getattr(model, name) is not None for p in getattr(model, name).parameters()
     )
+    t0 = time.perf_counter()
     flops, head_flops, layer_flops, block_flops = count_flops(model, batch)
-    time_steps(model, batch, 1, "cpu")  # warm-up
-    step = statistics.median(time_steps(model, batch, args.repeats, "cpu"))
-    peak = peak_tensor_mb(model, batch, torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0))
-    model.eval()
-    infer = statistics.median(time_predict(model, eval_batch, args.repeats, "cpu"))
+    if args.flops_only:  # one counted forward + backward (its wall time, not a benchmark); no timing passes
+        step, peak, infer = time.perf_counter() - t0, float("nan"), float("nan")
+    else:
+        time_steps(model, batch, 1, "cpu")  # warm-up
+        step = statistics.median(time_steps(model, batch, args.repeats, "cpu"))
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+        peak = peak_tensor_mb(model, batch, optimizer)
+        model.eval()
+        infer = statistics.median(time_predict(model, eval_batch, args.repeats, "cpu"))
     n_llm, n_vis = depth_of(model)
     with open("/proc/self/status") as f:
         hwm = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
@@ -273,6 +278,8 @@ def cpu_main(args: argparse.Namespace) -> None:
                 "--repeats",
                 str(args.repeats),
             ]
+            if args.flops_only:
+                cmd.append("--flops-only")
             proc = subprocess.run(
                 cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             )
@@ -408,6 +415,9 @@ def main() -> None:
     cpu.add_argument("--size", type=int, default=384)
     cpu.add_argument("--repeats", type=int, default=3)
     cpu.add_argument("--threads", type=int, default=1)
+    cpu.add_argument(
+        "--flops-only", action="store_true", help="count FLOPs and RSS only (one pass per variant; no timings)"
+    )
     cpu.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     cpu.add_argument("--model", help=argparse.SUPPRESS)
     cpu.add_argument("--variant", help=argparse.SUPPRESS)
