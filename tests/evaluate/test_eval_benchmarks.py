@@ -112,6 +112,9 @@ def _data_spec(benchmark: str, data: dict[str, Path]) -> dict[str, Any]:
     if benchmark == "scanqa":
         return {"kind": "scanqa", "root": str(data["scanqa"]), "split": "val",
                 "options": {"scannet_root": scans, "points_size": None}}  # fmt: skip
+    if benchmark == "beacon3d":
+        return {"kind": "scanqa", "root": str(synth / "beacon3d" / "train" / "synthrooms_qa.json"), "split": "val",
+                "options": {"scannet_root": scans, "points_size": None}}  # fmt: skip
     if benchmark == "vsibench":
         return {"kind": "vsibench", "root": str(synth / "vsibench" / "train.jsonl"), "split": "test",
                 "options": {"video_root": str(synth / "vsibench")}}  # fmt: skip
@@ -158,6 +161,9 @@ RESCORE = {
     "scanqa": lambda out, data: ["scanqa", "--references", str(data["scanqa"] / "ScanQA_v1.0_val.json"),
                                  "--predictions", str(out / "scanqa_predictions.json")],
     "vsibench": lambda out, data: ["vsibench", "--predictions", str(out / "vsibench_predictions.jsonl")],
+    "beacon3d": lambda out, data: ["beacon3d", "--metadata",
+                                   str(data["synth"] / "beacon3d" / "train" / "metadata_synthrooms_qa.json"),
+                                   "--predictions", str(out / "beacon3d_predictions.json")],
     "msqa": lambda out, data: ["scanqa", "--references", str(out / "msqa_references.json"),
                                "--predictions", str(out / "msqa_predictions.json")],
 }  # fmt: skip
@@ -167,10 +173,11 @@ KEYS = {
     "scanqa": ("em@1", "bleu-1", "bleu-4", "meteor", "rouge-l", "cider"),
     "vsibench": ("overall", "object_abs_distance", "object_rel_direction", "object_rel_distance", "n"),
     "msqa": ("em@1", "em-r", "cider", "rouge-l"),
+    "beacon3d": ("overall_case", "overall_object", "appearance", "spatial", "em", "n"),
 }
 
 
-@pytest.mark.parametrize("benchmark", ["sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa"])
+@pytest.mark.parametrize("benchmark", ["sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa", "beacon3d"])
 def test_benchmark_end_to_end_and_rescored(
     benchmark: str, data: dict[str, Path], ckpt: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -186,6 +193,8 @@ def test_benchmark_end_to_end_and_rescored(
         assert text in printed, text
     settings = json.loads((out / "settings.json").read_text())
     assert settings["samples"] == scores.get("n_questions", scores["n"]) and not settings["subset"]
+    if benchmark == "beacon3d":  # every ScanQA-format record was asked; the metadata counts each object's 3
+        assert scores["n"] == 3 * scores["n_objects"] and scores["missing"] == 0
     if benchmark != "sqa3d_localization":
         suffix = yaml.safe_load(config.read_text())["prompt"]
         assert repr(suffix.get("multiple_choice_suffix") or suffix["suffix"]) in printed

@@ -9,6 +9,8 @@ names; exit code 2 with a message naming file / record / field on malformed inpu
   per question type.
 * ``loc3r score scanqa --references R.json --predictions P.json`` — EM@1, BLEU-1..4, METEOR, ROUGE-L, CIDEr.
 * ``loc3r score vsibench --predictions P.jsonl`` — the 8 VSI-Bench tasks and ``overall``.
+* ``loc3r score beacon3d --metadata metadata_scannet_qa.json --predictions P.json`` — Beacon3D QA per knowledge
+  type, overall (case) and overall (object).
 
 Missing predictions are scored as wrong and reported; predictions for unknown ids are reported and
 ignored (``--strict`` turns them into an error). The metric definitions are in
@@ -27,6 +29,8 @@ _DEFINITIONS = {
     "candidates (position and orientation each), strict <",
     "sqa3d-qa": "LEO clean_answer; EM@1 exact, EM-R exact or containment; types by question prefix",
     "scanqa": "clean_answer; pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr on the first answer, x100",
+    "beacon3d": "Beacon3D evaluate_qa.py: clean_answer; EM or (binary and EM-R) -> 5, else the prediction's judge "
+    "'score' 1..5 (no LLM judge runs here: 1); (mean-1)/4*100 per type and case; object = all questions >= 4",
     "vsibench": "thinking-in-space lmms-eval: first token MC match; MRA over 0.50:0.95:0.05; rel_direction = mean "
     "of easy/medium/hard; overall = mean of 8 tasks",
 }
@@ -86,6 +90,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vsi.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     vsi.set_defaults(func=_run_vsibench)
+
+    beacon = benchmarks.add_parser("beacon3d", help="Beacon3D QA (per type, overall case / object)")
+    beacon.add_argument("--metadata", required=True, help="Beacon3D metadata_<domain>_qa.json")
+    beacon.add_argument(
+        "--predictions",
+        required=True,
+        help="JSON list or JSONL of {question_id (ScanQA-format id), answer[, score: judge score 1..5]}",
+    )
+    _common(beacon)
+    beacon.set_defaults(func=_run_beacon3d)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -168,6 +182,23 @@ def _run_vsibench(args: argparse.Namespace) -> int:
     return _execute(args, "vsibench", "VSI-Bench", work)
 
 
+def _run_beacon3d(args: argparse.Namespace) -> int:
+    def work() -> tuple[dict[str, Any], dict[str, Any]]:
+        from loc3r.evaluate.beacon3d import score_beacon3d
+        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+
+        result = score_beacon3d(
+            load_json_or_jsonl(args.metadata),
+            load_records(args.predictions),
+            strict=args.strict,
+            metadata_source=str(args.metadata),
+            predictions_source=str(args.predictions),
+        )
+        return result, {"metadata": args.metadata, "predictions": args.predictions}
+
+    return _execute(args, "beacon3d", "Beacon3D QA", work)
+
+
 def _execute(
     args: argparse.Namespace,
     name: str,
@@ -198,6 +229,12 @@ def _execute(
         print(
             f"loc3r score {name}: warning: {result['inconsistent_situations']} situations got different predictions "
             "for their questions (the first question's prediction is scored)",
+            file=sys.stderr,
+        )
+    if result.get("unjudged"):
+        print(
+            f"loc3r score {name}: warning: {result['unjudged']} answers match no reference by rule and carry no judge "
+            "score: scored 1 (the official GPT-4o judge does not run here; the scores are a lower bound)",
             file=sys.stderr,
         )
     if result.get("meteor_unavailable"):

@@ -44,7 +44,7 @@ __all__ = [
     "join_prompt",
 ]
 
-BENCHMARKS = ("sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa")
+BENCHMARKS = ("sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa", "beacon3d")
 
 
 class PromptConfig(StrictConfig):
@@ -66,7 +66,7 @@ class GenerationConfig(StrictConfig):
 class EvalConfig(StrictConfig):
     """One benchmark evaluation: checkpoint, data, pinned prompt, decoding and metric."""
 
-    benchmark: Literal["sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa"]
+    benchmark: Literal["sqa3d", "sqa3d_localization", "scanqa", "vsibench", "msqa", "beacon3d"]
     checkpoint: Path
     output_dir: Path
     data: DatasetSpec
@@ -104,6 +104,7 @@ TASK_MODULES: dict[str, str] = {
     "scanqa": "loc3r.evaluate.tasks.scanqa",
     "vsibench": "loc3r.evaluate.tasks.vsibench",
     "msqa": "loc3r.evaluate.tasks.msqa",
+    "beacon3d": "loc3r.evaluate.tasks.beacon3d",
 }
 
 

@@ -31,6 +31,9 @@ Output directory layout (``loc3r synth --out DIR``)
                                            question_type, question, options, ground_truth}
       vsibench/synthrooms/<scene_id>.mp4   the videos at VSI-Bench's <dataset>/<scene_name>.mp4 (hard links)
       meta_info/synthrooms_meta_info_<split>.json   the layouts of a split, {scene_id: entry}
+      beacon3d/<split>/metadata_synthrooms_qa.json  Beacon3D QA in Beacon3D's format (per object: grounding
+      beacon3d/<split>/synthrooms_qa.json           texts + 3 tagged questions; ScanQA-format records;
+      beacon3d/<split>/obj_id_to_class.json         instance id -> category), see loc3r.data.synth.beacon3d
 
 Splits (by room): ``train``, ``val``, ``test`` and ``test_novel_view``. Room ``synthNNNNN`` is rendered
 as scan ``synthNNNNN_00`` with a hand-held walk; each *test* room is rendered a second time as
@@ -681,6 +684,7 @@ def _finalize(
             next_id += 1
         _atomic_json(out_dir / "vsibench" / f"{split}.jsonl", records, lines=True)
         _atomic_json(out_dir / "meta_info" / f"{DATASET_NAME}_meta_info_{split}.json", meta[split])
+        _write_beacon3d(out_dir / "beacon3d" / split, meta[split], summaries, settings.seed)
     answers = sorted({a["answers"][0]["answer"] for a in sqa_a["train"]})
     _atomic_json(
         out_dir / "sqa3d" / "answer_dict.json",
@@ -726,10 +730,27 @@ def _finalize(
             "vsibench": "vsibench/<split>.jsonl",
             "vsibench_videos": f"vsibench/{DATASET_NAME}/<scene_id>.mp4" if settings.write_video else None,
             "meta_info": f"meta_info/{DATASET_NAME}_meta_info_<split>.json",
+            "beacon3d_metadata": f"beacon3d/<split>/metadata_{DATASET_NAME}_qa.json",
+            "beacon3d_qa": f"beacon3d/<split>/{DATASET_NAME}_qa.json",
+            "beacon3d_obj_id_to_class": "beacon3d/<split>/obj_id_to_class.json",
         },
     }
     _atomic_json(out_dir / INDEX_NAME, index)
     return index
+
+
+def _write_beacon3d(directory: Path, meta: dict[str, Any], summaries: dict[str, dict], seed: int) -> None:
+    """The split's rooms as a Beacon3D QA set in Beacon3D's file format (:mod:`loc3r.data.synth.beacon3d`),
+    naming only objects the scan's clip shows."""
+    from loc3r.data.synth.beacon3d import beacon3d_files
+    from loc3r.data.synth.meta_info import layout_from_entry
+
+    layouts = [layout_from_entry(scene_id, entry) for scene_id, entry in meta.items()]
+    visible = {scene_id: {int(k) for k in summaries.get(scene_id, {}).get("first_seen_frame", {})} for scene_id in meta}
+    metadata, records, classes = beacon3d_files(layouts, seed, visible)
+    _atomic_json(directory / f"metadata_{DATASET_NAME}_qa.json", metadata)
+    _atomic_json(directory / f"{DATASET_NAME}_qa.json", records)
+    _atomic_json(directory / "obj_id_to_class.json", classes)
 
 
 def generate_dataset(
