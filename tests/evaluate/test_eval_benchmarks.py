@@ -458,10 +458,27 @@ def test_bad_inputs_are_named(
     sampled.write_text(yaml.safe_dump(cfg))
     assert main(["eval", "--config", str(sampled)]) == 2
     assert "num_beams=4" in capsys.readouterr().out
-    # two candidates cannot come from the single-pose heads
-    two = _config(tmp_path, "sqa3d_localization", data, ckpt["loc3r"], localization_candidates=2)
-    assert main(["eval", "--config", str(two)]) == 2
-    assert "localization_candidates" in capsys.readouterr().out
+
+
+def test_sqa3d_localization_three_candidates(data: dict[str, Path], ckpt: dict[str, Path], tmp_path: Path) -> None:
+    """Up to 3 candidates (orientation modes, positions spread by the calibrated sigma): the head's pose is the
+    first, so Acc with 3 is never below Acc with 1; the file holds the SQA3D candidates format."""
+    one = _config(tmp_path, "sqa3d_localization", data, ckpt["loc3r"], output_dir=str(tmp_path / "one"))
+    assert main(["eval", "--config", str(one)]) == 0
+    extra = {"localization_candidates": 3, "position_sigma_temperature": 2.0, "candidate_spread": 1.5}
+    three = _config(tmp_path, "sqa3d_localization", data, ckpt["loc3r"], output_dir=str(tmp_path / "three"), **extra)
+    assert main(["eval", "--config", str(three)]) == 0
+    rows1 = json.loads((tmp_path / "one" / "sqa3d_localization_predictions.json").read_text())
+    rows3 = json.loads((tmp_path / "three" / "sqa3d_localization_predictions.json").read_text())
+    assert all("candidates" not in r for r in rows1)
+    assert all(len(r["candidates"]) == 3 for r in rows3)
+    for r1, r3 in zip(rows1, rows3, strict=True):
+        assert r3["candidates"][0]["position"] == pytest.approx(r1["position"])
+        assert len({json.dumps(c["position"]) for c in r3["candidates"]}) == 3
+    s1 = json.loads((tmp_path / "one" / "scores.json").read_text())
+    s3 = json.loads((tmp_path / "three" / "scores.json").read_text())
+    for key in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg"):
+        assert s3[key] >= s1[key], key
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs" / "paper" / "eval").glob("*.yaml")), ids=lambda p: p.stem)

@@ -79,6 +79,10 @@ class EvalConfig(StrictConfig):
     localization_candidates: int = Field(1, ge=1, le=3)  # SQA3D localization: up to 3 counted (DESIGN.md §5)
     # SQA3D localization unit: each (scene, situation) once (the paper's 719 test situations) or every question
     localization_unit: Literal["situation", "question"] = "situation"
+    # position sigma scale fitted on validation (benchmarks/calibrate_poses.py); used by the extra candidates
+    position_sigma_temperature: float = Field(1.0, gt=0)
+    # extra position candidates at mean +- spread * calibrated sigma along its larger axis (fitted on validation)
+    candidate_spread: float = Field(1.0, ge=0)
 
 
 def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:

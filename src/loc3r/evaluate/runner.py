@@ -210,6 +210,8 @@ def evaluate_synth(
                 "answer": pred.answer,
                 "references": list(sample.answers),
                 "seconds": seconds,
+                # joins a situated question to its situation's localization (QA accuracy when localized)
+                "situation": sample.situation_text,
             }
             if name == "loc":
                 gt_xy, gt_yaw = bev_ground_truth(sample)
@@ -220,6 +222,7 @@ def evaluate_synth(
                         yaw_bev=pred.yaw_bev,
                         position_sigma=_as_list(pred.position_sigma),
                         yaw_confidence=pred.yaw_confidence,
+                        yaw_probabilities=_as_list(pred.yaw_probabilities),
                     )
                 else:
                     parsed = parse_pose_text(pred.answer)

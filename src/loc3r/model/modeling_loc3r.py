@@ -138,6 +138,8 @@ class Loc3rPrediction:
     position_sigma: np.ndarray | None = None  # (2,) standard deviations
     yaw_bev: float | None = None
     yaw_confidence: float | None = None
+    #: (B,) softmax of the orientation bins (bin b centred at -pi + (b + 0.5) 2pi/B): its modes give extra candidates
+    yaw_probabilities: np.ndarray | None = None
     position_world: np.ndarray | None = None  # (3,) with z = 0
     yaw_world: float | None = None
     layout_mean: np.ndarray | None = None  # [N_vision, 2] BEV x-y per vision token
@@ -682,7 +684,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             counts = vision_mask.sum(dim=1).tolist()
             layout_mean = torch.split(mean, counts)
             layout_sigma = torch.split(torch.exp(0.5 * log_var), counts)
-        pos_mean = pos_sigma = yaw = conf = None
+        pos_mean = pos_sigma = yaw = conf = yaw_probs = None
         if self.position_head is not None:
             p_mean, p_log_var = self.position_head(
                 hidden[self._token_rows(input_ids, self.config.pos_token_id, "<Pos>")]
@@ -691,6 +693,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         if self.orientation_head is not None:
             logits = self.orientation_head(hidden[self._token_rows(input_ids, self.config.ori_token_id, "<Ori>")])
             yaw, conf = decode_orientation(logits)
+            yaw_probs = torch.softmax(logits.float(), dim=-1)
 
         # ---- greedy decoding on the KV cache
         generated: list[Tensor] = []
@@ -737,6 +740,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             if yaw is not None:
                 pred.yaw_bev = float(yaw[b])
                 pred.yaw_confidence = float(conf[b])
+                pred.yaw_probabilities = yaw_probs[b].cpu().numpy()
             anchor = getattr(meta, "anchor", None)
             if anchor is not None:
                 if pred.position_bev is not None:

@@ -31,7 +31,11 @@ One sample per question.
   config key ``localization_unit: question``; a unit without prediction counts as wrong.
 * Models without situation heads (``lm_only``) cannot localize on a real benchmark (text coordinates are only
   defined in SynthRooms' demo task): a :class:`~loc3r.train.config.ConfigError` names checkpoint and benchmark.
-  ``localization_candidates > 1`` is refused: the heads give one pose.
+* ``localization_candidates: 2|3`` (SQA3D scores the closest of up to 3): the heads' pose first, then the
+  orientation distribution's other modes and positions spread by the calibrated sigma
+  (:func:`loc3r.evaluate.calibration.pose_candidates` with the config's ``position_sigma_temperature`` and
+  ``candidate_spread``, both fitted on validation by ``benchmarks/calibrate_poses.py``); the prediction file then
+  holds ``{"question_id", "candidates": [{position, rotation}, ...]}``.
 
 ``max_samples`` evaluates an evenly spread subset; the scores are then over that subset and the official
 file restricted to it is written next to the predictions (``*_annotations_subset.json``) so that
@@ -192,13 +196,16 @@ class SQA3DLocalizationTask(BenchmarkTask):
         "strict <; BEV heads mapped back with the first frame's pose, axis alignment and raw-mesh bbox centre"
     )
 
+    #: set from the config by :meth:`check_config` (which the runner calls before any record)
+    candidates: int = 1
+    temperature: float = 1.0
+    spread: float = 1.0
+
     def check_config(self, config: EvalConfig, source: str) -> None:
         super().check_config(config, source)
-        if config.localization_candidates != 1:
-            raise ConfigError(
-                f"{source}: key 'localization_candidates' is {config.localization_candidates}, but the <Pos>/<Ori> "
-                "heads give one pose per situation; set it to 1"
-            )
+        self.candidates = config.localization_candidates
+        self.temperature = config.position_sigma_temperature
+        self.spread = config.candidate_spread
 
     def check_model(self, model: Any, checkpoint: str | Path) -> None:
         if not model.config.situation_enabled:
@@ -231,9 +238,28 @@ class SQA3DLocalizationTask(BenchmarkTask):
         if prediction.position_bev is None or prediction.yaw_bev is None:
             raise SampleError(f"sample {sample.sample_id!r}: the model returned no <Pos>/<Ori> prediction")
         pose = sqa3d_pose_record(sample, prediction.position_bev, prediction.yaw_bev)
+        candidates = None
+        if self.candidates > 1:
+            from loc3r.evaluate.calibration import pose_candidates
+
+            if prediction.position_sigma is None:
+                raise SampleError(f"sample {sample.sample_id!r}: the model returned no position sigma for candidates")
+            candidates = [
+                sqa3d_pose_record(sample, xy, yaw)
+                for xy, yaw in pose_candidates(
+                    prediction.position_bev,
+                    prediction.position_sigma,
+                    getattr(prediction, "yaw_probabilities", None),
+                    prediction.yaw_bev,
+                    k=self.candidates,
+                    temperature=self.temperature,
+                    spread=self.spread,
+                )
+            ]
         return {
             "question_id": qid,
             **pose,
+            "candidates": candidates,
             "position_bev": [float(v) for v in np.asarray(prediction.position_bev).reshape(-1)],
             "yaw_bev": float(prediction.yaw_bev),
             "position_sigma": None
@@ -244,7 +270,10 @@ class SQA3DLocalizationTask(BenchmarkTask):
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         rows = [
-            {"question_id": r["question_id"], "position": r["position"], "rotation": r["rotation"]} for r in records
+            {"question_id": r["question_id"], "candidates": r["candidates"]}
+            if r.get("candidates")
+            else {"question_id": r["question_id"], "position": r["position"], "rotation": r["rotation"]}
+            for r in records
         ]
         return _write_json(out_dir / self.predictions_file, rows)
 
