@@ -17,8 +17,7 @@ probability; each refined by the circular mean of the bins within ±2 around it)
 modes within one bin of a yaw already chosen; a unimodal distribution is completed with the head's yaw ± 4 bins
 (40° for 36 bins: inside Acc@30° of the truth when the head is off by 10-70°); positions = the mean, then the
 mean ± ``spread``·σ' along the axis of the larger calibrated σ — the Gaussian's most likely directions of error;
-``spread`` is fitted
-on validation (:func:`fit_candidate_spread`).
+``spread`` is fitted on validation (:func:`fit_candidate_spread`).
 """
 
 from __future__ import annotations
