@@ -277,3 +277,45 @@ def test_sqa3d_kind_from_scannet_cache_equals_direct(synth: Path, tmp_path: Path
     for i in range(len(direct)):
         _same(direct[i], cached[i])
     assert cached[0].agent_position is not None
+
+
+def test_vsibench_scan_roots_give_layout_targets(synth: Path, tmp_path: Path) -> None:
+    """VSI-style records whose scene has a posed scan take their frames from it (poses + world points); a scene
+    without scan and a scan with too few valid poses keep the mp4 and are named in the report."""
+    records, videos = _vsibench(synth, tmp_path)
+    scans = tmp_path / "scannet_scans"
+    shutil.copytree(synth / "scans", scans)
+    names = sorted(p.stem for p in (videos / "scannet").glob("synth*.mp4"))
+    poor = scans / names[-1] / "pose" / "0.txt"  # one invalid pose: 5 valid < 6 frames per clip
+    poor.write_text("\n".join(["-inf -inf -inf -inf"] * 4) + "\n")
+    out = tmp_path / "cache"
+    code = cli_main(
+        ["prepare", "vsibench", "--root", str(records), "--video-root", str(videos), "--out", str(out), "--quiet",
+         "--frames", str(FRAMES), "--points-size", "12x16", "--scan-root", f"scannet={scans}"]
+    )  # fmt: skip
+    assert code == 1  # errors reported, the rest prepared
+    saved = json.loads((out / "prepare_report.json").read_text())
+    assert saved["samples_with_layout_targets"] == 2 * (len(names) - 1)
+    errors = {e["kind"]: e for e in saved["report"]["errors"]}
+    assert errors["scene_without_scan"]["field"] == "scene_name" and "id=99" in errors["scene_without_scan"]["record"]
+    assert "'broken'" in errors["scene_without_scan"]["message"]
+    poses = errors["too_few_valid_poses"]
+    assert poses["field"] == "pose" and names[-1] in poses["message"] and poses["file"].endswith("pose")
+
+    spec = {"kind": "vsibench", "root": records, "split": "train"}
+    cached = build_dataset(DatasetSpec(**spec, options={"cache": str(out)}), FRAMES)
+    direct = build_dataset(
+        DatasetSpec(**spec, options={"video_root": str(videos), "scan_roots": {"scannet": str(scans)},
+                                     "points_size": [12, 16]}), FRAMES
+    )  # fmt: skip
+    kinds = []
+    for i in range(len(cached) - 1):  # the last record is the broken video
+        sample = cached[i]
+        kinds.append(sample.meta["frames_from"])
+        if sample.scene_id == names[-1]:
+            assert sample.meta["frames_from"] == "video" and sample.poses is None and sample.points is None
+        else:
+            assert sample.meta["frames_from"] == "scan" and sample.poses.shape == (FRAMES, 4, 4)
+            assert np.isfinite(sample.points).any()
+        _same(direct[i], sample)
+    assert kinds.count("scan") == 2 * (len(names) - 1) and kinds.count("video") == 2

@@ -6,6 +6,8 @@ Examples::
     loc3r prepare sqa3d     --root data/sqa3d --scannet-root data/scannet/posed_images \\
                             --scans-root data/scannet/scans --out cache/sqa3d --frames 32 --workers 8
     loc3r prepare vsibench  --root data/vsibench/train.jsonl --video-root data/vsibench --out cache/vsibench
+    loc3r prepare vsibench  --root data/vlm3r/vsi_train.json --video-root data/vsibench \
+                            --scan-root scannet=data/scannet/posed_images --out cache/vlm3r   # + layout targets
     loc3r prepare synthrooms --root data/synthrooms --out cache/synthrooms --check
 
 Re-running the same command resumes (prepared clips are skipped). ``--check`` only validates;
@@ -53,6 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--video-root", default=None, help="VSI-Bench videos <dataset>/<scene>.mp4 (default: --root)")
     p.add_argument("--scene-meta", default=None, help="scene meta JSON (axis alignment, mesh centres)")
     p.add_argument("--scans-root", default=None, help="ScanNet scans/ folder (<scene>/<scene>.txt alignment)")
+    p.add_argument(
+        "--scan-root",
+        action="append",
+        default=None,
+        metavar="DATASET=DIR",
+        help="vsibench: posed scans of a source dataset (scannet | scannetpp | arkitscenes), DIR/<scene_name>/ in "
+        "ScanNet's export layout: the records of its scenes take their T frames from the scan (layout targets)",
+    )
     p.add_argument("--max-depth", type=float, default=10.0, help="depths beyond this (m) are invalid (default 10)")
     p.add_argument("--check", action="store_true", help="only validate; write nothing")
     p.add_argument("--strict", action="store_true", help="stop at the first bad input (prepared clips are kept)")
@@ -62,11 +72,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from loc3r.data.prepare import PrepareOptions, prepare_dataset
     from loc3r.data.schema import SampleError
 
+    scan_roots = {}
+    for item in args.scan_root or []:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            print(f"loc3r prepare: error: --scan-root expects DATASET=DIR, got {item!r}", file=sys.stderr)
+            return 2
+        scan_roots[name] = Path(folder)
     opts = PrepareOptions(
         dataset=args.dataset,
         root=Path(args.root),
@@ -79,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         video_root=Path(args.video_root) if args.video_root else None,
         scene_meta=Path(args.scene_meta) if args.scene_meta else None,
         scans_root=Path(args.scans_root) if args.scans_root else None,
+        scan_roots=scan_roots or None,
         max_depth=args.max_depth,
         check=args.check,
         strict=args.strict,

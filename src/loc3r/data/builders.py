@@ -197,9 +197,13 @@ def build_vsibench(
     image_size: Any = None,
     strict: bool = False,
     cache: str | None = None,
+    scan_roots: dict[str, str] | None = None,
+    points_size: Any = (96, 128),
 ) -> Dataset:
     """VSI-Bench records (``root``: a JSON/parquet file or folder) with videos under ``video_root``
-    (``<dataset>/<scene_name>.mp4``); no poses, so no layout / situation targets."""
+    (``<dataset>/<scene_name>.mp4``); the videos have no poses. ``scan_roots`` ``{dataset: DIR}``: records whose
+    scene has a posed scan ``DIR/<scene_name>/`` take their frames from it (layout targets; see
+    :mod:`loc3r.data.vsibench`); a prepared cache holds those scan clips already (``loc3r prepare --scan-root``)."""
     from loc3r.data.vsibench import VSIBenchDataset, load_vsibench
 
     records, report = load_vsibench(spec.root, question_types=question_types, strict=strict)
@@ -214,7 +218,23 @@ def build_vsibench(
     root = Path(video_root) if video_root is not None else Path(spec.root)
     if root.is_file():
         root = root.parent
-    return VSIBenchDataset(records, root, num_frames=num_frames, image_size=_size(image_size, "image_size"))
+    scans = None
+    if scan_roots:
+        from loc3r.data.scannet import ScanNetFrameSource
+
+        scans = {
+            name: ScanNetFrameSource(
+                folder,
+                num_frames=num_frames,
+                image_size=_size(image_size, "image_size"),
+                points_size=_size(points_size, "points_size"),
+                strict=strict,
+            )
+            for name, folder in scan_roots.items()
+        }
+    return VSIBenchDataset(
+        records, root, num_frames=num_frames, image_size=_size(image_size, "image_size"), scans=scans
+    )
 
 
 class SynthVSIDataset(Dataset):

@@ -62,6 +62,7 @@ __all__ = [
     "write_scannet_clip",
     "write_video_clip",
     "read_scannet_clip",
+    "scan_key",
     "read_video_clip",
     "read_cache_info",
     "write_cache_info",
@@ -91,6 +92,12 @@ def clip_key(scene_id: str) -> str:
 def video_key(dataset: str, scene_name: str) -> str:
     """Key of a VSI-Bench video ``<dataset>/<scene_name>.mp4``."""
     return clip_key(f"{dataset}__{scene_name}")
+
+
+def scan_key(dataset: str, scene_name: str) -> str:
+    """Key of a VSI-style record's clip taken from the posed scan of its scene (``loc3r prepare vsibench
+    --scan-root DATASET=DIR``), next to the video clip of :func:`video_key`."""
+    return clip_key(f"scan__{dataset}__{scene_name}")
 
 
 def clip_path(cache_dir: str | Path, key: str) -> Path:
@@ -309,6 +316,13 @@ class CachedVSIBenchDataset(VSIBenchDataset):
     def __post_init__(self) -> None:
         check_cache_settings(self.video_root, self.num_frames)
         super().__post_init__()
+
+    def _scan_clip(self, record: VSIBenchRecord) -> ScanNetClip | None:
+        """The prepared scan clip of the record's scene, when ``loc3r prepare`` took one (else None)."""
+        path = clip_path(self.video_root, scan_key(record.dataset, record.scene_name))
+        if not path.is_file():
+            return None
+        return read_scannet_clip(path)
 
     def _clip(self, record: VSIBenchRecord) -> VideoClip:
         path = clip_path(self.video_root, video_key(record.dataset, record.scene_name))

@@ -30,8 +30,20 @@ sqa3d          folder with the SQA3D question/annotation  ``scannet_root``
                JSON files
 scanqa         folder with ``ScanQA_v1.0_<split>.json``   ``scannet_root``
 msqa           the MSQA (ScanNet part) JSON file          ``scannet_root``
-vsibench       VSI-Bench records file or folder           videos under ``video_root`` (default: ``root``)
+vsibench       VSI-Bench records file or folder           videos under ``video_root`` (default: ``root``);
+                                                          with ``scan_roots`` {dataset: DIR} the posed
+                                                          scan ``DIR/<scene_name>/`` of each record's
+                                                          scene (layout targets; mp4 kept as fallback)
 =============  =========================================  ===========================================
+
+VSI-style records and posed scans: for a record whose source dataset has a scan root and whose scene has a scan
+folder there with at least ``T`` valid poses, the clip is the scan's (``T`` frames uniform over the valid frames,
+world poses, world points: the layout targets; key :func:`~loc3r.data.cache.scan_key`); its mp4 is prepared too
+when it exists (fallback). The report counts ``vsi_samples_with_scan`` and, for the others, why not:
+``vsi_no_scan_root:<dataset>`` (no scan root given for that source dataset), an error ``scene_without_scan``
+(the scene has no folder under the root; names file, record and field ``scene_name``) or ``too_few_valid_poses``
+(names the scan's pose folder, the scene and field ``pose``). Those samples train from the mp4 without layout
+targets.
 
 Only the scenes that the annotation files reference are prepared for sqa3d / scanqa / msqa / vsibench.
 """
@@ -54,6 +66,7 @@ from loc3r.data.cache import (
     clip_key,
     clip_path,
     read_cache_info,
+    scan_key,
     video_key,
     write_cache_info,
     write_scannet_clip,
@@ -87,6 +100,8 @@ class PrepareOptions:
     video_root: Path | None = None
     scene_meta: Path | None = None
     scans_root: Path | None = None
+    #: VSI-style records: source dataset (scannet | scannetpp | arkitscenes) -> folder of its posed scans
+    scan_roots: dict[str, Path] | None = None
     max_depth: float = 10.0
     check: bool = False
     strict: bool = False
@@ -99,7 +114,9 @@ class PrepareOptions:
             "dataset": self.dataset,
             "num_frames": int(self.num_frames),
             "image_size": None if self.image_size is None else list(self.image_size),
-            "points_size": None if self.points_size is None or self.dataset == "vsibench" else list(self.points_size),
+            "points_size": None
+            if self.points_size is None or (self.dataset == "vsibench" and not self.scan_roots)
+            else list(self.points_size),
             "max_depth": float(self.max_depth),
         }
 
@@ -115,6 +132,8 @@ class PrepareResult:
     clips_failed: list[str] = field(default_factory=list)
     samples: int = 0
     samples_ready: int = 0
+    #: VSI-style records with scan roots: samples whose clip comes from a posed scan (layout targets)
+    samples_with_layout_targets: int | None = None
     frames_written: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
@@ -127,7 +146,13 @@ class PrepareResult:
         head = [
             f"clips (scenes / videos): {self.clips_total} referenced, {self.clips_written} prepared now, "
             f"{self.clips_existing} already prepared, {len(self.clips_failed)} failed",
-            f"samples: {self.samples} loaded, {self.samples_ready} with a prepared clip",
+            f"samples: {self.samples} loaded, {self.samples_ready} with a prepared clip"
+            + (
+                ""
+                if self.samples_with_layout_targets is None
+                else f", {self.samples_with_layout_targets} with layout targets (posed scan; the others: mp4 frames, "
+                "see vsi_no_scan_root / scene_without_scan / too_few_valid_poses below)"
+            ),
             f"frames written: {self.frames_written} ({self.bytes_written / 2**20:.1f} MiB) in {self.seconds:.1f} s "
             f"({self.frames_per_second:.1f} frames/s)",
         ]
@@ -155,6 +180,8 @@ class _Task:
     scene_dir: str | None = None
     video: str | None = None
     record: str | None = None
+    #: a scan with fewer valid poses is refused (VSI-style records: the mp4 is the fallback)
+    min_valid_frames: int = 0
 
 
 @dataclass
@@ -207,6 +234,21 @@ def _prepare_one(task: _Task, opts: PrepareOptions) -> _Outcome:
             scene = ScanNetScene(
                 Path(task.scene_dir or ""), task.scene_id, scene_meta=table, scans_root=opts.scans_root, report=report
             )
+            if task.min_valid_frames:
+                valid = len(scene.valid_frame_ids())
+                if valid < task.min_valid_frames:
+                    out.failed = True
+                    report.error(
+                        "too_few_valid_poses",
+                        f"{task.scene_dir}/pose: scene {task.scene_id!r} ({task.record}) has {valid} frames with a "
+                        f"valid pose, fewer than the {task.min_valid_frames} of a clip; field 'pose': its samples "
+                        "keep the mp4 frames (no layout targets)",
+                        file=f"{task.scene_dir}/pose",
+                        record=task.record,
+                        field="pose",
+                    )
+                    out.report = report.to_dict()
+                    return out
             clip = scene.load_clip(opts.num_frames, opts.image_size, opts.points_size, max_depth=opts.max_depth)
             out.frames = int(clip.frames.shape[0])
             if opts.strict and report.errors:  # --strict: a scene with a bad file is not written
@@ -238,10 +280,12 @@ def _split_files_exist(dataset: str, root: Path, split: str) -> bool:
     return False
 
 
-def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dict[str, int]]:
-    """Read and validate the dataset's records; return the clips they need and the samples per clip."""
+def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dict[str, int], dict[str, str]]:
+    """Read and validate the dataset's records; return the clips they need, the samples per clip and the
+    fallback clip of a clip (VSI-style records: scan clip -> the record's video clip)."""
     ds, root = opts.dataset, Path(opts.root)
     per_clip: dict[str, int] = {}
+    fallback: dict[str, str] = {}
     tasks: dict[str, _Task] = {}
     strict = opts.strict
 
@@ -255,20 +299,56 @@ def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dic
     if ds == "scannet":
         for entry in sorted(p for p in root.iterdir() if p.is_dir()):
             scene_task(root, entry.name)
-        return list(tasks.values()), per_clip
+        return list(tasks.values()), per_clip, fallback
     if ds == "vsibench":
         from loc3r.data.vsibench import load_vsibench
 
         records, rep = load_vsibench(root, strict=strict)
         report.merge(rep)
         video_root = Path(opts.video_root) if opts.video_root else (root.parent if root.is_file() else root)
+        scan_roots = {k: Path(v) for k, v in (opts.scan_roots or {}).items()}
         for r in records:
+            if r.dataset in scan_roots:
+                scene_dir = scan_roots[r.dataset] / r.scene_name
+                if scene_dir.is_dir():
+                    key = scan_key(r.dataset, r.scene_name)
+                    tasks.setdefault(
+                        key,
+                        _Task(
+                            key=key,
+                            scene_id=r.scene_name,
+                            scene_dir=str(scene_dir),
+                            record=f"id={r.id}",
+                            min_valid_frames=opts.num_frames,
+                        ),
+                    )
+                    per_clip[key] = per_clip.get(key, 0) + 1
+                    if not r.video_path(video_root).is_file():
+                        continue  # the scan alone serves it; no fallback video to prepare
+                    fallback[key] = video_key(r.dataset, r.scene_name)
+                    tasks.setdefault(
+                        fallback[key],
+                        _Task(key=fallback[key], scene_id=r.scene_name, video=str(r.video_path(video_root)),
+                              record=f"id={r.id}"),
+                    )  # fmt: skip
+                    continue
+                else:
+                    report.error(
+                        "scene_without_scan",
+                        f"{root} id={r.id}: field 'scene_name': scene {r.scene_name!r} of dataset {r.dataset!r} has "
+                        f"no scan folder {scene_dir}; the sample keeps the mp4 frames (no layout targets)",
+                        file=root,
+                        record=f"id={r.id}",
+                        field="scene_name",
+                    )
+            else:
+                report.skip(f"vsi_no_scan_root:{r.dataset}", f"id={r.id}")
             key = video_key(r.dataset, r.scene_name)
             tasks.setdefault(
                 key, _Task(key=key, scene_id=r.scene_name, video=str(r.video_path(video_root)), record=f"id={r.id}")
             )
             per_clip[key] = per_clip.get(key, 0) + 1
-        return list(tasks.values()), per_clip
+        return list(tasks.values()), per_clip, fallback
 
     scene_ids: list[str] = []
     if ds == "synthrooms":
@@ -334,7 +414,7 @@ def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dic
     for scene_id in scene_ids:
         key = scene_task(frames_root, scene_id)
         per_clip[key] = per_clip.get(key, 0) + 1
-    return list(tasks.values()), per_clip
+    return list(tasks.values()), per_clip, fallback
 
 
 # ---------------------------------------------------------------- the run
@@ -368,7 +448,7 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
     report = LoadReport(f"prepare {opts.dataset} ({opts.root})", strict=opts.strict)
     result = PrepareResult(report=report)
     _check_settings(opts)
-    tasks, per_clip = _collect(opts, report)
+    tasks, per_clip, fallback = _collect(opts, report)
     result.clips_total = len(tasks)
     result.samples = sum(per_clip.values()) if opts.dataset != "scannet" else 0
     todo: list[_Task] = []
@@ -422,7 +502,10 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
         if progress is not None:
             progress.close()
         result.seconds = time.perf_counter() - start
-        result.samples_ready = sum(n for k, n in per_clip.items() if k in ok_keys)
+        result.samples_ready = sum(n for k, n in per_clip.items() if k in ok_keys or fallback.get(k) in ok_keys)
+        if opts.scan_roots:
+            with_scan = sum(n for k, n in per_clip.items() if k.startswith("scan__") and k in ok_keys)
+            result.samples_with_layout_targets = with_scan
         if not opts.check and Path(opts.out).is_dir():
             atomic_write_text(Path(opts.out) / REPORT_FILE, json.dumps(result.to_dict(), indent=2, default=str))
     if log is not None:

@@ -8,9 +8,25 @@ question, options (list "A. ..." or null), ground_truth}``, read from the Huggin
 decoded with PyAV; ``T`` frames are sampled uniformly over the whole video
 (:func:`~loc3r.data.video.uniform_indices`).
 
-VSI-Bench has no camera poses or depth: samples carry ``poses=None`` and ``points=None``, so the layout
-and situation losses are off for them, and a camera prior must come from an external provider (or be
-off). Units of the numerical answers: distances in m, object size in cm (longest side), room size in m².
+VSI-Bench's videos have no camera poses or depth: from the mp4, samples carry ``poses=None`` and
+``points=None``, so the layout loss is off for them. **Posed scans** (the paper computes layout targets "from the
+depth maps and camera poses provided by the datasets"): when the user has the posed scan of a record's scene —
+ScanNet's SensReader export, or ScanNet++ / ARKitScenes frames converted to the same layout
+(``color/ depth/ pose/ intrinsic/``) — ``scans={dataset: frame source}`` (``loc3r prepare vsibench --scan-root
+scannet=DIR``, or the dataset option ``scan_roots``) makes the sample take its ``T`` frames from the scan instead:
+
+* frame policy: ``T`` frames uniformly over the scan's frames with a valid pose (the SQA3D / ScanQA policy,
+  :meth:`~loc3r.data.scannet.ScanNetScene.load_clip`), their world poses and per-pixel world points → layout
+  targets and camera features (``meta["frames_from"] = "scan"``);
+* difference from the mp4 frames: VSI-Bench's mp4 is a re-encoded, time-subsampled copy of the same capture, and
+  the mp4 policy samples uniformly over all of its frames; the scan policy samples over the (typically denser)
+  sensor stream and skips frames whose pose is invalid, at the scan's own colour resolution. Both cover the whole
+  capture uniformly, so the two clips show the same room from near-identical viewpoints, but not pixel-identical
+  frames. Evaluation (VSI-Bench test) always uses the mp4 (no scan is needed at test time);
+* a record whose scene has no scan, or whose scan has fewer valid poses than ``T``, keeps the mp4 frames (no layout
+  target); the reason is counted in the report (``vsi_without_scan``).
+
+Units of the numerical answers: distances in m, object size in cm (longest side), room size in m².
 """
 
 from __future__ import annotations
@@ -163,12 +179,15 @@ class VSIBenchDataset:
     report: LoadReport | None = None
     task: str = "vsibench"
     cache_size: int = 2
+    #: source dataset -> frame source of its posed scans (``clip(scene_id)``, e.g. ScanNetFrameSource)
+    scans: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.report is None:
             self.report = LoadReport("vsibench videos")
         self._cache: dict[Path, Any] = {}
         self._failed: dict[Path, str] = {}
+        self._no_scan: set[tuple[str, str]] = set()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -192,8 +211,49 @@ class VSIBenchDataset:
         self._cache[path] = clip
         return clip
 
+    def _scan_clip(self, record: VSIBenchRecord) -> Any | None:
+        """The clip of the record's scene from its posed scan, or None (then the mp4 is used)."""
+        source = (self.scans or {}).get(record.dataset)
+        if source is None:
+            return None
+        key = (record.dataset, record.scene_name)
+        if key in self._no_scan:
+            return None
+        try:
+            clip = source.clip(record.scene_name)
+        except SampleError:
+            clip = None
+        # fewer valid poses than T would repeat frames: keep the mp4 (as `loc3r prepare` does)
+        if clip is None or getattr(clip, "num_valid_frames", self.num_frames) < self.num_frames:
+            self._no_scan.add(key)
+            assert self.report is not None
+            self.report.skip("vsi_without_scan", f"{record.dataset}/{record.scene_name}")
+            return None
+        return clip
+
     def __getitem__(self, index: int) -> ClipSample:
         record = self.records[index]
+        scan = self._scan_clip(record)
+        if scan is not None:
+            return ClipSample(
+                sample_id=f"vsibench-{record.id}",
+                scene_id=record.scene_name,
+                task=self.task,
+                frames=scan.frames,
+                question=record.question,
+                answer=record.ground_truth,
+                answers=[record.ground_truth],
+                options=None if record.options is None else list(record.options),
+                poses=scan.poses,
+                points=scan.points,
+                frame_indices=scan.frame_ids,
+                meta={
+                    "id": record.id,
+                    "dataset": record.dataset,
+                    "question_type": record.question_type,
+                    "frames_from": "scan",
+                },
+            ).validate()
         clip = self._clip(record)
         return ClipSample(
             sample_id=f"vsibench-{record.id}",
@@ -212,6 +272,7 @@ class VSIBenchDataset:
                 "num_source_frames": clip.num_source_frames,
                 "fps": clip.fps,
                 **frame_problems_meta({"frame_problems": clip.problems}),
+                "frames_from": "video",
             },
         ).validate()
 
