@@ -236,3 +236,34 @@ def test_projector_shapes_dtype_and_gradients() -> None:
     assert proj.to(torch.bfloat16)(feats).dtype == torch.bfloat16
     with pytest.raises(ValueError, match=r"features \[\.\.\., 9\]"):
         proj(torch.zeros(5, 8))
+
+
+def test_file_provider_per_clip_features(tmp_path: Path) -> None:
+    """Per-clip files (features of a run on exactly the sampled frames) win over the per-video file; a clip
+    whose frames were not exported is an error naming the file and the field, never other frames' rows."""
+    from loc3r.model.camera_prior import write_clip_features
+
+    rng = np.random.default_rng(1)
+    video = rng.normal(size=(20, 5)).astype(np.float32)
+    save_file({"camera_tokens": video}, str(tmp_path / "scene.safetensors"))
+    clip_a, clip_b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    write_clip_features(tmp_path, "scene", np.array([0, 7, 14]), clip_a)
+    path = write_clip_features(tmp_path, "scene", np.array([2, 9, 16]), clip_b)
+    write_clip_features(tmp_path, "scene", np.array([0, 7, 14]), clip_a * 2)  # replaces the first clip
+    assert path.name == "scene.clips.safetensors"
+    provider = FileCameraProvider(tmp_path)
+    assert provider.feature_dim == 5
+    out = provider(make_sample(3, scene_id="scene", frame_indices=np.array([2, 9, 16])), None)
+    np.testing.assert_allclose(out, clip_b.astype(np.float32))
+    out = provider(make_sample(3, scene_id="scene", frame_indices=np.array([0, 7, 14])), None)
+    np.testing.assert_allclose(out, (clip_a * 2).astype(np.float32))
+    assert not np.allclose(out, video[[0, 7, 14]])  # not the whole-video run's rows
+    with pytest.raises(SampleError, match=r"field 'frame_indices' \[1, 7, 14\] matches none of the 2 clips") as err:
+        provider(make_sample(3, scene_id="scene", frame_indices=np.array([1, 7, 14])), None)
+    assert "scene.clips.safetensors" in str(err.value)
+    with pytest.raises(SampleError, match="cannot add one of"):
+        write_clip_features(tmp_path, "scene", np.arange(4), rng.normal(size=(4, 5)))
+    # a scene without a clips file still reads its per-video file
+    save_file({"camera_tokens": video}, str(tmp_path / "other.safetensors"))
+    out = provider(make_sample(2, scene_id="other", frame_indices=np.array([3, 4])), None)
+    np.testing.assert_array_equal(out, video[[3, 4]])

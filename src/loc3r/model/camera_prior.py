@@ -10,9 +10,14 @@ Providers:
   ScanNet), encoded **relative to the clip's BEV anchor frame** by :func:`pose_camera_features`, so the
   token is invariant to any gravity-preserving rigid motion of the world (the same invariance as the
   layout and situation targets).
-* :class:`FileCameraProvider` — per-frame vectors computed offline by an external 3D foundation model
-  (e.g. CUT3R camera tokens), read from ``<root>/<scene_id>.safetensors`` or ``<root>/<scene_id>.npz``
-  (``[N_video_frames, F]`` under ``key``), rows picked by ``sample.frame_indices``. Never unpickles.
+* :class:`FileCameraProvider` — vectors computed offline by an external 3D foundation model (e.g. CUT3R
+  camera tokens). **Per clip** (the paper's setting: CUT3R runs on the sampled clip, 32 frames):
+  ``<root>/<scene_id>.clips.safetensors`` holds ``frame_indices [K, T]`` (int64) and ``key [K, T, F]`` for K
+  clips of the scene; a sample gets the clip whose indices equal its ``frame_indices`` exactly (write with
+  :func:`write_clip_features`). **Per video** (fallback when a scene has no clips file): ``<root>/<scene_id>
+  .safetensors`` / ``.npz`` (``[N_video_frames, F]``), rows picked by ``sample.frame_indices`` — tokens of a
+  recurrent model run on the whole video carry state from frames the model never sees, so prefer per-clip
+  files. Never unpickles.
 * :class:`SampleFeatureProvider` — the ``camera_features`` a loader already put on the sample.
 
 Build one from a config with :func:`build_camera_provider` (``None`` = camera prior off).
@@ -36,6 +41,7 @@ __all__ = [
     "CameraFeatureProvider",
     "PoseCameraProvider",
     "FileCameraProvider",
+    "write_clip_features",
     "SampleFeatureProvider",
     "build_camera_provider",
     "CameraPriorProjector",
@@ -117,8 +123,59 @@ class PoseCameraProvider:
             raise SampleError(f"{where}: field 'poses': {err}") from err
 
 
+CLIPS_SUFFIX = ".clips.safetensors"
+
+
+def write_clip_features(
+    root: str | Path, scene_id: str, frame_indices: np.ndarray, features: np.ndarray, key: str = "camera_tokens"
+) -> Path:
+    """Add (or replace) one clip's features in ``<root>/<scene_id>.clips.safetensors`` atomically.
+
+    ``frame_indices [T]``: the exact source-frame indices of the clip (``ClipSample.frame_indices``, e.g. of a
+    prepared cache); ``features [T, F]``: one vector per frame from the 3D foundation model run on exactly those
+    frames, in that order. Every clip of a scene must share T and F.
+    """
+    import os
+    import tempfile
+
+    from safetensors.numpy import load_file, save_file
+
+    idx = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
+    feats = np.asarray(features, dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[0] != idx.shape[0]:
+        raise SampleError(f"scene {scene_id!r}: features must be [T={idx.shape[0]}, F], got {feats.shape}")
+    if not np.isfinite(feats).all():
+        raise SampleError(f"scene {scene_id!r}: features have non-finite values")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{scene_id}{CLIPS_SUFFIX}"
+    all_idx, all_feats = idx[None], feats[None]
+    if path.is_file():
+        old = load_file(str(path))
+        if key not in old or "frame_indices" not in old:
+            raise SampleError(f"{path}: needs tensors 'frame_indices' and {key!r} (found {sorted(old)})")
+        if old[key].shape[1:] != feats.shape:
+            raise SampleError(f"{path}: holds clips of shape {old[key].shape[1:]}, cannot add one of {feats.shape}")
+        keep = ~np.all(old["frame_indices"] == idx[None], axis=1)
+        all_idx = np.concatenate([old["frame_indices"][keep], idx[None]])
+        all_feats = np.concatenate([old[key][keep].astype(np.float32), feats[None]])
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({"frame_indices": np.ascontiguousarray(all_idx), key: np.ascontiguousarray(all_feats)}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 class FileCameraProvider:
-    """Per-frame camera features computed offline (e.g. CUT3R camera tokens), one file per scene.
+    """Camera features computed offline (e.g. CUT3R camera tokens): per clip, or per frame of the whole video.
+
+    Per clip: ``<root>/<scene_id>.clips.safetensors`` (see the module docstring); the clip whose
+    ``frame_indices`` equal the sample's is used, and a sample whose frames were not exported is an error
+    naming the file and the field (never a silent fall back to other frames).
 
     Layout: ``<root>/<scene_id>.safetensors`` (tensor ``key``) or ``<root>/<scene_id>.npz`` (array ``key``,
     loaded with ``allow_pickle=False``), shape ``[N_video_frames, F]``. Row ``i`` belongs to frame ``i`` of the
@@ -140,6 +197,7 @@ class FileCameraProvider:
         self.key = key
         self.max_cached_scenes = max_cached_scenes
         self._cache: OrderedDict[str, tuple[Path, np.ndarray]] = OrderedDict()
+        self._clips: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._feature_dim = feature_dim
 
     @property
@@ -152,6 +210,17 @@ class FileCameraProvider:
         if not self.root.is_dir():
             raise SampleError(f"camera feature directory {str(self.root)!r} does not exist")
         files = sorted(self.root.glob("*.safetensors")) + sorted(self.root.glob("*.npz"))
+        clips = [f for f in files if f.name.endswith(CLIPS_SUFFIX)]
+        if clips:
+            from safetensors import safe_open
+
+            with safe_open(str(clips[0]), framework="pt") as f:
+                if self.key not in f.keys():  # noqa: SIM118
+                    raise SampleError(f"{clips[0]}: no tensor {self.key!r} (found {sorted(f.keys())})")
+                shape = f.get_slice(self.key).get_shape()
+            if len(shape) != 3:
+                raise SampleError(f"{clips[0]}: field {self.key!r} must be [K, T, F], got shape {tuple(shape)}")
+            return int(shape[2])
         if not files:
             raise SampleError(
                 f"camera feature directory {str(self.root)!r} has no *.safetensors or *.npz file to read "
@@ -232,10 +301,57 @@ class FileCameraProvider:
             self._cache.popitem(last=False)
         return path, array
 
+    def _clip_features(self, sample: ClipSample, path: Path) -> np.ndarray:
+        where = _where(sample)
+        key = ("clips", sample.scene_id)
+        if key in self._clips:
+            self._clips.move_to_end(key)
+        else:
+            from safetensors import SafetensorError
+            from safetensors.numpy import load_file
+
+            try:
+                data = load_file(str(path))
+            except SafetensorError as err:
+                raise SampleError(f"{path}: not a readable safetensors file ({err})") from err
+            if self.key not in data or "frame_indices" not in data:
+                raise SampleError(f"{path}: needs tensors 'frame_indices' and {self.key!r} (found {sorted(data)})")
+            feats, idx = data[self.key].astype(np.float32), data["frame_indices"]
+            if feats.ndim != 3 or idx.shape != feats.shape[:2] or feats.shape[2] != self.feature_dim:
+                raise SampleError(
+                    f"{path}: field {self.key!r} must be [K, T, F={self.feature_dim}] with frame_indices [K, T], got "
+                    f"{feats.shape} and {idx.shape}"
+                )
+            self._clips[key] = (idx, feats)
+            while len(self._clips) > self.max_cached_scenes:
+                self._clips.popitem(last=False)
+        idx, feats = self._clips[key]
+        if sample.frame_indices is None:
+            raise SampleError(f"{where}: field 'frame_indices' is missing; per-clip features ({path}) need it")
+        wanted = np.asarray(sample.frame_indices, dtype=np.int64).reshape(-1)
+        if idx.shape[1] == wanted.shape[0]:
+            match = np.flatnonzero(np.all(idx == wanted[None], axis=1))
+        else:
+            match = np.array([], dtype=np.int64)
+        if match.size == 0:
+            raise SampleError(
+                f"{where}: field 'frame_indices' {wanted.tolist()} matches none of the {idx.shape[0]} clips in {path} "
+                "(features must come from a run on exactly the sampled frames: export this clip)"
+            )
+        out = feats[int(match[-1])]
+        if not np.isfinite(out).all():
+            raise SampleError(f"{where}: {path} field {self.key!r} has non-finite values for this clip")
+        return np.ascontiguousarray(out)
+
     def __call__(self, sample: ClipSample, anchor: AnchorFrame | None = None) -> np.ndarray:
-        """Rows of the scene file for the clip's frames, ``[T, F] float32`` (``anchor`` is unused)."""
+        """The clip's features ``[T, F] float32``: the scene's per-clip file when it exists, else the rows of the
+        per-video file (``anchor`` is unused)."""
         where = _where(sample)
         num_frames = _num_frames(sample)
+        if sample.scene_id and "/" not in sample.scene_id:
+            clips = self.root / f"{sample.scene_id}{CLIPS_SUFFIX}"
+            if clips.is_file():
+                return self._clip_features(sample, clips)
         path, array = self._load_scene(sample.scene_id)
         if sample.frame_indices is None:
             if array.shape[0] != num_frames:
