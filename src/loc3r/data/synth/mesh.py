@@ -25,7 +25,7 @@ import numpy as np
 import trimesh
 
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.data.synth.catalog import Part, Texture, get_category
+from loc3r.data.synth.catalog import Category, Part, Texture, get_category
 
 __all__ = ["RoomStyle", "SceneMesh", "build_scene_mesh", "object_parts", "triangulate_polygon"]
 
@@ -138,9 +138,19 @@ def _part_mesh(part: Part) -> trimesh.Trimesh:
     raise ValueError(f"unknown part kind {part.kind!r}")
 
 
+def _category(name: str) -> Category:
+    """The object's category; a name no vocabulary knows (a user's layout file) renders as a plain box."""
+    try:
+        return get_category(name)
+    except KeyError:
+        from loc3r.data.synth.vocabulary import plain_box_category
+
+        return plain_box_category(name)
+
+
 def object_parts(obj: SceneObject) -> list[Part]:
     """The catalog primitives of ``obj`` (deterministic from the object's id, size and category)."""
-    cat = get_category(obj.category)
+    cat = _category(obj.category)
     w, d, h = (float(v) for v in obj.size)
     seed = zlib.crc32(f"{obj.category}/{obj.instance_id}/{w:.4f}/{d:.4f}/{h:.4f}".encode())
     return cat.builder(w, d, h, np.random.default_rng(seed))
@@ -220,7 +230,7 @@ def build_scene_mesh(layout: SceneLayout, style: RoomStyle | None = None) -> Sce
     b.add(np.asarray(wall_tris), _srgb_to_linear(style.wall_color), Texture.WALL, 0, np.zeros(3), ex)
 
     for obj in layout.objects:
-        cat = get_category(obj.category)
+        cat = _category(obj.category)
         base = _srgb_to_linear(obj.color)
         c, s = np.cos(obj.yaw), np.sin(obj.yaw)
         rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])

@@ -18,19 +18,28 @@ VSI-Bench files ignore them): per entry ``floor_polygon`` (``[[x, y], ...]`` cou
 Reading (:func:`layout_from_entry`, :func:`load_meta_info`) accepts real files too:
 
 * categories are mapped to the SynthRooms vocabulary (aliases such as ``couch`` -> ``sofa``, see
-  :data:`~loc3r.data.synth.catalog.CATEGORY_ALIASES`); an unknown category is an error;
-* a box must be gravity-aligned: the axis closest to world z within 20 deg becomes the height axis, the
-  first of the other two gives the yaw;
-* without ``floor_polygon`` the room is the rectangle centred on ``room_center`` (or the objects' centre)
-  with area ``room_size``, enlarged to contain every footprint plus 0.3 m; without ``room_height`` the
-  height is ``max(2.5, highest box top + 0.2)``; the floor is put at z = 0 (everything is shifted up if
-  a box reaches below z = 0, as is common in real scans);
+  :data:`~loc3r.data.synth.catalog.CATEGORY_ALIASES`) and to the layout-only categories of
+  :mod:`loc3r.data.synth.vocabulary` (the full vocabulary of the public VSI-Bench files, with synonyms such as
+  refrigerator/fridge, trash can/trash bin, washer/washing machine); a category neither knows becomes a plain
+  box with a warning (an error with ``strict``);
+* gravity alignment: when the box's axis closest to world z is within 20 deg of it, that axis is the height
+  axis and the first of the other two gives the yaw (lengths from ``axesLengths``); a box tilted further (25 %
+  of the real ScanNet boxes are fitted to points and tilted) is made gravity-aligned: its footprint is the
+  minimum-area rectangle of its 8 corners' horizontal projection (width, depth, yaw) and its height the corners'
+  vertical extent;
+* without ``floor_polygon`` the room is a rectangle of area ``room_size`` (when given) centred on ``room_center``
+  (else on the objects' centre), oriented and proportioned like the minimum-area rectangle around the objects'
+  footprints; real boxes fitted to scan points may reach a little past it (the room size is the file's, not
+  enlarged to contain them). Without ``room_size`` the rectangle encloses every footprint plus 0.3 m. Without
+  ``room_height`` the height is ``max(2.5, highest box top + 0.2)``. The floor is put at z = 0 wherever the file
+  has it: everything is shifted by the lowest box bottom (real scans put the floor at any height);
 * instance ids come from ``instance_id`` when present, else 1..N in file order.
 
 Every error is a :class:`LayoutError` naming the file, the scene, and the object (category + index) and
-field: unknown category, degenerate box (an extent <= 1 mm, axes not unit / orthogonal), NaN/inf,
-``min`` > ``max``, a count in ``object_counts`` that does not match ``object_bbox``, an object outside the
-given floor polygon or above ``room_height``.
+field: degenerate box (an extent <= 1 mm, e.g. zero size, axes not unit / orthogonal), NaN/inf, ``min`` > ``max``,
+an object outside the given floor polygon or above ``room_height`` (and, with ``strict``, an unknown category or a
+count in ``object_counts`` that does not match ``object_bbox`` — real files have such counts: a warning
+otherwise). :func:`load_meta_info` skips a bad scene with a warning and goes on, unless ``strict``.
 """
 
 from __future__ import annotations
@@ -43,10 +52,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from shapely.geometry import Polygon
+from shapely.geometry import MultiPoint, Polygon
 
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
-from loc3r.data.synth.catalog import CATEGORIES, COLORS, canonical_category
+from loc3r.data.synth.catalog import CATEGORIES, COLORS, canonical_category, get_category
 
 __all__ = [
     "LayoutError",
@@ -179,14 +188,37 @@ def _parse_box(where: str, box: Any) -> tuple[np.ndarray, np.ndarray, float]:
     up = int(np.argmax(np.abs(axes[:, 2])))
     tilt = math.degrees(math.acos(min(1.0, abs(float(axes[up, 2])))))
     if tilt > _MAX_TILT_DEG:
-        raise LayoutError(
-            f"{where}: box is tilted {tilt:.1f} deg from vertical; only gravity-aligned boxes "
-            f"(<= {_MAX_TILT_DEG:.0f} deg) are supported"
-        )
+        return _gravity_aligned(centroid, lengths, axes)
     first, second = [k for k in range(3) if k != up]
     yaw = math.atan2(axes[first, 1], axes[first, 0])
     size = np.array([lengths[first], lengths[second], lengths[up]])
     return centroid, size, float(yaw)
+
+
+def _gravity_aligned(
+    centroid: np.ndarray, lengths: np.ndarray, axes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """A tilted box as a gravity-aligned one: footprint = minimum-area rectangle of the horizontal projection of
+    its 8 corners, height = their vertical extent (see the module docstring)."""
+    signs = np.array([[i, j, k] for i in (-0.5, 0.5) for j in (-0.5, 0.5) for k in (-0.5, 0.5)])
+    corners = centroid + (signs * lengths) @ axes
+    rect = MultiPoint([tuple(p) for p in corners[:, :2]]).minimum_rotated_rectangle
+    pts = np.asarray(rect.exterior.coords)[:4] if isinstance(rect, Polygon) else None
+    z_lo, z_hi = float(corners[:, 2].min()), float(corners[:, 2].max())
+    if pts is None:  # a degenerate projection (a line): fall back to its axis-aligned bounds
+        lo, hi = corners[:, :2].min(0), corners[:, :2].max(0)
+        pts = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
+    e0, e1 = pts[1] - pts[0], pts[2] - pts[1]
+    size = np.array([max(float(np.linalg.norm(e0)), 0.01), max(float(np.linalg.norm(e1)), 0.01), z_hi - z_lo])
+    centre = np.array([*pts.mean(axis=0), (z_lo + z_hi) / 2])
+    return centre, size, float(math.atan2(e0[1], e0[0]))
+
+
+def _palette(category: str) -> tuple[str, ...]:
+    try:
+        return get_category(category).colors
+    except KeyError:
+        return ("gray",)
 
 
 def _parse_color(where: str, box: dict[str, Any], category: str, index: int) -> tuple[tuple[int, int, int], str]:
@@ -202,13 +234,23 @@ def _parse_color(where: str, box: dict[str, Any], category: str, index: int) -> 
         return rgb, str(name or "")
     if isinstance(name, str) and name in COLORS:
         return COLORS[name], name
-    palette = CATEGORIES[category].colors
+    palette = _palette(category)
     fallback = palette[index % len(palette)]
     return COLORS[fallback], fallback
 
 
-def layout_from_entry(scene_id: str, entry: Any, source: str = "<meta_info>") -> SceneLayout:
-    """Build a :class:`SceneLayout` from one ``meta_info`` entry (see the module docstring for the rules)."""
+def layout_from_entry(
+    scene_id: str,
+    entry: Any,
+    source: str = "<meta_info>",
+    *,
+    strict: bool = False,
+    warnings: list[str] | None = None,
+) -> SceneLayout:
+    """Build a :class:`SceneLayout` from one ``meta_info`` entry (see the module docstring for the rules).
+
+    An unknown category renders as a plain box and a message is appended to ``warnings``; with ``strict`` it is a
+    :class:`LayoutError`."""
     here = f"{source}: scene {scene_id!r}"
     if not isinstance(entry, dict):
         raise LayoutError(f"{here}: expected an object, got {type(entry).__name__}")
@@ -224,13 +266,22 @@ def layout_from_entry(scene_id: str, entry: Any, source: str = "<meta_info>") ->
         cat = canonical_category(raw_cat)
         if cat is None:
             what = f"object {raw_cat!r}[0]" if isinstance(boxes, list) and boxes else f"object_bbox[{raw_cat!r}]"
-            raise LayoutError(f"{here}: {what}: unknown category {raw_cat!r} (known: {', '.join(sorted(CATEGORIES))})")
+            message = f"{here}: {what}: unknown category {raw_cat!r}"
+            if strict:
+                raise LayoutError(f"{message} (known: {', '.join(sorted(CATEGORIES))} and the layout vocabulary)")
+            if warnings is not None:
+                warnings.append(f"{message}: rendered as a plain box")
+            cat = " ".join(str(raw_cat).strip().lower().replace("_", " ").split()) or "object"
         if not isinstance(boxes, list):
             raise LayoutError(f"{here}: object_bbox[{raw_cat!r}] must be a list of boxes")
         if counts is not None and raw_cat in counts and int(counts[raw_cat]) != len(boxes):
-            raise LayoutError(
-                f"{here}: object_counts[{raw_cat!r}] = {counts[raw_cat]} but object_bbox has {len(boxes)} boxes"
-            )
+            # real VSI-Bench files do this (ScanNet val: 11 of 88 scenes): the boxes are rendered, the count is
+            # the file's (its questions' answers come from it), so this is a warning unless strict
+            message = f"{here}: object_counts[{raw_cat!r}] = {counts[raw_cat]} but object_bbox has {len(boxes)} boxes"
+            if strict:
+                raise LayoutError(message)
+            if warnings is not None:
+                warnings.append(f"{message}: every box is rendered")
         for k, box in enumerate(boxes):
             where = f"{here}: object {raw_cat!r}[{k}]"
             centre, size, yaw = _parse_box(where, box)
@@ -306,10 +357,19 @@ def _infer_room(here: str, entry: dict[str, Any], objects: list[SceneObject]) ->
     """Rectangle for files without ``floor_polygon`` (real VSI-Bench files); returns (polygon, z shift)."""
     if objects:
         corners = np.concatenate([o.corners_xy() for o in objects])
-        lo, hi = corners.min(0) - 0.3, corners.max(0) + 0.3
+        rect = MultiPoint([tuple(p) for p in corners]).minimum_rotated_rectangle
     else:
-        lo, hi = np.array([-1.5, -1.5]), np.array([1.5, 1.5])
-    centre = (lo + hi) / 2
+        corners, rect = np.zeros((1, 2)), None
+    if isinstance(rect, Polygon) and rect.area > 1e-6:
+        pts = np.asarray(rect.exterior.coords)[:4]
+        e0, e1 = pts[1] - pts[0], pts[2] - pts[1]
+        ext = np.array([np.linalg.norm(e0), np.linalg.norm(e1)])
+        u = e0 / ext[0]
+        centre = pts.mean(axis=0)
+    else:
+        u, ext = np.array([1.0, 0.0]), np.ptp(corners, axis=0) if len(corners) > 1 else np.zeros(2)
+        centre = corners.mean(axis=0)
+    v = np.array([-u[1], u[0]])
     rc = entry.get("room_center")
     if rc is not None:
         try:
@@ -319,7 +379,6 @@ def _infer_room(here: str, entry: dict[str, Any], objects: list[SceneObject]) ->
         if rc_arr.size < 2 or not np.isfinite(rc_arr).all():
             raise LayoutError(f"{here}: field 'room_center' must be finite [x, y, z], got {rc!r}")
         centre = rc_arr[:2]
-    half = np.maximum(np.abs(hi - centre), np.abs(centre - lo))
     size = entry.get("room_size")
     if size is not None:
         try:
@@ -328,20 +387,31 @@ def _infer_room(here: str, entry: dict[str, Any], objects: list[SceneObject]) ->
             raise LayoutError(f"{here}: field 'room_size' must be a number, got {size!r}") from err
         if not math.isfinite(area) or area <= 0:
             raise LayoutError(f"{here}: field 'room_size' must be positive and finite, got {size!r}")
-        cur = 4 * half[0] * half[1]
-        if cur < area:
-            half = half * math.sqrt(area / cur)
-    half = np.maximum(half, 1.0)
-    x0, y0 = centre - half
-    x1, y1 = centre + half
-    poly = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        # the objects' proportions (capped at 4:1) scaled to the file's area
+        ext = np.maximum(ext, 0.5)
+        aspect = float(np.clip(ext[0] / ext[1], 0.25, 4.0))
+        half = 0.5 * np.array([math.sqrt(area * aspect), math.sqrt(area / aspect)])
+    else:
+        rel = (corners - centre) @ np.stack([u, v], axis=1)
+        half = np.maximum(np.abs(rel).max(axis=0) + 0.3, 1.0) if len(rel) else np.array([1.5, 1.5])
+    poly = np.array([centre + sx * half[0] * u + sy * half[1] * v for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
     bottoms = [o.center[2] - o.size[2] / 2 for o in objects]
-    z_shift = -min(bottoms) if bottoms and min(bottoms) < 0 else 0.0
+    z_shift = -min(bottoms) if bottoms else 0.0
     return poly, float(z_shift)
 
 
-def load_meta_info(path: str | os.PathLike, scene_ids: list[str] | None = None) -> list[SceneLayout]:
-    """All (or the listed) scenes of a ``meta_info`` JSON file as layouts, in file order."""
+def load_meta_info(
+    path: str | os.PathLike,
+    scene_ids: list[str] | None = None,
+    *,
+    strict: bool = False,
+    warnings: list[str] | None = None,
+) -> list[SceneLayout]:
+    """All (or the listed) scenes of a ``meta_info`` JSON file as layouts, in file order.
+
+    A scene with a bad entry (NaN, zero size, ...) is skipped and its :class:`LayoutError` message appended to
+    ``warnings`` (unknown categories: a plain box + a warning); with ``strict`` both raise. An unreadable file,
+    missing requested scenes, or a file without any usable scene always raise."""
     path = Path(path)
     try:
         with open(path) as fh:
@@ -359,4 +429,15 @@ def load_meta_info(path: str | os.PathLike, scene_ids: list[str] | None = None) 
         keys = list(scene_ids)
     else:
         keys = list(data)
-    return [layout_from_entry(k, data[k], source=str(path)) for k in keys]
+    layouts = []
+    for key in keys:
+        try:
+            layouts.append(layout_from_entry(key, data[key], source=str(path), strict=strict, warnings=warnings))
+        except LayoutError as err:
+            if strict:
+                raise
+            if warnings is not None:
+                warnings.append(f"{err} (scene skipped)")
+    if not layouts:
+        raise LayoutError(f"{path}: no usable scene (every entry is malformed; see the warnings)")
+    return layouts
