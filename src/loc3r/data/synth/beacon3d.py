@@ -114,7 +114,7 @@ def beacon3d_files(
     layouts: Sequence[SceneLayout], seed: int, visible: Mapping[str, Collection[int]] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, str]]]:
     """``(metadata, scanqa_records, obj_id_to_class)`` of a split, in Beacon3D's formats (module docstring)."""
-    from loc3r.evaluate.beacon3d import beacon3d_records
+    from loc3r.data.beacon3d import beacon3d_records
 
     metadata: dict[str, Any] = {}
     classes: dict[str, dict[str, str]] = {}

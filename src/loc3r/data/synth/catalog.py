@@ -852,23 +852,16 @@ CATEGORY_ALIASES: dict[str, str] = {alias: c.name for c in CATEGORIES.values() f
 
 
 def canonical_category(name: str) -> str | None:
-    """The vocabulary name for ``name`` (case/underscore-insensitive, aliases resolved), or ``None``.
-
-    Besides the generator's :data:`CATEGORIES`, the layout-file categories of
-    :mod:`loc3r.data.synth.vocabulary` are known (they are never drawn for random rooms)."""
-    from loc3r.data.synth.vocabulary import EXTRA_ALIASES, EXTRA_CATEGORIES
-
+    """The vocabulary name for ``name`` (case/underscore-insensitive, aliases resolved), or ``None``."""
     key = " ".join(str(name).strip().lower().replace("_", " ").split())
-    if key in CATEGORIES or key in EXTRA_CATEGORIES:
+    if key in CATEGORIES:
         return key
-    return CATEGORY_ALIASES.get(key) or EXTRA_ALIASES.get(key)
+    return CATEGORY_ALIASES.get(key)
 
 
 def get_category(name: str) -> Category:
     """The :class:`Category` for ``name`` (aliases allowed); ``KeyError`` listing the vocabulary otherwise."""
-    from loc3r.data.synth.vocabulary import EXTRA_CATEGORIES
-
     key = canonical_category(name)
     if key is None:
-        raise KeyError(f"unknown category {name!r}; known: {sorted(CATEGORIES) + sorted(EXTRA_CATEGORIES)}")
-    return CATEGORIES[key] if key in CATEGORIES else EXTRA_CATEGORIES[key]
+        raise KeyError(f"unknown category {name!r}; known: {sorted(CATEGORIES)}")
+    return CATEGORIES[key]

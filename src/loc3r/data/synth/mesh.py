@@ -25,7 +25,8 @@ import numpy as np
 import trimesh
 
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.data.synth.catalog import Category, Part, Texture, get_category
+from loc3r.data.synth.catalog import Category, Part, Texture
+from loc3r.data.synth.vocabulary import get_category, plain_box_category
 
 __all__ = ["RoomStyle", "SceneMesh", "build_scene_mesh", "object_parts", "triangulate_polygon"]
 
@@ -143,8 +144,6 @@ def _category(name: str) -> Category:
     try:
         return get_category(name)
     except KeyError:
-        from loc3r.data.synth.vocabulary import plain_box_category
-
         return plain_box_category(name)
 
 

@@ -37,7 +37,8 @@ Reading (:func:`layout_from_entry`, :func:`load_meta_info`) accepts real files t
 
 Every error is a :class:`LayoutError` naming the file, the scene, and the object (category + index) and
 field: degenerate box (an extent <= 1 mm, e.g. zero size, axes not unit / orthogonal), NaN/inf, ``min`` > ``max``,
-an object outside the given floor polygon or above ``room_height`` (and, with ``strict``, an unknown category or a
+an object outside the given floor polygon (in part: a warning unless ``strict``) or above
+``room_height`` (and, with ``strict``, an unknown category or a
 count in ``object_counts`` that does not match ``object_bbox`` — real files have such counts: a warning
 otherwise). :func:`load_meta_info` skips a bad scene with a warning and goes on, unless ``strict``.
 """
@@ -55,7 +56,8 @@ import numpy as np
 from shapely.geometry import MultiPoint, Polygon
 
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
-from loc3r.data.synth.catalog import CATEGORIES, COLORS, canonical_category, get_category
+from loc3r.data.synth.catalog import CATEGORIES, COLORS
+from loc3r.data.synth.vocabulary import canonical_category, get_category
 
 __all__ = [
     "LayoutError",
@@ -329,10 +331,15 @@ def layout_from_entry(
             )
         tolerant = room.buffer(0.05)
         for obj in objects:
-            if not tolerant.contains(Polygon(obj.corners_xy())):
-                raise LayoutError(
-                    f"{here}: object {obj.category!r} (instance {obj.instance_id}) lies outside 'floor_polygon'"
-                )
+            foot = Polygon(obj.corners_xy())
+            if not tolerant.contains(foot):
+                # boxes fitted to real scans reach through walls (windows, doors) once the room has the file's
+                # room_size; such a room is written with its polygon and must read back: a warning unless strict
+                message = f"{here}: object {obj.category!r} (instance {obj.instance_id}) lies outside 'floor_polygon'"
+                if strict or not foot.intersects(room):
+                    raise LayoutError(message)
+                if warnings is not None:
+                    warnings.append(f"{message} in part")
     else:
         poly, z_shift = _infer_room(here, entry, objects)
     for obj in objects:

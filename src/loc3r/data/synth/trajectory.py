@@ -95,6 +95,21 @@ def _largest_piece(free: BaseGeometry) -> Polygon:
     return piece
 
 
+def _walkable_piece(layout: SceneLayout, clearance: float) -> Polygon:
+    """The largest walkable piece; when furniture leaves none (real layouts whose boxes, e.g. one box around an
+    L-shaped sofa, cover the floor), the clearance is dropped, then the camera may pass over low furniture (the
+    floor alone) — rooms that used to fail, so no existing seed's draws change."""
+    try:
+        return _largest_piece(free_space(layout, clearance))
+    except TrajectoryError:
+        pass
+    try:
+        return _largest_piece(free_space(layout, 0.0))
+    except TrajectoryError:
+        floor = Polygon(np.asarray(layout.floor_polygon, dtype=np.float64))
+        return _largest_piece(floor.buffer(-min(clearance, 0.1)) if floor.area > 1.0 else floor)
+
+
 def _smooth_noise(rng: np.random.Generator, n: int, sigma_samples: float, std: float) -> np.ndarray:
     """Gaussian-filtered white noise with the given std (for roll / small wobbles)."""
     if n == 0:
@@ -163,7 +178,7 @@ def sample_walk(
     """A hand-held walk (see the module docstring); ``num_frames`` poses sampled uniformly in time."""
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    piece = _largest_piece(free_space(layout, clearance))
+    piece = _walkable_piece(layout, clearance)
     target = float(np.clip(rng.uniform(1.5, 3.0) * np.sqrt(piece.area), 3.0, 15.0))
     way = _waypoints(piece, rng, target)
     if len(way) >= 2:
@@ -207,7 +222,7 @@ def sample_novel_view(
     """A held-out viewpoint trajectory (see the module docstring)."""
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    piece = _largest_piece(free_space(layout, clearance))
+    piece = _walkable_piece(layout, clearance)
     low = rng.random() < 0.5
     if low:
         cam_h = rng.uniform(0.6, 0.9)

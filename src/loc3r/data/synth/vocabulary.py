@@ -12,15 +12,28 @@ Each category gets a category-typical mesh from primitives (a stove's burners, a
 window, a guitar's body and neck, ...), every part inside the object's box (the catalog's object-local frame:
 front = local +y, bottom at z = 0). A category that neither vocabulary knows renders as a plain box
 (:func:`plain_box_category`), with a warning from the layout reader (an error with ``strict``).
+
+:func:`canonical_category` / :func:`get_category` here look up both vocabularies (layout files and rendering);
+the catalog's functions of the same names keep to the generator's own.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from loc3r.data.synth.catalog import Category, Part, Placement, Texture, _box, _cyl, _legs
+from loc3r.data.synth.catalog import (
+    CATEGORIES,
+    CATEGORY_ALIASES,
+    Category,
+    Part,
+    Placement,
+    Texture,
+    _box,
+    _cyl,
+    _legs,
+)
 
-__all__ = ["EXTRA_CATEGORIES", "EXTRA_ALIASES", "plain_box_category"]
+__all__ = ["EXTRA_CATEGORIES", "EXTRA_ALIASES", "canonical_category", "get_category", "plain_box_category"]
 
 _W, _WM, _F, _T = Placement.WALL, Placement.WALL_MOUNTED, Placement.FREE, Placement.ON_TOP
 _NEUTRAL = ("white", "black", "gray", "beige", "brown")
@@ -383,3 +396,19 @@ def _build_plain_box(w: float, d: float, h: float, rng: np.random.Generator) -> 
 def plain_box_category(name: str) -> Category:
     """A category no vocabulary knows: one plain box (the layout reader warns, or refuses it with ``strict``)."""
     return Category(name, (0.1, 0.1, 0.1), (1.0, 1.0, 1.0), ("gray",), {_F: 1.0}, _build_plain_box)
+
+
+def canonical_category(name: str) -> str | None:
+    """The name in either vocabulary for ``name`` (case/underscore-insensitive, aliases resolved), or ``None``."""
+    key = " ".join(str(name).strip().lower().replace("_", " ").split())
+    if key in CATEGORIES or key in EXTRA_CATEGORIES:
+        return key
+    return CATEGORY_ALIASES.get(key) or EXTRA_ALIASES.get(key)
+
+
+def get_category(name: str) -> Category:
+    """The :class:`Category` for ``name`` in either vocabulary; ``KeyError`` listing both otherwise."""
+    key = canonical_category(name)
+    if key is None:
+        raise KeyError(f"unknown category {name!r}; known: {sorted(CATEGORIES) + sorted(EXTRA_CATEGORIES)}")
+    return CATEGORIES[key] if key in CATEGORIES else EXTRA_CATEGORIES[key]

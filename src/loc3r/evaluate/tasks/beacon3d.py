@@ -82,7 +82,7 @@ class Beacon3DTask(BenchmarkTask):
 
 def _restrict_metadata(metadata: Any, ids: set[str]) -> dict[str, Any]:
     """The objects whose questions were all evaluated (an object is the unit; a partial one is dropped)."""
-    from loc3r.evaluate.beacon3d import beacon3d_records
+    from loc3r.data.beacon3d import beacon3d_records
 
     items, _ = beacon3d_records(metadata)
     keep: dict[tuple[str, str], bool] = {}

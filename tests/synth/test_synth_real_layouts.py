@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPoint, Polygon
 
-from loc3r.data.synth.catalog import CATEGORIES, canonical_category, get_category
+from loc3r.data.synth.catalog import CATEGORIES
 from loc3r.data.synth.meta_info import LayoutError, layout_from_entry, load_meta_info
-from loc3r.data.synth.vocabulary import EXTRA_CATEGORIES
+from loc3r.data.synth.vocabulary import EXTRA_CATEGORIES, canonical_category, get_category
 
 #: every category of the public VSI-Bench meta_info validation files (ScanNet, ScanNet++, ARKitScenes)
 VSI_VOCABULARY = (
