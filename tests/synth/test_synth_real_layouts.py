@@ -148,21 +148,36 @@ def test_unknown_category_plain_box_and_bad_boxes_named(tmp_path: Path) -> None:
         load_meta_info(path, strict=True)
 
 
+def test_synth_cli_strict_refuses_unknown_category(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loc3r.cli import main
+
+    entry = scannet_like_entry()
+    entry["object_bbox"]["hoverboard"] = [box([0.0, -1.0, -0.6], [0.7, 0.25, 0.2])]
+    path = tmp_path / "meta.json"
+    path.write_text(json.dumps({"scene0461_00": entry}))
+    assert main(["synth", "--out", str(tmp_path / "out"), "--layouts", str(path), "--strict", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("loc3r synth: error: ") and "object 'hoverboard'[0]: unknown category" in err
+
+
 @pytest.mark.slow
-def test_real_style_room_renders_end_to_end(tmp_path: Path) -> None:
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+def test_real_style_room_renders_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loc3r.cli import main
 
     entry = scannet_like_entry()
     entry["object_bbox"].update(
         {name: [box([-1.0 + 0.9 * k, 1.6, -0.8 + 0.3], [0.4, 0.4, 0.6])]
-         for k, name in enumerate(("oven", "piano", "mirror", "guitar"))}
+         for k, name in enumerate(("oven", "piano", "mirror", "guitar", "hoverboard"))}
     )  # fmt: skip
     entry["object_counts"] = {k: len(v) for k, v in entry["object_bbox"].items()}
     path = tmp_path / "scannet_like_meta_info.json"
     path.write_text(json.dumps({"scene0251_00": entry}))
-    settings_ = SynthSettings(num_scenes=1, frames=2, width=32, height=24, layouts_file=str(path), val_fraction=0.0,
-                              test_fraction=0.0, novel_view=False, situations_per_scene=1, questions_per_situation=1,
-                              vsi_questions_per_type=1, write_video=False)  # fmt: skip
-    summary = generate_dataset(tmp_path / "out", settings_, progress=False)
-    assert not summary.failed and list(summary.index["scenes"]) == ["scene0251_00_00"]
-    assert summary.index["scenes"]["scene0251_00_00"]["room_area"] == pytest.approx(30.0, abs=0.01)
+    argv = ["synth", "--out", str(tmp_path / "out"), "--layouts", str(path), "--frames", "2", "--size", "32x24",
+            "--val-fraction", "0", "--test-fraction", "0", "--no-novel-view", "--situations", "1", "--no-video",
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "loc3r synth: warning: " in captured.err and "'hoverboard'[0]: unknown category" in captured.err
+    index = json.loads((tmp_path / "out" / "synthrooms.json").read_text())
+    assert list(index["scenes"]) == ["scene0251_00_00"] and not index["failed"]
+    assert index["scenes"]["scene0251_00_00"]["room_area"] == pytest.approx(30.0, abs=0.01)

@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=_size, default=(128, 128), help="image size WxH (default 128x128)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--layouts", default=None, help="VSI-Bench meta_info JSON file with the rooms to render")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --layouts: unknown categories, count mismatches and bad scenes are errors (default: warnings; "
+        "unknown categories render as plain boxes, bad scenes are skipped)",
+    )
     p.add_argument("--min-objects", type=int, default=6, help="min objects per generated room (default 6)")
     p.add_argument("--max-objects", type=int, default=14, help="max objects per generated room (default 14)")
     p.add_argument("--min-side", type=float, default=3.0, help="min room side in metres (default 3)")
@@ -98,7 +104,15 @@ def run(args: argparse.Namespace) -> int:
             category_colors=args.category_colors,
         )
         settings.scene_config  # validates the complexity parameters  # noqa: B018
-        summary = generate_dataset(args.out, settings, workers=args.workers, progress=not args.quiet, fsync=args.fsync)
+        summary = generate_dataset(
+            args.out,
+            settings,
+            workers=args.workers,
+            progress=not args.quiet,
+            fsync=args.fsync,
+            strict_layouts=args.strict,
+            warn=lambda message: print(f"loc3r synth: warning: {message}", file=sys.stderr),
+        )
     except (ValueError, DatasetError, LayoutError) as err:
         print(f"loc3r synth: error: {err}", file=sys.stderr)
         return 2

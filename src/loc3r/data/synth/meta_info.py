@@ -37,7 +37,7 @@ Reading (:func:`layout_from_entry`, :func:`load_meta_info`) accepts real files t
 
 Every error is a :class:`LayoutError` naming the file, the scene, and the object (category + index) and
 field: degenerate box (an extent <= 1 mm, e.g. zero size, axes not unit / orthogonal), NaN/inf, ``min`` > ``max``,
-an object outside the given floor polygon (in part: a warning unless ``strict``) or above
+an object outside the given floor polygon (a warning unless ``strict``) or above
 ``room_height`` (and, with ``strict``, an unknown category or a
 count in ``object_counts`` that does not match ``object_bbox`` — real files have such counts: a warning
 otherwise). :func:`load_meta_info` skips a bad scene with a warning and goes on, unless ``strict``.
@@ -336,10 +336,10 @@ def layout_from_entry(
                 # boxes fitted to real scans reach through walls (windows, doors) once the room has the file's
                 # room_size; such a room is written with its polygon and must read back: a warning unless strict
                 message = f"{here}: object {obj.category!r} (instance {obj.instance_id}) lies outside 'floor_polygon'"
-                if strict or not foot.intersects(room):
+                if strict:
                     raise LayoutError(message)
                 if warnings is not None:
-                    warnings.append(f"{message} in part")
+                    warnings.append(f"{message}{' in part' if foot.intersects(room) else ''}")
     else:
         poly, z_shift = _infer_room(here, entry, objects)
     for obj in objects:

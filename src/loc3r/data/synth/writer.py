@@ -85,7 +85,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -759,6 +759,8 @@ def generate_dataset(
     workers: int = 1,
     progress: bool = True,
     fsync: bool = False,
+    strict_layouts: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> DatasetSummary:
     """Generate (or resume) a SynthRooms dataset in ``out_dir``; see the module docstring for the layout.
 
@@ -775,7 +777,13 @@ def generate_dataset(
     start = time.perf_counter()
     layouts = None
     if settings.layouts_file is not None:
-        layouts = load_meta_info(settings.layouts_file)
+        # a layout file's unknown categories (plain boxes), count mismatches and bad scenes (skipped) are warnings
+        # passed to ``warn``; with ``strict_layouts`` the first is a LayoutError
+        warnings: list[str] = []
+        layouts = load_meta_info(settings.layouts_file, strict=strict_layouts, warnings=warnings)
+        for message in warnings:
+            if warn is not None:
+                warn(message)
         digest = hashlib.sha256(Path(settings.layouts_file).read_bytes()).hexdigest()
         if settings.layouts_sha256 not in (None, digest):
             raise DatasetError(
