@@ -139,7 +139,11 @@ def main() -> None:
     print("\n| candidates | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° |")
     print("|---|---|---|---|---|")
     for name, a in (("1", acc1), ("3", acc3)):
-        print(f"| {name} | " + " | ".join(f"{a[k]:.1f}" for k in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg")))
+        print(
+            f"| {name} | "
+            + " | ".join(f"{a[k]:.1f}" for k in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg"))
+            + " |"
+        )
     if split:
         fmt = lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"  # noqa: E731
         print(f"\nQA EM when localized (<= {LOCALIZED_M} m and <= {LOCALIZED_DEG:.0f}°) vs not:")

@@ -222,11 +222,11 @@ def test_failing_scan_is_reported_and_others_written(tmp_path):
     lo, hi = poly.min(0), poly.max(0)
     entry["full"]["floor_polygon"] = [[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]]
     c = (lo + hi) / 2
-    size = [hi[0] - lo[0] - 0.02, hi[1] - lo[1] - 0.02, 1.0]
+    size = [hi[0] - lo[0] - 0.02, hi[1] - lo[1] - 0.02, 2.0]  # too tall for the camera to pass over
     entry["full"]["object_bbox"] = {
         "box": [
             {
-                "centroid": [c[0], c[1], 0.5],
+                "centroid": [c[0], c[1], 1.0],
                 "axesLengths": size,
                 "normalizedAxes": [1, 0, 0, 0, 1, 0, 0, 0, 1],
                 "instance_id": 1,

@@ -437,14 +437,17 @@ def load_meta_info(
     else:
         keys = list(data)
     layouts = []
+    skipped: list[str] = []
     for key in keys:
         try:
             layouts.append(layout_from_entry(key, data[key], source=str(path), strict=strict, warnings=warnings))
         except LayoutError as err:
             if strict:
                 raise
+            skipped.append(str(err))
             if warnings is not None:
                 warnings.append(f"{err} (scene skipped)")
     if not layouts:
-        raise LayoutError(f"{path}: no usable scene (every entry is malformed; see the warnings)")
+        first = f"; the first: {skipped[0]}" if skipped else ""
+        raise LayoutError(f"{path}: no usable scene (every entry is malformed{first})")
     return layouts

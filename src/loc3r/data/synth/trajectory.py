@@ -95,19 +95,28 @@ def _largest_piece(free: BaseGeometry) -> Polygon:
     return piece
 
 
+#: the camera may pass over furniture whose top is below this (its height is drawn from 1.2 m up)
+_PASS_OVER_M = 1.1
+#: the least clearance of the fall-backs: a person needs about this much room around the camera
+_MIN_CLEARANCE_M = 0.1
+
+
 def _walkable_piece(layout: SceneLayout, clearance: float) -> Polygon:
     """The largest walkable piece; when furniture leaves none (real layouts whose boxes, e.g. one box around an
-    L-shaped sofa, cover the floor), the clearance is dropped, then the camera may pass over low furniture (the
-    floor alone) — rooms that used to fail, so no existing seed's draws change."""
+    L-shaped sofa, cover the floor), the clearance drops to 0.1 m, then the camera may pass over furniture lower
+    than 1.1 m — only rooms that used to fail take these steps, so no existing seed's draws change."""
     try:
         return _largest_piece(free_space(layout, clearance))
     except TrajectoryError:
         pass
+    small = min(clearance, _MIN_CLEARANCE_M)
     try:
-        return _largest_piece(free_space(layout, 0.0))
+        return _largest_piece(free_space(layout, small))
     except TrajectoryError:
-        floor = Polygon(np.asarray(layout.floor_polygon, dtype=np.float64))
-        return _largest_piece(floor.buffer(-min(clearance, 0.1)) if floor.area > 1.0 else floor)
+        tall = [o for o in layout.objects if float(o.center[2] + o.size[2] / 2) >= _PASS_OVER_M]
+        return _largest_piece(
+            free_space(SceneLayout(layout.scene_id, layout.floor_polygon, layout.height, tall), small)
+        )
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, sigma_samples: float, std: float) -> np.ndarray:
