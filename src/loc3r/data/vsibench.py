@@ -252,6 +252,7 @@ class VSIBenchDataset:
                     "dataset": record.dataset,
                     "question_type": record.question_type,
                     "frames_from": "scan",
+                    **frame_problems_meta(getattr(scan, "meta", None)),
                 },
             ).validate()
         clip = self._clip(record)
