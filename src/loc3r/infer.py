@@ -176,7 +176,7 @@ class Loc3rPredictor:
 
         model = load_model(model_dir)
         if num_frames is None:
-            num_frames = _recipe_num_frames(Path(model_dir)) or 8
+            num_frames = getattr(model, "num_frames", None) or _recipe_num_frames(Path(model_dir)) or 8
         return cls(model, num_frames)
 
     def _check_inputs(self, poses: Any, points: Any) -> None:

@@ -55,3 +55,19 @@ def test_checkpoint_must_be_self_contained_and_finite(saved_model: Path, tmp_pat
     (swapped / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="field 'pos_token_id'"):
         M.from_pretrained(swapped)
+
+
+def test_checkpoint_records_its_frame_count(saved_model: Path, tmp_path: Path) -> None:
+    from loc3r.infer import Loc3rPredictor
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration as M
+
+    model = M.from_pretrained(saved_model)
+    model.num_frames = 6  # what training sets (data.num_frames)
+    model.save_pretrained(tmp_path / "six")
+    assert json.loads((tmp_path / "six" / "loc3r_processor_config.json").read_text())["num_frames"] == 6
+    assert M.from_pretrained(tmp_path / "six").num_frames == 6
+    assert Loc3rPredictor.from_pretrained(tmp_path / "six").num_frames == 6  # no config.yaml next to it needed
+    config = json.loads((tmp_path / "six" / "loc3r_processor_config.json").read_text())
+    (tmp_path / "six" / "loc3r_processor_config.json").write_text(json.dumps({**config, "num_frames": "six"}))
+    with pytest.raises(ValueError, match="field 'num_frames'"):
+        M.from_pretrained(tmp_path / "six")

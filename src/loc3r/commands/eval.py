@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
                 return 2
             shard = parse_shard(args.shard)
             model = load_model(args.model)
-            frames = args.frames or _recipe_num_frames(Path(args.model)) or 8
+            frames = args.frames or getattr(model, "num_frames", None) or _recipe_num_frames(Path(args.model)) or 8
             frame_log = FrameLog("loc3r eval", strict=args.strict)
             records = evaluate_synth(
                 model, args.data, args.split, frames, args.batch_size or 8, shard=shard, frame_log=frame_log

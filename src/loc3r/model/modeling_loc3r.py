@@ -233,6 +233,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         )
         self.tokenizer: PreTrainedTokenizerBase | None = None  # attached by the constructors, saved with the model
         self.preprocessing: dict | None = None
+        # frames per clip the model was trained with; saved in the processor config so that a copied checkpoint
+        # is run with the same count (inference defaults to it)
+        self.num_frames: int | None = None
         self.post_init()
         self._log_attention()
 
@@ -992,7 +995,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         """safetensors weights + ``config.json`` (+ tokenizer and processor settings when the model holds them)."""
         super().save_pretrained(str(save_directory), *args, **kwargs)
         if self.tokenizer is not None:
-            self.build_processor().save_pretrained(save_directory)
+            self.build_processor(num_frames=self.num_frames).save_pretrained(save_directory)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *args: Any, **kwargs: Any):
@@ -1044,6 +1047,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             if not isinstance(saved, dict):
                 raise ValueError(f"{processor_cfg}: expected a JSON object")
             model.preprocessing = saved.get("preprocessing")
+            frames = saved.get("num_frames")
+            if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+                raise ValueError(f"{processor_cfg}: field 'num_frames' must be a positive int or null, got {frames!r}")
+            model.num_frames = frames
         if model.preprocessing is None:
             model.preprocessing = model.adapter.default_preprocessing(model.config.vlm_config)
         model._check_checkpoint(path)

@@ -400,6 +400,7 @@ def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> Trai
     elif cfg.model.init == "tiny":
         corpus = _sample_texts(train_set, limit=20000)
     tokenizer, model = builders.build_tokenizer_and_model(cfg.model, corpus, seed=cfg.seed, tokenizer=saved_tokenizer)
+    model.num_frames = cfg.data.num_frames  # saved with the checkpoint: inference samples the same count
     collate = model.build_processor(
         mode="train",
         num_frames=cfg.data.num_frames,
