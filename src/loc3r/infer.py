@@ -12,7 +12,10 @@ Example::
 
 Inputs:
 
-* ``frames`` as an array ``[T, H, W, 3] uint8``; or a path to a **video file** (decoded with PyAV,
+* ``frames`` as an array ``[T, H, W, 3] uint8``; one **image file** (a still: T = 1); a **list of image paths**
+  (an unordered set of views, taken in the order given); a **camera-rig folder** (``rig.json`` + one image
+  folder per camera, :func:`load_rig`: frames interleaved per time step, each with its camera's pose, anchor =
+  camera 0 at t = 0); or a path to a **video file** (decoded with PyAV,
   ``num_frames`` uniformly sampled); or a **folder of images** (sorted by name, uniformly sampled); or a
   **ScanNet SensReader-style scan folder** (``color/``, ``pose/`` [, ``depth/``, ``intrinsic/``]), which also
   gives poses (and depth-derived points, which only the ``cue_injection`` baseline uses).
@@ -45,7 +48,7 @@ import numpy as np
 
 from loc3r.data.schema import ClipSample, SampleError
 
-__all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames"]
+__all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames", "load_rig"]
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -103,6 +106,37 @@ def load_frames(
     scene_id = "input"
     if isinstance(source, np.ndarray):
         frames = source
+    elif isinstance(source, (list, tuple)):  # an unordered set of images, taken in the order given
+        from loc3r.data.video import read_rgb, uniform_indices
+
+        if not source:
+            raise SampleError("the image set is empty")
+        paths = [Path(p) for p in source]
+        for p in paths:
+            if not p.is_file():
+                raise FileNotFoundError(f"{p}: no such image file")
+        sizes = {}
+        images = []
+        for i in uniform_indices(len(paths), min(num_frames, len(paths))).tolist():
+            img = read_rgb(paths[i], record=str(paths[i]))
+            sizes[str(paths[i])] = img.shape[:2]
+            images.append(img)
+        if len(set(sizes.values())) > 1:
+            first = next(iter(sizes.items()))
+            other = next((k, v) for k, v in sizes.items() if v != first[1])
+            raise SampleError(f"image set: {other[0]} is {other[1][1]}x{other[1][0]} but {first[0]} is "
+                              f"{first[1][1]}x{first[1][0]}; all images of a set must have one size")  # fmt: skip
+        frames = np.stack(images)
+        scene_id = paths[0].parent.name or "images"
+    elif Path(source).is_dir() and (Path(source) / "rig.json").is_file():
+        frames, rig_poses = load_rig(Path(source), num_frames)
+        poses = rig_poses if poses is None else poses
+        scene_id = Path(source).name
+    elif Path(source).is_file() and Path(source).suffix.lower() in _IMAGE_SUFFIXES:  # one still image
+        from loc3r.data.video import read_rgb
+
+        frames = read_rgb(Path(source), record=str(source))[None]
+        scene_id = Path(source).stem
     else:
         path = Path(source)
         scene_id = path.stem if path.is_file() else path.name
@@ -158,6 +192,55 @@ def load_frames(
         except GeometryError as err:
             raise SampleError(str(err)) from err
     return frames, poses, points, scene_id
+
+
+def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Frames (interleaved per time step) and poses of a camera-rig folder.
+
+    Layout: ``rig.json`` = ``{"cameras": [{"name": "front", "extrinsic": 4x4 camera-to-rig}, ...], "static": false}``,
+    one image folder per camera (``<folder>/<name>/``, files in name order = time steps), optional
+    ``rig_poses.npy`` ``[S, 4, 4]`` rig-to-world per time step. Poses per frame: ``rig_pose[t] @ extrinsic[c]``; with
+    ``"static": true`` and no rig poses, the rig frame is the world (``extrinsic[c]``); else no poses. The anchor is
+    camera 0 at t = 0 (the first frame). ``max(1, num_frames // N)`` time steps are sampled uniformly.
+    """
+    from loc3r.data.video import read_json, read_rgb, uniform_indices
+
+    spec = read_json(folder / "rig.json", "rig file")
+    where = f"{folder / 'rig.json'}"
+    cams = spec.get("cameras") if isinstance(spec, dict) else None
+    if not isinstance(cams, list) or not cams:
+        raise SampleError(f"{where}: field 'cameras' must be a non-empty list")
+    files, extrinsics = [], []
+    for k, cam in enumerate(cams):
+        if not isinstance(cam, dict) or not isinstance(cam.get("name"), str):
+            raise SampleError(f"{where}: cameras[{k}] needs a 'name'")
+        ext = np.asarray(cam.get("extrinsic", np.eye(4)), dtype=np.float64)
+        if ext.shape != (4, 4) or not np.isfinite(ext).all():
+            raise SampleError(f"{where}: cameras[{k}] ('{cam['name']}'): field 'extrinsic' must be a finite 4x4")
+        d = folder / cam["name"]
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: no image folder for rig camera '{cam['name']}'")
+        files.append(sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES))
+        extrinsics.append(ext)
+    counts = {c["name"]: len(f) for c, f in zip(cams, files, strict=True)}
+    if len(set(counts.values())) != 1 or 0 in counts.values():
+        raise SampleError(f"{folder}: the rig's cameras disagree on the frame count ({counts}); every camera needs "
+                          "one image per time step")  # fmt: skip
+    steps = next(iter(counts.values()))
+    rig_poses = None
+    if (folder / "rig_poses.npy").is_file():
+        rig_poses = np.load(folder / "rig_poses.npy", allow_pickle=False).astype(np.float64)
+        if rig_poses.shape != (steps, 4, 4):
+            raise SampleError(f"{folder / 'rig_poses.npy'}: must be [{steps}, 4, 4] (one per time step), "
+                              f"got {rig_poses.shape}")  # fmt: skip
+    elif spec.get("static"):
+        rig_poses = np.repeat(np.eye(4)[None], steps, axis=0)
+    picked = uniform_indices(steps, min(steps, max(1, num_frames // len(cams)))).tolist()
+    frames = np.stack([read_rgb(files[c][t], record=str(files[c][t])) for t in picked for c in range(len(cams))])
+    poses = None
+    if rig_poses is not None:
+        poses = np.stack([rig_poses[t] @ extrinsics[c] for t in picked for c in range(len(cams))])
+    return frames, poses
 
 
 class Loc3rPredictor:

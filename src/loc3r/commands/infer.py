@@ -18,7 +18,9 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("infer", help="answer a situated question on a video; position, heading, BEV picture")
     p.add_argument("--model", required=True, help="checkpoint directory (e.g. a run's final/)")
-    p.add_argument("--video", required=True, help="video file, image folder or ScanNet-style scan folder")
+    p.add_argument("--video", required=True, nargs="+",
+                   help="video file, image folder, ScanNet-style scan folder, camera-rig folder (rig.json), one "
+                   "image, or several images (an unordered set)")  # fmt: skip
     p.add_argument("--situation", default=None, help="situation text (default: the pseudo-situation)")
     p.add_argument("--question", required=True)
     p.add_argument("--poses", default=None, help=".npy file of [T, 4, 4] camera-to-world poses")
@@ -65,7 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         poses = _load_poses(args.poses) if args.poses else None
         predictor = Loc3rPredictor.from_pretrained(args.model, num_frames=args.frames)
         predictor.strict = args.strict
-        result = predictor.predict(args.video, args.situation, args.question, poses=poses, bev_png=args.bev)
+        video = args.video[0] if len(args.video) == 1 else list(args.video)
+        result = predictor.predict(video, args.situation, args.question, poses=poses, bev_png=args.bev)
     except (FileNotFoundError, SampleError, ValueError) as err:
         print(f"loc3r infer: error: {err}", file=sys.stderr)
         return 2

@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of rooms for val (default 0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="fraction of rooms for test (default 0.1)")
     p.add_argument("--no-novel-view", action="store_true", help="do not render the test rooms' novel-view scans")
+    p.add_argument("--extra-splits", nargs="+", choices=["image", "rig"], default=[],
+                   help="also render the test rooms as one still image (split test_image) and/or through a "
+                   "front/left/right camera rig (split test_rig); existing splits are unchanged")  # fmt: skip
     p.add_argument("--situations", type=int, default=8, help="situations per scan (default 8)")
     p.add_argument("--questions-per-situation", type=int, default=4, help="situated questions each (default 4)")
     p.add_argument("--vsi-per-type", type=int, default=2, help="VSI-Bench questions per type per scan (default 2)")
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             shadows=not args.no_shadows,
             write_video=not args.no_video,
             category_colors=args.category_colors,
+            extra_splits=tuple(args.extra_splits),
         )
         settings.scene_config  # validates the complexity parameters  # noqa: B018
         summary = generate_dataset(

@@ -622,6 +622,41 @@ class ScanNetScene:
         self._valid_ids = np.array(sorted(poses), dtype=np.int64)
         self.report.count("frames_valid", len(poses))
 
+    def capture(self) -> dict[str, Any] | None:
+        """``capture.json`` of a still-image or camera-rig scan (written by SynthRooms' ``test_image`` /
+        ``test_rig`` splits), else None (a video). Rig: ``{"kind": "rig", "steps": S, "cameras": [{"name",
+        "extrinsic" (4x4 camera-to-rig)}]}`` with frames interleaved per time step (frame ``t * N + c``)."""
+        path = self.scene_dir / "capture.json"
+        if not path.is_file():
+            return None
+        from loc3r.data.video import read_json
+
+        data = read_json(path, "capture file")
+        if not isinstance(data, dict) or data.get("kind") not in ("image", "rig"):
+            raise SampleError(f"{path}: field 'kind' must be 'image' or 'rig'")
+        if data["kind"] == "rig" and (not isinstance(data.get("cameras"), list) or not data["cameras"]):
+            raise SampleError(f"{path}: field 'cameras' must be a non-empty list")
+        return data
+
+    def _capture_frames(self, capture: dict[str, Any], num_frames: int, valid: np.ndarray) -> np.ndarray:
+        """Frames of an image scan (all of them, never repeated) or of a rig scan (whole time steps, uniformly
+        sampled: ``max(1, num_frames // N)`` steps x N cameras, interleaved)."""
+        ids = np.asarray(sorted(self._by_id), dtype=np.int64)
+        if not set(ids.tolist()) <= set(valid.tolist()):
+            missing = sorted(set(ids.tolist()) - set(valid.tolist()))
+            raise SampleError(f"{self.scene_dir}: {capture['kind']} scan frame {missing[0]} has no valid pose")
+        if capture["kind"] == "image":
+            return ids[uniform_indices(len(ids), min(num_frames, len(ids)))]
+        n = len(capture["cameras"])
+        if len(ids) % n:
+            raise SampleError(
+                f"{self.scene_dir}: capture.json: the rig's {n} cameras disagree on the frame count "
+                f"({len(ids)} frames is not a whole number of time steps of {n} cameras)"
+            )
+        steps = len(ids) // n
+        picked = uniform_indices(steps, min(steps, max(1, num_frames // n)))
+        return np.asarray([ids[t * n + c] for t in picked.tolist() for c in range(n)], dtype=np.int64)
+
     def valid_frame_ids(self) -> np.ndarray:
         """Frame numbers with a readable, finite, rigid pose (reads all pose files once)."""
         if self._valid_ids is None:
@@ -739,7 +774,14 @@ class ScanNetScene:
                     f"({len(self._files)} frames, {len(valid)} with valid poses, {len(bad)} unreadable or of "
                     "another size)"
                 )
-            chosen = candidates[uniform_indices(candidates.size, num_frames)]
+            capture = self.capture()
+            if capture is not None:  # a still image / camera rig: its own frame choice, no re-sampling
+                chosen = self._capture_frames(capture, num_frames, valid)
+                if bad:
+                    raise SampleError(f"{self.scene_dir}: frame {sorted(bad)[0]} of a {capture['kind']} scan is "
+                                      "unreadable (image and rig scans are not re-sampled)")  # fmt: skip
+            else:
+                chosen = candidates[uniform_indices(candidates.size, num_frames)]
             new_bad = False
             for frame_id in dict.fromkeys(chosen.tolist()):
                 if frame_id in cache:

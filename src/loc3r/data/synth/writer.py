@@ -102,6 +102,10 @@ __all__ = [
     "SYNTH_VERSION",
     "INDEX_NAME",
     "SPLITS",
+    "EXTRA_SPLITS",
+    "RIG_CAMERAS",
+    "capture_poses",
+    "rig_extrinsic",
     "DatasetError",
     "SynthSettings",
     "SceneJob",
@@ -117,6 +121,10 @@ __all__ = [
 SYNTH_VERSION = 3  # 2: situations name only objects seen in the video; 3: wardrobes look like wardrobes
 INDEX_NAME = "synthrooms.json"
 SPLITS = ("train", "val", "test", "test_novel_view")
+#: extra split name of each ``SynthSettings.extra_splits`` kind (scan numbers 2 and 3 of a test room)
+EXTRA_SPLITS = {"image": "test_image", "rig": "test_rig"}
+#: the camera rig of ``test_rig``: (name, yaw of the camera relative to the rig's forward direction, radians)
+RIG_CAMERAS = (("front", 0.0), ("left", np.pi / 3), ("right", -np.pi / 3))
 DATASET_NAME = "synthrooms"
 _SCENE_FILE = "scene.json"
 _LOCK_NAME = ".synthrooms.lock"
@@ -156,6 +164,9 @@ class SynthSettings:
     jpeg_quality: int = 92
     min_visible_pixels: int = 0  # 0 = max(4, 0.2 % of the image): pixels for an object to count as seen
     category_colors: bool = False  # one colour per object category (SceneConfig.category_colors)
+    #: extra test splits of the test rooms (new scans; the existing splits are generated exactly as without them):
+    #: "image" -> ``test_image`` (one still image per room), "rig" -> ``test_rig`` (a front/left/right camera rig)
+    extra_splits: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.num_scenes is not None and self.num_scenes < 1:
@@ -175,6 +186,9 @@ class SynthSettings:
             raise ValueError(
                 f"val/test fractions must be in [0, 1) and sum below 1, got {self.val_fraction}, {self.test_fraction}"
             )
+        unknown = sorted(set(self.extra_splits) - set(EXTRA_SPLITS))
+        if unknown:
+            raise ValueError(f"unknown extra split(s) {unknown}; expected some of {sorted(EXTRA_SPLITS)}")
         if self.layouts_file is None and self.num_scenes is None:
             raise ValueError("num_scenes is required unless a layouts file is given")
 
@@ -191,7 +205,16 @@ class SynthSettings:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.extra_splits:  # keep the fingerprint of every dataset generated before extra splits existed
+            out.pop("extra_splits")
+        else:
+            out["extra_splits"] = sorted(self.extra_splits)
+        return out
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return SPLITS + tuple(EXTRA_SPLITS[k] for k in sorted(self.extra_splits))
 
     def fingerprint(self) -> str:
         blob = json.dumps({"version": SYNTH_VERSION, **self.to_dict()}, sort_keys=True)
@@ -277,6 +300,10 @@ def plan_jobs(settings: SynthSettings, layouts: list[SceneLayout] | None = None)
         jobs.append(SceneJob(f"{rid}_00", rid, i, 0, split_of[i], "walk", layout))
         if split_of[i] == "test" and settings.novel_view:
             jobs.append(SceneJob(f"{rid}_01", rid, i, 1, "test_novel_view", "novel_view", layout))
+        if split_of[i] == "test" and "image" in settings.extra_splits:
+            jobs.append(SceneJob(f"{rid}_02", rid, i, 2, "test_image", "image", layout))
+        if split_of[i] == "test" and "rig" in settings.extra_splits:
+            jobs.append(SceneJob(f"{rid}_03", rid, i, 3, "test_rig", "rig", layout))
     return jobs
 
 
@@ -320,6 +347,7 @@ class RenderedScene:
     first_seen_frame: dict[int, int]
     situations: list[Any]
     vsi_records: list[dict[str, Any]]
+    capture: dict[str, Any] | None = None  # ``capture.json`` of a still image / camera rig scan (None: video)
 
 
 def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
@@ -331,14 +359,18 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
 
     layout, style = _room_layout(job, settings)
     traj_ss, sit_ss, vsi_ss = np.random.SeedSequence([settings.seed, job.room_index, 1 + job.scan]).spawn(3)
-    traj = sample_trajectory(job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames)
+    capture = None
+    if job.trajectory in ("image", "rig"):
+        poses, capture = capture_poses(job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames)
+    else:
+        poses = sample_trajectory(job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames).poses
     renderer = SceneRenderer(build_scene_mesh(layout, style), shadows=settings.shadows)
     intrinsic = make_intrinsic(settings.width, settings.height, settings.hfov_deg)
-    t, h, w = settings.frames, settings.height, settings.width
+    t, h, w = len(poses), settings.height, settings.width
     rgb = np.empty((t, h, w, 3), np.uint8)
     depth = np.empty((t, h, w), np.float32)
     instance = np.empty((t, h, w), np.uint16)
-    for i, pose in enumerate(traj.poses):
+    for i, pose in enumerate(poses):
         frame = renderer.render(pose, intrinsic, w, h)
         rgb[i], depth[i], instance[i] = frame.rgb, frame.depth, frame.instance
     first_seen: dict[int, int] = {}
@@ -359,9 +391,45 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
         visible_instances=set(first_seen),
     )
     vsi = generate_vsi_questions(
-        layout, np.random.default_rng(vsi_ss), first_seen, camera_center(traj.poses), settings.vsi_questions_per_type
+        layout, np.random.default_rng(vsi_ss), first_seen, camera_center(poses), settings.vsi_questions_per_type
     )
-    return RenderedScene(layout, traj.poses, intrinsic, rgb, depth, instance, first_seen, situations, vsi)
+    return RenderedScene(layout, poses, intrinsic, rgb, depth, instance, first_seen, situations, vsi, capture)
+
+
+def rig_extrinsic(yaw: float, offset: float = 0.05) -> np.ndarray:
+    """Camera-to-rig pose (OpenCV axes) of a camera turned by ``yaw`` to the left about the rig's up axis (-y of the
+    OpenCV rig frame) and moved ``offset`` metres forward along its own view, as on a real multi-camera head."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.array([[c, 0.0, -s], [0.0, 1.0, 0.0], [s, 0.0, c]])  # rotation about -y by yaw (z turns to -x = left)
+    ext = np.eye(4)
+    ext[:3, :3] = rot
+    ext[:3, 3] = rot[:, 2] * offset
+    return ext
+
+
+def capture_poses(
+    kind: str, layout: SceneLayout, rng: np.random.Generator, frames: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Camera poses of a still image (``kind="image"``: the middle pose of a walk) or a camera rig (``"rig"``:
+    :data:`RIG_CAMERAS` mounted on a walk of ``max(1, frames // 3)`` time steps, frames interleaved per time step:
+    ``t0 front, t0 left, t0 right, t1 front, ...``), and the ``capture.json`` record describing it."""
+    from loc3r.data.synth.trajectory import sample_trajectory
+
+    if kind == "image":
+        walk = sample_trajectory("walk", layout, rng, max(frames, 2)).poses
+        return walk[len(walk) // 2][None], {"kind": "image"}
+    steps = max(1, frames // len(RIG_CAMERAS))
+    walk = sample_trajectory("walk", layout, rng, max(steps, 2)).poses[:steps]
+    extrinsics = [rig_extrinsic(yaw) for _, yaw in RIG_CAMERAS]
+    poses = np.stack([pose @ ext for pose in walk for ext in extrinsics])
+    capture = {
+        "kind": "rig",
+        "steps": steps,
+        "cameras": [
+            {"name": name, "extrinsic": ext.tolist()} for (name, _), ext in zip(RIG_CAMERAS, extrinsics, strict=True)
+        ],
+    }
+    return poses, capture
 
 
 def _write_text_matrix(path: Path, mat: np.ndarray, fmt: str = "%.9f") -> None:
@@ -507,7 +575,7 @@ def write_scene(
     try:
         for sub in ("color", "depth", "instance", "pose", "intrinsic"):
             (tmp / sub).mkdir(parents=True)
-        for i in range(settings.frames):
+        for i in range(len(scene.rgb)):
             Image.fromarray(scene.rgb[i]).save(tmp / "color" / f"{i}.jpg", quality=settings.jpeg_quality)
             depth_mm = np.round(scene.depth[i] * 1000.0)
             depth_mm[(depth_mm < 0) | (depth_mm > 65535)] = 0
@@ -522,6 +590,8 @@ def write_scene(
             _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", np.eye(4), fmt="%.6f")
         if settings.write_video:
             _write_video(tmp / "video.mp4", scene.rgb)
+        if scene.capture is not None:
+            _write_json(tmp / "capture.json", scene.capture)
         _write_json(tmp / "meta_info.json", {job.scene_id: layout_to_entry(scene.layout)})
         questions, annotations = _sqa3d_records(job, scene.situations)
         _write_json(tmp / "sqa3d.json", {"questions": questions, "annotations": annotations})
@@ -532,7 +602,7 @@ def write_scene(
             "split": job.split,
             "room_id": job.room_id,
             "trajectory": job.trajectory,
-            "num_frames": settings.frames,
+            "num_frames": len(scene.rgb),
             "width": settings.width,
             "height": settings.height,
             "num_objects": len(scene.layout.objects),
@@ -630,11 +700,11 @@ def _finalize(
 ) -> dict[str, Any]:
     """Rebuild the split-level files and the index from the per-scan files."""
     scans = out_dir / "scans"
-    splits: dict[str, list[str]] = {s: [] for s in SPLITS}
-    sqa_q: dict[str, list] = {s: [] for s in SPLITS}
-    sqa_a: dict[str, list] = {s: [] for s in SPLITS}
-    vsi: dict[str, list] = {s: [] for s in SPLITS}
-    meta: dict[str, dict] = {s: {} for s in SPLITS}
+    splits: dict[str, list[str]] = {s: [] for s in settings.splits}
+    sqa_q: dict[str, list] = {s: [] for s in settings.splits}
+    sqa_a: dict[str, list] = {s: [] for s in settings.splits}
+    vsi: dict[str, list] = {s: [] for s in settings.splits}
+    meta: dict[str, dict] = {s: {} for s in settings.splits}
     video_dir = out_dir / "vsibench" / DATASET_NAME
     if settings.write_video:
         video_dir.mkdir(parents=True, exist_ok=True)
@@ -659,7 +729,7 @@ def _finalize(
                 except OSError:
                     shutil.copyfile(d / "video.mp4", link)
     next_id = 0
-    for split in SPLITS:
+    for split in settings.splits:
         header = {
             "info": {
                 "description": "SynthRooms situated questions (SQA3D format; positions in the "
