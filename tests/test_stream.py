@@ -149,3 +149,37 @@ def test_coverage_window_keeps_the_far_view() -> None:
     for i, pose in enumerate(poses):
         last.add(StreamFrame(seq=i, time=float(i), image=_frames(1)[0], pose=pose))
     assert [f.seq for f in last.snapshot()] == [3, 4, 5] and last.dropped == 3
+
+
+def test_rig_folder_streams_whole_time_steps(ckpt: Path, tmp_path: Path) -> None:
+    """A front/left/right rig: updates hold whole time steps (3 frames each) with every camera's pose; a step one
+    camera never delivers is skipped with a message and the session keeps running."""
+    from loc3r.data.synth.writer import RIG_CAMERAS, rig_extrinsic
+    from loc3r.infer import Loc3rPredictor
+    from loc3r.stream import RigFolderSource
+
+    rig = tmp_path / "rig"
+    cams = [{"name": n, "extrinsic": rig_extrinsic(y).tolist()} for n, y in RIG_CAMERAS]
+    rig.mkdir()
+    (rig / "rig.json").write_text(json.dumps({"cameras": cams}))
+    (rig / "rig_pose").mkdir()
+    for name, _ in RIG_CAMERAS:
+        (rig / name).mkdir()
+    frames = _frames(6, 40)
+    for t in range(4):
+        np.savetxt(rig / "rig_pose" / f"{t:03d}.txt", _pose(0.3 * t, 0.0))
+        for c, (name, _) in enumerate(RIG_CAMERAS):
+            if t == 1 and name == "left":
+                continue  # the left camera never delivers step 1
+            Image.fromarray(frames[(t + c) % 6]).save(rig / name / f"{t:03d}.png")
+    predictor = Loc3rPredictor.from_pretrained(ckpt, num_frames=7)  # 7 -> a window of 2 whole steps (6 frames)
+    events: list[dict] = []
+    live = LiveSession(predictor, RigFolderSource(rig, poll=0.02, idle_end=0.5, max_lag=1), on_event=events.append)
+    summary = live.run(max_seconds=60)
+    updates = [e for e in events if e["event"] == "update"]
+    assert updates and all(u["frames"] % 3 == 0 and u["frames"] <= 6 for u in updates)
+    assert all(u["poses"] for u in updates)
+    assert any(e["event"] == "warning" and "'001' skipped" in e["message"] and "disagree" in e["message"]
+               for e in events)  # fmt: skip
+    assert summary["received"] == 9  # steps 0, 2, 3 of three cameras
+    assert updates[-1]["last_seq"] == 8

@@ -60,6 +60,7 @@ __all__ = [
     "CameraSource",
     "FolderSource",
     "PushSource",
+    "RigFolderSource",
     "FrameWindow",
     "LiveSession",
 ]
@@ -225,6 +226,73 @@ class FolderSource(FrameSource):
             stop.wait(self.poll)
 
 
+class RigFolderSource(FrameSource):
+    """A camera rig whose images keep arriving: ``rig.json`` (``{"cameras": [{"name", "extrinsic"}]}``, as for
+    :func:`loc3r.infer.load_rig`) and one folder per camera. A time step is a file name of camera 0 (name order)
+    that every camera writes (synchronised cameras share names). A step is yielded once every camera has it, frames
+    interleaved (camera 0 first), each with its pose ``rig_pose @ extrinsic`` when ``rig_pose/<name>.txt``
+    (rig-to-world) exists, else none (or the extrinsic alone for ``"static": true``). A step still incomplete when
+    camera 0 is ``max_lag`` steps further is skipped with a message (the cameras disagree on the frame count)."""
+
+    def __init__(self, path: str | Path, poll: float = 0.1, idle_end: float | None = None, max_lag: int = 3) -> None:
+        from loc3r.data.video import read_json
+
+        self.path = Path(path)
+        spec = read_json(self.path / "rig.json", "rig file")
+        cams = spec.get("cameras") if isinstance(spec, dict) else None
+        if not isinstance(cams, list) or not cams or not all(isinstance(c, dict) and "name" in c for c in cams):
+            raise SampleError(f"{self.path / 'rig.json'}: field 'cameras' must be a list of {{'name', 'extrinsic'}}")
+        self.names = [str(c["name"]) for c in cams]
+        self.extrinsics = [np.asarray(c.get("extrinsic", np.eye(4)), dtype=np.float64) for c in cams]
+        self.static = bool(spec.get("static"))
+        self.group = len(cams)
+        self.poll, self.idle_end, self.max_lag = poll, idle_end, max_lag
+        self.messages: list[str] = []
+        self.description = f"camera rig {self.path} ({', '.join(self.names)})"
+
+    def _files(self, name: str) -> list[Path]:
+        d = self.path / name
+        return sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES) if d.is_dir() else []
+
+    def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, np.ndarray | None, str]]:
+        from loc3r.data.video import read_rgb
+
+        step = 0
+        last_new = time.monotonic()
+        while not stop.is_set():
+            # a time step = one file name (stem) of camera 0; synchronised cameras write the same names
+            files = [{p.stem: p for p in self._files(n)} for n in self.names]
+            steps = sorted(files[0])
+            if step < len(steps) and all(steps[step] in f for f in files):
+                stem = steps[step]
+                rig_pose = None
+                pose_file = self.path / "rig_pose" / f"{stem}.txt"
+                if pose_file.is_file():
+                    try:
+                        rig_pose = np.loadtxt(pose_file, dtype=np.float64).reshape(4, 4)
+                    except ValueError:
+                        rig_pose = None
+                elif self.static:
+                    rig_pose = np.eye(4)
+                images = [read_rgb(f[stem], record=f[stem].name) for f in files]
+                for c, image in enumerate(images):
+                    pose = None if rig_pose is None else rig_pose @ self.extrinsics[c]
+                    yield image, pose, f"{self.names[c]}/{files[c][stem].name}"
+                step += 1
+                last_new = time.monotonic()
+                continue
+            if len(steps) - step > self.max_lag:  # camera 0 moved on; some camera never delivered this step
+                missing = [n for n, f in zip(self.names, files, strict=True) if steps[step] not in f]
+                counts = {n: len(f) for n, f in zip(self.names, files, strict=True)}
+                self.messages.append(f"rig step {steps[step]!r} skipped: camera(s) {missing} have no frame for it "
+                                     f"(the cameras disagree on the frame count: {counts})")  # fmt: skip
+                step += 1
+                continue
+            if self.idle_end is not None and time.monotonic() - last_new > self.idle_end:
+                return
+            stop.wait(self.poll)
+
+
 class PushSource(FrameSource):
     """Frames handed in from code (:meth:`push`), e.g. the web demo's webcam; :meth:`close` ends the source."""
 
@@ -350,7 +418,15 @@ class LiveSession:
     ) -> None:
         self.predictor = predictor
         self.source = source
-        self.window = FrameWindow(window or predictor.num_frames, select)
+        #: frames per time step (a camera rig's N cameras): the window holds whole steps, updates wait for them
+        self.group = int(getattr(source, "group", 1))
+        size = window or predictor.num_frames
+        if self.group > 1:
+            if select != "last":
+                raise ValueError("a camera rig keeps whole time steps: use select='last'")
+            size = max(1, size // self.group) * self.group
+            min_frames = max(min_frames, self.group)
+        self.window = FrameWindow(size, select)
         self.min_frames = max(1, min(min_frames, self.window.size))
         self.min_interval = min_interval
         self.situation = situation
@@ -455,7 +531,7 @@ class LiveSession:
     def update(self) -> dict[str, Any] | None:
         """Encode the current window (a new :class:`~loc3r.infer.PredictorSession`) and read the pose estimate."""
         frames = self.window.snapshot()
-        if len(frames) < self.min_frames:
+        if len(frames) < self.min_frames or len(frames) % self.group:
             return None
         t0 = time.perf_counter()
         poses = [f.pose for f in frames]
@@ -533,9 +609,13 @@ class LiveSession:
     def step(self) -> bool:
         """One turn of the model loop: take new frames, update when due, answer waiting questions.
         Returns False once the source has ended and everything is done."""
+        for message in list(getattr(self.source, "messages", [])):
+            self.source.messages.remove(message)
+            self._emit({"event": "warning", "message": message})
         self._take_frames()
         now = time.monotonic()
-        if self.window.version != self._encoded_version and now - self._last_update >= self.min_interval:
+        complete = len(self.window.frames) % self.group == 0  # a rig's step is taken only once all cameras are in
+        if self.window.version != self._encoded_version and complete and now - self._last_update >= self.min_interval:
             self.update()
         while self.session is not None:
             try:
@@ -551,7 +631,9 @@ class LiveSession:
                 self._ended_reported = True
                 self._emit({"event": "ended", "message": f"{self.source.description}: stream ended",
                             "received": self.counts["received"]})  # fmt: skip
-            pending_update = self.window.version != self._encoded_version and len(self.window.frames) >= self.min_frames
+            n = len(self.window.frames)
+            changed = self.window.version != self._encoded_version
+            pending_update = changed and n >= self.min_frames and n % self.group == 0
             if self.session is None and not self._questions.empty():
                 while not self._questions.empty():  # nothing will ever be encoded: tell the askers
                     q = self._questions.get_nowait()
@@ -585,6 +667,9 @@ class LiveSession:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
+        for message in list(getattr(self.source, "messages", [])):  # what the source said after the last step
+            self.source.messages.remove(message)
+            self._emit({"event": "warning", "message": message})
         summary = {
             "event": "summary",
             **dict(self.counts),

@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", help="video file, played at its own frame rate")
     src.add_argument("--camera", help="camera device (e.g. /dev/video0)")
-    src.add_argument("--folder", help="folder that frames keep arriving in (ScanNet-style color/ + pose/ or flat)")
+    src.add_argument("--folder", help="folder that frames keep arriving in (ScanNet-style color/ + pose/ or flat); "
+                     "also an unordered set of images or a single image")  # fmt: skip
+    src.add_argument("--rig", help="camera-rig folder that frames keep arriving in (rig.json + one folder per camera)")
+    p.add_argument("--min-frames", type=int, default=2, help="frames before the first update (1: a single image)")
     p.add_argument("--poses", default=None, help="--video only: .npy of [N, 4, 4] camera-to-world, one per frame")
     p.add_argument("--frames", type=int, default=None, help="window T (default: the training recipe's frame count)")
     p.add_argument("--select", choices=["last", "coverage"], default="last", help="window rule (default: last)")
@@ -72,12 +75,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from loc3r.data.schema import SampleError
     from loc3r.infer import Loc3rPredictor
-    from loc3r.stream import CameraSource, FolderSource, LiveSession, VideoFileSource
+    from loc3r.stream import CameraSource, FolderSource, LiveSession, RigFolderSource, VideoFileSource
 
     def fail(message: str) -> int:
         print(f"loc3r stream: error: {message}", file=sys.stderr)
         return 2
 
+    if args.select == "coverage" and args.rig:
+        return fail("--rig keeps whole time steps of every camera: use --select last")
     if args.poses and not args.video:
         return fail("--poses goes with --video (a --folder carries its poses as files)")
     if args.questions and args.questions != "-" and not Path(args.questions).is_file():
@@ -88,6 +93,8 @@ def _run(args: argparse.Namespace) -> int:
             source = VideoFileSource(args.video, poses=poses, realtime=not args.no_realtime)
         elif args.folder:
             source = FolderSource(args.folder, idle_end=args.idle_end)
+        elif args.rig:
+            source = RigFolderSource(args.rig, idle_end=args.idle_end)
         else:
             source = CameraSource(args.camera)
         predictor = Loc3rPredictor.from_pretrained(args.model, num_frames=args.frames)
@@ -97,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     def emit(event: dict) -> None:
         print(json.dumps(event), flush=True)
 
-    session = LiveSession(predictor, source, select=args.select, situation=args.situation,
+    session = LiveSession(predictor, source, select=args.select, situation=args.situation, min_frames=args.min_frames,
                           min_interval=args.min_interval, stall_timeout=args.stall_timeout, bev_dir=args.bev_dir,
                           on_event=emit)  # fmt: skip
     stop = threading.Event()
