@@ -138,7 +138,8 @@ def test_stall_then_resume_and_end(ckpt: Path) -> None:
     live.step()
     assert q.event["event"] == "answer"
     source.push(_frames(3)[2])
-    time.sleep(0.05)
+    while live.counts["received"] < 3 and time.monotonic() < deadline + 30:
+        time.sleep(0.02)
     live.step()
     assert any(e["event"] == "resumed" for e in events)
     source.close()
