@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=None, help="at most this many samples per set")
     args = parser.parse_args()
 
+    from loc3r.data.schema import SampleError
     from loc3r.data.synth.writer import SynthSettings, generate_dataset
     from loc3r.evaluate.runner import evaluate_synth, load_model, score_synth
 
@@ -57,7 +58,11 @@ def main() -> None:
             continue
         model = load_model(final)
         for split in ("test", "test_image", "test_rig"):
-            recs = evaluate_synth(model, data, split, s["frames"], 16, max_samples=limit)
+            try:
+                recs = evaluate_synth(model, data, split, s["frames"], 16, max_samples=limit)
+            except SampleError as err:  # e.g. no situation of a still names only objects that the still shows
+                print(f"{variant} {split}: not evaluated: {err}", flush=True)
+                continue
             sc = score_synth(recs)[split]
             rows.append((variant, split, sc))
             print(json.dumps({"variant": variant, "split": split, **sc}), flush=True)
