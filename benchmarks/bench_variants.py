@@ -54,13 +54,13 @@ def main() -> None:
 
     logging.getLogger("loc3r").setLevel(logging.WARNING)
     variants = args.variants or list(VARIANTS)
-    s = dataclasses.replace(DEFAULT, steps=args.steps, scenes=args.scenes)
+    s = dataclasses.replace(DEFAULT.with_data(num_scenes=args.scenes), steps=args.steps)
     tmp = Path(tempfile.mkdtemp(prefix="bench_variants_"))
     try:
         data = tmp / "synth"
         generate_dataset(
             data,
-            SynthSettings(num_scenes=s.scenes, frames=s.frames, width=s.size, height=s.size, write_video=False,
+            SynthSettings(num_scenes=s.data.num_scenes, frames=s.frames, width=s.size, height=s.size, write_video=False,
                           test_fraction=0.25, situations_per_scene=4),
             progress=False,
         )  # fmt: skip

@@ -100,8 +100,8 @@ def memorisation(out: Path, root: Path, variants: list[str], frames: int, max_lo
 
 def _token_dataset(model: Any, root: Path, split: str, frames: int, classes: dict[str, int]) -> tuple[Any, Any]:
     """Vision-token embeddings [N, D] and the category class of each token's footprint [N]."""
-    from loc3r.data.datasets import build_synth
-    from loc3r.train.config import DatasetSpec
+    from loc3r.data.builders import build_synth
+    from loc3r.data.spec import DatasetSpec
 
     dataset = build_synth(DatasetSpec(kind="synth", root=root, split=split), num_frames=frames, tasks=("vsi",))
     first: dict[str, int] = {}

@@ -39,13 +39,19 @@ def main() -> None:
     else:
         info = json.loads((demo / "results.json").read_text())["_info"]
         s, seed = info["settings"], info["data_seed"]
-    synth = SynthSettings(
+    if "data" in s:  # DemoSettings.data: the demo's SynthSettings as results.json stores them
+        d = {**s["data"], "seed": seed, "extra_splits": ("image", "rig")}
+        d["val_fraction"] = 0.0 if d["num_scenes"] < 10 else d["val_fraction"]
+        s = {**s, "frames": d["frames"]}
+        synth = SynthSettings(**d)
+    else:  # a results.json written before DemoSettings held a SynthSettings
+        synth = SynthSettings(
         num_scenes=s["scenes"], frames=s["frames"], width=s["size"], height=s["size"], seed=seed,
         min_objects=s["min_objects"], min_side=s["min_side"], max_side=s["max_side"], max_objects=s["max_objects"],
         category_colors=s["category_colors"], val_fraction=0.0 if s["scenes"] < 10 else 0.05,
         test_fraction=s["test_fraction"], situations_per_scene=s["situations_per_scene"],
         questions_per_situation=s["questions_per_situation"], write_video=False, extra_splits=("image", "rig"),
-    )  # fmt: skip
+        )  # fmt: skip
     data = Path(args.out) / "synthrooms"
     generate_dataset(data, synth, workers=1, progress=False)
     variants = args.variants or sorted(p.name.rsplit("-seed", 1)[0] for p in (demo / "runs").glob("*-seed0"))

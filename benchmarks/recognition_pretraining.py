@@ -104,7 +104,7 @@ def score_lists(model: Any, dataset: ObjectListDataset, indices: list[int]) -> d
 
 def main() -> None:
     from loc3r.data.spec import DatasetSpec
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+    from loc3r.data.synth.writer import generate_dataset
     from loc3r.demo import DEFAULT, _recipe
     from loc3r.evaluate.runner import load_model
     from loc3r.train.recipe import train
@@ -118,11 +118,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     s = dataclasses.replace(DEFAULT, steps=args.steps)
-    rooms = SynthSettings(
-        num_scenes=args.rooms, frames=s.frames, width=s.size, height=s.size, seed=1000, min_objects=s.min_objects,
-        max_objects=s.max_objects, min_side=s.min_side, max_side=s.max_side, val_fraction=0.0, test_fraction=0.05,
-        novel_view=False, situations_per_scene=0, questions_per_situation=0, vsi_questions_per_type=0,
-        write_video=False,
+    rooms = dataclasses.replace(
+        s.data, num_scenes=args.rooms, seed=1000, val_fraction=0.0, test_fraction=0.05, novel_view=False,
+        situations_per_scene=0, questions_per_situation=0, vsi_questions_per_type=0, write_video=False,
     )  # fmt: skip
     generate_dataset(args.rooms_dir, rooms, progress=True)
     cfg = _recipe(args.demo_data, args.out, "lm_only", s, 0)

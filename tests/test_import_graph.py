@@ -21,6 +21,7 @@ PACKAGE = "loc3r"
 LAYERS: dict[str, int] = {
     "__init__": 0,
     "io": 0,
+    "errors": 0,
     "config_base": 0,
     "geometry": 1,
     "losses": 1,

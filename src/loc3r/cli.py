@@ -3,12 +3,19 @@
 Each sub-command lives in its own module under :mod:`loc3r.commands` and exposes
 ``register(subparsers) -> None``, which adds its parser and sets ``func`` (called with the parsed
 arguments, returns an exit code). Heavy imports happen inside ``func`` so that ``loc3r --help`` is fast.
+
+Errors on bad input are reported HERE, and only here: a command raises one of :func:`user_errors` (see
+:mod:`loc3r.errors` and CONTRIBUTING.md) and :func:`main` prints it as one line on stderr,
+``loc3r CMD: error: MESSAGE``, and returns exit code 2 (argparse's own usage errors look the same). Any other
+exception is a bug and keeps its traceback. ``LOC3R_DEBUG=1`` re-raises user errors too (with the traceback).
+A command whose errors should name a sub-command sets ``prog`` in its parser defaults (``loc3r score scanqa``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -29,13 +36,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean bad input (exit code 2, one line on stderr); imported only when needed,
+    so ``loc3r --help`` stays fast."""
+    from loc3r.data.synth.writer import DatasetError
+    from loc3r.errors import ConfigError, SampleError
+    from loc3r.geometry import GeometryError
+    from loc3r.train.checkpointing import CheckpointError
+    from loc3r.train.recipe import NonFiniteLossError
+
+    # ValueError last: any other bad value a loader or constructor rejects (SampleError / ConfigError /
+    # GeometryError are ValueErrors that also say which kind of input is wrong; prefer them).
+    return (
+        SampleError,
+        ConfigError,
+        GeometryError,
+        CheckpointError,
+        DatasetError,
+        NonFiniteLossError,
+        FileNotFoundError,
+        ValueError,
+    )
+
+
+def report_error(prog: str, err: BaseException) -> int:
+    """Print ``PROG: error: MESSAGE`` on stderr (a multi-line message keeps its lines, indented) -> 2."""
+    print(f"{prog}: error: {err}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    prog = getattr(args, "prog", None) or f"loc3r {args.command}"
+    try:
+        return int(args.func(args) or 0)
+    except Exception as err:
+        if os.environ.get("LOC3R_DEBUG") or not isinstance(err, user_errors()):
+            raise
+        return report_error(prog, err)
 
 
 if __name__ == "__main__":

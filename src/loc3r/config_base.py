@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from loc3r.errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "StrictConfig",
@@ -25,10 +27,6 @@ __all__ = [
     "read_yaml_mapping",
     "validate_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A config file, config key or override is invalid; the message names the file and the key."""
 
 
 class StrictConfig(BaseModel):

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.data.synth.writer import SynthSettings
 from loc3r.geometry import MONOCULAR_DEPTH_ERROR
 
 __all__ = ["VARIANTS", "DemoSettings", "DEFAULT", "FULL", "SMOKE", "run_demo", "format_results_table"]
@@ -78,18 +79,27 @@ class DemoSettings:
     #: frozen during fine-tuning from a base, as the paper freezes its vision encoder
     freeze_vision_tower: bool = True
     seeds: tuple[int, ...] = (0,)
-    scenes: int = 80
-    frames: int = 8
-    size: int = 112  # 16 LLM vision tokens per 2 frames (64x64 gave 4: localization stayed at chance)
-    min_objects: int = 4
-    max_objects: int = 10
-    min_side: float = 3.0
-    max_side: float = 6.0
-    #: one colour per object category in the generated rooms (SynthSettings.category_colors)
-    category_colors: bool = False
-    situations_per_scene: int = 40  # asked for; SynthRooms keeps those whose named objects are visible
-    questions_per_situation: int = 2
-    test_fraction: float = 0.2
+    #: the SynthRooms set (generated with seed ``data_seed`` of :func:`run_demo`; with fewer than 10 rooms there
+    #: is no validation split). 112x112: 16 LLM vision tokens per 2 frames (64x64 gave 4: localization stayed at
+    #: chance); situations_per_scene is asked for, SynthRooms keeps those whose named objects are visible.
+    data: SynthSettings = dataclasses.field(
+        default_factory=lambda: SynthSettings(
+            num_scenes=80,
+            frames=8,
+            width=112,
+            height=112,
+            min_objects=4,
+            max_objects=10,
+            min_side=3.0,
+            max_side=6.0,
+            category_colors=False,
+            val_fraction=0.05,
+            test_fraction=0.2,
+            situations_per_scene=40,
+            questions_per_situation=2,
+            write_video=False,
+        )
+    )
     #: fine-tuning steps per variant: what fits the default run's ~10 minutes on 2 CPU cores (each step of the
     #: 3 M-parameter base costs ~10x a step of the old 0.2 M from-scratch model); --full trains 4x longer
     steps: int = 300
@@ -118,18 +128,35 @@ class DemoSettings:
     #: a progress bar per stage (data, each variant's training)
     progress: bool = True
 
+    @property
+    def frames(self) -> int:
+        """Frames per clip (rendered, trained on and evaluated)."""
+        return self.data.frames
+
+    @property
+    def size(self) -> int:
+        """The (square) image side of the rendered frames."""
+        return self.data.width
+
+    def with_data(self, **changes: Any) -> DemoSettings:
+        """A copy with SynthRooms settings changed (``num_scenes=120``, ``frames=6``, ...)."""
+        return dataclasses.replace(self, data=dataclasses.replace(self.data, **changes))
+
 
 DEFAULT = DemoSettings()
-FULL = dataclasses.replace(DEFAULT, variants=tuple(VARIANTS), seeds=(0, 1, 2), scenes=120, steps=1200)
+FULL = dataclasses.replace(DEFAULT.with_data(num_scenes=120), variants=tuple(VARIANTS), seeds=(0, 1, 2), steps=1200)
 SMOKE = dataclasses.replace(
-    DEFAULT,
+    # at 32x32 / 4 frames too few objects are visible for any held-out situation (SynthRooms v2)
+    DEFAULT.with_data(
+        num_scenes=6,
+        frames=6,
+        width=48,
+        height=48,
+        situations_per_scene=4,
+        questions_per_situation=2,
+        test_fraction=0.34,
+    ),
     variants=("lm_only", "loc3r"),
-    scenes=6,
-    frames=6,
-    size=48,  # at 32x32 / 4 frames too few objects are visible for any held-out situation (SynthRooms v2)
-    situations_per_scene=4,
-    questions_per_situation=2,
-    test_fraction=0.34,
     steps=3,
     batch_size=2,
     max_eval={"loc": 4, "qa": 4, "vsi": 4},
@@ -217,8 +244,8 @@ def resolve_base(base: str | None) -> Path | None:
 
 def _chance(train_sets: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Chance-level scores on the evaluated splits: mean training pose, majority answers."""
+    from loc3r.data.text_localization import parse_pose_text
     from loc3r.evaluate.runner import score_synth
-    from loc3r.evaluate.tasks.synth import parse_pose_text
 
     loc = train_sets["loc"]
     poses = [parse_pose_text(r) for r in (loc[i].answer for i in range(len(loc)))]
@@ -311,7 +338,7 @@ def ablation_order(results: dict[str, Any], metric: str = "acc@1.0m") -> list[st
 
 
 def _pictures(records: list[dict[str, Any]], sets: dict[str, Any], out: Path, tag: str, count: int) -> list[str]:
-    from loc3r.evaluate.tasks.synth import bev_ground_truth  # noqa: F401 - documents the frame
+    from loc3r.data.text_localization import bev_ground_truth  # noqa: F401 - documents the frame
     from loc3r.geometry import anchor_frame
     from loc3r.viz import plot_bev
 
@@ -349,9 +376,10 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
     """Run the demo into ``out``; returns (and writes to ``out/results.json``) the results dict."""
     import torch
 
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset, read_index
-    from loc3r.evaluate.runner import evaluate_synth, load_model, score_synth, synth_eval_sets, write_jsonl
+    from loc3r.data.synth.writer import generate_dataset, read_index
+    from loc3r.evaluate.runner import evaluate_synth, load_model, score_synth, synth_eval_sets
     from loc3r.evaluate.tasks.synth import task_settings
+    from loc3r.io import write_json, write_jsonl, write_text
     from loc3r.train.recipe import train
 
     unknown = sorted(set(settings.variants) - set(VARIANTS))
@@ -362,23 +390,8 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     data = out / "synthrooms"
-    synth = SynthSettings(
-        num_scenes=settings.scenes,
-        frames=settings.frames,
-        width=settings.size,
-        height=settings.size,
-        seed=data_seed,
-        min_objects=settings.min_objects,
-        min_side=settings.min_side,
-        max_side=settings.max_side,
-        max_objects=settings.max_objects,
-        category_colors=settings.category_colors,
-        val_fraction=0.0 if settings.scenes < 10 else 0.05,
-        test_fraction=settings.test_fraction,
-        situations_per_scene=settings.situations_per_scene,
-        questions_per_situation=settings.questions_per_situation,
-        write_video=False,
-    )
+    few = settings.data.num_scenes is not None and settings.data.num_scenes < 10
+    synth = dataclasses.replace(settings.data, seed=data_seed, val_fraction=0.0 if few else settings.data.val_fraction)
     generate_dataset(data, synth, workers=settings.data_workers + 1, progress=settings.progress)
     index = read_index(data)
     t_data = time.perf_counter() - t_start
@@ -444,7 +457,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
     }
     info["ablation_order"] = ablation_order(results)
     payload = {**results, "chance": chance, "_info": info}
-    (out / "results.json").write_text(json.dumps(payload, indent=2))
+    write_json(out / "results.json", payload, indent=2)
     table = format_results_table({"variants": results, "chance": chance})
     s = settings
     if base is None:
@@ -461,7 +474,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
         f"# loc3r demo: {model_line}, {s.frames} frames "
         f"{s.size}x{s.size}, {s.steps} steps x batch {s.batch_size}, lr {s.lr} (heads {s.head_lr}), "
         f"seeds {list(s.seeds)}; SynthRooms "
-        f"{s.scenes} rooms (objects {s.min_objects}-{s.max_objects}, data seed {data_seed}): "
+        f"{s.data.num_scenes} rooms (objects {s.data.min_objects}-{s.data.max_objects}, data seed {data_seed}): "
         f"{info['rooms']}; train samples {info['train_samples']}; bins by object count (median {median:g})"
     )
     print_fn(f"# prompts: {json.dumps(info['task_settings'])}")
@@ -476,5 +489,5 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
     for line in ablation_order(results):
         print_fn(line)
     print_fn(f"# total {info['total_seconds']:.0f}s (data {t_data:.0f}s); results in {out / 'results.json'}")
-    (out / "results.md").write_text(table + "\n\n" + "\n".join(bin_lines) + "\n")
+    write_text(out / "results.md", table + "\n\n" + "\n".join(bin_lines) + "\n")
     return payload

@@ -203,7 +203,8 @@ def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | No
     ``"static": true`` and no rig poses, the rig frame is the world (``extrinsic[c]``); else no poses. The anchor is
     camera 0 at t = 0 (the first frame). ``max(1, num_frames // N)`` time steps are sampled uniformly.
     """
-    from loc3r.data.video import read_json, read_rgb, uniform_indices
+    from loc3r.data.video import read_rgb, uniform_indices
+    from loc3r.io import read_json
 
     spec = read_json(folder / "rig.json", "rig file")
     where = f"{folder / 'rig.json'}"
@@ -254,12 +255,13 @@ class Loc3rPredictor:
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, num_frames: int | None = None) -> Loc3rPredictor:
-        """Load a checkpoint directory; ``num_frames`` defaults to the training recipe's when saved next to it."""
+        """Load a checkpoint directory; ``num_frames`` defaults to the frames per clip recorded with the
+        checkpoint by training (its processor config), else 8."""
         from loc3r.model.loading import load_model
 
         model = load_model(model_dir)
         if num_frames is None:
-            num_frames = getattr(model, "num_frames", None) or _recipe_num_frames(Path(model_dir)) or 8
+            num_frames = model.num_frames or 8  # recorded with the checkpoint by training
         return cls(model, num_frames)
 
     def _check_inputs(self, poses: Any, points: Any) -> None:
@@ -511,19 +513,3 @@ class PredictorSession:
                 out.append(predictor._result(pred, seconds, self.poses, sit, q, png, gt_position, gt_heading))
                 out[-1].extras["frame_problems"] = self.frame_problems
         return out
-
-
-def _recipe_num_frames(model_dir: Path) -> int | None:
-    """``data.num_frames`` of the recipe that trained ``model_dir`` (``<run>/config.yaml`` or ``config.json``)."""
-    import json
-
-    import yaml
-
-    for cand in (model_dir / "config.yaml", model_dir.parent / "config.yaml", model_dir.parent / "config.json"):
-        if cand.is_file():
-            try:
-                data = yaml.safe_load(cand.read_text()) if cand.suffix == ".yaml" else json.loads(cand.read_text())
-                return int(data["data"]["num_frames"])
-            except (KeyError, TypeError, ValueError, yaml.YAMLError):
-                continue
-    return None

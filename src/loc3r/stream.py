@@ -235,7 +235,7 @@ class RigFolderSource(FrameSource):
     camera 0 is ``max_lag`` steps further is skipped with a message (the cameras disagree on the frame count)."""
 
     def __init__(self, path: str | Path, poll: float = 0.1, idle_end: float | None = None, max_lag: int = 3) -> None:
-        from loc3r.data.video import read_json
+        from loc3r.io import read_json
 
         self.path = Path(path)
         spec = read_json(self.path / "rig.json", "rig file")

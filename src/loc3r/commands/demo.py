@@ -43,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     import dataclasses
     import logging
 
+    from loc3r.config_base import ConfigError
     from loc3r.demo import DEFAULT, FULL, VARIANTS, run_demo
 
     logging.getLogger("loc3r").setLevel(logging.WARNING)
@@ -53,13 +54,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.variants:
         unknown = sorted(set(args.variants) - set(VARIANTS))
         if unknown:
-            print(f"loc3r demo: unknown variant(s) {unknown}; known: {list(VARIANTS)}")
-            return 2
+            raise ConfigError(f"--variants: unknown variant(s) {unknown}; known: {list(VARIANTS)}")
         changes["variants"] = tuple(args.variants)
     if args.steps is not None:
         changes["steps"] = args.steps
     if args.scenes is not None:
-        changes["scenes"] = args.scenes
+        changes["data"] = dataclasses.replace(settings.data, num_scenes=args.scenes)
     if args.base is not None:
         changes["base"] = args.base
     if args.from_scratch:

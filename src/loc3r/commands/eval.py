@@ -117,7 +117,6 @@ def _run(args: argparse.Namespace) -> int:
     )
     from loc3r.evaluate.shards import model_fingerprint, write_shard_info
     from loc3r.evaluate.tasks.synth import task_settings
-    from loc3r.infer import _recipe_num_frames
 
     out = Path(args.out)
     skipped: list = []
@@ -132,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
                 return 2
             shard = parse_shard(args.shard)
             model = load_model(args.model)
-            frames = args.frames or getattr(model, "num_frames", None) or _recipe_num_frames(Path(args.model)) or 8
+            frames = args.frames or model.num_frames or 8  # recorded with the checkpoint by training
             frame_log = FrameLog("loc3r eval", strict=args.strict)
             records = evaluate_synth(
                 model, args.data, args.split, frames, args.batch_size or 8, shard=shard, frame_log=frame_log

@@ -60,18 +60,13 @@ def _run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from loc3r.data.schema import SampleError
     from loc3r.infer import Loc3rPredictor
 
-    try:
-        poses = _load_poses(args.poses) if args.poses else None
-        predictor = Loc3rPredictor.from_pretrained(args.model, num_frames=args.frames)
-        predictor.strict = args.strict
-        video = args.video[0] if len(args.video) == 1 else list(args.video)
-        result = predictor.predict(video, args.situation, args.question, poses=poses, bev_png=args.bev)
-    except (FileNotFoundError, SampleError, ValueError) as err:
-        print(f"loc3r infer: error: {err}", file=sys.stderr)
-        return 2
+    poses = _load_poses(args.poses) if args.poses else None
+    predictor = Loc3rPredictor.from_pretrained(args.model, num_frames=args.frames)
+    predictor.strict = args.strict
+    video = args.video[0] if len(args.video) == 1 else list(args.video)
+    result = predictor.predict(video, args.situation, args.question, poses=poses, bev_png=args.bev)
     out = result.to_dict()
     for problem in out["frame_problems"]:  # skipped frames are never silent, even with --json (stdout stays JSON)
         where = f"{problem['file']} ({problem['field']})"

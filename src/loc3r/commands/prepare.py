@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from loc3r.data.prepare import PrepareOptions, prepare_dataset
-    from loc3r.data.schema import SampleError
 
     scan_roots = {}
     for item in args.scan_root or []:
@@ -104,11 +103,7 @@ def run(args: argparse.Namespace) -> int:
         workers=max(1, args.workers),
         progress=not args.quiet,
     )
-    try:
-        result = prepare_dataset(opts)
-    except SampleError as err:
-        print(f"loc3r prepare: error: {err}")
-        return 1
+    result = prepare_dataset(opts)
     print(result.summary())
     if args.check:
         print("check only: nothing written")

@@ -78,48 +78,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from loc3r.data.synth.meta_info import LayoutError
-    from loc3r.data.synth.writer import DatasetError, SynthSettings, generate_dataset
+    from loc3r.data.synth.writer import SynthSettings, generate_dataset
 
     width, height = args.size
     num_scenes = args.scenes if (args.scenes is not None or args.layouts) else 10
-    try:
-        settings = SynthSettings(
-            num_scenes=num_scenes,
-            frames=args.frames,
-            width=width,
-            height=height,
-            hfov_deg=args.hfov,
-            seed=args.seed,
-            min_objects=args.min_objects,
-            max_objects=args.max_objects,
-            min_side=args.min_side,
-            max_side=args.max_side,
-            val_fraction=args.val_fraction,
-            test_fraction=args.test_fraction,
-            novel_view=not args.no_novel_view,
-            situations_per_scene=args.situations,
-            questions_per_situation=args.questions_per_situation,
-            vsi_questions_per_type=args.vsi_per_type,
-            layouts_file=args.layouts,
-            shadows=not args.no_shadows,
-            write_video=not args.no_video,
-            category_colors=args.category_colors,
-            extra_splits=tuple(args.extra_splits),
-        )
-        settings.scene_config  # validates the complexity parameters  # noqa: B018
-        summary = generate_dataset(
-            args.out,
-            settings,
-            workers=args.workers,
-            progress=not args.quiet,
-            fsync=args.fsync,
-            strict_layouts=args.strict,
-            warn=lambda message: print(f"loc3r synth: warning: {message}", file=sys.stderr),
-        )
-    except (ValueError, DatasetError, LayoutError) as err:
-        print(f"loc3r synth: error: {err}", file=sys.stderr)
-        return 2
+    settings = SynthSettings(
+        num_scenes=num_scenes,
+        frames=args.frames,
+        width=width,
+        height=height,
+        hfov_deg=args.hfov,
+        seed=args.seed,
+        min_objects=args.min_objects,
+        max_objects=args.max_objects,
+        min_side=args.min_side,
+        max_side=args.max_side,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        novel_view=not args.no_novel_view,
+        situations_per_scene=args.situations,
+        questions_per_situation=args.questions_per_situation,
+        vsi_questions_per_type=args.vsi_per_type,
+        layouts_file=args.layouts,
+        shadows=not args.no_shadows,
+        write_video=not args.no_video,
+        category_colors=args.category_colors,
+        extra_splits=tuple(args.extra_splits),
+    )
+    settings.scene_config  # validates the complexity parameters  # noqa: B018
+    summary = generate_dataset(
+        args.out,
+        settings,
+        workers=args.workers,
+        progress=not args.quiet,
+        fsync=args.fsync,
+        strict_layouts=args.strict,
+        warn=lambda message: print(f"loc3r synth: warning: {message}", file=sys.stderr),
+    )
     index = summary.index
     counts = ", ".join(f"{k} {len(v)}" for k, v in index["splits"].items())
     print(

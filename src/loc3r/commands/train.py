@@ -65,25 +65,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import sys
-
-    from loc3r.data.schema import SampleError
-    from loc3r.train.checkpointing import CheckpointError
     from loc3r.train.config import ConfigError, load_config
-    from loc3r.train.recipe import NonFiniteLossError, train
+    from loc3r.train.recipe import train
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-        if args.dry_run:
-            from loc3r.train.memory import estimate_recipe
+    cfg = load_config(args.config, args.overrides)
+    if args.dry_run:
+        from loc3r.train.memory import estimate_recipe
 
-            try:
-                print(estimate_recipe(cfg, frames=args.frames, image_size=args.image_size))
-            except (OSError, ValueError) as err:
-                raise ConfigError(f"{args.config}: {err}") from err
-            return 0
-        train(cfg, resume=args.resume, strict=args.strict)
-    except (ConfigError, CheckpointError, NonFiniteLossError, SampleError) as err:
-        print(f"loc3r train: error: {err}", file=sys.stderr)
-        return 2
+        try:
+            print(estimate_recipe(cfg, frames=args.frames, image_size=args.image_size))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{args.config}: {err}") from err
+        return 0
+    train(cfg, resume=args.resume, strict=args.strict)
     return 0

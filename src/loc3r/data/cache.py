@@ -49,6 +49,7 @@ from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, VideoClip
 from loc3r.data.vsibench import VSIBenchDataset, VSIBenchRecord
+from loc3r.io import write_json
 
 __all__ = [
     "CACHE_VERSION",
@@ -66,7 +67,6 @@ __all__ = [
     "read_video_clip",
     "read_cache_info",
     "write_cache_info",
-    "atomic_write_text",
     "CachedFrameSource",
     "CachedVSIBenchDataset",
     "check_cache_settings",
@@ -102,20 +102,6 @@ def scan_key(dataset: str, scene_name: str) -> str:
 
 def clip_path(cache_dir: str | Path, key: str) -> Path:
     return Path(cache_dir) / CLIP_DIR / f"{key}.safetensors"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path`` and ``os.replace`` it (never a half file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _atomic_save(tensors: dict[str, np.ndarray], metadata: dict[str, str], path: Path) -> None:
@@ -225,7 +211,7 @@ def read_video_clip(path: str | Path) -> VideoClip:
 
 
 def write_cache_info(cache_dir: str | Path, info: CacheInfo) -> None:
-    atomic_write_text(Path(cache_dir) / INFO_FILE, json.dumps({"version": CACHE_VERSION, **info}, indent=2))
+    write_json(Path(cache_dir) / INFO_FILE, {"version": CACHE_VERSION, **info}, indent=2)
 
 
 def read_cache_info(cache_dir: str | Path) -> CacheInfo:

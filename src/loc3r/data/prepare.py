@@ -51,7 +51,6 @@ Only the scenes that the annotation files reference are prepared for sqa3d / sca
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -62,7 +61,6 @@ from typing import Any
 
 from loc3r.data.cache import (
     REPORT_FILE,
-    atomic_write_text,
     clip_key,
     clip_path,
     read_cache_info,
@@ -74,6 +72,7 @@ from loc3r.data.cache import (
 )
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
+from loc3r.io import write_json
 
 __all__ = ["DATASETS", "DEFAULT_SPLITS", "PrepareOptions", "PrepareResult", "prepare_dataset"]
 
@@ -507,7 +506,7 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
             with_scan = sum(n for k, n in per_clip.items() if k.startswith("scan__") and k in ok_keys)
             result.samples_with_layout_targets = with_scan
         if not opts.check and Path(opts.out).is_dir():
-            atomic_write_text(Path(opts.out) / REPORT_FILE, json.dumps(result.to_dict(), indent=2, default=str))
+            write_json(Path(opts.out) / REPORT_FILE, result.to_dict(), indent=2, default=str)
     if log is not None:
         log(result.summary())
     return result

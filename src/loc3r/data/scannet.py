@@ -54,8 +54,9 @@ import numpy as np
 from PIL import Image
 
 from loc3r.data.schema import SampleError
-from loc3r.data.video import LoadReport, read_depth_png, read_json, read_rgb_with_size, uniform_indices
+from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size, uniform_indices
 from loc3r.geometry import GeometryError, validate_pose
+from loc3r.io import read_json
 
 __all__ = [
     "Layout",
@@ -286,14 +287,11 @@ class SceneMetaTable:
         return cls(scenes, scans_root=scans_root)
 
     def to_json(self, path: str | Path) -> None:
-        """Write the table atomically (temp file + ``os.replace``)."""
-        import json
+        """Write the table atomically (:func:`loc3r.io.write_json`)."""
+        from loc3r.io import write_json
 
-        path = Path(path)
         payload = {"format": SCENE_META_FORMAT, "scenes": {k: self._scenes[k].to_dict() for k in sorted(self._scenes)}}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(path, payload, indent=1)
 
     def set(self, meta: SceneMeta) -> None:
         self._scenes[meta.scene_id] = meta
@@ -629,7 +627,7 @@ class ScanNetScene:
         path = self.scene_dir / "capture.json"
         if not path.is_file():
             return None
-        from loc3r.data.video import read_json
+        from loc3r.io import read_json
 
         data = read_json(path, "capture file")
         if not isinstance(data, dict) or data.get("kind") not in ("image", "rig"):

@@ -12,15 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.errors import SampleError
 from loc3r.geometry import GeometryError, validate_poses
 
 PSEUDO_SITUATION = "I am standing in the room."
 
 __all__ = ["PSEUDO_SITUATION", "SampleError", "ClipSample", "SceneObject", "SceneLayout"]
-
-
-class SampleError(ValueError):
-    """A sample or record is malformed; the message names the sample / file and the field."""
 
 
 @dataclass

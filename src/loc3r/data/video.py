@@ -42,7 +42,6 @@ __all__ = [
     "VideoClip",
     "count_video_frames",
     "decode_video",
-    "read_json",
     "iter_json_records",
     "frame_problems_meta",
     "FrameLog",
@@ -378,20 +377,6 @@ def decode_video(
             raise SampleError(f"{where}: decoder returned fewer frames than it counted")
     stacked = np.stack([frames[int(i)] for i in indices]).astype(np.uint8, copy=False)
     return VideoClip(frames=stacked, indices=indices, num_source_frames=total, fps=fps, problems=problems)
-
-
-def read_json(path: str | Path, what: str = "file") -> Any:
-    """Parse a JSON file; a missing or malformed file raises :class:`SampleError` naming it."""
-    import json
-
-    path = Path(path)
-    try:
-        with path.open("r", encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: {what} is missing") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: {what} is not valid JSON ({err})") from err
 
 
 def iter_json_records(data: Any, path: Path, key: str | None) -> Iterator[tuple[int, Any]]:

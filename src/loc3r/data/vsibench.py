@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, decode_video, frame_problems_meta, read_json
+from loc3r.data.video import LoadReport, decode_video, frame_problems_meta
+from loc3r.io import read_json
 
 __all__ = [
     "VSIBENCH_DATASETS",

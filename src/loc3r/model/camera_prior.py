@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.geometry import AnchorFrame, GeometryError, anchor_frame, validate_poses
+from loc3r.model.mlp import TwoLayerMLP
 
 __all__ = [
     "POSE_FEATURE_DIM",
@@ -424,7 +425,7 @@ def build_camera_provider(
     raise ValueError(f"unknown camera prior kind {kind!r}; expected None, 'poses', 'file' or 'sample'")
 
 
-class CameraPriorProjector(nn.Module):
+class CameraPriorProjector(TwoLayerMLP):
     """``f_cam``: ``Linear(F, D) → GELU → Linear(D, D)`` mapping a frame's camera feature to one LLM token.
 
     Computes in the dtype of its own parameters (the input is cast to it), so it follows the model's dtype;
@@ -432,14 +433,11 @@ class CameraPriorProjector(nn.Module):
     """
 
     def __init__(self, feature_dim: int, hidden_size: int) -> None:
-        super().__init__()
         if feature_dim < 1 or hidden_size < 1:
             raise ValueError(f"CameraPriorProjector: sizes must be >= 1, got {feature_dim}, {hidden_size}")
+        super().__init__(feature_dim, hidden_size, hidden_size)
         self.feature_dim = feature_dim
         self.hidden_size = hidden_size
-        self.fc1 = nn.Linear(feature_dim, hidden_size)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_size, hidden_size)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -454,4 +452,4 @@ class CameraPriorProjector(nn.Module):
             raise ValueError(
                 f"CameraPriorProjector: expected features [..., {self.feature_dim}], got {tuple(features.shape)}"
             )
-        return self.fc2(self.act(self.fc1(features.to(self.fc1.weight.dtype))))
+        return super().forward(features)

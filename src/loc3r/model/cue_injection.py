@@ -15,6 +15,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from loc3r.model.mlp import TwoLayerMLP
+
 __all__ = ["fourier_encode", "fourier_frequencies", "CueInjector"]
 
 MIN_WAVELENGTH = 0.1
@@ -55,7 +57,7 @@ def fourier_encode(points: Tensor, num_frequencies: int = 8, max_extent: float =
     return torch.cat([pts / max_extent, torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
-class CueInjector(nn.Module):
+class CueInjector(TwoLayerMLP):
     """Per-token 3D cue: ``MLP(fourier_encode(p))`` where the token's point is valid, exactly 0 elsewhere.
 
     MLP = ``Linear(3 + 6K, D) → GELU → Linear(D, D)``; the last Linear is zero-initialised, so at
@@ -65,15 +67,11 @@ class CueInjector(nn.Module):
     """
 
     def __init__(self, hidden_size: int, num_frequencies: int = 8, max_extent: float = 10.0) -> None:
-        super().__init__()
+        fourier_frequencies(num_frequencies, max_extent)  # validate arguments early
+        super().__init__(3 + 6 * num_frequencies, hidden_size, hidden_size)
         self.hidden_size = hidden_size
         self.num_frequencies = num_frequencies
         self.max_extent = max_extent
-        in_dim = 3 + 6 * num_frequencies
-        fourier_frequencies(num_frequencies, max_extent)  # validate arguments early
-        self.fc1 = nn.Linear(in_dim, hidden_size)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_size, hidden_size)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -95,5 +93,5 @@ class CueInjector(nn.Module):
         ok = valid.to(device=points.device, dtype=torch.bool) & torch.isfinite(points).all(dim=-1)
         safe = torch.where(ok.unsqueeze(-1), points.float(), 0.0)
         enc = fourier_encode(safe, self.num_frequencies, self.max_extent).to(self.fc1.weight.dtype)
-        out = self.fc2(self.act(self.fc1(enc)))
+        out = super().forward(enc)
         return torch.where(ok.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype, device=out.device))

@@ -19,36 +19,17 @@ heads' own initialisation calls ``module.reset_parameters()`` for these modules 
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from loc3r.losses import clamp_log_var
+from loc3r.model.mlp import TwoLayerMLP, linear_fp32
 
 __all__ = ["linear_fp32", "LayoutHead", "PositionHead", "OrientationHead", "RecognitionHead"]
-
-
-def linear_fp32(layer: nn.Linear, x: Tensor) -> Tensor:
-    """``layer(x)`` computed in float32 (input and parameters up-cast; gradients flow back to both)."""
-    bias = layer.bias.float() if layer.bias is not None else None
-    return F.linear(x.float(), layer.weight.float(), bias)
 
 
 def _split_gaussian(out: Tensor) -> tuple[Tensor, Tensor]:
     """``[..., 4]`` → ``(mean [..., 2], clamped log_var [..., 2])``."""
     return out[..., :2], clamp_log_var(out[..., 2:])
-
-
-class _TwoLayerMLP(nn.Module):
-    """``Linear(d_in, d_hidden) → GELU → Linear(d_hidden, d_out)``, evaluated in float32."""
-
-    def __init__(self, d_in: int, d_hidden: int, d_out: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(d_in, d_hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(d_hidden, d_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return linear_fp32(self.fc2, self.act(linear_fp32(self.fc1, x)))
 
 
 def _check_hidden(name: str, hidden: Tensor, hidden_size: int) -> None:
@@ -88,7 +69,7 @@ class PositionHead(nn.Module):
     def __init__(self, hidden_size: int, intermediate_size: int | None = None) -> None:
         super().__init__()
         self.hidden_size = hidden_size
-        self.mlp = _TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4)
+        self.mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4, float32=True)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -112,7 +93,7 @@ class OrientationHead(nn.Module):
             raise ValueError(f"OrientationHead: num_bins must be >= 2, got {num_bins}")
         self.hidden_size = hidden_size
         self.num_bins = num_bins
-        self.mlp = _TwoLayerMLP(hidden_size, intermediate_size or hidden_size, num_bins)
+        self.mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, num_bins, float32=True)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

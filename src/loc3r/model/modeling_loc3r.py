@@ -424,6 +424,40 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             )
         return mask
 
+    def run_heads(
+        self,
+        hidden: Tensor,
+        input_ids: Tensor,
+        vision_mask: Tensor,
+        layout: bool,
+        extra_rows: dict[str, Tensor] | None = None,
+    ) -> tuple[Loc3rOutput, dict[str, Tensor]]:
+        """The objective heads on the final hidden states — ONE function for :meth:`forward` and :meth:`predict`.
+
+        ``layout``: run the layout head on every vision token; the ``<Pos>`` / ``<Ori>`` heads run whenever the
+        model has them (each row must hold its token exactly once). Returns the head outputs (in a
+        :class:`Loc3rOutput`: ``layout_mean/log_var``, ``position_mean/log_var``, ``orientation_logits``) and the
+        gathered rows, including those of ``extra_rows`` (``forward`` adds the supervised LM positions). All rows
+        are gathered with ONE ``index_select``: its backward writes a single ``[B*L, D]`` gradient buffer instead
+        of one per boolean-mask indexing (which measurably raised peak memory of the objectives).
+        """
+        wanted: dict[str, Tensor] = dict(extra_rows or {})
+        if layout and self.layout_head is not None:
+            wanted["layout"] = vision_mask
+        if self.position_head is not None:
+            wanted["pos"] = self._token_rows(input_ids, self.config.pos_token_id, POS_TOKEN)
+        if self.orientation_head is not None:
+            wanted["ori"] = self._token_rows(input_ids, self.config.ori_token_id, ORI_TOKEN)
+        rows = self._gather_rows(hidden, wanted)
+        heads = Loc3rOutput()
+        if "layout" in rows:
+            heads.layout_mean, heads.layout_log_var = self.layout_head(rows["layout"])
+        if "pos" in rows:
+            heads.position_mean, heads.position_log_var = self.position_head(rows["pos"])
+        if "ori" in rows:
+            heads.orientation_logits = self.orientation_head(rows["ori"])
+        return heads, rows
+
     # --------------------------------------------------------------------------------------------- forward
     def forward(
         self,
@@ -471,51 +505,37 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 rec_valid,
                 self.config.recognition_background_weight,
             )
-        # All rows any head needs are gathered from the final hidden states with ONE index_select: its backward
-        # writes a single [B*L, D] gradient buffer, instead of one per boolean-mask indexing (which measurably
-        # raised peak memory of the objectives).
-        wanted: dict[str, Tensor] = {}
+        ce_mask = None
         if labels is not None:
             ce_mask = torch.zeros_like(labels, dtype=torch.bool)
             ce_mask[:, :-1] = labels[:, 1:] != -100  # position t predicts token t + 1
-            wanted["ce"] = ce_mask
         use_layout = self.layout_head is not None and (layout_targets is not None or return_layout)
-        if use_layout:
-            wanted["layout"] = vision_mask
-        if self.position_head is not None:
-            wanted["pos"] = self._token_rows(input_ids, self.config.pos_token_id, POS_TOKEN)
-        if self.orientation_head is not None:
-            wanted["ori"] = self._token_rows(input_ids, self.config.ori_token_id, ORI_TOKEN)
-        rows = self._gather_rows(hidden, wanted)
+        heads, rows = self.run_heads(
+            hidden, input_ids, vision_mask, layout=use_layout, extra_rows=None if ce_mask is None else {"ce": ce_mask}
+        )
+        out.layout_mean, out.layout_log_var = heads.layout_mean, heads.layout_log_var
+        out.position_mean, out.position_log_var = heads.position_mean, heads.position_log_var
+        out.orientation_logits = heads.orientation_logits
 
         # --- language modelling, LM head on supervised positions only
         if labels is not None:
-            targets = labels[:, 1:][wanted["ce"][:, :-1]]
+            targets = labels[:, 1:][ce_mask[:, :-1]]
             if targets.numel():
                 ce = F.cross_entropy(self.get_output_embeddings()(rows["ce"]).float(), targets)
             else:  # no answer token in the batch: an exact zero still connected to the graph (NaN-safe ``where``)
                 ce = torch.where(torch.zeros((), dtype=torch.bool, device=hidden.device), hidden[0, 0, 0], 0.0)
                 ce = ce.float()
         # --- layout reconstruction: every vision token
-        if use_layout:
-            mean, log_var = self.layout_head(rows["layout"])
-            out.layout_mean, out.layout_log_var = mean, log_var
-            if layout_targets is not None:
-                valid = layout_valid[vision_mask] if layout_valid is not None else None
-                bev = gaussian_nll(mean, log_var, layout_targets[vision_mask], valid)
+        if use_layout and layout_targets is not None:
+            valid = layout_valid[vision_mask] if layout_valid is not None else None
+            bev = gaussian_nll(heads.layout_mean, heads.layout_log_var, layout_targets[vision_mask], valid)
         # --- situation: <Pos> / <Ori>
-        if self.position_head is not None:
-            p_mean, p_log_var = self.position_head(rows["pos"])
-            out.position_mean, out.position_log_var = p_mean, p_log_var
-            if situation_position is not None:
-                pos_loss = gaussian_nll(p_mean, p_log_var, situation_position, situation_valid)
-        if self.orientation_head is not None:
-            logits_ori = self.orientation_head(rows["ori"])
-            out.orientation_logits = logits_ori
-            if situation_yaw is not None:
-                ori_loss = orientation_kl(
-                    logits_ori, situation_yaw, situation_valid, self.config.orientation_sigma_bins
-                )
+        if heads.position_mean is not None and situation_position is not None:
+            pos_loss = gaussian_nll(heads.position_mean, heads.position_log_var, situation_position, situation_valid)
+        if heads.orientation_logits is not None and situation_yaw is not None:
+            ori_loss = orientation_kl(
+                heads.orientation_logits, situation_yaw, situation_valid, self.config.orientation_sigma_bins
+            )
         if any(t is not None for t in (ce, bev, pos_loss, ori_loss, rec_loss)):
             out.loss, out.losses = combine_losses(ce, bev, pos_loss, ori_loss, self.loss_weights, rec=rec_loss)
         if return_hidden_states:
@@ -680,23 +700,19 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0, **decoder_kwargs)
         batch_size = input_ids.shape[0]
 
-        # ---- heads on the prompt
+        # ---- heads on the prompt (the same function as forward's)
+        heads, _ = self.run_heads(hidden, input_ids, vision_mask, layout=self.layout_head is not None)
         layout_mean = layout_sigma = None
-        if self.layout_head is not None:
-            mean, log_var = self.layout_head(hidden[vision_mask])
+        if heads.layout_mean is not None:
             counts = vision_mask.sum(dim=1).tolist()
-            layout_mean = torch.split(mean, counts)
-            layout_sigma = torch.split(torch.exp(0.5 * log_var), counts)
+            layout_mean = torch.split(heads.layout_mean, counts)
+            layout_sigma = torch.split(torch.exp(0.5 * heads.layout_log_var), counts)
         pos_mean = pos_sigma = yaw = conf = yaw_probs = None
-        if self.position_head is not None:
-            p_mean, p_log_var = self.position_head(
-                hidden[self._token_rows(input_ids, self.config.pos_token_id, "<Pos>")]
-            )
-            pos_mean, pos_sigma = p_mean, torch.exp(0.5 * p_log_var)
-        if self.orientation_head is not None:
-            logits = self.orientation_head(hidden[self._token_rows(input_ids, self.config.ori_token_id, "<Ori>")])
-            yaw, conf = decode_orientation(logits)
-            yaw_probs = torch.softmax(logits.float(), dim=-1)
+        if heads.position_mean is not None:
+            pos_mean, pos_sigma = heads.position_mean, torch.exp(0.5 * heads.position_log_var)
+        if heads.orientation_logits is not None:
+            yaw, conf = decode_orientation(heads.orientation_logits)
+            yaw_probs = torch.softmax(heads.orientation_logits.float(), dim=-1)
 
         # ---- greedy decoding on the KV cache
         generated: list[Tensor] = []
@@ -992,7 +1008,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     # --------------------------------------------------------------------------------------------- save / load
     def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> None:
-        """safetensors weights + ``config.json`` (+ tokenizer and processor settings when the model holds them)."""
+        """safetensors weights + ``config.json`` (+ tokenizer and processor settings when the model holds them; the
+        processor config records :attr:`num_frames`, the frames per clip of training)."""
         super().save_pretrained(str(save_directory), *args, **kwargs)
         if self.tokenizer is not None:
             self.build_processor(num_frames=self.num_frames).save_pretrained(save_directory)

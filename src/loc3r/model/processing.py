@@ -46,9 +46,6 @@ greedy decoding needs). Padded positions have ``attention_mask = 0``, label -100
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +65,7 @@ from loc3r.geometry import (
     pool_token_points,
     simulate_depth_error,
 )
+from loc3r.io import read_json, write_json
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, special_token_ids
@@ -505,10 +503,7 @@ class Loc3rProcessor:
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(str(save_directory))
-        fd, tmp = tempfile.mkstemp(dir=save_directory, prefix=".processor_", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-        os.replace(tmp, save_directory / PROCESSOR_CONFIG_NAME)
+        write_json(save_directory / PROCESSOR_CONFIG_NAME, self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_pretrained(
@@ -523,10 +518,7 @@ class Loc3rProcessor:
         path = directory / PROCESSOR_CONFIG_NAME
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no loc3r processor config (was the processor saved here?)")
-        try:
-            saved = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        saved = read_json(path, "loc3r processor config")
         if config is None:
             config = Loc3rConfig.from_pretrained(str(directory))
         if saved.get("backbone") != config.backbone:

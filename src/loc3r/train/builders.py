@@ -119,26 +119,41 @@ def build_datasets(cfg: RecipeConfig) -> tuple[Any, Dataset | None]:
     return mixture, val
 
 
-def tokenizer_corpus(datasets: Iterable[Dataset], limit: int = 20000) -> list[str]:
-    """Texts to train a tiny tokenizer on: situations, questions, answers and options of the training data
-    (read once, at most ``limit`` samples) plus the pseudo-situation and digits (coordinates as text)."""
+def tokenizer_corpus(dataset: Dataset, limit: int = 20000) -> list[str]:
+    """Texts to train a tiny tokenizer on: the pseudo-situation plus the situations, questions, answers,
+    ground truths and options of the training data.
+
+    Read from the loaders' records when every part of ``dataset`` exposes them
+    (:func:`loc3r.data.mixture.dataset_records`: no frames decoded, at most ``limit`` records); otherwise from
+    at most ``limit`` samples (each loaded), plus the digits and words of text coordinates. (The two paths are
+    the two the trainer always had; which one a dataset takes decides its tokenizer, so both are kept as they
+    were.)
+    """
+    from loc3r.data.mixture import dataset_records
     from loc3r.data.schema import PSEUDO_SITUATION
 
+    records = dataset_records(dataset)
+    if records is not None:
+        texts: list[str] = [PSEUDO_SITUATION]
+        for record in records[:limit]:
+            for name in ("situation", "question", "answer", "ground_truth"):
+                value = getattr(record, name, None)
+                if isinstance(value, str) and value:
+                    texts.append(value)
+            for name in ("answers", "alternative_situations", "options"):
+                value = getattr(record, name, None)
+                if isinstance(value, list | tuple):
+                    texts.extend(v for v in value if isinstance(v, str))
+        return texts
     texts = [PSEUDO_SITUATION, "0 1 2 3 4 5 6 7 8 9 . - x y yaw position heading metres degrees"]
-    seen = 0
-    for dataset in datasets:
-        texts_fn = getattr(dataset, "texts", None)
-        if callable(texts_fn):  # loaders may expose texts without loading frames
-            texts.extend(texts_fn())
-            continue
-        for i in range(len(dataset)):
-            if seen >= limit:
-                break
-            sample = dataset[i]
-            seen += 1
-            texts.extend(t for t in (sample.situation_text, sample.question, sample.answer) if t)
-            texts.extend(sample.answers)
-            texts.extend(sample.options or [])
+    texts_fn = getattr(dataset, "texts", None)
+    if callable(texts_fn):  # loaders may expose texts without loading frames
+        return texts + list(texts_fn())
+    for i in range(min(len(dataset), limit)):
+        sample = dataset[i]
+        texts.extend(t for t in (sample.situation_text, sample.question, sample.answer) if t)
+        texts.extend(sample.answers)
+        texts.extend(sample.options or [])
     return texts
 
 

@@ -8,13 +8,18 @@ configs/accelerate/*.yaml``), mixed precision, gradient accumulation (``accumula
 distributed reductions and sharded ``save_state`` / ``load_state``. ``Trainer`` would hide the custom parts
 (per-term losses, exact data-position resume, non-finite skipping) behind callbacks and overrides.
 
-What one run does::
+What one run does (:func:`train` reads top to bottom as these named steps)::
 
-    build accelerator -> datasets -> tokenizer + model -> LoRA / freezing -> AdamW + cosine
-    -> prepare -> [resume: load checkpoint] -> loop:
-         grad_accum micro-batches (forward, backward) -> reduce stats -> skip if non-finite else step
-         -> scheduler -> log (TensorBoard + metrics.jsonl + tqdm) -> eval (val loss per term) -> checkpoint
-    -> parameter sync check across processes -> final model directory
+    _start_run:       accelerator, output dir + log, resume decision, config.yaml, seed
+    _build:           datasets -> tokenizer + model -> LoRA / freezing -> AdamW + cosine -> prepare
+    _restore:         [resume: load checkpoint] -> trainer state, metric logs cut back, trackers
+    _log_run_summary: config, engine, attention, model, data
+    loop:
+      _train_step:    grad_accum micro-batches (forward, backward) -> reduce stats -> skip if non-finite
+                      else step -> scheduler
+      _after_step:    log (TensorBoard + metrics.jsonl + tqdm) -> non-finite stop -> validation loss per
+                      term (:func:`validation_loss`) -> checkpoint
+    _finish:          parameter sync check across processes -> final model directory
 
 Outputs under ``output_dir``: ``config.yaml`` (resolved recipe), ``train.log``, ``metrics.jsonl`` (one JSON
 object per logged step / evaluation — the loss curve; truncated to the checkpoint on resume),
@@ -56,6 +61,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from loc3r.data.mixture import EvalShardSampler, MixtureDataset, MixtureSampler, ShardedBatchSampler
 from loc3r.data.video import FrameLog
+from loc3r.io import write_json, write_text
 from loc3r.train import builders
 from loc3r.train.checkpointing import (
     CheckpointError,
@@ -69,7 +75,7 @@ from loc3r.train.checkpointing import (
 )
 from loc3r.train.config import RecipeConfig, config_to_dict, diff_configs, dump_config
 
-__all__ = ["NonFiniteLossError", "TrainResult", "train", "evaluate", "parameter_digest"]
+__all__ = ["NonFiniteLossError", "TrainResult", "train", "validation_loss", "parameter_digest"]
 
 logger = logging.getLogger("loc3r.train")
 
@@ -134,36 +140,13 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
-    path.write_text("".join(line + "\n" for line in kept))
+    write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")
         handle.flush()
-
-
-def _sample_texts(dataset: Dataset, limit: int) -> list[str]:
-    """Situation / question / answer texts of the training data for the tiny tokenizer, read from the
-    loaders' records when they expose them (no frames decoded), else from (at most ``limit``) samples."""
-    from loc3r.data.mixture import dataset_records
-
-    records = dataset_records(dataset)
-    if records is None:
-        return builders.tokenizer_corpus([dataset], limit=limit)
-    from loc3r.data.schema import PSEUDO_SITUATION
-
-    texts: list[str] = [PSEUDO_SITUATION]
-    for record in records[:limit]:
-        for name in ("situation", "question", "answer", "ground_truth"):
-            value = getattr(record, name, None)
-            if isinstance(value, str) and value:
-                texts.append(value)
-        for name in ("answers", "alternative_situations", "options"):
-            value = getattr(record, name, None)
-            if isinstance(value, list | tuple):
-                texts.extend(v for v in value if isinstance(v, str))
-    return texts
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
@@ -188,11 +171,10 @@ def _check_sync(accelerator: Any, model: torch.nn.Module, step: int, output_dir:
     digests = ["".join(f"{int(v):08x}" for v in row) for row in gathered]
     in_sync = len(set(digests)) == 1
     if accelerator.is_main_process:
-        (output_dir / "sync_check.json").write_text(
-            json.dumps(
-                {"step": step, "num_processes": accelerator.num_processes, "digests": digests, "in_sync": in_sync},
-                indent=2,
-            )
+        write_json(
+            output_dir / "sync_check.json",
+            {"step": step, "num_processes": accelerator.num_processes, "digests": digests, "in_sync": in_sync},
+            indent=2,
         )
     if not in_sync:
         logger.error("parameters DIVERGED across processes at step %d: %s", step, digests)
@@ -253,7 +235,7 @@ def _term_weights(batch: Any, keys: list[str], n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(
+def validation_loss(
     model: torch.nn.Module, dataset: Dataset, collate: Any, cfg: RecipeConfig, accelerator: Any
 ) -> dict[str, float]:
     """Validation loss per term (``val/loss``, ``val/loss_ce``, ...) over all processes.
@@ -330,16 +312,116 @@ def _save_final(accelerator: Any, model: torch.nn.Module, output_dir: Path) -> P
 # ---------------------------------------------------------------------------------------------- the recipe
 
 
-def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> TrainResult:  # noqa: C901 - linear by design
-    """Run the recipe ``cfg`` (from scratch, or from the newest checkpoint with ``resume``)."""
-    from accelerate.utils import set_seed
+@dataclass
+class _Run:
+    """What the steps of one run share: the config, the engine, the data, the model and the trainer state."""
+
+    cfg: RecipeConfig
+    accelerator: Any
+    output_dir: Path
+    cfg_dict: dict[str, Any]
+    ckpt: Path | None  # the checkpoint to resume from
+    train_set: Any = None
+    val_set: Any = None
+    sampler: Any = None
+    usable: int = 0  # micro-batches per epoch that make whole optimizer steps
+    tokenizer: Any = None
+    model: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    collate: Any = None
+    params: dict[str, int] = field(default_factory=dict)
+    state: Any = None  # TrainerState
+    trainable: list[torch.nn.Parameter] = field(default_factory=list)  # what the gradient norm is clipped over
+    rank_log: Path | None = None
+    #: bad frames the loaders skipped (file, record, field), counted here because samples may come from workers
+    frame_log: Any = None
+    frame_dir: Path | None = None
+
+    @property
+    def ckpt_root(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.output_dir / "metrics.jsonl"
+
+    @property
+    def global_batch(self) -> int:
+        return self.cfg.train.batch_size * self.cfg.train.grad_accum * self.accelerator.num_processes
+
+    def save_checkpoint(self) -> Path | None:
+        """A checkpoint of the current state (with the run's tokenizer), keeping the last ``train.keep_last``."""
+
+        def save_tokenizer(directory: Path) -> None:
+            self.tokenizer.save_pretrained(str(directory / "tokenizer"))
+
+        cfg = self.cfg
+        return save_checkpoint(
+            self.accelerator, self.ckpt_root, self.state, dump_config(cfg), cfg.train.keep_last, save_tokenizer
+        )
+
+
+@dataclass
+class _Logs:
+    """What the loop carries between steps for logging: the last logged train / validation numbers, the loss
+    term names, and the throughput window (training time only: validation / checkpoint time excluded)."""
+
+    last_train: dict[str, float] = field(default_factory=dict)
+    last_val: dict[str, float] = field(default_factory=dict)
+    keys: list[str] | None = None
+    window_time: float = 0.0
+    window_samples: int = 0
+
+
+@dataclass
+class _Step:
+    """The outcome of one optimizer step (see :func:`_train_step`)."""
+
+    stats: torch.Tensor  # mean over processes of each loss term, then the non-finite flag
+    grad_norm: float
+    nonfinite: bool
+    lr: float
+    local_loss: float
+    sample_ids: list[str]
+
+
+def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> TrainResult:
+    """Run the recipe ``cfg`` (from scratch, or from the newest checkpoint with ``resume``); ``strict``: a skipped
+    bad frame is an error instead of a logged, counted skip."""
     from tqdm.auto import tqdm
+
+    run = _start_run(cfg, resume)
+    run.frame_log = FrameLog("loc3r train", strict=strict)
+    _build(run)
+    _restore(run)
+    _log_run_summary(run)
+    state = run.state
+    data = _micro_batches(
+        run.train_set, run.sampler, run.collate, cfg, run.accelerator, state.epoch, state.batch_in_epoch, run.usable
+    )
+    show = run.accelerator.is_main_process and cfg.train.progress_bar
+    progress = tqdm(total=cfg.train.max_steps, initial=state.step, desc="train", disable=not show, dynamic_ncols=True)
+    logs = _Logs()
+    run.model.train()
+    while state.step < cfg.train.max_steps:
+        step = _train_step(run, data, logs)
+        progress.update(1)
+        _after_step(run, step, logs, progress)
+    progress.close()
+    run.frame_log.write(run.frame_dir)
+    (logger.warning if run.frame_log.problems else logger.info)("%s", run.frame_log.summary())
+    return _finish(run, logs)
+
+
+def _start_run(cfg: RecipeConfig, resume: bool) -> _Run:
+    """The engine, the output directory and its log, the resume decision (a checkpoint of another config is
+    refused naming the fields), the resolved ``config.yaml``; then the global seed."""
+    from accelerate.utils import set_seed
 
     output_dir = Path(cfg.output_dir)
     ckpt_root = output_dir / "checkpoints"
     cfg_dict = config_to_dict(cfg)
-
-    # ---- engine, logging, resume decision
     accelerator = builders.build_accelerator(cfg)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -376,47 +458,59 @@ def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> Trai
             )
     if accelerator.is_main_process:
         cleanup_partial(ckpt_root)
-        (output_dir / "config.yaml").write_text(dump_config(cfg))
+        write_text(output_dir / "config.yaml", dump_config(cfg))
     set_seed(cfg.seed)
+    return _Run(cfg=cfg, accelerator=accelerator, output_dir=output_dir, cfg_dict=cfg_dict, ckpt=ckpt)
 
-    # ---- data
-    train_set, val_set = builders.build_datasets(cfg)
-    sampler = MixtureSampler(train_set, cfg.data.samples_per_epoch, seed=cfg.seed)
-    per_epoch = len(sampler) // (cfg.train.batch_size * accelerator.num_processes)
+
+def _build(run: _Run) -> None:
+    """Data (mixture + sampler), tokenizer + model (+ LoRA / freezing), the collator (the processor),
+    optimizer and schedule, all prepared by the engine. A resumed tiny run reuses its own saved tokenizer."""
+    cfg, accelerator = run.cfg, run.accelerator
+    run.train_set, run.val_set = builders.build_datasets(cfg)
+    run.sampler = MixtureSampler(run.train_set, cfg.data.samples_per_epoch, seed=cfg.seed)
+    per_epoch = len(run.sampler) // (cfg.train.batch_size * accelerator.num_processes)
     steps_per_epoch = per_epoch // cfg.train.grad_accum
     if steps_per_epoch == 0:
         raise ValueError(
-            f"data: {len(sampler)} samples per epoch cannot fill one step of batch_size {cfg.train.batch_size} x "
-            f"grad_accum {cfg.train.grad_accum} x {accelerator.num_processes} processes"
+            f"data: {len(run.sampler)} samples per epoch cannot fill one step of batch_size {cfg.train.batch_size} "
+            f"x grad_accum {cfg.train.grad_accum} x {accelerator.num_processes} processes"
         )
-    usable = steps_per_epoch * cfg.train.grad_accum
+    run.usable = steps_per_epoch * cfg.train.grad_accum
 
-    # ---- tokenizer + model (+ LoRA / freezing / checkpointing), optimizer, schedule
     corpus, saved_tokenizer = None, None
-    if cfg.model.init == "tiny" and ckpt is not None and (ckpt / "tokenizer").is_dir():
+    if cfg.model.init == "tiny" and run.ckpt is not None and (run.ckpt / "tokenizer").is_dir():
         from transformers import AutoTokenizer
 
-        saved_tokenizer = AutoTokenizer.from_pretrained(str(ckpt / "tokenizer"))  # the run's own, not retrained
+        saved_tokenizer = AutoTokenizer.from_pretrained(str(run.ckpt / "tokenizer"))  # the run's own, not retrained
     elif cfg.model.init == "tiny":
-        corpus = _sample_texts(train_set, limit=20000)
-    tokenizer, model = builders.build_tokenizer_and_model(cfg.model, corpus, seed=cfg.seed, tokenizer=saved_tokenizer)
-    model.num_frames = cfg.data.num_frames  # saved with the checkpoint: inference samples the same count
-    collate = model.build_processor(
+        corpus = builders.tokenizer_corpus(run.train_set, limit=20000)
+    run.tokenizer, model = builders.build_tokenizer_and_model(
+        cfg.model, corpus, seed=cfg.seed, tokenizer=saved_tokenizer
+    )
+    model.num_frames = cfg.data.num_frames  # recorded in final/'s processor config (infer's default)
+    run.collate = model.build_processor(
         mode="train",
         num_frames=cfg.data.num_frames,
         max_length=cfg.data.max_length,
         camera_root=None if cfg.data.camera_root is None else str(cfg.data.camera_root),
     )
     model = builders.apply_finetuning(model, cfg.model)
-    params = builders.trainable_parameter_summary(model)
+    run.params = builders.trainable_parameter_summary(model)
     optimizer = builders.build_optimizer(model, cfg.optim)
     scheduler = builders.build_scheduler(optimizer, cfg.optim, cfg.train.max_steps)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    run.model, run.optimizer, run.scheduler = accelerator.prepare(model, optimizer, scheduler)
+    run.trainable = [p for p in run.model.parameters() if p.requires_grad]
 
-    # ---- resume
-    data_sizes = [int(n) for n in train_set.lengths]
+
+def _restore(run: _Run) -> None:
+    """The trainer state: fresh, or restored from the checkpoint (model, optimizer, scheduler, RNGs, data
+    position; refused when the training data changed size); then the metric logs are cut back to the
+    checkpoint's step and the TensorBoard trackers start."""
+    cfg, accelerator, ckpt = run.cfg, run.accelerator, run.ckpt
+    data_sizes = [int(n) for n in run.train_set.lengths]
     state = TrainerState(
-        config_fingerprint=_fingerprint(cfg_dict), num_processes=accelerator.num_processes, data_sizes=data_sizes
+        config_fingerprint=_fingerprint(run.cfg_dict), num_processes=accelerator.num_processes, data_sizes=data_sizes
     )
     if ckpt is not None:
         try:
@@ -425,7 +519,7 @@ def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> Trai
             raise CheckpointError(f"{ckpt}: cannot restore the training state: {err}") from err
         if state.data_sizes and state.data_sizes != data_sizes:
             raise CheckpointError(
-                f"{ckpt}: the training data changed since this checkpoint ({train_set.names}: "
+                f"{ckpt}: the training data changed since this checkpoint ({run.train_set.names}: "
                 f"{state.data_sizes} samples then, {data_sizes} now); the data order cannot be resumed exactly"
             )
         old_max = read_checkpoint_config(ckpt).get("train", {}).get("max_steps")
@@ -435,21 +529,32 @@ def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> Trai
                 old_max,
                 cfg.train.max_steps,
             )
-        state.config_fingerprint = _fingerprint(cfg_dict)
+        state.config_fingerprint = _fingerprint(run.cfg_dict)
         state.data_sizes = data_sizes
         if accelerator.is_main_process:
-            _truncate_metrics(output_dir / "metrics.jsonl", state.step)
+            _truncate_metrics(run.metrics_path, state.step)
         logger.info(
             "resumed from %s: step %d, epoch %d, micro-batch %d", ckpt, state.step, state.epoch, state.batch_in_epoch
         )
+    run.state = state
     accelerator.init_trackers(
         "tb",
-        config=_flat_hparams(cfg_dict),
+        config=_flat_hparams(run.cfg_dict),
         init_kwargs={"tensorboard": {"purge_step": state.step + 1}} if ckpt is not None else {},
     )
+    main = accelerator.is_main_process
+    run.frame_dir = run.output_dir if main else run.output_dir / "ranks" / f"rank{accelerator.process_index}"
+    if cfg.train.log_rank_samples:
+        run.rank_log = run.output_dir / "ranks" / f"rank{accelerator.process_index}.jsonl"
+        run.rank_log.parent.mkdir(parents=True, exist_ok=True)
+        if ckpt is not None:
+            _truncate_metrics(run.rank_log, state.step)
 
-    # ---- say what runs
-    global_batch = cfg.train.batch_size * cfg.train.grad_accum * accelerator.num_processes
+
+def _log_run_summary(run: _Run) -> None:
+    """Say what runs: the resolved config, the engine, the attention implementation of every sub-model, the
+    model and its trainable parameters, the data mixture and the batch arithmetic."""
+    cfg, accelerator, model = run.cfg, run.accelerator, run.model
     logger.info("resolved config:\n%s", dump_config(cfg))
     logger.info(
         "engine: accelerate %s, %d process(es), distributed=%s, device=%s, mixed_precision=%s",
@@ -469,157 +574,144 @@ def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> Trai
         cfg.model.finetune,
         cfg.model.freeze_vision_tower,
         cfg.model.gradient_checkpointing,
-        params["total"],
-        params["trainable"],
+        run.params["total"],
+        run.params["trainable"],
         cfg.model.dtype,
     )
+    train_set = run.train_set
     logger.info(
         "data: %s with weights %s, %d samples/epoch, %d frames/clip; batch %d x accum %d x %d proc = %d "
         "samples/step, %d steps/epoch, max_steps %d; val: %s",
         [f"{n} ({n_})" for n, n_ in zip(train_set.names, train_set.lengths.tolist(), strict=True)],
         train_set.weights.tolist(),
-        len(sampler),
+        len(run.sampler),
         cfg.data.num_frames,
         cfg.train.batch_size,
         cfg.train.grad_accum,
         accelerator.num_processes,
-        global_batch,
-        steps_per_epoch,
+        run.global_batch,
+        run.usable // cfg.train.grad_accum,
         cfg.train.max_steps,
-        "none" if val_set is None else f"{len(val_set)} samples",
+        "none" if run.val_set is None else f"{len(run.val_set)} samples",
     )
 
-    def save_tokenizer(directory: Path) -> None:
-        tokenizer.save_pretrained(str(directory / "tokenizer"))
 
-    # ---- the loop
-    metrics_path = output_dir / "metrics.jsonl"
-    rank_log = output_dir / "ranks" / f"rank{accelerator.process_index}.jsonl" if cfg.train.log_rank_samples else None
-    # bad frames the loaders skipped (file, record, field), counted here because samples may come from workers
-    frame_log = FrameLog("loc3r train", strict=strict)
-    frame_dir = output_dir if accelerator.is_main_process else output_dir / "ranks" / f"rank{accelerator.process_index}"
-    if rank_log is not None:
-        rank_log.parent.mkdir(parents=True, exist_ok=True)
-        if ckpt is not None:
-            _truncate_metrics(rank_log, state.step)
-    data = _micro_batches(train_set, sampler, collate, cfg, accelerator, state.epoch, state.batch_in_epoch, usable)
-    progress = tqdm(
-        total=cfg.train.max_steps,
-        initial=state.step,
-        desc="train",
-        disable=not (accelerator.is_main_process and cfg.train.progress_bar),
-        dynamic_ncols=True,
-    )
-    unwrapped_params = [p for p in model.parameters() if p.requires_grad]
-    last_train: dict[str, float] = {}
-    last_val: dict[str, float] = {}
-    keys: list[str] | None = None
-    window_time, window_samples = 0.0, 0  # training time only (eval / checkpoint time excluded)
-    model.train()
-    while state.step < cfg.train.max_steps:
-        step_start = time.perf_counter()
-        acc: torch.Tensor | None = None
-        bad = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-        step_ids: list[str] = []
-        epoch = batch_index = 0
-        for _ in range(cfg.train.grad_accum):
-            epoch, batch_index, batch = next(data)
-            for m in getattr(batch, "metadata", []):
-                frame_log.add(m.meta, m.sample_id)
-            if rank_log is not None and hasattr(batch, "metadata"):
-                step_ids.extend(m.sample_id for m in batch.metadata)
-            batch = batch.to(accelerator.device)
-            with accelerator.accumulate(model):
-                out = model(**batch)
-                if keys is None:
-                    keys = sorted(out.losses)
-                terms = torch.stack([out.losses[k].detach().double() for k in keys])
-                acc = terms if acc is None else acc + terms
-                bad += (~torch.isfinite(out.loss.detach())).double()
-                accelerator.backward(out.loss)
-        assert acc is not None and keys is not None
-        local_loss = float(acc[keys.index("loss")].item()) / cfg.train.grad_accum
-        stats = accelerator.reduce(torch.cat([acc / cfg.train.grad_accum, bad.view(1)]), reduction="mean")
-        max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm is not None else float("inf")
-        grad_norm = accelerator.clip_grad_norm_(unwrapped_params, max_norm)
-        grad_norm_value = float(grad_norm.item()) if grad_norm is not None else float("nan")
-        nonfinite = bool(stats[-1].item() > 0) or (grad_norm is not None and not math.isfinite(grad_norm_value))
-        lr = float(scheduler.get_last_lr()[0])
-        if nonfinite:
-            optimizer.zero_grad(set_to_none=True)
-            state.nonfinite_steps += 1
-            logger.warning(
-                "step %d: non-finite loss or gradient (loss terms %s, grad norm %s): update skipped (%d so far, "
-                "limit %d)",
-                state.step + 1,
-                {k: float(v) for k, v in zip(keys, stats[:-1].tolist(), strict=True)},
-                grad_norm_value,
-                state.nonfinite_steps,
-                cfg.train.max_nonfinite_steps,
-            )
-        else:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        state.step += 1
-        state.samples_seen += global_batch
-        if batch_index + 1 >= usable:
-            state.epoch, state.batch_in_epoch = epoch + 1, 0
-        else:
-            state.epoch, state.batch_in_epoch = epoch, batch_index + 1
-        window_samples += global_batch
-        window_time += time.perf_counter() - step_start
-        progress.update(1)
+def _train_step(run: _Run, data: Iterator[tuple[int, int, Any]], logs: _Logs) -> _Step:
+    """One optimizer step: ``grad_accum`` micro-batches (forward, backward), the loss terms and a non-finite
+    flag averaged over processes, gradient clipping, then the update — or, if any loss or the gradient norm is
+    non-finite anywhere, no update (all processes skip together) — and the schedule; the state advances."""
+    cfg, accelerator, model, state = run.cfg, run.accelerator, run.model, run.state
+    step_start = time.perf_counter()
+    acc: torch.Tensor | None = None
+    bad = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+    sample_ids: list[str] = []
+    epoch = batch_index = 0
+    for _ in range(cfg.train.grad_accum):
+        epoch, batch_index, batch = next(data)
+        for m in getattr(batch, "metadata", []):
+            run.frame_log.add(m.meta, m.sample_id)
+        if run.rank_log is not None and hasattr(batch, "metadata"):
+            sample_ids.extend(m.sample_id for m in batch.metadata)
+        batch = batch.to(accelerator.device)
+        with accelerator.accumulate(model):
+            out = model(**batch)
+            if logs.keys is None:
+                logs.keys = sorted(out.losses)
+            terms = torch.stack([out.losses[k].detach().double() for k in logs.keys])
+            acc = terms if acc is None else acc + terms
+            bad += (~torch.isfinite(out.loss.detach())).double()
+            accelerator.backward(out.loss)
+    assert acc is not None and logs.keys is not None
+    keys = logs.keys
+    local_loss = float(acc[keys.index("loss")].item()) / cfg.train.grad_accum
+    stats = accelerator.reduce(torch.cat([acc / cfg.train.grad_accum, bad.view(1)]), reduction="mean")
+    max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm is not None else float("inf")
+    grad_norm = accelerator.clip_grad_norm_(run.trainable, max_norm)
+    grad_norm_value = float(grad_norm.item()) if grad_norm is not None else float("nan")
+    nonfinite = bool(stats[-1].item() > 0) or (grad_norm is not None and not math.isfinite(grad_norm_value))
+    lr = float(run.scheduler.get_last_lr()[0])
+    if nonfinite:
+        run.optimizer.zero_grad(set_to_none=True)
+        state.nonfinite_steps += 1
+        logger.warning(
+            "step %d: non-finite loss or gradient (loss terms %s, grad norm %s): update skipped (%d so far, "
+            "limit %d)",
+            state.step + 1,
+            {k: float(v) for k, v in zip(keys, stats[:-1].tolist(), strict=True)},
+            grad_norm_value,
+            state.nonfinite_steps,
+            cfg.train.max_nonfinite_steps,
+        )
+    else:
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    state.step += 1
+    state.samples_seen += run.global_batch
+    if batch_index + 1 >= run.usable:
+        state.epoch, state.batch_in_epoch = epoch + 1, 0
+    else:
+        state.epoch, state.batch_in_epoch = epoch, batch_index + 1
+    logs.window_samples += run.global_batch
+    logs.window_time += time.perf_counter() - step_start
+    return _Step(stats, grad_norm_value, nonfinite, lr, local_loss, sample_ids)
 
-        if rank_log is not None:
-            _append_jsonl(rank_log, {"step": state.step, "samples": step_ids, "local_loss": local_loss})
-        if state.step % cfg.train.log_every == 0 or state.step == cfg.train.max_steps:
-            last_train = {f"train/{k}": float(v) for k, v in zip(keys, stats[:-1].tolist(), strict=True)}
-            last_train.update(
-                {
-                    "train/lr": lr,
-                    "train/grad_norm": grad_norm_value,
-                    "train/nonfinite_steps": float(state.nonfinite_steps),
-                    "train/epoch": state.epoch + state.batch_in_epoch / usable,
-                    "train/samples_per_s": window_samples / max(window_time, 1e-9),
-                    "train/skipped": float(nonfinite),
-                }
-            )
-            accelerator.log(last_train, step=state.step)
-            if accelerator.is_main_process:
-                _append_jsonl(metrics_path, {"step": state.step, **last_train})
-            progress.set_postfix(loss=f"{last_train['train/loss']:.4f}", lr=f"{lr:.2e}")
-            window_time, window_samples = 0.0, 0
 
-        if state.nonfinite_steps > cfg.train.max_nonfinite_steps:
-            save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last, save_tokenizer)
-            progress.close()
-            accelerator.end_training()
-            raise NonFiniteLossError(
-                f"{state.nonfinite_steps} steps with a non-finite loss or gradient (limit train.max_nonfinite_steps"
-                f" = {cfg.train.max_nonfinite_steps}); stopped at step {state.step}, checkpoint saved in {ckpt_root}. "
-                "Lower optim.lr, check the data, or raise the limit and --resume."
-            )
+def _after_step(run: _Run, step: _Step, logs: _Logs, progress: Any) -> None:
+    """After a step: the per-rank sample log, the train metrics every ``log_every`` steps, the stop after too
+    many non-finite steps (with a checkpoint), validation every ``eval_every`` steps and at the end, and a
+    checkpoint every ``save_every`` steps and at the end."""
+    cfg, accelerator, state = run.cfg, run.accelerator, run.state
+    if run.rank_log is not None:
+        _append_jsonl(run.rank_log, {"step": state.step, "samples": step.sample_ids, "local_loss": step.local_loss})
+    if state.step % cfg.train.log_every == 0 or state.step == cfg.train.max_steps:
+        assert logs.keys is not None
+        logs.last_train = {f"train/{k}": float(v) for k, v in zip(logs.keys, step.stats[:-1].tolist(), strict=True)}
+        logs.last_train.update(
+            {
+                "train/lr": step.lr,
+                "train/grad_norm": step.grad_norm,
+                "train/nonfinite_steps": float(state.nonfinite_steps),
+                "train/epoch": state.epoch + state.batch_in_epoch / run.usable,
+                "train/samples_per_s": logs.window_samples / max(logs.window_time, 1e-9),
+                "train/skipped": float(step.nonfinite),
+            }
+        )
+        accelerator.log(logs.last_train, step=state.step)
+        if accelerator.is_main_process:
+            _append_jsonl(run.metrics_path, {"step": state.step, **logs.last_train})
+        progress.set_postfix(loss=f"{logs.last_train['train/loss']:.4f}", lr=f"{step.lr:.2e}")
+        logs.window_time, logs.window_samples = 0.0, 0
 
-        is_last = state.step == cfg.train.max_steps
-        if val_set is not None and ((cfg.train.eval_every and state.step % cfg.train.eval_every == 0) or is_last):
-            last_val = evaluate(model, val_set, collate, cfg, accelerator)
-            accelerator.log(last_val, step=state.step)
-            if accelerator.is_main_process:
-                _append_jsonl(metrics_path, {"step": state.step, **last_val})
-            logger.info("step %d: %s", state.step, {k: round(v, 5) for k, v in last_val.items()})
-        if (cfg.train.save_every and state.step % cfg.train.save_every == 0) or is_last:
-            path = save_checkpoint(accelerator, ckpt_root, state, dump_config(cfg), cfg.train.keep_last, save_tokenizer)
-            frame_log.write(frame_dir)
-            if path is not None:
-                logger.info("step %d: checkpoint %s", state.step, path)
-    progress.close()
-    frame_log.write(frame_dir)
-    (logger.warning if frame_log.problems else logger.info)("%s", frame_log.summary())
+    if state.nonfinite_steps > cfg.train.max_nonfinite_steps:
+        run.save_checkpoint()
+        progress.close()
+        accelerator.end_training()
+        raise NonFiniteLossError(
+            f"{state.nonfinite_steps} steps with a non-finite loss or gradient (limit train.max_nonfinite_steps"
+            f" = {cfg.train.max_nonfinite_steps}); stopped at step {state.step}, checkpoint saved in "
+            f"{run.ckpt_root}. Lower optim.lr, check the data, or raise the limit and --resume."
+        )
 
-    # ---- end: processes in sync? final model
-    in_sync = _check_sync(accelerator, model, state.step, output_dir)
-    final_dir = _save_final(accelerator, model, output_dir) if cfg.train.save_final_model else None
+    is_last = state.step == cfg.train.max_steps
+    if run.val_set is not None and ((cfg.train.eval_every and state.step % cfg.train.eval_every == 0) or is_last):
+        logs.last_val = validation_loss(run.model, run.val_set, run.collate, cfg, accelerator)
+        accelerator.log(logs.last_val, step=state.step)
+        if accelerator.is_main_process:
+            _append_jsonl(run.metrics_path, {"step": state.step, **logs.last_val})
+        logger.info("step %d: %s", state.step, {k: round(v, 5) for k, v in logs.last_val.items()})
+    if (cfg.train.save_every and state.step % cfg.train.save_every == 0) or is_last:
+        path = run.save_checkpoint()
+        run.frame_log.write(run.frame_dir)
+        if path is not None:
+            logger.info("step %d: checkpoint %s", state.step, path)
+
+
+def _finish(run: _Run, logs: _Logs) -> TrainResult:
+    """The end: are the processes' parameters identical (DDP)? Then the final model directory."""
+    accelerator, state, output_dir = run.accelerator, run.state, run.output_dir
+    in_sync = _check_sync(accelerator, run.model, state.step, output_dir)
+    final_dir = _save_final(accelerator, run.model, output_dir) if run.cfg.train.save_final_model else None
     accelerator.end_training()
     logger.info(
         "done: step %d, %d non-finite steps skipped, final model %s", state.step, state.nonfinite_steps, final_dir
@@ -631,7 +723,7 @@ def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> Trai
         nonfinite_steps=state.nonfinite_steps,
         output_dir=output_dir,
         final_dir=final_dir,
-        last_train=last_train,
-        last_val=last_val,
+        last_train=logs.last_train,
+        last_val=logs.last_val,
         in_sync=in_sync,
     )

@@ -48,7 +48,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ from shapely.geometry import MultiPoint, Polygon
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
 from loc3r.data.synth.catalog import CATEGORIES, COLORS
 from loc3r.data.synth.vocabulary import canonical_category, get_category
+from loc3r.io import write_json
 
 __all__ = [
     "LayoutError",
@@ -135,16 +135,7 @@ def layouts_to_meta_info(layouts: list[SceneLayout]) -> dict[str, dict[str, Any]
 def save_meta_info(path: str | os.PathLike, layouts: list[SceneLayout] | dict[str, Any]) -> None:
     """Write a meta_info JSON file atomically (temp file + ``os.replace``)."""
     data = layouts if isinstance(layouts, dict) else layouts_to_meta_info(layouts)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, data, indent=1)
 
 
 def _vec(where: str, box: dict[str, Any], key: str, n: int, required: bool = True) -> np.ndarray | None:

@@ -83,7 +83,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -97,6 +96,7 @@ from PIL import Image
 
 from loc3r.data.schema import SceneLayout
 from loc3r.geometry import camera_center
+from loc3r.io import write_json, write_jsonl
 
 __all__ = [
     "SYNTH_VERSION",
@@ -437,8 +437,7 @@ def _write_text_matrix(path: Path, mat: np.ndarray, fmt: str = "%.9f") -> None:
 
 
 def _write_json(path: Path, data: Any, indent: int | None = 1) -> None:
-    with open(path, "w") as fh:
-        json.dump(data, fh, indent=indent)
+    write_json(path, data, indent=indent)
 
 
 # x264 instruction-set names of the /proc/cpuinfo flags, AVX-512 left out on purpose (see _write_video)
@@ -673,19 +672,10 @@ def _locked(out_dir: Path) -> Iterator[None]:
 
 
 def _atomic_json(path: Path, data: Any, indent: int | None = 1, lines: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            if lines:
-                for rec in data:
-                    fh.write(json.dumps(rec) + "\n")
-            else:
-                json.dump(data, fh, indent=indent)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if lines:
+        write_jsonl(path, data)
+    else:
+        write_json(path, data, indent=indent)
 
 
 def _worker(job: SceneJob, settings: SynthSettings, out_dir: str, fsync: bool) -> tuple[str, dict | None, str | None]:

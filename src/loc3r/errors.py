@@ -1,0 +1,31 @@
+"""The error types that mean *bad input* (a file, record, field, config key or flag the user can fix).
+
+``loc3r`` reports these as one line on stderr, ``loc3r CMD: error: MESSAGE``, with exit code 2 — in one place,
+:func:`loc3r.cli.main`; commands never catch-and-print them themselves. The full set the CLI maps
+(:data:`loc3r.cli.USER_ERRORS`, documented in CONTRIBUTING.md):
+
+* :class:`SampleError` — a data file / record / field is malformed (re-exported by :mod:`loc3r.data.schema`);
+  the message names the file, the record and the field;
+* :class:`ConfigError` — a config file, config key, ``--set`` override or command-line value is invalid
+  (re-exported by :mod:`loc3r.config_base`); the message names the file and the key;
+* :class:`loc3r.geometry.GeometryError` — invalid poses / intrinsics / depth (a ``ValueError``);
+* :class:`loc3r.train.checkpointing.CheckpointError` — a checkpoint cannot be resumed or read;
+* :class:`loc3r.data.synth.writer.DatasetError` — a SynthRooms directory cannot be generated / resumed;
+* :class:`loc3r.train.recipe.NonFiniteLossError` — training diverged (the message says which terms);
+* ``FileNotFoundError`` — a path given by the user does not exist (the message names it);
+* ``ValueError`` — any other bad value (a subclass above is preferred: it says what kind of input is wrong).
+
+This module sits below every other (it imports nothing), so the lowest layers (``loc3r.io``) can raise these.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "SampleError"]
+
+
+class SampleError(ValueError):
+    """A sample or record is malformed; the message names the sample / file and the field."""
+
+
+class ConfigError(ValueError):
+    """A config file, config key or override is invalid; the message names the file and the key."""

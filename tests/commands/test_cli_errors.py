@@ -1,0 +1,54 @@
+"""Bad input on any command: one line ``loc3r CMD: error: ...`` on stderr and exit code 2, from one place
+(:func:`loc3r.cli.main`); a bug (any other exception) keeps its traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loc3r import cli
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "prefix", "names"),
+    [
+        (["train", "{tmp}/missing.yaml"], "loc3r train: error: ", "missing.yaml"),
+        (["score", "vsibench", "--predictions", "{tmp}/none.jsonl"], "loc3r score vsibench: error: ", "none.jsonl"),
+        (["demo", "--variants", "no_such_variant"], "loc3r demo: error: ", "no_such_variant"),
+    ],
+)
+def test_user_errors_are_one_stderr_line_with_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], prefix: str, names: str
+) -> None:
+    code, out, err = _run(capsys, *(a.replace("{tmp}", str(tmp_path)) for a in argv))
+    assert code == 2 and out == ""
+    assert err.startswith(prefix) and names in err, err
+
+
+def test_other_exceptions_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = cli.build_parser()
+
+    def broken(args: object) -> int:
+        raise KeyError("a bug, not bad input")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser.set_defaults(func=broken, command="x")
+    with pytest.raises(KeyError, match="a bug"):
+        cli.main([])
+
+
+def test_debug_env_reraises_user_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loc3r.errors import ConfigError
+
+    monkeypatch.setenv("LOC3R_DEBUG", "1")
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        cli.main(["train", str(tmp_path / "missing.yaml")])
