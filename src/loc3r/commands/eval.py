@@ -31,6 +31,7 @@ VSI records as ``OUT/vsibench_predictions.jsonl`` (input of ``loc3r score vsiben
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,7 +68,6 @@ _NOT_COMPARED = frozenset({"config", "checkpoint", "batch_size", "shard", "merge
 
 def _report_skipped(skipped: list, total: int | None, warnings: list[str]) -> None:
     """Print the samples left out of the scores (and merge warnings) so that the denominator is never silent."""
-    import sys
 
     for warning in warnings:
         print(f"loc3r eval: warning: {warning}", file=sys.stderr)
@@ -81,7 +81,6 @@ def _report_skipped(skipped: list, total: int | None, warnings: list[str]) -> No
 
 
 def _finish_frames(frame_log, out, shard: tuple[int, int]) -> None:  # noqa: ANN001 - FrameLog, Path
-    import sys
 
     # one report per shard: shards of one evaluation share the output folder
     frame_log.write(out, None if shard[1] == 1 else f"frame_report-shard{shard[0]}of{shard[1]}.json")
@@ -96,12 +95,17 @@ def _print_scores(scores: dict, settings: dict) -> None:
         print(format_table(f"loc3r eval: {split}", metrics, settings))
 
 
+def _error(message: object) -> int:
+    """Bad input: one line on stderr in the CLI's format (``loc3r eval: error: ...``), exit code 2."""
+    print(f"loc3r eval: error: {message}", file=sys.stderr)
+    return 2
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.config:
         return _run_benchmark(args)
     if not args.out:
-        print("loc3r eval: --out is required (or give --config)")
-        return 2
+        return _error("--out is required (or give --config)")
     import json
     from pathlib import Path
 
@@ -127,8 +131,7 @@ def _run(args: argparse.Namespace) -> int:
             settings = {**settings, "merged_files": len(args.merge), "partial": bool(warnings)}
         else:
             if not args.model or not args.data:
-                print("loc3r eval: --model and --data are required (or --merge FILES)")
-                return 2
+                return _error("--model and --data are required (or --merge FILES)")
             shard = parse_shard(args.shard)
             model = load_model(args.model)
             frames = args.frames or model.num_frames or 8  # recorded with the checkpoint by training
@@ -160,8 +163,7 @@ def _run(args: argparse.Namespace) -> int:
                 return 0
         scores = score_synth(records)
     except (FileNotFoundError, SampleError, ValueError) as err:
-        print(f"loc3r eval: {err}")
-        return 2
+        return _error(err)
     vsi = [
         {k: r[k] for k in ("id", "question_type", "ground_truth", "prediction")} for r in records if r["set"] == "vsi"
     ]
@@ -199,11 +201,10 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     synth_flags = (("--model", args.model), ("--data", args.data), ("--frames", args.frames))
     stray = [flag for flag, value in synth_flags if value]
     if stray:
-        print(
-            f"loc3r eval: {', '.join(stray)} belong to the SynthRooms mode; with --config the checkpoint, data and "
+        return _error(
+            f"{', '.join(stray)} belong to the SynthRooms mode; with --config the checkpoint, data and "
             f"frames are pinned by {source} (override the checkpoint with --checkpoint)"
         )
-        return 2
     try:
         config = load_eval_config(args.config)
         updates: dict = {}
@@ -280,8 +281,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                 return 0
         metrics, files = score_benchmark(records, config, out, source=source)
     except (FileNotFoundError, SampleError, ConfigError, GeometryError, ValueError) as err:
-        print(f"loc3r eval: {err}")
-        return 2
+        return _error(err)
     settings.update(samples=len(records), skipped=len(skipped), subset=any(r.get("subset") for r in records), **files)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scores.json").write_text(
