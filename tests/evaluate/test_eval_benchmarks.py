@@ -425,39 +425,40 @@ def test_bad_inputs_are_named(
     # lm_only has no situation heads: localization on a real benchmark is refused, naming checkpoint + benchmark
     config = _config(tmp_path, "sqa3d_localization", data, ckpt["lm_only"])
     assert main(["eval", "--config", str(config)]) == 2
-    text = capsys.readouterr().out
+    text = capsys.readouterr().err
+    assert "loc3r eval: error: " in text
     assert str(ckpt["lm_only"]) in text and "sqa3d_localization" in text and "situation heads" in text
     # SynthRooms-mode flags are not silently ignored next to a pinned config
     assert main(["eval", "--config", str(config), "--frames", "8"]) == 2
-    assert "--frames" in capsys.readouterr().out
+    assert "--frames" in capsys.readouterr().err
     # missing checkpoint
     assert main(["eval", "--config", str(config), "--checkpoint", str(tmp_path / "nope")]) == 2
-    assert str(tmp_path / "nope") in capsys.readouterr().out
+    assert str(tmp_path / "nope") in capsys.readouterr().err
     # missing data file
     bad = _config(tmp_path, "scanqa", data, ckpt["loc3r"])
     cfg = yaml.safe_load(bad.read_text())
     cfg["data"]["split"] = "train"  # ScanQA_v1.0_train.json does not exist
     bad.write_text(yaml.safe_dump(cfg))
     assert main(["eval", "--config", str(bad)]) == 2
-    assert "ScanQA_v1.0_train.json" in capsys.readouterr().out
+    assert "ScanQA_v1.0_train.json" in capsys.readouterr().err
     # unknown benchmark / unknown key / missing config
     cfg["benchmark"] = "scanrefer"
     bad.write_text(yaml.safe_dump(cfg))
     assert main(["eval", "--config", str(bad)]) == 2
-    assert "benchmark" in capsys.readouterr().out
+    assert "benchmark" in capsys.readouterr().err
     cfg["benchmark"], cfg["prompts"] = "scanqa", {"suffix": "x"}
     bad.write_text(yaml.safe_dump(cfg))
     assert main(["eval", "--config", str(bad)]) == 2
-    assert "unknown key 'prompts'" in capsys.readouterr().out
+    assert "unknown key 'prompts'" in capsys.readouterr().err
     assert main(["eval", "--config", str(tmp_path / "none.yaml")]) == 2
-    assert "none.yaml" in capsys.readouterr().out
+    assert "none.yaml" in capsys.readouterr().err
     # sampling / beams cannot be honoured by the greedy predict(): refused, not ignored
     sampled = _config(tmp_path, "sqa3d", data, ckpt["loc3r"])
     cfg = yaml.safe_load(sampled.read_text())
     cfg["generation"]["num_beams"] = 4
     sampled.write_text(yaml.safe_dump(cfg))
     assert main(["eval", "--config", str(sampled)]) == 2
-    assert "num_beams=4" in capsys.readouterr().out
+    assert "num_beams=4" in capsys.readouterr().err
 
 
 def test_sqa3d_localization_three_candidates(data: dict[str, Path], ckpt: dict[str, Path], tmp_path: Path) -> None:
@@ -487,7 +488,7 @@ def test_paper_eval_configs_reach_the_checkpoint(path: Path, capsys: pytest.Capt
     checkpoint = yaml.safe_load(path.read_text())["checkpoint"]
     assert not (REPO / checkpoint).exists()
     assert main(["eval", "--config", str(path)]) == 2
-    assert f"{checkpoint}: checkpoint directory does not exist" in capsys.readouterr().out
+    assert f"{checkpoint}: checkpoint directory does not exist" in capsys.readouterr().err
 
 
 def test_skipped_samples_are_listed_with_their_reason(
