@@ -464,13 +464,6 @@ class FrameLog:
 
     def write(self, directory: str | Path, name: str | None = None) -> Path:
         """Write :meth:`to_dict` atomically to ``directory/frame_report.json`` (or ``name``); returns the path."""
-        import json
-        import os
+        from loc3r.io import write_json
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / (name or self.FILE_NAME)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_json(Path(directory) / (name or self.FILE_NAME), self.to_dict(), indent=1)
