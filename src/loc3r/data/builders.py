@@ -251,27 +251,14 @@ class SynthVSIDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> ClipSample:
+        from loc3r.data.vsibench import vsi_clip_sample
+
         record = self.records[index]
         clip = self.frames.clip(record.scene_name)
-        return ClipSample(
-            sample_id=f"{self.task}-{record.id}",
-            scene_id=record.scene_name,
-            task=self.task,
-            frames=clip.frames,
-            question=record.question,
-            answer=record.ground_truth,
-            answers=[record.ground_truth],
-            options=None if record.options is None else list(record.options),
-            poses=clip.poses,
-            points=clip.points,
-            frame_indices=clip.frame_ids,
-            meta={
-                "id": record.id,
-                "dataset": record.dataset,
-                "question_type": record.question_type,
-                **frame_problems_meta(clip.meta),
-            },
-        ).validate()
+        return vsi_clip_sample(
+            record, f"{self.task}-{record.id}", self.task, clip.frames, clip.frame_ids,
+            poses=clip.poses, points=clip.points, meta=frame_problems_meta(clip.meta),
+        )  # fmt: skip
 
 
 SYNTH_TASKS = ("situated", "vsi")

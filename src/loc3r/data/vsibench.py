@@ -166,6 +166,35 @@ def load_vsibench(
     return records, report
 
 
+def vsi_clip_sample(
+    record: VSIBenchRecord,
+    sample_id: str,
+    task: str,
+    frames: Any,
+    frame_indices: Any,
+    poses: Any = None,
+    points: Any = None,
+    meta: dict[str, Any] | None = None,
+) -> ClipSample:
+    """A VSI-format record on its clip's frames (and, from a posed scan, poses + layout points) as a validated
+    :class:`ClipSample`: the one place that maps the record's question / options / answer onto a sample, for real
+    VSI-Bench (video or scan frames) and SynthRooms' VSI-style set alike."""
+    return ClipSample(
+        sample_id=sample_id,
+        scene_id=record.scene_name,
+        task=task,
+        frames=frames,
+        question=record.question,
+        answer=record.ground_truth,
+        answers=[record.ground_truth],
+        options=None if record.options is None else list(record.options),
+        poses=poses,
+        points=points,
+        frame_indices=frame_indices,
+        meta={"id": record.id, "dataset": record.dataset, "question_type": record.question_type, **(meta or {})},
+    ).validate()
+
+
 @dataclass
 class VSIBenchDataset:
     """VSI-Bench records + videos -> :class:`ClipSample` (task ``"vsibench"``, no poses / points).
@@ -236,47 +265,21 @@ class VSIBenchDataset:
         record = self.records[index]
         scan = self._scan_clip(record)
         if scan is not None:
-            return ClipSample(
-                sample_id=f"vsibench-{record.id}",
-                scene_id=record.scene_name,
-                task=self.task,
-                frames=scan.frames,
-                question=record.question,
-                answer=record.ground_truth,
-                answers=[record.ground_truth],
-                options=None if record.options is None else list(record.options),
-                poses=scan.poses,
-                points=scan.points,
-                frame_indices=scan.frame_ids,
-                meta={
-                    "id": record.id,
-                    "dataset": record.dataset,
-                    "question_type": record.question_type,
-                    "frames_from": "scan",
-                    **frame_problems_meta(getattr(scan, "meta", None)),
-                },
-            ).validate()
+            return vsi_clip_sample(
+                record, f"vsibench-{record.id}", self.task, scan.frames, scan.frame_ids,
+                poses=scan.poses, points=scan.points,
+                meta={"frames_from": "scan", **frame_problems_meta(getattr(scan, "meta", None))},
+            )  # fmt: skip
         clip = self._clip(record)
-        return ClipSample(
-            sample_id=f"vsibench-{record.id}",
-            scene_id=record.scene_name,
-            task=self.task,
-            frames=clip.frames,
-            question=record.question,
-            answer=record.ground_truth,
-            answers=[record.ground_truth],
-            options=None if record.options is None else list(record.options),
-            frame_indices=clip.indices,
+        return vsi_clip_sample(
+            record, f"vsibench-{record.id}", self.task, clip.frames, clip.indices,
             meta={
-                "id": record.id,
-                "dataset": record.dataset,
-                "question_type": record.question_type,
                 "num_source_frames": clip.num_source_frames,
                 "fps": clip.fps,
                 **frame_problems_meta({"frame_problems": clip.problems}),
                 "frames_from": "video",
             },
-        ).validate()
+        )  # fmt: skip
 
     def samples(self) -> Iterator[ClipSample]:
         """All samples grouped by video; undecodable videos are skipped and reported."""
