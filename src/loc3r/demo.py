@@ -20,9 +20,11 @@ What it does, end to end, with fixed seeds:
    * ``loc3r_camera`` — loc3r + camera prior from the poses.
 
    Every variant trains on the same samples: situated QA, VSI-style QA and one text-localization sample per
-   situation (:class:`loc3r.evaluate.tasks.synth.TextLocalizationDataset`).
+   situation (:class:`loc3r.data.text_localization.TextLocalizationDataset`).
 3. Evaluates on ``test`` (held-out rooms), ``novel_view`` (the same held-out rooms, new camera path) and per
-   scene-complexity bin (object count), prints ONE table with the settings and chance levels, writes
+   scene-complexity bin (object count) with the runner of ``loc3r eval`` (:func:`loc3r.evaluate.runner.evaluate`
+   on the SynthRooms tasks of :mod:`loc3r.evaluate.tasks.synth`, the config ``configs/synth/eval/<split>.yaml``
+   holds), prints ONE table with the settings and chance levels, writes
    ``OUT/results.json`` ``{variant: {split: {metric: value}}}`` and BEV pictures ``OUT/bev/*.png``.
 
 Chance levels (``results.json["chance"]``): localization by predicting the training set's mean BEV pose
@@ -245,7 +247,7 @@ def resolve_base(base: str | None) -> Path | None:
 def _chance(train_sets: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Chance-level scores on the evaluated splits: mean training pose, majority answers."""
     from loc3r.data.text_localization import parse_pose_text
-    from loc3r.evaluate.runner import score_synth
+    from loc3r.evaluate.tasks.synth import score_synth
 
     loc = train_sets["loc"]
     poses = [parse_pose_text(r) for r in (loc[i].answer for i in range(len(loc)))]
@@ -376,9 +378,10 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
     """Run the demo into ``out``; returns (and writes to ``out/results.json``) the results dict."""
     import torch
 
+    from loc3r.data.schema import SampleError
     from loc3r.data.synth.writer import generate_dataset, read_index
-    from loc3r.evaluate.runner import evaluate_synth, load_model, score_synth, synth_eval_sets
-    from loc3r.evaluate.tasks.synth import task_settings
+    from loc3r.evaluate.runner import evaluate, load_model
+    from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config, synth_eval_sets, task_settings
     from loc3r.io import write_json, write_jsonl, write_text
     from loc3r.train.recipe import train
 
@@ -421,9 +424,20 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
             for split, name in (("test", "test"), ("test_novel_view", "novel_view")):
                 if split not in index["splits"] or not index["splits"][split]:
                     continue
-                recs = evaluate_synth(
-                    model, data, split, settings.frames, settings.eval_batch_size, max_samples=settings.max_eval
+                # the runner of `loc3r eval --config configs/synth/eval/<split>.yaml`, on this variant's model
+                config = synth_eval_config(
+                    result.final_dir,
+                    data,
+                    split,
+                    settings.frames,
+                    run_dir / "eval",
+                    settings.eval_batch_size,
+                    settings.max_eval,
                 )
+                skipped: list[dict[str, Any]] = []
+                recs = evaluate(model, config, progress=settings.progress, source=f"demo {variant}", skipped=skipped)
+                if skipped:  # generated data: a sample that cannot be loaded is a bug, never a silent gap
+                    raise SampleError(f"demo {variant} {split}: samples could not be loaded: {skipped[:3]}")
                 for r in recs:
                     r["split"] = name
                 records.extend(recs)

@@ -68,17 +68,30 @@ def test_eval_cli_shards_merge_equal_single(smoke: tuple[Path, dict, list[str]],
     out, _, _ = smoke
     model = out / "runs" / "loc3r-seed0" / "final"
     data = out / "synthrooms"
-    common = ["eval", "--model", str(model), "--data", str(data), "--split", "test"]
+    config = REPO / "configs" / "synth" / "eval" / "test.yaml"
+    common = ["eval", "--config", str(config), "--set", f"checkpoint={model}", "--set", f"data.root={data}"]
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     for i in range(2):
         assert main([*common, "--shard", f"{i}/2", "--out", str(tmp_path / "two")]) == 0
     shards = sorted((tmp_path / "two").glob("predictions-shard*.jsonl"))
-    assert main(["eval", "--merge", *map(str, shards), "--out", str(tmp_path / "two")]) == 0
+    assert main([*common, "--merge", *map(str, shards), "--out", str(tmp_path / "two")]) == 0
     one = json.loads((tmp_path / "one" / "scores.json").read_text())["test"]
     two = json.loads((tmp_path / "two" / "scores.json").read_text())["test"]
     for key in ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "em", "overall"):
         assert one[key] == pytest.approx(two[key]), key
-    assert main(["eval", "--model", str(tmp_path / "nope"), "--data", str(data), "--out", str(tmp_path)]) == 2
+    # the demo evaluates with the same runner and config: the CLI with the demo's batch and subset gives its records
+    argv = [*common, "--batch-size", str(SMOKE.eval_batch_size), "--set", f"num_frames={SMOKE.frames}"]
+    assert set(SMOKE.max_eval.values()) == {4}
+    assert main([*argv, "--max-samples", "4", "--out", str(tmp_path / "as_demo")]) == 0
+    ignore = ("seconds",)
+    cli = (tmp_path / "as_demo" / "predictions-shard0of1.jsonl").read_text().splitlines()
+    demo = (model.parent / "predictions.jsonl").read_text().splitlines()
+    demo_test = [r for r in map(json.loads, demo) if r["split"] == "test"]
+    assert [{k: v for k, v in r.items() if k not in ignore} for r in map(json.loads, cli)] == [
+        {k: v for k, v in r.items() if k not in ignore} for r in demo_test
+    ]
+    nope = [*common[:3], "--set", f"checkpoint={tmp_path / 'nope'}", "--set", f"data.root={data}"]
+    assert main([*nope, "--out", str(tmp_path)]) == 2
 
 
 def test_demo_configs_match_variants() -> None:

@@ -219,7 +219,8 @@ def test_benchmark_end_to_end_and_rescored(
 
 def test_vsibench_prompts_follow_question_type(data: dict[str, Path]) -> None:
     from loc3r.data.vsibench import VSIBenchDataset, load_vsibench
-    from loc3r.evaluate.benchmark_config import get_task, load_eval_config
+    from loc3r.evaluate.benchmark_config import load_eval_config
+    from loc3r.evaluate.tasks import get_task
 
     config = load_eval_config(REPO / "configs" / "paper" / "eval" / "vsibench.yaml")
     records, _ = load_vsibench(data["synth"] / "vsibench" / "train.jsonl")
@@ -428,9 +429,9 @@ def test_bad_inputs_are_named(
     text = capsys.readouterr().err
     assert "loc3r eval: error: " in text
     assert str(ckpt["lm_only"]) in text and "sqa3d_localization" in text and "situation heads" in text
-    # SynthRooms-mode flags are not silently ignored next to a pinned config
+    # the former SynthRooms-mode flags are not silently ignored next to a pinned config: the error names the key
     assert main(["eval", "--config", str(config), "--frames", "8"]) == 2
-    assert "--frames" in capsys.readouterr().err
+    assert "--frames" in (err := capsys.readouterr().err) and "--set num_frames=" in err
     # missing checkpoint
     assert main(["eval", "--config", str(config), "--checkpoint", str(tmp_path / "nope")]) == 2
     assert str(tmp_path / "nope") in capsys.readouterr().err

@@ -1,52 +1,64 @@
-"""``loc3r eval``: a checkpoint on a real benchmark (``--config``) or a SynthRooms split → prediction files +
-scores; sharded.
+"""``loc3r eval``: a checkpoint on a benchmark or a SynthRooms split, from one evaluation config → prediction
+files + scores; sharded.
 
-Real benchmarks (SQA3D QA / localization, ScanQA, VSI-Bench, MSQA), from a pinned evaluation config::
+One mode, for every benchmark (SQA3D QA / localization, ScanQA, VSI-Bench, MSQA, Beacon3D: ``configs/paper/eval``)
+and every SynthRooms split (localization + situated QA + VSI-style: ``configs/synth/eval/<split>.yaml``)::
 
     loc3r eval --config configs/paper/eval/sqa3d.yaml [--checkpoint DIR] [--out DIR] [--max-samples N]
-    loc3r eval --config configs/paper/eval/sqa3d.yaml --shard 0/2          # process 0 (also 1/2)
-    loc3r eval --config configs/paper/eval/sqa3d.yaml --merge OUT/predictions-shard*.jsonl
+    loc3r eval --config configs/synth/eval/test.yaml --set checkpoint=runs/x/final --set data.root=data/synthrooms
+    loc3r eval --config X.yaml --shard 0/2          # process 0 (also 1/2)
+    loc3r eval --config X.yaml --merge OUT/predictions-shard*.jsonl
 
-``--checkpoint`` / ``--out`` / ``--max-samples`` override the config's ``checkpoint`` / ``output_dir`` /
-``max_samples``. The output directory gets the predictions in the ``loc3r score`` format of the benchmark
+``--set key.path=value`` overrides any key of the config before it is validated (``num_frames``, ``data.split``,
+``batch_size``, ...; unknown keys are errors); ``--checkpoint`` / ``--out`` / ``--max-samples`` are short for the
+config's ``checkpoint`` / ``output_dir`` / ``max_samples``. Under ``torchrun`` without ``--shard``, the shard is
+the process's ``RANK``/``WORLD_SIZE``. Each shard writes ``OUT/predictions-shard<i>of<n>.jsonl`` (+ its
+``.shard.json``: sizes, skipped samples, settings, model fingerprint; see :mod:`loc3r.evaluate.shards`); with one
+shard, or ``--merge``, the output directory gets the predictions in the ``loc3r score`` format of the benchmark
 (``sqa3d_predictions.json``, ``sqa3d_localization_predictions.json``, ``scanqa_predictions.json``,
-``vsibench_predictions.jsonl``, ``msqa_predictions.json`` + ``msqa_references.json``), ``scores.json`` (the
-metrics, keys as ``loc3r score --json`` prints them) and ``settings.json``; the table printed with the
-scores shows every setting that changes them (config, checkpoint, frames, prompt suffixes, decoding,
+``vsibench_predictions.jsonl``, ``msqa_predictions.json`` + ``msqa_references.json``, ``beacon3d_predictions.json``;
+SynthRooms: the VSI records as ``vsibench_predictions.jsonl``), ``scores.json`` (the metrics, keys as
+``loc3r score --json`` prints them; SynthRooms: ``{split: {metric: value}}``) and ``settings.json``; the table
+printed with the scores shows every setting that changes them (config, checkpoint, frames, prompts, decoding,
 number of samples) and the ``loc3r score`` command that re-scores the file. Bad input (missing checkpoint or
-data file, unknown benchmark or key) is a message naming the file / key and exit code 2.
+data file, unknown benchmark or key) is one line ``loc3r eval: error: ...`` on stderr and exit code 2
+(reported by :func:`loc3r.cli.main`).
 
-SynthRooms (the ``loc3r demo`` tasks), 2 shards then the merge step::
-
-    loc3r eval --model runs/x/final --data data/synthrooms --split test --shard 0/2 --out ev/  # process 0
-    loc3r eval --model runs/x/final --data data/synthrooms --split test --shard 1/2 --out ev/  # process 1
-    loc3r eval --merge ev/predictions-shard*.jsonl --out ev/                                   # scores
-
-Under ``torchrun`` without ``--shard``, the shard is the process's ``RANK``/``WORLD_SIZE``. Each shard writes
-``OUT/predictions-shard<i>of<n>.jsonl`` (see :mod:`loc3r.evaluate.runner`); with one shard, or ``--merge``,
-the scores are printed (with the pinned prompts and frame settings) and written to ``OUT/scores.json``, the
-VSI records as ``OUT/vsibench_predictions.jsonl`` (input of ``loc3r score vsibench``).
+The runner is :mod:`loc3r.evaluate.runner` (``loc3r demo`` evaluates with the same functions); what is specific
+to a benchmark is its task in :mod:`loc3r.evaluate.tasks`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
+
+#: the flags of the former SynthRooms mode -> the config key that replaced each
+_FORMER_FLAGS = {"--model": "checkpoint", "--data": "data.root", "--split": "data.split", "--frames": "num_frames"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on a benchmark or dataset split (sharded), score it")
-    p.add_argument("--config", help="evaluation config YAML of a real benchmark (configs/paper/eval/*.yaml)")
-    p.add_argument("--checkpoint", help="with --config: checkpoint directory (overrides the config's 'checkpoint')")
-    p.add_argument("--max-samples", type=int, default=None, help="with --config: evenly spread subset of N samples")
-    p.add_argument("--model", help="SynthRooms mode: checkpoint directory")
-    p.add_argument("--data", help="SynthRooms directory (loc3r synth --out)")
-    p.add_argument("--split", default="test", help="train | val | test | test_novel_view (default test)")
-    p.add_argument("--frames", type=int, default=None, help="frames per clip (default: the training recipe's)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size (SynthRooms: 8)")
+    p.add_argument(
+        "--config",
+        help="evaluation config YAML: a real benchmark (configs/paper/eval/*.yaml) or a SynthRooms split "
+        "(configs/synth/eval/*.yaml)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (dotted path, value parsed as YAML), e.g. --set data.root=data/synthrooms",
+    )
+    p.add_argument("--checkpoint", help="checkpoint directory (short for --set checkpoint=DIR)")
+    p.add_argument("--max-samples", type=int, default=None, help="evenly spread subset of N samples per task")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the config's batch_size")
     p.add_argument("--shard", default=None, help="i/n (default: RANK/WORLD_SIZE or 0/1)")
     p.add_argument("--merge", nargs="+", default=None, help="merge these shard files and score them")
-    p.add_argument("--out", default=None, help="output directory (with --config: default the config's output_dir)")
+    p.add_argument("--out", default=None, help="output directory (default: the config's output_dir)")
     p.add_argument(
         "--allow-partial",
         action="store_true",
@@ -59,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop at the first bad frame instead of skipping it (skipped frames are always listed in "
         "OUT/frame_report.json)",
     )
+    for flag in _FORMER_FLAGS:  # accepted only to say what replaced them
+        p.add_argument(flag, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_run)
 
 
@@ -88,206 +102,130 @@ def _finish_frames(frame_log, out, shard: tuple[int, int]) -> None:  # noqa: ANN
         print(frame_log.summary(), file=sys.stderr)
 
 
-def _print_scores(scores: dict, settings: dict) -> None:
-    from loc3r.evaluate.report import format_table
-
-    for split, metrics in scores.items():
-        print(format_table(f"loc3r eval: {split}", metrics, settings))
-
-
-def _error(message: object) -> int:
-    """Bad input: one line on stderr in the CLI's format (``loc3r eval: error: ...``), exit code 2."""
-    print(f"loc3r eval: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.config:
-        return _run_benchmark(args)
-    if not args.out:
-        return _error("--out is required (or give --config)")
-    import json
-    from pathlib import Path
-
-    from loc3r.data.schema import SampleError
-    from loc3r.data.video import FrameLog
-    from loc3r.evaluate.runner import (
-        evaluate_synth,
-        load_model,
-        merge_checked,
-        parse_shard,
-        score_synth,
-        write_jsonl,
-    )
-    from loc3r.evaluate.shards import model_fingerprint, write_shard_info
-    from loc3r.evaluate.tasks.synth import task_settings
-
-    out = Path(args.out)
-    skipped: list = []
-    warnings: list[str] = []
-    try:
-        if args.merge:
-            records, skipped, warnings, settings = merge_checked(args.merge, allow_partial=args.allow_partial)
-            settings = {**settings, "merged_files": len(args.merge), "partial": bool(warnings)}
-        else:
-            if not args.model or not args.data:
-                return _error("--model and --data are required (or --merge FILES)")
-            shard = parse_shard(args.shard)
-            model = load_model(args.model)
-            frames = args.frames or model.num_frames or 8  # recorded with the checkpoint by training
-            frame_log = FrameLog("loc3r eval", strict=args.strict)
-            records = evaluate_synth(
-                model, args.data, args.split, frames, args.batch_size or 8, shard=shard, frame_log=frame_log
-            )
-            _finish_frames(frame_log, out, shard)
-            predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
-            write_jsonl(predictions, records)
-            settings = {
-                **task_settings(frames),
-                "data": str(Path(args.data).resolve()),
-                "split": args.split,
-                "model": model_fingerprint(args.model),
-            }
-            write_shard_info(
-                predictions,
-                shard=shard,
-                total=-1,  # SynthRooms sets are split per set (loc / qa / vsi); completeness = every shard present
-                assigned=len(records),
-                predicted=len(records),
-                skipped=[],
-                settings=settings,
-            )
-            settings = {**settings, "shard": f"{shard[0]}/{shard[1]}"}
-            if shard[1] > 1:
-                print(f"wrote {len(records)} predictions of shard {shard[0]}/{shard[1]}; run --merge to score")
-                return 0
-        scores = score_synth(records)
-    except (FileNotFoundError, SampleError, ValueError) as err:
-        return _error(err)
-    vsi = [
-        {k: r[k] for k in ("id", "question_type", "ground_truth", "prediction")} for r in records if r["set"] == "vsi"
-    ]
-    write_jsonl(out / "vsibench_predictions.jsonl", vsi)
-    (out / "scores.json").write_text(
-        json.dumps({**scores, "skipped": skipped, "partial": bool(warnings)}, indent=2, default=str)
-    )
-    _print_scores(scores, settings)
-    _report_skipped(skipped, None, warnings)
-    return 0
-
-
-def _run_benchmark(args: argparse.Namespace) -> int:
-    """``loc3r eval --config``: one shard of a real benchmark, or the scores of one shard / merged shards."""
+def _load_config(args: argparse.Namespace) -> Any:
+    """The evaluation config with ``--set`` applied (before validation) and the short flags (after it)."""
     from pathlib import Path
 
     from loc3r.config_base import ConfigError
+    from loc3r.evaluate.benchmark_config import load_eval_config
+
+    former = [flag for flag in _FORMER_FLAGS if getattr(args, flag.lstrip("-"))]
+    if former:
+        keys = " ".join(f"--set {_FORMER_FLAGS[flag]}=..." for flag in former)
+        raise ConfigError(
+            f"{', '.join(former)}: not options of loc3r eval any more; a SynthRooms split is evaluated like every "
+            f"benchmark, from its config: loc3r eval --config configs/synth/eval/<split>.yaml {keys}"
+            + (f" (with --config {args.config}: {keys})" if args.config else "")
+        )
+    if not args.config:
+        raise ConfigError(
+            "--config is required: configs/paper/eval/<benchmark>.yaml or configs/synth/eval/<split>.yaml"
+        )
+    config = load_eval_config(args.config, args.overrides)
+    updates: dict[str, Any] = {}
+    if args.checkpoint:
+        updates["checkpoint"] = Path(args.checkpoint)
+    if args.out:
+        updates["output_dir"] = Path(args.out)
+    if args.max_samples is not None:
+        if args.max_samples < 1:
+            raise ConfigError(f"--max-samples must be >= 1, got {args.max_samples}")
+        updates["max_samples"] = args.max_samples
+    return config.model_copy(update=updates)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One shard of an evaluation, or the scores of one shard / merged shards."""
+    from pathlib import Path
+
     from loc3r.data.schema import SampleError
     from loc3r.data.video import FrameLog
-    from loc3r.evaluate.benchmark_config import get_task, load_eval_config
     from loc3r.evaluate.report import format_table, to_json
     from loc3r.evaluate.runner import (
-        benchmark_settings,
-        evaluate_benchmark,
+        eval_settings,
+        evaluate,
         load_model,
         merge_checked,
         parse_shard,
-        score_benchmark,
+        resolve_num_frames,
+        score_evaluation,
         write_jsonl,
     )
     from loc3r.evaluate.shards import model_fingerprint, write_shard_info
-    from loc3r.geometry import GeometryError
+    from loc3r.evaluate.tasks import get_task
 
+    config = _load_config(args)
     source = str(args.config)
-    synth_flags = (("--model", args.model), ("--data", args.data), ("--frames", args.frames))
-    stray = [flag for flag, value in synth_flags if value]
-    if stray:
-        return _error(
-            f"{', '.join(stray)} belong to the SynthRooms mode; with --config the checkpoint, data and "
-            f"frames are pinned by {source} (override the checkpoint with --checkpoint)"
+    task = get_task(config.benchmark, source)
+    for part in task.parts():
+        part.check_config(config, source)
+    out = Path(config.output_dir)
+    skipped: list = []
+    warnings: list[str] = []
+    if args.merge:
+        records, skipped, warnings, shard_settings = merge_checked(args.merge, allow_partial=args.allow_partial)
+        settings = eval_settings(config, args.config, args.batch_size)
+        if config.num_frames is None and "frames" in shard_settings:  # the checkpoint's, as the shards resolved it
+            settings["frames"] = shard_settings["frames"]
+        # the shards must also have been made with this config's settings (frames, prompts, data, decoding)
+        differing = sorted(
+            k for k, v in settings.items() if k not in _NOT_COMPARED and k in shard_settings and shard_settings[k] != v
         )
-    try:
-        config = load_eval_config(args.config)
-        updates: dict = {}
-        if args.checkpoint:
-            updates["checkpoint"] = Path(args.checkpoint)
-        if args.out:
-            updates["output_dir"] = Path(args.out)
-        if args.max_samples is not None:
-            if args.max_samples < 1:
-                raise ConfigError(f"--max-samples must be >= 1, got {args.max_samples}")
-            updates["max_samples"] = args.max_samples
-        config = config.model_copy(update=updates)
-        task = get_task(config.benchmark, source)
-        task.check_config(config, source)
-        out = Path(config.output_dir)
-        settings = benchmark_settings(config, args.config, args.batch_size)
-        skipped: list = []
-        warnings: list[str] = []
-        total = None
-        if args.merge:
-            records, skipped, warnings, shard_settings = merge_checked(args.merge, allow_partial=args.allow_partial)
-            # the shards must also have been made with this config's settings (frames, prompts, data, decoding)
-            differing = sorted(
-                k
-                for k, v in settings.items()
-                if k not in _NOT_COMPARED and k in shard_settings and shard_settings[k] != v
-            )
-            for key in differing:
-                message = f"setting {key!r} of the shards is {shard_settings[key]!r} but {settings[key]!r} in {source}"
-                if not args.allow_partial:
-                    raise SampleError(f"cannot merge: {message} (pass --allow-partial to score them anyway)")
-                warnings.append(message)
-            settings["merged_files"] = len(args.merge)
-            settings["partial"] = bool(warnings)
-            total = len(records) + len(skipped)
-        else:
-            shard = parse_shard(args.shard)
-            checkpoint = Path(config.checkpoint)
-            if not checkpoint.is_dir():
-                raise FileNotFoundError(
-                    f"{checkpoint}: checkpoint directory does not exist (key 'checkpoint' of {source})"
-                )
-            model = load_model(checkpoint)
-            frame_log = FrameLog("loc3r eval", strict=args.strict)
-            sizes: dict[str, int] = {}
-            records = evaluate_benchmark(
-                model,
-                config,
-                shard,
-                batch_size=args.batch_size,
-                source=source,
-                frame_log=frame_log,
-                skipped=skipped,
-                sizes=sizes,
-            )
-            _finish_frames(frame_log, out, shard)
-            predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
-            write_jsonl(predictions, records)
-            # what must agree between shards: everything that changes a score, the model itself included
-            same = {k: v for k, v in settings.items() if k not in _NOT_COMPARED}
-            write_shard_info(
-                predictions,
-                shard=shard,
-                total=sizes["total"],
-                assigned=sizes["assigned"],
-                predicted=len(records),
-                skipped=skipped,
-                settings={**same, "model": model_fingerprint(checkpoint)},
-            )
-            total = sizes["assigned"]
-            settings["shard"] = f"{shard[0]}/{shard[1]}"
-            if shard[1] > 1:
-                print(f"wrote {len(records)} predictions of shard {shard[0]}/{shard[1]} to {out}; run --merge to score")
-                return 0
-        metrics, files = score_benchmark(records, config, out, source=source)
-    except (FileNotFoundError, SampleError, ConfigError, GeometryError, ValueError) as err:
-        return _error(err)
+        for key in differing:
+            message = f"setting {key!r} of the shards is {shard_settings[key]!r} but {settings[key]!r} in {source}"
+            if not args.allow_partial:
+                raise SampleError(f"cannot merge: {message} (pass --allow-partial to score them anyway)")
+            warnings.append(message)
+        settings["merged_files"] = len(args.merge)
+        settings["partial"] = bool(warnings)
+        total = len(records) + len(skipped)
+    else:
+        shard = parse_shard(args.shard)
+        checkpoint = Path(config.checkpoint)
+        if not checkpoint.is_dir():
+            raise FileNotFoundError(f"{checkpoint}: checkpoint directory does not exist (key 'checkpoint' of {source})")
+        model = load_model(checkpoint)
+        config = resolve_num_frames(config, model)
+        settings = eval_settings(config, args.config, args.batch_size)
+        frame_log = FrameLog("loc3r eval", strict=args.strict)
+        sizes: dict[str, int] = {}
+        records = evaluate(
+            model,
+            config,
+            shard,
+            batch_size=args.batch_size,
+            source=source,
+            frame_log=frame_log,
+            skipped=skipped,
+            sizes=sizes,
+        )
+        _finish_frames(frame_log, out, shard)
+        predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
+        write_jsonl(predictions, records)
+        # what must agree between shards: everything that changes a score, the model itself included
+        same = {k: v for k, v in settings.items() if k not in _NOT_COMPARED}
+        write_shard_info(
+            predictions,
+            shard=shard,
+            total=sizes["total"],
+            assigned=sizes["assigned"],
+            predicted=len(records),
+            skipped=skipped,
+            settings={**same, "model": model_fingerprint(checkpoint)},
+        )
+        total = sizes["assigned"]
+        settings["shard"] = f"{shard[0]}/{shard[1]}"
+        if shard[1] > 1:
+            print(f"wrote {len(records)} predictions of shard {shard[0]}/{shard[1]} to {out}; run --merge to score")
+            return 0
+    scores, files = score_evaluation(records, config, out, source=source)
     settings.update(samples=len(records), skipped=len(skipped), subset=any(r.get("subset") for r in records), **files)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "scores.json").write_text(
-        to_json({**metrics, "n_input": total, "n_skipped": len(skipped), "skipped": skipped, "partial": bool(warnings)})
+        to_json({**scores, "n_input": total, "n_skipped": len(skipped), "skipped": skipped, "partial": bool(warnings)})
     )
     (out / "settings.json").write_text(to_json(settings))
-    print(format_table(f"loc3r eval: {task.title}", metrics, settings))
+    tables = scores.items() if task.scores_by_split else [(task.title, scores)]
+    for title, metrics in tables:
+        print(format_table(f"loc3r eval: {title}", metrics, settings))
     _report_skipped(skipped, total, warnings)
     return 0

@@ -1,18 +1,15 @@
-"""Evaluation tasks in the style of lmms-eval: per benchmark, a pinned prompt and a scorer.
+"""Evaluation tasks in the style of lmms-eval: per benchmark, a pinned prompt, a prediction record and a scorer.
 
-Each task module states the exact prompt template, frame count and sampling; :func:`task_settings`
-returns them as a dict that is printed next to every result (peer projects' numbers moved by several
-CIDEr points with one prompt suffix, so the prompt is part of the result).
+Every task is a :class:`~loc3r.evaluate.tasks.base.Task` in one module here; :data:`TASK_MODULES` is THE list of
+task names (the ``benchmark:`` key of an evaluation config, checked against it; ``loc3r score`` finds its
+metrics through it) and :func:`get_task` returns a task by name (lazy import: the tasks import the heavy
+loaders). One runner evaluates all of them (:func:`loc3r.evaluate.runner.evaluate`, ``loc3r eval --config``).
 
-Tasks:
+Each task states the exact prompt template, frame count and sampling; they are printed next to every result
+(peer projects' numbers moved by several CIDEr points with one prompt suffix, so the prompt is part of the result).
 
-* :mod:`loc3r.evaluate.tasks.synth` — SynthRooms situated localization (heads or text coordinates, the pose-text
-  format and dataset in :mod:`loc3r.data.text_localization`), situated QA (EM@1) and VSI-style questions
-  (VSI-Bench score), the tasks of ``loc3r demo``.
-
-The real benchmarks (``loc3r eval --config configs/paper/eval/<benchmark>.yaml``), one
-:class:`~loc3r.evaluate.benchmark_config.BenchmarkTask` each (prompt = question + the config's pinned
-suffix; prediction file = the ``loc3r score`` input of the benchmark; score = the existing metric function):
+Real benchmarks (``configs/paper/eval/<benchmark>.yaml``; prompt = question + the config's pinned suffix;
+prediction file = the ``loc3r score`` input of the benchmark; score = the existing metric function):
 
 * :mod:`loc3r.evaluate.tasks.sqa3d` — ``sqa3d`` (situated QA, EM@1 / EM-R per question type) and
   ``sqa3d_localization`` (``<Pos>``/``<Ori>`` heads mapped back to SQA3D's frame, Acc@0.5m/1.0m/15°/30°);
@@ -20,7 +17,44 @@ suffix; prediction file = the ``loc3r score`` input of the benchmark; score = th
 * :mod:`loc3r.evaluate.tasks.vsibench` — ``vsibench`` (options one per line, multiple-choice vs numerical
   suffix by question type; MC accuracy, MRA, 8 tasks + overall);
 * :mod:`loc3r.evaluate.tasks.msqa` — ``msqa`` (situated open answers; EM@1 / EM-R per type and the caption
-  metrics — the paper's GPT-judged score is not computed).
+  metrics — the paper's GPT-judged score is not computed);
+* :mod:`loc3r.evaluate.tasks.beacon3d` — ``beacon3d`` (per knowledge type, overall case / object).
 
-:func:`loc3r.evaluate.benchmark_config.get_task` returns the task of a benchmark name (lazy import).
+SynthRooms (``configs/synth/eval/<split>.yaml``, the tasks of ``loc3r demo``), :mod:`loc3r.evaluate.tasks.synth`:
+``synth_localization`` (heads or text coordinates), ``synth_qa`` (EM@1), ``synth_vsi`` (VSI-Bench score), and
+the group ``synthrooms`` that runs the three on one split and scores them per split.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["TASK_MODULES", "TASK_NAMES", "get_task"]
+
+#: task name -> module holding it (in that module's ``TASKS``). The one list of benchmark names.
+TASK_MODULES: dict[str, str] = {
+    "sqa3d": "loc3r.evaluate.tasks.sqa3d",
+    "sqa3d_localization": "loc3r.evaluate.tasks.sqa3d",
+    "scanqa": "loc3r.evaluate.tasks.scanqa",
+    "vsibench": "loc3r.evaluate.tasks.vsibench",
+    "msqa": "loc3r.evaluate.tasks.msqa",
+    "beacon3d": "loc3r.evaluate.tasks.beacon3d",
+    "synthrooms": "loc3r.evaluate.tasks.synth",
+    "synth_localization": "loc3r.evaluate.tasks.synth",
+    "synth_qa": "loc3r.evaluate.tasks.synth",
+    "synth_vsi": "loc3r.evaluate.tasks.synth",
+}
+
+TASK_NAMES: tuple[str, ...] = tuple(TASK_MODULES)
+
+
+def get_task(name: str, source: str = "config") -> Any:
+    """A fresh :class:`~loc3r.evaluate.tasks.base.Task` of a registered name; an unknown name is a
+    :class:`~loc3r.errors.ConfigError` naming ``source`` and the known names."""
+    from loc3r.config_base import ConfigError
+
+    module_name = TASK_MODULES.get(name)
+    if module_name is None:
+        raise ConfigError(f"{source}: unknown benchmark {name!r} (key 'benchmark'); known: {sorted(TASK_MODULES)}")
+    return importlib.import_module(module_name).TASKS[name]()

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.evaluate.benchmark_config import BenchmarkTask, EvalConfig
+from loc3r.evaluate.benchmark_config import EvalConfig
+from loc3r.evaluate.tasks.base import Task
 from loc3r.evaluate.tasks.sqa3d import _write_json
 
 __all__ = ["Beacon3DTask", "metadata_file", "TASKS"]
@@ -33,15 +34,16 @@ def metadata_file(qa_file: str | Path) -> Path:
     return path
 
 
-class Beacon3DTask(BenchmarkTask):
+class Beacon3DTask(Task):
     """Beacon3D object-centric QA (see the module docstring)."""
 
     name = "beacon3d"
     title = "Beacon3D QA"
     predictions_file = "beacon3d_predictions.json"
+    score_command = "beacon3d"
     metric = (
-        "Beacon3D evaluate_qa.py: clean_answer; EM or (binary and EM-R) -> 5, else judge score (none here: 1); "
-        "(mean-1)/4*100 per type and case; object = all its questions >= 4"
+        "Beacon3D evaluate_qa.py: clean_answer; EM or (binary and EM-R) -> 5, else the prediction's judge "
+        "'score' 1..5 (no LLM judge runs here: 1); (mean-1)/4*100 per type and case; object = all questions >= 4"
     )
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
@@ -54,23 +56,32 @@ class Beacon3DTask(BenchmarkTask):
         rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
         return _write_json(out_dir / self.predictions_file, rows)
 
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def score_files(self, predictions: str | Path, *, metadata: str | Path, strict: bool = False) -> dict[str, Any]:
+        """:func:`loc3r.evaluate.beacon3d.score_beacon3d` against Beacon3D's object-centric metadata."""
         from loc3r.evaluate.beacon3d import score_beacon3d
         from loc3r.evaluate.records import load_json_or_jsonl, load_records
 
+        return score_beacon3d(
+            load_json_or_jsonl(metadata),
+            load_records(predictions),
+            strict=strict,
+            metadata_source=str(metadata),
+            predictions_source=str(predictions),
+        )
+
+    def score(
+        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        from loc3r.evaluate.records import load_json_or_jsonl
+
         pred_path = self.write_predictions(records, out_dir)
         meta_path = metadata_file(config.data.root)
-        metadata = load_json_or_jsonl(meta_path)
         if any(r.get("subset") for r in records):
             ids = {str(r["question_id"]) for r in records}
-            metadata = _restrict_metadata(metadata, ids)
+            metadata = _restrict_metadata(load_json_or_jsonl(meta_path), ids)
             meta_path = out_dir / "beacon3d_metadata_subset.json"
             _write_json(meta_path, metadata)
-        metrics = score_beacon3d(
-            metadata, load_records(pred_path), metadata_source=str(meta_path), predictions_source=str(pred_path)
-        )
+        metrics = self.score_files(pred_path, metadata=meta_path)
         settings = {
             "predictions": str(pred_path),
             "metadata": str(meta_path),
@@ -100,4 +111,4 @@ def _restrict_metadata(metadata: Any, ids: set[str]) -> dict[str, Any]:
     return out
 
 
-TASKS: dict[str, type[BenchmarkTask]] = {"beacon3d": Beacon3DTask}
+TASKS: dict[str, type[Task]] = {"beacon3d": Beacon3DTask}

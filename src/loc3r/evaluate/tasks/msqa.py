@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.data.schema import ClipSample
-from loc3r.evaluate.benchmark_config import BenchmarkTask, EvalConfig
+from loc3r.evaluate.benchmark_config import EvalConfig
+from loc3r.evaluate.tasks.base import Task
 from loc3r.evaluate.tasks.sqa3d import _write_json
 
 __all__ = ["MSQATask", "TASKS"]
 
 
-class MSQATask(BenchmarkTask):
+class MSQATask(Task):
     """MSQA situated QA (see the module docstring)."""
 
     name = "msqa"
@@ -85,4 +86,4 @@ class MSQATask(BenchmarkTask):
         return metrics, settings
 
 
-TASKS: dict[str, type[BenchmarkTask]] = {"msqa": MSQATask}
+TASKS: dict[str, type[Task]] = {"msqa": MSQATask}

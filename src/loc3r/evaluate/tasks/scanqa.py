@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.evaluate.benchmark_config import BenchmarkTask, EvalConfig
+from loc3r.evaluate.benchmark_config import EvalConfig
+from loc3r.evaluate.tasks.base import Task
 from loc3r.evaluate.tasks.sqa3d import _write_json, restrict_references
 
 __all__ = ["ScanQATask", "scanqa_file", "TASKS"]
@@ -34,12 +35,13 @@ def scanqa_file(config: EvalConfig) -> Path:
     return scanqa_path(config.data.root, config.data.split)
 
 
-class ScanQATask(BenchmarkTask):
+class ScanQATask(Task):
     """ScanQA open-answer QA scored with the caption metrics (see the module docstring)."""
 
     name = "scanqa"
     title = "ScanQA"
     predictions_file = "scanqa_predictions.json"
+    score_command = "scanqa"
     metric = "clean_answer; pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr on the first answer, x100"
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
@@ -54,26 +56,35 @@ class ScanQATask(BenchmarkTask):
         rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
         return _write_json(out_dir / self.predictions_file, rows)
 
+    def score_files(
+        self, predictions: str | Path, *, references: str | Path, strict: bool = False, meteor: bool = True
+    ) -> dict[str, Any]:
+        """:func:`loc3r.evaluate.qa.score_scanqa` against a ScanQA-format file with answers."""
+        from loc3r.evaluate.qa import score_scanqa
+        from loc3r.evaluate.records import load_records
+
+        return score_scanqa(
+            load_records(references),
+            load_records(predictions),
+            strict=strict,
+            meteor=meteor,
+            references_source=str(references),
+            predictions_source=str(predictions),
+        )
+
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.qa import score_scanqa
         from loc3r.evaluate.records import load_records
 
         pred_path = self.write_predictions(records, out_dir)
         ref_path = scanqa_file(config)
-        references: Any = load_records(ref_path)
         if any(r.get("subset") for r in records):
             ids = {str(r["question_id"]) for r in records}
-            references, ref_path = restrict_references(
-                references, None, ids, out_dir / "scanqa_references_subset.json", ref_path
+            _, ref_path = restrict_references(
+                load_records(ref_path), None, ids, out_dir / "scanqa_references_subset.json", ref_path
             )
-        metrics = score_scanqa(
-            references,
-            load_records(pred_path),
-            references_source=str(ref_path),
-            predictions_source=str(pred_path),
-        )
+        metrics = self.score_files(pred_path, references=ref_path)
         settings = {
             "predictions": str(pred_path),
             "references": str(ref_path),
@@ -83,4 +94,4 @@ class ScanQATask(BenchmarkTask):
         return metrics, settings
 
 
-TASKS: dict[str, type[BenchmarkTask]] = {"scanqa": ScanQATask}
+TASKS: dict[str, type[Task]] = {"scanqa": ScanQATask}

@@ -52,7 +52,8 @@ import numpy as np
 
 from loc3r.config_base import ConfigError
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.evaluate.benchmark_config import BenchmarkTask, EvalConfig
+from loc3r.evaluate.benchmark_config import EvalConfig
+from loc3r.evaluate.tasks.base import Task
 
 __all__ = [
     "SQA3DQATask",
@@ -100,6 +101,26 @@ def _write_json(path: Path, data: Any) -> Path:
     return path
 
 
+def _official_pair(
+    config: EvalConfig, records: Sequence[dict[str, Any]], out_dir: Path, prefix: str
+) -> tuple[Path, Path]:
+    """The official annotations and questions files of the config's split; for a subset evaluation, both restricted
+    to the evaluated questions and written to ``OUT/<prefix>_{annotations,questions}_subset.json`` (so that
+    ``loc3r score`` re-scores the same numbers)."""
+    from loc3r.evaluate.records import load_json_or_jsonl
+
+    ann_path, q_path = official_file(config, "sqa_annotations"), official_file(config, "questions")
+    if any(r.get("subset") for r in records):
+        ids = {str(r["question_id"]) for r in records}
+        _, ann_path = restrict_references(
+            load_json_or_jsonl(ann_path), "annotations", ids, out_dir / f"{prefix}_annotations_subset.json", ann_path
+        )
+        _, q_path = restrict_references(
+            load_json_or_jsonl(q_path), "questions", ids, out_dir / f"{prefix}_questions_subset.json", q_path
+        )
+    return ann_path, q_path
+
+
 def _question_id(sample: ClipSample) -> int | str:
     qid = sample.meta.get("question_id")
     if qid is None:
@@ -107,12 +128,13 @@ def _question_id(sample: ClipSample) -> int | str:
     return qid
 
 
-class SQA3DQATask(BenchmarkTask):
+class SQA3DQATask(Task):
     """SQA3D situated QA: EM@1 / EM-R, per question type (see the module docstring)."""
 
     name = "sqa3d"
     title = "SQA3D question answering"
     predictions_file = "sqa3d_predictions.json"
+    score_command = "sqa3d-qa"
     metric = "LEO clean_answer; EM@1 exact, EM-R exact or containment; types by question prefix"
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
@@ -122,31 +144,34 @@ class SQA3DQATask(BenchmarkTask):
         rows = [{"question_id": r["question_id"], "answer": r["answer"], "question": r["question"]} for r in records]
         return _write_json(out_dir / self.predictions_file, rows)
 
+    def score_files(
+        self,
+        predictions: str | Path,
+        *,
+        annotations: str | Path,
+        questions: str | Path | None = None,
+        strict: bool = False,
+    ) -> dict[str, Any]:
+        """:func:`loc3r.evaluate.qa.score_sqa3d_qa` on the official annotations (+ questions for the types)."""
+        from loc3r.evaluate.qa import score_sqa3d_qa
+        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+
+        return score_sqa3d_qa(
+            load_json_or_jsonl(annotations),
+            load_records(predictions),
+            load_json_or_jsonl(questions) if questions else None,
+            strict=strict,
+            annotations_source=str(annotations),
+            predictions_source=str(predictions),
+            questions_source=str(questions),
+        )
+
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.qa import score_sqa3d_qa
-        from loc3r.evaluate.records import load_json_or_jsonl
-
         pred_path = self.write_predictions(records, out_dir)
-        ann_path, q_path = official_file(config, "sqa_annotations"), official_file(config, "questions")
-        annotations, questions = load_json_or_jsonl(ann_path), load_json_or_jsonl(q_path)
-        if any(r.get("subset") for r in records):
-            ids = {str(r["question_id"]) for r in records}
-            annotations, ann_path = restrict_references(
-                annotations, "annotations", ids, out_dir / "sqa3d_annotations_subset.json", ann_path
-            )
-            questions, q_path = restrict_references(
-                questions, "questions", ids, out_dir / "sqa3d_questions_subset.json", q_path
-            )
-        metrics = score_sqa3d_qa(
-            annotations,
-            load_json_or_jsonl(pred_path),
-            questions,
-            annotations_source=str(ann_path),
-            predictions_source=str(pred_path),
-            questions_source=str(q_path),
-        )
+        ann_path, q_path = _official_pair(config, records, out_dir, "sqa3d")
+        metrics = self.score_files(pred_path, annotations=ann_path, questions=q_path)
         settings = {
             "predictions": str(pred_path),
             "annotations": str(ann_path),
@@ -185,15 +210,16 @@ def sqa3d_pose_record(sample: ClipSample, xy_bev: Sequence[float] | np.ndarray, 
     return {"position": position, "rotation": rotation}
 
 
-class SQA3DLocalizationTask(BenchmarkTask):
+class SQA3DLocalizationTask(Task):
     """SQA3D situation localization from the ``<Pos>``/``<Ori>`` heads (see the module docstring)."""
 
     name = "sqa3d_localization"
     title = "SQA3D localization"
     predictions_file = "sqa3d_localization_predictions.json"
+    score_command = "sqa3d-loc"
     metric = (
-        "SQA3D utils/localization_metric.py: x-y distance, |yaw diff| in [0,180] deg, closest of <=3 candidates, "
-        "strict <; BEV heads mapped back with the first frame's pose, axis alignment and raw-mesh bbox centre"
+        "SQA3D utils/localization_metric.py: x-y distance, |yaw diff| in [0,180] deg, closest of <=3 "
+        "candidates (position and orientation each), strict <"
     )
 
     #: set from the config by :meth:`check_config` (which the runner calls before any record)
@@ -230,7 +256,8 @@ class SQA3DLocalizationTask(BenchmarkTask):
     def prompt_settings(self, config: EvalConfig) -> dict[str, Any]:
         return {
             "prompt": "{situation} <Pos> <Ori> {question}",
-            "localization": "<Pos>/<Ori> heads (BEV anchor frame) -> SQA3D frame",
+            "localization": "<Pos>/<Ori> heads (BEV anchor frame) -> SQA3D frame, mapped back with the first "
+            "frame's pose, axis alignment and raw-mesh bbox centre",
         }
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
@@ -277,33 +304,38 @@ class SQA3DLocalizationTask(BenchmarkTask):
         ]
         return _write_json(out_dir / self.predictions_file, rows)
 
+    def score_files(
+        self,
+        predictions: str | Path,
+        *,
+        annotations: str | Path,
+        questions: str | Path | None = None,
+        unit: str = "situation",
+        strict: bool = False,
+    ) -> dict[str, Any]:
+        """:func:`loc3r.evaluate.localization.score_sqa3d_localization` against the official annotations, per
+        ``unit`` (situations = (scene, situation text) of the questions file; without it, (scene, pose))."""
+        from loc3r.evaluate.localization import score_sqa3d_localization
+        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+
+        return score_sqa3d_localization(
+            load_json_or_jsonl(annotations),
+            load_records(predictions),
+            questions=load_json_or_jsonl(questions) if questions else None,
+            unit=unit,
+            strict=strict,
+            annotations_source=str(annotations),
+            predictions_source=str(predictions),
+            questions_source=str(questions),
+        )
+
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.localization import score_sqa3d_localization
-        from loc3r.evaluate.records import load_json_or_jsonl
-
         pred_path = self.write_predictions(records, out_dir)
-        ann_path, q_path = official_file(config, "sqa_annotations"), official_file(config, "questions")
-        annotations, questions = load_json_or_jsonl(ann_path), load_json_or_jsonl(q_path)
-        if any(r.get("subset") for r in records):
-            ids = {str(r["question_id"]) for r in records}
-            annotations, ann_path = restrict_references(
-                annotations, "annotations", ids, out_dir / "sqa3d_localization_annotations_subset.json", ann_path
-            )
-            questions, q_path = restrict_references(
-                questions, "questions", ids, out_dir / "sqa3d_localization_questions_subset.json", q_path
-            )
+        ann_path, q_path = _official_pair(config, records, out_dir, "sqa3d_localization")
         unit = config.localization_unit
-        metrics = score_sqa3d_localization(
-            annotations,
-            load_json_or_jsonl(pred_path),
-            questions=questions,
-            unit=unit,
-            annotations_source=str(ann_path),
-            predictions_source=str(pred_path),
-            questions_source=str(q_path),
-        )
+        metrics = self.score_files(pred_path, annotations=ann_path, questions=q_path, unit=unit)
         settings = {
             "predictions": str(pred_path),
             "annotations": str(ann_path),
@@ -315,4 +347,4 @@ class SQA3DLocalizationTask(BenchmarkTask):
         return metrics, settings
 
 
-TASKS: dict[str, type[BenchmarkTask]] = {"sqa3d": SQA3DQATask, "sqa3d_localization": SQA3DLocalizationTask}
+TASKS: dict[str, type[Task]] = {"sqa3d": SQA3DQATask, "sqa3d_localization": SQA3DLocalizationTask}

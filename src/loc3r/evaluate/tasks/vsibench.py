@@ -27,17 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.evaluate.benchmark_config import BenchmarkTask, EvalConfig, join_prompt
+from loc3r.evaluate.benchmark_config import EvalConfig
+from loc3r.evaluate.tasks.base import Task, join_prompt
 
 __all__ = ["VSIBenchTask", "TASKS"]
 
 
-class VSIBenchTask(BenchmarkTask):
+class VSIBenchTask(Task):
     """VSI-Bench (see the module docstring)."""
 
     name = "vsibench"
     title = "VSI-Bench"
     predictions_file = "vsibench_predictions.jsonl"
+    score_command = "vsibench"
     metric = (
         "thinking-in-space lmms-eval: first token MC match; MRA over 0.50:0.95:0.05; rel_direction = mean "
         "of easy/medium/hard; overall = mean of 8 tasks"
@@ -104,14 +106,18 @@ class VSIBenchTask(BenchmarkTask):
         write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])
         return path
 
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def score_files(self, predictions: str | Path) -> dict[str, Any]:
+        """:func:`loc3r.evaluate.vsibench.score_vsibench` on VSI-Bench records that each carry ``prediction``."""
         from loc3r.evaluate.records import load_records
         from loc3r.evaluate.vsibench import score_vsibench
 
+        return score_vsibench(load_records(predictions), source=str(predictions))
+
+    def score(
+        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         pred_path = self.write_predictions(records, out_dir)
-        metrics = score_vsibench(load_records(pred_path), source=str(pred_path))
+        metrics = self.score_files(pred_path)
         settings = {
             "predictions": str(pred_path),
             "rescore": f"loc3r score vsibench --predictions {pred_path}",
@@ -120,4 +126,4 @@ class VSIBenchTask(BenchmarkTask):
         return metrics, settings
 
 
-TASKS: dict[str, type[BenchmarkTask]] = {"vsibench": VSIBenchTask}
+TASKS: dict[str, type[Task]] = {"vsibench": VSIBenchTask}
