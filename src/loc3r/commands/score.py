@@ -13,8 +13,11 @@ names; exit code 2 with a message naming file / record / field on malformed inpu
   type, overall (case) and overall (object).
 
 Missing predictions are scored as wrong and reported; predictions for unknown ids are reported and
-ignored (``--strict`` turns them into an error). The metric definitions are in
-:mod:`loc3r.evaluate.localization`, :mod:`loc3r.evaluate.qa` and :mod:`loc3r.evaluate.vsibench`.
+ignored (``--strict`` turns them into an error). Each sub-command runs the metric of its benchmark's task
+(:mod:`loc3r.evaluate.tasks`: :meth:`~loc3r.evaluate.tasks.base.Task.score_files`, the function ``loc3r eval``
+scores with) and prints the task's metric definition and title; the metric functions are in
+:mod:`loc3r.evaluate.localization`, :mod:`loc3r.evaluate.qa`, :mod:`loc3r.evaluate.vsibench` and
+:mod:`loc3r.evaluate.beacon3d`.
 """
 
 from __future__ import annotations
@@ -24,16 +27,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-_DEFINITIONS = {
-    "sqa3d-loc": "SQA3D utils/localization_metric.py: x-y distance, |yaw diff| in [0,180] deg, closest of <=3 "
-    "candidates (position and orientation each), strict <",
-    "sqa3d-qa": "LEO clean_answer; EM@1 exact, EM-R exact or containment; types by question prefix",
-    "scanqa": "clean_answer; pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr on the first answer, x100",
-    "beacon3d": "Beacon3D evaluate_qa.py: clean_answer; EM or (binary and EM-R) -> 5, else the prediction's judge "
-    "'score' 1..5 (no LLM judge runs here: 1); (mean-1)/4*100 per type and case; object = all questions >= 4",
-    "vsibench": "thinking-in-space lmms-eval: first token MC match; MRA over 0.50:0.95:0.05; rel_direction = mean "
-    "of easy/medium/hard; overall = mean of 8 tasks",
-}
+
+def _task(command: str) -> Any:
+    """The task whose metric ``loc3r score COMMAND`` runs (each task names its sub-command: ``score_command``)."""
+    from loc3r.evaluate.tasks import TASK_NAMES, get_task
+
+    for name in TASK_NAMES:
+        task = get_task(name)
+        if task.score_command == command:
+            return task
+    raise LookupError(f"no task scores with 'loc3r score {command}'")  # a bug: every sub-command has its task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -108,108 +111,67 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sqa3d_loc(args: argparse.Namespace) -> int:
-    def work() -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.localization import score_sqa3d_localization
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
-
-        annotations = load_json_or_jsonl(args.annotations)
-        predictions = load_records(args.predictions)
-        questions = load_json_or_jsonl(args.questions) if args.questions else None
-        result = score_sqa3d_localization(
-            annotations,
-            predictions,
-            questions=questions,
-            unit=args.unit,
-            strict=args.strict,
-            annotations_source=str(args.annotations),
-            predictions_source=str(args.predictions),
-            questions_source=str(args.questions),
-        )
-        settings = {"annotations": args.annotations, "predictions": args.predictions, "questions": args.questions}
-        return result, settings
-
-    return _execute(args, "sqa3d-loc", "SQA3D localization", work)
+    return _execute(
+        args,
+        "sqa3d-loc",
+        lambda task: task.score_files(
+            args.predictions, annotations=args.annotations, questions=args.questions, unit=args.unit, strict=args.strict
+        ),
+        {"annotations": args.annotations, "predictions": args.predictions, "questions": args.questions},
+    )
 
 
 def _run_sqa3d_qa(args: argparse.Namespace) -> int:
-    def work() -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.qa import score_sqa3d_qa
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
-
-        annotations = load_json_or_jsonl(args.annotations)
-        questions = load_json_or_jsonl(args.questions) if args.questions else None
-        result = score_sqa3d_qa(
-            annotations,
-            load_records(args.predictions),
-            questions,
-            strict=args.strict,
-            annotations_source=str(args.annotations),
-            predictions_source=str(args.predictions),
-            questions_source=str(args.questions),
-        )
-        settings = {"annotations": args.annotations, "predictions": args.predictions, "questions": args.questions}
-        return result, settings
-
-    return _execute(args, "sqa3d-qa", "SQA3D question answering", work)
+    return _execute(
+        args,
+        "sqa3d-qa",
+        lambda task: task.score_files(
+            args.predictions, annotations=args.annotations, questions=args.questions, strict=args.strict
+        ),
+        {"annotations": args.annotations, "predictions": args.predictions, "questions": args.questions},
+    )
 
 
 def _run_scanqa(args: argparse.Namespace) -> int:
-    def work() -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.qa import score_scanqa
-        from loc3r.evaluate.records import load_records
-
-        result = score_scanqa(
-            load_records(args.references),
-            load_records(args.predictions),
-            strict=args.strict,
-            meteor=not args.no_meteor,
-            references_source=str(args.references),
-            predictions_source=str(args.predictions),
-        )
-        return result, {"references": args.references, "predictions": args.predictions}
-
-    return _execute(args, "scanqa", "ScanQA", work)
+    return _execute(
+        args,
+        "scanqa",
+        lambda task: task.score_files(
+            args.predictions, references=args.references, strict=args.strict, meteor=not args.no_meteor
+        ),
+        {"references": args.references, "predictions": args.predictions},
+    )
 
 
 def _run_vsibench(args: argparse.Namespace) -> int:
-    def work() -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.records import load_records
-        from loc3r.evaluate.vsibench import score_vsibench
-
-        result = score_vsibench(load_records(args.predictions), source=str(args.predictions))
-        return result, {"predictions": args.predictions}
-
-    return _execute(args, "vsibench", "VSI-Bench", work)
+    return _execute(
+        args, "vsibench", lambda task: task.score_files(args.predictions), {"predictions": args.predictions}
+    )
 
 
 def _run_beacon3d(args: argparse.Namespace) -> int:
-    def work() -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.beacon3d import score_beacon3d
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
-
-        result = score_beacon3d(
-            load_json_or_jsonl(args.metadata),
-            load_records(args.predictions),
-            strict=args.strict,
-            metadata_source=str(args.metadata),
-            predictions_source=str(args.predictions),
-        )
-        return result, {"metadata": args.metadata, "predictions": args.predictions}
-
-    return _execute(args, "beacon3d", "Beacon3D QA", work)
+    return _execute(
+        args,
+        "beacon3d",
+        lambda task: task.score_files(args.predictions, metadata=args.metadata, strict=args.strict),
+        {"metadata": args.metadata, "predictions": args.predictions},
+    )
 
 
 def _execute(
     args: argparse.Namespace,
     name: str,
-    title: str,
-    work: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
+    work: Callable[[Any], dict[str, Any]],
+    settings: dict[str, Any],
 ) -> int:
+    """Score with the task of sub-command ``name`` (``work(task)``), then warn and print its table or JSON."""
     from loc3r.data.schema import SampleError
     from loc3r.evaluate.report import format_table, to_json
 
+    task = _task(name)
+    title = task.title
     try:
-        result, settings = work()
+        result = work(task)
     except SampleError as err:
         print(f"loc3r score {name}: error: {err}", file=sys.stderr)
         return 2
@@ -242,6 +204,6 @@ def _execute(
     if args.json:
         print(to_json(result))
     else:
-        settings = {**settings, "metric": _DEFINITIONS[name]}
+        settings = {**settings, "metric": task.metric}
         print(format_table(title, result, settings))
     return 0
