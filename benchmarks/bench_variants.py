@@ -49,7 +49,8 @@ def main() -> None:
     from loc3r.data.scannet import ScanNetScene
     from loc3r.data.synth.writer import SynthSettings, generate_dataset
     from loc3r.demo import DEFAULT, VARIANTS, _recipe
-    from loc3r.evaluate.runner import load_model, synth_eval_sets
+    from loc3r.evaluate.runner import load_model
+    from loc3r.evaluate.tasks.synth import synth_eval_sets
     from loc3r.train.recipe import train
 
     logging.getLogger("loc3r").setLevel(logging.WARNING)

@@ -2,7 +2,8 @@
 held-out report: coverage within 1/2/3 sigma vs the 2-D Gaussian's 39/86/99 %, a reliability plot, Acc with 1 and
 with 3 candidates, and the paper's analysis (QA accuracy when localization is right vs wrong, sigma per group).
 
-Inputs are the prediction records of ``loc3r eval --model M --data D --split S --out DIR``
+Inputs are the prediction records of ``loc3r eval --config configs/synth/eval/S.yaml --set checkpoint=M
+--set data.root=D --out DIR``
 (``DIR/predictions-shard0of1.jsonl``: ``set`` = ``loc`` records carry ``position_bev``, ``position_sigma``,
 ``yaw_bev``, ``yaw_probabilities``, ``gt_xy_bev``, ``gt_yaw_bev``; ``qa`` records carry ``answer`` and
 ``references``; both carry ``scene_id`` and ``situation``, which join a question to its situation)::

@@ -80,17 +80,21 @@ def groundability(root: Path, splits: list[str]) -> list[str]:
 
 
 def memorisation(out: Path, root: Path, variants: list[str], frames: int, max_loc: int) -> list[str]:
-    from loc3r.evaluate.runner import evaluate_synth, load_model, score_synth
+    from loc3r.evaluate.runner import evaluate, load_model
+    from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config
 
     rows = [
         "| variant | split | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | median pos err (m) |",
         "|---|---|---|---|---|---|---|",
     ]
     for variant in variants:
-        model = load_model(out / "runs" / f"{variant}-seed0" / "final")
+        final = out / "runs" / f"{variant}-seed0" / "final"
+        model = load_model(final)
         for split in ("train", "test"):
-            records = evaluate_synth(model, root, split, frames, 16, max_samples={"loc": max_loc, "qa": 1, "vsi": 1})
-            s = score_synth([r for r in records if r["set"] == "loc"])[split]
+            config = synth_eval_config(
+                final, root, split, frames, out / "eval", 16, {"loc": max_loc}, benchmark="synth_localization"
+            )
+            s = score_synth(evaluate(model, config, progress=False))[split]
             rows.append(
                 f"| {variant} | {split} | {s['acc@0.5m']:.1f} | {s['acc@1.0m']:.1f} | {s['acc@15deg']:.1f} | "
                 f"{s['acc@30deg']:.1f} | {s['median_pos_err_m']:.2f} |"

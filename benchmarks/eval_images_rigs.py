@@ -5,7 +5,8 @@ Regenerates the demo's SynthRooms set (same settings and seed, read from ``DEMO_
 the extra splits ``test_image`` (one still per held-out room) and ``test_rig`` (front/left/right rig, whole time
 steps interleaved) — the existing splits come out byte-identical, so the held-out rooms stay held out — and scores
 every trained variant (``DEMO_DIR/runs/<variant>-seed0/final``) on ``test``, ``test_image`` and ``test_rig`` with
-the demo's metrics (:func:`loc3r.evaluate.runner.evaluate_synth` / ``score_synth``). Prints a table.
+the demo's runner and metrics (:func:`loc3r.evaluate.runner.evaluate` on the ``synthrooms`` tasks,
+:func:`loc3r.evaluate.tasks.synth.score_synth`). Prints a table.
 
 Run::
 
@@ -30,7 +31,8 @@ def main() -> None:
 
     from loc3r.data.schema import SampleError
     from loc3r.data.synth.writer import SynthSettings, generate_dataset
-    from loc3r.evaluate.runner import evaluate_synth, load_model, score_synth
+    from loc3r.evaluate.runner import evaluate, load_model
+    from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config
 
     demo = Path(args.demo_dir)
     if args.settings_json:
@@ -65,7 +67,8 @@ def main() -> None:
         model = load_model(final)
         for split in ("test", "test_image", "test_rig"):
             try:
-                recs = evaluate_synth(model, data, split, s["frames"], 16, max_samples=limit)
+                config = synth_eval_config(final, data, split, s["frames"], Path(args.out) / "eval", 16, limit)
+                recs = evaluate(model, config, progress=False)
             except SampleError as err:  # e.g. no situation of a still names only objects that the still shows
                 print(f"{variant} {split}: not evaluated: {err}", flush=True)
                 continue
