@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from loc3r.config_base import ConfigError
 from loc3r.data.schema import ClipSample
 from loc3r.data.text_localization import LOC_QUESTION, bev_ground_truth, parse_pose_text
 from loc3r.evaluate.benchmark_config import EvalConfig
@@ -100,6 +101,8 @@ class SynthTask(Task):
         from loc3r.data.builders import build_synth
 
         spec = config.data.model_copy(update={"max_samples": None})
+        if "tasks" in spec.options:
+            raise ConfigError(f"{source}: key 'data.options.tasks' is set by the benchmark's tasks; remove it")
         return build_synth(spec, num_frames=num_frames, tasks=self.synth_tasks, **spec.options)
 
     def build_prompt(self, sample: Any, config: EvalConfig) -> Any:
