@@ -1,0 +1,146 @@
+"""lmms-eval documents of the loc3r tasks, built from a loc3r evaluation config by loc3r's own loaders.
+
+A task (``loc3r_sqa3d``, ...) is a view of ``$LOC3R_EVAL_CONFIGS/<benchmark>.yaml``: :func:`build_docs` builds
+the config's dataset exactly as :func:`loc3r.evaluate.runner.evaluate_benchmark` does (same ``data``,
+``num_frames``, evenly spread ``max_samples`` subset) and returns one JSON-able document per question, read from
+the loader's records (no frame is decoded here). The loc3r model (:mod:`.model`) turns a document back into the
+very :class:`~loc3r.data.schema.ClipSample` of ``loc3r eval`` with :func:`load_benchmark` (cached per config)
+and ``loc3r_index``.
+
+Document fields: ``loc3r_benchmark``, ``loc3r_config`` (absolute path), ``loc3r_index`` (dataset index),
+``loc3r_total`` (samples of the dataset; fewer scored = a subset, restricted references, as ``loc3r eval`` does),
+``question_id`` (JSON text of the loader's id: SQA3D integers stay integers in the prediction files),
+``scene_id``, ``question`` (as in the file), ``prompt`` (the pinned user text: question + the config's suffix),
+``situation``, ``answers``, ``question_type``, ``query_type``, ``video`` (the scene's frame folder when known).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from loc3r.errors import ConfigError, SampleError
+
+__all__ = [
+    "CONFIGS_ENV",
+    "DEFAULT_CONFIGS",
+    "TASK_BENCHMARKS",
+    "Benchmark",
+    "benchmark_of_task",
+    "config_path",
+    "load_benchmark",
+    "build_docs",
+]
+
+#: environment variable naming the folder of the loc3r evaluation configs (``<benchmark>.yaml``)
+CONFIGS_ENV = "LOC3R_EVAL_CONFIGS"
+DEFAULT_CONFIGS = "configs/paper/eval"
+
+#: lmms-eval task name -> loc3r benchmark (the name of its evaluation config and task)
+TASK_BENCHMARKS: dict[str, str] = {
+    "loc3r_sqa3d": "sqa3d",
+    "loc3r_sqa3d_localization": "sqa3d_localization",
+    "loc3r_scanqa": "scanqa",
+    "loc3r_msqa": "msqa",
+}
+
+
+def benchmark_of_task(task: str) -> str:
+    """The loc3r benchmark of an lmms-eval task name; an unknown name is a :class:`ConfigError` naming it."""
+    if task not in TASK_BENCHMARKS:
+        raise ConfigError(f"unknown loc3r lmms-eval task {task!r}; known: {sorted(TASK_BENCHMARKS)}")
+    return TASK_BENCHMARKS[task]
+
+
+def config_path(task: str) -> Path:
+    """``$LOC3R_EVAL_CONFIGS/<benchmark>.yaml`` of a task (absolute); missing -> ``FileNotFoundError`` naming it."""
+    benchmark = benchmark_of_task(task)
+    folder = Path(os.environ.get(CONFIGS_ENV) or DEFAULT_CONFIGS)
+    path = (folder / f"{benchmark}.yaml").resolve()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"lmms-eval task {task!r}: loc3r evaluation config {path} does not exist; set {CONFIGS_ENV} to the "
+            f"folder holding {benchmark}.yaml (default {DEFAULT_CONFIGS!r}, relative to the working directory)"
+        )
+    return path
+
+
+@dataclass
+class Benchmark:
+    """A loaded evaluation config with its dataset, the evaluated indices and its loc3r task."""
+
+    path: Path
+    config: Any  # EvalConfig
+    dataset: Any
+    indices: list[int]  # dataset indices evaluated (the config's evenly spread subset, or all)
+    task: Any  # BenchmarkTask
+
+
+@lru_cache(maxsize=8)
+def load_benchmark(path: str) -> Benchmark:
+    """Config + dataset + task of an evaluation config file, built as ``loc3r eval --config`` builds them."""
+    from loc3r.data.registry import build_dataset
+    from loc3r.evaluate.benchmark_config import get_task, load_eval_config
+    from loc3r.evaluate.runner import _evenly_spread
+
+    config = load_eval_config(path)
+    task = get_task(config.benchmark, path)
+    task.check_config(config, path)
+    dataset = build_dataset(config.data.model_copy(update={"max_samples": None}), config.num_frames, source=path)
+    limit = config.max_samples if config.max_samples is not None else config.data.max_samples
+    return Benchmark(Path(path), config, dataset, _evenly_spread(len(dataset), limit), task)
+
+
+def _video_of(config: Any, scene_id: str) -> str:
+    root = (config.data.options or {}).get("scannet_root")
+    return "" if root is None else str(Path(root) / scene_id)
+
+
+def build_docs(task: str) -> list[dict[str, Any]]:
+    """The documents of an lmms-eval task (see the module docstring)."""
+    from loc3r.data.mixture import dataset_records
+
+    path = config_path(task)
+    bench = load_benchmark(str(path))
+    benchmark = benchmark_of_task(task)
+    if bench.config.benchmark != benchmark:
+        raise ConfigError(
+            f"{path}: key 'benchmark' is {bench.config.benchmark!r}, but lmms-eval task {task!r} needs {benchmark!r}"
+        )
+    records = dataset_records(bench.dataset)
+    if records is None:
+        raise ConfigError(f"{path}: dataset kind {bench.config.data.kind!r} exposes no records for lmms-eval")
+    docs = []
+    for index in bench.indices:
+        r = records[index]
+        qid = getattr(r, "question_id", None)
+        qid = getattr(r, "sample_id", None) if benchmark == "msqa" or qid is None else qid
+        if qid is None:
+            raise SampleError(f"{path}: record {index} of {bench.config.data.kind!r} has no question id")
+        question = str(getattr(r, "question", ""))
+        prompt = bench.task.question_text(SimpleNamespace(question=question, options=None, meta={}), bench.config)
+        docs.append(
+            {
+                "loc3r_benchmark": benchmark,
+                "loc3r_config": str(path),
+                "loc3r_index": int(index),
+                "loc3r_total": len(bench.dataset),
+                "question_id": json.dumps(qid),
+                "scene_id": str(r.scene_id),
+                "question": question,
+                "prompt": prompt,
+                "situation": str(getattr(r, "situation", "") or ""),
+                "answers": [str(a) for a in getattr(r, "answers", [])],
+                "question_type": str(getattr(r, "question_type", getattr(r, "type", "")) or ""),
+                "query_type": str(getattr(r, "query_type", "") or ""),
+                "video": _video_of(bench.config, str(r.scene_id)),
+            }
+        )
+    if not docs:
+        raise SampleError(f"{path}: the dataset of lmms-eval task {task!r} is empty")
+    return docs
