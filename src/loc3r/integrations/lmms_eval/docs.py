@@ -84,14 +84,14 @@ class Benchmark:
 @lru_cache(maxsize=8)
 def load_benchmark(path: str) -> Benchmark:
     """Config + dataset + task of an evaluation config file, built as ``loc3r eval --config`` builds them."""
-    from loc3r.data.registry import build_dataset
-    from loc3r.evaluate.benchmark_config import get_task, load_eval_config
+    from loc3r.evaluate.benchmark_config import load_eval_config
     from loc3r.evaluate.runner import _evenly_spread
+    from loc3r.evaluate.tasks import get_task
 
     config = load_eval_config(path)
     task = get_task(config.benchmark, path)
     task.check_config(config, path)
-    dataset = build_dataset(config.data.model_copy(update={"max_samples": None}), config.num_frames, source=path)
+    dataset = task.build_dataset(config, config.num_frames, source=path)
     limit = config.max_samples if config.max_samples is not None else config.data.max_samples
     return Benchmark(Path(path), config, dataset, _evenly_spread(len(dataset), limit), task)
 
