@@ -8,13 +8,13 @@ files written by *any* model. A malformed record must never be skipped silently 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from loc3r.data.schema import SampleError
+from loc3r.io import read_json_or_jsonl
 
 __all__ = [
     "SampleError",
@@ -32,50 +32,10 @@ __all__ = [
 def load_json_or_jsonl(path: str | Path) -> Any:
     """Parse ``path`` as one JSON document, or else as JSON Lines (one JSON value per non-empty line).
 
-    Raises :class:`SampleError` naming the file (and the line for JSON Lines) when neither parses.
+    Raises :class:`SampleError` naming the file (and the line for JSON Lines) when neither parses
+    (:func:`loc3r.io.read_json_or_jsonl`, the one reader).
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: file not found") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: cannot read file ({err})") from err
-    if not text.strip():
-        raise SampleError(f"{path}: file is empty")
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return _parse_lines(text, path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as whole_err:
-        try:
-            return _parse_lines(text, path)
-        except SampleError as line_err:
-            if _first_line_fails(text):
-                # Not JSON Lines either: the whole-document error is the likelier intent.
-                raise SampleError(f"{path}: not valid JSON or JSON Lines ({whole_err})") from line_err
-            raise
-
-
-def _parse_lines(text: str, path: Path) -> list[Any]:
-    records = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise SampleError(f"{path}: line {line_no} is not valid JSON ({err.msg})") from err
-    return records
-
-
-def _first_line_fails(text: str) -> bool:
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    try:
-        json.loads(first)
-    except json.JSONDecodeError:
-        return True
-    return False
+    return read_json_or_jsonl(path)
 
 
 def load_records(path: str | Path, list_key: str | None = None) -> list[Any]:

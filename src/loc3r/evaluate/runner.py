@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from loc3r.data.schema import ClipSample, SampleError
+from loc3r.io import write_jsonl
 from loc3r.model.loading import load_model
 
 __all__ = [
@@ -140,17 +141,6 @@ def predict_samples(
             for i, p in zip(group, preds_of, strict=True):
                 out[i] = (p, dt)
     return [o for o in out if o is not None]
-
-
-def write_jsonl(path: str | Path, records: Sequence[dict[str, Any]]) -> None:
-    """Write records atomically (temp file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:
-        for rec in records:
-            f.write(json.dumps(rec) + "\n")
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

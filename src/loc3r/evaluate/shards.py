@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from loc3r.data.schema import SampleError
+from loc3r.io import write_json
 
 __all__ = ["SHARD_FORMAT", "shard_info_path", "model_fingerprint", "write_shard_info", "check_shards"]
 
@@ -85,11 +85,7 @@ def write_shard_info(
         "skipped": list(skipped),
         "settings": settings,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_json(path, payload, indent=1, sort_keys=True, default=str)
 
 
 def _read_info(predictions: Path) -> dict[str, Any]:

@@ -91,14 +91,9 @@ def restrict_references(
 
 
 def _write_json(path: Path, data: Any) -> Path:
-    import json
-    import os
+    from loc3r.io import write_json
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-    return path
+    return write_json(path, data, indent=1)
 
 
 def _official_pair(
