@@ -295,7 +295,8 @@ def main() -> None:
         print("\n".join(base_recognition(args.base, root, args.frames, args.max_scans)))
         return
     results = json.loads((args.demo_dir / "results.json").read_text())
-    frames = int(results["_info"]["settings"]["frames"])
+    settings = results["_info"]["settings"]
+    frames = int(settings["data"]["frames"] if "data" in settings else settings["frames"])  # DemoSettings.data
     variants = args.variants or list(results["_info"]["settings"]["variants"])
     root = args.demo_dir / "synthrooms"
     print(f"# diagnose {args.demo_dir}: variants {variants}, {frames} frames")

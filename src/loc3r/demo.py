@@ -102,8 +102,9 @@ class DemoSettings:
             write_video=False,
         )
     )
-    #: fine-tuning steps per variant: what fits the default run's ~10 minutes on 2 CPU cores (each step of the
-    #: 3 M-parameter base costs ~10x a step of the old 0.2 M from-scratch model); --full trains 4x longer
+    #: fine-tuning steps per variant (each step of the 3 M-parameter base costs ~10x a step of the old 0.2 M
+    #: from-scratch model; measured 2026-12-03: ~180-200 s per variant, 21 min for the whole default run on 2 CPU
+    #: cores, over the 10-minute aim); --full trains 4x longer
     steps: int = 300
     #: Loss weights of the objectives, the same for every variant. The paper's 0.05 / 0.075 assume a pretrained
     #: VLM whose CE is already low; a model trained from scratch for a few hundred steps needs the heads' terms
