@@ -90,3 +90,28 @@ def test_skipped_frames_reach_the_consumer(tmp_path: Path) -> None:
     assert written["frames_skipped"] == 2
     with pytest.raises(SampleError, match=r"--strict.*2\.jpg|--strict.*4\.txt"):
         FrameLog("loc3r train", strict=True).add(frame_problems_meta(clip.meta), "s0")
+
+
+def test_truncated_frames_fail_even_when_another_library_allows_truncated_images(tmp_path: Path) -> None:
+    """lmms-eval sets Pillow's LOAD_TRUNCATED_IMAGES globally on import; our decoders must still refuse."""
+    import numpy as np
+    from PIL import Image, ImageFile
+
+    from loc3r.data.schema import SampleError
+    from loc3r.data.video import read_depth_png, read_rgb
+
+    rgb, depth = tmp_path / "0.png", tmp_path / "0_depth.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(rgb)
+    Image.fromarray(np.random.default_rng(1).integers(0, 5000, (48, 64), dtype=np.uint16)).save(depth)
+    for path in (rgb, depth):
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(SampleError, match="0.png"):
+            read_rgb(rgb)
+        with pytest.raises(SampleError, match="0_depth.png"):
+            read_depth_png(depth)
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is restored
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous

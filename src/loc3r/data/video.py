@@ -21,13 +21,14 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from loc3r.data.schema import SampleError
 
@@ -205,6 +206,19 @@ def read_rgb(path: str | Path, size: tuple[int, int] | None = None, record: str 
     return read_rgb_with_size(path, size, record)[0]
 
 
+@contextlib.contextmanager
+def _truncated_images_fail() -> Iterator[None]:
+    """Decode with Pillow's truncated-image check on, whatever the process set globally: lmms-eval, for one, sets
+    ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` on import, which would turn a truncated frame into silently padded
+    pixels (and a truncated depth PNG into wrong layout targets) instead of a named, counted bad frame."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def read_rgb_with_size(
     path: str | Path, size: tuple[int, int] | None = None, record: str | None = None
 ) -> tuple[np.ndarray, tuple[int, int]]:
@@ -216,7 +230,7 @@ def read_rgb_with_size(
     """
     where = f"{path}" + (f" (record {record})" if record else "")
     try:
-        with Image.open(path) as img:
+        with _truncated_images_fail(), Image.open(path) as img:
             native = (int(img.size[1]), int(img.size[0]))
             if size is not None and img.format == "JPEG":
                 img.draft("RGB", (int(size[1]), int(size[0])))
@@ -236,7 +250,7 @@ def read_depth_png(path: str | Path, record: str | None = None) -> np.ndarray:
     """
     where = f"{path}" + (f" (record {record})" if record else "")
     try:
-        with Image.open(path) as img:
+        with _truncated_images_fail(), Image.open(path) as img:
             img.load()
             mode = img.mode
             array = np.asarray(img)
