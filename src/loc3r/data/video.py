@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,17 +207,21 @@ def read_rgb(path: str | Path, size: tuple[int, int] | None = None, record: str 
     return read_rgb_with_size(path, size, record)[0]
 
 
+_PIL_FLAG_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _truncated_images_fail() -> Iterator[None]:
     """Decode with Pillow's truncated-image check on, whatever the process set globally: lmms-eval, for one, sets
     ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` on import, which would turn a truncated frame into silently padded
     pixels (and a truncated depth PNG into wrong layout targets) instead of a named, counted bad frame."""
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    with _PIL_FLAG_LOCK:  # the flag is process-global: two decoding threads must not restore it under each other
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def read_rgb_with_size(
