@@ -108,12 +108,18 @@ def _run(args: argparse.Namespace) -> int:
                           min_interval=args.min_interval, stall_timeout=args.stall_timeout, bev_dir=args.bev_dir,
                           on_event=emit)  # fmt: skip
     stop = threading.Event()
+    reader = None
     if args.questions:
-        threading.Thread(target=_read_questions, args=(args.questions, session, stop), daemon=True).start()
+        reader = threading.Thread(target=_read_questions, args=(args.questions, session, stop), daemon=True)
+        reader.start()
     try:
         summary = session.run(max_seconds=args.max_seconds)
     except KeyboardInterrupt:
         summary = session.close()
     finally:
         stop.set()
+        if reader is not None and args.questions != "-":
+            # A daemon thread still running when the interpreter finalises can abort the process ("terminate called
+            # without an active exception", seen under CPU load); a file reader stops within one poll, so wait for it.
+            reader.join(timeout=5.0)
     return 0 if summary["error"] is None else 2
