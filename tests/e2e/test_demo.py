@@ -43,6 +43,23 @@ def test_results_structure(smoke: tuple[Path, dict, list[str]]) -> None:
     assert train_rooms.isdisjoint(test_rooms)
 
 
+def test_variants_side_by_side_give_the_serial_numbers(smoke: tuple[Path, dict, list[str]], tmp_path: Path) -> None:
+    """SMOKE runs its variants in a pool of processes (``parallel`` 2); one after another in this process gives the
+    same scores: where a variant ran changes nothing but the wall time."""
+    import dataclasses
+
+    _, parallel_payload, _ = smoke
+    assert SMOKE.parallel == 2 and parallel_payload["_info"]["parallel"] == 2
+    serial = run_demo(tmp_path / "serial", dataclasses.replace(SMOKE, parallel=1), print_fn=lambda line: None)
+    assert serial["_info"]["parallel"] == 1
+    for variant in SMOKE.variants:
+        for split, scores in serial[variant].items():
+            other = parallel_payload[variant][split]
+            for metric, value in scores.items():
+                if metric != "sec_per_query":
+                    assert value == pytest.approx(other[metric], abs=1e-9), (variant, split, metric)
+
+
 def test_table_and_pictures(smoke: tuple[Path, dict, list[str]]) -> None:
     out, payload, lines = smoke
     text = "\n".join(lines)

@@ -240,6 +240,7 @@ def evaluate(
     frame_log: Any = None,
     skipped: list[dict[str, Any]] | None = None,
     sizes: dict[str, int] | None = None,
+    progress_position: int | None = None,
 ) -> list[dict[str, Any]]:
     """Prediction records of one shard of an evaluation (``config``: an ``EvalConfig``).
 
@@ -256,7 +257,8 @@ def evaluate(
     see the question) are predicted once. A sample that cannot be loaded or recorded (missing scene, no mesh centre
     for the SQA3D frame, ...) is logged and appended to ``skipped`` (``{"index", "sample_id", "reason"}``), so that
     the scores can say over how many of the input's samples they are; frames the loaders skipped go to
-    ``frame_log``; ``sizes`` receives ``total`` (samples of the whole evaluation) and ``assigned`` (of this shard).
+    ``frame_log``; ``sizes`` receives ``total`` (samples of the whole evaluation) and ``assigned`` (of this shard);
+    ``progress_position``: the terminal line of the bar (evaluations side by side in several processes).
     """
     from tqdm.auto import tqdm
 
@@ -288,6 +290,7 @@ def evaluate(
         total=sum(len(m) for _, _, m, _ in plans),
         desc=f"eval {config.benchmark} shard {shard[0]}/{shard[1]}",
         disable=not progress,
+        position=progress_position,
     )
     with torch.inference_mode():
         for task, dataset, mine, subset in plans:

@@ -46,6 +46,8 @@ greedy decoding needs). Padded positions have ``attention_mask = 0``, label -100
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +114,73 @@ class Loc3rBatch(BatchFeature):
         self.encodings: list[Any] = []
 
 
+class ClipCache:
+    """Least-recently-used store of per-clip processing results, bounded by the bytes of their arrays.
+
+    Several samples often show one clip (SynthRooms asks ~16 situations and ~30 questions per rendered room); their
+    frame preprocessing, token footprints and targets are the same, so they are computed once. The key is a digest
+    of everything those results depend on: the frames, poses, points, pixel labels and label names, and the
+    preprocessing options. Entries are dicts the processor fills lazily; callers must not modify the arrays.
+    """
+
+    def __init__(self, max_mb: float) -> None:
+        self.max_bytes = int(max(0.0, float(max_mb)) * 2**20)
+        self._entries: collections.OrderedDict[bytes, dict[str, Any]] = collections.OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    @staticmethod
+    def key(sample: ClipSample, frames: np.ndarray, options: dict[str, Any]) -> bytes:
+        digest = hashlib.blake2b(digest_size=16)
+        for name, value in (("frames", frames), ("poses", sample.poses), ("points", sample.points),
+                            ("pixel_labels", sample.pixel_labels)):  # fmt: skip
+            digest.update(name.encode())
+            if value is not None:
+                arr = np.ascontiguousarray(value)
+                digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+                digest.update(memoryview(arr).cast("B"))
+        digest.update(repr((sample.label_names, sorted(options.items(), key=lambda kv: kv[0]))).encode())
+        return digest.digest()
+
+    @staticmethod
+    def _size(entry: dict[str, Any]) -> int:
+        total = 0
+        for value in entry.values():
+            parts = value if isinstance(value, tuple) else (value,)
+            for part in parts:
+                if isinstance(part, np.ndarray):
+                    total += part.nbytes
+                elif isinstance(part, torch.Tensor):
+                    total += part.numel() * part.element_size()
+                elif hasattr(part, "pixel_values"):
+                    total += part.pixel_values.numel() * part.pixel_values.element_size()
+        return total
+
+    def get(self, key: bytes | None) -> dict[str, Any] | None:
+        if key is None:
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: bytes | None, entry: dict[str, Any]) -> None:
+        if key is None:
+            return
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        # sizes are taken at eviction time: entries grow as the processor fills them
+        while len(self._entries) > 1 and sum(self._size(e) for e in self._entries.values()) > self.max_bytes:
+            self._entries.popitem(last=False)
+
+
 class Loc3rProcessor:
     """Collator / processor of loc3r (see the module docstring).
 
@@ -124,6 +193,10 @@ class Loc3rProcessor:
         max_length: if set, a longer sequence is an error (truncation would cut vision tokens or the answer).
         camera_provider: per-frame camera feature provider; default built from ``config.camera_prior``
             (``camera_root`` / ``camera_key`` for the ``"file"`` provider).
+        clip_cache_mb: memory (MiB) for re-using the per-clip work (frame preprocessing, token footprints and
+            layout targets, recognition targets) when several samples show the same clip, as SynthRooms' many
+            situations and questions per room do; keyed by a digest of the clip's frames, poses, points, pixel
+            labels and the preprocessing options, evicted least-recently-used. 0 turns it off.
     """
 
     def __init__(
@@ -137,6 +210,7 @@ class Loc3rProcessor:
         camera_provider: Any = None,
         camera_root: str | None = None,
         camera_key: str = "camera_tokens",
+        clip_cache_mb: float = 256.0,
     ) -> None:
         self.tokenizer = tokenizer
         self.config = config
@@ -165,6 +239,7 @@ class Loc3rProcessor:
                 config.camera_prior, camera_root, key=camera_key, feature_dim=config.camera_feature_dim
             )
         self._text_cache: dict[str, list[int]] = {}
+        self.clip_cache = ClipCache(clip_cache_mb)
 
     # ------------------------------------------------------------------------------------------------ helpers
     @staticmethod
@@ -236,8 +311,15 @@ class Loc3rProcessor:
                 "frame_indices": [int(i) for i in np.asarray(sample.frame_indices).reshape(-1)],
                 "source_fps": sample.meta["fps"],
             }
+        clip_key = self.clip_cache.key(sample, frames, options) if self.clip_cache.enabled else None
+        clip = self.clip_cache.get(clip_key)
         if encoding is None:  # a caller asking many questions on one clip passes the clip's encoding back in
+            encoding = clip.get("encoding") if clip else None
+        if encoding is None:
             encoding = self.adapter.preprocess_video(frames, self.vlm_config, options, where)
+        if clip is None:
+            clip = {"encoding": encoding}
+            self.clip_cache.put(clip_key, clip)
         anchor = None
         if sample.poses is not None:
             try:
@@ -291,18 +373,21 @@ class Loc3rProcessor:
         # ---- layout targets / cue points (BEV of the anchor frame)
         video_slots = np.flatnonzero(kinds_arr == TokenKind.VIDEO)
         if self.config.layout_enabled or self.config.cue_injection:
-            token_points = np.full((encoding.num_vision_tokens, 3), np.nan)
-            token_valid = np.zeros(encoding.num_vision_tokens, dtype=bool)
-            if sample.points is not None and anchor is not None:
-                points = np.asarray(sample.points, dtype=np.float64)
-                with np.errstate(invalid="ignore"):
-                    bev = anchor.points_to_bev(points)
-                token_points, token_valid = pool_token_points(bev, encoding.segments)
+            if "token_points" not in clip:  # per clip: the footprints depend on the frames, poses and points only
+                token_points = np.full((encoding.num_vision_tokens, 3), np.nan)
+                token_valid = np.zeros(encoding.num_vision_tokens, dtype=bool)
+                if sample.points is not None and anchor is not None:
+                    points = np.asarray(sample.points, dtype=np.float64)
+                    with np.errstate(invalid="ignore"):
+                        bev = anchor.points_to_bev(points)
+                    token_points, token_valid = pool_token_points(bev, encoding.segments)
+                clip["token_points"] = (token_points.astype(np.float32), token_valid)
+            token_points, token_valid = clip["token_points"]
             if len(token_points) != len(video_slots):
                 raise AssertionError(
                     f"{where}: {len(token_points)} token footprints for {len(video_slots)} vision tokens"
                 )
-            out["token_points"] = (video_slots, token_points.astype(np.float32), token_valid)
+            out["token_points"] = (video_slots, token_points, token_valid)
             if self.config.cue_injection and self.config.cue_depth_error is not None and sample.points is not None:
                 # the cues see estimated depth; the layout targets (if any) stay the exact ones
                 cue_points, cue_valid = np.full_like(token_points, np.nan), np.zeros_like(token_valid)
@@ -315,16 +400,19 @@ class Loc3rProcessor:
 
         # ---- recognition targets (base pretraining): class histogram of each token's footprint
         if self.config.recognition_enabled:
-            classes = list(self.config.recognition_classes)
-            token_dist = np.zeros((encoding.num_vision_tokens, len(classes)), dtype=np.float32)
-            token_labelled = np.zeros(encoding.num_vision_tokens, dtype=bool)
-            if sample.pixel_labels is not None:
-                by_name = {name: k for k, name in enumerate(classes)}
-                lut = np.array([by_name.get(name, -1) for name in sample.label_names or []], dtype=np.int64)
-                pixels = np.asarray(sample.pixel_labels, dtype=np.int64)
-                labels = np.where(pixels >= 0, lut[np.clip(pixels, 0, None)], -1)
-                token_dist, token_labelled = pool_token_labels(labels, encoding.segments, len(classes))
-            out["token_labels"] = (video_slots, token_dist.astype(np.float32), token_labelled)
+            if "token_labels" not in clip:
+                classes = list(self.config.recognition_classes)
+                token_dist = np.zeros((encoding.num_vision_tokens, len(classes)), dtype=np.float32)
+                token_labelled = np.zeros(encoding.num_vision_tokens, dtype=bool)
+                if sample.pixel_labels is not None:
+                    by_name = {name: k for k, name in enumerate(classes)}
+                    lut = np.array([by_name.get(name, -1) for name in sample.label_names or []], dtype=np.int64)
+                    pixels = np.asarray(sample.pixel_labels, dtype=np.int64)
+                    labels = np.where(pixels >= 0, lut[np.clip(pixels, 0, None)], -1)
+                    token_dist, token_labelled = pool_token_labels(labels, encoding.segments, len(classes))
+                clip["token_labels"] = (token_dist.astype(np.float32), token_labelled)
+            token_dist, token_labelled = clip["token_labels"]
+            out["token_labels"] = (video_slots, token_dist, token_labelled)
 
         # ---- situation targets
         agent_pos_bev, agent_yaw_bev = None, None

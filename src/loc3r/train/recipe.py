@@ -386,9 +386,12 @@ class _Step:
     sample_ids: list[str]
 
 
-def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> TrainResult:
+def train(
+    cfg: RecipeConfig, resume: bool = False, strict: bool = False, progress_position: int | None = None
+) -> TrainResult:
     """Run the recipe ``cfg`` (from scratch, or from the newest checkpoint with ``resume``); ``strict``: a skipped
-    bad frame is an error instead of a logged, counted skip."""
+    bad frame is an error instead of a logged, counted skip; ``progress_position``: the terminal line of the progress
+    bar (runs side by side in several processes give each its own line)."""
     from tqdm.auto import tqdm
 
     run = _start_run(cfg, resume)
@@ -401,7 +404,14 @@ def train(cfg: RecipeConfig, resume: bool = False, strict: bool = False) -> Trai
         run.train_set, run.sampler, run.collate, cfg, run.accelerator, state.epoch, state.batch_in_epoch, run.usable
     )
     show = run.accelerator.is_main_process and cfg.train.progress_bar
-    progress = tqdm(total=cfg.train.max_steps, initial=state.step, desc="train", disable=not show, dynamic_ncols=True)
+    progress = tqdm(
+        total=cfg.train.max_steps,
+        initial=state.step,
+        desc=f"train {Path(cfg.output_dir).name}",
+        disable=not show,
+        dynamic_ncols=True,
+        position=progress_position,
+    )
     logs = _Logs()
     run.model.train()
     while state.step < cfg.train.max_steps:
