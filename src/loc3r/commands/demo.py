@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", nargs="+", default=None, help="override the variants to run")
     p.add_argument("--steps", type=int, default=None, help="override training steps per variant")
     p.add_argument("--scenes", type=int, default=None, help="override the number of rooms")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        help="variants trained at once, one process each (default 2, for 2 cores; 1: one after another)",
+    )
     base = p.add_mutually_exclusive_group()
     base.add_argument(
         "--base", default=None, help="base checkpoint to fine-tune (default: the shipped loc3r-tiny, hash-checked)"
@@ -60,6 +66,10 @@ def _run(args: argparse.Namespace) -> int:
         changes["steps"] = args.steps
     if args.scenes is not None:
         changes["data"] = dataclasses.replace(settings.data, num_scenes=args.scenes)
+    if args.parallel is not None:
+        if args.parallel < 1:
+            raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
+        changes["parallel"] = args.parallel
     if args.base is not None:
         changes["base"] = args.base
     if args.from_scratch:

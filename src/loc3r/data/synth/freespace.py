@@ -122,30 +122,55 @@ def sample_free_points(free: BaseGeometry, rng: np.random.Generator, count: int)
     the region. Deterministic given ``rng``'s state. Raises ``ValueError`` if the region is empty (zero
     area) or so thin that sampling fails.
     """
-    _check_region(free)
-    if count < 0:
-        raise ValueError(f"sample_free_points: count must be >= 0, got {count}")
-    if free.is_empty or free.area <= 0.0:
-        raise ValueError("sample_free_points: the free space is empty (room too small or fully furnished)")
-    if count == 0:
-        return np.zeros((0, 2))
-    xmin, ymin, xmax, ymax = free.bounds
-    accept = free.area / max((xmax - xmin) * (ymax - ymin), 1e-12)
-    out: list[np.ndarray] = []
-    have, tried = 0, 0
-    while have < count:
-        if tried > _MAX_TRIES_PER_POINT * count:
-            raise ValueError(
-                f"sample_free_points: only {have}/{count} points after {tried} candidates "
-                f"(free area {free.area:.4f} m², acceptance {accept:.2e})"
-            )
-        batch = int(min(max(16, 1.3 * (count - have) / accept), 1_000_000))
-        cand = np.column_stack([rng.uniform(xmin, xmax, batch), rng.uniform(ymin, ymax, batch)])
-        tried += batch
-        keep = cand[shapely.contains_xy(free, cand[:, 0], cand[:, 1])]
-        out.append(keep)
-        have += len(keep)
-    return np.concatenate(out)[:count]
+    return _FreePointSampler(free).sample(rng, count)
+
+
+class _FreePointSampler:
+    """:func:`sample_free_points` for many calls on one region: its area and bounds are computed once.
+
+    ``sample(rng, count)`` returns exactly what ``sample_free_points(free, rng, count)`` returns and draws
+    the same numbers from ``rng`` (it is that function's implementation); situation generation draws one
+    point per pose attempt, ~100k times per dataset, where Shapely's area / bounds dominated.
+    """
+
+    def __init__(self, free: BaseGeometry) -> None:
+        _check_region(free)
+        self.free = free
+        self.empty = bool(free.is_empty or free.area <= 0.0)
+        if not self.empty:
+            self.area = free.area
+            self.bounds = free.bounds
+
+    def sample(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        if count < 0:
+            raise ValueError(f"sample_free_points: count must be >= 0, got {count}")
+        if self.empty:
+            raise ValueError("sample_free_points: the free space is empty (room too small or fully furnished)")
+        if count == 0:
+            return np.zeros((0, 2))
+        xmin, ymin, xmax, ymax = self.bounds
+        accept = self.area / max((xmax - xmin) * (ymax - ymin), 1e-12)
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        have, tried = 0, 0
+        while have < count:
+            if tried > _MAX_TRIES_PER_POINT * count:
+                raise ValueError(
+                    f"sample_free_points: only {have}/{count} points after {tried} candidates "
+                    f"(free area {self.area:.4f} m², acceptance {accept:.2e})"
+                )
+            batch = int(min(max(16, 1.3 * (count - have) / accept), 1_000_000))
+            cx = rng.uniform(xmin, xmax, batch)
+            cy = rng.uniform(ymin, ymax, batch)
+            tried += batch
+            inside = shapely.contains_xy(self.free, cx, cy).nonzero()[0]
+            xs.append(cx[inside])
+            ys.append(cy[inside])
+            have += len(inside)
+        out = np.empty((count, 2))
+        out[:, 0] = (xs[0] if len(xs) == 1 else np.concatenate(xs))[:count]
+        out[:, 1] = (ys[0] if len(ys) == 1 else np.concatenate(ys))[:count]
+        return out
 
 
 def is_free(free: BaseGeometry, xy: np.ndarray) -> bool | np.ndarray:

@@ -99,11 +99,12 @@ Residual imbalance where the geometry makes a class rare is measured and reporte
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from shapely.geometry import LineString, Polygon
@@ -111,10 +112,10 @@ from shapely.geometry import LineString, Polygon
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
 from loc3r.data.synth.freespace import (
     DEFAULT_CLEARANCE,
+    _FreePointSampler,
     blocking_objects,
     free_space,
     is_free,
-    sample_free_points,
 )
 from loc3r.geometry import wrap_angle
 
@@ -360,6 +361,70 @@ def _xy(obj: SceneObject) -> np.ndarray:
     return np.asarray(obj.center, dtype=np.float64)[:2]
 
 
+_TWO_PI = 2.0 * np.pi
+
+
+def _wrap_array(theta: np.ndarray) -> np.ndarray:
+    """:func:`~loc3r.geometry.wrap_angle` of a float64 array (a new array), bit for bit: the same operations,
+    without the generic-input handling that dominated the hot loops of situation generation."""
+    wrapped = np.mod(theta + np.pi, _TWO_PI)
+    wrapped -= np.pi
+    wrapped[wrapped >= np.pi] -= _TWO_PI
+    return wrapped
+
+
+@functools.cache
+def _pair_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)``, ``i < j < n``, in ``itertools.combinations(range(n), 2)`` order."""
+    i, j = np.triu_indices(n, 1)
+    return i, j
+
+
+class _ObjectArrays:
+    """Footprint distances and relative bearings of many objects to one pose in one vectorised call.
+
+    Situation generation asks about every object for ~100k poses per dataset; this precomputes each object's
+    centre, yaw cos / sin and half sizes once. Every element goes through exactly the floating-point
+    operations of :func:`footprint_distance` / :func:`relative_bearing` (and the per-object ``np.cos`` /
+    ``np.sin`` of the yaw are scalar calls as there), so results are bit-identical to the per-object calls
+    (pinned by a test): decisions at thresholds, and hence generated datasets, do not change.
+    """
+
+    def __init__(self, objects: Sequence[SceneObject]) -> None:
+        self.objects = list(objects)
+        self.ids = [o.instance_id for o in self.objects]
+        n = len(self.objects)
+        self.center = np.array([_xy(o) for o in self.objects], dtype=np.float64).reshape(n, 2)
+        self.cos = np.array([np.cos(o.yaw) for o in self.objects], dtype=np.float64)
+        self.sin = np.array([np.sin(o.yaw) for o in self.objects], dtype=np.float64)
+        self.half_x = np.array([o.size[0] / 2.0 for o in self.objects], dtype=np.float64)
+        self.half_y = np.array([o.size[1] / 2.0 for o in self.objects], dtype=np.float64)
+        # columns contiguous, as the per-object calls see them
+        self.cx, self.cy = self.center[:, 0].copy(), self.center[:, 1].copy()
+
+    def distances(self, xy: np.ndarray) -> np.ndarray:
+        """``[N]`` floor distances from the point ``xy`` to the footprints (= ``footprint_distance`` each)."""
+        dx = xy[0] - self.cx
+        dy = xy[1] - self.cy
+        lx = dx * self.cos + dy * self.sin
+        ly = -dx * self.sin + dy * self.cos
+        ex = np.maximum(np.abs(lx) - self.half_x, 0.0)
+        ey = np.maximum(np.abs(ly) - self.half_y, 0.0)
+        return np.hypot(ex, ey)
+
+    def bearings(self, xy: np.ndarray, yaw: float) -> np.ndarray:
+        """``[N]`` relative bearings of the centres seen from ``(xy, yaw)`` (= ``relative_bearing`` each)."""
+        return _wrap_array(np.arctan2(self.cy - xy[1], self.cx - xy[0]) - np.float64(yaw))
+
+
+def _sector_arrays(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised ``sector_of`` / ``_sector_margin_deg``: sector index into SECTORS and margin (degrees)."""
+    a = np.abs(np.degrees(_wrap_array(beta)))
+    margin = np.minimum(np.abs(a - FRONT_MAX_DEG), np.abs(a - BACK_MIN_DEG))
+    sector = np.where(a <= FRONT_MAX_DEG, 0, np.where(a >= BACK_MIN_DEG, 3, np.where(beta > 0, 1, 2)))
+    return sector, margin
+
+
 def object_names(layout: SceneLayout) -> dict[int, str]:
     """Unique names of the referable objects: ``{instance_id: name}`` (module docstring, "Object names")."""
     by_cat: dict[str, list[SceneObject]] = defaultdict(list)
@@ -477,9 +542,12 @@ class _Balancer:
 
 
 # ---------------------------------------------------------------------------------------------- situations
-@dataclass(frozen=True)
-class _Relation:
-    """One relation of a situation text. ``kind`` in near / between / facing / side / side_near."""
+class _Relation(NamedTuple):
+    """One relation of a situation text. ``kind`` in near / between / facing / side / side_near.
+
+    A named tuple (immutable, hashable) rather than a frozen dataclass: relation tuples key the per-scene
+    caches of situation generation, hashed ~10^6 times per dataset, and tuple hashing / equality run in C.
+    """
 
     kind: str
     objects: tuple[int, ...]
@@ -493,6 +561,16 @@ _SECTOR_ARC_DEG = {
     "right": (-(FRONT_MAX_DEG + BACK_MIN_DEG) / 2, (BACK_MIN_DEG - FRONT_MAX_DEG) / 2),
     "behind": (180.0, 180.0 - BACK_MIN_DEG),
 }
+
+
+class _Cells(NamedTuple):
+    """The consistent cells of a relation tuple: distinct grid points (x, y) and grid yaws; ``too_wide``: the
+    points are so spread that the position bound fails for every pose."""
+
+    px: np.ndarray
+    py: np.ndarray
+    yaws: np.ndarray
+    too_wide: bool
 
 
 class _SceneGrid:
@@ -525,6 +603,8 @@ class _SceneGrid:
         self.angle: dict[int, np.ndarray] = {}
         self.slack: dict[int, np.ndarray] = {}
         self._cache: dict[tuple[str, _Relation], np.ndarray] = {}
+        # relation tuple -> its consistent cells (None: no cell)
+        self._cells: dict[tuple[_Relation, ...], _Cells | None] = {}
         for i, o in referable.items():
             d = o.center[:2] - self.points
             r = np.hypot(d[:, 0], d[:, 1])
@@ -565,8 +645,8 @@ class _SceneGrid:
             self._cache[key] = cos_off >= np.cos(limit) - 1e-12
         return self._cache[key]
 
-    def consistent(self, relations: Sequence[_Relation]) -> tuple[np.ndarray, np.ndarray]:
-        """Grid cells (point index, yaw index) that may contain a pose satisfying every relation."""
+    def _consistent_mask(self, relations: Sequence[_Relation]) -> tuple[np.ndarray, np.ndarray]:
+        """(point indices ``idx``, ``[len(idx), yaws]`` mask): the cells of :meth:`consistent`."""
         pos_ok = np.ones(len(self.points), dtype=bool)
         for rel in relations:
             pos_ok &= self._position_mask(rel)
@@ -575,17 +655,59 @@ class _SceneGrid:
         for rel in relations:
             if rel.kind in ("facing", "side", "side_near"):
                 pose_ok &= self._pose_mask(rel)[idx]
+        return idx, pose_ok
+
+    def consistent(self, relations: Sequence[_Relation]) -> tuple[np.ndarray, np.ndarray]:
+        """Grid cells (point index, yaw index) that may contain a pose satisfying every relation."""
+        idx, pose_ok = self._consistent_mask(relations)
         pi, yi = np.nonzero(pose_ok)
         return idx[pi], yi
 
+    def _consistent_cells(self, relations: Sequence[_Relation]) -> _Cells | None:
+        """The grid points and grid yaws of :meth:`consistent`'s cells, each once; None when there is no cell.
+
+        Memoised per relation tuple: the cells depend only on the relations, not on the pose, and generation
+        tries the same texts for many poses (most ``spread`` calls of a scene repeat an earlier tuple).
+        """
+        key = tuple(relations)
+        if key not in self._cells:
+            idx, pose_ok = self._consistent_mask(relations)
+            cells = None
+            if pose_ok.any():
+                points = self.points[idx[pose_ok.any(axis=1)]]
+                px, py = points[:, 0].copy(), points[:, 1].copy()
+                # Any pose is at least half the larger bounding-box side from some point, so the position bound
+                # fails for every pose when that exceeds it (1e-9: far above the rounding of the exact check).
+                radius = max(px.max() - px.min(), py.max() - py.min()) / 2.0
+                too_wide = bool(radius + self.h > SITUATION_MAX_POS_SPREAD + 1e-9)
+                cells = _Cells(px, py, self.yaws[pose_ok.any(axis=0)], too_wide)
+            self._cells[key] = cells
+        return self._cells[key]
+
+    # the maxima over the distinct points / yaws of the consistent cells equal those over all cells
+    def _pos_err(self, cells: _Cells, xy: np.ndarray) -> float:
+        return float(np.hypot(cells.px - xy[0], cells.py - xy[1]).max() + self.h)
+
+    def _yaw_err(self, cells: _Cells, yaw: float) -> float:
+        return float(np.degrees(np.abs(_wrap_array(cells.yaws - yaw)).max() + self.e))
+
     def spread(self, relations: Sequence[_Relation], xy: np.ndarray, yaw: float) -> tuple[float, float]:
         """Upper bounds (m, degrees) on the position / yaw error of any pose for which the text holds."""
-        pi, yi = self.consistent(relations)
-        if len(pi) == 0:
+        cells = self._consistent_cells(relations)
+        if cells is None:
             return np.inf, np.inf
-        pos_err = np.hypot(*(self.points[pi] - xy).T).max() + self.h
-        yaw_err = np.degrees(np.abs(wrap_angle(self.yaws[yi] - yaw)).max() + self.e)
-        return float(pos_err), float(yaw_err)
+        return self._pos_err(cells, xy), self._yaw_err(cells, yaw)
+
+    def localises(self, relations: Sequence[_Relation], xy: np.ndarray, yaw: float) -> bool:
+        """Whether :meth:`spread` is within ``SITUATION_MAX_POS_SPREAD`` and ``SITUATION_MAX_YAW_SPREAD_DEG``
+        (same decision, computed only as far as needed)."""
+        cells = self._consistent_cells(relations)
+        if cells is None or cells.too_wide:
+            return False
+        return (
+            self._pos_err(cells, xy) <= SITUATION_MAX_POS_SPREAD
+            and self._yaw_err(cells, yaw) <= SITUATION_MAX_YAW_SPREAD_DEG
+        )
 
 
 def _situation_text(relations: Sequence[_Relation], names: dict[int, str]) -> str:
@@ -614,33 +736,45 @@ def _situation_text(relations: Sequence[_Relation], names: dict[int, str]) -> st
 def _candidate_texts(
     xy: np.ndarray,
     yaw: float,
-    referable: dict[int, SceneObject],
+    referable: _ObjectArrays,
     rng: np.random.Generator,
 ) -> list[list[_Relation]]:
-    """Relation sets that hold for the pose with generation margins, shortest first."""
-    ids = sorted(referable)
-    dist = {i: float(footprint_distance(referable[i], xy)) for i in ids}
-    beta = {i: float(relative_bearing(xy, yaw, _xy(referable[i]))) for i in ids}
-    facing = [i for i in ids if abs(np.degrees(beta[i])) <= FACING_GEN_TOL_DEG and dist[i] >= FACING_MIN_DIST]
-    if not facing:
+    """Relation sets that hold for the pose with generation margins, shortest first.
+
+    ``referable`` holds the referable objects in increasing instance id order.
+    """
+    beta_arr = referable.bearings(xy, yaw)
+    ahead = np.abs(np.degrees(beta_arr)) <= FACING_GEN_TOL_DEG
+    if not ahead.any():
+        return []  # most random poses face no object: skip the distances
+    dist_arr = referable.distances(xy)
+    facing_idx = (ahead & (dist_arr >= FACING_MIN_DIST)).nonzero()[0]
+    if not len(facing_idx):
         return []
-    anchors: list[_Relation] = [_Relation("near", (i,)) for i in ids if dist[i] <= NEAR_GEN_DIST]
-    for a, b in itertools.combinations(ids, 2):
-        ang = abs(np.degrees(wrap_angle(beta[a] - beta[b])))
-        if ang >= BETWEEN_GEN_ANGLE_DEG and dist[a] <= BETWEEN_GEN_DIST and dist[b] <= BETWEEN_GEN_DIST:
-            anchors.append(_Relation("between", (a, b)))
+    ids = referable.ids
+    dist = dist_arr.tolist()
+    anchors: list[_Relation] = [_Relation("near", (ids[k],)) for k in (dist_arr <= NEAR_GEN_DIST).nonzero()[0].tolist()]
+    close = (dist_arr <= BETWEEN_GEN_DIST).nonzero()[0]
+    if len(close) >= 2:
+        # pairs in itertools.combinations order
+        ia, ib = _pair_indices(len(close))
+        a_idx, b_idx = close[ia], close[ib]
+        ang = np.abs(np.degrees(_wrap_array(beta_arr[a_idx] - beta_arr[b_idx])))
+        wide = ang >= BETWEEN_GEN_ANGLE_DEG
+        for a, b in zip(a_idx[wide].tolist(), b_idx[wide].tolist(), strict=True):
+            anchors.append(_Relation("between", (ids[a], ids[b])))
     if not anchors:
         return []
+    sector, margin = _sector_arrays(beta_arr)
     side_objs: list[_Relation] = []
-    for i in ids:
-        sec = sector_of(beta[i])
-        if sec != "front" and _sector_margin_deg(beta[i]) >= SECTOR_MARGIN_DEG:
-            side_objs.append(_Relation("side_near" if dist[i] <= NEAR_GEN_DIST else "side", (i,), sec))
+    for k in ((sector != 0) & (margin >= SECTOR_MARGIN_DEG)).nonzero()[0].tolist():
+        kind = "side_near" if dist[k] <= NEAR_GEN_DIST else "side"
+        side_objs.append(_Relation(kind, (ids[k],), SECTORS[sector[k]]))
     anchors = [anchors[k] for k in rng.permutation(len(anchors))]
     # random order, but close ("immediate") side objects first: they localise best
     side_objs = [side_objs[k] for k in rng.permutation(len(side_objs))]
     side_objs.sort(key=lambda rel: rel.kind != "side_near")
-    face_rel = _Relation("facing", (facing[int(np.argmin([abs(beta[i]) for i in facing]))],))
+    face_rel = _Relation("facing", (ids[int(facing_idx[np.argmin(np.abs(beta_arr[facing_idx]))])],))
     out: list[list[_Relation]] = []
     for n_sides in range(3):
         for anchor in anchors:
@@ -687,20 +821,25 @@ def generate_situations(
         return []
     referable = {o.instance_id: o for o in layout.objects if o.instance_id in names}
     grid = _SceneGrid(free, referable)
+    referable_arrays = _ObjectArrays([referable[i] for i in sorted(referable)])
+    sampler = _FreePointSampler(free)
+    texts: dict[tuple[_Relation, ...], str] = {}
     balancer = _Balancer(rng)
     records: list[SituationRecord] = []
     used_texts: set[str] = set()
     attempts = 0
     while len(records) < num_situations and attempts < SITUATION_MAX_ATTEMPTS * num_situations:
         attempts += 1
-        xy = sample_free_points(free, rng, 1)[0]
+        xy = sampler.sample(rng, 1)[0]  # = sample_free_points(free, rng, 1)[0]
         yaw = float(wrap_angle(rng.uniform(-np.pi, np.pi)))
-        for relations in _candidate_texts(xy, yaw, referable, rng):
-            text = _situation_text(relations, names)
+        for relations in _candidate_texts(xy, yaw, referable_arrays, rng):
+            key = tuple(relations)
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = _situation_text(relations, names)
             if text in used_texts:
                 continue  # one pose per text: a repeated text would add no new situation
-            pos_err, yaw_err = grid.spread(relations, xy, yaw)
-            if pos_err <= SITUATION_MAX_POS_SPREAD and yaw_err <= SITUATION_MAX_YAW_SPREAD_DEG:
+            if grid.localises(relations, xy, yaw):
                 referenced = [i for rel in relations for i in rel.objects]
                 position = np.array([xy[0], xy[1], 0.0])
                 questions = generate_situated_questions(
@@ -723,11 +862,15 @@ def _situated_candidates(
     """All unambiguous situated questions for a pose, per question type, each with its balancing class."""
     names = {i: n for i, n in object_names(layout).items() if i in visible}
     objs = layout.objects
-    beta = np.array([float(relative_bearing(xy, yaw, _xy(o))) for o in objs])
-    dist = np.array([float(footprint_distance(o, xy)) for o in objs])
-    margin = _sector_margin_deg(beta) if len(objs) else np.zeros(0)
-    sectors = [sector_of(b) for b in beta]
+    arrays = _ObjectArrays(objs)
+    beta = arrays.bearings(xy, yaw)  # relative_bearing of each centre
+    dist = arrays.distances(xy)  # footprint_distance of each object
+    sector_idx, margin = _sector_arrays(beta)  # sector_of, _sector_margin_deg of each
+    sectors = [SECTORS[k] for k in sector_idx.tolist()]
     clear = margin >= SECTOR_MARGIN_DEG
+    # _near_sector(beta[k], sector) for every object: the sectors of the bearings shifted by -m, 0, +m
+    m = np.radians(SECTOR_MARGIN_DEG)
+    shifted = [_sector_arrays(beta + s)[0] for s in (-m, 0.0, m)]
     out: dict[str, list[tuple[str, SituatedQuestion]]] = defaultdict(list)
 
     # What is the nearest object on my <side>?  (nearest by footprint distance, runner-up NEAREST_MIN_GAP farther)
@@ -742,7 +885,9 @@ def _situated_candidates(
         rivals = [
             k
             for k in range(len(objs))
-            if k != best and objs[k].category != objs[best].category and _near_sector(beta[k], sec)
+            if k != best
+            and objs[k].category != objs[best].category
+            and any(sh[k] == SECTORS.index(sec) for sh in shifted)
         ]
         if any(dist[k] < dist[best] + NEAREST_MIN_GAP for k in rivals):
             continue
