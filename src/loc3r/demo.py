@@ -21,7 +21,7 @@ What it does, end to end, with fixed seeds:
 
    Every variant trains on the same samples: situated QA, VSI-style QA and one text-localization sample per
    situation (:class:`loc3r.data.text_localization.TextLocalizationDataset`).
-3. Evaluates on ``test`` (held-out rooms), ``novel_view`` (the same held-out rooms, new camera path) and per
+3. Evaluates on ``test`` (held-out rooms), ``novel_view`` (the same held-out rooms, new camera path; ``--full``) and per
    scene-complexity bin (object count) with the runner of ``loc3r eval`` (:func:`loc3r.evaluate.runner.evaluate`
    on the SynthRooms tasks of :mod:`loc3r.evaluate.tasks.synth`, the config ``configs/synth/eval/<split>.yaml``
    holds), prints ONE table with the settings and chance levels, writes
@@ -100,12 +100,14 @@ class DemoSettings:
             situations_per_scene=40,
             questions_per_situation=2,
             write_video=False,
+            # the novel-viewpoint re-renders of the test rooms are --full's (they double the evaluation)
+            novel_view=False,
         )
     )
-    #: fine-tuning steps per variant (each step of the 3 M-parameter base costs ~10x a step of the old 0.2 M
-    #: from-scratch model; measured 2026-12-03: ~180-200 s per variant, 21 min for the whole default run on 2 CPU
-    #: cores, over the 10-minute aim); --full trains 4x longer
-    steps: int = 300
+    #: fine-tuning steps per variant, sized so that the default run fits 10 minutes on 2 CPU cores (each step of the
+    #: 3 M-parameter base costs ~10x a step of the old 0.2 M from-scratch model; measured 2026-12-03 with two
+    #: variants side by side: ~0.83 s per step each, 250-267 s for 300 steps); --full trains 1,200
+    steps: int = 200
     #: Loss weights of the objectives, the same for every variant. The paper's 0.05 / 0.075 assume a pretrained
     #: VLM whose CE is already low; a model trained from scratch for a few hundred steps needs the heads' terms
     #: on the scale of CE to learn them at all (measured: at 0.075 the position NLL stays near its start).
@@ -152,7 +154,9 @@ class DemoSettings:
 
 
 DEFAULT = DemoSettings()
-FULL = dataclasses.replace(DEFAULT.with_data(num_scenes=120), variants=tuple(VARIANTS), seeds=(0, 1, 2), steps=1200)
+FULL = dataclasses.replace(
+    DEFAULT.with_data(num_scenes=120, novel_view=True), variants=tuple(VARIANTS), seeds=(0, 1, 2), steps=1200
+)
 SMOKE = dataclasses.replace(
     # at 32x32 / 4 frames too few objects are visible for any held-out situation (SynthRooms v2)
     DEFAULT.with_data(
@@ -163,6 +167,7 @@ SMOKE = dataclasses.replace(
         situations_per_scene=4,
         questions_per_situation=2,
         test_fraction=0.34,
+        novel_view=True,
     ),
     variants=("lm_only", "loc3r"),
     steps=3,

@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--full", action="store_true", help="every variant, more rooms and steps, seeds 0,1,2")
-    p.add_argument("--seed", type=int, default=None, help="training seed (default 0; --full: 0,1,2)")
+    p.add_argument(
+        "--seed", type=int, nargs="+", default=None, help="training seed(s), mean ± std over several (default 0; "
+        "--full: 0 1 2)"
+    )  # fmt: skip
     p.add_argument("--data-seed", type=int, default=0, help="SynthRooms generator seed")
     p.add_argument("--variants", nargs="+", default=None, help="override the variants to run")
     p.add_argument("--steps", type=int, default=None, help="override training steps per variant")
@@ -56,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = FULL if args.full else DEFAULT
     changes: dict = {}
     if args.seed is not None:
-        changes["seeds"] = (args.seed,)
+        changes["seeds"] = tuple(args.seed)
     if args.variants:
         unknown = sorted(set(args.variants) - set(VARIANTS))
         if unknown:
