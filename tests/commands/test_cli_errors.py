@@ -22,6 +22,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
         (["train", "{tmp}/missing.yaml"], "loc3r train: error: ", "missing.yaml"),
         (["score", "vsibench", "--predictions", "{tmp}/none.jsonl"], "loc3r score vsibench: error: ", "none.jsonl"),
         (["demo", "--variants", "no_such_variant"], "loc3r demo: error: ", "no_such_variant"),
+        (["demo", "--parallel", "0"], "loc3r demo: error: ", "--parallel"),
     ],
 )
 def test_user_errors_are_one_stderr_line_with_exit_2(
@@ -52,3 +53,15 @@ def test_debug_env_reraises_user_errors(
     monkeypatch.setenv("LOC3R_DEBUG", "1")
     with pytest.raises(ConfigError, match="missing.yaml"):
         cli.main(["train", str(tmp_path / "missing.yaml")])
+
+
+def test_demo_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--seed takes several seeds (mean ± std over them), --parallel the number of variants trained at once."""
+    import loc3r.demo
+
+    seen = {}
+    monkeypatch.setattr(loc3r.demo, "run_demo", lambda out, settings, data_seed: seen.update(settings=settings))
+    assert cli.main(["demo", "--out", str(tmp_path), "--seed", "0", "1", "2", "--parallel", "1", "--steps", "7"]) == 0
+    settings = seen["settings"]
+    assert settings.seeds == (0, 1, 2) and settings.parallel == 1 and settings.steps == 7
+    assert settings.variants == loc3r.demo.DEFAULT.variants
