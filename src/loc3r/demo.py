@@ -498,7 +498,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
 
     from loc3r.data.synth.writer import generate_dataset, read_index
     from loc3r.evaluate.tasks.synth import synth_eval_sets, task_settings
-    from loc3r.io import write_json, write_text
+    from loc3r.io import read_jsonl, write_json, write_text
 
     unknown = sorted(set(settings.variants) - set(VARIANTS))
     if unknown:
@@ -543,8 +543,6 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
         train_seconds[job.variant].append(result["train_seconds"])
         if job.picture and settings.pictures:
             pictures[job.variant] = result["pictures"]
-    from loc3r.io import read_jsonl
-
     last = jobs[-1]
     last_records = read_jsonl(out / "runs" / f"{last.variant}-seed{last.seed}" / "predictions.jsonl")
     results: dict[str, Any] = {v: _aggregate(per_variant[v]) for v in settings.variants}
