@@ -137,6 +137,9 @@ class DemoSettings:
     parallel: int = 2
     #: a progress bar per stage (data, each variant's training)
     progress: bool = True
+    #: checkpoint every this many fine-tuning steps (and at the end): ``run_demo(..., resume=True)`` /
+    #: ``loc3r demo --resume`` continues an interrupted variant from its last checkpoint
+    save_every: int = 200
 
     @property
     def frames(self) -> int:
@@ -230,6 +233,7 @@ def _recipe(data: Path, out: Path, variant: str, s: DemoSettings, seed: int, bas
                 "batch_size": s.batch_size,
                 "log_every": 50,
                 "progress_bar": s.progress,
+                "save_every": s.save_every,
                 "keep_last": 1,
             },
         },
@@ -398,6 +402,33 @@ class _VariantJob:
     base: Path | None
     bins: dict[str, str]
     picture: bool
+    resume: bool = False
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes this job's result: a finished result is reused on resume only when this matches."""
+        base = None if self.base is None else {"path": str(self.base), **_base_hashes(self.base)}
+        return {
+            "variant": self.variant,
+            "seed": self.seed,
+            "data": str(Path(self.data).resolve()),
+            "base": base,
+            "bins": self.bins,
+            "settings": json.loads(json.dumps(dataclasses.asdict(self.settings), default=str)),
+        }
+
+
+#: per settings field: changing it does not change a variant's numbers (a resumed run may differ in it)
+_RESUMABLE_SETTINGS = ("variants", "seeds", "parallel", "progress", "pictures", "data_workers")
+
+
+def _same_job(stored: dict[str, Any], job: _VariantJob) -> bool:
+    """Whether a stored job fingerprint would give ``job``'s numbers."""
+
+    def comparable(fingerprint: dict[str, Any]) -> dict[str, Any]:
+        settings = {k: v for k, v in fingerprint.get("settings", {}).items() if k not in _RESUMABLE_SETTINGS}
+        return {**fingerprint, "settings": settings}
+
+    return comparable(stored) == comparable(job.fingerprint())
 
 
 def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any]:
@@ -408,18 +439,28 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
     from loc3r.data.synth.writer import read_index
     from loc3r.evaluate.runner import evaluate, load_model
     from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config, synth_eval_sets
-    from loc3r.io import write_jsonl
+    from loc3r.io import write_json, write_jsonl
     from loc3r.train.recipe import train
 
     s = job.settings
     torch.manual_seed(0)
     torch.set_num_threads(s.threads)
     run_dir = job.out / "runs" / f"{job.variant}-seed{job.seed}"
+    done_file = run_dir / "result.json"
+    if job.resume and done_file.is_file():  # finished before the interruption: read back, never re-run
+        done = json.loads(done_file.read_text())
+        if not _same_job(done.get("job", {}), job):
+            raise ValueError(
+                f"{done_file}: this variant finished with other settings than this run's; resume with the same "
+                "settings, or use another --out"
+            )
+        return done["result"]
     recipe = _recipe(job.data, run_dir, job.variant, s, job.seed, job.base)
     if position is not None:  # side by side with another variant: one process per core, no loader process
         recipe = recipe.model_copy(update={"data": recipe.data.model_copy(update={"num_workers": 0})})
     t0 = time.perf_counter()
-    result = train(recipe, progress_position=position)
+    # resume: from the newest checkpoint (every save_every steps); the trainer refuses one of another config
+    result = train(recipe, resume=job.resume and (run_dir / "checkpoints").is_dir(), progress_position=position)
     train_seconds = time.perf_counter() - t0
     if result.final_dir is None:
         raise RuntimeError(f"demo variant {job.variant}: training wrote no final model in {run_dir}")
@@ -450,12 +491,14 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
         sets = synth_eval_sets(job.data, "test", s.frames)
         test_recs = [r for r in records if r["split"] == "test"]
         pictures = _pictures(test_recs, sets, job.out / "bev", job.variant, s.pictures)
-    return {
+    result = {
         "scores": score_synth(records, job.bins),
         "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - t0,
         "pictures": pictures,
     }
+    write_json(done_file, {"job": job.fingerprint(), "result": result})  # atomic: a variant is done or not
+    return result
 
 
 _worker_position: int | None = None
@@ -492,8 +535,15 @@ def _run_jobs(jobs: list[_VariantJob], parallel: int) -> Any:
             yield futures[future], future.result()
 
 
-def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int = 0, print_fn: Any = print) -> dict:
-    """Run the demo into ``out``; returns (and writes to ``out/results.json``) the results dict."""
+def run_demo(
+    out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int = 0, print_fn: Any = print, resume: bool = False
+) -> dict:
+    """Run the demo into ``out``; returns (and writes to ``out/results.json``) the results dict.
+
+    ``resume``: continue an interrupted run in ``out`` with the same settings: the SynthRooms set resumes at the
+    first unfinished room, variants that finished are read back from ``runs/<variant>-seed<seed>/result.json``, the
+    others continue from their last checkpoint (every ``settings.save_every`` steps). Without it, an ``out`` that
+    holds a variant's checkpoints is refused."""
     import torch
 
     from loc3r.data.synth.writer import generate_dataset, read_index
@@ -525,7 +575,7 @@ def run_demo(out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int =
     train_seconds: dict[str, list[float]] = {v: [] for v in settings.variants}
     pictures: dict[str, list[str]] = {}
     jobs = [
-        _VariantJob(data, out, variant, settings, seed, base, bins, picture=seed == settings.seeds[0])
+        _VariantJob(data, out, variant, settings, seed, base, bins, picture=seed == settings.seeds[0], resume=resume)
         for seed in settings.seeds
         for variant in settings.variants
     ]

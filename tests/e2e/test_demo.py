@@ -158,3 +158,32 @@ def test_demo_configs_are_exactly_what_the_demo_trains() -> None:
         assert Path(written["model"].pop("pretrained_dir")).resolve() == BASE_DIR.resolve(), variant
         built["model"].pop("pretrained_dir")
         assert written == built, variant
+
+
+def test_resume_reads_back_finished_variants_and_finishes_the_rest(tmp_path: Path) -> None:
+    """An interrupted demo continues with ``resume``: a finished variant is read back (not re-run), one killed after
+    its last checkpoint finishes from it, and the scores equal the uninterrupted run's. Without ``resume`` the
+    output directory is refused with a message that names the flag; with other settings, resuming is refused."""
+    import dataclasses
+
+    from loc3r.train.checkpointing import CheckpointError
+
+    settings = dataclasses.replace(SMOKE, parallel=1, save_every=1, pictures=0)
+    out = tmp_path / "demo"
+    first = run_demo(out, settings, print_fn=lambda line: None)
+    finished = out / "runs" / "lm_only-seed0" / "result.json"
+    stamp = finished.stat().st_mtime_ns
+    # loc3r "killed" during its evaluation: its checkpoint of the last step is there, its result is not
+    (out / "runs" / "loc3r-seed0" / "result.json").unlink()
+    with pytest.raises(CheckpointError, match="--resume"):
+        run_demo(out, settings, print_fn=lambda line: None)
+    resumed = run_demo(out, settings, print_fn=lambda line: None, resume=True)
+    assert finished.stat().st_mtime_ns == stamp  # read back, not trained again
+    assert (out / "runs" / "loc3r-seed0" / "result.json").is_file()
+    for variant in settings.variants:
+        for split, scores in first[variant].items():
+            for metric, value in scores.items():
+                if metric != "sec_per_query":
+                    assert resumed[variant][split][metric] == pytest.approx(value, abs=1e-9), (variant, split, metric)
+    with pytest.raises((ValueError, CheckpointError)):  # other settings: refused, never mixed
+        run_demo(out, dataclasses.replace(settings, lr=5e-4), print_fn=lambda line: None, resume=True)

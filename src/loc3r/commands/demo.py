@@ -5,6 +5,7 @@ Example::
 
     loc3r demo --out runs/demo                 # the default variants; <= 10 min on 2 cores
     loc3r demo --out runs/demo_full --full     # every variant, 3 seeds, mean ± std
+    loc3r demo --out runs/demo_full --full --resume   # continue it after an interruption
     loc3r demo --out runs/demo_scratch --from-scratch   # the old tiny model trained from nothing
 
 See :mod:`loc3r.demo` for what is trained and measured.
@@ -39,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="variants trained at once, one process each (default 2, for 2 cores; 1: one after another)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in OUT with the same settings: finished variants are read back, the others "
+        "continue from their last checkpoint (every 200 steps)",
     )
     base = p.add_mutually_exclusive_group()
     base.add_argument(
@@ -79,5 +86,5 @@ def _run(args: argparse.Namespace) -> int:
         changes["base"] = None
         changes["freeze_vision_tower"] = False
         changes["lr"] = 1e-3
-    run_demo(args.out, dataclasses.replace(settings, **changes), data_seed=args.data_seed)
+    run_demo(args.out, dataclasses.replace(settings, **changes), data_seed=args.data_seed, resume=args.resume)
     return 0
