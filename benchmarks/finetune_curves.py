@@ -33,7 +33,7 @@ from typing import Any
 @dataclasses.dataclass(frozen=True)
 class Run:
     variant: str
-    train_root: Path
+    train_roots: tuple[Path, ...]
     name: str
 
 
@@ -55,6 +55,7 @@ def _eval_dir(run_dir: Path, step: int, final: Path) -> Path:
 def _one(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
+    from loc3r.data.synth.writer import read_index
     from loc3r.demo import DEFAULT, _recipe, resolve_base
     from loc3r.evaluate.runner import evaluate
     from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config
@@ -65,11 +66,20 @@ def _one(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
     settings = dataclasses.replace(DEFAULT, steps=args.steps, progress=False)
     run_dir = args.out / run.name
-    recipe = _recipe(run.train_root, run_dir, run.variant, settings, args.seed, resolve_base(settings.base))
+    recipe = _recipe(run.train_roots[0], run_dir, run.variant, settings, args.seed, resolve_base(settings.base))
+    # more training rooms: the same two datasets (situated QA + VSI, text localization) of every further root, each
+    # root drawn in proportion to its training rooms (the mixture draws dataset k with probability ~ weight_k)
+    rooms = [len(read_index(root)["splits"]["train"]) for root in run.train_roots]
+    first = [spec.model_copy(update={"weight": 1.0}) for spec in recipe.data.train[:2]]
+    extra = [
+        spec.model_copy(update={"root": root, "weight": n / rooms[0]})
+        for root, n in zip(run.train_roots[1:], rooms[1:], strict=True)
+        for spec in first
+    ]
     interval = min(args.eval_at)
     recipe = recipe.model_copy(
         update={
-            "data": recipe.data.model_copy(update={"num_workers": 0}),
+            "data": recipe.data.model_copy(update={"num_workers": 0, "train": [*first, *extra]}),
             "train": recipe.train.model_copy(update={"save_every": interval, "keep_last": args.steps // interval + 1}),
         }
     )
@@ -92,21 +102,25 @@ def _one(run: Run, args: argparse.Namespace) -> dict[str, Any]:
         scores = score_synth(records)["heldout"]
         rows.append({"step": step, **{k: v for k, v in scores.items() if isinstance(v, int | float)}})
         print(f"[curves] {run.name} step {step}: acc@1.0m {scores.get('acc@1.0m', float('nan')):.1f}", flush=True)
-    out = {"run": run.name, "variant": run.variant, "train_root": str(run.train_root), "seconds": seconds, "rows": rows}
+    roots = [str(r) for r in run.train_roots]
+    out = {"run": run.name, "variant": run.variant, "train_roots": roots, "seconds": seconds, "rows": rows}
     done.write_text(json.dumps(out, indent=1))
     return out
 
 
-def _centre_guess(train_root: Path, heldout_root: Path, split: str, frames: int) -> float:
+def _centre_guess(train_roots: tuple[Path, ...], heldout_root: Path, split: str, frames: int) -> float:
     """Acc@1.0m of the room-centre guess (mean training pose) on the held-out localization samples."""
     import numpy as np
 
     from loc3r.data.text_localization import parse_pose_text
     from loc3r.evaluate.tasks.synth import synth_eval_sets
 
-    train = synth_eval_sets(train_root, "train", frames)["loc"]
+    poses = []
+    for root in train_roots:
+        train = synth_eval_sets(root, "train", frames)["loc"]
+        poses += [parse_pose_text(train[i].answer) for i in range(len(train))]
     held = synth_eval_sets(heldout_root, split, frames)["loc"]
-    xy = np.mean([p[0] for p in (parse_pose_text(train[i].answer) for i in range(len(train))) if p is not None], 0)
+    xy = np.mean([p[0] for p in poses if p is not None], 0)
     hits = []
     for i in range(len(held)):
         pose = parse_pose_text(held[i].answer)
@@ -120,7 +134,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--heldout-root", type=Path, required=True)
     ap.add_argument("--heldout-split", default="test")
-    ap.add_argument("--run", action="append", required=True, help="VARIANT:TRAIN_ROOT (repeat)")
+    ap.add_argument(
+        "--run", action="append", required=True, help="VARIANT:TRAIN_ROOT[+TRAIN_ROOT...] (repeat; + joins sets)"
+    )
     ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--eval-at", type=int, nargs="+", default=[300, 600, 1200])
     ap.add_argument("--max-loc", type=int, default=300, help="held-out localization samples per evaluation")
@@ -133,12 +149,13 @@ def main() -> None:
         ap.error("--eval-at must be multiples of its smallest value and end at --steps")
     runs = []
     for spec in args.run:
-        variant, _, root = spec.partition(":")
-        runs.append(Run(variant, Path(root), f"{variant}@{Path(root).name}"))
+        variant, _, roots = spec.partition(":")
+        paths = tuple(Path(r) for r in roots.split("+"))
+        runs.append(Run(variant, paths, f"{variant}@{'+'.join(p.name for p in paths)}"))
     args.out.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(args.parallel, mp_context=get_context("spawn")) as pool:
         results = list(pool.map(_one, runs, [args] * len(runs)))
-    centre = {str(r.train_root): _centre_guess(r.train_root, args.heldout_root, args.heldout_split, 8) for r in runs}
+    centre = {r.name: _centre_guess(r.train_roots, args.heldout_root, args.heldout_split, 8) for r in runs}
     (args.out / "curves.json").write_text(json.dumps({"args": vars(args), "results": results, "centre": centre},
                                                      indent=1, default=str))  # fmt: skip
     print(f"held-out rooms: {args.heldout_root} split {args.heldout_split}; room-centre guess Acc@1.0m: {centre}")
