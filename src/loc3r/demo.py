@@ -410,14 +410,14 @@ class _VariantJob:
         return {
             "variant": self.variant,
             "seed": self.seed,
-            "data": str(Path(self.data).resolve()),
+            "data": str(self.data.resolve()),
             "base": base,
             "bins": self.bins,
             "settings": json.loads(json.dumps(dataclasses.asdict(self.settings), default=str)),
         }
 
 
-#: per settings field: changing it does not change a variant's numbers (a resumed run may differ in it)
+#: settings fields that do not change a variant's numbers (a resumed run may differ in them)
 _RESUMABLE_SETTINGS = ("variants", "seeds", "parallel", "progress", "pictures", "data_workers")
 
 
@@ -439,7 +439,7 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
     from loc3r.data.synth.writer import read_index
     from loc3r.evaluate.runner import evaluate, load_model
     from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config, synth_eval_sets
-    from loc3r.io import write_json, write_jsonl
+    from loc3r.io import read_json, write_json, write_jsonl
     from loc3r.train.recipe import train
 
     s = job.settings
@@ -448,7 +448,9 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
     run_dir = job.out / "runs" / f"{job.variant}-seed{job.seed}"
     done_file = run_dir / "result.json"
     if job.resume and done_file.is_file():  # finished before the interruption: read back, never re-run
-        done = json.loads(done_file.read_text())
+        done = read_json(done_file, "finished demo variant")  # malformed: an error naming the file
+        if not isinstance(done, dict) or not isinstance(done.get("result"), dict):
+            raise ValueError(f"{done_file}: field 'result' is missing; delete the file to run this variant again")
         if not _same_job(done.get("job", {}), job):
             raise ValueError(
                 f"{done_file}: this variant finished with other settings than this run's; resume with the same "
