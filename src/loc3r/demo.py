@@ -114,6 +114,12 @@ class DemoSettings:
     #: The ratio bev : situation = 2 : 3 of the paper is kept.
     situation_loss_weight: float = 1.0
     bev_loss_weight: float = 0.67
+    #: the situation heads of every variant that localises with heads (the same type for all, so only objectives
+    #: and inputs differ): "pointer" (ours, DESIGN.md §8; the paper's "mlp" heads stay at the room-centre guess at
+    #: this width even with perfect perception) or "mlp"
+    situation_head: str = "pointer"
+    #: anchor supervision of the pointer heads (ours; 0 = off)
+    anchor_loss_weight: float = 1.0
     batch_size: int = 8
     lr: float = 1e-3
     #: the fresh objective heads' learning rate (None = lr)
@@ -189,6 +195,9 @@ def _recipe(data: Path, out: Path, variant: str, s: DemoSettings, seed: int, bas
     loc3r: dict[str, Any] = dict(flags)
     if flags["situation_objective"]:
         loc3r["situation_loss_weight"] = s.situation_loss_weight
+        loc3r["situation_head"] = s.situation_head
+        if s.situation_head == "pointer":
+            loc3r["anchor_loss_weight"] = s.anchor_loss_weight
     if flags["layout_objective"]:
         loc3r["bev_loss_weight"] = s.bev_loss_weight
     if base is None:

@@ -236,9 +236,11 @@ class LossWeights:
     situation: float = 0.075
     orientation: float = 3.5
     recognition: float = 0.0
+    #: anchor supervision of the pointer situation heads (ours, :mod:`loc3r.model.pointer_heads`); off by default
+    anchor: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("bev", "situation", "orientation", "recognition"):
+        for name in ("bev", "situation", "orientation", "recognition", "anchor"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"LossWeights.{name} must be a finite number >= 0, got {value}")
@@ -251,10 +253,13 @@ def combine_losses(
     ori: Tensor | None,
     weights: LossWeights,
     rec: Tensor | None = None,
+    anchor: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Joint objective ``L = L_CE + λ_bev · L_BEV + λ_sit · (L_pos + λ_ori · L_ori) [+ λ_rec · L_rec]``.
+    """Joint objective ``L = L_CE + λ_bev·L_BEV + λ_sit·(L_pos + λ_ori·L_ori) [+ λ_rec·L_rec] [+ λ_anc·L_anchor]``.
 
     ``L_rec`` (:func:`token_category_loss`) is only used to pretrain a base from scratch; the paper has no such term.
+    ``L_anchor`` (:func:`loc3r.model.pointer_heads.attention_mass_loss`) is our anchor supervision of the pointer
+    situation heads; the paper has no such term either.
 
     ``None`` terms are skipped (the caller passes None for an objective it did not compute, e.g. because its
     λ is 0). A term whose weight is 0 is logged but not added to the total, so it can neither contribute
@@ -262,8 +267,8 @@ def combine_losses(
 
     Returns:
         ``(loss, logs)`` where ``logs`` holds the detached terms present among ``loss_ce, loss_bev, loss_pos,
-        loss_ori, loss_rec`` plus ``loss_sit = L_pos + λ_ori · L_ori`` (if either situation term is present) and
-        ``loss`` (detached total).
+        loss_ori, loss_rec, loss_anchor`` plus ``loss_sit = L_pos + λ_ori · L_ori`` (if either situation term is
+        present) and ``loss`` (detached total).
     """
     logs: dict[str, Tensor] = {}
     parts: list[Tensor] = []
@@ -295,11 +300,15 @@ def combine_losses(
         logs["loss_rec"] = rec.detach().float()
         if weights.recognition != 0:
             parts.append(weights.recognition * rec.float())
+    if anchor is not None:
+        logs["loss_anchor"] = anchor.detach().float()
+        if weights.anchor != 0:
+            parts.append(weights.anchor * anchor.float())
     if not parts:
         if not logs:
             raise ValueError("combine_losses: every loss term is None; nothing to optimise")
         # Only zero-weighted terms: a zero total still connected to the graph.
-        present = [t for t in (ce, bev, pos, ori, rec) if t is not None]
+        present = [t for t in (ce, bev, pos, ori, rec, anchor) if t is not None]
         total = _graph_zero(*present)
     else:
         total = parts[0]

@@ -36,6 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="override training steps per variant")
     p.add_argument("--scenes", type=int, default=None, help="override the number of rooms")
     p.add_argument(
+        "--situation-head",
+        choices=("pointer", "mlp"),
+        default=None,
+        help="situation heads of every variant with heads: pointer (ours, default) or the paper's mlp",
+    )
+    p.add_argument(
+        "--anchor-weight",
+        type=float,
+        default=None,
+        help="weight of the pointer heads' anchor supervision (ours; default 1.0, 0 = off)",
+    )
+    p.add_argument(
         "--parallel",
         type=int,
         default=None,
@@ -76,6 +88,12 @@ def _run(args: argparse.Namespace) -> int:
         changes["steps"] = args.steps
     if args.scenes is not None:
         changes["data"] = dataclasses.replace(settings.data, num_scenes=args.scenes)
+    if args.situation_head is not None:
+        changes["situation_head"] = args.situation_head
+    if args.anchor_weight is not None:
+        if not args.anchor_weight >= 0:
+            raise ConfigError(f"--anchor-weight must be a number >= 0, got {args.anchor_weight}")
+        changes["anchor_loss_weight"] = args.anchor_weight
     if args.parallel is not None:
         if args.parallel < 1:
             raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")

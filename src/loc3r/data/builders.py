@@ -255,10 +255,15 @@ class SynthVSIDataset(Dataset):
 
         record = self.records[index]
         clip = self.frames.clip(record.scene_name)
-        return vsi_clip_sample(
+        sample = vsi_clip_sample(
             record, f"{self.task}-{record.id}", self.task, clip.frames, clip.frame_ids,
             poses=clip.poses, points=clip.points, meta=frame_problems_meta(clip.meta),
         )  # fmt: skip
+        if hasattr(self.frames, "instance_masks"):  # SynthRooms scans: for the oracle-objects diagnostic input
+            sample.pixel_instances = self.frames.instance_masks(record.scene_name, clip)
+            if sample.pixel_instances is not None:
+                sample.instance_names = self.frames.instance_names(record.scene_name)
+        return sample
 
 
 SYNTH_TASKS = ("situated", "vsi")
@@ -321,7 +326,7 @@ def build_synth(
         records, report = load_sqa3d(root / "sqa3d", spec.split, convention="loc3r_world", strict=strict)
         _log_report(report, f"synth situated {spec.split} ({root})")
         if records:
-            parts.append(SQA3DDataset(records, frames, task="synth_situated"))
+            parts.append(SQA3DDataset(records, frames, task="synth_situated", instance_masks=True))
     if "vsi" in tasks:
         records = synth_vsi_records(root / "vsibench" / f"{spec.split}.jsonl", strict=strict)
         if records:

@@ -898,6 +898,55 @@ class ScanNetFrameSource:
             report=self.report,
         )
 
+    def instance_masks(self, scene_id: str, clip: ScanNetClip) -> np.ndarray | None:
+        """``[T, H, W] int64`` instance ids of the clip's frames from ``<scene>/instance/<frame>.png`` (SynthRooms
+        writes them; 0 = no object), resized to the clip's frame size by nearest neighbour; None when the scene has
+        no ``instance/`` folder. Cached with the clip."""
+        cached = clip.meta.get("_instance_masks")
+        if cached is not None or clip.meta.get("_instance_masks_missing"):
+            return cached
+        folder = self.root / scene_id / "instance"
+        if not folder.is_dir():
+            clip.meta["_instance_masks_missing"] = True
+            return None
+        height, width = clip.frames.shape[1:3]
+        masks = []
+        for fid in clip.frame_ids.tolist():
+            path = folder / f"{int(fid)}.png"
+            try:
+                with Image.open(path) as im:
+                    if im.size != (width, height):
+                        im = im.resize((width, height), Image.NEAREST)
+                    masks.append(np.asarray(im).astype(np.int64))
+            except (OSError, ValueError) as err:
+                raise SampleError(f"{path}: unreadable instance mask ({err})") from err
+        out = np.stack(masks)
+        clip.meta["_instance_masks"] = out
+        return out
+
+    def instance_names(self, scene_id: str) -> dict[int, str]:
+        """Instance id -> ``"<colour name> <category>"`` from the scene's ``meta_info.json`` (SynthRooms writes
+        ``instance_id`` and ``color_name`` into each VSI-Bench ``object_bbox`` entry)."""
+        from loc3r.io import read_json
+
+        cache = self.__dict__.setdefault("_instance_names", {})
+        if scene_id in cache:
+            return cache[scene_id]
+        path = self.root / scene_id / "meta_info.json"
+        data = read_json(path, "scene layout")
+        scene = data.get(scene_id) if isinstance(data, dict) else None
+        if not isinstance(scene, dict) or not isinstance(scene.get("object_bbox"), dict):
+            raise SampleError(f"{path}: field '{scene_id}.object_bbox' is missing")
+        names: dict[int, str] = {}
+        for category, boxes in scene["object_bbox"].items():
+            for k, box in enumerate(boxes if isinstance(boxes, list) else []):
+                iid = box.get("instance_id") if isinstance(box, dict) else None
+                if not isinstance(iid, int):
+                    raise SampleError(f"{path}: field '{scene_id}.object_bbox.{category}[{k}].instance_id' is missing")
+                names[iid] = f"{box.get('color_name') or ''} {category}".strip()
+        cache[scene_id] = names
+        return names
+
     def clip(self, scene_id: str) -> ScanNetClip:
         """The scene's clip (cached). A scene that failed once fails again with the same message."""
         if scene_id in self._cache:

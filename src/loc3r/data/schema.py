@@ -50,6 +50,12 @@ class ClipSample:
     #: ``label_names[value]``, what each pixel shows; the targets of the per-token recognition objective
     pixel_labels: np.ndarray | None = None
     label_names: list[str] | None = None
+    #: optional per-pixel instance ids ``[T, h, w]`` (0 = no object) and the instances the situation text names,
+    #: by role (``{"anchor": [...], "faced": [...]}``): the targets of the pointer heads' anchor supervision
+    pixel_instances: np.ndarray | None = None
+    referents: dict[str, list[int]] | None = None
+    #: instance id -> the object's name ("black table"), for the oracle-objects diagnostic input
+    instance_names: dict[int, str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> ClipSample:
@@ -97,6 +103,18 @@ class ClipSample:
                     f"{where}: field 'label_names' must name every value of 'pixel_labels' "
                     f"(max {int(labels.max(initial=-1))}, {len(self.label_names or [])} names)"
                 )
+        if self.pixel_instances is not None:
+            inst = np.asarray(self.pixel_instances)
+            if inst.ndim != 3 or inst.shape[0] != num_frames or not np.issubdtype(inst.dtype, np.integer):
+                raise SampleError(
+                    f"{where}: field 'pixel_instances' must be an integer [T={num_frames}, h, w] array, got "
+                    f"{inst.dtype} {inst.shape}"
+                )
+        if self.referents is not None and (
+            not isinstance(self.referents, dict)
+            or not all(isinstance(v, list) and all(isinstance(i, int) for i in v) for v in self.referents.values())
+        ):
+            raise SampleError(f"{where}: field 'referents' must map a role to a list of instance ids")
         if self.agent_position is not None:
             pos = np.asarray(self.agent_position, dtype=np.float64)
             if pos.shape != (3,) or not np.isfinite(pos).all():

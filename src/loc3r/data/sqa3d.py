@@ -334,6 +334,9 @@ class SQA3DRecord:
     forward_raw: np.ndarray | None
     convention: str = "sqa3d"
     mesh_bbox_center: np.ndarray | None = None
+    #: SynthRooms extension (``anchor_instances`` / ``faced_instances`` of the annotation): the instance ids the
+    #: situation names by role, for the anchor supervision of the pointer heads; None in real SQA3D files
+    referents: dict[str, list[int]] | None = None
 
     def agent_world(self, axis_alignment: np.ndarray | None) -> tuple[np.ndarray | None, float | None]:
         """Agent position and yaw in the world frame defined by ``axis_alignment`` (raw -> world)."""
@@ -362,6 +365,19 @@ class SQA3DSituationRecord:
         if self.position_raw is None or self.forward_raw is None:
             return None, None
         return raw_to_world(self.position_raw, self.forward_raw, axis_alignment)
+
+
+def _referents(item: dict, where: str) -> dict[str, list[int]] | None:
+    """The optional ``anchor_instances`` / ``faced_instances`` lists of an annotation (SynthRooms writes them)."""
+    out: dict[str, list[int]] = {}
+    for role in ("anchor", "faced"):
+        value = item.get(f"{role}_instances")
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+            raise SampleError(f"{where}: field '{role}_instances' must be a list of instance ids, got {value!r}")
+        out[role] = list(value)
+    return out or None
 
 
 def find_sqa3d_file(root: str | Path, name: str) -> Path:
@@ -558,6 +574,7 @@ def load_sqa3d(
             position = _position_array(item.get("position"), where)
             rotation = _rotation_array(item.get("rotation"), where)
             p_raw, f_raw, centre = converter.convert(scene_id, position, rotation, where, record_name)  # type: ignore[arg-type]
+            referents = _referents(item, where)
         except SampleError as err:
             field_name = _field_of(str(err))
             report.error("bad_record", str(err), file=a_path, record=record_name, field=field_name)
@@ -578,6 +595,7 @@ def load_sqa3d(
                 forward_raw=f_raw,
                 convention=convention,
                 mesh_bbox_center=centre,
+                referents=referents,
             )
         )
     for qid in sorted(set(questions) - seen):
@@ -716,6 +734,9 @@ class SQA3DDataset:
     situation_choice: str | int = "main"
     task: str = "sqa3d"
     id_prefix: str | None = None
+    #: attach the scan's instance masks (``instance/<i>.png``, SynthRooms) to samples whose record names its
+    #: referents: what the anchor supervision of the pointer heads needs
+    instance_masks: bool = False
 
     def __len__(self) -> int:
         return len(self.records)
@@ -739,6 +760,11 @@ class SQA3DDataset:
         else:
             sample_id, question, answers = f"{prefix}_loc-{record.situation_id}", "", []
             extra = {"situation_id": record.situation_id}
+        referents = getattr(record, "referents", None)
+        instances = names = None
+        if self.instance_masks and hasattr(self.frames, "instance_masks"):
+            instances = self.frames.instance_masks(record.scene_id, clip)
+            names = self.frames.instance_names(record.scene_id) if instances is not None else None
         sample = ClipSample(
             sample_id=sample_id,
             scene_id=record.scene_id,
@@ -753,6 +779,9 @@ class SQA3DDataset:
             poses=clip.poses,
             points=clip.points,
             frame_indices=clip.frame_ids,
+            pixel_instances=instances,
+            referents=referents if instances is not None else None,
+            instance_names=names,
             meta={
                 **extra,
                 "alternative_situations": list(record.alternative_situations),

@@ -123,6 +123,9 @@ class TextLocalizationDataset(Dataset):
             points=sample.points,
             camera_features=sample.camera_features,
             frame_indices=sample.frame_indices,
+            pixel_instances=sample.pixel_instances,
+            referents=sample.referents,
+            instance_names=sample.instance_names,
             meta={
                 "bev_xy": xy.tolist(),
                 "bev_yaw": yaw,

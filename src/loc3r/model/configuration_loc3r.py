@@ -29,6 +29,8 @@ except ImportError:  # pragma: no cover - exercised on transformers 5.17
 __all__ = ["Loc3rConfig", "CAMERA_PRIOR_KINDS"]
 
 CAMERA_PRIOR_KINDS = (None, "poses", "file", "sample")
+SITUATION_HEADS = ("mlp", "pointer")
+VISION_INPUTS = ("pixels", "oracle_objects")
 
 # Keys that transformers itself writes into / passes through a config dict; everything else that is not a field of
 # ``Loc3rConfig`` is a user error.
@@ -81,6 +83,15 @@ class Loc3rConfig(PreTrainedConfig):
         orientation_sigma_bins: std of the wrapped-Gaussian orientation target, in bins.
         bev_loss_weight, situation_loss_weight, orientation_loss_weight: the lambdas of the joint loss.
         head_intermediate_size: hidden width of the two-layer situation MLPs (default: the LLM width).
+        situation_head: ``"mlp"`` (the paper's two-layer MLPs on the ``<Pos>`` / ``<Ori>`` hidden states) or
+            ``"pointer"`` (ours, DESIGN.md §8: :mod:`loc3r.model.pointer_heads` — ``<Pos>`` / ``<Ori>`` attend over
+            the vision tokens and read their predicted BEV positions from the layout head, which then always exists).
+        pointer_key_dim: width of the pointer heads' query / key projections.
+        vision_input: ``"pixels"`` (the vision tower) or ``"oracle_objects"`` (a DIAGNOSTIC input that turns the
+            scan's layout into tokens, :mod:`loc3r.model.oracle_tower`: the perfect-perception rung of the demo's
+            perception ladder; needs instance masks, object names and depth at inference).
+        anchor_loss_weight: weight of the anchor supervision (ours, pointer heads only): ``-log`` of the attention
+            mass on the vision tokens that show the objects a situation names (0 = off, as in the paper recipes).
         recognition_objective: per-vision-token object-category loss on the vision tower's output (the stand-in for
             a pretrained image encoder when a base is pretrained from scratch; see
             :mod:`loc3r.data.synth.pretraining`). Off by default; the paper has no such term.
@@ -114,6 +125,10 @@ class Loc3rConfig(PreTrainedConfig):
     situation_loss_weight: float = 0.075
     orientation_loss_weight: float = 3.5
     head_intermediate_size: int | None = None
+    situation_head: str = "mlp"
+    pointer_key_dim: int = 64
+    anchor_loss_weight: float = 0.0
+    vision_input: str = "pixels"
     recognition_objective: bool = False
     recognition_classes: list[str] | None = None
     recognition_loss_weight: float = 1.0
@@ -181,10 +196,18 @@ class Loc3rConfig(PreTrainedConfig):
             "orientation_loss_weight",
             "recognition_loss_weight",
             "recognition_background_weight",
+            "anchor_loss_weight",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 fail(name, "must be a finite number >= 0")
+        if self.vision_input not in VISION_INPUTS:
+            fail("vision_input", f"must be one of {VISION_INPUTS}")
+        if self.situation_head not in SITUATION_HEADS:
+            fail("situation_head", f"must be one of {SITUATION_HEADS}")
+        key_dim = self.pointer_key_dim
+        if isinstance(key_dim, bool) or not isinstance(key_dim, int) or key_dim < 1:
+            fail("pointer_key_dim", "must be an int >= 1")
         if self.orientation_sigma_bins <= 0:
             fail("orientation_sigma_bins", "must be > 0")
         if self.cue_depth_error is not None:
@@ -210,6 +233,25 @@ class Loc3rConfig(PreTrainedConfig):
     def layout_enabled(self) -> bool:
         """The layout objective runs only when switched on AND its weight is non-zero."""
         return bool(self.layout_objective) and self.bev_loss_weight > 0
+
+    @property
+    def pointer_heads(self) -> bool:
+        """The situation heads are the pointer heads (ours): they read the layout head's per-token BEV positions."""
+        return self.situation_loss_enabled and self.situation_head == "pointer"
+
+    @property
+    def layout_head_enabled(self) -> bool:
+        """The layout head exists when its objective is on, or when the pointer heads read it (then it learns only
+        through the situation loss unless the layout objective is on too)."""
+        return self.layout_enabled or self.pointer_heads
+
+    @property
+    def oracle_vision(self) -> bool:
+        return self.vision_input == "oracle_objects"
+
+    @property
+    def anchor_loss_enabled(self) -> bool:
+        return self.pointer_heads and self.anchor_loss_weight > 0
 
     @property
     def situation_enabled(self) -> bool:

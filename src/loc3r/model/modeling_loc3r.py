@@ -85,6 +85,8 @@ from loc3r.model.camera_prior import CameraPriorProjector
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import CueInjector
 from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead, RecognitionHead
+from loc3r.model.oracle_tower import oracle_embeddings
+from loc3r.model.pointer_heads import PointerSituationHeads, attention_mass_loss, pad_rows
 from loc3r.model.tokenizer import (
     CAMERA_TOKEN,
     ORI_TOKEN,
@@ -105,7 +107,15 @@ logger = logging.getLogger(__name__)
 
 AutoConfig.register("loc3r", Loc3rConfig, exist_ok=True)
 
-_HEAD_TYPES = (LayoutHead, PositionHead, OrientationHead, RecognitionHead, CameraPriorProjector, CueInjector)
+_HEAD_TYPES = (
+    LayoutHead,
+    PositionHead,
+    OrientationHead,
+    PointerSituationHeads,
+    RecognitionHead,
+    CameraPriorProjector,
+    CueInjector,
+)
 
 
 # ======================================================================================================= outputs
@@ -120,6 +130,9 @@ class Loc3rOutput(ModelOutput):
     position_mean: Tensor | None = None
     position_log_var: Tensor | None = None
     orientation_logits: Tensor | None = None
+    #: pointer heads only: ``[B, N_vision]`` attention of ``<Pos>`` / ``<Ori>`` over each row's vision tokens
+    position_attention: Tensor | None = None
+    orientation_attention: Tensor | None = None
     last_hidden_state: Tensor | None = None
 
 
@@ -205,19 +218,33 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             vlm = self.adapter.hf_model_class._from_config(config.vlm_config)
         self.vlm = vlm
         hidden = config.text_hidden_size
-        self.layout_head = LayoutHead(hidden) if config.layout_enabled else None
+        self.layout_head = LayoutHead(hidden) if config.layout_head_enabled else None
+        mlp_heads = config.situation_head == "mlp"
         self.position_head = (
-            PositionHead(hidden, config.head_intermediate_size) if config.situation_loss_enabled else None
+            PositionHead(hidden, config.head_intermediate_size) if config.situation_loss_enabled and mlp_heads else None
         )
         self.orientation_head = (
             OrientationHead(hidden, config.num_orientation_bins, config.head_intermediate_size)
-            if config.orientation_loss_enabled
+            if config.orientation_loss_enabled and mlp_heads
+            else None
+        )
+        self.pointer_head = (
+            PointerSituationHeads(
+                hidden,
+                config.num_orientation_bins,
+                config.pointer_key_dim,
+                config.head_intermediate_size,
+                config.orientation_sigma_bins,
+            )
+            if config.pointer_heads
             else None
         )
         self.camera_projector = (
             CameraPriorProjector(int(config.camera_feature_dim), hidden) if config.camera_prior is not None else None
         )
         self.cue_injector = CueInjector(hidden, config.cue_num_frequencies) if config.cue_injection else None
+        # diagnostic perfect-perception input (loc3r.model.oracle_tower): the position part of an oracle token
+        self.oracle_position = CueInjector(hidden, config.cue_num_frequencies) if config.oracle_vision else None
         self.recognition_head = (
             RecognitionHead(hidden, len(config.recognition_classes)) if config.recognition_enabled else None
         )
@@ -230,6 +257,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             situation=config.situation_loss_weight,
             orientation=config.orientation_loss_weight,
             recognition=config.recognition_loss_weight if config.recognition_enabled else 0.0,
+            anchor=config.anchor_loss_weight if config.anchor_loss_enabled else 0.0,
         )
         self.tokenizer: PreTrainedTokenizerBase | None = None  # attached by the constructors, saved with the model
         self.preprocessing: dict | None = None
@@ -318,6 +346,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         camera_features: Tensor | None = None,
         camera_valid: Tensor | None = None,
         return_decoder_kwargs: bool = False,
+        oracle: dict[str, Tensor | None] | None = None,
     ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, dict[str, Any]]:
         """Build ``inputs_embeds [B, L, D]``: text embeddings, vision embeddings (+ cue) and camera tokens.
 
@@ -325,12 +354,26 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         prompt forward (``decode(..., **decoder_kwargs)``; Qwen3-VL's DeepStack features) when
         ``return_decoder_kwargs``. A backbone with such features refuses ``return_decoder_kwargs=False``, so they
         cannot be dropped silently.
+
+        ``oracle`` (``vision_input: oracle_objects`` only): ``word_ids / points / valid`` of the oracle tokens
+        (:mod:`loc3r.model.oracle_tower`); the vision tower is not run.
         """
         embeds = self.get_input_embeddings()(input_ids)
         vision_mask = input_ids == self.video_token_id
         n_vision = int(vision_mask.sum())
         decoder_kwargs: dict[str, Any] = {}
-        if n_vision:
+        if n_vision and self.oracle_position is not None:
+            if not oracle or any(oracle.get(k) is None for k in ("word_ids", "points", "valid")):
+                raise ValueError("vision_input is oracle_objects but the batch has no 'oracle_word_ids/points/valid'")
+            vision = oracle_embeddings(
+                self.get_input_embeddings(),
+                oracle["word_ids"][vision_mask],
+                oracle["points"][vision_mask],
+                oracle["valid"][vision_mask],
+                self.oracle_position,
+            )
+            embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), vision.to(embeds.dtype))
+        elif n_vision:
             if pixel_inputs.get("pixel_values_videos") is None:
                 raise ValueError(f"the batch has {n_vision} video placeholder tokens but no 'pixel_values_videos'")
             features = self.adapter.encode_video_features(self.vlm, pixel_inputs)
@@ -424,6 +467,20 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             )
         return mask
 
+    def objective_heads(self) -> list[nn.Module]:
+        """loc3r's own modules on top of the backbone (heads, camera prior, cue injector) that exist."""
+        mods = (
+            self.layout_head,
+            self.position_head,
+            self.orientation_head,
+            self.pointer_head,
+            self.recognition_head,
+            self.camera_projector,
+            self.cue_injector,
+            self.oracle_position,
+        )
+        return [m for m in mods if m is not None]
+
     def run_heads(
         self,
         hidden: Tensor,
@@ -434,24 +491,36 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
     ) -> tuple[Loc3rOutput, dict[str, Tensor]]:
         """The objective heads on the final hidden states — ONE function for :meth:`forward` and :meth:`predict`.
 
-        ``layout``: run the layout head on every vision token; the ``<Pos>`` / ``<Ori>`` heads run whenever the
-        model has them (each row must hold its token exactly once). Returns the head outputs (in a
-        :class:`Loc3rOutput`: ``layout_mean/log_var``, ``position_mean/log_var``, ``orientation_logits``) and the
-        gathered rows, including those of ``extra_rows`` (``forward`` adds the supervised LM positions). All rows
-        are gathered with ONE ``index_select``: its backward writes a single ``[B*L, D]`` gradient buffer instead
-        of one per boolean-mask indexing (which measurably raised peak memory of the objectives).
+        ``layout``: run the layout head on every vision token (the pointer heads always need it); the ``<Pos>`` /
+        ``<Ori>`` heads run whenever the model has them (each row must hold its token exactly once). Returns the
+        head outputs (in a :class:`Loc3rOutput`: ``layout_mean/log_var``, ``position_mean/log_var``,
+        ``orientation_logits`` and, for the pointer heads, their attention) and the gathered rows, including those
+        of ``extra_rows`` (``forward`` adds the supervised LM positions). All rows are gathered with ONE
+        ``index_select``: its backward writes a single ``[B*L, D]`` gradient buffer instead of one per boolean-mask
+        indexing (which measurably raised peak memory of the objectives).
         """
+        pointer = self.pointer_head is not None
         wanted: dict[str, Tensor] = dict(extra_rows or {})
-        if layout and self.layout_head is not None:
+        if (layout or pointer) and self.layout_head is not None:
             wanted["layout"] = vision_mask
-        if self.position_head is not None:
+        if self.position_head is not None or pointer:
             wanted["pos"] = self._token_rows(input_ids, self.config.pos_token_id, POS_TOKEN)
-        if self.orientation_head is not None:
+        if self.orientation_head is not None or pointer:
             wanted["ori"] = self._token_rows(input_ids, self.config.ori_token_id, ORI_TOKEN)
         rows = self._gather_rows(hidden, wanted)
         heads = Loc3rOutput()
         if "layout" in rows:
             heads.layout_mean, heads.layout_log_var = self.layout_head(rows["layout"])
+        if pointer:
+            counts = vision_mask.sum(dim=1).tolist()
+            tokens, token_mask = pad_rows(rows["layout"], counts)
+            token_xy, _ = pad_rows(heads.layout_mean, counts)
+            out = self.pointer_head(rows["pos"], rows["ori"], tokens, token_xy, token_mask)
+            heads.position_mean, heads.position_log_var = out["position_mean"], out["position_log_var"]
+            heads.orientation_logits = out["orientation_logits"]
+            heads.position_attention = out["position_attention"]
+            heads.orientation_attention = out["orientation_attention"]
+            return heads, rows
         if "pos" in rows:
             heads.position_mean, heads.position_log_var = self.position_head(rows["pos"])
         if "ori" in rows:
@@ -480,6 +549,11 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         situation_valid: Tensor | None = None,
         recognition_targets: Tensor | None = None,
         recognition_valid: Tensor | None = None,
+        oracle_word_ids: Tensor | None = None,
+        oracle_points: Tensor | None = None,
+        oracle_valid: Tensor | None = None,
+        anchor_tokens: Tensor | None = None,
+        faced_tokens: Tensor | None = None,
         return_layout: bool = False,
         return_hidden_states: bool = False,
     ) -> Loc3rOutput:
@@ -489,7 +563,14 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             raise ValueError("position_ids are required (Loc3rProcessor computes them, incl. M-RoPE and camera tokens)")
         pixel_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
         embeds, vision_mask, decoder_kwargs = self.embed_inputs(
-            input_ids, pixel_inputs, cue_points, cue_valid, camera_features, camera_valid, return_decoder_kwargs=True
+            input_ids,
+            pixel_inputs,
+            cue_points,
+            cue_valid,
+            camera_features,
+            camera_valid,
+            return_decoder_kwargs=True,
+            oracle={"word_ids": oracle_word_ids, "points": oracle_points, "valid": oracle_valid},
         )
         hidden, _ = self.decode(embeds, attention_mask, position_ids, **decoder_kwargs)
 
@@ -516,6 +597,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         out.layout_mean, out.layout_log_var = heads.layout_mean, heads.layout_log_var
         out.position_mean, out.position_log_var = heads.position_mean, heads.position_log_var
         out.orientation_logits = heads.orientation_logits
+        out.position_attention, out.orientation_attention = heads.position_attention, heads.orientation_attention
 
         # --- language modelling, LM head on supervised positions only
         if labels is not None:
@@ -526,7 +608,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 ce = torch.where(torch.zeros((), dtype=torch.bool, device=hidden.device), hidden[0, 0, 0], 0.0)
                 ce = ce.float()
         # --- layout reconstruction: every vision token
-        if use_layout and layout_targets is not None:
+        if heads.layout_mean is not None and layout_targets is not None:
             valid = layout_valid[vision_mask] if layout_valid is not None else None
             bev = gaussian_nll(heads.layout_mean, heads.layout_log_var, layout_targets[vision_mask], valid)
         # --- situation: <Pos> / <Ori>
@@ -536,11 +618,31 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             ori_loss = orientation_kl(
                 heads.orientation_logits, situation_yaw, situation_valid, self.config.orientation_sigma_bins
             )
-        if any(t is not None for t in (ce, bev, pos_loss, ori_loss, rec_loss)):
-            out.loss, out.losses = combine_losses(ce, bev, pos_loss, ori_loss, self.loss_weights, rec=rec_loss)
+        # --- anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
+        anchor_loss = None
+        if self.config.anchor_loss_enabled and heads.position_attention is not None and anchor_tokens is not None:
+            anchor_loss = self._anchor_loss(heads, vision_mask, anchor_tokens, faced_tokens)
+        if any(t is not None for t in (ce, bev, pos_loss, ori_loss, rec_loss, anchor_loss)):
+            out.loss, out.losses = combine_losses(
+                ce, bev, pos_loss, ori_loss, self.loss_weights, rec=rec_loss, anchor=anchor_loss
+            )
         if return_hidden_states:
             out.last_hidden_state = hidden
         return out
+
+    @staticmethod
+    def _anchor_loss(heads: Loc3rOutput, vision_mask: Tensor, anchor: Tensor, faced: Tensor | None) -> Tensor:
+        """``L_anchor`` of :mod:`loc3r.model.pointer_heads` from ``[B, L]`` token masks over the sequence."""
+        counts = vision_mask.sum(dim=1).tolist()
+        total, rows = [], []
+        for attention, target in ((heads.position_attention, anchor), (heads.orientation_attention, faced)):
+            if target is None:
+                continue
+            padded, _ = pad_rows(target.to(vision_mask.device)[vision_mask], counts)
+            loss_sum, n = attention_mass_loss(attention, padded)
+            total.append(loss_sum)
+            rows.append(n)
+        return torch.stack(total).sum() / torch.stack(rows).sum().clamp_min(1)
 
     # --------------------------------------------------------------------------------------------- inference
     @torch.no_grad()
@@ -566,7 +668,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 raise ValueError("encode_prefix: a one-sample batch has no padding, but attention_mask has zeros")
             ids = input_ids[:, :length]
             cut = {
-                k: (inputs[k][:, :length] if inputs.get(k) is not None else None) for k in ("cue_points", "cue_valid")
+                k: (inputs[k][:, :length] if inputs.get(k) is not None else None)
+                for k in ("cue_points", "cue_valid", "oracle_word_ids", "oracle_points", "oracle_valid")
             }
             embeds, _, decoder_kwargs = self.embed_inputs(
                 ids,
@@ -579,6 +682,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 inputs.get("camera_features"),
                 inputs.get("camera_valid"),
                 return_decoder_kwargs=True,
+                oracle={k: cut[f"oracle_{k}"] for k in ("word_ids", "points", "valid")},
             )
             positions = inputs["position_ids"][:, :, :length]
             hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
@@ -696,6 +800,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 inputs.get("camera_features"),
                 inputs.get("camera_valid"),
                 return_decoder_kwargs=True,
+                oracle={k: inputs.get(f"oracle_{k}") for k in ("word_ids", "points", "valid")},
             )
             hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0, **decoder_kwargs)
         batch_size = input_ids.shape[0]
@@ -871,12 +976,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             model.set_attn_implementation(implementation)
             model._log_attention()
         param_dtype = vlm.get_input_embeddings().weight.dtype
-        heads = (model.layout_head, model.position_head, model.orientation_head, model.recognition_head)
-        for module in (*heads, model.camera_projector):
-            if module is not None:
-                module.to(param_dtype)
-        if model.cue_injector is not None:
-            model.cue_injector.to(param_dtype)
+        for module in model.objective_heads():
+            module.to(param_dtype)
         model.tokenizer = tokenizer
         model.preprocessing = adapter.default_preprocessing(vlm.config, local_dir)
         return model

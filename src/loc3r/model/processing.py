@@ -70,11 +70,14 @@ from loc3r.geometry import (
 from loc3r.io import read_json, write_json
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
+from loc3r.model.oracle_tower import ORACLE_MAX_WORDS, pad_word_ids, token_object_names
 from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, special_token_ids
 
 __all__ = ["Loc3rProcessor", "Loc3rBatch", "SampleMeta", "PROCESSOR_CONFIG_NAME"]
 
 PROCESSOR_CONFIG_NAME = "loc3r_processor_config.json"
+#: a vision token "shows" a named object when at least this share of its footprint's pixels are that object's
+ANCHOR_TOKEN_MIN_SHARE = 0.25
 IGNORE_INDEX = -100
 Mode = Literal["train", "eval"]
 
@@ -372,7 +375,7 @@ class Loc3rProcessor:
 
         # ---- layout targets / cue points (BEV of the anchor frame)
         video_slots = np.flatnonzero(kinds_arr == TokenKind.VIDEO)
-        if self.config.layout_enabled or self.config.cue_injection:
+        if self.config.layout_enabled or self.config.cue_injection or self.config.oracle_vision:
             if "token_points" not in clip:  # per clip: the footprints depend on the frames, poses and points only
                 token_points = np.full((encoding.num_vision_tokens, 3), np.nan)
                 token_valid = np.zeros(encoding.num_vision_tokens, dtype=bool)
@@ -413,6 +416,28 @@ class Loc3rProcessor:
                 clip["token_labels"] = (token_dist.astype(np.float32), token_labelled)
             token_dist, token_labelled = clip["token_labels"]
             out["token_labels"] = (video_slots, token_dist, token_labelled)
+
+        # ---- per-token object shares: anchor supervision (pointer heads) and the oracle-objects input
+        wants_anchor = self.config.anchor_loss_enabled and bool(sample.referents)
+        needs_shares = wants_anchor or self.config.oracle_vision
+        if needs_shares and sample.pixel_instances is not None and "token_instances" not in clip:
+            inst = np.asarray(sample.pixel_instances, dtype=np.int64)  # per clip: each token's share of every id
+            clip["token_instances"] = pool_token_labels(inst, encoding.segments, int(inst.max(initial=0)) + 1)[0]
+        if self.config.oracle_vision:
+            if sample.pixel_instances is None or sample.instance_names is None or "token_points" not in out:
+                raise SampleError(
+                    f"{where}: vision_input 'oracle_objects' needs fields 'pixel_instances', 'instance_names' and "
+                    "'points' (SynthRooms scans have them)"
+                )
+            names = token_object_names(clip["token_instances"], sample.instance_names)
+            word_ids = pad_word_ids([self._encode_text(name) for name in names])
+            out["oracle"] = (video_slots, word_ids)
+        if wants_anchor and sample.pixel_instances is not None:
+            shares = clip["token_instances"]
+            out["referent_tokens"] = video_slots, {
+                role: shares[:, [i for i in ids if 0 < i < shares.shape[1]]].sum(axis=1) >= ANCHOR_TOKEN_MIN_SHARE
+                for role, ids in sample.referents.items()
+            }
 
         # ---- situation targets
         agent_pos_bev, agent_yaw_bev = None, None
@@ -547,6 +572,24 @@ class Loc3rProcessor:
             data["situation_position"] = torch.from_numpy(np.stack([it["situation"][0] for it in items]))
             data["situation_yaw"] = torch.tensor([it["situation"][1] for it in items], dtype=torch.float32)
             data["situation_valid"] = torch.tensor([it["situation"][2] for it in items], dtype=torch.bool)
+
+        if self.config.oracle_vision:
+            word_ids = torch.full((batch_size, max_len, ORACLE_MAX_WORDS), -1, dtype=torch.long)
+            for b, it in enumerate(items):
+                slots, ids = it["oracle"]
+                word_ids[b, torch.from_numpy(slots + offsets[b])] = torch.from_numpy(ids)
+            data["oracle_word_ids"] = word_ids
+            data["oracle_points"] = torch.nan_to_num(pts, nan=0.0)
+            data["oracle_valid"] = valid.clone()
+
+        if self.config.anchor_loss_enabled:
+            for role in ("anchor", "faced"):
+                mask = torch.zeros((batch_size, max_len), dtype=torch.bool)
+                for b, it in enumerate(items):
+                    if "referent_tokens" in it and role in it["referent_tokens"][1]:
+                        slots, by_role = it["referent_tokens"]
+                        mask[b, torch.from_numpy(slots + offsets[b])] = torch.from_numpy(by_role[role])
+                data[f"{role}_tokens"] = mask
 
         if self.config.camera_prior is not None:
             max_t = max(it["camera_features"].shape[0] for it in items)

@@ -275,8 +275,8 @@ def lora_target_names(model: Any, short_names: list[str]) -> list[str]:
 
 def always_trained_names(model: Any) -> list[str]:
     """Modules trained fully under LoRA: loc3r's heads, the camera prior, the cue injector, the projector."""
-    ours = [model.layout_head, model.position_head, model.orientation_head, model.camera_projector, model.cue_injector]
-    modules = [m for m in ours if m is not None] + list(model.adapter.projector_modules(model.vlm))
+    ours = [m for m in model.objective_heads() if m is not model.recognition_head]
+    modules = ours + list(model.adapter.projector_modules(model.vlm))
     return _qualified_names(model, modules)
 
 

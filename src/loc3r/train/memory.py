@@ -113,19 +113,7 @@ def estimate_training_memory(
     vlm = model.vlm
     vision = _count(adapter.vision_modules(vlm))
     projector = _count(adapter.projector_modules(vlm))
-    heads = _count(
-        [
-            m
-            for m in (
-                model.layout_head,
-                model.position_head,
-                model.orientation_head,
-                model.camera_projector,
-                model.cue_injector,
-            )
-            if m is not None
-        ]
-    )
+    heads = _count([m for m in model.objective_heads() if m is not model.recognition_head])
     total = _count([model])
     llm = total - vision - projector - heads  # LLM decoder, embeddings, LM head
     params = {"vision": vision, "projector": projector, "llm": llm, "heads": heads}

@@ -295,6 +295,9 @@ class SituationRecord:
     text: str
     referenced_instances: list[int]
     questions: list[SituatedQuestion] = field(default_factory=list)
+    #: the referenced instances by role: where the agent stands (``near`` / ``between``) and what it faces
+    anchor_instances: list[int] = field(default_factory=list)
+    faced_instances: list[int] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------- geometry
@@ -845,7 +848,11 @@ def generate_situations(
                 questions = generate_situated_questions(
                     layout, position, yaw, rng, questions_per_situation, visible, _balancer=balancer
                 )
-                records.append(SituationRecord(position, yaw, text, referenced, questions))
+                roles = {rel.kind: list(rel.objects) for rel in relations}
+                anchors = roles.get("near", []) + roles.get("between", [])
+                records.append(
+                    SituationRecord(position, yaw, text, referenced, questions, anchors, roles.get("facing", []))
+                )
                 used_texts.add(text)
                 break
     return records

@@ -554,6 +554,8 @@ def _sqa3d_records(job: SceneJob, situations: list[Any]) -> tuple[list[dict], li
                     "position": {"x": float(pos[0]), "y": float(pos[1]), "z": float(pos[2])},
                     "rotation": sqa3d_rotation(float(sit.yaw)),
                     "referenced_instances": [int(i) for i in sit.referenced_instances],
+                    "anchor_instances": [int(i) for i in sit.anchor_instances],
+                    "faced_instances": [int(i) for i in sit.faced_instances],
                 }
             )
     return questions, annotations

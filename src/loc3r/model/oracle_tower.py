@@ -1,0 +1,70 @@
+"""Oracle-objects vision input: a DIAGNOSTIC tower that turns a scan's layout into tokens (ours, issue 20).
+
+Not a method and never a baseline to beat: it is the top rung of the perception ladder in benchmarks/RESULTS.md,
+the answer to "how well do the situation heads localise when perception is perfect?". With
+``Loc3rConfig.vision_input = "oracle_objects"`` the vision tower is not run; each vision token's embedding is built
+from what its footprint shows, read from the scan's instance masks and layout:
+
+    e_i = mean_w E[w]  over the words of the name of the token's majority object ("black table"; "room" when no
+          object covers ``ORACLE_MIN_SHARE`` of the footprint)
+        + MLP(fourier(p_i))  p_i = the token's true 3D point in the clip's BEV frame (depth + pose; the layout
+          target's source)
+
+``E`` is the LLM's own input embedding, so the name of an object on a token and in the situation text share their
+embedding — perception is perfect and the text-to-token link is free. Everything after the embeddings (LLM, layout
+head, situation heads, losses, metrics) is the same as with pixels. It needs what only generated data has at
+inference: instance masks, object names and depth (SynthRooms writes all three).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import Tensor, nn
+
+__all__ = [
+    "ORACLE_MIN_SHARE",
+    "ORACLE_BACKGROUND",
+    "ORACLE_MAX_WORDS",
+    "token_object_names",
+    "oracle_embeddings",
+    "pad_word_ids",
+]
+
+#: a token shows an object when that object covers at least this share of its footprint's pixels
+ORACLE_MIN_SHARE = 0.25
+#: the name of a token that shows no object
+ORACLE_BACKGROUND = "room"
+#: word pieces kept per object name (the tiny tokenizer splits a colour + category name into a few)
+ORACLE_MAX_WORDS = 6
+
+
+def token_object_names(shares: np.ndarray, names: dict[int, str]) -> list[str]:
+    """The name of every token's majority object: ``shares [N, K]`` is each token's share of instance ids 0..K-1
+    (:func:`loc3r.geometry.pool_token_labels` of the instance masks), ``names`` the id -> name table."""
+    out: list[str] = []
+    objects = shares[:, 1:] if shares.shape[1] > 1 else np.zeros((len(shares), 0))
+    for row in objects:
+        if not len(row) or row.max() < ORACLE_MIN_SHARE:
+            out.append(ORACLE_BACKGROUND)
+            continue
+        out.append(names.get(int(row.argmax()) + 1, ORACLE_BACKGROUND))
+    return out
+
+
+def oracle_embeddings(
+    embedding: nn.Embedding, word_ids: Tensor, points: Tensor, valid: Tensor, position_mlp: nn.Module
+) -> Tensor:
+    """``[N, D]`` oracle token embeddings from ``word_ids [N, W]`` (-1 = padding), ``points [N, 3]``, ``valid [N]``."""
+    keep = word_ids >= 0
+    words = embedding(word_ids.clamp_min(0))  # [N, W, D]
+    mean = (words * keep.unsqueeze(-1)).sum(1) / keep.sum(1, keepdim=True).clamp_min(1)
+    return mean + position_mlp(points, valid).to(mean.dtype)
+
+
+def pad_word_ids(ids: list[list[int]]) -> np.ndarray:
+    """``[N, ORACLE_MAX_WORDS]`` int64, -1 padded (names longer than that are cut)."""
+    out = np.full((len(ids), ORACLE_MAX_WORDS), -1, dtype=np.int64)
+    for i, row in enumerate(ids):
+        row = row[:ORACLE_MAX_WORDS]
+        out[i, : len(row)] = row
+    return out

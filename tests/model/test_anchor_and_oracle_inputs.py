@@ -1,0 +1,132 @@
+"""Anchor supervision targets and the oracle-objects diagnostic input, from SynthRooms scans to the batch."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model
+from loc3r.data.builders import build_synth
+from loc3r.data.spec import DatasetSpec
+from loc3r.data.synth.writer import SynthSettings, generate_dataset
+from loc3r.model.oracle_tower import ORACLE_BACKGROUND, token_object_names
+
+SETTINGS = SynthSettings(
+    num_scenes=2,
+    frames=4,
+    width=56,
+    height=56,
+    seed=5,
+    situations_per_scene=6,
+    questions_per_situation=1,
+    vsi_questions_per_type=1,
+    val_fraction=0.0,
+    test_fraction=0.0,
+    write_video=False,
+    novel_view=False,
+)
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("anchor") / "ds"
+    assert not generate_dataset(out, SETTINGS, workers=1, progress=False).failed
+    return out
+
+
+def _situated(root: Path):
+    return build_synth(DatasetSpec(kind="synth", root=str(root), split="train"), num_frames=4, tasks=("situated",))
+
+
+def test_synthrooms_annotations_name_anchor_and_faced_objects_by_role(synth_root):
+    anns = json.loads((synth_root / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json").read_text())
+    questions = json.loads((synth_root / "sqa3d" / "v1_balanced_questions_train_scannetv2.json").read_text())
+    text = {q["question_id"]: q["situation"] for q in questions["questions"]}
+    assert anns["annotations"]
+    for a in anns["annotations"]:
+        assert len(a["faced_instances"]) == 1 and 1 <= len(a["anchor_instances"]) <= 2
+        situation = text[a["question_id"]]
+        meta = json.loads((synth_root / "scans" / a["scene_id"] / "meta_info.json").read_text())[a["scene_id"]]
+        category = {b["instance_id"]: c for c, boxes in meta["object_bbox"].items() for b in boxes}
+        # "facing the <name>" names the faced object; the text starts with where the agent stands
+        assert category[a["faced_instances"][0]] in situation.split("facing the ", 1)[1].split(",")[0]
+        assert all(category[i] in situation.split("facing")[0] for i in a["anchor_instances"])
+
+
+def test_anchor_tokens_are_the_tokens_that_show_the_named_objects(synth_root, tiny_tokenizer):
+    ds = _situated(synth_root)
+    sample = ds[0]
+    assert sample.referents and sample.pixel_instances.shape == (4, 56, 56) and sample.instance_names
+    model = tiny_model(tiny_tokenizer, "qwen2_5_vl", situation_head="pointer", anchor_loss_weight=1.0)
+    batch = model.build_processor()([sample])
+    vision = batch["input_ids"] == model.video_token_id
+    anchor, faced = batch["anchor_tokens"], batch["faced_tokens"]
+    assert not (anchor & ~vision).any() and not (faced & ~vision).any()  # only vision tokens are targets
+    # recompute by hand: a token shows an object when >= 25 % of its footprint's pixels are that object's
+    meta = batch.metadata[0]
+    inst = sample.pixel_instances
+    expected = []
+    h, w = inst.shape[1:]
+    for seg in meta.segments:
+        for r in range(seg.grid_h):
+            for c in range(seg.grid_w):
+                y0, y1 = r * h // seg.grid_h, (r + 1) * h // seg.grid_h
+                x0, x1 = c * w // seg.grid_w, (c + 1) * w // seg.grid_w
+                pix = np.concatenate([inst[f, y0:y1, x0:x1].ravel() for f in seg.frame_indices])
+                expected.append(bool(np.isin(pix, sample.referents["anchor"]).mean() >= 0.25))
+        expected.extend([False] * seg.extra_tokens)
+    assert anchor[0][vision[0]].tolist() == expected
+
+
+def test_model_without_anchor_supervision_has_no_anchor_inputs(synth_root, tiny_tokenizer):
+    model = tiny_model(tiny_tokenizer, "qwen2_5_vl", situation_head="pointer")
+    batch = model.build_processor()([_situated(synth_root)[0]])
+    assert "anchor_tokens" not in batch
+    assert "loss_anchor" not in model(**batch).losses
+
+
+def test_token_object_names_take_the_majority_object_or_the_room():
+    shares = np.array([[1.0, 0.0, 0.0], [0.3, 0.7, 0.0], [0.5, 0.3, 0.2], [0.9, 0.1, 0.0]])
+    names = token_object_names(shares, {1: "black table", 2: "white chair"})
+    assert names == [ORACLE_BACKGROUND, "black table", "black table", ORACLE_BACKGROUND]
+
+
+def test_oracle_objects_input_replaces_the_tower_with_names_and_true_points(synth_root, tiny_tokenizer):
+    torch.manual_seed(0)
+    model = tiny_model(
+        tiny_tokenizer, "qwen2_5_vl", situation_head="pointer", vision_input="oracle_objects", anchor_loss_weight=1.0
+    )
+    samples = [_situated(synth_root)[i] for i in range(2)]
+    batch = model.build_processor()(samples)
+    vision = batch["input_ids"] == model.video_token_id
+    ids = batch["oracle_word_ids"][vision]
+    assert (ids[:, 0] >= 0).all()  # every vision token has a name
+    # the tower is not run: scrambled pixels give the same outputs
+    with torch.no_grad():
+        ref = model(**batch)
+        scrambled = dict(batch)
+        scrambled["pixel_values_videos"] = torch.randn_like(batch["pixel_values_videos"])
+        again = model(**scrambled)
+    torch.testing.assert_close(ref.loss, again.loss)
+    # moving a token's true point changes its embedding once the position MLP is trained off zero
+    torch.nn.init.normal_(model.oracle_position.fc2.weight, std=0.1)
+    with torch.no_grad():
+        moved = dict(batch)
+        moved["oracle_points"] = batch["oracle_points"] + 1.0
+        assert not torch.allclose(model(**batch).position_mean, model(**moved).position_mean)
+    # predict works with the oracle input (eval batches carry it too)
+    preds = model.predict(model.build_processor(mode="eval")(samples), max_new_tokens=1)
+    assert all(np.isfinite(p.position_bev).all() and math.isfinite(p.yaw_bev) for p in preds)
+
+
+def test_oracle_input_without_instance_masks_is_a_clear_error(tiny_tokenizer, clip_factory):
+    from loc3r.data.schema import SampleError
+
+    model = tiny_model(tiny_tokenizer, "qwen2_5_vl", vision_input="oracle_objects")
+    with pytest.raises(SampleError, match="oracle_objects' needs fields 'pixel_instances'"):
+        model.build_processor()([clip_factory(num_frames=4, sample_id="x")])

@@ -1,0 +1,161 @@
+"""Pointer situation heads (ours, loc3r.model.pointer_heads): geometry by hand, then inside the model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model
+from loc3r.losses import decode_orientation, orientation_kl
+from loc3r.model.configuration_loc3r import Loc3rConfig
+from loc3r.model.pointer_heads import (
+    PointerSituationHeads,
+    attention_mass_loss,
+    bearing_distribution,
+    pad_rows,
+    pointer_position,
+)
+
+# A hand-built room in BEV: a bed, a table, a window and a door (metres).
+OBJECTS = torch.tensor([[2.0, 1.0], [-1.0, 0.5], [0.5, -2.0], [-2.0, -1.5]])
+
+
+def _one_hot_attention(index: int, n: int = 4) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.tensor([index]), n).float()
+
+
+def test_pointer_position_is_the_attended_tokens_mean_plus_offset():
+    attention = torch.tensor([[0.5, 0.5, 0.0, 0.0]])
+    position = pointer_position(attention, OBJECTS[None], torch.tensor([[0.1, -0.2]]))
+    torch.testing.assert_close(position, torch.tensor([[0.5 + 0.1, 0.75 - 0.2]]))
+
+
+@pytest.mark.parametrize("stand, face", [(0, 2), (1, 3), (3, 0), (2, 1)])
+def test_bearing_distribution_decodes_to_the_bearing_of_the_faced_object(stand, face):
+    position = OBJECTS[stand][None] + torch.tensor([[0.3, 0.0]])
+    probs = bearing_distribution(_one_hot_attention(face), OBJECTS[None], position, num_bins=36, sigma_bins=2.0)
+    assert torch.allclose(probs.sum(-1), torch.ones(1))
+    delta = OBJECTS[face] - position[0]
+    expected = math.atan2(float(delta[1]), float(delta[0]))
+    yaw, confidence = decode_orientation(torch.log(probs))
+    assert abs((float(yaw) - expected + math.pi) % (2 * math.pi) - math.pi) < math.radians(1.0)
+    assert float(confidence) > 0.8
+    # the mixture of one kernel IS the paper's orientation target: KL exactly ~0 at the true bearing
+    assert float(orientation_kl(torch.log(probs), torch.tensor([expected]))) < 1e-5
+
+
+def _hand_built_heads(stand: int, face: int) -> PointerSituationHeads:
+    """Heads whose queries pick token ``stand`` (<Pos>) and ``face`` (<Ori>) by construction, not by training.
+
+    Hidden states are 8-D: dims 0-3 one-hot object identity of a vision token, dims 4-7 the same code for what the
+    <Pos> / <Ori> state asks for. Keys copy the identity, queries copy the request, scaled so softmax is ~one-hot.
+    """
+    heads = PointerSituationHeads(hidden_size=8, num_bins=36, key_dim=4)
+    with torch.no_grad():
+        for key, query in ((heads.pos_key, heads.pos_query), (heads.ori_key, heads.ori_query)):
+            key.weight.zero_(), key.bias.zero_(), query.weight.zero_(), query.bias.zero_()
+            key.weight[:, :4] = torch.eye(4) * 10.0
+            query.weight[:, 4:] = torch.eye(4) * 10.0
+    return heads
+
+
+@pytest.mark.parametrize("stand, face", [(0, 2), (3, 1)])
+def test_pointer_heads_read_position_and_bearing_from_the_scene_without_training(stand, face):
+    heads = _hand_built_heads(stand, face)
+    tokens = torch.zeros(1, 4, 8)
+    tokens[0, :, :4] = torch.eye(4)
+    pos_state, ori_state = torch.zeros(1, 8), torch.zeros(1, 8)
+    pos_state[0, 4 + stand] = 1.0
+    ori_state[0, 4 + face] = 1.0
+    out = heads(pos_state, ori_state, tokens, OBJECTS[None], torch.ones(1, 4, dtype=torch.bool))
+    # position head: the standing object's BEV position (the offset MLP starts at exactly 0)
+    torch.testing.assert_close(out["position_mean"], OBJECTS[stand][None], atol=1e-3, rtol=0)
+    # orientation head: the bearing from there to the faced object
+    delta = OBJECTS[face] - OBJECTS[stand]
+    yaw, _ = decode_orientation(out["orientation_logits"])
+    assert abs((float(yaw) - math.atan2(float(delta[1]), float(delta[0])) + math.pi) % (2 * math.pi) - math.pi) < 0.02
+    # a rigid motion of the whole map moves the position with it and turns the yaw by the same angle
+    rot = torch.tensor([[math.cos(1.0), -math.sin(1.0)], [math.sin(1.0), math.cos(1.0)]])
+    moved = OBJECTS @ rot.T + torch.tensor([3.0, -1.0])
+    out2 = heads(pos_state, ori_state, tokens, moved[None], torch.ones(1, 4, dtype=torch.bool))
+    torch.testing.assert_close(out2["position_mean"], moved[stand][None], atol=1e-3, rtol=0)
+    yaw2, _ = decode_orientation(out2["orientation_logits"])
+    assert abs((float(yaw2) - float(yaw) - 1.0 + math.pi) % (2 * math.pi) - math.pi) < 0.02
+
+
+def test_padding_never_receives_attention_and_mass_loss_is_minus_log_mass():
+    flat = torch.arange(5, dtype=torch.float32)[:, None].expand(5, 8).clone()
+    padded, mask = pad_rows(flat, [3, 2])
+    assert mask.tolist() == [[True, True, True], [True, True, False]]
+    heads = PointerSituationHeads(hidden_size=8, num_bins=36, key_dim=4)
+    xy = torch.randn(2, 3, 2)
+    out = heads(torch.randn(2, 8), torch.randn(2, 8), padded, xy, mask)
+    assert float(out["position_attention"][1, 2]) == 0.0 and float(out["orientation_attention"][1, 2]) == 0.0
+    attention = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.4, 0.0]])
+    targets = torch.tensor([[False, True, True], [False, False, False]])
+    loss_sum, rows = attention_mass_loss(attention, targets)
+    assert int(rows) == 1
+    torch.testing.assert_close(loss_sum, torch.tensor(-math.log(0.8)))
+
+
+def test_config_rejects_an_unknown_head_type():
+    with pytest.raises(ValueError, match="situation_head"):
+        Loc3rConfig(situation_head="transformer")
+
+
+@pytest.mark.parametrize("backbone", ["qwen2_5_vl", "llava_onevision"])
+def test_model_with_pointer_heads_trains_and_predicts(tiny_tokenizer, clip_factory, backbone):
+    torch.manual_seed(0)
+    model = tiny_model(
+        tiny_tokenizer, backbone, situation_head="pointer", layout_objective=False, situation_loss_weight=1.0
+    )
+    assert model.position_head is None and model.orientation_head is None and model.pointer_head is not None
+    assert model.layout_head is not None  # the pointer reads it even without the layout objective
+    clips = [
+        clip_factory(num_frames=4, sample_id="a", agent_position=(1.0, -0.5, 0.0), agent_yaw=2.0),
+        clip_factory(num_frames=4, sample_id="b", agent_position=(-1.2, 1.0, 0.0), agent_yaw=-1.0, start_yaw=1.3),
+    ]
+    batch = model.build_processor()(clips)
+    assert "layout_targets" not in batch  # no layout objective: no layout loss
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    history = []
+    for _ in range(40):
+        out = model(**batch)
+        assert set(out.losses) == {"loss_ce", "loss_pos", "loss_ori", "loss_sit", "loss"}
+        optimizer.zero_grad()
+        out.loss.backward()
+        assert model.layout_head.proj.weight.grad.abs().sum() > 0  # the situation loss trains the layout head
+        optimizer.step()
+        history.append({k: float(v) for k, v in out.losses.items()})
+    assert history[-1]["loss_pos"] < history[0]["loss_pos"] - 1.0
+    assert history[-1]["loss_ori"] < 0.5 * history[0]["loss_ori"]
+    predictions = model.predict(model.build_processor(mode="eval")(clips), max_new_tokens=2)
+    for pred in predictions:
+        assert pred.position_bev.shape == (2,) and np.isfinite(pred.position_bev).all()
+        assert pred.yaw_probabilities.shape == (36,) and abs(pred.yaw_probabilities.sum() - 1) < 1e-4
+        assert pred.layout_mean is not None
+
+
+def test_anchor_loss_is_logged_and_weighted(tiny_tokenizer, clip_factory):
+    model = tiny_model(tiny_tokenizer, "qwen2_5_vl", situation_head="pointer", anchor_loss_weight=0.5)
+    batch = model.build_processor()(
+        [clip_factory(num_frames=4, sample_id="a", agent_position=(1.0, 0, 0), agent_yaw=0.3)]
+    )
+    vision = batch["input_ids"] == model.video_token_id
+    anchor = torch.zeros_like(vision)
+    anchor[0, torch.nonzero(vision[0])[:3, 0]] = True
+    with torch.no_grad():
+        out = model(**batch, anchor_tokens=anchor, faced_tokens=torch.zeros_like(vision))
+        mass = out.position_attention[0, :3].sum()
+    torch.testing.assert_close(out.losses["loss_anchor"], -torch.log(mass))
+    lo = out.losses
+    expected = (
+        lo["loss_ce"]
+        + 0.05 * lo["loss_bev"]
+        + 0.075 * (lo["loss_pos"] + 3.5 * lo["loss_ori"])
+        + 0.5 * lo["loss_anchor"]
+    )
+    torch.testing.assert_close(out.loss, expected)
