@@ -164,7 +164,13 @@ def test_vsibench_debiased_uses_the_vsibench_metric_by_hand() -> None:
         {"id": 1, "question_type": "object_counting", "ground_truth": "4", "prediction": "4", "pruned": False},
         {"id": 2, "question_type": "object_counting", "ground_truth": "10", "prediction": "11.", "pruned": False},
         {"id": 3, "question_type": "room_size_estimation", "ground_truth": "20", "prediction": "-5", "pruned": False},
-        {"id": 4, "question_type": "object_rel_distance", "ground_truth": "A", "prediction": "a. chair", "pruned": True},
+        {
+            "id": 4,
+            "question_type": "object_rel_distance",
+            "ground_truth": "A",
+            "prediction": "a. chair",
+            "pruned": True,
+        },
         {"id": 5, "question_type": "route_planning", "ground_truth": "B", "prediction": "Answer: B", "pruned": False},
     ]
     scores = score_vsibench(records)

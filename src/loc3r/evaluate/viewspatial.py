@@ -39,7 +39,9 @@ TYPE_KEYS: dict[str, str] = {
     "Camera perspective - Object View Orientation": "camera_perspective_object_view_orientation",
     "Person perspective - Relative Direction": "person_perspective_relative_direction",
     "Person perspective - Object View Orientation": "person_perspective_object_view_orientation",
-    "Person perspective - Scene Simulation Relative Direction": "person_perspective_scene_simulation_relative_direction",
+    "Person perspective - Scene Simulation Relative Direction": (
+        "person_perspective_scene_simulation_relative_direction"
+    ),
 }
 QUESTION_TYPES: tuple[str, ...] = tuple(TYPE_KEYS)
 
