@@ -254,3 +254,47 @@ def test_bad_records_and_configs_are_named(data: dict[str, Path], tmp_path: Path
     streaming = load_eval_config(_config(tmp_path, "vsisuper_count_streaming", data))
     with pytest.raises(ConfigError, match="streams its videos through loc3r stream"):
         evaluate(load_model(data["ckpt"]), streaming, progress=False)
+
+
+LMMS_TASKS = {
+    "loc3r_vsibench_debiased": ("vsibench_debiased", "overall"),
+    "loc3r_viewspatial": ("viewspatial", "overall"),
+    "loc3r_vsisuper_recall": ("vsisuper_recall", "accuracy"),
+    "loc3r_vsisuper_count": ("vsisuper_count", "mra"),
+}
+
+
+def test_lmms_eval_tasks_load_and_score_like_loc3r_eval(data: dict[str, Path], tmp_path: Path) -> None:
+    """The plugin's task YAMLs load in lmms-eval 0.7.3, run the loc3r model through its evaluator, and give the
+    scores of ``loc3r eval --config`` on the same configs (the same loc3r task scores both)."""
+    pytest.importorskip("lmms_eval.evaluator", reason="lmms-eval is not installed (`make install` installs it)")
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    from loc3r.integrations.lmms_eval import TASKS_DIR
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    expected = {}
+    for task, (benchmark, metric) in LMMS_TASKS.items():
+        config = _config(tmp_path, benchmark, data)
+        shutil.copy(config, configs / f"{benchmark}.yaml")
+        assert main(["eval", "--config", str(config)]) == 0
+        expected[task] = json.loads((tmp_path / f"out-{benchmark}" / "scores.json").read_text())[metric]
+    manager = TaskManager("WARNING", include_path=str(TASKS_DIR), include_defaults=False)
+    assert set(LMMS_TASKS) <= set(manager.all_tasks)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LOC3R_EVAL_CONFIGS", str(configs))
+    mp.setenv("LMMS_EVAL_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
+    mp.setenv("HF_DATASETS_OFFLINE", "1")
+    try:
+        results = simple_evaluate(
+            model="loc3r", model_args=f"pretrained={data['ckpt']},num_frames=4", tasks=list(LMMS_TASKS),
+            task_manager=manager, batch_size=2, gen_kwargs="max_new_tokens=3", log_samples=True, bootstrap_iters=0,
+            process_docs_parallel=1,
+        )  # fmt: skip
+    finally:
+        mp.undo()
+    assert results is not None
+    for task, (_, metric) in LMMS_TASKS.items():
+        assert results["results"][task][f"{metric},none"] == pytest.approx(expected[task], abs=1e-6), task
