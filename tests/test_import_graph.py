@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "demo": 6,
     "pretrained_base": 6,
     "stream": 6,
+    "stream_eval": 6,  # benchmarks on streamed video (drives loc3r.stream for loc3r eval)
     "web": 6,
     "commands": 7,
     "integrations": 7,  # lmms-eval plugin: imports infer / evaluate, nothing imports it

@@ -134,6 +134,15 @@ def _load_config(args: argparse.Namespace) -> Any:
     return config.model_copy(update=updates)
 
 
+def _stream_driver(task: Any) -> Any:
+    """The driver of a streamed benchmark (VSI-SUPER streaming counting: ``loc3r stream``'s session), else None."""
+    if not any(part.streaming for part in task.parts()):
+        return None
+    from loc3r.stream_eval import stream_counts
+
+    return stream_counts
+
+
 def _run(args: argparse.Namespace) -> int:
     """One shard of an evaluation, or the scores of one shard / merged shards."""
     from pathlib import Path
@@ -198,6 +207,7 @@ def _run(args: argparse.Namespace) -> int:
             frame_log=frame_log,
             skipped=skipped,
             sizes=sizes,
+            stream_predict=_stream_driver(task),
         )
         _finish_frames(frame_log, out, shard)
         predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"

@@ -11,6 +11,10 @@ names; exit code 2 with a message naming file / record / field on malformed inpu
 * ``loc3r score vsibench --predictions P.jsonl`` — the 8 VSI-Bench tasks and ``overall``.
 * ``loc3r score beacon3d --metadata metadata_scannet_qa.json --predictions P.json`` — Beacon3D QA per knowledge
   type, overall (case) and overall (object).
+* ``loc3r score vsibench-debiased --predictions P.jsonl`` — VSI-Bench's metric on VSI-Bench-debiased records.
+* ``loc3r score viewspatial --predictions P.jsonl`` — ViewSpatial-Bench accuracy, overall and per question type.
+* ``loc3r score vsisuper-recall|vsisuper-count|vsisuper-count-streaming --predictions P.jsonl`` — VSI-SUPER: VSR
+  accuracy, VSC MRA, VSC streaming MRA (per duration).
 
 Missing predictions are scored as wrong and reported; predictions for unknown ids are reported and
 ignored (``--strict`` turns them into an error). Each sub-command runs the metric of its benchmark's task
@@ -94,6 +98,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vsi.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     vsi.set_defaults(func=_run_vsibench)
 
+    for command, help_text, what in (
+        ("vsibench-debiased", "VSI-Bench-debiased (VSI-Bench's metric on the debiased records)",
+         "VSI-Bench records each with 'prediction'"),
+        ("viewspatial", "ViewSpatial-Bench (last-line option letter; overall and per question type)",
+         "ViewSpatial-Bench records {question_type, answer, ...} each with 'prediction'"),
+        ("vsisuper-recall", "VSI-SUPER Recall (VSR accuracy per duration)",
+         "VSI-SUPER-Recall records {answer, type, ...} each with 'prediction'"),
+        ("vsisuper-count", "VSI-SUPER Count (VSC MRA per duration)",
+         "VSI-SUPER-Count records {answer, split, ...} each with 'prediction'"),
+        ("vsisuper-count-streaming", "VSI-SUPER Count streaming (MRA per query time)",
+         "VSI-SUPER-Count streaming records {answers, query_times, split, ...} each with 'prediction': a list "
+         "(or JSON text of a list) of counts, one per query time"),
+    ):  # fmt: skip
+        extra = benchmarks.add_parser(command, help=help_text)
+        extra.add_argument("--predictions", required=True, help=f"JSONL (or JSON list): {what}")
+        extra.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+        extra.set_defaults(func=_run_predictions_only, score_name=command)
+
     beacon = benchmarks.add_parser("beacon3d", help="Beacon3D QA (per type, overall case / object)")
     beacon.add_argument("--metadata", required=True, help="Beacon3D metadata_<domain>_qa.json")
     beacon.add_argument(
@@ -146,6 +168,13 @@ def _run_scanqa(args: argparse.Namespace) -> int:
 def _run_vsibench(args: argparse.Namespace) -> int:
     return _execute(
         args, "vsibench", lambda task: task.score_files(args.predictions), {"predictions": args.predictions}
+    )
+
+
+def _run_predictions_only(args: argparse.Namespace) -> int:
+    """A benchmark whose prediction file carries its references (VSI-Bench-debiased, ViewSpatial, VSI-SUPER)."""
+    return _execute(
+        args, args.score_name, lambda task: task.score_files(args.predictions), {"predictions": args.predictions}
     )
 
 

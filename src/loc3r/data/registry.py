@@ -40,6 +40,8 @@ BUILTIN_KINDS: dict[str, str] = {
     "scanqa": "loc3r.data.builders:build_scanqa",
     "msqa": "loc3r.data.builders:build_msqa",
     "vsibench": "loc3r.data.builders:build_vsibench",
+    "viewspatial": "loc3r.data.viewspatial:build_viewspatial",
+    "vsisuper": "loc3r.data.vsisuper:build_vsisuper",
     "synth": "loc3r.data.builders:build_synth",
     "synth_pretrain": "loc3r.data.builders:build_synth_pretrain",
     "synth_loc_text": "loc3r.data.text_localization:build_synth_loc_text",

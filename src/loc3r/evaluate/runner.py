@@ -241,6 +241,7 @@ def evaluate(
     skipped: list[dict[str, Any]] | None = None,
     sizes: dict[str, int] | None = None,
     progress_position: int | None = None,
+    stream_predict: Any = None,
 ) -> list[dict[str, Any]]:
     """Prediction records of one shard of an evaluation (``config``: an ``EvalConfig``).
 
@@ -259,6 +260,9 @@ def evaluate(
     the scores can say over how many of the input's samples they are; frames the loaders skipped go to
     ``frame_log``; ``sizes`` receives ``total`` (samples of the whole evaluation) and ``assigned`` (of this shard);
     ``progress_position``: the terminal line of the bar (evaluations side by side in several processes).
+    ``stream_predict(model, sample, config, max_new_tokens)``: the driver of a ``task.streaming`` task (a video
+    streamed through ``loc3r stream``'s session, answered at its query times; the streaming layer sits above this
+    one, so ``loc3r eval`` passes :func:`loc3r.stream_eval.stream_counts`).
     """
     from tqdm.auto import tqdm
 
@@ -271,6 +275,13 @@ def evaluate(
     total = 0
     for task in tasks:
         task.check_config(config, source)
+        if task.streaming and stream_predict is None:
+            from loc3r.config_base import ConfigError
+
+            raise ConfigError(
+                f"{source}: benchmark {task.name!r} streams its videos through loc3r stream: run it with "
+                "`loc3r eval --config` (or pass stream_predict=loc3r.stream_eval.stream_counts)"
+            )
         task.check_model(model, config.checkpoint)
         dataset = task.build_dataset(config, config.num_frames, source)
         wanted = _evenly_spread(len(dataset), limits[task.name])
@@ -296,7 +307,9 @@ def evaluate(
         for task, dataset, mine, subset in plans:
             before = len(skipped)
             records.extend(
-                _evaluate_task(task, model, processor, config, dataset, mine, subset, size, frame_log, skipped, bar)
+                _evaluate_task(
+                    task, model, processor, config, dataset, mine, subset, size, frame_log, skipped, bar, stream_predict
+                )
             )
             if len(skipped) > before:
                 _log.warning(
@@ -318,6 +331,7 @@ def _evaluate_task(
     frame_log: Any,
     skipped: list[dict[str, Any]],
     bar: Any,
+    stream_predict: Any = None,
 ) -> list[dict[str, Any]]:
     """The records of one task's samples ``mine`` (see :func:`evaluate`)."""
     from loc3r.data.mixture import dataset_records
@@ -347,7 +361,10 @@ def _evaluate_task(
             preds_of: dict[int, Any] = {}
             if todo:
                 prompts = [task.build_prompt(originals[k], config) for k in todo]
-                done = predict_samples(model, prompts, new_tokens, size, processor)  # one video prefix per clip
+                if task.streaming:  # each sample is a streamed video answered at its query times
+                    done = [(stream_predict(model, p, config, new_tokens), 0.0) for p in prompts]
+                else:
+                    done = predict_samples(model, prompts, new_tokens, size, processor)  # one video prefix per clip
                 for k, (pred, _) in zip(todo, done, strict=True):
                     preds_of[k] = pred
                     if keys[k] is not None:

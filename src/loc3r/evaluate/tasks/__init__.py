@@ -18,7 +18,13 @@ prediction file = the ``loc3r score`` input of the benchmark; score = the existi
   suffix by question type; MC accuracy, MRA, 8 tasks + overall);
 * :mod:`loc3r.evaluate.tasks.msqa` — ``msqa`` (situated open answers; EM@1 / EM-R per type and the caption
   metrics — the paper's GPT-judged score is not computed);
-* :mod:`loc3r.evaluate.tasks.beacon3d` — ``beacon3d`` (per knowledge type, overall case / object).
+* :mod:`loc3r.evaluate.tasks.beacon3d` — ``beacon3d`` (per knowledge type, overall case / object);
+* :mod:`loc3r.evaluate.tasks.vsibench_debiased` — ``vsibench_debiased`` (VSI-Bench's prompt and metric on the
+  debiased records);
+* :mod:`loc3r.evaluate.tasks.viewspatial` — ``viewspatial`` (perspective taking; last-line option letter, micro
+  accuracy + per question type);
+* :mod:`loc3r.evaluate.tasks.vsisuper` — ``vsisuper_recall`` (VSR accuracy), ``vsisuper_count`` (VSC MRA) and
+  ``vsisuper_count_streaming`` (VSC streamed through ``loc3r stream``'s session, :mod:`loc3r.stream_eval`).
 
 SynthRooms (``configs/synth/eval/<split>.yaml``, the tasks of ``loc3r demo``), :mod:`loc3r.evaluate.tasks.synth`:
 ``synth_localization`` (heads or text coordinates), ``synth_qa`` (EM@1), ``synth_vsi`` (VSI-Bench score), and
@@ -38,6 +44,11 @@ TASK_MODULES: dict[str, str] = {
     "sqa3d_localization": "loc3r.evaluate.tasks.sqa3d",
     "scanqa": "loc3r.evaluate.tasks.scanqa",
     "vsibench": "loc3r.evaluate.tasks.vsibench",
+    "vsibench_debiased": "loc3r.evaluate.tasks.vsibench_debiased",
+    "viewspatial": "loc3r.evaluate.tasks.viewspatial",
+    "vsisuper_recall": "loc3r.evaluate.tasks.vsisuper",
+    "vsisuper_count": "loc3r.evaluate.tasks.vsisuper",
+    "vsisuper_count_streaming": "loc3r.evaluate.tasks.vsisuper",
     "msqa": "loc3r.evaluate.tasks.msqa",
     "beacon3d": "loc3r.evaluate.tasks.beacon3d",
     "synthrooms": "loc3r.evaluate.tasks.synth",

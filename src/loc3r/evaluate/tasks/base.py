@@ -58,6 +58,10 @@ class Task:
     whole_shard: ClassVar[bool] = False
     #: scores are ``{split: {metric: value}}`` (a group scored per split) instead of ``{metric: value}``
     scores_by_split: ClassVar[bool] = False
+    #: samples are streamed videos answered at several times (VSI-SUPER streaming counting): the runner predicts each
+    #: with the ``stream_predict`` driver its caller passes (``loc3r eval``: :func:`loc3r.stream_eval.stream_counts`,
+    #: ``loc3r stream``'s LiveSession), not with the batched clip predictor
+    streaming: ClassVar[bool] = False
 
     @property
     def set_name(self) -> str:

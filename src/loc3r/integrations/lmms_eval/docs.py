@@ -11,7 +11,9 @@ Document fields: ``loc3r_benchmark``, ``loc3r_config`` (absolute path), ``loc3r_
 ``loc3r_total`` (samples of the dataset; fewer scored = a subset, restricted references, as ``loc3r eval`` does),
 ``question_id`` (JSON text of the loader's id: SQA3D integers stay integers in the prediction files),
 ``scene_id``, ``question`` (as in the file), ``prompt`` (the pinned user text: question + the config's suffix),
-``situation``, ``answers``, ``question_type``, ``query_type``, ``video`` (the scene's frame folder when known).
+``situation``, ``answers``, ``question_type``, ``query_type``, ``video`` (the scene's frame folder, or the record's
+video file, when known), ``loc3r_fields`` (VSI-Bench-debiased, ViewSpatial-Bench, VSI-SUPER: JSON text of the
+prediction record's reference fields, so that the response is scored by the loc3r task as ``loc3r eval`` does).
 """
 
 from __future__ import annotations
@@ -47,7 +49,25 @@ TASK_BENCHMARKS: dict[str, str] = {
     "loc3r_sqa3d_localization": "sqa3d_localization",
     "loc3r_scanqa": "scanqa",
     "loc3r_msqa": "msqa",
+    "loc3r_vsibench_debiased": "vsibench_debiased",
+    "loc3r_viewspatial": "viewspatial",
+    "loc3r_vsisuper_recall": "vsisuper_recall",
+    "loc3r_vsisuper_count": "vsisuper_count",
 }
+
+#: benchmarks whose prediction record carries its own references: the document keeps them (``loc3r_fields``, JSON
+#: text of the loc3r task's record fields except ``prediction``), read from the loader's record by these fields
+_RECORD_FIELDS: dict[str, dict[str, str]] = {
+    "vsibench_debiased": {"id": "id", "dataset": "dataset", "scene_name": "scene_name",
+                          "question_type": "question_type", "question": "question", "options": "options",
+                          "ground_truth": "ground_truth"},
+    "viewspatial": {"id": "id", "question_type": "question_type", "question": "question", "choices": "choices",
+                    "answer": "answer"},
+    "vsisuper_recall": {"id": "id", "video_path": "video_path", "type": "split", "question": "question",
+                        "options": "options", "answer": "answer"},
+    "vsisuper_count": {"id": "id", "video_path": "video_path", "split": "split", "question": "question",
+                       "answer": "answer"},
+}  # fmt: skip
 
 
 def benchmark_of_task(task: str) -> str:
@@ -101,6 +121,25 @@ def _video_of(config: Any, scene_id: str) -> str:
     return "" if root is None else str(Path(root) / scene_id)
 
 
+def _visual_of(bench: Benchmark, record: Any) -> str:
+    """The video file of a VSI-Bench / VSI-SUPER record ("" for image records: ViewSpatial-Bench)."""
+    if hasattr(bench.dataset, "video"):
+        return str(bench.dataset.video(record))
+    if hasattr(record, "video_path") and hasattr(bench.dataset, "video_root"):
+        return str(record.video_path(bench.dataset.video_root))
+    return ""
+
+
+def _fields(benchmark: str, record: Any, bench: Benchmark) -> str:
+    """``loc3r_fields`` of a document (see :data:`_RECORD_FIELDS`); ``""`` for the other benchmarks."""
+    if benchmark not in _RECORD_FIELDS:
+        return ""
+    fields = {key: getattr(record, attr) for key, attr in _RECORD_FIELDS[benchmark].items()}
+    if "video_path" in fields:  # the task records the video file itself
+        fields["video_path"] = _visual_of(bench, record)
+    return json.dumps(fields)
+
+
 def build_docs(task: str) -> list[dict[str, Any]]:
     """The documents of an lmms-eval task (see the module docstring)."""
     from loc3r.data.mixture import dataset_records
@@ -120,10 +159,17 @@ def build_docs(task: str) -> list[dict[str, Any]]:
         r = records[index]
         qid = getattr(r, "question_id", None)
         qid = getattr(r, "sample_id", None) if benchmark == "msqa" or qid is None else qid
+        qid = getattr(r, "id", None) if qid is None else qid
         if qid is None:
             raise SampleError(f"{path}: record {index} of {bench.config.data.kind!r} has no question id")
         question = str(getattr(r, "question", ""))
-        prompt = bench.task.question_text(SimpleNamespace(question=question, options=None, meta={}), bench.config)
+        meta = {"question_type": getattr(r, "question_type", None), "choices": getattr(r, "choices", None)}
+        options = getattr(r, "options", None) if benchmark in _RECORD_FIELDS else None
+        view = SimpleNamespace(question=question, options=options, meta=meta, sample_id=str(qid))
+        prompt = bench.task.question_text(view, bench.config)
+        scene = getattr(r, "scene_id", None) or getattr(r, "scene_name", None) or Path(str(r.video_path)).stem
+        answer = getattr(r, "ground_truth", getattr(r, "answer", None))
+        answers = list(getattr(r, "answers", None) or []) if benchmark not in _RECORD_FIELDS else [answer]
         docs.append(
             {
                 "loc3r_benchmark": benchmark,
@@ -131,14 +177,15 @@ def build_docs(task: str) -> list[dict[str, Any]]:
                 "loc3r_index": int(index),
                 "loc3r_total": len(bench.dataset),
                 "question_id": json.dumps(qid),
-                "scene_id": str(r.scene_id),
+                "scene_id": str(scene),
                 "question": question,
                 "prompt": prompt,
                 "situation": str(getattr(r, "situation", "") or ""),
-                "answers": [str(a) for a in getattr(r, "answers", [])],
+                "answers": [str(a) for a in answers],
                 "question_type": str(getattr(r, "question_type", getattr(r, "type", "")) or ""),
                 "query_type": str(getattr(r, "query_type", "") or ""),
-                "video": _video_of(bench.config, str(r.scene_id)),
+                "video": _visual_of(bench, r) or _video_of(bench.config, str(scene)),
+                "loc3r_fields": _fields(benchmark, r, bench),
             }
         )
     if not docs:

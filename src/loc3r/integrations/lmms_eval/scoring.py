@@ -43,6 +43,27 @@ METRICS: dict[str, tuple[str, ...]] = {
     ),
     "scanqa": ("em@1", "em-r", "bleu-1", "bleu-2", "bleu-3", "bleu-4", "meteor", "rouge-l", "cider"),
     "msqa": ("em@1", "em-r", "bleu-1", "bleu-4", "meteor", "rouge-l", "cider"),
+    "vsibench_debiased": (
+        "overall",
+        "object_counting",
+        "object_abs_distance",
+        "object_size_estimation",
+        "room_size_estimation",
+        "object_rel_distance",
+        "object_rel_direction",
+        "route_planning",
+        "obj_appearance_order",
+    ),
+    "viewspatial": (
+        "overall",
+        "camera_perspective_relative_direction",
+        "camera_perspective_object_view_orientation",
+        "person_perspective_relative_direction",
+        "person_perspective_object_view_orientation",
+        "person_perspective_scene_simulation_relative_direction",
+    ),
+    "vsisuper_recall": ("accuracy",),
+    "vsisuper_count": ("mra",),
 }
 LOWER_IS_BETTER = {"median_pos_err_m", "median_ori_err_deg"}
 
@@ -98,6 +119,8 @@ def process_results(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, di
             type=doc["question_type"],
             query_type=doc["query_type"],
         )
+    elif doc.get("loc3r_fields"):  # the record carries its references (VSI-Bench-debiased, ViewSpatial, VSI-SUPER)
+        record.update(json.loads(doc["loc3r_fields"]), prediction=response)
     else:
         raise ValueError(f"document of unknown loc3r benchmark {benchmark!r}")
     return {metric: record for metric in METRICS[benchmark]}

@@ -28,6 +28,10 @@ loc3r_sqa3d_docs = _docs_of("loc3r_sqa3d")
 loc3r_sqa3d_localization_docs = _docs_of("loc3r_sqa3d_localization")
 loc3r_scanqa_docs = _docs_of("loc3r_scanqa")
 loc3r_msqa_docs = _docs_of("loc3r_msqa")
+loc3r_vsibench_debiased_docs = _docs_of("loc3r_vsibench_debiased")
+loc3r_viewspatial_docs = _docs_of("loc3r_viewspatial")
+loc3r_vsisuper_recall_docs = _docs_of("loc3r_vsisuper_recall")
+loc3r_vsisuper_count_docs = _docs_of("loc3r_vsisuper_count")
 
 
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
