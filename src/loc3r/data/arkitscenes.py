@@ -160,9 +160,9 @@ class ARKitScenesScene(CaptureScene):
         j = bisect.bisect_left(stamps.tolist(), t) if stamps.size else 0
         best = None
         for c in (j - 1, j):
-            if 0 <= c < stamps.size and abs(stamps[c] - t) <= POSE_TOLERANCE_S + 1e-9:
-                if best is None or abs(stamps[c] - t) < abs(stamps[best] - t):
-                    best = c
+            near = 0 <= c < stamps.size and abs(stamps[c] - t) <= POSE_TOLERANCE_S + 1e-9
+            if near and (best is None or abs(stamps[c] - t) < abs(stamps[best] - t)):
+                best = c
         return None if best is None else self._traj[best]
 
     def _read_poses(self) -> None:

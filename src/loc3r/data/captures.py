@@ -1,15 +1,12 @@
 """One entry point for a posed scan folder in any format loc3r reads: :func:`open_scan`.
 
-=============  ==============================================================  ==========================================
-format         recognised by (first match wins)                                reader
-=============  ==============================================================  ==========================================
-sensreader     ``color/`` + ``pose/`` (SensReader export) or ``intrinsic.txt``   :class:`~loc3r.data.scannet.ScanNetScene`
-posed_images   (EmbodiedScan ``posed_images``)
-scannet-sens   ``<scene>.sens`` (ScanNet ``scans/<scene>/``)                    :class:`~loc3r.data.scannet_sens.SensScene`
-scannetpp      ``iphone/`` or ``dslr/``                                          :class:`~loc3r.data.scannetpp.ScanNetppScene`
-arkitscenes    ``lowres_wide/`` or ``lowres_wide.traj``                          :class:`~loc3r.data.arkitscenes.ARKitScenesScene`
-=============  ==============================================================  ==========================================
+* ``sensreader`` / ``posed_images``: ``color/`` + ``pose/`` (SensReader export) or ``intrinsic.txt``
+  (EmbodiedScan ``posed_images``) -> :class:`~loc3r.data.scannet.ScanNetScene`;
+* ``scannet-sens``: ``<scene>.sens`` (ScanNet ``scans/<scene>/``) -> :class:`~loc3r.data.scannet_sens.SensScene`;
+* ``scannetpp``: ``iphone/`` or ``dslr/`` -> :class:`~loc3r.data.scannetpp.ScanNetppScene`;
+* ``arkitscenes``: ``lowres_wide/`` or ``lowres_wide.traj`` -> :class:`~loc3r.data.arkitscenes.ARKitScenesScene`.
 
+The first match in this order wins.
 Every reader gives the same :class:`~loc3r.data.scannet.ScanNetClip` (world poses, world points from depth + pose:
 the layout targets) through the same frame validation, so ``loc3r prepare``, the training datasets (SQA3D / ScanQA /
 MSQA / SynthRooms frames, VSI-style records with ``scan_roots``) and evaluation read any of them.

@@ -238,7 +238,9 @@ class SensScene(CaptureScene):
         for name in ("intrinsic_color", "intrinsic_depth"):
             k = getattr(head, name)[:3, :3]
             if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
-                raise SampleError(f"{sens_path}: field {name!r}: focal lengths must be finite and > 0, got {k.tolist()}")
+                raise SampleError(
+                    f"{sens_path}: field {name!r}: focal lengths must be finite and > 0, got {k.tolist()}"
+                )
         for name in ("extrinsic_color", "extrinsic_depth"):
             ext = getattr(head, name)
             # ScanNet writes identity extrinsics (or leaves them unset, all zeros / -inf, in some scans)

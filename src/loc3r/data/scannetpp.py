@@ -4,7 +4,7 @@ Files of a scene ``<root>/<scene_id>/`` read here (the ScanNet++ release and its
 
     iphone/rgb.mkv                      the iPhone video (or iphone/rgb/frame_NNNNNN.jpg extracted by the toolkit)
     iphone/depth.bin                    LiDAR depth (or iphone/depth/frame_NNNNNN.png, uint16 mm, extracted)
-    iphone/pose_intrinsic_imu.json      {"frame_NNNNNN": {"intrinsic" 3x3, "aligned_pose" 4x4, "pose", "timestamp", ...}}
+    iphone/pose_intrinsic_imu.json      {"frame_NNNNNN": {"intrinsic" 3x3, "aligned_pose" 4x4, "timestamp", ...}}
     iphone/colmap/images.txt            COLMAP poses of the registered iPhone frames (optional)
     dslr/undistorted_images/<name>      DSLR images undistorted by the toolkit (dslr/undistort.py)
     dslr/nerfstudio/transforms_undistorted.json   their PINHOLE intrinsics fl_x, fl_y, cx, cy, w, h
@@ -454,8 +454,9 @@ class ScanNetppScene(CaptureScene):
             files.append(FrameFiles(number, color, depth, pose_file))
         missing = sorted(set(self._raw_poses) - set(intrinsics))
         if missing:
-            self.report.error("missing_intrinsic", f"{meta_path}: frames {missing[:5]} have a pose but no intrinsic",
-                              file=meta_path, record=f"{self.scene_id} frame {missing[0]}", field="intrinsic")  # fmt: skip
+            message = f"{meta_path}: frames {missing[:5]} have a pose but no intrinsic"
+            record = f"{self.scene_id} frame {missing[0]}"
+            self.report.error("missing_intrinsic", message, file=meta_path, record=record, field="intrinsic")
         self._set_frames(files)
         self.color_intrinsic, self.depth_intrinsic = self._intrinsics[files[0].frame_id]
 

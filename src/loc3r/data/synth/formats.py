@@ -52,7 +52,7 @@ ARKIT_DT = 0.1  # lowres_wide is recorded at 10 fps
 
 
 def _depth_mm(depth_m: np.ndarray) -> np.ndarray:
-    d = np.asarray(depth_m, dtype=np.float64)
+    d = np.asarray(depth_m)  # in its own dtype: the same millimetres as the SensReader export's PNGs
     with np.errstate(invalid="ignore"):
         raw = np.where(np.isfinite(d) & (d > 0), np.round(d * 1000.0), 0.0)
     raw[raw > 65535] = 0  # beyond the uint16 range: no measurement (as the SensReader export writes it)
@@ -157,8 +157,11 @@ def _colmap_files(folder: Path, names: list[str], poses: np.ndarray, k: np.ndarr
         f"1 PINHOLE {w} {h} {k[0, 0]:.10g} {k[1, 1]:.10g} {k[0, 2]:.10g} {k[1, 2]:.10g}\n",
         encoding="utf-8",
     )
-    lines = ["# Image list with two lines of data per image:",
-             "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME", "#   POINTS2D[] as (X, Y, POINT3D_ID)"]  # fmt: skip
+    lines = [
+        "# Image list with two lines of data per image:",
+        "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+        "#   POINTS2D[] as (X, Y, POINT3D_ID)",
+    ]
     for i, (name, pose) in enumerate(zip(names, poses, strict=True)):
         w2c = np.linalg.inv(np.asarray(pose, dtype=np.float64))
         q = quaternion_from_matrix(w2c[:3, :3])
