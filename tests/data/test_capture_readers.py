@@ -297,3 +297,12 @@ def test_reader_reports_go_to_the_given_report(datasets):
     report = LoadReport("shared")
     open_scan(_scan(datasets, "arkitscenes"), report=report).load_clip(2, points_size=None)
     assert report.counts["clips"] == 1 and report.counts["frames_valid"] == T
+
+
+def test_synth_cli_format_flag(tmp_path):
+    args = ["synth", "--out", str(tmp_path / "ds"), "--scenes", "1", "--frames", "2", "--size", "32x32", "--no-video",
+            "--no-novel-view", "--val-fraction", "0", "--test-fraction", "0", "--situations", "1", "--quiet"]  # fmt: skip
+    assert cli_main([*args, "--format", "arkitscenes"]) == 0
+    scan = tmp_path / "ds" / "scans" / SCENE
+    assert detect_format(scan) == "arkitscenes" and not (scan / "color").exists()
+    assert len(list((scan / "lowres_wide").glob(f"{SCENE}_*.png"))) == 2
