@@ -3,6 +3,9 @@
 Examples::
 
     loc3r prepare scannet   --root data/scannet/posed_images --out cache/scannet --frames 32
+    loc3r prepare scannet   --root data/scannet/scans --out cache/scannet_sens      # <scene>/<scene>.sens directly
+    loc3r prepare scannetpp --root data/scannetpp/data --out cache/scannetpp        # iphone/ (--scannetpp-camera dslr)
+    loc3r prepare arkitscenes --root data/arkitscenes/raw/Training --out cache/arkitscenes
     loc3r prepare sqa3d     --root data/sqa3d --scannet-root data/scannet/posed_images \\
                             --scans-root data/scannet/scans --out cache/sqa3d --frames 32 --workers 8
     loc3r prepare vsibench  --root data/vsibench/train.jsonl --video-root data/vsibench --out cache/vsibench
@@ -61,8 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="DATASET=DIR",
         help="vsibench: posed scans of a source dataset (scannet | scannetpp | arkitscenes), DIR/<scene_name>/ in "
-        "ScanNet's export layout: the records of its scenes take their T frames from the scan (layout targets)",
+        "its own format (ScanNet export or .sens, ScanNet++ scene, ARKitScenes video folder): the records of its "
+        "scenes take their T frames from the scan (layout targets)",
     )
+    p.add_argument("--scannetpp-camera", choices=["iphone", "dslr"], default="iphone",
+                   help="ScanNet++ scans: read the iPhone video + LiDAR depth (default) or the undistorted DSLR "
+                   "images (world points only with dslr/render_depth)")  # fmt: skip
     p.add_argument("--max-depth", type=float, default=10.0, help="depths beyond this (m) are invalid (default 10)")
     p.add_argument("--check", action="store_true", help="only validate; write nothing")
     p.add_argument("--strict", action="store_true", help="stop at the first bad input (prepared clips are kept)")
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         scans_root=Path(args.scans_root) if args.scans_root else None,
         scan_roots=scan_roots or None,
         max_depth=args.max_depth,
+        scannetpp_camera=args.scannetpp_camera,
         check=args.check,
         strict=args.strict,
         workers=max(1, args.workers),

@@ -68,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="paint every object in its category's own colour (generated rooms only; --layouts keep their colours)",
     )
     p.add_argument("--no-shadows", action="store_true", help="skip shadow rays (faster rendering)")
+    p.add_argument(
+        "--format",
+        default="sensreader",
+        choices=["sensreader", "scannet-sens", "scannetpp", "arkitscenes"],
+        help="how each scan's frames are written: ScanNet's SensReader export (default), a ScanNet .sens file, a "
+        "ScanNet++ scene (iphone/ + dslr/) or an ARKitScenes video folder (lowres_wide); see loc3r.data.synth.formats",
+    )
     p.add_argument("--no-video", action="store_true", help="do not write the per-scan mp4 videos")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--fsync", action="store_true", help="fsync every file before a scan is committed")
@@ -104,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         write_video=not args.no_video,
         category_colors=args.category_colors,
         extra_splits=tuple(args.extra_splits),
+        capture_format=args.format,
     )
     settings.scene_config  # validates the complexity parameters  # noqa: B018
     summary = generate_dataset(

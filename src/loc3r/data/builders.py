@@ -54,10 +54,11 @@ def _frame_source(
     strict: bool,
     cache_size: int = 4,
 ) -> Any:
-    from loc3r.data.scannet import ScanNetFrameSource, SceneMetaTable
+    from loc3r.data.captures import CaptureFrameSource
+    from loc3r.data.scannet import SceneMetaTable
 
     table = SceneMetaTable.from_json(scene_meta, scans_root=scans_root) if scene_meta else None
-    return ScanNetFrameSource(
+    return CaptureFrameSource(  # SensReader export, .sens, ScanNet++ or ARKitScenes scans
         root,
         num_frames=num_frames,
         image_size=_size(image_size, "image_size"),
@@ -220,10 +221,10 @@ def build_vsibench(
         root = root.parent
     scans = None
     if scan_roots:
-        from loc3r.data.scannet import ScanNetFrameSource
+        from loc3r.data.captures import CaptureFrameSource
 
         scans = {
-            name: ScanNetFrameSource(
+            name: CaptureFrameSource(
                 folder,
                 num_frames=num_frames,
                 image_size=_size(image_size, "image_size"),

@@ -24,7 +24,12 @@ Datasets and their inputs:
 dataset        ``root``                                   frames from
 =============  =========================================  ===========================================
 scannet        folder of scene folders (SensReader or     ``root``
-               ``posed_images`` export)
+               ``posed_images`` export, or ScanNet's
+               ``scans/`` with ``<scene>/<scene>.sens``)
+scannetpp      ScanNet++ ``data/`` (``<scene>/iphone/``,   ``root`` (``scannetpp_camera``: iphone | dslr)
+               ``<scene>/dslr/``)
+arkitscenes    folder of ARKitScenes video folders        ``root``
+               (``<video_id>/lowres_wide/`` ...)
 synthrooms     a ``loc3r synth`` output directory         ``root/scans``
 sqa3d          folder with the SQA3D question/annotation  ``scannet_root``
                JSON files
@@ -76,7 +81,9 @@ from loc3r.io import write_json
 
 __all__ = ["DATASETS", "DEFAULT_SPLITS", "PrepareOptions", "PrepareResult", "prepare_dataset"]
 
-DATASETS = ("scannet", "synthrooms", "sqa3d", "scanqa", "msqa", "vsibench")
+DATASETS = ("scannet", "scannetpp", "arkitscenes", "synthrooms", "sqa3d", "scanqa", "msqa", "vsibench")
+#: datasets whose root is a folder of scan folders, one clip per scan (read by :func:`loc3r.data.captures.open_scan`)
+SCAN_DATASETS = ("scannet", "scannetpp", "arkitscenes")
 DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
     "sqa3d": ("train", "val", "test"),
     "scanqa": ("train", "val", "test_w_obj", "test_wo_obj"),
@@ -102,6 +109,8 @@ class PrepareOptions:
     #: VSI-style records: source dataset (scannet | scannetpp | arkitscenes) -> folder of its posed scans
     scan_roots: dict[str, Path] | None = None
     max_depth: float = 10.0
+    #: which ScanNet++ camera a scan clip is read from: "iphone" (LiDAR depth: layout targets) or "dslr"
+    scannetpp_camera: str = "iphone"
     check: bool = False
     strict: bool = False
     workers: int = 1
@@ -227,12 +236,13 @@ def _prepare_one(task: _Task, opts: PrepareOptions) -> _Outcome:
             if not opts.check:
                 out.nbytes = write_video_clip(target, video, task.video)
         else:
-            from loc3r.data.scannet import ScanNetScene
+            from loc3r.data.captures import open_scan
 
             table = _scene_meta_table(str(opts.scene_meta), opts.scans_root) if opts.scene_meta else None
-            scene = ScanNetScene(
-                Path(task.scene_dir or ""), task.scene_id, scene_meta=table, scans_root=opts.scans_root, report=report
-            )
+            scene = open_scan(  # any posed-scan format: SensReader export, .sens, ScanNet++, ARKitScenes
+                Path(task.scene_dir or ""), task.scene_id, scene_meta=table, scans_root=opts.scans_root, report=report,
+                scannetpp_camera=opts.scannetpp_camera,
+            )  # fmt: skip
             if task.min_valid_frames:
                 valid = len(scene.valid_frame_ids())
                 if valid < task.min_valid_frames:
@@ -295,7 +305,7 @@ def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dic
 
     if not root.exists():
         raise SampleError(f"{root}: dataset root of {ds!r} does not exist")
-    if ds == "scannet":
+    if ds in SCAN_DATASETS:
         for entry in sorted(p for p in root.iterdir() if p.is_dir()):
             scene_task(root, entry.name)
         return list(tasks.values()), per_clip, fallback
@@ -449,7 +459,7 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
     _check_settings(opts)
     tasks, per_clip, fallback = _collect(opts, report)
     result.clips_total = len(tasks)
-    result.samples = sum(per_clip.values()) if opts.dataset != "scannet" else 0
+    result.samples = sum(per_clip.values()) if opts.dataset not in SCAN_DATASETS else 0
     todo: list[_Task] = []
     for task in tasks:
         if not opts.check and clip_path(opts.out, task.key).is_file():

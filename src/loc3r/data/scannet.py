@@ -607,18 +607,26 @@ class ScanNetScene:
                 kind = "missing_file" if not files.pose.exists() else "bad_pose_file"
                 self.report.error(kind, str(err), file=files.pose, record=record, field="pose")
                 continue
-            if not np.isfinite(raw).all():
-                self.report.skip("invalid_pose", str(files.pose))
-                continue
-            try:
-                validate_pose(raw, f"{files.pose}")
-            except GeometryError as err:
-                self.report.error("bad_pose", str(err), file=files.pose, record=record, field="pose")
-                continue
-            poses[files.frame_id] = self.axis_alignment @ raw
+            self._accept_pose(poses, files.frame_id, raw, str(files.pose), files.pose, record)
         self._poses = poses
         self._valid_ids = np.array(sorted(poses), dtype=np.int64)
         self.report.count("frames_valid", len(poses))
+
+    def _accept_pose(
+        self, poses: dict[int, np.ndarray], frame_id: int, raw: np.ndarray, where: str, file: Path, record: str
+    ) -> None:
+        """The one pose check of every reader: a pose with ``-inf``/NaN entries is skipped and counted
+        (``skipped[invalid_pose]``, example ``where``), a non-rigid one is an error (file, record, field ``pose``);
+        a good one enters ``poses`` in the world frame (axis alignment applied)."""
+        if not np.isfinite(raw).all():
+            self.report.skip("invalid_pose", where)
+            return
+        try:
+            validate_pose(raw, where)
+        except GeometryError as err:
+            self.report.error("bad_pose", str(err), file=file, record=record, field="pose")
+            return
+        poses[frame_id] = self.axis_alignment @ np.asarray(raw, dtype=np.float64)
 
     def capture(self) -> dict[str, Any] | None:
         """``capture.json`` of a still-image or camera-rig scan (written by SynthRooms' ``test_image`` /
@@ -670,6 +678,11 @@ class ScanNetScene:
         if frame_id not in self._poses:
             raise SampleError(f"{self.scene_dir}: frame {frame_id} has no valid pose")
         return self._poses[frame_id]
+
+    def frame_intrinsics(self, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(colour K, depth K)`` of one frame: the scene's for ScanNet; readers of captures with per-frame
+        intrinsics (ARKitScenes' ``.pincam``, ScanNet++'s ``pose_intrinsic_imu.json``) override it."""
+        return self.color_intrinsic, self.depth_intrinsic
 
     # -- clips ------------------------------------------------------------------------------------
 
@@ -803,6 +816,7 @@ class ScanNetScene:
         if candidates.size < num_frames:
             self.report.count("clips_with_repeats")
         color_size = cache[int(chosen[0])][2]
+        color_intrinsic = self.frame_intrinsics(int(chosen[0]))[0]
         frames = np.stack([cache[f][0] for f in chosen.tolist()])
         poses = np.stack([self._poses[f] for f in chosen.tolist()])  # type: ignore[index]
         points = None
@@ -811,8 +825,8 @@ class ScanNetScene:
                 [
                     points_on_color_grid(
                         cache[f][1].astype(np.float64) / self.depth_scale,  # type: ignore[union-attr]
-                        self.depth_intrinsic,
-                        self.color_intrinsic,
+                        self.frame_intrinsics(f)[1],
+                        self.frame_intrinsics(f)[0],
                         cache[f][2],
                         points_size,
                         self._poses[f],  # type: ignore[index]
@@ -831,8 +845,8 @@ class ScanNetScene:
             poses=poses,
             points=points,
             frame_ids=chosen,
-            color_intrinsic=scale @ self.color_intrinsic,
-            depth_intrinsic=self.depth_intrinsic.copy(),
+            color_intrinsic=scale @ color_intrinsic,
+            depth_intrinsic=self.frame_intrinsics(int(chosen[0]))[1].copy(),
             axis_alignment=self.axis_alignment.copy(),
             axis_aligned=self.axis_aligned,
             layout=self.layout,

@@ -167,8 +167,17 @@ class SynthSettings:
     #: extra test splits of the test rooms (new scans; the existing splits are generated exactly as without them):
     #: "image" -> ``test_image`` (one still image per room), "rig" -> ``test_rig`` (a front/left/right camera rig)
     extra_splits: tuple[str, ...] = ()
+    #: how each scan's frames are written: "sensreader" (ScanNet's SensReader export, the default) or a raw capture
+    #: format of :mod:`loc3r.data.synth.formats` ("scannet-sens", "scannetpp", "arkitscenes")
+    capture_format: str = "sensreader"
 
     def __post_init__(self) -> None:
+        from loc3r.data.synth.formats import FORMATS
+
+        if self.capture_format not in FORMATS:
+            raise ValueError(f"unknown capture format {self.capture_format!r}; expected one of {FORMATS}")
+        if self.capture_format != "sensreader" and self.extra_splits:
+            raise ValueError("the image / rig extra splits are written as SensReader exports only (format sensreader)")
         if self.num_scenes is not None and self.num_scenes < 1:
             raise ValueError(f"num_scenes must be >= 1, got {self.num_scenes}")
         if self.frames < 1:
@@ -210,6 +219,8 @@ class SynthSettings:
             out.pop("extra_splits")
         else:
             out["extra_splits"] = sorted(self.extra_splits)
+        if self.capture_format == "sensreader":  # same fingerprint as before capture formats existed
+            out.pop("capture_format")
         return out
 
     @property
@@ -561,6 +572,25 @@ def _sqa3d_records(job: SceneJob, situations: list[Any]) -> tuple[list[dict], li
     return questions, annotations
 
 
+def _write_sensreader_frames(tmp: Path, scene: RenderedScene, settings: SynthSettings) -> None:
+    """The scan's frames as ScanNet's SensReader export (the default format)."""
+    for sub in ("color", "depth", "instance", "pose", "intrinsic"):
+        (tmp / sub).mkdir(parents=True)
+    for i in range(len(scene.rgb)):
+        Image.fromarray(scene.rgb[i]).save(tmp / "color" / f"{i}.jpg", quality=settings.jpeg_quality)
+        depth_mm = np.round(scene.depth[i] * 1000.0)
+        depth_mm[(depth_mm < 0) | (depth_mm > 65535)] = 0
+        Image.fromarray(depth_mm.astype(np.uint16)).save(tmp / "depth" / f"{i}.png")
+        Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
+        _write_text_matrix(tmp / "pose" / f"{i}.txt", scene.poses[i])
+    k4 = np.eye(4)
+    k4[:3, :3] = scene.intrinsic
+    for name in ("intrinsic_color", "intrinsic_depth"):
+        _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", k4, fmt="%.6f")
+    for name in ("extrinsic_color", "extrinsic_depth"):
+        _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", np.eye(4), fmt="%.6f")
+
+
 def write_scene(
     job: SceneJob, settings: SynthSettings, out_dir: str | os.PathLike, fsync: bool = False
 ) -> dict[str, Any]:
@@ -574,21 +604,16 @@ def write_scene(
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        for sub in ("color", "depth", "instance", "pose", "intrinsic"):
-            (tmp / sub).mkdir(parents=True)
-        for i in range(len(scene.rgb)):
-            Image.fromarray(scene.rgb[i]).save(tmp / "color" / f"{i}.jpg", quality=settings.jpeg_quality)
-            depth_mm = np.round(scene.depth[i] * 1000.0)
-            depth_mm[(depth_mm < 0) | (depth_mm > 65535)] = 0
-            Image.fromarray(depth_mm.astype(np.uint16)).save(tmp / "depth" / f"{i}.png")
-            Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
-            _write_text_matrix(tmp / "pose" / f"{i}.txt", scene.poses[i])
-        k4 = np.eye(4)
-        k4[:3, :3] = scene.intrinsic
-        for name in ("intrinsic_color", "intrinsic_depth"):
-            _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", k4, fmt="%.6f")
-        for name in ("extrinsic_color", "extrinsic_depth"):
-            _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", np.eye(4), fmt="%.6f")
+        if settings.capture_format != "sensreader":  # a raw capture format (loc3r.data.synth.formats)
+            from loc3r.data.synth.formats import write_capture
+
+            (tmp / "instance").mkdir(parents=True)
+            for i in range(len(scene.rgb)):
+                Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
+            write_capture(settings.capture_format, tmp, job.scene_id, scene.rgb, scene.depth, scene.poses,
+                          scene.intrinsic, jpeg_quality=settings.jpeg_quality)  # fmt: skip
+        else:
+            _write_sensreader_frames(tmp, scene, settings)
         if settings.write_video:
             _write_video(tmp / "video.mp4", scene.rgb)
         if scene.capture is not None:
