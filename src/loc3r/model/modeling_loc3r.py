@@ -874,6 +874,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             if layout_mean is not None:
                 pred.layout_mean = layout_mean[b].float().cpu().numpy()
                 pred.layout_sigma = layout_sigma[b].float().cpu().numpy()
+                truth = getattr(meta, "token_points_bev", None)
+                if truth is not None and len(truth) == len(pred.layout_mean) and np.isfinite(truth).any():
+                    errors = np.linalg.norm(pred.layout_mean - truth, axis=1)
+                    pred.extras["layout_median_err_m"] = float(np.nanmedian(errors))
                 segments = getattr(meta, "segments", None)
                 if segments:
                     # one entry per vision token, extra (newline) tokens included, as in the vision mask

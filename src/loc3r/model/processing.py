@@ -105,6 +105,17 @@ class SampleMeta:
     #: tokens before the situation / question text (chat prefix + video block): the same for every question on
     #: this clip, the part ``Loc3rForConditionalGeneration.encode_prefix`` runs once
     prefix_length: int | None = None
+    #: ``[N_vision, 2]`` BEV x-y each vision token sees (NaN where unknown), when the model has a layout head and
+    #: the sample has depth: what the layout head's held-out error is measured against
+    token_points_bev: np.ndarray | None = None
+
+
+def _token_xy(token_points: tuple | None) -> np.ndarray | None:
+    """The BEV x-y of each vision token's footprint (NaN where invalid) from ``(slots, points, valid)``."""
+    if token_points is None:
+        return None
+    _, points, valid = token_points
+    return np.where(valid[:, None], points[:, :2], np.nan).astype(np.float32)
 
 
 class Loc3rBatch(BatchFeature):
@@ -375,7 +386,7 @@ class Loc3rProcessor:
 
         # ---- layout targets / cue points (BEV of the anchor frame)
         video_slots = np.flatnonzero(kinds_arr == TokenKind.VIDEO)
-        if self.config.layout_enabled or self.config.cue_injection or self.config.oracle_vision:
+        if self.config.layout_head_enabled or self.config.cue_injection or self.config.oracle_vision:
             if "token_points" not in clip:  # per clip: the footprints depend on the frames, poses and points only
                 token_points = np.full((encoding.num_vision_tokens, 3), np.nan)
                 token_valid = np.zeros(encoding.num_vision_tokens, dtype=bool)
@@ -478,6 +489,7 @@ class Loc3rProcessor:
             prefix_length=len(head) + len(video_ids),
             agent_position_bev=agent_pos_bev,
             agent_yaw_bev=agent_yaw_bev,
+            token_points_bev=_token_xy(out.get("token_points")),
             meta=dict(sample.meta),
         )
         return out

@@ -181,6 +181,7 @@ class SynthLocalizationTask(SynthTask):
                 yaw_bev=None if parsed is None else parsed[1],
             )
         rec["layout_bev"] = None if prediction.layout_mean is None else prediction.layout_mean.tolist()
+        rec["layout_median_err_m"] = prediction.extras.get("layout_median_err_m")
         rec["layout_frame"] = None if prediction.layout_frame is None else prediction.layout_frame.tolist()
         return rec
 
@@ -200,6 +201,9 @@ class SynthLocalizationTask(SynthTask):
             n_loc=m["n"],
             unparsed_loc=int(np.isnan(pred_yaw).sum()),
         )
+        layout_errors = [r.get("layout_median_err_m") for r in records if r.get("layout_median_err_m") is not None]
+        if layout_errors:  # the layout head's held-out error: median over clips of each clip's median token error
+            scores["layout_median_err_m"] = float(np.median(layout_errors))
         return scores
 
 
