@@ -258,3 +258,132 @@ def save_tiny_checkpoint(path: Path, corpus: list[str], **flags: object) -> Path
     tok = build_tiny_tokenizer(corpus, vocab_size=300, backbone="qwen2_5_vl")
     Loc3rForConditionalGeneration.tiny("qwen2_5_vl", tok, seed=0, **flags).save_pretrained(path)
     return path
+
+
+# ------------------------------------------------------------------ LLaVA-NeXT llava_qwen checkpoints (loc3r import)
+# A tiny checkpoint in the ORIGINAL LLaVA-NeXT key layout (tests/model/test_import_llava_qwen.py, and the stand-in
+# imported checkpoint of docs/reproduce.md's test): HF LlavaOnevision weights saved under llava_qwen names.
+
+_QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+_LLAVA_CORPUS = ["What is on my left? The red wall.", "I am standing in the room.", "How far is the door? 1.5 meters."]
+_LLAVA_HIDDEN = 64
+#: head tensors of a Loc3R-VLM-like checkpoint, under names loc3r does not know: name -> shape
+LLAVA_HEAD_KEYS = {
+    "model.loc_heads.pos.0.weight": (_LLAVA_HIDDEN, _LLAVA_HIDDEN),
+    "model.loc_heads.pos.0.bias": (_LLAVA_HIDDEN,),
+    "model.loc_heads.pos.2.weight": (4, _LLAVA_HIDDEN),
+    "model.loc_heads.pos.2.bias": (4,),
+    "model.loc_heads.ori.0.weight": (_LLAVA_HIDDEN, _LLAVA_HIDDEN),
+    "model.loc_heads.ori.0.bias": (_LLAVA_HIDDEN,),
+    "model.loc_heads.ori.2.weight": (36, _LLAVA_HIDDEN),
+    "model.loc_heads.ori.2.bias": (36,),
+    "model.loc_heads.bev.weight": (4, _LLAVA_HIDDEN),
+    "model.loc_heads.bev.bias": (4,),
+}
+LLAVA_HEAD_MAP = [
+    r"model\.loc_heads\.pos\.0\.=position_head.mlp.fc1.",
+    r"model\.loc_heads\.pos\.2\.=position_head.mlp.fc2.",
+    r"model\.loc_heads\.ori\.0\.=orientation_head.mlp.fc1.",
+    r"model\.loc_heads\.ori\.2\.=orientation_head.mlp.fc2.",
+    r"model\.loc_heads\.bev\.(weight|bias)=layout_head.proj.\1",
+]
+
+
+def _qwen_like_tokenizer(path: Path) -> int:
+    """A Qwen-like byte-level BPE tokenizer (chat specials only, no <video>) saved to ``path``; returns its size."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=_QWEN_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(_LLAVA_CORPUS * 4, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast.save_pretrained(path)
+    return len(fast)
+
+
+def _llava_key(key: str) -> str:
+    """HF LlavaOnevision key -> LLaVA-NeXT llava_qwen key (the layout of the original checkpoints)."""
+    if key.startswith("model.language_model."):
+        return "model." + key[len("model.language_model.") :]
+    if key.startswith("model.vision_tower."):
+        rel = key[len("model.vision_tower.") :].removeprefix("vision_model.")
+        return "model.vision_tower.vision_tower.vision_model." + rel
+    if key.startswith("model.multi_modal_projector.linear_1."):
+        return "model.mm_projector.0." + key.rsplit(".", 1)[1]
+    if key.startswith("model.multi_modal_projector.linear_2."):
+        return "model.mm_projector.2." + key.rsplit(".", 1)[1]
+    assert key in ("model.image_newline", "lm_head.weight"), key
+    return key
+
+
+def write_llava_qwen_checkpoint(
+    root: Path,
+    *,
+    tie: bool = False,
+    dtype: torch.dtype = torch.float32,
+    spare_rows: int = 16,
+    heads: bool = True,
+    layout: dict | None = None,
+) -> tuple[Path, object, dict[str, torch.Tensor]]:
+    """A tiny llava_qwen checkpoint in ``root``: ``(dir, HF reference model, {llava key: tensor})``."""
+    import json
+
+    from safetensors.torch import save_file
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+    root.mkdir(parents=True)
+    n_tok = _qwen_like_tokenizer(root)
+    rows = n_tok + spare_rows  # Qwen pads its embedding beyond the tokenizer
+    text = dict(model_type="qwen2", vocab_size=rows, hidden_size=_LLAVA_HIDDEN, intermediate_size=128,
+                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                rms_norm_eps=1e-6, rope_theta=50000.0, tie_word_embeddings=tie)  # fmt: skip
+    vision = dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=2, image_size=112, patch_size=14, vision_use_head=False)  # fmt: skip
+    # the ids loc3r's import gives <video> / <image>: the first tokens it adds after the tokenizer's own
+    config = LlavaOnevisionConfig(text_config=text, vision_config=vision, vision_feature_select_strategy="full",
+                                  vision_feature_layer=-1, video_token_index=n_tok, image_token_index=n_tok + 1,
+                                  tie_word_embeddings=tie)  # fmt: skip
+    torch.manual_seed(7)
+    reference = LlavaOnevisionForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        reference.model.image_newline.normal_()
+    reference.to(dtype)
+    tensors = {}
+    for key, value in reference.state_dict().items():
+        if key == "lm_head.weight" and tie:
+            continue  # tied checkpoints (Qwen2-0.5B based) do not store the LM head
+        tensors[_llava_key(key)] = value.detach().clone().contiguous()
+    if heads:
+        gen = torch.Generator().manual_seed(3)
+        for key, shape in LLAVA_HEAD_KEYS.items():
+            tensors[key] = (torch.randn(shape, generator=gen) * 0.1).to(dtype)
+    # three shards + the index, as LLaVA-NeXT's save_pretrained writes them
+    keys = sorted(tensors)
+    weight_map = {}
+    for s in range(3):
+        name = f"model-{s + 1:05d}-of-00003.safetensors"
+        part = {k: tensors[k] for k in keys[s::3]}
+        save_file(part, str(root / name), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(part, name))
+    (root / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    tower = root / "siglip_tower"  # mm_vision_tower as a local directory holding the tower's config
+    tower.mkdir()
+    (tower / "config.json").write_text(json.dumps({**vision, "layer_norm_eps": 1e-6}))
+    llava = {
+        "architectures": ["LlavaQwenForCausalLM"], "model_type": "llava_qwen", "hidden_size": _LLAVA_HIDDEN,
+        "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "vocab_size": rows, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 50000.0,
+        "hidden_act": "silu", "tie_word_embeddings": tie, "use_sliding_window": False,
+        "torch_dtype": str(dtype).replace("torch.", ""), "mm_vision_tower": "siglip_tower",
+        "mm_projector_type": "mlp2x_gelu", "mm_hidden_size": 32, "mm_vision_select_layer": -2,
+        "mm_vision_select_feature": "patch", "mm_patch_merge_type": "spatial_unpad",
+        "image_aspect_ratio": "anyres_max_9", "mm_newline_position": "one_token", "mm_spatial_pool_mode": "bilinear",
+        "mm_spatial_pool_stride": 2, "add_faster_video": False, **(layout or {}),
+    }  # fmt: skip
+    (root / "config.json").write_text(json.dumps(llava))
+    return root, reference, tensors

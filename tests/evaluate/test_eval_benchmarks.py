@@ -193,6 +193,15 @@ def test_benchmark_end_to_end_and_rescored(
         assert text in printed, text
     settings = json.loads((out / "settings.json").read_text())
     assert settings["samples"] == scores.get("n_questions", scores["n"]) and not settings["subset"]
+    # the protocol is printed before anything is predicted, and kept inside scores.json
+    assert printed.index("protocol of this run") < printed.index("+-")
+    protocol = scores["settings"]
+    assert protocol == settings
+    assert protocol["frames"] == "4 uniformly sampled" and "linspace" in protocol["sampling"]
+    assert protocol["resolution"].startswith("aspect kept") and protocol["backbone"] == "qwen2_5_vl"
+    assert protocol["chat_template"].startswith("qwen2_5_vl/") and protocol["metric_version"].startswith(benchmark)
+    for key in ("resolution", "chat_template", "metric_version", "sampling"):
+        assert f"  {key}: " in printed[: printed.index("+-")], key
     if benchmark == "beacon3d":  # every ScanQA-format record was asked; the metadata counts each object's 3
         assert scores["n"] == 3 * scores["n_objects"] and scores["missing"] == 0
     if benchmark != "sqa3d_localization":
@@ -394,7 +403,11 @@ def test_shards_and_merge_equal_one_run(data: dict[str, Path], ckpt: dict[str, P
     s1 = json.loads((tmp_path / "one" / "scores.json").read_text())
     s2 = json.loads((tmp_path / "two" / "scores.json").read_text())
     s1.pop("sec_per_query"), s2.pop("sec_per_query")
+    p1, p2 = s1.pop("settings"), s2.pop("settings")
     assert s1 == s2
+    # the merge carries the protocol the shards ran with (resolution, chat template, ...), not a blank
+    for key in ("frames", "sampling", "resolution", "preprocessing", "chat_template", "prompt", "metric_version"):
+        assert p1[key] == p2[key], key
     # merging the same shard twice is refused, naming the files
     assert main(["eval", "--config", str(config), "--merge", str(shards[0]), str(shards[0])]) == 2
     # so are one shard of two, and shards merged under a config with another frame count (issue 11)

@@ -102,6 +102,20 @@ def _finish_frames(frame_log, out, shard: tuple[int, int]) -> None:  # noqa: ANN
         print(frame_log.summary(), file=sys.stderr)
 
 
+#: settings the checkpoint fixes (resolution, preprocessing, chat template): carried from the shards into a merge
+_PROTOCOL_KEYS = ("backbone", "resolution", "preprocessing", "chat_template")
+
+
+def _print_protocol(settings: dict) -> None:
+    """The exact protocol of the run, printed before anything is predicted (and again with the scores)."""
+    from loc3r.evaluate.report import format_value
+
+    print(f"loc3r eval: protocol of this run ({settings['benchmark']})")
+    for key, value in settings.items():
+        print(f"  {key}: {format_value(value)}")
+    sys.stdout.flush()
+
+
 def _load_config(args: argparse.Namespace) -> Any:
     """The evaluation config with ``--set`` applied (before validation) and the short flags (after it)."""
     from pathlib import Path
@@ -174,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.merge:
         records, skipped, warnings, shard_settings = merge_checked(args.merge, allow_partial=args.allow_partial)
         settings = eval_settings(config, args.config, args.batch_size)
+        settings.update({k: shard_settings[k] for k in _PROTOCOL_KEYS if k in shard_settings})
         if config.num_frames is None and "frames" in shard_settings:  # the checkpoint's, as the shards resolved it
             settings["frames"] = shard_settings["frames"]
         # the shards must also have been made with this config's settings (frames, prompts, data, decoding)
@@ -187,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
             warnings.append(message)
         settings["merged_files"] = len(args.merge)
         settings["partial"] = bool(warnings)
+        _print_protocol(settings)
         total = len(records) + len(skipped)
     else:
         shard = parse_shard(args.shard)
@@ -195,7 +211,9 @@ def _run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{checkpoint}: checkpoint directory does not exist (key 'checkpoint' of {source})")
         model = load_model(checkpoint)
         config = resolve_num_frames(config, model)
-        settings = eval_settings(config, args.config, args.batch_size)
+        settings = eval_settings(config, args.config, args.batch_size, model=model)
+        settings["shard"] = f"{shard[0]}/{shard[1]}"
+        _print_protocol(settings)
         frame_log = FrameLog("loc3r eval", strict=args.strict)
         sizes: dict[str, int] = {}
         records = evaluate(
@@ -224,14 +242,22 @@ def _run(args: argparse.Namespace) -> int:
             settings={**same, "model": model_fingerprint(checkpoint)},
         )
         total = sizes["assigned"]
-        settings["shard"] = f"{shard[0]}/{shard[1]}"
         if shard[1] > 1:
             print(f"wrote {len(records)} predictions of shard {shard[0]}/{shard[1]} to {out}; run --merge to score")
             return 0
     scores, files = score_evaluation(records, config, out, source=source)
     settings.update(samples=len(records), skipped=len(skipped), subset=any(r.get("subset") for r in records), **files)
     (out / "scores.json").write_text(
-        to_json({**scores, "n_input": total, "n_skipped": len(skipped), "skipped": skipped, "partial": bool(warnings)})
+        to_json(
+            {
+                **scores,
+                "n_input": total,
+                "n_skipped": len(skipped),
+                "skipped": skipped,
+                "partial": bool(warnings),
+                "settings": settings,  # the exact protocol (frames, sampling, resolution, prompts, metric version)
+            }
+        )
     )
     (out / "settings.json").write_text(to_json(settings))
     tables = scores.items() if task.scores_by_split else [(task.title, scores)]

@@ -48,6 +48,8 @@ __all__ = [
     "evaluate",
     "score_evaluation",
     "eval_settings",
+    "protocol_settings",
+    "metric_version",
     "write_jsonl",
     "read_jsonl",
     "merge_shards",
@@ -431,9 +433,50 @@ def score_evaluation(
     return scores, settings
 
 
-def eval_settings(config: Any, config_path: str | Path | None, batch_size: int | None = None) -> dict[str, Any]:
-    """Everything that changes a score, printed with it (DESIGN.md §6): config, checkpoint, data, frames,
-    prompt suffixes, decoding."""
+#: how every loader samples a clip's frames (:func:`loc3r.data.video.uniform_indices`)
+FRAME_SAMPLING = "uniform over the whole video: round(linspace(0, n - 1, T)), first and last frame included"
+
+
+def metric_version(task: Any) -> str:
+    """A version of a task's metric that changes whenever its definition (:attr:`Task.metric`, of every part of a
+    group) or loc3r's version does: ``<task>@loc3r-<version>+<digest of the definition>``."""
+    import hashlib
+
+    import loc3r
+
+    definition = " | ".join(str(t.metric) for t in task.parts())
+    return f"{task.name}@loc3r-{loc3r.__version__}+{hashlib.sha256(definition.encode()).hexdigest()[:10]}"
+
+
+def protocol_settings(model: Any) -> dict[str, Any]:
+    """What the checkpoint fixes about the protocol: frame resolution, preprocessing and the chat template."""
+    template = model.adapter.chat_template()
+    vision = getattr(model.config.vlm_config, "vision_config", None)
+    preprocessing = dict(model.preprocessing or {})
+    if model.config.backbone == "llava_onevision" and vision is not None:
+        size = int(vision.image_size)
+        resolution = f"{size}x{size} (every frame resized, bicubic)"
+    elif "min_pixels" in preprocessing and "max_pixels" in preprocessing:
+        resolution = (
+            f"aspect kept, area in [{preprocessing['min_pixels']}, {preprocessing['max_pixels']}] pixels "
+            "(rounded to the patch grid)"
+        )
+    else:
+        resolution = "the backbone's default (see preprocessing)"
+    return {
+        "backbone": model.config.backbone,
+        "resolution": resolution,
+        "preprocessing": json.dumps(preprocessing, sort_keys=True),
+        "chat_template": f"{template.version}: {template.prefix!r} <video block> {{prompt}} {template.user_suffix!r}",
+    }
+
+
+def eval_settings(
+    config: Any, config_path: str | Path | None, batch_size: int | None = None, model: Any = None
+) -> dict[str, Any]:
+    """Everything that changes a score, printed with it (DESIGN.md §6): config, checkpoint, data, frames and their
+    sampling, prompt suffixes, decoding, the metric and its version; with ``model``, also the frame resolution,
+    preprocessing and chat template (:func:`protocol_settings`)."""
     from loc3r.evaluate.tasks import get_task
 
     task = get_task(config.benchmark)
@@ -446,6 +489,7 @@ def eval_settings(config: Any, config_path: str | Path | None, batch_size: int |
         "checkpoint": str(config.checkpoint),
         "data": f"{config.data.kind} {config.data.root} split={config.data.split} options={config.data.options}",
         "frames": f"{frames} uniformly sampled",
+        "sampling": FRAME_SAMPLING,
         "camera_root": None if config.camera_root is None else str(config.camera_root),
         "prompt_suffix": repr(prompt.suffix),
         "multiple_choice_suffix": None
@@ -457,5 +501,9 @@ def eval_settings(config: Any, config_path: str | Path | None, batch_size: int |
         f"max_new_tokens={task.max_new_tokens(config)}",
         "batch_size": int(batch_size or config.batch_size),
         "max_samples": config.max_samples,
+        "metric": " | ".join(dict.fromkeys(str(t.metric) for t in task.parts())),
+        "metric_version": metric_version(task),
     }
+    if model is not None:
+        settings.update(protocol_settings(model))
     return settings
