@@ -488,8 +488,11 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         vision_mask: Tensor,
         layout: bool,
         extra_rows: dict[str, Tensor] | None = None,
+        true_situation: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Loc3rOutput, dict[str, Tensor]]:
         """The objective heads on the final hidden states — ONE function for :meth:`forward` and :meth:`predict`.
+
+        ``true_situation`` (training only): ``(position [B, 2], valid [B])``, the pointer heads' bearing origin.
 
         ``layout``: run the layout head on every vision token (the pointer heads always need it); the ``<Pos>`` /
         ``<Ori>`` heads run whenever the model has them (each row must hold its token exactly once). Returns the
@@ -513,9 +516,12 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             heads.layout_mean, heads.layout_log_var = self.layout_head(rows["layout"])
         if pointer:
             counts = vision_mask.sum(dim=1).tolist()
-            tokens, token_mask = pad_rows(rows["layout"], counts)
-            token_xy, _ = pad_rows(heads.layout_mean, counts)
-            out = self.pointer_head(rows["pos"], rows["ori"], tokens, token_xy, token_mask)
+            # the pointer READS the scene: no gradient into the vision tokens' states or their BEV positions (the
+            # layout objective alone trains those; letting the situation losses rewrite them broke the LM in the
+            # demo: QA EM 13.5, VSI 2.7, see benchmarks/RESULTS.md)
+            tokens, token_mask = pad_rows(rows["layout"].detach(), counts)
+            token_xy, _ = pad_rows(heads.layout_mean.detach(), counts)
+            out = self.pointer_head(rows["pos"], rows["ori"], tokens, token_xy, token_mask, *(true_situation or ()))
             heads.position_mean, heads.position_log_var = out["position_mean"], out["position_log_var"]
             heads.orientation_logits = out["orientation_logits"]
             heads.position_attention = out["position_attention"]
@@ -592,7 +598,16 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             ce_mask[:, :-1] = labels[:, 1:] != -100  # position t predicts token t + 1
         use_layout = self.layout_head is not None and (layout_targets is not None or return_layout)
         heads, rows = self.run_heads(
-            hidden, input_ids, vision_mask, layout=use_layout, extra_rows=None if ce_mask is None else {"ce": ce_mask}
+            hidden,
+            input_ids,
+            vision_mask,
+            layout=use_layout,
+            extra_rows=None if ce_mask is None else {"ce": ce_mask},
+            true_situation=(
+                (situation_position, situation_valid)
+                if self.training and situation_position is not None and situation_valid is not None
+                else None
+            ),
         )
         out.layout_mean, out.layout_log_var = heads.layout_mean, heads.layout_log_var
         out.position_mean, out.position_log_var = heads.position_mean, heads.position_log_var

@@ -16,10 +16,19 @@ make that geometry explicit and keep the paper's outputs and losses:
   predicted position to the attended tokens into the 36-bin distribution: a mixture of wrapped-Gaussian kernels
   (the paper's orientation target shape, same σ) at the bearings ``φ_i = atan2(m_i,y - μ_y, m_i,x - μ_x)``::
 
-      b = softmax_i(q_ori · k'_i / √d),   p_θ = Σ_i b_i K(θ - φ_i),   logits = log p
+      b = softmax_i(q_ori · k'_i / √d),   p_θ = (1 - ε) Σ_i b_i K(θ - φ_i) + ε / B,   logits = log p
+
+  ``ε = UNIFORM_FLOOR``: the kernels are narrow (σ = 2 bins), so where no attended token lies near the target yaw
+  the mixture is ~0 there; the floor keeps the KL bounded (≤ log(B/ε)) and its gradient alive.
 
   Decoding (circular soft-argmax) and the loss (KL to the wrapped-Gaussian target) are unchanged. The bearing uses
-  the position with its gradient stopped, so the orientation loss does not move the position.
+  the position with its gradient stopped, so the orientation loss does not move the position; in training it is
+  taken from the TRUE position where the sample has one (teacher forcing: ``<Ori>`` learns which object is faced
+  while ``<Pos>`` is still wrong, instead of chasing a moving origin — measured unstable on a two-clip overfit).
+
+* The heads READ the scene: the model passes the vision tokens' states and BEV positions with their gradient
+  stopped, so the situation losses train the queries (through the ``<Pos>`` / ``<Ori>`` states, the same path as the
+  paper's MLP heads), the key projections and the offset, and only the layout objective trains the map.
 
 * **Anchor supervision** (optional, ``anchor_loss_weight``): where a situation names objects and the clip has
   instance masks, ``L_anchor = mean_n [-log Σ_{i ∈ A_n} a_n,i - log Σ_{i ∈ F_n} b_n,i]`` with ``A_n`` the vision
@@ -47,9 +56,11 @@ __all__ = [
     "bearing_distribution",
     "attention_mass_loss",
     "pad_rows",
+    "UNIFORM_FLOOR",
 ]
 
-_PROB_FLOOR = 1e-8  # log of the mixture: keeps logits finite where every kernel is ~0
+UNIFORM_FLOOR = 0.05
+"""ε of the orientation mixture (see the module docstring)."""
 
 
 def pad_rows(flat: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
@@ -141,10 +152,18 @@ class PointerSituationHeads(nn.Module):
         return torch.softmax(scores, dim=-1).masked_fill(~mask, 0.0)
 
     def forward(
-        self, pos_state: Tensor, ori_state: Tensor, tokens: Tensor, token_xy: Tensor, mask: Tensor
+        self,
+        pos_state: Tensor,
+        ori_state: Tensor,
+        tokens: Tensor,
+        token_xy: Tensor,
+        mask: Tensor,
+        true_position: Tensor | None = None,
+        true_valid: Tensor | None = None,
     ) -> PointerOutput:
         """``pos_state / ori_state [B, D]`` (the ``<Pos>`` / ``<Ori>`` final hidden states), ``tokens [B, N, D]``
-        (the vision tokens' final hidden states), ``token_xy [B, N, 2]`` (their predicted BEV means), ``mask [B, N]``.
+        (the vision tokens' final hidden states), ``token_xy [B, N, 2]`` (their predicted BEV means), ``mask [B, N]``;
+        in training ``true_position [B, 2]`` / ``true_valid [B]``, the bearings' origin where valid.
         """
         if not bool(mask.any(dim=-1).all()):
             raise ValueError("pointer situation heads: every sample needs at least one vision token")
@@ -152,11 +171,14 @@ class PointerSituationHeads(nn.Module):
         head = self.pos_mlp(pos_state)
         position = pointer_position(pos_attn, token_xy, head[..., :2])
         ori_attn = self._attend(self.ori_query, self.ori_key, ori_state, tokens, mask)
-        probs = bearing_distribution(ori_attn, token_xy, position.detach(), self.num_bins, self.sigma_bins)
+        origin = position.detach()
+        if true_position is not None and true_valid is not None:
+            origin = torch.where(true_valid.bool().unsqueeze(-1), true_position.to(origin), origin)
+        probs = bearing_distribution(ori_attn, token_xy, origin, self.num_bins, self.sigma_bins)
         return PointerOutput(
             position_mean=position,
             position_log_var=clamp_log_var(head[..., 2:]),
-            orientation_logits=torch.log(probs.clamp_min(_PROB_FLOOR)),
+            orientation_logits=torch.log((1.0 - UNIFORM_FLOOR) * probs + UNIFORM_FLOOR / self.num_bins),
             position_attention=pos_attn,
             orientation_attention=ori_attn,
             token_mask=mask,
