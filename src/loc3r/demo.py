@@ -120,6 +120,9 @@ class DemoSettings:
     situation_head: str = "pointer"
     #: anchor supervision of the pointer heads (ours; 0 = off)
     anchor_loss_weight: float = 1.0
+    #: "pixels" (the frozen tower of the base) or "oracle_objects": the DIAGNOSTIC perfect-perception input of
+    #: :mod:`loc3r.model.oracle_tower` (the top rung of benchmarks/perception_ladder.py), for every variant
+    vision_input: str = "pixels"
     batch_size: int = 8
     lr: float = 1e-3
     #: the fresh objective heads' learning rate (None = lr)
@@ -193,6 +196,8 @@ def _recipe(data: Path, out: Path, variant: str, s: DemoSettings, seed: int, bas
 
     flags = VARIANTS[variant]
     loc3r: dict[str, Any] = dict(flags)
+    if s.vision_input != "pixels":
+        loc3r["vision_input"] = s.vision_input
     if flags["situation_objective"]:
         loc3r["situation_loss_weight"] = s.situation_loss_weight
         loc3r["situation_head"] = s.situation_head

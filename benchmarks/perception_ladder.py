@@ -1,0 +1,157 @@
+"""The perception ladder of the demo (issue 20): where is localization lost — perception, or the situation heads?
+
+The same variants and heads as ``loc3r demo`` on the same held-out rooms, with three vision inputs:
+
+* ``oracle``  — the DIAGNOSTIC oracle-objects input (:mod:`loc3r.model.oracle_tower`): each vision token is the name
+  of the object it shows plus its true 3D point; perception is perfect, only the heads and the LLM can fail;
+* ``palette`` — renders where every object has its category's colour (``SynthSettings.category_colors``);
+* ``plain``   — the demo's renders (the frozen tower of the shipped base sees them).
+
+Beside them, rules that read the situation text on a PERFECT map (ground-truth object centres) of the same test
+situations: ``room centre`` (stand at the room's centre, yaw 0 in the clip's BEV frame), ``first named object``
+(stand at the first object the text names, face the faced object) and ``mean of anchors`` (stand at the mean of the
+objects the agent stands at, face the faced object: the ceiling that reading the text on a perfect map reaches).
+
+    python benchmarks/perception_ladder.py --out runs/ladder --rungs oracle palette plain --seeds 0 1 2
+
+Each rung is one ``loc3r demo`` run (``run_demo(..., resume=True)``: an interrupted ladder continues where it
+stopped). Prints one table (mean ± std over seeds) and writes ``OUT/ladder.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loc3r.demo import DEFAULT, run_demo
+
+RUNGS = ("oracle", "palette", "plain")
+METRICS = ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "median_pos_err_m", "median_ori_err_deg", "em")
+
+
+def rung_settings(rung: str, seeds: tuple[int, ...], variants: tuple[str, ...], steps: int | None) -> Any:
+    settings = dataclasses.replace(DEFAULT, seeds=seeds, variants=variants, progress=False)
+    if steps is not None:
+        settings = dataclasses.replace(settings, steps=steps)
+    if rung == "oracle":
+        return dataclasses.replace(settings, vision_input="oracle_objects")
+    if rung == "palette":
+        return settings.with_data(category_colors=True)
+    if rung == "plain":
+        return settings
+    raise ValueError(f"unknown rung {rung!r}; known: {RUNGS}")
+
+
+def _wrap_deg(a: np.ndarray) -> np.ndarray:
+    return np.abs((np.degrees(a) + 180.0) % 360.0 - 180.0)
+
+
+def rule_baselines(data: Path) -> dict[str, dict[str, float]]:
+    """The three rules on the test split's situations (one per distinct situation, as the demo scores them)."""
+    from loc3r.data.builders import build_synth
+    from loc3r.data.spec import DatasetSpec
+    from loc3r.data.text_localization import TextLocalizationDataset, bev_ground_truth
+    from loc3r.geometry import anchor_frame
+
+    ds = TextLocalizationDataset(
+        build_synth(
+            DatasetSpec(kind="synth", root=str(data), split="test"), num_frames=DEFAULT.frames, tasks=("situated",)
+        )
+    )
+    rows: dict[str, list[tuple[float, float]]] = {"room centre": [], "first named object": [], "mean of anchors": []}
+    for i in range(len(ds)):
+        sample = ds[i]
+        gt_xy, gt_yaw = bev_ground_truth(sample)
+        anchor = anchor_frame(np.asarray(sample.poses)[0])
+        meta = json.loads((data / "scans" / sample.scene_id / "meta_info.json").read_text())[sample.scene_id]
+        centre = {b["instance_id"]: np.array(b["centroid"]) for boxes in meta["object_bbox"].values() for b in boxes}
+        bev = {iid: anchor.points_to_bev(c[None])[0, :2] for iid, c in centre.items()}
+        room = anchor.points_to_bev(np.array(meta["room_center"])[None])[0, :2]
+        refs = sample.referents or {}
+        anchors, faced = refs.get("anchor", []), refs.get("faced", [])
+        if not anchors or not faced:
+            continue
+        face_xy = bev[faced[0]]
+
+        first = bev[anchors[0]]
+        mean = np.mean([bev[a] for a in anchors], axis=0)
+        guesses = {
+            "room centre": (room, 0.0),
+            "first named object": (first, math.atan2(*(face_xy - first)[::-1])),
+            "mean of anchors": (mean, math.atan2(*(face_xy - mean)[::-1])),
+        }
+        for name, (xy, yaw) in guesses.items():
+            rows[name].append((float(np.linalg.norm(xy - gt_xy)), float(_wrap_deg(np.array(yaw - gt_yaw)))))
+    out: dict[str, dict[str, float]] = {}
+    for name, errs in rows.items():
+        pos = np.array([e[0] for e in errs])
+        ori = np.array([e[1] for e in errs])
+        out[name] = {
+            "acc@0.5m": 100 * float((pos < 0.5).mean()),
+            "acc@1.0m": 100 * float((pos < 1.0).mean()),
+            "acc@15deg": 100 * float((ori < 15).mean()),
+            "acc@30deg": 100 * float((ori < 30).mean()),
+            "median_pos_err_m": float(np.median(pos)),
+            "median_ori_err_deg": float(np.median(ori)),
+            "n": len(errs),
+        }
+    return out
+
+
+def _cell(per_seed: list[float]) -> str:
+    vals = [v for v in per_seed if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return f"{vals[0]:.1f}"
+    return f"{np.mean(vals):.1f} ± {np.std(vals, ddof=1):.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/ladder")
+    parser.add_argument("--rungs", nargs="+", default=list(RUNGS), choices=RUNGS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT.variants))
+    parser.add_argument("--steps", type=int, default=None, help="fine-tuning steps per variant (default: the demo's)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    table: dict[str, Any] = {"rungs": {}, "rules": None, "command": vars(args)}
+    for rung in args.rungs:
+        settings = rung_settings(rung, tuple(args.seeds), tuple(args.variants), args.steps)
+        run_demo(out / rung, settings, resume=True, print_fn=lambda *a, **k: None)
+        per_seed: dict[str, list[dict[str, Any]]] = {}
+        for variant in settings.variants:
+            for seed in settings.seeds:
+                done = json.loads((out / rung / "runs" / f"{variant}-seed{seed}" / "result.json").read_text())
+                per_seed.setdefault(variant, []).append(done["result"]["scores"])
+        table["rungs"][rung] = {"per_seed": per_seed}
+        if table["rules"] is None:
+            table["rules"] = rule_baselines(out / rung / "synthrooms")
+    (out / "ladder.json").write_text(json.dumps(table, indent=1, default=str))
+    print(format_ladder(table))
+
+
+def format_ladder(table: dict[str, Any]) -> str:
+    lines = ["| rung | variant | " + " | ".join(METRICS) + " | layout err (m) |", "|---" * (len(METRICS) + 3) + "|"]
+    for rung, entry in table["rungs"].items():
+        per_seed = entry.get("per_seed") or {}
+        for variant, seeds in per_seed.items():
+            tests = [s.get("test", {}) for s in seeds]
+            cells = [_cell([t.get(m) for t in tests]) for m in METRICS]
+            cells.append(_cell([t.get("layout_median_err_m") for t in tests]))
+            lines.append(f"| {rung} | {variant} | " + " | ".join(cells) + " |")
+    for name, m in (table.get("rules") or {}).items():
+        cells = [f"{m[k]:.1f}" if k in m else "-" for k in METRICS]
+        lines.append(f"| rule | {name} | " + " | ".join(cells) + " | - |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
