@@ -152,3 +152,20 @@ def test_eval_config_camera_prior_input() -> None:
     assert EvalConfig(**base, camera_prior_input="none").camera_prior_input == "none"
     with pytest.raises(ValueError, match="camera_prior_input"):
         EvalConfig(**base, camera_prior_input="off")
+
+
+def test_feature_priors_without_their_features(tiny_tokenizer) -> None:
+    """'sample' / 'file' priors at inference: a sample without camera_features, or a file model given no
+    camera_root, runs without the prior; training still refuses a file model without camera_root."""
+    clip = make_clip(num_frames=4, size=56, answer=None)
+    sample_model = tiny_model(tiny_tokenizer, "qwen2_5_vl", seed=0, camera_prior="sample", camera_feature_dim=5)
+    batch = sample_model.build_processor(mode="eval")([clip])
+    assert batch.metadata[0].camera_prior_used is False
+    clip.camera_features = np.ones((4, 5), dtype=np.float32)
+    assert sample_model.build_processor(mode="eval")([clip]).metadata[0].camera_prior_used is True
+    file_model = tiny_model(tiny_tokenizer, "qwen2_5_vl", seed=0, camera_prior="file", camera_feature_dim=5)
+    assert file_model.build_processor(mode="eval")([clip]).metadata[0].camera_prior_used is False
+    with pytest.raises(SampleError, match="no feature source"):
+        file_model.build_processor(mode="eval", camera_input="given")([clip])
+    with pytest.raises(ValueError, match="root directory"):
+        file_model.build_processor(mode="train")
