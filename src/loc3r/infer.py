@@ -20,8 +20,13 @@ Inputs:
   **ScanNet SensReader-style scan folder** (``color/``, ``pose/`` [, ``depth/``, ``intrinsic/``]), which also
   gives poses (and depth-derived points, which only the ``cue_injection`` baseline uses).
 * ``poses`` (optional) ``[T, 4, 4]`` camera-to-world (OpenCV axes, z up) for the sampled frames: needed for
-  world-frame outputs, the camera-prior variant and a trajectory in the picture; without poses the outputs are
-  in the BEV frame of the first frame (origin = first camera, x = its forward direction).
+  world-frame outputs, the camera prior and a trajectory in the picture; without poses the outputs are
+  in the BEV frame of the first frame (origin = first camera, x = its forward direction). A checkpoint with the
+  camera prior runs on a plain RGB video too, without its camera tokens (trained for it with camera-prior dropout,
+  our addition: ``model.loc3r.camera_prior_dropout``).
+
+Every result says which inputs it used (``Result.inputs``, ``"inputs"`` in ``to_dict``): frames, poses, depth and
+whether the camera prior ran (:func:`describe_inputs` is its one-line form).
 
 Outputs are in the BEV anchor frame (``position``, ``heading``) and, when poses are given, also in the world frame.
 
@@ -48,7 +53,7 @@ import numpy as np
 
 from loc3r.data.schema import ClipSample, SampleError
 
-__all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames", "load_rig"]
+__all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames", "load_rig", "describe_inputs"]
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -87,7 +92,44 @@ class Result:
             "bev_png_path": self.bev_png_path,
             "seconds": self.seconds,
             "frame_problems": self.extras.get("frame_problems", []),
+            "inputs": self.inputs,
         }
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Which inputs the prediction used: ``{"frames", "poses", "depth", "camera_prior"[, "note"]}``."""
+        return dict(self.extras.get("inputs", {}))
+
+
+def describe_inputs(inputs: dict[str, Any]) -> str:
+    """One line for people: ``8 frames, poses: none, depth: none, camera prior: not used (no poses)``."""
+    if not inputs:
+        return "unknown"
+    text = (f"{inputs.get('frames')} frames, poses: {inputs.get('poses')}, depth: {inputs.get('depth')}, "
+            f"camera prior: {inputs.get('camera_prior')}")  # fmt: skip
+    return text + (f" ({inputs['note']})" if inputs.get("note") else "")
+
+
+def _inputs(config: Any, frames: np.ndarray, poses: Any, points: Any, camera_used: bool | None) -> dict[str, Any]:
+    """The ``inputs`` of a :class:`Result` (``camera_used``: ``SampleMeta.camera_prior_used`` of its prompt)."""
+    inputs: dict[str, Any] = {
+        "frames": int(frames.shape[0]),
+        "poses": "given" if poses is not None else "none",
+        "depth": "none" if points is None else ("used" if config.cue_injection else "given, not used"),
+    }
+    if camera_used is None:
+        inputs["camera_prior"] = "off (the model has none)"
+    elif camera_used:
+        inputs["camera_prior"] = "used"
+    else:
+        missing = "no poses" if config.camera_prior == "poses" else "no camera features"
+        inputs["camera_prior"] = f"not used ({missing})"
+        if not getattr(config, "camera_prior_dropout", 0.0):
+            inputs["note"] = (
+                "this checkpoint was trained with camera tokens on every sample (camera_prior_dropout 0): without "
+                "them it runs outside its training"
+            )
+    return inputs
 
 
 def load_frames(
@@ -271,8 +313,6 @@ class Loc3rPredictor:
                 "this checkpoint uses cue injection: it needs depth-derived points (give a scan folder with depth/ "
                 "and intrinsic/, or points=[T, h, w, 3])"
             )
-        if cfg.camera_prior == "poses" and poses is None:
-            raise SampleError("this checkpoint uses the camera prior from poses: give poses=[T, 4, 4]")
 
     def session(
         self, video: Any, poses: Any = None, points: np.ndarray | None = None, meta: dict | None = None
@@ -324,6 +364,8 @@ class Loc3rPredictor:
         result = self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
                               gt_heading)  # fmt: skip
         result.extras["frame_problems"] = frame_log.problems
+        result.extras["inputs"] = _inputs(self.model.config, frames, poses, points,
+                                          batch.metadata[0].camera_prior_used)  # fmt: skip
         return result
 
     def _sample(
@@ -439,6 +481,8 @@ class PredictorSession:
             self.prefix = predictor.model.encode_prefix(batch)
         self._encoding = batch.encodings[0]
         self.metadata = batch.metadata[0]
+        #: which inputs the encoded video used (the ``inputs`` of every answer)
+        self.inputs = _inputs(predictor.model.config, frames, poses, points, self.metadata.camera_prior_used)
         self.encode_seconds = time.perf_counter() - t0
         self._layout: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None
 
@@ -512,4 +556,5 @@ class PredictorSession:
                 png = bev_pngs[start + k] if bev_pngs is not None else None
                 out.append(predictor._result(pred, seconds, self.poses, sit, q, png, gt_position, gt_heading))
                 out[-1].extras["frame_problems"] = self.frame_problems
+                out[-1].extras["inputs"] = self.inputs
         return out

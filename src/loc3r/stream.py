@@ -32,8 +32,10 @@ implemented; the vision tower is a small part of an update next to the LLM on th
 
 Bad input never stops the loop: a stalled source is reported (``stall`` event) and the loop keeps waiting, an ended
 source is reported (``ended``) and pending questions are still answered, a frame of another size is resized, a frame
-without pose makes the update pose-free (BEV frame only) unless the checkpoint's camera prior needs poses, in which
-case such frames are skipped; each is an event with a message.
+without pose makes the update pose-free (BEV frame only, and a checkpoint's camera prior runs without its tokens) —
+except that a checkpoint with the camera prior from poses skips pose-less frames once the stream has given a pose
+(a stream that never gives one, a plain RGB video or webcam, runs pose-free); each is an event with a message.
+``update`` and ``answer`` events say which inputs they used (``inputs``: frames, poses, depth, camera prior).
 """
 
 from __future__ import annotations
@@ -436,7 +438,9 @@ class LiveSession:
             self.bev_dir.mkdir(parents=True, exist_ok=True)
         self.on_event = on_event or (lambda e: None)
         self.max_new_tokens = max_new_tokens
+        #: skip pose-less frames once a pose arrived: the camera prior keeps its tokens on a stream that has poses
         self.needs_poses = predictor.model.config.camera_prior == "poses"
+        self._pose_seen = False
         self._buffer: collections.deque[StreamFrame] = collections.deque(maxlen=buffer)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -520,11 +524,13 @@ class LiveSession:
             new = list(self._buffer)
             self._buffer.clear()
         for frame in new:
-            if self.needs_poses and frame.pose is None:
+            self._pose_seen = self._pose_seen or frame.pose is not None
+            if self.needs_poses and frame.pose is None and self._pose_seen:
                 self.counts["skipped_no_pose"] += 1
                 if self.counts["skipped_no_pose"] == 1:
-                    self._emit({"event": "warning", "message": f"{frame.name}: no pose, but this checkpoint's camera "
-                                "prior needs one per frame; frames without pose are skipped"})  # fmt: skip
+                    self._emit({"event": "warning", "message": f"{frame.name}: no pose, but this stream gives poses "
+                                "and this checkpoint's camera prior uses one per frame; frames without pose are "
+                                "skipped"})  # fmt: skip
                 continue
             self.window.add(frame)
 
@@ -561,6 +567,7 @@ class LiveSession:
             "first_seq": frames[0].seq,
             "last_seq": frames[-1].seq,
             "poses": have_poses,
+            "inputs": session.inputs,
             "latency_s": round(seconds, 4),
             "situation": self.situation,
             **_pose_fields(pose),
@@ -597,6 +604,7 @@ class LiveSession:
                 "question": q.question,
                 "answer": result.answer,
                 **_pose_fields(result),
+                "inputs": result.inputs,
                 "latency_s": round(seconds, 4),
                 "wait_s": round(time.monotonic() - q.asked, 4),
                 "frames": len(self.session_frames),

@@ -11,8 +11,10 @@ What a visitor can do:
 * **Webcam**: stream the browser's camera; frames feed a :class:`loc3r.stream.LiveSession` (last T frames), the map
   refreshes as frames arrive and questions are answered on the latest update.
 
-Bad input (no video, a corrupt or unreadable file, an empty question, a checkpoint that needs poses for a video
-without them) shows a one-line message in the page's status box; unexpected exceptions are logged on the server and
+Every answer says which inputs it used (frames, poses, depth, camera prior: ``inputs`` in the details and a line in
+the status box); a checkpoint with the camera prior runs on an uploaded video or the webcam without poses (its
+camera tokens left out). Bad input (no video, a corrupt or unreadable file, an empty question) shows a one-line
+message in the page's status box; unexpected exceptions are logged on the server and
 the page says only what failed, never a stack trace.
 
 Gradio is the convention of this field's demos (Hugging Face Spaces); it is an optional dependency
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from loc3r.data.schema import SampleError
+from loc3r.infer import describe_inputs
 
 __all__ = ["build_app", "DemoBackend", "list_samples"]
 
@@ -117,6 +120,7 @@ class DemoBackend:
         )
         frames = [(f, f"frame {i}") for i, f in enumerate(session.frames)]
         status = f"OK: answered in {seconds:.2f} s" + (" (video prefix re-used)" if reused else "")
+        status += f"; inputs: {describe_inputs(result.inputs)}"
         return {"status": status, "answer": result.answer or "", "bev": result.bev_png_path, "details": details,
                 "frames": frames}  # fmt: skip
 
@@ -143,12 +147,13 @@ class DemoBackend:
         latest = live.latest
         if latest is None:
             return state, None, f"collecting frames ({live.counts['received']} received)"
+        inputs = latest.get("inputs", {})
         return (
             state,
             latest.get("bev_png"),
             (
                 f"{latest['frames']} frames, update {latest['latency_s']:.2f} s, received {live.counts['received']}, "
-                f"dropped {live.dropped}"
+                f"dropped {live.dropped}; poses: {inputs.get('poses')}, camera prior: {inputs.get('camera_prior')}"
             ),
         )
 

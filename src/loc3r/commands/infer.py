@@ -6,8 +6,10 @@ Example::
         --situation "I am facing the sofa." --question "What is on my left?" --bev bev.png
 
 ``--video`` is a video file, a folder of images, or a ScanNet-style scan folder (``color/``, ``pose/``; its poses
-are used). ``--poses P.npy`` gives ``[T, 4, 4]`` camera-to-world poses for the sampled frames. Prints a table or,
-with ``--json``, one JSON object. Python API: :class:`loc3r.infer.Loc3rPredictor`.
+are used). ``--poses P.npy`` gives ``[T, 4, 4]`` camera-to-world poses for the sampled frames; without poses a
+checkpoint with the camera prior runs without its camera tokens. Prints a table or, with ``--json``, one JSON object;
+both say which inputs were used (``inputs``: frames, poses, depth, camera prior). Python API:
+:class:`loc3r.infer.Loc3rPredictor`.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
+        from loc3r.infer import describe_inputs
+
         for key, value in out.items():
-            print(f"{key:>18}: {value}")
+            print(f"{key:>18}: {describe_inputs(value) if key == 'inputs' else value}")
     return 0

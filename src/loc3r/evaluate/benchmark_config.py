@@ -64,6 +64,10 @@ class EvalConfig(StrictConfig):
     # frames per clip; null: the checkpoint's (what it was trained with; 8 when it records none)
     num_frames: int | None = Field(32, gt=0)
     camera_root: Path | None = None
+    # camera-prior tokens (a model with the prior only): "auto" = every sample that has poses (the others run
+    # without), "given" = every sample (one without poses is skipped, named), "none" = no sample: the model
+    # evaluated as on pose-less video (camera-prior dropout, our addition; the ground truth still uses the poses)
+    camera_prior_input: Literal["auto", "given", "none"] = "auto"
     batch_size: int = Field(1, gt=0)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)

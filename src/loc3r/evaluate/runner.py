@@ -292,7 +292,7 @@ def evaluate(
         total += len(wanted)
     if sizes is not None:  # the denominators: samples of the whole evaluation and of this shard
         sizes.update(total=total, assigned=sum(len(m) for _, _, m, _ in plans))
-    kwargs: dict[str, Any] = {"mode": "eval"}
+    kwargs: dict[str, Any] = {"mode": "eval", "camera_input": config.camera_prior_input}
     if config.camera_root is not None:
         kwargs["camera_root"] = str(config.camera_root)
     processor = model.build_processor(**kwargs)
@@ -318,6 +318,12 @@ def evaluate(
                     "%s: %d of %d samples of this shard were skipped", task.name, len(skipped) - before, len(mine)
                 )
     bar.close()
+    if processor.camera_counts["not used"] and config.camera_prior_input == "auto":
+        _log.warning(
+            "camera prior: %d prompts ran without camera-prior tokens (no poses) and %d with them",
+            processor.camera_counts["not used"],
+            processor.camera_counts["used"],
+        )
     return records
 
 
@@ -491,6 +497,7 @@ def eval_settings(
         "frames": f"{frames} uniformly sampled",
         "sampling": FRAME_SAMPLING,
         "camera_root": None if config.camera_root is None else str(config.camera_root),
+        "camera_prior_input": config.camera_prior_input,
         "prompt_suffix": repr(prompt.suffix),
         "multiple_choice_suffix": None
         if prompt.multiple_choice_suffix is None

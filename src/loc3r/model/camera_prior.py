@@ -21,10 +21,20 @@ Providers:
 * :class:`SampleFeatureProvider` — the ``camera_features`` a loader already put on the sample.
 
 Build one from a config with :func:`build_camera_provider` (``None`` = camera prior off).
+
+**Camera-prior dropout** (our addition, DESIGN.md §8: one model that runs with or without poses). A sample's camera
+prior is either all there or all absent: when it is *dropped* the processor leaves the ``<Cam>`` tokens out of the
+prompt and marks the sample's frames ``camera_valid = False``, so the model sees exactly the prompt of a video
+without poses — the same prompt it gets at inference on a plain RGB video. (Chosen over a learned "no pose" embedding
+in the ``<Cam>`` slots: no new weights, old checkpoints load unchanged, and the pose-free prompt is also the cheaper
+one.) In training, :func:`camera_prior_dropped` decides per sample at the rate ``Loc3rConfig.camera_prior_dropout``,
+deterministically from ``(seed, scene_id, sample_id)``; at inference / evaluation the processor uses the prior when
+the provider can give it (:func:`camera_features_available`: poses present, ...) unless told otherwise.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -45,6 +55,8 @@ __all__ = [
     "write_clip_features",
     "SampleFeatureProvider",
     "build_camera_provider",
+    "camera_prior_dropped",
+    "camera_features_available",
     "CameraPriorProjector",
 ]
 
@@ -423,6 +435,38 @@ def build_camera_provider(
             raise ValueError("camera prior 'sample' needs feature_dim")
         return SampleFeatureProvider(feature_dim)
     raise ValueError(f"unknown camera prior kind {kind!r}; expected None, 'poses', 'file' or 'sample'")
+
+
+def camera_prior_dropped(rate: float, seed: int, sample: ClipSample) -> bool:
+    """Whether training drops this sample's camera-prior tokens (camera-prior dropout, our addition).
+
+    A pure function of ``(rate, seed, scene_id, sample_id)``: ``u = blake2b(seed, scene_id, sample_id) / 2**64`` is
+    uniform in [0, 1) over samples and the sample is dropped when ``u < rate``. So ``rate = 0`` never drops (the
+    paper's training, bit for bit), ``rate = 1`` always drops, the decision does not depend on DataLoader workers or
+    on where a resumed run restarts, and a sample keeps its decision in every epoch (the clips of a room still appear
+    both ways, through their other questions and situations).
+    """
+    if rate <= 0.0:
+        return False
+    if rate >= 1.0:
+        return True
+    key = f"{int(seed)}\0{sample.scene_id}\0{sample.sample_id}".encode()
+    u = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") / 2.0**64
+    return u < rate
+
+
+def camera_features_available(provider: CameraFeatureProvider | None, sample: ClipSample) -> bool:
+    """Whether ``provider`` can give ``sample`` its camera features without an error for a missing input: poses
+    for :class:`PoseCameraProvider`, ``camera_features`` for :class:`SampleFeatureProvider`; a
+    :class:`FileCameraProvider` is taken as able (a scene missing from its directory stays an error naming the
+    file); no provider cannot."""
+    if provider is None:
+        return False
+    if isinstance(provider, PoseCameraProvider):
+        return sample.poses is not None
+    if isinstance(provider, SampleFeatureProvider):
+        return sample.camera_features is not None
+    return True
 
 
 class CameraPriorProjector(TwoLayerMLP):

@@ -73,6 +73,10 @@ class Loc3rConfig(PreTrainedConfig):
             ``"file"`` (per-frame vectors of an external 3D foundation model read from files) or ``"sample"``
             (the ``camera_features`` a loader attached to each sample).
         camera_feature_dim: width ``F`` of the per-frame camera features (9 for ``"poses"``).
+        camera_prior_dropout: our addition (DESIGN.md §8, camera-prior dropout): the fraction of training samples
+            whose camera-prior tokens are left out of the prompt, so one model runs with or without poses
+            (:func:`loc3r.model.camera_prior.camera_prior_dropped`; deterministic given the training seed). 0 = the
+            paper's training, every sample gets its camera tokens.
         cue_injection: geometric-cue-injection baseline (3D point per vision token -> Fourier -> MLP, added to the
             vision embedding). Needs depth at inference.
         cue_num_frequencies: Fourier frequencies of the cue encoding.
@@ -116,6 +120,7 @@ class Loc3rConfig(PreTrainedConfig):
     situation_objective: bool = True
     camera_prior: str | None = None
     camera_feature_dim: int | None = None
+    camera_prior_dropout: float = 0.0
     cue_injection: bool = False
     cue_num_frequencies: int = 8
     cue_depth_error: dict | None = None
@@ -185,6 +190,11 @@ class Loc3rConfig(PreTrainedConfig):
             fail("camera_feature_dim", "must be a positive int when camera_prior is on")
         if self.camera_feature_dim is not None and self.camera_feature_dim <= 0:
             fail("camera_feature_dim", "must be positive")
+        rate = self.camera_prior_dropout
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+            fail("camera_prior_dropout", "must be a number in [0, 1]")
+        if rate > 0 and self.camera_prior is None:
+            fail("camera_prior_dropout", "drops camera-prior tokens, so it needs camera_prior on")
         if not isinstance(self.num_orientation_bins, int) or self.num_orientation_bins < 2:
             fail("num_orientation_bins", "must be an int >= 2")
         if not isinstance(self.cue_num_frequencies, int) or self.cue_num_frequencies < 1:

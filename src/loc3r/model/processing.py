@@ -19,7 +19,12 @@ Per sample it
 4. computes the clip's BEV anchor frame from ``poses[0]`` and, in it: layout targets (BEV x-y of the mean 3D point
    of each vision token's footprint, with a validity mask; no points or no poses -> all masked), per-token 3D
    points for the cue-injection baseline, situation targets (agent position x-y and yaw; missing -> masked);
-5. gets the per-frame camera features from the camera provider (camera prior on only);
+5. gets the per-frame camera features from the camera provider (camera prior on only). Whether a sample gets its
+   camera tokens at all is ``camera_input`` (see :class:`Loc3rProcessor`): in training, camera-prior dropout (our
+   addition, :func:`~loc3r.model.camera_prior.camera_prior_dropped`) leaves them out of a ``camera_prior_dropout``
+   fraction of the samples; at inference they are left out when the sample has no poses (a plain RGB video). A sample
+   without them has no ``<Cam>`` token in its prompt and ``camera_valid = False`` on all its frames, and
+   ``SampleMeta.camera_prior_used`` says which way it went;
 6. computes the LLM positions (M-RoPE 3-D for Qwen2.5-VL, including camera tokens). The temporal M-RoPE scale uses
    the clip's real sampling rate when the loader records it as ``sample.meta["sampled_fps"]`` (frames per second of
    the sampled frames, as HF's Qwen processor does), else the ``video_fps`` preprocessing option (default 2).
@@ -69,6 +74,7 @@ from loc3r.geometry import (
 )
 from loc3r.io import read_json, write_json
 from loc3r.model.backbones import TokenKind, get_backbone
+from loc3r.model.camera_prior import camera_features_available, camera_prior_dropped
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.oracle_tower import ORACLE_MAX_WORDS, pad_word_ids, token_object_names
 from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, special_token_ids
@@ -79,6 +85,8 @@ PROCESSOR_CONFIG_NAME = "loc3r_processor_config.json"
 #: a vision token "shows" a named object when at least this share of its footprint's pixels are that object's
 ANCHOR_TOKEN_MIN_SHARE = 0.25
 IGNORE_INDEX = -100
+#: values of ``Loc3rProcessor(camera_input=...)``
+CAMERA_INPUTS = ("auto", "given", "none")
 Mode = Literal["train", "eval"]
 
 
@@ -108,6 +116,9 @@ class SampleMeta:
     #: ``[N_vision, 2]`` BEV x-y each vision token sees (NaN where unknown), when the model has a layout head and
     #: the sample has depth: what the layout head's held-out error is measured against
     token_points_bev: np.ndarray | None = None
+
+    #: whether the prompt holds the camera-prior tokens (None: the model has no camera prior)
+    camera_prior_used: bool | None = None
 
 
 def _token_xy(token_points: tuple | None) -> np.ndarray | None:
@@ -206,7 +217,15 @@ class Loc3rProcessor:
         num_frames: if set, every clip must have exactly this many frames (a wrong count is an error).
         max_length: if set, a longer sequence is an error (truncation would cut vision tokens or the answer).
         camera_provider: per-frame camera feature provider; default built from ``config.camera_prior``
-            (``camera_root`` / ``camera_key`` for the ``"file"`` provider).
+            (``camera_root`` / ``camera_key`` for the ``"file"`` provider; an eval-mode processor of a ``"file"``
+            model without ``camera_root`` has none and runs without the prior).
+        camera_input: which samples get the camera-prior tokens (prior on only). ``"auto"``: in ``train`` mode all
+            but the camera-prior dropout (rate ``config.camera_prior_dropout``, seeded by ``camera_dropout_seed``),
+            and a sample without the inputs of the prior is an error, as always in training; in ``eval`` mode every
+            sample whose inputs the provider has (poses for ``"poses"``) and the others run without.
+            ``"given"``: every sample, a missing input is an error. ``"none"``: no sample (a model evaluated as on
+            pose-less video; the ground truth still comes from the poses).
+        camera_dropout_seed: the training seed that makes the camera-prior dropout deterministic.
         clip_cache_mb: memory (MiB) for re-using the per-clip work (frame preprocessing, token footprints and
             layout targets, recognition targets) when several samples show the same clip, as SynthRooms' many
             situations and questions per room do; keyed by a digest of the clip's frames, poses, points, pixel
@@ -225,6 +244,8 @@ class Loc3rProcessor:
         camera_root: str | None = None,
         camera_key: str = "camera_tokens",
         clip_cache_mb: float = 256.0,
+        camera_input: str = "auto",
+        camera_dropout_seed: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
         self.config = config
@@ -245,8 +266,13 @@ class Loc3rProcessor:
                 f"{self.token_ids[self.adapter.video_token]}, model config id {video_id}"
             )
         self.pad_token_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        if camera_input not in CAMERA_INPUTS:
+            raise ValueError(f"Loc3rProcessor: camera_input must be one of {CAMERA_INPUTS}, got {camera_input!r}")
+        self.camera_input = camera_input
+        self.camera_dropout_seed = int(camera_dropout_seed)
         self.camera_provider = camera_provider
-        if config.camera_prior is not None and camera_provider is None:
+        pose_free_file = config.camera_prior == "file" and not camera_root and self.mode == "eval"
+        if config.camera_prior is not None and camera_provider is None and not pose_free_file:
             from loc3r.model.camera_prior import build_camera_provider
 
             self.camera_provider = build_camera_provider(
@@ -254,6 +280,8 @@ class Loc3rProcessor:
             )
         self._text_cache: dict[str, list[int]] = {}
         self.clip_cache = ClipCache(clip_cache_mb)
+        #: prompts built with / without the camera-prior tokens (keys "used", "not used"; prior on only)
+        self.camera_counts: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------------------------------------ helpers
     @staticmethod
@@ -301,6 +329,17 @@ class Loc3rProcessor:
                 if token in text:
                     raise SampleError(f"{where}: field {name!r} contains the special token {token!r}")
 
+    def camera_used(self, sample: ClipSample, mode: Mode) -> bool:
+        """Whether ``sample`` gets its camera-prior tokens (see ``camera_input``); False when the prior is off."""
+        if self.config.camera_prior is None or self.camera_input == "none":
+            return False
+        if self.camera_input == "given":
+            return True
+        if mode == "train":
+            rate = float(self.config.camera_prior_dropout)
+            return not camera_prior_dropped(rate, self.camera_dropout_seed, sample)
+        return camera_features_available(self.camera_provider, sample)
+
     # ------------------------------------------------------------------------------------------------ per sample
     def _process_one(self, sample: ClipSample, mode: Mode, encoding: Any = None) -> dict[str, Any]:
         where = f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
@@ -343,7 +382,10 @@ class Loc3rProcessor:
 
         # ---- token ids, kinds, labels
         tmpl = self.template
-        camera_id = self.token_ids[CAMERA_TOKEN] if self.config.camera_prior is not None else None
+        use_camera = self.camera_used(sample, mode)
+        if self.config.camera_prior is not None:
+            self.camera_counts["used" if use_camera else "not used"] += 1
+        camera_id = self.token_ids[CAMERA_TOKEN] if use_camera else None
         video_ids, video_kinds = self.adapter.video_block(encoding, self.token_ids, camera_id, self._encode_text)
         head = self._encode_text(tmpl.prefix + tmpl.video_prefix)
         tail_text = tmpl.video_suffix + self.user_text(sample) + tmpl.user_suffix
@@ -445,10 +487,13 @@ class Loc3rProcessor:
             out["oracle"] = (video_slots, word_ids)
         if wants_anchor and sample.pixel_instances is not None:
             shares = clip["token_instances"]
-            out["referent_tokens"] = video_slots, {
-                role: shares[:, [i for i in ids if 0 < i < shares.shape[1]]].sum(axis=1) >= ANCHOR_TOKEN_MIN_SHARE
-                for role, ids in sample.referents.items()
-            }
+            out["referent_tokens"] = (
+                video_slots,
+                {
+                    role: shares[:, [i for i in ids if 0 < i < shares.shape[1]]].sum(axis=1) >= ANCHOR_TOKEN_MIN_SHARE
+                    for role, ids in sample.referents.items()
+                },
+            )
 
         # ---- situation targets
         agent_pos_bev, agent_yaw_bev = None, None
@@ -464,13 +509,21 @@ class Loc3rProcessor:
 
         # ---- camera features
         if self.config.camera_prior is not None:
-            feats = np.asarray(self.camera_provider(sample, anchor), dtype=np.float32)
             expected = (frames.shape[0], int(self.config.camera_feature_dim))
-            if feats.shape != expected:
-                raise SampleError(f"{where}: camera features must be {list(expected)}, got {list(feats.shape)}")
-            if not np.isfinite(feats).all():
-                raise SampleError(f"{where}: camera features have non-finite values")
-            out["camera_features"] = feats
+            if not use_camera:  # dropped / no poses: no <Cam> token in the prompt, camera_valid False
+                out["camera_features"] = (np.zeros(expected, dtype=np.float32), False)
+            else:
+                if self.camera_provider is None:
+                    raise SampleError(
+                        f"{where}: the camera prior {self.config.camera_prior!r} has no feature source "
+                        "(give camera_root)"
+                    )
+                feats = np.asarray(self.camera_provider(sample, anchor), dtype=np.float32)
+                if feats.shape != expected:
+                    raise SampleError(f"{where}: camera features must be {list(expected)}, got {list(feats.shape)}")
+                if not np.isfinite(feats).all():
+                    raise SampleError(f"{where}: camera features have non-finite values")
+                out["camera_features"] = (feats, True)
 
         out["meta"] = SampleMeta(
             sample_id=sample.sample_id,
@@ -491,6 +544,7 @@ class Loc3rProcessor:
             agent_yaw_bev=agent_yaw_bev,
             token_points_bev=_token_xy(out.get("token_points")),
             meta=dict(sample.meta),
+            camera_prior_used=use_camera if self.config.camera_prior is not None else None,
         )
         return out
 
@@ -604,13 +658,14 @@ class Loc3rProcessor:
                 data[f"{role}_tokens"] = mask
 
         if self.config.camera_prior is not None:
-            max_t = max(it["camera_features"].shape[0] for it in items)
+            max_t = max(it["camera_features"][0].shape[0] for it in items)
             feats = torch.zeros((batch_size, max_t, int(self.config.camera_feature_dim)), dtype=torch.float32)
             cam_valid = torch.zeros((batch_size, max_t), dtype=torch.bool)
             for b, it in enumerate(items):
-                t = it["camera_features"].shape[0]
-                feats[b, :t] = torch.from_numpy(it["camera_features"])
-                cam_valid[b, :t] = True
+                sample_feats, used = it["camera_features"]
+                t = sample_feats.shape[0]
+                feats[b, :t] = torch.from_numpy(sample_feats)
+                cam_valid[b, :t] = used
             data["camera_features"] = feats
             data["camera_valid"] = cam_valid
 

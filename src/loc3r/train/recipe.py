@@ -504,6 +504,7 @@ def _build(run: _Run) -> None:
         num_frames=cfg.data.num_frames,
         max_length=cfg.data.max_length,
         camera_root=None if cfg.data.camera_root is None else str(cfg.data.camera_root),
+        camera_dropout_seed=cfg.seed,  # which samples camera-prior dropout (model.loc3r) drops
     )
     model = builders.apply_finetuning(model, cfg.model)
     run.params = builders.trainable_parameter_summary(model)
