@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -626,6 +627,12 @@ def run_demo(
         "data_seconds": t_data,
         "total_seconds": time.perf_counter() - t_start,
         "torch_threads": torch.get_num_threads(),
+        # the kernels the numbers came from (``loc3r demo`` pins AVX2 on x86: loc3r.commands.demo.pin_cpu_numerics)
+        "cpu_kernels": {
+            "capability": torch.backends.cpu.get_cpu_capability(),
+            **{k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "DNNL_MAX_CPU_ISA")},
+            "torch": torch.__version__,
+        },
         "parallel": min(settings.parallel, len(jobs)),
         "pictures": pictures,
     }

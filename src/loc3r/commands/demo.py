@@ -67,9 +67,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
+#: CPU kernel choices pinned for the demo (before torch is imported; spawned variant processes inherit them): the
+#: same seed then gives the same figures on x86 machines of different generations, which otherwise pick different
+#: vectorised kernels (AVX-512 vs AVX2) whose float rounding makes training diverge. Every x86-64 CPU since 2013 has
+#: AVX2. An explicit value in the environment wins.
+PINNED_CPU_NUMERICS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"}
+
+
+def pin_cpu_numerics() -> dict[str, str]:
+    """Set :data:`PINNED_CPU_NUMERICS` where unset (only effective before torch's first import); returns them."""
+    import os
+    import platform
+    import sys
+
+    if "torch" in sys.modules or platform.machine().lower() not in ("x86_64", "amd64"):
+        return {}
+    for key, value in PINNED_CPU_NUMERICS.items():
+        os.environ.setdefault(key, value)
+    return {key: os.environ[key] for key in PINNED_CPU_NUMERICS}
+
+
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
     import logging
+
+    pin_cpu_numerics()
 
     from loc3r.config_base import ConfigError
     from loc3r.demo import DEFAULT, FULL, VARIANTS, run_demo
