@@ -167,8 +167,15 @@ class SynthSettings:
     #: extra test splits of the test rooms (new scans; the existing splits are generated exactly as without them):
     #: "image" -> ``test_image`` (one still image per room), "rig" -> ``test_rig`` (a front/left/right camera rig)
     extra_splits: tuple[str, ...] = ()
+    #: how the camera films a room (``trajectory.CAMERA_POLICIES``): "walk" (hand-held walks) or "frame_objects"
+    camera_policy: str = "walk"
 
     def __post_init__(self) -> None:
+        if self.camera_policy != "walk":
+            from loc3r.data.synth.trajectory import CAMERA_POLICIES
+
+            if self.camera_policy not in CAMERA_POLICIES:
+                raise ValueError(f"unknown camera policy {self.camera_policy!r}; expected one of {CAMERA_POLICIES}")
         if self.num_scenes is not None and self.num_scenes < 1:
             raise ValueError(f"num_scenes must be >= 1, got {self.num_scenes}")
         if self.frames < 1:
@@ -210,6 +217,8 @@ class SynthSettings:
             out.pop("extra_splits")
         else:
             out["extra_splits"] = sorted(self.extra_splits)
+        if self.camera_policy == "walk":  # and of every dataset generated before camera policies existed
+            out.pop("camera_policy")
         return out
 
     @property
@@ -363,7 +372,10 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
     if job.trajectory in ("image", "rig"):
         poses, capture = capture_poses(job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames)
     else:
-        poses = sample_trajectory(job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames).poses
+        poses = sample_trajectory(
+            job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames, policy=settings.camera_policy,
+            hfov_deg=settings.hfov_deg, aspect=settings.width / settings.height,
+        ).poses  # fmt: skip
     renderer = SceneRenderer(build_scene_mesh(layout, style), shadows=settings.shadows)
     intrinsic = make_intrinsic(settings.width, settings.height, settings.hfov_deg)
     t, h, w = len(poses), settings.height, settings.width
