@@ -23,6 +23,16 @@ rescans), are:
 * ``step m`` / ``turn deg``: camera-centre translation and rotation angle between consecutive frames, mean and
   max; ``height m`` / ``pitch deg``: camera height above the floor and pitch of the optical axis (up positive),
   5th-95th percentiles.
+
+The coverage figures do not depend on the palette (``--category-colors`` changes colours only). Two palette-dependent
+probes, each fitted on the ``train`` rooms and scored on the held-out ``test`` rooms with balanced accuracy (mean
+recall per category, as in ``benchmarks/diagnose_demo.py``):
+
+* ``--colour-probe``: how much an object's raw pixel colours tell its category — a softmax probe on the mean and
+  standard deviation of the RGB of its pixels in a frame (every object shown with the writer's threshold of pixels);
+* ``--tower-probe BASE``: the recognition probe of ``benchmarks/diagnose_demo.py`` (a softmax probe on the frozen
+  vision tokens of the pretrained base ``BASE``, e.g. ``src/loc3r/assets/loc3r-tiny``, predicting the category
+  under each token, background included) for the base and for the same architecture at random initialisation.
 """
 
 from __future__ import annotations
@@ -149,11 +159,87 @@ def row(name: str, family: str, s: FamilyStats, settings: dict) -> list[str]:
     ]
 
 
+def _split_scans(root: Path, split: str) -> list[str]:
+    return list(read_json(root / "synthrooms.json")["splits"][split])
+
+
+def _colour_features(root: Path, scene_id: str, min_pixels: int) -> tuple[list[np.ndarray], list[str]]:
+    scan = root / "scans" / scene_id
+    meta = read_json(scan / "meta_info.json")[scene_id]
+    category = {int(o["instance_id"]): name for name, boxes in meta["object_bbox"].items() for o in boxes}
+    feats, labels = [], []
+    for i in range(int(read_json(scan / "scene.json")["num_frames"])):
+        inst = np.asarray(Image.open(scan / "instance" / f"{i}.png"))
+        rgb = np.asarray(Image.open(scan / "color" / f"{i}.jpg").convert("RGB"), dtype=np.float64) / 255.0
+        counts = np.bincount(inst.ravel())
+        for iid in np.flatnonzero(counts >= min_pixels):
+            if iid == 0 or int(iid) not in category:
+                continue
+            px = rgb[inst == iid]
+            feats.append(np.concatenate([px.mean(0), px.std(0)]))
+            labels.append(category[int(iid)])
+    return feats, labels
+
+
+def colour_probe(root: Path) -> tuple[float, float, int, int]:
+    """Balanced accuracy (%) of the colour probe on held-out rooms, of the most frequent class, the sample counts."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from diagnose_demo import _balanced_accuracy, _probe
+
+    settings = read_json(root / "synthrooms.json")["settings"]
+    min_pixels = int(settings.get("min_visible_pixels") or 0) or max(
+        4, int(0.002 * int(settings["width"]) * int(settings["height"]))
+    )
+    data = {}
+    for split in ("train", "test"):
+        feats, labels = [], []
+        for scene_id in _split_scans(root, split):
+            f, lab = _colour_features(root, scene_id, min_pixels)
+            feats += f
+            labels += lab
+        data[split] = (np.asarray(feats), labels)
+    classes = {c: k for k, c in enumerate(sorted(set(data["train"][1]) | set(data["test"][1])))}
+    ytr = np.array([classes[c] for c in data["train"][1]])
+    yte = np.array([classes[c] for c in data["test"][1]])
+    acc = _probe(data["train"][0], ytr, data["test"][0], yte, len(classes))
+    majority = _balanced_accuracy(yte, np.full_like(yte, np.bincount(ytr, minlength=len(classes)).argmax()))
+    return acc, majority, len(ytr), len(yte)
+
+
+def tower_probe(root: Path, base_dir: Path, frames: int) -> list[tuple[str, float, float]]:
+    """(model, probe balanced accuracy %, most frequent class %) for the base and its architecture at random init."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from diagnose_demo import _balanced_accuracy, _probe, _token_dataset
+
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+
+    base = Loc3rForConditionalGeneration.from_pretrained(base_dir, dtype=torch.float32)
+    base.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1234)
+        random_init = Loc3rForConditionalGeneration(base.config)
+    random_init.tokenizer, random_init.preprocessing = base.tokenizer, base.preprocessing
+    random_init.eval()
+    out = []
+    for name, model in (("base", base), ("random init", random_init)):
+        classes: dict[str, int] = {}
+        xtr, ytr = _token_dataset(model, root, "train", frames, classes)
+        xte, yte = _token_dataset(model, root, "test", frames, classes)
+        acc = _probe(xtr, ytr, xte, yte, len(classes))
+        majority = _balanced_accuracy(yte, np.full_like(yte, np.bincount(ytr, minlength=len(classes)).argmax()))
+        out.append((name, acc, majority))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dirs", nargs="+", type=Path, help="loc3r synth output folders")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--colour-probe", action="store_true", help="also the raw-colour category probe per directory")
+    ap.add_argument("--tower-probe", type=Path, default=None, metavar="BASE", help="also the vision-token probe")
     args = ap.parse_args(argv)
     rows = []
     for root in args.dirs:
@@ -176,6 +262,21 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
         for r in rows:
             print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    for root in args.dirs if args.colour_probe else []:
+        acc, majority, n_tr, n_te = colour_probe(root)
+        palette = (
+            "category colours" if read_json(root / "synthrooms.json")["settings"].get("category_colors") else "plain"
+        )
+        print(
+            f"colour probe {root.name} ({palette}): balanced accuracy {acc:.1f} % on held-out rooms "
+            f"(most frequent class {majority:.1f} %; objects-in-frames train {n_tr} / test {n_te})"
+        )
+    for root in args.dirs if args.tower_probe is not None else []:
+        frames = int(read_json(root / "synthrooms.json")["settings"]["frames"])
+        for name, acc, majority in tower_probe(root, args.tower_probe, frames):
+            print(
+                f"tower probe {root.name} {name}: balanced accuracy {acc:.1f} % (most frequent class {majority:.1f} %)"
+            )
     print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip())
     if args.json is not None:
         args.json.write_text(json.dumps([dict(zip(COLUMNS, r, strict=True)) for r in rows], indent=1))
