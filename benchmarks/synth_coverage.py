@@ -13,16 +13,21 @@ rescans), are:
 
 * ``frames obj>=2%``: frames in which at least one object covers >= 2 % of the pixels (%);
 * ``frames <5% obj``: frames whose object pixels (all objects together) are under 5 % — walls, floor, ceiling (%);
-* ``objs/frame >=2% | >=min``: objects per frame covering >= 2 % of the pixels, and with at least the writer's
+* ``objs/frame >=2%; >=min``: objects per frame covering >= 2 % of the pixels, and with at least the writer's
   visibility threshold of pixels (``SynthSettings.min_pixels``: max(4, 0.2 % of the image) unless set), the
   threshold that decides which objects a situation or question may name;
-* ``room objs seen any | >=min``: objects of the room (its ``meta_info.json``) shown in at least one frame of the
+* ``room objs seen any; >=min``: objects of the room (its ``meta_info.json``) shown in at least one frame of the
   clip by at least one pixel, and by at least the writer's threshold, as a share of the room's objects, averaged
   over scans (%); the latter is checked against the writer's ``first_seen_frame``;
 * ``situations``: situations kept per scan, mean, and as a share of ``situations_per_scene`` asked for;
 * ``step m`` / ``turn deg``: camera-centre translation and rotation angle between consecutive frames, mean and
   max; ``height m`` / ``pitch deg``: camera height above the floor and pitch of the optical axis (up positive),
   5th-95th percentiles.
+
+``--ceiling`` adds ``visible at all``: the share of the room's objects that any candidate view of the
+``frame_objects`` policy shows with >= 0.4 % of its pixels (:func:`loc3r.data.synth.trajectory.object_visibility`,
+from the scan's ``meta_info.json``) — objects that no camera in the walkable space can see (boxes of real layouts
+behind the room's walls or inside other boxes) bound ``room objs seen`` of every policy.
 
 The coverage figures do not depend on the palette (``--category-colors`` changes colours only). Two palette-dependent
 probes, each fitted on the ``train`` rooms and scored on the held-out ``test`` rooms with balanced accuracy (mean
@@ -69,6 +74,7 @@ class FamilyStats:
     turns: list[float] = field(default_factory=list)
     heights: list[float] = field(default_factory=list)
     pitches: list[float] = field(default_factory=list)
+    visible_at_all: list[float] = field(default_factory=list)
     mismatches: int = 0  # scans whose seen objects differ from the writer's first_seen_frame
 
 
@@ -117,7 +123,19 @@ def scan_stats(scan: Path, min_pixels: int, stats: FamilyStats) -> None:
         stats.pitches.append(float(np.degrees(np.arcsin(np.clip(p[2, 2], -1.0, 1.0)))))
 
 
-def dataset_stats(root: Path) -> tuple[dict[str, FamilyStats], dict]:
+def visible_at_all(root: Path, scene_id: str, settings: dict) -> float:
+    """Share of the scan's objects some ``frame_objects`` candidate view shows (see the module docstring)."""
+    from loc3r.data.synth.meta_info import layout_from_entry
+    from loc3r.data.synth.trajectory import _FO_SEEN, object_visibility
+
+    layout = layout_from_entry(scene_id, read_json(root / "scans" / scene_id / "meta_info.json")[scene_id])
+    share = object_visibility(
+        layout, np.random.default_rng(0), float(settings["hfov_deg"]), int(settings["width"]) / int(settings["height"])
+    )
+    return float((share >= _FO_SEEN).mean()) if len(share) else 1.0
+
+
+def dataset_stats(root: Path, ceiling: bool = False) -> tuple[dict[str, FamilyStats], dict]:
     index = read_json(root / "synthrooms.json")
     settings = index["settings"]
     width, height = int(settings["width"]), int(settings["height"])
@@ -127,12 +145,14 @@ def dataset_stats(root: Path) -> tuple[dict[str, FamilyStats], dict]:
         fam = families[scene["trajectory"]]
         fam.scans += 1
         scan_stats(root / "scans" / scene_id, min_pixels, fam)
+        if ceiling:
+            fam.visible_at_all.append(visible_at_all(root, scene_id, settings))
     return dict(families), settings
 
 
 COLUMNS = (
-    "world", "policy", "family", "scans", "frames obj>=2%", "frames <5% obj", "objs/frame >=2% | >=min",
-    "room objs seen any | >=min",
+    "world", "policy", "family", "scans", "frames obj>=2%", "frames <5% obj", "objs/frame >=2%; >=min",
+    "room objs seen any; >=min", "visible at all",
     "situations kept / asked", "step m mean / max", "turn deg mean / max", "height m p5-p95", "pitch deg p5-p95",
 )  # fmt: skip
 
@@ -149,8 +169,9 @@ def row(name: str, family: str, s: FamilyStats, settings: dict) -> list[str]:
         str(s.scans),
         f"{100.0 * s.framed / max(s.frames, 1):.1f}",
         f"{100.0 * s.walls / max(s.frames, 1):.1f}",
-        f"{np.mean(s.large_objects_per_frame):.2f} | {np.mean(s.objects_per_frame):.2f}",
-        f"{100.0 * np.mean(s.any_pixel_share):.1f} | {100.0 * np.mean(s.seen_share):.1f}",
+        f"{np.mean(s.large_objects_per_frame):.2f}; {np.mean(s.objects_per_frame):.2f}",
+        f"{100.0 * np.mean(s.any_pixel_share):.1f}; {100.0 * np.mean(s.seen_share):.1f}",
+        f"{100.0 * np.mean(s.visible_at_all):.1f}" if s.visible_at_all else "-",
         f"{sit:.1f} / {asked} ({100.0 * sit / max(asked, 1):.0f} %)",
         f"{steps.mean():.2f} / {steps.max():.2f}",
         f"{turns.mean():.1f} / {turns.max():.1f}",
@@ -238,12 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dirs", nargs="+", type=Path, help="loc3r synth output folders")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--ceiling", action="store_true", help="also the share of objects any candidate view shows")
     ap.add_argument("--colour-probe", action="store_true", help="also the raw-colour category probe per directory")
     ap.add_argument("--tower-probe", type=Path, default=None, metavar="BASE", help="also the vision-token probe")
     args = ap.parse_args(argv)
     rows = []
     for root in args.dirs:
-        families, settings = dataset_stats(root)
+        families, settings = dataset_stats(root, args.ceiling)
         for family, stats in sorted(families.items(), key=lambda kv: kv[0] != "walk"):
             rows.append(row(root.name, family, stats, settings))
             if stats.mismatches:

@@ -63,6 +63,7 @@ __all__ = [
     "TRAJECTORY_KINDS",
     "CAMERA_POLICIES",
     "sample_frame_objects",
+    "object_visibility",
 ]
 
 TRAJECTORY_KINDS = ("walk", "novel_view")
@@ -410,6 +411,57 @@ def _plan_views(
     return max(beams, key=lambda b: b[0])[1]
 
 
+def _candidate_views(
+    layout: SceneLayout,
+    piece: Polygon,
+    rng: np.random.Generator,
+    cam_h: float,
+    pitch_band: tuple[float, float],
+    hfov_deg: float,
+    aspect: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The ``frame_objects`` candidate views: standing points ``[P, 2]``, and per view its standing point, yaw, pitch
+    and the share of its pixels each of ``layout.objects`` covers ``[V, N]``; None when there is no object to look
+    at."""
+    from loc3r.data.synth.mesh import build_scene_mesh
+    from loc3r.data.synth.render import SceneRenderer
+
+    p_lo, p_hi = pitch_band
+    positions = sample_free_points(piece, rng, _FO_POSITIONS)
+    objects = list(layout.objects)
+    # from every standing point, look at every object's centre (pitch within the family's band)
+    centres = np.array([o.center for o in objects], dtype=np.float64).reshape(-1, 3)
+    rel = centres[None, :, :2] - positions[:, None, :]
+    horiz = np.hypot(rel[..., 0], rel[..., 1])
+    pos_of, obj_of = np.nonzero(horiz >= 0.4)
+    if len(pos_of) == 0:
+        return None
+    yaw = np.arctan2(rel[pos_of, obj_of, 1], rel[pos_of, obj_of, 0])
+    pitch = np.clip(np.arctan2(centres[obj_of, 2] - cam_h, horiz[pos_of, obj_of]), p_lo, p_hi)
+    # and pans: evenly spaced headings at the band's middle pitch (the frames between two far-apart objects)
+    pan = rng.uniform(0.0, 2 * np.pi) + np.arange(_FO_PAN_VIEWS) * (2 * np.pi / _FO_PAN_VIEWS)
+    pos_of = np.concatenate([pos_of, np.repeat(np.arange(len(positions)), _FO_PAN_VIEWS)])
+    yaw = _wrap(np.concatenate([yaw, np.tile(pan, len(positions))]))
+    pitch = np.concatenate([pitch, np.full(len(positions) * _FO_PAN_VIEWS, (p_lo + p_hi) / 2.0)])
+    origins = np.column_stack([positions[pos_of], np.full(len(pos_of), cam_h)])
+    ids = np.array([o.instance_id for o in objects], dtype=np.int64)
+    renderer = SceneRenderer(build_scene_mesh(layout), shadows=False)
+    cover = _view_coverage(renderer, origins, yaw, pitch, _plan_rays(hfov_deg, aspect, _FO_GRID), int(ids.max()) + 1)
+    return positions, pos_of, yaw, pitch, cover[:, ids]
+
+
+def object_visibility(
+    layout: SceneLayout, rng: np.random.Generator, hfov_deg: float = 60.0, aspect: float = 1.0, clearance: float = 0.35
+) -> np.ndarray:
+    """``[N]`` the largest share of the pixels each of ``layout.objects`` covers in any candidate view of the
+    ``frame_objects`` policy (walk band, 1.5 m): 0 for an object no camera in the walkable space can see (e.g. a box
+    of a real layout that lies behind the room's walls) — the ceiling of what any clip of the policy can show."""
+    views = _candidate_views(
+        layout, _walkable_piece(layout, clearance), rng, 1.5, tuple(np.deg2rad(_FO_TRAIN[1])), hfov_deg, aspect
+    )
+    return np.zeros(len(layout.objects)) if views is None else views[4].max(axis=0)
+
+
 def sample_frame_objects(
     layout: SceneLayout,
     rng: np.random.Generator,
@@ -425,9 +477,6 @@ def sample_frame_objects(
     or ``"novel_view"`` (held out: low 0.6-0.9 m looking 0..15 deg up, or high 1.95-2.3 m looking 30-45 deg down).
     ``hfov_deg`` and ``aspect`` (width / height) are the camera's, so the planned views are the rendered ones.
     """
-    from loc3r.data.synth.mesh import build_scene_mesh
-    from loc3r.data.synth.render import SceneRenderer
-
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if family not in TRAJECTORY_KINDS:
@@ -442,27 +491,10 @@ def sample_frame_objects(
         roll_std = 4.0
     cam_h = min(rng.uniform(h_lo, h_hi), layout.height - 0.2)
     p_lo, p_hi = np.deg2rad(p_lo), np.deg2rad(p_hi)
-    positions = sample_free_points(piece, rng, _FO_POSITIONS)
-    objects = list(layout.objects)
-    # candidate views: from every standing point, look at every object's centre (pitch within the family's band)
-    centres = np.array([o.center for o in objects], dtype=np.float64).reshape(-1, 3)
-    rel = centres[None, :, :2] - positions[:, None, :]
-    horiz = np.hypot(rel[..., 0], rel[..., 1])
-    pos_of, obj_of = np.nonzero(horiz >= 0.4)
-    if len(pos_of) == 0:  # no object to look at (an empty room): film it as a walk would
+    views = _candidate_views(layout, piece, rng, cam_h, (p_lo, p_hi), hfov_deg, aspect)
+    if views is None:  # no object to look at (an empty room): film it as a walk would
         return sample_walk(layout, rng, num_frames, clearance)
-    yaw = np.arctan2(rel[pos_of, obj_of, 1], rel[pos_of, obj_of, 0])
-    pitch = np.clip(np.arctan2(centres[obj_of, 2] - cam_h, horiz[pos_of, obj_of]), p_lo, p_hi)
-    # and pans: evenly spaced headings at the band's middle pitch (the frames between two far-apart objects)
-    pan = rng.uniform(0.0, 2 * np.pi) + np.arange(_FO_PAN_VIEWS) * (2 * np.pi / _FO_PAN_VIEWS)
-    pos_of = np.concatenate([pos_of, np.repeat(np.arange(len(positions)), _FO_PAN_VIEWS)])
-    yaw = _wrap(np.concatenate([yaw, np.tile(pan, len(positions))]))
-    pitch = np.concatenate([pitch, np.full(len(positions) * _FO_PAN_VIEWS, (p_lo + p_hi) / 2.0)])
-    origins = np.column_stack([positions[pos_of], np.full(len(pos_of), cam_h)])
-    ids = np.array([o.instance_id for o in objects], dtype=np.int64)
-    renderer = SceneRenderer(build_scene_mesh(layout), shadows=False)
-    cover = _view_coverage(renderer, origins, yaw, pitch, _plan_rays(hfov_deg, aspect, _FO_GRID), int(ids.max()) + 1)
-    cover = cover[:, ids]
+    positions, pos_of, yaw, pitch, cover = views
     # standing points reachable from each other in one frame step: close enough, on a straight line in the free space
     steps = max(num_frames - 1, 1)
     step_m = min(_FO_STEP_M, _FO_CLIP_M / steps)
