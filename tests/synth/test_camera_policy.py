@@ -11,6 +11,7 @@ import pytest
 import shapely
 from PIL import Image
 
+from loc3r.data.schema import SceneLayout, SceneObject
 from loc3r.data.synth.freespace import free_space
 from loc3r.data.synth.scene import SceneConfig, generate_layout
 from loc3r.data.synth.trajectory import (
@@ -19,6 +20,7 @@ from loc3r.data.synth.trajectory import (
     _FO_TRAIN,
     _FPS,
     _SPEED,
+    object_visibility,
     sample_frame_objects,
     sample_trajectory,
 )
@@ -138,3 +140,16 @@ def test_unknown_camera_policy_is_refused() -> None:
         SynthSettings(camera_policy="orbit")
     with pytest.raises(ValueError, match="camera policy 'orbit'"):
         sample_trajectory("walk", _layouts(1)[0], np.random.default_rng(0), 4, policy="orbit")
+
+
+def test_object_visibility_is_zero_behind_the_walls() -> None:
+    """The ceiling of what a clip can show: every object of a generated room is visible from some candidate view, a box
+    placed wholly outside the room (as real layouts have behind their walls) from none."""
+    layout = _layouts(1, first=4)[0]
+    x_max = float(np.asarray(layout.floor_polygon)[:, 0].max())
+    outside = SceneObject("box", 99, np.array([x_max + 1.0, 1.0, 0.5]), np.array([0.5, 0.5, 1.0]))
+    shown = object_visibility(SceneLayout("x", layout.floor_polygon, layout.height, [*layout.objects, outside]),
+                              np.random.default_rng(0))  # fmt: skip
+    assert shown.shape == (len(layout.objects) + 1,)
+    assert np.all(shown[:-1] >= 0.004), shown
+    assert shown[-1] == 0.0
