@@ -11,6 +11,7 @@ import pytest
 import shapely
 from PIL import Image
 
+from loc3r.cli import main as cli_main
 from loc3r.data.schema import SceneLayout, SceneObject
 from loc3r.data.synth.freespace import free_space
 from loc3r.data.synth.scene import SceneConfig, generate_layout
@@ -153,3 +154,14 @@ def test_object_visibility_is_zero_behind_the_walls() -> None:
     assert shown.shape == (len(layout.objects) + 1,)
     assert np.all(shown[:-1] >= 0.004), shown
     assert shown[-1] == 0.0
+
+
+def test_cli_camera_policy(tmp_path) -> None:
+    out = tmp_path / "ds"
+    args = ["synth", "--out", str(out), "--scenes", "2", "--frames", "2", "--size", "32x32", "--no-video",
+            "--no-novel-view", "--situations", "1", "--quiet"]  # fmt: skip
+    assert cli_main([*args, "--camera-policy", "frame_objects"]) == 0
+    index = json.loads((out / "synthrooms.json").read_text())
+    assert index["settings"]["camera_policy"] == "frame_objects"
+    with pytest.raises(SystemExit):
+        cli_main([*args, "--camera-policy", "orbit"])
