@@ -67,6 +67,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="paint every object in its category's own colour (generated rooms only; --layouts keep their colours)",
     )
+    p.add_argument(
+        "--camera-policy",
+        choices=["walk", "frame_objects"],
+        default="walk",
+        help="how the camera films a room: 'walk' (hand-held walks, default) or 'frame_objects' (views planned to "
+        "frame every object of the room, at head height, bounded motion per frame)",
+    )
     p.add_argument("--no-shadows", action="store_true", help="skip shadow rays (faster rendering)")
     p.add_argument(
         "--format",
@@ -112,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         category_colors=args.category_colors,
         extra_splits=tuple(args.extra_splits),
         capture_format=args.format,
+        camera_policy=args.camera_policy,
     )
     settings.scene_config  # validates the complexity parameters  # noqa: B018
     summary = generate_dataset(

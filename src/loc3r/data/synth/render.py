@@ -178,6 +178,19 @@ class SceneRenderer:
             instance=instance.reshape(height, width),
         )
 
+    def first_hit_instance(self, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+        """Instance id ``[N] uint16`` of the first surface each ray ``origins[i] + t dirs[i]`` (t > 0) hits, 0 for the
+        room shell or nothing: the instance image without shading (what a camera policy needs to plan views)."""
+        origins = np.ascontiguousarray(origins, dtype=np.float32)
+        dirs = np.ascontiguousarray(dirs, dtype=np.float32)
+        out = np.zeros(len(dirs), dtype=np.uint16)
+        for lo in range(0, len(dirs), _BLOCK):
+            hi = min(len(dirs), lo + _BLOCK)
+            prim = self._scene.run(origins[lo:hi], dirs[lo:hi], output=1)["primID"]
+            hit = prim >= 0
+            out[lo:hi][hit] = self.mesh.instance[prim[hit]]
+        return out
+
     def _render_block(
         self,
         origins: np.ndarray,

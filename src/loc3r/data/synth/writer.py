@@ -170,6 +170,8 @@ class SynthSettings:
     #: how each scan's frames are written: "sensreader" (ScanNet's SensReader export, the default) or a raw capture
     #: format of :mod:`loc3r.data.synth.formats` ("scannet-sens", "scannetpp", "arkitscenes")
     capture_format: str = "sensreader"
+    #: how the camera films a room (``trajectory.CAMERA_POLICIES``): "walk" (hand-held walks) or "frame_objects"
+    camera_policy: str = "walk"
 
     def __post_init__(self) -> None:
         from loc3r.data.synth.formats import FORMATS
@@ -178,6 +180,11 @@ class SynthSettings:
             raise ValueError(f"unknown capture format {self.capture_format!r}; expected one of {FORMATS}")
         if self.capture_format != "sensreader" and self.extra_splits:
             raise ValueError("the image / rig extra splits are written as SensReader exports only (format sensreader)")
+        if self.camera_policy != "walk":
+            from loc3r.data.synth.trajectory import CAMERA_POLICIES
+
+            if self.camera_policy not in CAMERA_POLICIES:
+                raise ValueError(f"unknown camera policy {self.camera_policy!r}; expected one of {CAMERA_POLICIES}")
         if self.num_scenes is not None and self.num_scenes < 1:
             raise ValueError(f"num_scenes must be >= 1, got {self.num_scenes}")
         if self.frames < 1:
@@ -221,6 +228,8 @@ class SynthSettings:
             out["extra_splits"] = sorted(self.extra_splits)
         if self.capture_format == "sensreader":  # same fingerprint as before capture formats existed
             out.pop("capture_format")
+        if self.camera_policy == "walk":  # and of every dataset generated before camera policies existed
+            out.pop("camera_policy")
         return out
 
     @property
@@ -374,7 +383,10 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
     if job.trajectory in ("image", "rig"):
         poses, capture = capture_poses(job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames)
     else:
-        poses = sample_trajectory(job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames).poses
+        poses = sample_trajectory(
+            job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames, policy=settings.camera_policy,
+            hfov_deg=settings.hfov_deg, aspect=settings.width / settings.height,
+        ).poses  # fmt: skip
     renderer = SceneRenderer(build_scene_mesh(layout, style), shadows=settings.shadows)
     intrinsic = make_intrinsic(settings.width, settings.height, settings.hfov_deg)
     t, h, w = len(poses), settings.height, settings.width
