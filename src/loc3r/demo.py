@@ -103,6 +103,9 @@ class DemoSettings:
             write_video=False,
             # the novel-viewpoint re-renders of the test rooms are --full's (they double the evaluation)
             novel_view=False,
+            # a camera that frames objects: 100 % of frames show an object (walk: 78 %), 99.8 % of a room's objects
+            # are seen (walk: 80 %), 28 of 40 situations kept per room (walk: 18); benchmarks/RESULTS.md
+            camera_policy="frame_objects",
         )
     )
     #: fine-tuning steps per variant, sized so that the default run fits 10 minutes on 2 CPU cores (each step of the

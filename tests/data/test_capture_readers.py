@@ -300,8 +300,9 @@ def test_reader_reports_go_to_the_given_report(datasets):
 
 
 def test_synth_cli_format_flag(tmp_path):
-    args = ["synth", "--out", str(tmp_path / "ds"), "--scenes", "1", "--frames", "2", "--size", "32x32", "--no-video",
-            "--no-novel-view", "--val-fraction", "0", "--test-fraction", "0", "--situations", "1", "--quiet"]  # fmt: skip
+    args = ["synth", "--out", str(tmp_path / "ds"), "--scenes", "1", "--frames", "2", "--size", "32x32",
+            "--no-video", "--no-novel-view", "--val-fraction", "0", "--test-fraction", "0", "--situations", "1",
+            "--quiet"]  # fmt: skip
     assert cli_main([*args, "--format", "arkitscenes"]) == 0
     scan = tmp_path / "ds" / "scans" / SCENE
     assert detect_format(scan) == "arkitscenes" and not (scan / "color").exists()
