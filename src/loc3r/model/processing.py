@@ -113,6 +113,16 @@ class Loc3rBatch(BatchFeature):
         #: each sample's preprocessed video (:class:`~loc3r.model.backbones.VideoEncoding`), for re-use
         self.encodings: list[Any] = []
 
+    # BatchFeature pickles only ``data``: a batch made in a DataLoader worker process would arrive without its
+    # metadata (no frame report, no --strict, no sample ids), so the attributes travel too
+    def __getstate__(self) -> dict[str, Any]:
+        return {"data": self.data, "metadata": self.metadata, "encodings": self.encodings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.data = state.get("data", {})
+        self.metadata = state.get("metadata", [])
+        self.encodings = state.get("encodings", [])
+
 
 class ClipCache:
     """Least-recently-used store of per-clip processing results, bounded by the bytes of their arrays.
