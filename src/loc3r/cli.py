@@ -59,6 +59,35 @@ def user_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def is_user_error(err: BaseException) -> bool:
+    """Whether ``err`` means bad input (see :func:`user_errors`).
+
+    The named types always do. A plain ``ValueError`` (or a subclass not named there: ``UnicodeDecodeError``,
+    ``json.JSONDecodeError``, ...) does only when loc3r code raised it on purpose — the innermost frame of its
+    traceback is a ``raise`` statement inside the ``loc3r`` package. One that a library or a builtin raised
+    (``min()`` of an empty sequence, a codec, numpy) is a bug and keeps its traceback instead of being passed off
+    as a "user error" with a bare Python message.
+    """
+    import dis
+
+    errors = user_errors()
+    if not isinstance(err, errors):
+        return False
+    if isinstance(err, tuple(t for t in errors if t is not ValueError)):
+        return True
+    tb = err.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    package = os.path.dirname(os.path.abspath(loc3r.__file__))
+    if not os.path.abspath(code.co_filename).startswith(package + os.sep):
+        return False
+    raise_ops = {dis.opmap[name] for name in ("RAISE_VARARGS", "RERAISE") if name in dis.opmap}
+    return 0 <= tb.tb_lasti < len(code.co_code) and code.co_code[tb.tb_lasti] in raise_ops
+
+
 def report_error(prog: str, err: BaseException) -> int:
     """Print ``PROG: error: MESSAGE`` on stderr (a multi-line message keeps its lines, indented) -> 2."""
     print(f"{prog}: error: {err}", file=sys.stderr)
@@ -75,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Exception as err:
-        if os.environ.get("LOC3R_DEBUG") or not isinstance(err, user_errors()):
+        if os.environ.get("LOC3R_DEBUG") or not is_user_error(err):
             raise
         return report_error(prog, err)
 

@@ -703,6 +703,8 @@ class ScanNetScene:
         point raises :class:`SampleError` (the intrinsics belong to other images).
         """
         bad: set[int] = set()
+        if not cache:  # no frame could be read at all: load_clip re-samples and then names the scene as unusable
+            return bad
         checks = [("color", self.color_intrinsic, {f: c[2] for f, c in cache.items()}, "intrinsic_color")]
         depths = {f: tuple(c[1].shape) for f, c in cache.items() if c[1] is not None}
         if depths:

@@ -1,0 +1,63 @@
+"""Issue 22 (evaluation under real use): a scan whose frames are all unreadable is skipped, counted and named like
+any other bad record instead of aborting the evaluation; a bare Python ``ValueError`` from a builtin or a library is
+a bug (traceback), not passed off as a user error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from loc3r.cli import is_user_error, main
+from loc3r.data.synth.writer import SynthSettings, generate_dataset
+
+TINY = REPO / "src" / "loc3r" / "assets" / "loc3r-tiny"
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    settings = SynthSettings(
+        num_scenes=4, frames=8, width=64, height=64, val_fraction=0.0, test_fraction=0.5, novel_view=False,
+        situations_per_scene=2, questions_per_situation=1, vsi_questions_per_type=1, write_video=False,
+    )  # fmt: skip
+    generate_dataset(root, settings, progress=False)
+    return root
+
+
+def test_scan_with_every_frame_unreadable_is_skipped_and_named(
+    synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = json.loads((synth / "synthrooms.json").read_text())
+    broken = index["splits"]["test"][0]
+    for jpg in (synth / "scans" / broken / "color").glob("*.jpg"):
+        jpg.write_bytes(jpg.read_bytes()[:40])
+    out = tmp_path / "eval"
+    code = main(["eval", "--config", str(REPO / "configs/synth/eval/test.yaml"), "--set", f"checkpoint={TINY}",
+                 "--set", f"data.root={synth}", "--set", "max_samples=12", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert code == 0, err
+    assert "samples skipped" in err and f"scene '{broken}' has no usable frame" in err
+    assert (out / "scores.json").is_file()
+
+
+def test_bare_library_value_error_is_a_bug_not_a_user_error() -> None:
+    from loc3r.errors import SampleError
+
+    try:
+        min([])
+    except ValueError as err:
+        assert not is_user_error(err)
+    try:
+        b"\xff".decode()
+    except ValueError as err:
+        assert not is_user_error(err)
+    assert is_user_error(SampleError("a.json: record 3: field 'x' is missing"))
+    from loc3r.data.mixture import MixtureDataset
+
+    with pytest.raises(ValueError) as info:  # loc3r's own ``raise ValueError(...)``: still a one-line error
+        MixtureDataset([], [])
+    assert is_user_error(info.value)
