@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
+from conftest import REPO
 from loc3r.cli import is_user_error, main
 from loc3r.data.synth.writer import SynthSettings, generate_dataset
 
