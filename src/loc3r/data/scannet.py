@@ -584,6 +584,20 @@ class ScanNetScene:
                         pose=self.scene_dir / f"{stem}.txt",
                     )
                 )
+        if files:
+            # a frame with a pose file but no colour JPEG is listed too, so that loading it names the missing file
+            # (field 'color') instead of the frame silently not existing
+            pose_dir = self.scene_dir / "pose" if self.layout == "sensreader" else self.scene_dir
+            color_of = (lambda stem: self.scene_dir / "color" / f"{stem}.jpg") if self.layout == "sensreader" else (
+                lambda stem: self.scene_dir / f"{stem}.jpg")  # fmt: skip
+            depth_dir = self.scene_dir / "depth" if self.layout == "sensreader" else self.scene_dir
+            have = {f.frame_id for f in files}
+            if pose_dir.is_dir():
+                for entry in os.scandir(pose_dir):
+                    stem = entry.name[:-4]
+                    if entry.name.endswith(".txt") and _DIGITS.match(stem) and int(stem) not in have:
+                        depth = depth_dir / f"{stem}.png"
+                        files.append(_FrameFiles(int(stem), color_of(stem), depth, pose_dir / entry.name))
         files.sort(key=lambda f: f.frame_id)
         if not files:
             raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames (*.jpg)")
