@@ -39,6 +39,7 @@ equal the uncached :meth:`Loc3rPredictor.predict` (tested).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ import numpy as np
 from loc3r.data.schema import ClipSample, SampleError
 
 __all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames", "load_rig"]
+
+_log = logging.getLogger("loc3r.infer")
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -261,7 +264,15 @@ class Loc3rPredictor:
 
         model = load_model(model_dir)
         if num_frames is None:
-            num_frames = model.num_frames or 8  # recorded with the checkpoint by training
+            num_frames = model.num_frames  # recorded with the checkpoint by training
+            if num_frames is None:
+                num_frames = 8
+                _log.warning(
+                    "%s: loc3r_processor_config.json records no 'num_frames' (the frames per clip of training); "
+                    "using %d — pass --frames / num_frames= to choose",
+                    model_dir,
+                    num_frames,
+                )
         return cls(model, num_frames)
 
     def _check_inputs(self, poses: Any, points: Any) -> None:

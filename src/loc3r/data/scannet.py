@@ -42,6 +42,7 @@ Conventions and conversions (the only place ScanNet is converted):
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import os
 import re
@@ -77,6 +78,7 @@ __all__ = [
 
 Layout = Literal["auto", "sensreader", "posed_images"]
 SCENE_META_FORMAT = "loc3r.scene_meta.v1"
+_log = logging.getLogger("loc3r.data")
 _DIGITS = re.compile(r"^\d+$")
 _EXTRINSIC_TOL = 1e-4
 
@@ -386,6 +388,8 @@ def points_on_color_grid(
     depth_m = np.asarray(depth_m, dtype=np.float64)
     if depth_m.ndim != 2:
         raise GeometryError(f"depth: expected an [H, W] map, got shape {depth_m.shape}")
+    if not (np.isfinite(max_depth) and max_depth > 0):  # else every cell is invalid: no layout target at all
+        raise GeometryError(f"max_depth must be a positive number of metres, got {max_depth!r}")
     hd, wd = depth_m.shape
     hc, wc = color_size
     h, w = out_size
@@ -816,8 +820,10 @@ class ScanNetScene:
                 new_bad = True
             if not new_bad:
                 break
-        if candidates.size < num_frames:
+        if candidates.size < num_frames:  # said, not silent: the model sees the same frames several times
             self.report.count("clips_with_repeats")
+            _log.warning("%s: scene %r has %d usable frames but %d were asked for: frames repeat in its clip",
+                         self.scene_dir, self.scene_id, int(candidates.size), num_frames)  # fmt: skip
         color_size = cache[int(chosen[0])][2]
         frames = np.stack([cache[f][0] for f in chosen.tolist()])
         poses = np.stack([self._poses[f] for f in chosen.tolist()])  # type: ignore[index]

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
+from loc3r.errors import ConfigError
 from loc3r.geometry import (
     AnchorFrame,
     GeometryError,
@@ -102,6 +104,27 @@ class SampleMeta:
     #: tokens before the situation / question text (chat prefix + video block): the same for every question on
     #: this clip, the part ``Loc3rForConditionalGeneration.encode_prefix`` runs once
     prefix_length: int | None = None
+
+
+def _check_normalisation(options: dict[str, Any]) -> None:
+    """``image_mean`` / ``image_std`` of the preprocessing options (a checkpoint's ``loc3r_processor_config.json`` or
+    a backbone's ``preprocessor_config.json``) must be finite per-channel numbers, the std positive: a std of 0 turns
+    every pixel into NaN/inf and the model then answers from garbage without any error."""
+    for key in ("image_mean", "image_std"):
+        if key not in options:
+            continue
+        values = options[key]
+        values = [values] if isinstance(values, int | float) and not isinstance(values, bool) else values
+        ok = isinstance(values, list | tuple) and len(values) in (1, 3)
+        ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if ok and key == "image_std":
+            ok = all(v > 0 for v in values)
+        if not ok:
+            need = "positive" if key == "image_std" else "finite"
+            raise ConfigError(
+                f"{PROCESSOR_CONFIG_NAME} / preprocessor config: field 'preprocessing.{key}' must be 1 or 3 {need} "
+                f"finite numbers (one per RGB channel), got {values!r}"
+            )
 
 
 class Loc3rBatch(BatchFeature):
@@ -227,6 +250,7 @@ class Loc3rProcessor:
         self.adapter = get_backbone(config.backbone)
         self.vlm_config = config.vlm_config
         self.preprocessing = dict(preprocessing or self.adapter.default_preprocessing(self.vlm_config))
+        _check_normalisation(self.preprocessing)
         self.mode: Mode = self._check_mode(mode)
         self.num_frames = num_frames
         self.max_length = max_length
