@@ -61,3 +61,28 @@ def test_bare_library_value_error_is_a_bug_not_a_user_error() -> None:
     with pytest.raises(ValueError) as info:  # loc3r's own ``raise ValueError(...)``: still a one-line error
         MixtureDataset([], [])
     assert is_user_error(info.value)
+
+
+def test_merge_refuses_shards_of_another_checkpoint(
+    synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other"
+    shutil.copytree(TINY, other)
+    weights = load_file(str(other / "model.safetensors"))
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    weights[name] = weights[name] + 0.01
+    save_file(weights, str(other / "model.safetensors"), metadata={"format": "pt"})
+    out = tmp_path / "eval"
+    base = ["eval", "--config", str(REPO / "configs/synth/eval/test.yaml"), "--set", f"data.root={synth}",
+            "--set", "max_samples=4", "--out", str(out)]  # fmt: skip
+    for shard in ("0/2", "1/2"):
+        assert main([*base, "--set", f"checkpoint={TINY}", "--shard", shard]) == 0
+    shards = sorted(str(p) for p in out.glob("predictions-shard*.jsonl"))
+    capsys.readouterr()
+    assert main([*base, "--set", f"checkpoint={other}", "--merge", *shards]) == 2
+    assert "made with another checkpoint" in capsys.readouterr().err
+    assert main([*base, "--set", f"checkpoint={TINY}", "--merge", *shards]) == 0
