@@ -59,6 +59,26 @@ def user_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+#: OS errors about a path (with ``filename``): an output folder that is an existing file, a file path that is a
+#: folder, a place without write permission — the user's path, named in the one-line message
+_PATH_ERRORS = (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+_PATH_HINTS = {
+    FileExistsError: "exists and is not a folder (a folder is written there: give a new or existing folder)",
+    NotADirectoryError: "a part of this path is a file, not a folder",
+    IsADirectoryError: "is a folder (a file path is needed here)",
+    PermissionError: "permission denied (choose a place you can write to)",
+}
+
+
+def error_message(err: BaseException) -> str:
+    """The one-line message of a user error: an OS error about a path says the path and what is wrong with it."""
+    if isinstance(err, _PATH_ERRORS) and getattr(err, "filename", None):
+        hint = next(h for t, h in _PATH_HINTS.items() if isinstance(err, t))
+        return f"{err.filename}: {hint}"
+    return str(err)
+
+
 def is_user_error(err: BaseException) -> bool:
     """Whether ``err`` means bad input (see :func:`user_errors`).
 
@@ -70,6 +90,8 @@ def is_user_error(err: BaseException) -> bool:
     """
     import dis
 
+    if isinstance(err, _PATH_ERRORS) and getattr(err, "filename", None):
+        return True  # a path the user gave is a file where a folder is needed, or the reverse, or not writable
     errors = user_errors()
     if not isinstance(err, errors):
         return False
@@ -90,7 +112,7 @@ def is_user_error(err: BaseException) -> bool:
 
 def report_error(prog: str, err: BaseException) -> int:
     """Print ``PROG: error: MESSAGE`` on stderr (a multi-line message keeps its lines, indented) -> 2."""
-    print(f"{prog}: error: {err}", file=sys.stderr)
+    print(f"{prog}: error: {error_message(err)}", file=sys.stderr)
     return 2
 
 

@@ -33,6 +33,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"loc3r serve: error: {message}", file=sys.stderr)
         return 2
 
+    if not 1 <= args.port <= 65535:
+        return fail(f"--port {args.port}: must be between 1 and 65535")
+    problem = port_problem(args.host, args.port)  # before loading the model: a busy port fails in a second
+    if problem:
+        return fail(problem)
     try:
         import gradio  # noqa: F401
     except ImportError:
@@ -45,5 +50,31 @@ def _run(args: argparse.Namespace) -> int:
         return fail(str(err))
     app = build_app(backend)
     print(f"loc3r serve: http://{args.host}:{args.port} (model {args.model})", flush=True)
-    app.launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
+    try:
+        app.launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
+    except OSError as err:  # taken between the check and the launch
+        return fail(f"--host {args.host} --port {args.port}: cannot listen ({err})")
     return 0
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (busy, privileged, unknown address), or None."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        return f"--host {host}: not an address of this machine ({err.strerror})"
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except PermissionError:
+            return f"--port {port}: permission denied (ports below 1024 need root; use e.g. --port 7860)"
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return f"--port {port}: already in use on {host} (another loc3r serve?); choose another --port"
+            return f"--host {host} --port {port}: cannot listen ({err.strerror})"
+    return None
