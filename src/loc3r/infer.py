@@ -197,6 +197,12 @@ def load_frames(
     return frames, poses, points, scene_id
 
 
+def is_plain_folder_name(name: str) -> bool:
+    """A rig camera's ``name`` names a folder directly inside the rig folder: one path part, never ``..`` or an
+    absolute path (a ``rig.json`` must not make the reader open folders elsewhere)."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and ":" not in name
+
+
 def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Frames (interleaved per time step) and poses of a camera-rig folder.
 
@@ -218,6 +224,9 @@ def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | No
     for k, cam in enumerate(cams):
         if not isinstance(cam, dict) or not isinstance(cam.get("name"), str):
             raise SampleError(f"{where}: cameras[{k}] needs a 'name'")
+        if not is_plain_folder_name(cam["name"]):
+            raise SampleError(f"{where}: cameras[{k}]: field 'name' {cam['name']!r} must be a folder name inside the "
+                              "rig folder (no '/', '\\', '..')")  # fmt: skip
         ext = np.asarray(cam.get("extrinsic", np.eye(4)), dtype=np.float64)
         if ext.shape != (4, 4) or not np.isfinite(ext).all():
             raise SampleError(f"{where}: cameras[{k}] ('{cam['name']}'): field 'extrinsic' must be a finite 4x4")

@@ -252,7 +252,13 @@ class RigFolderSource(FrameSource):
         cams = spec.get("cameras") if isinstance(spec, dict) else None
         if not isinstance(cams, list) or not cams or not all(isinstance(c, dict) and "name" in c for c in cams):
             raise SampleError(f"{self.path / 'rig.json'}: field 'cameras' must be a list of {{'name', 'extrinsic'}}")
+        from loc3r.infer import is_plain_folder_name
+
         self.names = [str(c["name"]) for c in cams]
+        for k, name in enumerate(self.names):
+            if not is_plain_folder_name(name):
+                raise SampleError(f"{self.path / 'rig.json'}: cameras[{k}]: field 'name' {name!r} must be a folder "
+                                  "name inside the rig folder (no '/', '\\', '..')")  # fmt: skip
         self.extrinsics = [np.asarray(c.get("extrinsic", np.eye(4)), dtype=np.float64) for c in cams]
         self.static = bool(spec.get("static"))
         self.group = len(cams)

@@ -142,3 +142,19 @@ def test_cli_readable_lines_and_latest_bev_picture(
     assert out[-1].startswith("summary: 4 frames received") and not any(line.startswith("{") for line in out)
     assert Image.open(png).size[0] > 0
     assert main(["stream", "--model", str(ckpt), "--folder", str(folder), "--bev", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("name", ["../outside", "/etc", "a/../../b", ".."])
+def test_rig_camera_names_cannot_escape_the_rig_folder(tmp_path: Path, name: str) -> None:
+    from loc3r.data.schema import SampleError
+    from loc3r.infer import load_rig
+
+    rig = tmp_path / "rig"
+    rig.mkdir()
+    (tmp_path / "outside").mkdir()
+    Image.fromarray(_frames(1)[0]).save(tmp_path / "outside" / "000.png")
+    (rig / "rig.json").write_text(json.dumps({"cameras": [{"name": name}]}))
+    with pytest.raises(SampleError, match="must be a folder name inside the rig folder"):
+        load_rig(rig, 4)
+    with pytest.raises(SampleError, match="must be a folder name inside the rig folder"):
+        RigFolderSource(rig)

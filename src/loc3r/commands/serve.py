@@ -21,6 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=None, help="frames per video (default: the training recipe's)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest video upload in MB (default 200)")
+    p.add_argument("--max-question-chars", type=int, default=500,
+                   help="longest question / situation in characters (default 500)")  # fmt: skip
+    p.add_argument("--live-idle-s", type=float, default=120.0,
+                   help="close a webcam session after this many seconds without a frame (default 120)")  # fmt: skip
+    p.add_argument("--max-live", type=int, default=8, help="webcam sessions open at once at most (default 8)")
+    p.add_argument("--cache-ttl-s", type=int, default=3600,
+                   help="delete uploads and pictures from Gradio's cache after this many s (default 3600)")  # fmt: skip
     p.set_defaults(func=_run)
 
 
@@ -45,15 +53,20 @@ def _run(args: argparse.Namespace) -> int:
     from loc3r.web import DemoBackend, build_app
 
     try:
-        backend = DemoBackend(args.model, args.data, args.frames)
+        backend = DemoBackend(args.model, args.data, args.frames, max_question_chars=args.max_question_chars,
+                              max_upload_mb=args.max_upload_mb, live_idle_s=args.live_idle_s,
+                              max_live=args.max_live)  # fmt: skip
     except (FileNotFoundError, SampleError, ValueError, OSError) as err:
         return fail(str(err))
-    app = build_app(backend)
+    app = build_app(backend, cache_ttl_s=args.cache_ttl_s)
     print(f"loc3r serve: http://{args.host}:{args.port} (model {args.model})", flush=True)
     try:
-        app.launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
+        app.launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True,
+                   max_file_size=int(args.max_upload_mb * 2**20))  # fmt: skip
     except OSError as err:  # taken between the check and the launch
         return fail(f"--host {args.host} --port {args.port}: cannot listen ({err})")
+    finally:
+        backend.close()
     return 0
 
 
