@@ -86,3 +86,27 @@ def test_merge_refuses_shards_of_another_checkpoint(
     assert main([*base, "--set", f"checkpoint={other}", "--merge", *shards]) == 2
     assert "made with another checkpoint" in capsys.readouterr().err
     assert main([*base, "--set", f"checkpoint={TINY}", "--merge", *shards]) == 0
+
+
+def test_split_without_situations_scores_the_other_tasks(
+    synth: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A still-image split whose images ground no situation: localization and situated QA have no sample; the
+    VSI-style questions are still evaluated and scored (the evaluation used to abort)."""
+    import logging
+    import shutil
+
+    root = tmp_path / "synth"
+    shutil.copytree(synth, root)
+    for kind, key in (("questions", "questions"), ("sqa_annotations", "annotations")):
+        path = root / "sqa3d" / f"v1_balanced_{kind}_test_scannetv2.json"
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, key: []}))
+    out = tmp_path / "eval"
+    with caplog.at_level(logging.WARNING, logger="loc3r.evaluate"):
+        code = main(["eval", "--config", str(REPO / "configs/synth/eval/test.yaml"), "--set", f"checkpoint={TINY}",
+                     "--set", f"data.root={root}", "--set", "max_samples=4", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    scores = json.loads((out / "scores.json").read_text())["test"]
+    assert scores["n_vsi"] > 0 and "n_loc" not in scores and "n_qa" not in scores
+    assert any("synth_localization" in r.getMessage() and "not scored" in r.getMessage() for r in caplog.records)
