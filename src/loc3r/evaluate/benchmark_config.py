@@ -31,7 +31,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from loc3r.config_base import ConfigError, StrictConfig, apply_overrides, read_yaml_mapping, validate_config
+from loc3r.config_base import (
+    ConfigError,
+    StrictConfig,
+    apply_overrides,
+    read_yaml_mapping,
+    resolve_input_paths,
+    validate_config,
+)
 from loc3r.data.spec import DatasetSpec
 from loc3r.evaluate.tasks import TASK_NAMES
 
@@ -102,6 +109,7 @@ def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> Ev
         raise ConfigError(f"{path}: the top level of an evaluation config must be a mapping")
     if overrides:
         raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
+    raw = resolve_input_paths(raw, path)  # shipped relative inputs work from any directory (see config_base)
     return validate_config(
         EvalConfig, raw, str(path), what="evaluation config", schema="evaluation", top="an evaluation config"
     )
