@@ -422,7 +422,7 @@ class Loc3rPredictor:
                     pred_sigma=result.sigma,
                     gt_xy=gt_xy,
                     gt_yaw=gt_heading,
-                    title=f"{situation or ''} {question}"[:110],
+                    title=f"{situation or ''} {question}",  # wrapped to the figure by plot_bev
                     layout_frame=pred.layout_frame,
                 )
             )
