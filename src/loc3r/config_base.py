@@ -25,6 +25,7 @@ __all__ = [
     "StrictConfig",
     "apply_overrides",
     "format_validation_error",
+    "locate_config",
     "read_yaml_mapping",
     "resolve_input_paths",
     "validate_config",
@@ -65,6 +66,18 @@ def validate_config(
         return cls.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source, what, schema)) from None
+
+
+def locate_config(path: str | Path) -> Path:
+    """``path`` itself when it exists; else, for a relative path, the same path in the loc3r repository this code
+    runs from (an editable install of a clone: ``configs/train_tiny.yaml`` works from any directory, as README
+    writes it). Otherwise ``path`` (reading it then says it is missing)."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    repo = Path(__file__).resolve().parents[2]
+    candidate = repo / path
+    return candidate if (repo / "configs").is_dir() and candidate.is_file() else path
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
@@ -111,7 +124,7 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, source: str) -> N
 
 #: keys whose values are paths a config READS (data, checkpoints, shipped assets); output paths are not among them
 INPUT_PATH_KEYS = frozenset(
-    {"pretrained_dir", "root", "checkpoint", "camera_root", "scene_meta", "scans_root", "cache"}
+    {"pretrained_dir", "config_file", "root", "checkpoint", "camera_root", "scene_meta", "scans_root", "cache"}
 )
 
 

@@ -37,3 +37,12 @@ def test_eval_config_checkpoint_from_another_directory(tmp_path: Path, monkeypat
     monkeypatch.chdir(tmp_path)
     cfg = load_eval_config(REPO / "configs/synth/eval/test.yaml", ["checkpoint=src/loc3r/assets/loc3r-tiny"])
     assert Path(cfg.checkpoint).resolve() == TINY.resolve()
+
+
+def test_readme_config_path_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``loc3r train configs/train_tiny.yaml`` as README writes it, run outside the repository."""
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("configs/train_tiny.yaml")
+    assert str(cfg.output_dir) == "runs/train_tiny"
+    with pytest.raises(ConfigError, match="no_such.yaml: recipe file not found"):
+        load_config("configs/no_such.yaml")

@@ -35,6 +35,7 @@ from loc3r.config_base import (
     ConfigError,
     StrictConfig,
     apply_overrides,
+    locate_config,
     read_yaml_mapping,
     resolve_input_paths,
     validate_config,
@@ -103,7 +104,7 @@ class EvalConfig(StrictConfig):
 def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:
     """Read and validate an evaluation YAML (unknown keys -> :class:`ConfigError` naming key and file);
     ``overrides`` are ``--set key.path=value`` items applied before validation (same errors as the file)."""
-    path = Path(path)
+    path = locate_config(path)
     raw: Any = read_yaml_mapping(path, "evaluation config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level of an evaluation config must be a mapping")

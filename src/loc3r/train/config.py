@@ -27,6 +27,7 @@ from loc3r.config_base import (
     ConfigError,
     StrictConfig,
     apply_overrides,
+    locate_config,
     read_yaml_mapping,
     resolve_input_paths,
     validate_config,
@@ -310,7 +311,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
     a folder above it (a shipped asset such as ``src/loc3r/assets/loc3r-tiny``) is taken from there, so the shipped
     recipes run from any directory (:func:`loc3r.config_base.resolve_input_paths`).
     """
-    path = Path(path)
+    path = locate_config(path)
     raw = read_yaml_mapping(path, "recipe")
     if overrides:
         if not isinstance(raw, dict):
