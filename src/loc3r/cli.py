@@ -82,11 +82,11 @@ def error_message(err: BaseException) -> str:
 def is_user_error(err: BaseException) -> bool:
     """Whether ``err`` means bad input (see :func:`user_errors`).
 
-    The named types always do. A plain ``ValueError`` (or a subclass not named there: ``UnicodeDecodeError``,
-    ``json.JSONDecodeError``, ...) does only when loc3r code raised it on purpose — the innermost frame of its
-    traceback is a ``raise`` statement inside the ``loc3r`` package. One that a library or a builtin raised
-    (``min()`` of an empty sequence, a codec, numpy) is a bug and keeps its traceback instead of being passed off
-    as a "user error" with a bare Python message.
+    The named types always do. A plain ``ValueError`` (or a subclass not named there) does only when Python code
+    raised it on purpose — the innermost frame of its traceback is a ``raise`` statement (loc3r's own checks, a
+    library rejecting a file: numpy's ``allow_pickle``, ...). One raised inside a builtin or C code (``min()`` of an
+    empty sequence, a codec's ``UnicodeDecodeError``, ``int("x")``) means loc3r did not check its input: a bug,
+    which keeps its traceback instead of being passed off as a "user error" with a bare Python message.
     """
     import dis
 
@@ -103,9 +103,6 @@ def is_user_error(err: BaseException) -> bool:
     while tb.tb_next is not None:
         tb = tb.tb_next
     code = tb.tb_frame.f_code
-    package = os.path.dirname(os.path.abspath(loc3r.__file__))
-    if not os.path.abspath(code.co_filename).startswith(package + os.sep):
-        return False
     raise_ops = {dis.opmap[name] for name in ("RAISE_VARARGS", "RERAISE") if name in dis.opmap}
     return 0 <= tb.tb_lasti < len(code.co_code) and code.co_code[tb.tb_lasti] in raise_ops
 
