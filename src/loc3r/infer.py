@@ -260,6 +260,10 @@ class Loc3rPredictor:
     """A loaded loc3r checkpoint ready for single queries (see the module docstring)."""
 
     def __init__(self, model: Any, num_frames: int = 8, strict: bool = False) -> None:
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            from loc3r.errors import ConfigError
+
+            raise ConfigError(f"--frames / num_frames must be a positive number of frames, got {num_frames!r}")
         self.model = model
         self.num_frames = num_frames
         self.strict = strict  # a skipped frame (unreadable, other size, bad pose) is an error instead

@@ -72,3 +72,8 @@ def test_more_frames_than_the_scan_has_is_said(tmp_path: Path, caplog: pytest.Lo
         clip = ScanNetScene(scene).load_clip(8, points_size=None)
     assert len(clip.frame_ids) == 8
     assert any("has 4 usable frames but 8 were asked for" in r.getMessage() for r in caplog.records)
+
+
+def test_zero_frames_names_the_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code = main(["infer", "--model", str(TINY), "--video", str(tmp_path), "--question", "hi", "--frames", "0"])
+    assert code == 2 and "--frames / num_frames must be a positive number of frames, got 0" in capsys.readouterr().err
