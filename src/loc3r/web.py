@@ -204,17 +204,25 @@ class DemoBackend:
         with self._live_lock:
             entry = self._lives.get(key) if key else None
             if entry is None:
-                while len(self._lives) >= self.max_live:
-                    oldest = min(self._lives, key=lambda k: self._lives[k]["seen"])
+                idle = [k for k, e in self._lives.items() if not e["busy"]]
+                while len(self._lives) >= self.max_live and idle:  # the oldest idle one gives way
+                    oldest = min(idle, key=lambda k: self._lives[k]["seen"])
+                    idle.remove(oldest)
                     self._close_live_locked(oldest)
                 key = uuid.uuid4().hex
                 source = PushSource()
                 bev_dir = self.out_dir / f"live-{key}"
                 live = LiveSession(self.predictor, source, min_frames=2, bev_dir=bev_dir).start()
-                entry = {"id": key, "live": live, "source": source, "dir": bev_dir, "seen": time.monotonic()}
+                entry = {"id": key, "live": live, "source": source, "dir": bev_dir, "seen": time.monotonic(), "busy": 0}
                 self._lives[key] = entry
             entry["seen"] = time.monotonic()
+            entry["busy"] += 1  # a call is using it: never reaped under it (the caller calls _release)
             return entry
+
+    def _release(self, entry: dict[str, Any]) -> None:
+        with self._live_lock:
+            entry["busy"] -= 1
+            entry["seen"] = time.monotonic()
 
     def _close_live_locked(self, key: str) -> None:
         entry = self._lives.pop(key, None)
@@ -237,7 +245,7 @@ class DemoBackend:
         """Close the live sessions without a frame for ``live_idle_s``; returns how many."""
         now = time.monotonic()
         with self._live_lock:
-            idle = [k for k, e in self._lives.items() if now - e["seen"] > self.live_idle_s]
+            idle = [k for k, e in self._lives.items() if not e["busy"] and now - e["seen"] > self.live_idle_s]
             for key in idle:
                 self._close_live_locked(key)
         return len(idle)
@@ -259,6 +267,12 @@ class DemoBackend:
         if image is None:
             return state or {}, None, "waiting for the webcam"
         entry = self._open_live(state)
+        try:
+            return self._webcam_frame(entry, image)
+        finally:
+            self._release(entry)
+
+    def _webcam_frame(self, entry: dict[str, Any], image: np.ndarray) -> tuple[dict, np.ndarray | None, str]:
         state = {"id": entry["id"]}
         live, source = entry["live"], entry["source"]
         source.push(np.asarray(image, dtype=np.uint8)[..., :3], name="webcam")
@@ -290,9 +304,18 @@ class DemoBackend:
             return f"Error: {err}", None
         with self._live_lock:
             entry = self._lives.get((state or {}).get("id") or "")
-        if entry is None or entry["live"].session is None:
+            if entry is not None:
+                entry["busy"] += 1
+        if entry is None:
             return "Error: no webcam frames yet: start the webcam first", None
-        entry["seen"] = time.monotonic()
+        try:
+            return self._webcam_ask(entry, situation, question)
+        finally:
+            self._release(entry)
+
+    def _webcam_ask(self, entry: dict[str, Any], situation: str | None, question: str) -> tuple[str, np.ndarray | None]:
+        if entry["live"].session is None:
+            return "Error: no webcam frames yet: start the webcam first", None
         live = entry["live"]
         q = live.ask(situation, question)
         deadline = time.monotonic() + 30
