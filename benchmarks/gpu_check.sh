@@ -18,7 +18,7 @@ SEVEN_B=configs/backbones/qwen2_5_vl_7b
 TWO_B=configs/backbones/qwen3_vl_2b
 if [[ "${1:-}" == "--cpu-smoke" ]]; then
   SMOKE=(--cpu-smoke)
-  SEVEN_B=${SMOKE_CONFIG:?--cpu-smoke needs SMOKE_CONFIG=a tiny backbone config dir}
+  SEVEN_B=${SMOKE_CONFIG:-benchmarks/tiny_qwen3_vl}   # shipped tiny Qwen3-VL config (SMOKE_CONFIG=DIR for another)
   TWO_B=$SEVEN_B
 else
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv

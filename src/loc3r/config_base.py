@@ -11,6 +11,7 @@ and the key (the CLI prints it as ``loc3r CMD: error: ...``, exit code 2).
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +25,9 @@ __all__ = [
     "StrictConfig",
     "apply_overrides",
     "format_validation_error",
+    "locate_config",
     "read_yaml_mapping",
+    "resolve_input_paths",
     "validate_config",
 ]
 
@@ -65,6 +68,18 @@ def validate_config(
         raise ConfigError(format_validation_error(err, source, what, schema)) from None
 
 
+def locate_config(path: str | Path) -> Path:
+    """``path`` itself when it exists; else, for a relative path, the same path in the loc3r repository this code
+    runs from (an editable install of a clone: ``configs/train_tiny.yaml`` works from any directory, as README
+    writes it). Otherwise ``path`` (reading it then says it is missing)."""
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    repo = Path(__file__).resolve().parents[2]
+    candidate = repo / path
+    return candidate if (repo / "configs").is_dir() and candidate.is_file() else path
+
+
 def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
     """The raw mapping of a YAML config file (``yaml.safe_load``; an empty file is ``{}``)."""
     path = Path(path)
@@ -78,7 +93,8 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
-    """Set ``a.b.c`` (integers index lists: ``data.train.0.root``)."""
+    """Set ``a.b.c`` (integers index lists: ``data.train.0.root``, also written ``data.train[0].root``)."""
+    dotted = re.sub(r"\[\s*(\d+)\s*\]", r".\1", dotted)
     parts = dotted.split(".")
     if not all(parts):
         raise ConfigError(f"{source}: override key {dotted!r} is not a dotted path like 'optim.lr'")
@@ -104,6 +120,42 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any, source: str) -> N
             node = node[part]
         else:
             raise ConfigError(f"{source}: cannot set {dotted!r}: '{'.'.join(parts[:i])}' is a value, not a section")
+
+
+#: keys whose values are paths a config READS (data, checkpoints, shipped assets); output paths are not among them
+INPUT_PATH_KEYS = frozenset(
+    {"pretrained_dir", "config_file", "root", "checkpoint", "camera_root", "scene_meta", "scans_root", "cache"}
+)
+
+
+def resolve_input_paths(raw: Any, config_path: str | Path) -> Any:
+    """Relative input paths of a config, made to work from any working directory.
+
+    A relative path is the working directory's when it exists there (your data, your runs: like every CLI tool);
+    otherwise, when it exists relative to the config file's folder or one of its parents (the repository a shipped
+    recipe comes from: ``src/loc3r/assets/loc3r-tiny``, ``data/synthrooms`` next to the configs), that absolute
+    path is used. Output paths (``output_dir``) stay relative to the working directory. Keys: :data:`INPUT_PATH_KEYS`,
+    at any depth (``data.train[*].root``, ``data.options.scene_meta``, ...).
+    """
+    anchors = [Path(config_path).resolve().parent, *Path(config_path).resolve().parent.parents]
+
+    def fix(value: Any) -> Any:
+        if not isinstance(value, str) or not value or Path(value).is_absolute() or Path(value).exists():
+            return value
+        for anchor in anchors:
+            candidate = anchor / value
+            if candidate.exists():
+                return str(candidate)
+        return value
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: fix(v) if k in INPUT_PATH_KEYS else walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(raw)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:

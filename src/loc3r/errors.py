@@ -13,7 +13,11 @@
 * :class:`loc3r.data.synth.writer.DatasetError` — a SynthRooms directory cannot be generated / resumed;
 * :class:`loc3r.train.recipe.NonFiniteLossError` — training diverged (the message says which terms);
 * ``FileNotFoundError`` — a path given by the user does not exist (the message names it);
-* ``ValueError`` — any other bad value (a subclass above is preferred: it says what kind of input is wrong).
+* ``ValueError`` — any other bad value raised on purpose by a ``raise`` statement (a subclass above is preferred:
+  it says what kind of input is wrong); one raised inside a builtin (``min([])``, a codec) is a bug and keeps its
+  traceback (:func:`loc3r.cli.is_user_error`);
+* an OS error about a path (``FileExistsError``, ``NotADirectoryError``, ``IsADirectoryError``, ``PermissionError``
+  with a file name): the path and what is wrong with it.
 
 This module sits below every other (it imports nothing), so the lowest layers (``loc3r.io``) can raise these.
 """

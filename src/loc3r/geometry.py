@@ -226,6 +226,8 @@ def depth_to_world_points(
     depth = np.asarray(depth, dtype=np.float64)
     if depth.ndim != 2:
         raise GeometryError(f"depth: expected an [H, W] map, got shape {depth.shape}")
+    if not (np.isfinite(max_depth) and max_depth > 0):
+        raise GeometryError(f"max_depth must be a positive number of metres, got {max_depth!r}")
     h, w = depth.shape
     v, u = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
     with np.errstate(invalid="ignore"):

@@ -44,6 +44,7 @@ equal the uncached :meth:`Loc3rPredictor.predict` (tested).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ import numpy as np
 from loc3r.data.schema import ClipSample, SampleError
 
 __all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames", "load_rig", "describe_inputs"]
+
+_log = logging.getLogger("loc3r.infer")
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -236,6 +239,12 @@ def load_frames(
     return frames, poses, points, scene_id
 
 
+def is_plain_folder_name(name: str) -> bool:
+    """A rig camera's ``name`` names a folder directly inside the rig folder: one path part, never ``..`` or an
+    absolute path (a ``rig.json`` must not make the reader open folders elsewhere)."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and ":" not in name
+
+
 def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Frames (interleaved per time step) and poses of a camera-rig folder.
 
@@ -257,6 +266,9 @@ def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | No
     for k, cam in enumerate(cams):
         if not isinstance(cam, dict) or not isinstance(cam.get("name"), str):
             raise SampleError(f"{where}: cameras[{k}] needs a 'name'")
+        if not is_plain_folder_name(cam["name"]):
+            raise SampleError(f"{where}: cameras[{k}]: field 'name' {cam['name']!r} must be a folder name inside the "
+                              "rig folder (no '/', '\\', '..')")  # fmt: skip
         ext = np.asarray(cam.get("extrinsic", np.eye(4)), dtype=np.float64)
         if ext.shape != (4, 4) or not np.isfinite(ext).all():
             raise SampleError(f"{where}: cameras[{k}] ('{cam['name']}'): field 'extrinsic' must be a finite 4x4")
@@ -290,6 +302,10 @@ class Loc3rPredictor:
     """A loaded loc3r checkpoint ready for single queries (see the module docstring)."""
 
     def __init__(self, model: Any, num_frames: int = 8, strict: bool = False) -> None:
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            from loc3r.errors import ConfigError
+
+            raise ConfigError(f"--frames / num_frames must be a positive number of frames, got {num_frames!r}")
         self.model = model
         self.num_frames = num_frames
         self.strict = strict  # a skipped frame (unreadable, other size, bad pose) is an error instead
@@ -303,7 +319,15 @@ class Loc3rPredictor:
 
         model = load_model(model_dir)
         if num_frames is None:
-            num_frames = model.num_frames or 8  # recorded with the checkpoint by training
+            num_frames = model.num_frames  # recorded with the checkpoint by training
+            if num_frames is None:
+                num_frames = 8
+                _log.warning(
+                    "%s: loc3r_processor_config.json records no 'num_frames' (the frames per clip of training); "
+                    "using %d — pass --frames / num_frames= to choose",
+                    model_dir,
+                    num_frames,
+                )
         return cls(model, num_frames)
 
     def _check_inputs(self, poses: Any, points: Any) -> None:
@@ -444,7 +468,7 @@ class Loc3rPredictor:
                     pred_sigma=result.sigma,
                     gt_xy=gt_xy,
                     gt_yaw=gt_heading,
-                    title=f"{situation or ''} {question}"[:110],
+                    title=f"{situation or ''} {question}",  # wrapped to the figure by plot_bev
                     layout_frame=pred.layout_frame,
                 )
             )

@@ -192,6 +192,9 @@ class FolderSource(FrameSource):
         self.poll = poll
         self.idle_end = idle_end
         self.description = f"frame folder {self.path}"
+        #: what the source skipped (a broken image, an unreadable pose file), emitted by the session as warnings
+        self.messages: list[str] = []
+        self.skipped: list[str] = []  # image files skipped as unreadable
 
     def _pose(self, image: Path) -> np.ndarray | None:
         path = self.pose_dir / f"{image.stem}.txt"
@@ -199,9 +202,14 @@ class FolderSource(FrameSource):
             return None
         try:
             pose = np.loadtxt(path, dtype=np.float64)
-        except ValueError:
+        except (ValueError, OSError) as err:
+            self.messages.append(f"{path}: pose file unreadable ({err}); frame {image.name} has no pose")
             return None
-        return pose if pose.shape == (4, 4) and np.isfinite(pose).all() else None
+        if pose.shape != (4, 4) or not np.isfinite(pose).all():
+            self.messages.append(f"{path}: pose must be a finite 4x4 camera-to-world, got shape {pose.shape}; "
+                                 f"frame {image.name} has no pose")  # fmt: skip
+            return None
+        return pose
 
     def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, np.ndarray | None, str]]:
         from loc3r.data.video import read_rgb
@@ -214,11 +222,13 @@ class FolderSource(FrameSource):
             for path in new:
                 try:
                     image = read_rgb(path, record=path.name)
-                except SampleError:
+                except SampleError as err:
                     failures[path.name] += 1
-                    if failures[path.name] >= 3:  # a broken file, not one still being written
+                    if failures[path.name] >= 3:  # a broken file, not one still being written: skipped, named
                         seen.add(path.name)
-                        raise
+                        self.skipped.append(str(path))
+                        self.messages.append(f"{err}; frame skipped (unreadable after 3 tries)")
+                        continue
                     break  # keep name order: retry this file on the next poll
                 seen.add(path.name)
                 last_new = time.monotonic()
@@ -244,13 +254,60 @@ class RigFolderSource(FrameSource):
         cams = spec.get("cameras") if isinstance(spec, dict) else None
         if not isinstance(cams, list) or not cams or not all(isinstance(c, dict) and "name" in c for c in cams):
             raise SampleError(f"{self.path / 'rig.json'}: field 'cameras' must be a list of {{'name', 'extrinsic'}}")
+        from loc3r.infer import is_plain_folder_name
+
         self.names = [str(c["name"]) for c in cams]
+        for k, name in enumerate(self.names):
+            if not is_plain_folder_name(name):
+                raise SampleError(f"{self.path / 'rig.json'}: cameras[{k}]: field 'name' {name!r} must be a folder "
+                                  "name inside the rig folder (no '/', '\\', '..')")  # fmt: skip
         self.extrinsics = [np.asarray(c.get("extrinsic", np.eye(4)), dtype=np.float64) for c in cams]
         self.static = bool(spec.get("static"))
         self.group = len(cams)
         self.poll, self.idle_end, self.max_lag = poll, idle_end, max_lag
         self.messages: list[str] = []
+        self.skipped: list[str] = []  # image files of time steps skipped as unreadable
         self.description = f"camera rig {self.path} ({', '.join(self.names)})"
+        self._rig_poses: np.ndarray | None = None
+        self._rig_poses_stamp: tuple[int, int] | None = None
+
+    def _rig_pose(self, stem: str, step: int) -> np.ndarray | None:
+        """Rig-to-world pose of a time step: ``rig_pose/<stem>.txt``, else row ``step`` of ``rig_poses.npy`` (the
+        file :func:`loc3r.infer.load_rig` reads; re-read when it grows), else identity for a static rig, else none.
+        A pose file that cannot be used is named in a message (the step then has no pose)."""
+        pose_file = self.path / "rig_pose" / f"{stem}.txt"
+        if pose_file.is_file():
+            try:
+                pose = np.loadtxt(pose_file, dtype=np.float64)
+            except (ValueError, OSError) as err:
+                self.messages.append(f"{pose_file}: rig pose unreadable ({err}); time step {stem!r} has no pose")
+                return None
+            if pose.shape != (4, 4) or not np.isfinite(pose).all():
+                self.messages.append(f"{pose_file}: rig pose must be a finite 4x4 rig-to-world, got shape "
+                                     f"{pose.shape}; time step {stem!r} has no pose")  # fmt: skip
+                return None
+            return pose
+        npy = self.path / "rig_poses.npy"
+        if npy.is_file():
+            stat = npy.stat()
+            if (stat.st_mtime_ns, stat.st_size) != self._rig_poses_stamp:
+                self._rig_poses_stamp = (stat.st_mtime_ns, stat.st_size)
+                try:
+                    arr = np.load(npy, allow_pickle=False).astype(np.float64)
+                except (ValueError, OSError) as err:
+                    self.messages.append(f"{npy}: rig poses unreadable ({err}); steps without rig_pose/ have no pose")
+                    arr = None
+                if arr is not None and (arr.ndim != 3 or arr.shape[1:] != (4, 4)):
+                    self.messages.append(f"{npy}: rig poses must be [S, 4, 4] rig-to-world, got shape {arr.shape}")
+                    arr = None
+                self._rig_poses = arr
+            arr = self._rig_poses
+            if arr is not None and step < len(arr) and np.isfinite(arr[step]).all():
+                return arr[step]
+            if arr is not None:
+                self.messages.append(f"{npy}: no finite pose for time step {step} ({stem!r}); it has no pose")
+            return None
+        return np.eye(4) if self.static else None
 
     def _files(self, name: str) -> list[Path]:
         d = self.path / name
@@ -260,6 +317,7 @@ class RigFolderSource(FrameSource):
         from loc3r.data.video import read_rgb
 
         step = 0
+        failures: collections.Counter[str] = collections.Counter()
         last_new = time.monotonic()
         while not stop.is_set():
             # a time step = one file name (stem) of camera 0; synchronised cameras write the same names
@@ -267,16 +325,18 @@ class RigFolderSource(FrameSource):
             steps = sorted(files[0])
             if step < len(steps) and all(steps[step] in f for f in files):
                 stem = steps[step]
-                rig_pose = None
-                pose_file = self.path / "rig_pose" / f"{stem}.txt"
-                if pose_file.is_file():
-                    try:
-                        rig_pose = np.loadtxt(pose_file, dtype=np.float64).reshape(4, 4)
-                    except ValueError:
-                        rig_pose = None
-                elif self.static:
-                    rig_pose = np.eye(4)
-                images = [read_rgb(f[stem], record=f[stem].name) for f in files]
+                rig_pose = self._rig_pose(stem, step)
+                try:
+                    images = [read_rgb(f[stem], record=f[stem].name) for f in files]
+                except SampleError as err:  # a whole time step or none: the window holds whole steps
+                    failures[stem] += 1
+                    if failures[stem] < 3:  # maybe still being written: retry on the next poll
+                        stop.wait(self.poll)
+                        continue
+                    self.skipped.extend(str(f[stem]) for f in files)
+                    self.messages.append(f"rig step {stem!r} skipped: {err} (unreadable after 3 tries)")
+                    step += 1
+                    continue
                 for c, image in enumerate(images):
                     pose = None if rig_pose is None else rig_pose @ self.extrinsics[c]
                     yield image, pose, f"{self.names[c]}/{files[c][stem].name}"
@@ -614,6 +674,18 @@ class LiveSession:
         self._emit(q.event)
         q.done.set()
 
+    def _answerable(self) -> bool:
+        """Whether waiting questions are answered now: once an update covered a full window, or when no fuller one
+        can come (the source ended with everything encoded, or it stalled). A question asked while the window
+        still fills waits for it instead of being answered on the first two frames."""
+        if len(self.session_frames) >= self.window.size or self._stalled:
+            return True
+        with self._lock:
+            buffered = len(self._buffer)
+        n = len(self.window.frames)
+        can_update = self.window.version != self._encoded_version and n >= self.min_frames and n % self.group == 0
+        return self.ended and buffered == 0 and not can_update
+
     def step(self) -> bool:
         """One turn of the model loop: take new frames, update when due, answer waiting questions.
         Returns False once the source has ended and everything is done."""
@@ -625,7 +697,7 @@ class LiveSession:
         complete = len(self.window.frames) % self.group == 0  # a rig's step is taken only once all cameras are in
         if self.window.version != self._encoded_version and complete and now - self._last_update >= self.min_interval:
             self.update()
-        while self.session is not None:
+        while self.session is not None and self._answerable():
             try:
                 q = self._questions.get_nowait()
             except queue.Empty:

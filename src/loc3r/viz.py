@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,9 +98,25 @@ def plot_bev(
     ax.set_ylabel("BEV y (m, left)")
     ax.grid(True, lw=0.3)
     ax.legend(loc="upper right", fontsize=7)
-    if title:
-        ax.set_title(title, fontsize=8)
+    draw_title(fig, ax, title)
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
     return path
+
+
+def draw_title(fig: Any, ax: Any, title: str, fontsize: float = 8.0, max_lines: int = 4) -> None:
+    """Set ``title`` wrapped to the figure's width (a long situation + question used to run off both edges and be
+    cut); beyond ``max_lines`` lines it ends with an ellipsis. Wrap width from the figure width and font size
+    (an average glyph is ~0.55 em wide)."""
+    import textwrap
+
+    if not title:
+        return
+    width_pt = fig.get_figwidth() * 72.0 * 0.92
+    chars = max(20, int(width_pt / (0.55 * fontsize)))
+    lines = textwrap.wrap(" ".join(str(title).split()), width=chars) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: max(0, chars - 1)].rstrip() + "…"
+    ax.set_title("\n".join(lines), fontsize=fontsize)

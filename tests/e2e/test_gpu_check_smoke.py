@@ -47,13 +47,14 @@ TINY_QWEN3_VL = {
 
 @pytest.mark.slow
 def test_gpu_check_script_runs_on_cpu_smoke(tmp_path):
-    config = tmp_path / "tiny_qwen3_vl"
-    config.mkdir()
-    (config / "config.json").write_text(json.dumps(TINY_QWEN3_VL))
-    env = {**os.environ, "PY": sys.executable, "SMOKE_CONFIG": str(config), "OMP_NUM_THREADS": "1"}
+    # the shipped tiny config (issue 22: --cpu-smoke used to need SMOKE_CONFIG pointing at a config not shipped)
+    shipped = json.loads((ROOT / "benchmarks" / "tiny_qwen3_vl" / "config.json").read_text())
+    assert {k: v for k, v in shipped.items() if k != "_source"} == TINY_QWEN3_VL
+    env = {k: v for k, v in os.environ.items() if k != "SMOKE_CONFIG"}
+    env.update(PY=sys.executable, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        ["bash", "benchmarks/gpu_check.sh", "--cpu-smoke"],
-        cwd=ROOT,
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--cpu-smoke"],
+        cwd=tmp_path,  # from any directory (the script goes to the repository root itself)
         env=env,
         capture_output=True,
         text=True,

@@ -301,3 +301,15 @@ def test_bad_input_is_named(setup: dict[str, Path], monkeypatch: pytest.MonkeyPa
     (tmp_path / "empty" / "scanqa.yaml").write_text((setup["configs"] / "sqa3d.yaml").read_text())
     with pytest.raises(ConfigError, match="needs 'scanqa'"):
         build_docs("loc3r_scanqa")
+
+
+def test_wrapper_exits_non_zero_when_a_run_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lmms-eval logs a failed run and exits 0; ``python -m loc3r.integrations.lmms_eval run`` exits 2 (issue 22)."""
+    from loc3r.integrations.lmms_eval.__main__ import main as plugin_main
+
+    assert plugin_main([]) == 0 and capsys.readouterr().out.strip().endswith("tasks")
+    missing = tmp_path / "no_such_checkpoint"
+    code = plugin_main(["run", "--model", "loc3r", "--model_args", f"pretrained={missing}", "--tasks", "loc3r_sqa3d",
+                        "--output_path", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "loc3r lmms-eval: error: 1 run(s) failed" in err and "no_such_checkpoint" in err

@@ -21,6 +21,7 @@ BACKBONES = ROOT / "configs" / "backbones"
 # published sizes (billions of parameters) of the checkpoints whose config.json is in configs/backbones
 PUBLISHED = {
     "qwen2_5_vl_7b": 8.29,
+    "qwen2_5_vl_3b": 3.75,
     "qwen3_vl_8b": 8.77,
     "qwen3_vl_2b": 2.13,
     "llava_video_7b_qwen2": 8.03,
@@ -111,3 +112,18 @@ def test_bad_backbone_configs_name_file_and_field(tmp_path, capsys, monkeypatch)
         capsys, monkeypatch, "train", "configs/single_gpu/qwen3_vl_2b_full.yaml", "--dry-run", "--set=model.init=random"
     )
     assert code == 2 and err.startswith("loc3r train: error:") and "config_file" in err
+
+
+@pytest.mark.parametrize(("size", "params_b"), [("3b", 3.75), ("7b", 8.29)])
+def test_single_gpu_lora_recipes_for_3b_and_7b_fit_one_80gb_card(capsys, monkeypatch, size, params_b):
+    """Issue 22: LoRA + gradient checkpointing with fp32 master weights (not pure bf16), sized for one 80 GB card."""
+    recipe = f"configs/single_gpu/qwen2_5_vl_{size}_lora.yaml"
+    code, out, err = _run_cli(capsys, monkeypatch, "train", recipe, "--dry-run", "--set", "model.init=random",
+                              "--set", f"model.config_file=configs/backbones/qwen2_5_vl_{size}")  # fmt: skip
+    assert code == 0, err
+    assert "finetune=lora, weights float32, mixed_precision=bf16, gradient_checkpointing=True" in out
+    rows = dict(re.findall(r"^\s+(weights|total|optimizer \(AdamW\))\s+([\d.]+) GiB", out, flags=re.M))
+    assert float(rows["weights"]) == pytest.approx(params_b * 1e9 * 4 / 1024**3, rel=0.02)  # fp32 master weights
+    assert 0.3 * 80 < float(rows["total"]) < 0.6 * 80  # uses the card, with room for CUDA context / fragmentation
+    cfg = load_config(ROOT / recipe)
+    assert cfg.train.batch_size * cfg.train.grad_accum == 64 and cfg.model.finetune == "lora"

@@ -200,6 +200,19 @@ def _run(args: argparse.Namespace) -> int:
             if not args.allow_partial:
                 raise SampleError(f"cannot merge: {message} (pass --allow-partial to score them anyway)")
             warnings.append(message)
+        # ... and with this config's checkpoint: the scores are reported as its scores
+        checkpoint = Path(config.checkpoint)
+        if shard_settings.get("model") is not None and checkpoint.is_dir():
+            mine = model_fingerprint(checkpoint)
+            if mine != shard_settings["model"]:
+                message = (
+                    f"the shards were made with another checkpoint (model fingerprint {shard_settings['model']}) than "
+                    f"{checkpoint} (key 'checkpoint' of {source}, fingerprint {mine})"
+                )
+                if not args.allow_partial:
+                    raise SampleError(f"cannot merge: {message} (pass --allow-partial to score them anyway)")
+                warnings.append(message)
+        settings["model"] = shard_settings.get("model")
         settings["merged_files"] = len(args.merge)
         settings["partial"] = bool(warnings)
         _print_protocol(settings)

@@ -8,6 +8,8 @@ names; exit code 2 with a message naming file / record / field on malformed inpu
 * ``loc3r score sqa3d-qa --annotations A.json --predictions P.json [--questions Q.json]`` — EM@1, EM-R,
   per question type.
 * ``loc3r score scanqa --references R.json --predictions P.json`` — EM@1, BLEU-1..4, METEOR, ROUGE-L, CIDEr.
+* ``loc3r score msqa --references MSQA_scannet_test_v1.json --predictions P.json`` — EM@1 / EM-R (+ per MSQA type),
+  BLEU-1..4, METEOR, ROUGE-L, CIDEr (the ScanQA protocol; the paper's GPT-judged score is not computed).
 * ``loc3r score vsibench --predictions P.jsonl`` — the 8 VSI-Bench tasks and ``overall``.
 * ``loc3r score beacon3d --metadata metadata_scannet_qa.json --predictions P.json`` — Beacon3D QA per knowledge
   type, overall (case) and overall (object).
@@ -91,6 +93,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(scanqa)
     scanqa.set_defaults(func=_run_scanqa)
 
+    msqa = benchmarks.add_parser("msqa", help="MSQA (EM@1, EM-R per type, BLEU-1..4, METEOR, ROUGE-L, CIDEr)")
+    msqa.add_argument("--references", required=True,
+                      help="the released MSQA file (MSQA_scannet_test_v1.json) or the msqa_references.json of loc3r "
+                      "eval")  # fmt: skip
+    msqa.add_argument("--predictions", required=True, help="JSON list or JSONL of {question_id, answer}")
+    msqa.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
+    _common(msqa)
+    msqa.set_defaults(func=_run_msqa)
+
     vsi = benchmarks.add_parser("vsibench", help="VSI-Bench (MC accuracy, MRA, 8 tasks and overall)")
     vsi.add_argument(
         "--predictions", required=True, help="JSONL (or JSON list): VSI-Bench records each with 'prediction'"
@@ -158,6 +169,17 @@ def _run_scanqa(args: argparse.Namespace) -> int:
     return _execute(
         args,
         "scanqa",
+        lambda task: task.score_files(
+            args.predictions, references=args.references, strict=args.strict, meteor=not args.no_meteor
+        ),
+        {"references": args.references, "predictions": args.predictions},
+    )
+
+
+def _run_msqa(args: argparse.Namespace) -> int:
+    return _execute(
+        args,
+        "msqa",
         lambda task: task.score_files(
             args.predictions, references=args.references, strict=args.strict, meteor=not args.no_meteor
         ),

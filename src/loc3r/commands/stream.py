@@ -6,9 +6,12 @@ Example::
     loc3r stream --model DIR --folder incoming/ --select coverage --frames 16 --questions q.txt --bev-dir live/
     loc3r stream --model DIR --camera /dev/video0
 
-One JSON object per line on stdout per event (``update``, ``answer``, ``stall``, ``resumed``, ``ended``, ``warning``,
-``error``, ``summary``). A question line is ``situation | question`` or just ``question``; ``--questions FILE`` is
-read as it grows (a FIFO works too), ``-`` is stdin. See :mod:`loc3r.stream` for what is measured and re-used.
+One line on stdout per event (``update``, ``answer``, ``stall``, ``resumed``, ``ended``, ``warning``, ``error``,
+``summary``): readable text on a terminal, one JSON object when piped (``--format text|json`` to choose);
+``--bev latest.png`` keeps the latest BEV picture in one file. A question line is ``situation | question`` or just
+``question``; ``--questions FILE`` is read as it grows (a FIFO works too), ``-`` is stdin; a question asked while the
+window still fills is answered once it is full (or the source ended or stalled).
+See :mod:`loc3r.stream` for what is measured and re-used.
 """
 
 from __future__ import annotations
@@ -37,32 +40,76 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--no-realtime", action="store_true", help="--video: decode as fast as possible")
     p.add_argument("--bev-dir", default=None, help="write a BEV picture per update and per answer here")
+    p.add_argument("--bev", default=None, metavar="PNG",
+                   help="keep the latest BEV picture (of the last update or answer) in this one PNG file")  # fmt: skip
+    p.add_argument("--format", choices=["auto", "text", "json"], default="auto",
+                   help="stdout: one readable line per event (text) or one JSON object per event (json); auto: "
+                   "text on a terminal, json when piped")  # fmt: skip
     p.set_defaults(func=_run)
 
 
-def _read_questions(path: str, session, stop) -> None:
-    """Feed question lines to ``session`` as they appear (stdin, a growing file or a FIFO)."""
+def _read_questions(path: str, session, stop, lost: list[str]) -> None:
+    """Feed question lines to ``session`` as they appear (stdin, a growing file or a FIFO). A line that is not UTF-8
+    text is named (file and line) in an ``error`` event and in ``lost`` (the command then exits non-zero); the
+    lines after it are still read."""
     import sys
     import time
 
-    def handle(line: str) -> None:
-        line = line.strip()
+    where = "stdin" if path == "-" else path
+    number = 0
+
+    def handle(raw: bytes) -> None:
+        nonlocal number
+        number += 1
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as err:
+            message = f"{where} line {number}: not UTF-8 text ({err.reason} at byte {err.start}); question skipped"
+            lost.append(message)
+            session._emit({"event": "error", "message": message})
+            return
         if not line:
             return
-        situation, _, question = line.rpartition("|")
+        situation, _, question = line.lstrip("\ufeff").rpartition("|")
         session.ask(situation.strip() or None, question.strip())
 
     if path == "-":
-        for line in sys.stdin:
-            handle(line)
+        for raw in sys.stdin.buffer:
+            handle(raw)
         return
-    with open(path) as f:
+    with open(path, "rb") as f:
         while not stop.is_set():
-            line = f.readline()
-            if line:
-                handle(line)
+            raw = f.readline()
+            if raw:
+                handle(raw)
             else:
                 time.sleep(0.05)
+
+
+def _fmt(v, digits: int = 2) -> str:
+    return "-" if v is None else ", ".join(f"{x:.{digits}f}" for x in v) if isinstance(v, list) else f"{v:.{digits}f}"
+
+
+def event_line(event: dict) -> str:
+    """One human-readable line for a stream event (``--format text``)."""
+    kind = event.get("event")
+    pose = ""
+    if event.get("position") is not None:
+        pose = f" at ({_fmt(event['position'])}) m, heading {_fmt(event.get('heading_deg'), 0)} deg"
+    if kind == "update":
+        extra = f"; {event['message']}" if event.get("message") else ""
+        return (f"update: {event['frames']} frames (#{event['first_seq']}-#{event['last_seq']}, poses "
+                f"{'yes' if event['poses'] else 'no'}){pose}, {event['latency_s']:.2f} s{extra}")  # fmt: skip
+    if kind == "answer":
+        where = f"[{event['situation']}] " if event.get("situation") else ""
+        return (f"answer: {where}{event['question']} -> {event['answer']!r}{pose} "
+                f"({event['frames']} frames, {event['latency_s']:.2f} s)")  # fmt: skip
+    if kind == "summary":
+        return (f"summary: {event['received']} frames received, {event['dropped']} dropped, {event['updates']} "
+                f"updates, {event['questions']} answers, median update {_fmt(event['median_update_s'])} s"
+                + (f", error: {event['error']}" if event.get("error") else ""))  # fmt: skip
+    question = f" ({event['question']})" if event.get("question") else ""
+    return f"{kind}{question}: {event.get('message', '')}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -101,16 +148,40 @@ def _run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, SampleError, ValueError, OSError) as err:
         return fail(str(err))
 
+    as_json = args.format == "json" or (args.format == "auto" and not sys.stdout.isatty())
+    bev_dir = args.bev_dir
+    scratch = None
+    if args.bev:
+        bev = Path(args.bev)
+        if bev.is_dir() or not bev.parent.is_dir():
+            return fail(f"--bev {args.bev}: must be a PNG file path in an existing folder")
+        if bev_dir is None:  # pictures go to a scratch folder; only the latest is kept, at --bev
+            import tempfile
+
+            scratch = tempfile.TemporaryDirectory(prefix="loc3r-stream-bev-")
+            bev_dir = scratch.name
+
     def emit(event: dict) -> None:
-        print(json.dumps(event), flush=True)
+        if args.bev and event.get("bev_png"):
+            import os
+            import shutil
+
+            tmp = Path(args.bev).with_name(f".{Path(args.bev).name}.tmp")
+            shutil.copyfile(event["bev_png"], tmp)
+            os.replace(tmp, args.bev)
+            if scratch is not None:
+                Path(event["bev_png"]).unlink(missing_ok=True)
+                event["bev_png"] = str(args.bev)
+        print(json.dumps(event) if as_json else event_line(event), flush=True)
 
     session = LiveSession(predictor, source, select=args.select, situation=args.situation, min_frames=args.min_frames,
-                          min_interval=args.min_interval, stall_timeout=args.stall_timeout, bev_dir=args.bev_dir,
+                          min_interval=args.min_interval, stall_timeout=args.stall_timeout, bev_dir=bev_dir,
                           on_event=emit)  # fmt: skip
     stop = threading.Event()
+    lost: list[str] = []  # question lines that could not be read (named in error events)
     reader = None
     if args.questions:
-        reader = threading.Thread(target=_read_questions, args=(args.questions, session, stop), daemon=True)
+        reader = threading.Thread(target=_read_questions, args=(args.questions, session, stop, lost), daemon=True)
         reader.start()
     try:
         summary = session.run(max_seconds=args.max_seconds)
@@ -122,4 +193,9 @@ def _run(args: argparse.Namespace) -> int:
             # A daemon thread still running when the interpreter finalises can abort the process ("terminate called
             # without an active exception", seen under CPU load); a file reader stops within one poll, so wait for it.
             reader.join(timeout=5.0)
+    if scratch is not None:
+        scratch.cleanup()
+    if lost:
+        more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+        return fail(f"{len(lost)} question line(s) could not be read: {lost[0]}{more}")
     return 0 if summary["error"] is None else 2

@@ -20,6 +20,7 @@ from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import frame_problems_meta
 
 __all__ = [
+    "EmptySplitError",
     "SYNTH_TASKS",
     "SynthVSIDataset",
     "build_msqa",
@@ -32,6 +33,11 @@ __all__ = [
 ]
 
 _log = logging.getLogger("loc3r.data")
+
+
+class EmptySplitError(SampleError):
+    """A split holds no sample of the tasks asked for (e.g. still images that ground no situation): an evaluation
+    of several tasks scores the others; training on it is an error."""
 
 
 def _size(value: Any, name: str) -> tuple[int, int] | None:
@@ -333,7 +339,7 @@ def build_synth(
         if records:
             parts.append(SynthVSIDataset(records, frames))
     if not parts:
-        raise SampleError(f"dataset synth at {root}: split {spec.split!r} has no samples for tasks {list(tasks)}")
+        raise EmptySplitError(f"dataset synth at {root}: split {spec.split!r} has no samples for tasks {list(tasks)}")
     return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 

@@ -116,6 +116,15 @@ class PrepareOptions:
     workers: int = 1
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        import math
+
+        from loc3r.errors import ConfigError
+
+        if not (isinstance(self.max_depth, int | float) and math.isfinite(self.max_depth) and self.max_depth > 0):
+            raise ConfigError(f"--max-depth must be a positive number of metres, got {self.max_depth!r} (with it "
+                              "every depth pixel would be invalid: no layout target at all)")  # fmt: skip
+
     def settings(self) -> dict[str, Any]:
         """What a cache must agree on to be resumed / read (stored in ``cache_info.json``)."""
         return {

@@ -42,6 +42,7 @@ Conventions and conversions (the only place ScanNet is converted):
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import os
 import re
@@ -77,6 +78,7 @@ __all__ = [
 
 Layout = Literal["auto", "sensreader", "posed_images"]
 SCENE_META_FORMAT = "loc3r.scene_meta.v1"
+_log = logging.getLogger("loc3r.data")
 _DIGITS = re.compile(r"^\d+$")
 _EXTRINSIC_TOL = 1e-4
 
@@ -386,6 +388,8 @@ def points_on_color_grid(
     depth_m = np.asarray(depth_m, dtype=np.float64)
     if depth_m.ndim != 2:
         raise GeometryError(f"depth: expected an [H, W] map, got shape {depth_m.shape}")
+    if not (np.isfinite(max_depth) and max_depth > 0):  # else every cell is invalid: no layout target at all
+        raise GeometryError(f"max_depth must be a positive number of metres, got {max_depth!r}")
     hd, wd = depth_m.shape
     hc, wc = color_size
     h, w = out_size
@@ -584,6 +588,20 @@ class ScanNetScene:
                         pose=self.scene_dir / f"{stem}.txt",
                     )
                 )
+        if files:
+            # a frame with a pose file but no colour JPEG is listed too, so that loading it names the missing file
+            # (field 'color') instead of the frame silently not existing
+            pose_dir = self.scene_dir / "pose" if self.layout == "sensreader" else self.scene_dir
+            color_of = (lambda stem: self.scene_dir / "color" / f"{stem}.jpg") if self.layout == "sensreader" else (
+                lambda stem: self.scene_dir / f"{stem}.jpg")  # fmt: skip
+            depth_dir = self.scene_dir / "depth" if self.layout == "sensreader" else self.scene_dir
+            have = {f.frame_id for f in files}
+            if pose_dir.is_dir():
+                for entry in os.scandir(pose_dir):
+                    stem = entry.name[:-4]
+                    if entry.name.endswith(".txt") and _DIGITS.match(stem) and int(stem) not in have:
+                        depth = depth_dir / f"{stem}.png"
+                        files.append(_FrameFiles(int(stem), color_of(stem), depth, pose_dir / entry.name))
         files.sort(key=lambda f: f.frame_id)
         if not files:
             raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames (*.jpg)")
@@ -716,6 +734,8 @@ class ScanNetScene:
         point raises :class:`SampleError` (the intrinsics belong to other images).
         """
         bad: set[int] = set()
+        if not cache:  # no frame could be read at all: load_clip re-samples and then names the scene as unusable
+            return bad
         checks = [("color", self.color_intrinsic, {f: c[2] for f, c in cache.items()}, "intrinsic_color")]
         depths = {f: tuple(c[1].shape) for f, c in cache.items() if c[1] is not None}
         if depths:
@@ -813,8 +833,10 @@ class ScanNetScene:
                 new_bad = True
             if not new_bad:
                 break
-        if candidates.size < num_frames:
+        if candidates.size < num_frames:  # said, not silent: the model sees the same frames several times
             self.report.count("clips_with_repeats")
+            _log.warning("%s: scene %r has %d usable frames but %d were asked for: frames repeat in its clip",
+                         self.scene_dir, self.scene_id, int(candidates.size), num_frames)  # fmt: skip
         color_size = cache[int(chosen[0])][2]
         color_intrinsic = self.frame_intrinsics(int(chosen[0]))[0]
         frames = np.stack([cache[f][0] for f in chosen.tolist()])

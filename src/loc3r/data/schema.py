@@ -17,7 +17,26 @@ from loc3r.geometry import GeometryError, validate_poses
 
 PSEUDO_SITUATION = "I am standing in the room."
 
-__all__ = ["PSEUDO_SITUATION", "SampleError", "ClipSample", "SceneObject", "SceneLayout"]
+__all__ = ["PSEUDO_SITUATION", "SampleError", "ClipSample", "SceneObject", "SceneLayout", "check_text"]
+
+
+def check_text(text: object, where: str) -> None:
+    """Raise :class:`SampleError` when ``text`` cannot be encoded as UTF-8: bytes that were not UTF-8 on the command
+    line or in a file read with ``surrogateescape`` arrive as lone surrogates, which the tokenizers reject with a bare
+    ``TypeError``; the message names the field and the first bad character."""
+    if not isinstance(text, str):
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        try:
+            bad = "byte " + text[err.start : err.end].encode("utf-8", "surrogateescape").hex(" ")
+        except UnicodeEncodeError:
+            bad = ascii(text[err.start : err.end])
+        raise SampleError(
+            f"{where} is not UTF-8 text ({bad} at character {err.start}, after {text[: err.start][-20:]!r}); "
+            "re-encode it as UTF-8"
+        ) from None
 
 
 @dataclass
@@ -69,6 +88,8 @@ class ClipSample:
         num_frames = frames.shape[0]
         if num_frames == 0:
             raise SampleError(f"{where}: field 'frames' is empty")
+        for name in ("question", "situation_text", "answer"):
+            check_text(getattr(self, name, None), f"{where}: field {name!r}")
         if self.poses is not None:
             poses = np.asarray(self.poses)
             if poses.shape[0] != num_frames:

@@ -31,7 +31,15 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from loc3r.config_base import ConfigError, StrictConfig, apply_overrides, read_yaml_mapping, validate_config
+from loc3r.config_base import (
+    ConfigError,
+    StrictConfig,
+    apply_overrides,
+    locate_config,
+    read_yaml_mapping,
+    resolve_input_paths,
+    validate_config,
+)
 from loc3r.data.spec import DatasetSpec
 from loc3r.evaluate.tasks import TASK_NAMES
 
@@ -100,12 +108,13 @@ class EvalConfig(StrictConfig):
 def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:
     """Read and validate an evaluation YAML (unknown keys -> :class:`ConfigError` naming key and file);
     ``overrides`` are ``--set key.path=value`` items applied before validation (same errors as the file)."""
-    path = Path(path)
+    path = locate_config(path)
     raw: Any = read_yaml_mapping(path, "evaluation config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level of an evaluation config must be a mapping")
     if overrides:
         raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
+    raw = resolve_input_paths(raw, path)  # shipped relative inputs work from any directory (see config_base)
     return validate_config(
         EvalConfig, raw, str(path), what="evaluation config", schema="evaluation", top="an evaluation config"
     )

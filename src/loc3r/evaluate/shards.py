@@ -15,8 +15,10 @@ returned as warnings and the scores are marked partial.
 
 :func:`model_fingerprint` identifies a checkpoint without hashing gigabytes: SHA-256 over ``config.json``,
 the processor config and, per ``*.safetensors`` file, its size, its header (tensor names, dtypes, shapes,
-offsets) and 1 MiB of data from its middle and its end. Two checkpoints of one run at different steps differ
-there; a copy of the same checkpoint elsewhere does not.
+offsets) and its data — whole up to 64 MiB, else 1 MiB at 64 evenly spaced places (a middle-and-end sample missed
+checkpoints whose sampled bytes were frozen weights). Two checkpoints of one run at different steps differ there; a
+copy of the same checkpoint elsewhere does not. ``loc3r eval --merge`` also checks the shards' fingerprint against
+the config's ``checkpoint`` when that directory is there.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = ["SHARD_FORMAT", "shard_info_path", "model_fingerprint", "write_shard_
 
 SHARD_FORMAT = "loc3r.eval_shard.v1"
 _CHUNK = 1 << 20
+_SAMPLES = 64
 
 
 def shard_info_path(predictions: str | Path) -> Path:
@@ -57,8 +60,12 @@ def model_fingerprint(model_dir: str | Path) -> str:
             head = handle.read(8)
             header_len = int.from_bytes(head, "little") if len(head) == 8 else 0
             digest.update(handle.read(min(header_len, size)))
-            for offset in (size // 2, max(0, size - _CHUNK)):
-                handle.seek(offset)
+            if size <= _SAMPLES * _CHUNK:  # small: all of it
+                handle.seek(0)
+                digest.update(handle.read())
+                continue
+            for k in range(_SAMPLES):  # 1 MiB at _SAMPLES evenly spaced places: a frozen tower cannot hide a change
+                handle.seek((size - _CHUNK) * k // (_SAMPLES - 1))
                 digest.update(handle.read(_CHUNK))
     return digest.hexdigest()[:16]
 

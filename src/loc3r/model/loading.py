@@ -22,5 +22,12 @@ def load_model(model_dir: str | Path) -> Any:
     model = Loc3rForConditionalGeneration.from_pretrained(path)
     if model.tokenizer is None:
         raise FileNotFoundError(f"{path}: no tokenizer saved with the checkpoint (tokenizer.json)")
+    from loc3r.errors import ConfigError
+    from loc3r.model.processing import PROCESSOR_CONFIG_NAME, _check_normalisation
+
+    try:
+        _check_normalisation(dict(model.preprocessing or {}))
+    except ConfigError as err:  # name the checkpoint's file (the check itself does not know it)
+        raise ConfigError(f"{path / PROCESSOR_CONFIG_NAME}: {err}") from None
     model.eval()
     return model

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
+from loc3r.errors import ConfigError
 from loc3r.geometry import (
     AnchorFrame,
     GeometryError,
@@ -129,6 +131,27 @@ def _token_xy(token_points: tuple | None) -> np.ndarray | None:
     return np.where(valid[:, None], points[:, :2], np.nan).astype(np.float32)
 
 
+def _check_normalisation(options: dict[str, Any]) -> None:
+    """``image_mean`` / ``image_std`` of the preprocessing options (a checkpoint's ``loc3r_processor_config.json`` or
+    a backbone's ``preprocessor_config.json``) must be finite per-channel numbers, the std positive: a std of 0 turns
+    every pixel into NaN/inf and the model then answers from garbage without any error."""
+    for key in ("image_mean", "image_std"):
+        if key not in options:
+            continue
+        values = options[key]
+        values = [values] if isinstance(values, int | float) and not isinstance(values, bool) else values
+        ok = isinstance(values, list | tuple) and len(values) in (1, 3)
+        ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+        if ok and key == "image_std":
+            ok = all(v > 0 for v in values)
+        if not ok:
+            need = "positive" if key == "image_std" else "finite"
+            raise ConfigError(
+                f"{PROCESSOR_CONFIG_NAME} / preprocessor config: field 'preprocessing.{key}' must be 1 or 3 {need} "
+                f"finite numbers (one per RGB channel), got {values!r}"
+            )
+
+
 class Loc3rBatch(BatchFeature):
     """A ``BatchFeature`` (dict of tensors) with the per-sample :class:`SampleMeta` as the attribute ``metadata``."""
 
@@ -137,6 +160,16 @@ class Loc3rBatch(BatchFeature):
         self.metadata: list[SampleMeta] = metadata if metadata is not None else []
         #: each sample's preprocessed video (:class:`~loc3r.model.backbones.VideoEncoding`), for re-use
         self.encodings: list[Any] = []
+
+    # BatchFeature pickles only ``data``: a batch made in a DataLoader worker process would arrive without its
+    # metadata (no frame report, no --strict, no sample ids), so the attributes travel too
+    def __getstate__(self) -> dict[str, Any]:
+        return {"data": self.data, "metadata": self.metadata, "encodings": self.encodings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.data = state.get("data", {})
+        self.metadata = state.get("metadata", [])
+        self.encodings = state.get("encodings", [])
 
 
 class ClipCache:
@@ -252,6 +285,7 @@ class Loc3rProcessor:
         self.adapter = get_backbone(config.backbone)
         self.vlm_config = config.vlm_config
         self.preprocessing = dict(preprocessing or self.adapter.default_preprocessing(self.vlm_config))
+        _check_normalisation(self.preprocessing)
         self.mode: Mode = self._check_mode(mode)
         self.num_frames = num_frames
         self.max_length = max_length

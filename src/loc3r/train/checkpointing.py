@@ -25,7 +25,9 @@ so the states are stored as tensors in safetensors with the Python/NumPy scalars
 from __future__ import annotations
 
 import json
+import logging
 import os
+import pickle
 import random
 import re
 import shutil
@@ -37,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+_log = logging.getLogger("loc3r.train")
 
 __all__ = [
     "CheckpointError",
@@ -337,9 +341,49 @@ def load_checkpoint(accelerator: Any, path: Path) -> TrainerState:
             f"{path}: written by {state.num_processes} process(es), resuming with {accelerator.num_processes}; "
             "the data shards and RNG streams would differ, so exact resume is impossible"
         )
-    accelerator.load_state(str(path))
+    try:
+        accelerator.load_state(str(path))
+    except pickle.UnpicklingError as err:
+        _load_without_optimizer(accelerator, path, err)
+    bad = [
+        name
+        for model in getattr(accelerator, "_models", [])
+        for name, p in accelerator.unwrap_model(model).named_parameters()
+        if p.is_floating_point() and not bool(torch.isfinite(p).all())
+    ]
+    if bad:
+        raise CheckpointError(
+            f"{path}: model weights with NaN/inf values in {bad[:5]}{' ...' if len(bad) > 5 else ''} ({len(bad)} "
+            "tensors); training diverged before this checkpoint — resume from an earlier one (delete this one) "
+            "or lower optim.lr"
+        )
     load_rng_state(path / f"rng_state_{accelerator.process_index}.safetensors")
     return state
+
+
+def _load_without_optimizer(accelerator: Any, path: Path, err: Exception) -> None:
+    """``accelerator.load_state`` refused a file that holds pickled objects other than tensors (it loads with
+    ``weights_only=True``; such a file is never unpickled: it may run code). When that file is ``optimizer.bin`` —
+    the model is loaded by then — the optimizer starts fresh (its moments are rebuilt over the next steps) with a
+    warning, and the scheduler is restored on its own; any other file is a :class:`CheckpointError`."""
+    optimizer_file = path / "optimizer.bin"
+    try:
+        torch.load(optimizer_file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass
+    else:  # the optimizer was fine: another file is foreign
+        raise CheckpointError(f"{path}: a file holds pickled objects other than tensors, not loaded ({err})") from err
+    _log.warning(
+        "%s holds pickled objects other than tensors (not loaded: unpickling it could run code); resuming with a "
+        "FRESH optimizer state (model weights, schedule, data position and RNG are restored)",
+        optimizer_file,
+    )
+    for i, scheduler in enumerate(getattr(accelerator, "_schedulers", [])):
+        file = path / ("scheduler.bin" if i == 0 else f"scheduler_{i}.bin")
+        try:
+            scheduler.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+        except (OSError, RuntimeError, pickle.UnpicklingError) as sched_err:
+            raise CheckpointError(f"{file}: cannot restore the learning-rate schedule ({sched_err})") from sched_err
 
 
 def cleanup_partial(root: Path) -> list[Path]:

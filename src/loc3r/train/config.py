@@ -23,7 +23,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from loc3r.config_base import ConfigError, StrictConfig, apply_overrides, read_yaml_mapping, validate_config
+from loc3r.config_base import (
+    ConfigError,
+    StrictConfig,
+    apply_overrides,
+    locate_config,
+    read_yaml_mapping,
+    resolve_input_paths,
+    validate_config,
+)
 from loc3r.data.spec import DatasetSpec
 
 __all__ = [
@@ -298,16 +306,18 @@ _SIZE_SUFFIXES = ("_size", "_layers", "_heads", "depth", "_dim")
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeConfig:
     """Read a YAML recipe (``yaml.safe_load``), apply ``--set`` overrides, validate.
 
-    Relative paths inside the file (``output_dir``, dataset roots, ``pretrained_dir``) are kept as
-    written, i.e. relative to the working directory of the run, like every CLI tool.
+    Relative paths are the working directory's (``output_dir`` always; like every CLI tool); an input path
+    (dataset roots, ``pretrained_dir``, caches) that does not exist there but does next to the config file or in
+    a folder above it (a shipped asset such as ``src/loc3r/assets/loc3r-tiny``) is taken from there, so the shipped
+    recipes run from any directory (:func:`loc3r.config_base.resolve_input_paths`).
     """
-    path = Path(path)
+    path = locate_config(path)
     raw = read_yaml_mapping(path, "recipe")
     if overrides:
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level of a recipe must be a mapping")
         raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
-    return _validate(raw, str(path))
+    return _validate(resolve_input_paths(raw, path), str(path))
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> RecipeConfig:

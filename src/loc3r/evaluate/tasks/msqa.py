@@ -8,7 +8,8 @@
   GPT-judged score, which needs an LLM judge and is **not** computed here). We score what can be scored
   exactly, with the existing metric functions: EM@1 / EM-R after LEO's ``clean_answer`` (per MSQA ``type``
   as well) and the COCO caption metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr), i.e. the ScanQA protocol.
-  So the files are written in the ScanQA scoring format and ``loc3r score scanqa`` re-scores them:
+  So the files are written in the ScanQA scoring format and ``loc3r score msqa`` re-scores them (with the per-type
+  EM too; ``--references`` may also be the released MSQA file):
 
   - ``OUT/msqa_predictions.json``: ``[{"question_id": <sample id>, "answer": str}]``;
   - ``OUT/msqa_references.json``: ``[{"question_id", "answers": [...], "question", "type", "query_type",
@@ -43,6 +44,42 @@ class MSQATask(Task):
         "ScanQA protocol on MSQA answers: clean_answer EM@1/EM-R (+ per MSQA type), pycocoevalcap "
         "BLEU/METEOR/ROUGE-L/CIDEr x100; the paper's GPT-judged score is not computed"
     )
+
+    score_command = "msqa"
+
+    def score_files(
+        self, predictions: str | Path, *, references: str | Path, strict: bool = False, meteor: bool = True
+    ) -> dict[str, Any]:
+        """The scores of :meth:`score` on files: ``references`` is the released MSQA file (read by the MSQA loader:
+        the ids are the ``msqa-<scene>-<index>`` sample ids ``loc3r eval`` writes) or the ``msqa_references.json``
+        ``loc3r eval`` wrote; ``predictions`` a JSON list / JSONL of ``{question_id, answer}``."""
+        from loc3r.data.msqa import load_msqa
+        from loc3r.data.schema import SampleError
+        from loc3r.evaluate.qa import index_by_id, prediction_answer, qa_exact_match, score_scanqa
+        from loc3r.evaluate.records import load_records
+
+        raw = load_records(references)
+        if isinstance(raw, list) and raw and all(isinstance(r, dict) and "answers" in r and "question_id" in r
+                                                 for r in raw):  # fmt: skip
+            refs = raw
+        else:  # the released file: the loader's ids, answers (placeholders replaced) and types
+            records, report = load_msqa(references, strict=strict)
+            if not records:
+                raise SampleError(f"{references}: no MSQA record with answers could be read ({report.summary()})")
+            refs = [{"question_id": r.sample_id, "answers": list(r.answers), "type": r.type} for r in records]
+        preds = load_records(predictions)
+        metrics = score_scanqa(refs, preds, strict=strict, meteor=meteor, references_source=str(references),
+                               predictions_source=str(predictions))  # fmt: skip
+        pred_index = index_by_id(preds if isinstance(preds, list) else [], str(predictions))
+        answers, ref_answers, types = [], [], []
+        for key, (_, r) in index_by_id(refs, str(references)).items():
+            hit = pred_index.get(key)
+            answers.append(None if hit is None else prediction_answer(hit[1], f"{predictions}: record {hit[0]}"))
+            ref_answers.append(r["answers"])
+            types.append(r.get("type") or "?")
+        by_type = qa_exact_match(answers, ref_answers, types)
+        metrics.update({k: v for k, v in by_type.items() if "/" in k})
+        return metrics
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
         return {
@@ -80,7 +117,7 @@ class MSQATask(Task):
         settings = {
             "predictions": str(pred_path),
             "references": str(ref_path),
-            "rescore": f"loc3r score scanqa --references {ref_path} --predictions {pred_path}",
+            "rescore": f"loc3r score msqa --references {ref_path} --predictions {pred_path}",
             "metric": self.metric,
         }
         return metrics, settings

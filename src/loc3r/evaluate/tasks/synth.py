@@ -29,6 +29,7 @@ frames of a SynthRooms scan when it has exactly that many; ``num_frames: null`` 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,6 +41,8 @@ from loc3r.data.schema import ClipSample
 from loc3r.data.text_localization import LOC_QUESTION, bev_ground_truth, parse_pose_text
 from loc3r.evaluate.benchmark_config import EvalConfig
 from loc3r.evaluate.tasks.base import Task
+
+_log = logging.getLogger("loc3r.evaluate")
 
 __all__ = [
     "SynthTask",
@@ -98,12 +101,16 @@ class SynthTask(Task):
         return self.set_key
 
     def build_dataset(self, config: EvalConfig, num_frames: int, source: str) -> Any:
-        from loc3r.data.builders import build_synth
+        from loc3r.data.builders import EmptySplitError, build_synth
 
         spec = config.data.model_copy(update={"max_samples": None})
         if "tasks" in spec.options:
             raise ConfigError(f"{source}: key 'data.options.tasks' is set by the benchmark's tasks; remove it")
-        return build_synth(spec, num_frames=num_frames, tasks=self.synth_tasks, **spec.options)
+        try:
+            return build_synth(spec, num_frames=num_frames, tasks=self.synth_tasks, **spec.options)
+        except EmptySplitError as err:  # e.g. still images that ground no situation: the other tasks are scored
+            _log.warning("%s: %s; not scored", self.name, err)
+            return []
 
     def build_prompt(self, sample: Any, config: EvalConfig) -> Any:
         return sample  # the training prompt: the processor adds situation, <Pos> <Ori> and the options
@@ -156,7 +163,8 @@ class SynthLocalizationTask(SynthTask):
     def build_dataset(self, config: EvalConfig, num_frames: int, source: str) -> Any:
         from loc3r.data.text_localization import TextLocalizationDataset
 
-        return TextLocalizationDataset(super().build_dataset(config, num_frames, source))
+        base = super().build_dataset(config, num_frames, source)
+        return TextLocalizationDataset(base) if len(base) else base
 
     def max_new_tokens(self, config: EvalConfig) -> int:
         # text coordinates "x -1.2 y 3.4 yaw -135" are ~20 tokens with a tiny BPE; the heads need none
