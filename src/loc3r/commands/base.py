@@ -32,12 +32,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
+def _portable_paths(config_text: str) -> str:
+    """The run's config with absolute paths (``/home/me/data/...``) replaced by ``<NAME>`` placeholders, so the card
+    shipped with the weights names no machine's folders: ``pretrained_dir: /x/loc3r-tiny-stage1`` becomes
+    ``pretrained_dir: <loc3r-tiny-stage1>``."""
+    import re
+
+    return re.sub(
+        r"(?m)(:\s*)(/[^\s#,\]\}]+)", lambda m: f"{m.group(1)}<{m.group(2).rstrip('/').split('/')[-1]}>", config_text
+    )
+
+
 def _card(final: str, metrics: str | None, note: str) -> str:
     import json
     from pathlib import Path
 
     run = Path(final).parent
     config = (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else "(config.yaml not found)"
+    config = _portable_paths(config)
     rows = []
     if (run / "metrics.jsonl").is_file():
         rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]

@@ -5,18 +5,20 @@ cannot compute "where is the object the text names, and what is the bearing from
 perfect object tokens it stays at the room-centre guess and orientation at chance (DESIGN.md §8). The pointer heads
 make that geometry explicit and keep the paper's outputs and losses:
 
-* ``<Pos>`` attends over the clip's vision tokens (scaled dot product of a query from the ``<Pos>`` hidden state
-  and keys from the vision tokens' final hidden states); the position mean is the attention-weighted mean of the
-  tokens' **predicted** BEV positions (the layout head's output — so the layout objective is what gives the
-  pointer its meaning) plus a learned offset; ``log σ²`` comes from the ``<Pos>`` state::
+* ``<Pos>`` attends over the clip's vision tokens (cosine similarity of a query from the ``<Pos>`` hidden state and
+  keys from the vision tokens' final hidden states, times a learned scale ``τ`` that starts at 10: a scaled dot
+  product started almost uniform over 64 tokens and stayed so — entropy 3.96 of 4.16 after 400 steps on the oracle
+  rung); the position mean is the attention-weighted mean of the tokens' **predicted** BEV positions (the layout
+  head's output — so the layout objective is what gives the pointer its meaning) plus a learned offset; ``log σ²``
+  comes from the ``<Pos>`` state::
 
-      a = softmax_i(q_pos · k_i / √d),   μ = Σ_i a_i m_i + o(h_pos),   log σ² = s(h_pos)
+      a = softmax_i(τ cos(q_pos, k_i)),   μ = Σ_i a_i m_i + o(h_pos),   log σ² = s(h_pos)
 
 * ``<Ori>`` attends over the vision tokens the same way (its own query and keys) and turns the bearings from the
   predicted position to the attended tokens into the 36-bin distribution: a mixture of wrapped-Gaussian kernels
   (the paper's orientation target shape, same σ) at the bearings ``φ_i = atan2(m_i,y - μ_y, m_i,x - μ_x)``::
 
-      b = softmax_i(q_ori · k'_i / √d),   p_θ = (1 - ε) Σ_i b_i K(θ - φ_i) + ε / B,   logits = log p
+      b = softmax_i(τ' cos(q_ori, k'_i)),   p_θ = (1 - ε) Σ_i b_i K(θ - φ_i) + ε / B,   logits = log p
 
   ``ε = UNIFORM_FLOOR``: the kernels are narrow (σ = 2 bins), so where no attended token lies near the target yaw
   the mixture is ~0 there; the floor keeps the KL bounded (≤ log(B/ε)) and its gradient alive.
@@ -59,6 +61,8 @@ __all__ = [
     "UNIFORM_FLOOR",
 ]
 
+INITIAL_SCALE = 10.0
+"""τ at initialisation (cosine logits in [-τ, τ])."""
 UNIFORM_FLOOR = 0.05
 """ε of the orientation mixture (see the module docstring)."""
 
@@ -132,6 +136,8 @@ class PointerSituationHeads(nn.Module):
         self.ori_query = nn.Linear(hidden_size, key_dim)
         self.ori_key = nn.Linear(hidden_size, key_dim)
         self.pos_mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4, float32=True)
+        #: log of the attention scales τ (``<Pos>``, ``<Ori>``)
+        self.log_scale = nn.Parameter(torch.zeros(2))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -143,11 +149,15 @@ class PointerSituationHeads(nn.Module):
         nn.init.zeros_(self.pos_mlp.fc1.bias)
         nn.init.zeros_(self.pos_mlp.fc2.weight)
         nn.init.zeros_(self.pos_mlp.fc2.bias)
+        with torch.no_grad():
+            self.log_scale.fill_(math.log(INITIAL_SCALE))
 
-    def _attend(self, query: nn.Linear, key: nn.Linear, state: Tensor, tokens: Tensor, mask: Tensor) -> Tensor:
-        q = linear_fp32(query, state)  # [B, d]
-        k = linear_fp32(key, tokens)  # [B, N, d]
-        scores = torch.einsum("bd,bnd->bn", q, k) / math.sqrt(self.key_dim)
+    def _attend(
+        self, query: nn.Linear, key: nn.Linear, state: Tensor, tokens: Tensor, mask: Tensor, head: int
+    ) -> Tensor:
+        q = torch.nn.functional.normalize(linear_fp32(query, state), dim=-1)  # [B, d]
+        k = torch.nn.functional.normalize(linear_fp32(key, tokens), dim=-1)  # [B, N, d]
+        scores = torch.einsum("bd,bnd->bn", q, k) * self.log_scale[head].float().exp()
         scores = scores.masked_fill(~mask, float("-inf"))
         return torch.softmax(scores, dim=-1).masked_fill(~mask, 0.0)
 
@@ -167,10 +177,10 @@ class PointerSituationHeads(nn.Module):
         """
         if not bool(mask.any(dim=-1).all()):
             raise ValueError("pointer situation heads: every sample needs at least one vision token")
-        pos_attn = self._attend(self.pos_query, self.pos_key, pos_state, tokens, mask)
+        pos_attn = self._attend(self.pos_query, self.pos_key, pos_state, tokens, mask, 0)
         head = self.pos_mlp(pos_state)
         position = pointer_position(pos_attn, token_xy, head[..., :2])
-        ori_attn = self._attend(self.ori_query, self.ori_key, ori_state, tokens, mask)
+        ori_attn = self._attend(self.ori_query, self.ori_key, ori_state, tokens, mask, 1)
         origin = position.detach()
         if true_position is not None and true_valid is not None:
             origin = torch.where(true_valid.bool().unsqueeze(-1), true_position.to(origin), origin)
