@@ -461,6 +461,9 @@ class LiveSession:
         stall_timeout: seconds without a frame before a ``stall`` event.
         buffer: frames the capture buffer holds; older unread frames are dropped (counted).
         bev_dir: write the BEV picture of every update there (``update-<n>.png``) and of every answer.
+        wait_full_window: a question asked while the window still fills waits for a full window (or the end of the
+            source, or a stall); False answers it on the frames there are (a driver that updates at fixed query
+            times, such as :mod:`loc3r.stream_eval`, asks on the window it chose).
     """
 
     def __init__(
@@ -477,9 +480,11 @@ class LiveSession:
         bev_dir: str | Path | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         max_new_tokens: int = 16,
+        wait_full_window: bool = True,
     ) -> None:
         self.predictor = predictor
         self.source = source
+        self.wait_full_window = wait_full_window
         #: frames per time step (a camera rig's N cameras): the window holds whole steps, updates wait for them
         self.group = int(getattr(source, "group", 1))
         size = window or predictor.num_frames
@@ -678,7 +683,7 @@ class LiveSession:
         """Whether waiting questions are answered now: once an update covered a full window, or when no fuller one
         can come (the source ended with everything encoded, or it stalled). A question asked while the window
         still fills waits for it instead of being answered on the first two frames."""
-        if len(self.session_frames) >= self.window.size or self._stalled:
+        if not self.wait_full_window or len(self.session_frames) >= self.window.size or self._stalled:
             return True
         with self._lock:
             buffered = len(self._buffer)

@@ -91,6 +91,10 @@ def _wait_taken(session: Any, source: Any, timeout: float = 60.0) -> None:
         time.sleep(0.0005)
 
 
+#: seconds one streamed question may take before the sample fails (instead of waiting forever)
+ANSWER_TIMEOUT_S = 600.0
+
+
 def stream_answers(
     model: Any,
     video: str | Path,
@@ -110,7 +114,7 @@ def stream_answers(
     source = PushSource()
     session = LiveSession(
         predictor, source, window=num_frames, select=select, min_frames=1, min_interval=math.inf,
-        stall_timeout=math.inf, buffer=4096, max_new_tokens=max_new_tokens,
+        stall_timeout=math.inf, buffer=4096, max_new_tokens=max_new_tokens, wait_full_window=False,
         on_event=lambda e: errors.append(str(e.get("message"))) if e.get("event") == "error" else None,
     )  # fmt: skip
     pending = sorted(float(t) for t in query_times)
@@ -131,7 +135,10 @@ def stream_answers(
                     raise SampleError(f"{video}: update at {t:g} s failed: {'; '.join(errors) or 'no frames'}")
                 out.windows.append((int(update["first_seq"]), int(update["last_seq"])))
                 q = session.ask(None, question)
+                deadline = time.monotonic() + ANSWER_TIMEOUT_S
                 while not q.done.is_set():
+                    if time.monotonic() > deadline:  # never hang an evaluation on one question
+                        raise SampleError(f"{video}: no answer at {t:g} s within {ANSWER_TIMEOUT_S:g} s")
                     session.step()
                 if q.event is None or q.event.get("event") != "answer":
                     raise SampleError(f"{video}: question at {t:g} s failed: {(q.event or {}).get('message')}")
