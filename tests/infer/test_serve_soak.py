@@ -141,7 +141,11 @@ def test_serve_soak_threads_memory_files_flat(server: dict, tmp_path: Path) -> N
     deadline = time.monotonic() + 30  # sessions reaped within ~1.5 s, the cache within ~8 s, idle pool threads ~10 s
     while True:
         after = now()
-        flat = after["threads"] <= base["threads"] + 1 and after["temp_files"] <= base["temp_files"]
+        flat = (
+            after["threads"] <= base["threads"] + 1
+            and after["temp_files"] <= base["temp_files"]
+            and after["fds"] <= base["fds"] + 2  # closed client sockets leave the fd table a moment later under load
+        )
         if flat or time.monotonic() > deadline:
             break
         time.sleep(0.5)
