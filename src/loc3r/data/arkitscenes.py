@@ -30,7 +30,7 @@ import numpy as np
 
 from loc3r.data.capture_base import CaptureScene, FrameFiles
 from loc3r.data.schema import SampleError
-from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size
+from loc3r.data.video import LoadReport
 
 __all__ = ["POSE_TOLERANCE_S", "matrix_from_rotvec", "read_traj", "read_pincam", "ARKitScenesScene"]
 
@@ -176,22 +176,4 @@ class ARKitScenesScene(CaptureScene):
                 self.report.skip("no_pose", f"{self.traj_path} t={t:.3f}")
                 continue
             self._accept_pose(poses, files.frame_id, pose, f"{self.traj_path} t={t:.3f}", self.traj_path, record)
-        self._poses = poses
-        self._valid_ids = np.array(sorted(poses), dtype=np.int64)
-        self.report.count("frames_valid", len(poses))
-
-    def _read_frame(
-        self, files: FrameFiles, record: str, with_depth: bool, image_size: tuple[int, int] | None
-    ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]] | None:
-        field_name, path = "color", files.color
-        try:
-            rgb, native = read_rgb_with_size(files.color, image_size, record=record)
-            depth = None
-            if with_depth:
-                field_name, path = "depth", files.depth
-                depth = read_depth_png(files.depth, record=record)
-        except SampleError as err:
-            kind = "missing_file" if not Path(path).exists() else "unreadable_image"
-            self.report.error(kind, str(err), file=path, record=record, field=field_name)
-            return None
-        return rgb, depth, native
+        self._set_poses(poses)

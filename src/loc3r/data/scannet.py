@@ -626,6 +626,10 @@ class ScanNetScene:
                 self.report.error(kind, str(err), file=files.pose, record=record, field="pose")
                 continue
             self._accept_pose(poses, files.frame_id, raw, str(files.pose), files.pose, record)
+        self._set_poses(poses)
+
+    def _set_poses(self, poses: dict[int, np.ndarray]) -> None:
+        """Keep the accepted poses (frame id -> camera-to-world) and count them."""
         self._poses = poses
         self._valid_ids = np.array(sorted(poses), dtype=np.int64)
         self.report.count("frames_valid", len(poses))
@@ -715,14 +719,24 @@ class ScanNetScene:
                 continue
             try:
                 if field_name == "color":
-                    rgb, native = read_rgb_with_size(path, image_size, record=record)
+                    rgb, native = self._read_color(files, image_size, record)
                 else:
-                    depth = read_depth_png(path, record=record)
+                    depth = self._read_depth(files, record)
             except SampleError as err:
-                kind = "missing_file" if not path.exists() else "unreadable_image"
+                kind = "missing_file" if not Path(path).exists() else "unreadable_image"
                 self.report.error(kind, str(err), file=path, record=record, field=field_name)
                 return None
         return rgb, depth, native
+
+    def _read_color(
+        self, files: _FrameFiles, image_size: tuple[int, int] | None, record: str
+    ) -> tuple[np.ndarray, tuple[int, int]]:
+        """One frame's colour (resized) and its native size; raw-capture readers override where it comes from."""
+        return read_rgb_with_size(files.color, image_size, record=record)
+
+    def _read_depth(self, files: _FrameFiles, record: str) -> np.ndarray:
+        """One frame's raw depth (``depth_scale`` units per metre); raw-capture readers override it too."""
+        return read_depth_png(files.depth, record=record)
 
     def _check_sizes(self, cache: dict[int, tuple[np.ndarray, np.ndarray | None, tuple[int, int]]]) -> set[int]:
         """Frames whose colour or depth size disagrees with the scene's; each is reported (file, record, field).

@@ -268,21 +268,12 @@ class SensScene(CaptureScene):
             record = f"{self.scene_id} frame {files.frame_id}"
             where = f"{self.sens.path} frame {files.frame_id}"
             self._accept_pose(poses, files.frame_id, self.sens.poses[files.frame_id], where, self.sens.path, record)
-        self._poses = poses
-        self._valid_ids = np.array(sorted(poses), dtype=np.int64)
-        self.report.count("frames_valid", len(poses))
+        self._set_poses(poses)
 
-    def _read_frame(
-        self, files: FrameFiles, record: str, with_depth: bool, image_size: tuple[int, int] | None
-    ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]] | None:
-        field_name = "color"
-        try:
-            rgb, native = self.sens.read_color(files.frame_id, image_size)
-            depth = None
-            if with_depth:
-                field_name = "depth"
-                depth = self.sens.read_depth(files.frame_id)
-        except SampleError as err:
-            self.report.error("unreadable_image", str(err), file=self.sens.path, record=record, field=field_name)
-            return None
-        return rgb, depth, native
+    def _read_color(
+        self, files: FrameFiles, image_size: tuple[int, int] | None, record: str
+    ) -> tuple[np.ndarray, tuple[int, int]]:
+        return self.sens.read_color(files.frame_id, image_size)
+
+    def _read_depth(self, files: FrameFiles, record: str) -> np.ndarray:
+        return self.sens.read_depth(files.frame_id)

@@ -41,7 +41,7 @@ from PIL import Image
 from loc3r.data.capture_base import CaptureScene, FrameFiles, scaled_intrinsic
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
-from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size, resize_rgb
+from loc3r.data.video import LoadReport, read_depth_png, resize_rgb
 from loc3r.io import read_json
 
 __all__ = [
@@ -505,31 +505,19 @@ class ScanNetppScene(CaptureScene):
             raw, path, name = self._raw_poses[files.frame_id]
             record = f"{self.scene_id} {self.camera} {name}"
             self._accept_pose(poses, files.frame_id, raw, f"{path} {name}", path, record)
-        self._poses = poses
-        self._valid_ids = np.array(sorted(poses), dtype=np.int64)
-        self.report.count("frames_valid", len(poses))
+        self._set_poses(poses)
 
-    def _read_frame(
-        self, files: FrameFiles, record: str, with_depth: bool, image_size: tuple[int, int] | None
-    ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]] | None:
-        field_name, path = "color", files.color
-        try:
-            if self._video is not None:
-                rgb, native = self._video.read(files.frame_id, image_size)
-            else:
-                rgb, native = read_rgb_with_size(files.color, image_size, record=record)
-            depth = None
-            if with_depth:
-                field_name, path = "depth", files.depth
-                if self._depth_bin is not None:
-                    depth = self._depth_bin.read(files.frame_id)
-                else:
-                    depth = read_depth_png(files.depth, record=record)
-        except SampleError as err:
-            kind = "missing_file" if not Path(path).exists() else "unreadable_image"
-            self.report.error(kind, str(err), file=path, record=record, field=field_name)
-            return None
-        return rgb, depth, native
+    def _read_color(
+        self, files: FrameFiles, image_size: tuple[int, int] | None, record: str
+    ) -> tuple[np.ndarray, tuple[int, int]]:
+        if self._video is not None:  # rgb.mkv, decoded once front to back
+            return self._video.read(files.frame_id, image_size)
+        return super()._read_color(files, image_size, record)
+
+    def _read_depth(self, files: FrameFiles, record: str) -> np.ndarray:
+        if self._depth_bin is not None:
+            return self._depth_bin.read(files.frame_id)
+        return super()._read_depth(files, record)
 
     def load_clip(
         self,
