@@ -132,6 +132,16 @@ class Task:
         written and the ``loc3r score`` command that re-scores them."""
         raise NotImplementedError
 
+    def score_one_file(self, records: Sequence[dict[str, Any]], out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`score` of a benchmark whose predictions are ONE file that ``loc3r score <score_command>`` reads."""
+        path = self.write_predictions(records, out_dir)
+        settings = {
+            "predictions": str(path),
+            "rescore": f"loc3r score {self.score_command} --predictions {path}",
+            "metric": self.metric,
+        }
+        return self.score_files(path), settings
+
     def score_files(self, predictions: str | Path, **files: Any) -> dict[str, Any]:
         """The metric on files in the benchmark's formats (``loc3r score``: any model's predictions)."""
         raise NotImplementedError(f"task {self.name!r} has no file scorer")

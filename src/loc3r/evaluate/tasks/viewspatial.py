@@ -84,13 +84,7 @@ class ViewSpatialTask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        path = self.write_predictions(records, out_dir)
-        settings = {
-            "predictions": str(path),
-            "rescore": f"loc3r score viewspatial --predictions {path}",
-            "metric": self.metric,
-        }
-        return self.score_files(path), settings
+        return self.score_one_file(records, out_dir)
 
 
 TASKS: dict[str, type[Task]] = {"viewspatial": ViewSpatialTask}

@@ -116,14 +116,7 @@ class VSIBenchTask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        pred_path = self.write_predictions(records, out_dir)
-        metrics = self.score_files(pred_path)
-        settings = {
-            "predictions": str(pred_path),
-            "rescore": f"loc3r score vsibench --predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
+        return self.score_one_file(records, out_dir)
 
 
 TASKS: dict[str, type[Task]] = {"vsibench": VSIBenchTask}

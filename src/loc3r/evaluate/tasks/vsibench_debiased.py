@@ -17,11 +17,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
-from loc3r.evaluate.benchmark_config import EvalConfig
 from loc3r.evaluate.tasks.base import Task
 from loc3r.evaluate.tasks.vsibench import VSIBenchTask
 
@@ -35,13 +30,6 @@ class VSIBenchDebiasedTask(VSIBenchTask):
     title = "VSI-Bench-debiased"
     predictions_file = "vsibench_debiased_predictions.jsonl"
     score_command = "vsibench-debiased"
-
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        metrics, settings = super().score(records, config, out_dir)
-        settings["rescore"] = f"loc3r score vsibench-debiased --predictions {settings['predictions']}"
-        return metrics, settings
 
 
 TASKS: dict[str, type[Task]] = {"vsibench_debiased": VSIBenchDebiasedTask}

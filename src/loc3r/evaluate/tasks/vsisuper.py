@@ -98,13 +98,7 @@ class _VSISuperTask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        path = self.write_predictions(records, out_dir)
-        settings = {
-            "predictions": str(path),
-            "rescore": f"loc3r score {self.score_command} --predictions {path}",
-            "metric": self.metric,
-        }
-        return self.score_files(path), settings
+        return self.score_one_file(records, out_dir)
 
 
 class VSIRecallTask(_VSISuperTask):

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loc3r.evaluate.vsibench import TASKS as VSI_TASKS
+
 __all__ = ["METRICS", "LOWER_IS_BETTER", "aggregation_name", "process_results", "aggregate", "score_records"]
 
 _log = logging.getLogger("loc3r.integrations.lmms_eval")
@@ -43,17 +45,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     ),
     "scanqa": ("em@1", "em-r", "bleu-1", "bleu-2", "bleu-3", "bleu-4", "meteor", "rouge-l", "cider"),
     "msqa": ("em@1", "em-r", "bleu-1", "bleu-4", "meteor", "rouge-l", "cider"),
-    "vsibench_debiased": (
-        "overall",
-        "object_counting",
-        "object_abs_distance",
-        "object_size_estimation",
-        "room_size_estimation",
-        "object_rel_distance",
-        "object_rel_direction",
-        "route_planning",
-        "obj_appearance_order",
-    ),
+    "vsibench_debiased": ("overall", *VSI_TASKS),
     "viewspatial": (
         "overall",
         "camera_perspective_relative_direction",
