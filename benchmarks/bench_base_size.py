@@ -43,10 +43,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from loc3r.data.synth.pretraining import SynthPretrainDataset, recognition_classes
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
     from loc3r.model.tokenizer import build_tiny_tokenizer
+    from loc3r.synthrooms.pretraining import SynthPretrainDataset, recognition_classes
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     if not (args.data / "synthrooms.json").is_file():
         settings = SynthSettings(

@@ -43,7 +43,7 @@ QUERIES = [
 
 
 def _predictor(setting: str, hidden: int, layers: int):
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
     from loc3r.model.tokenizer import build_tiny_tokenizer
 

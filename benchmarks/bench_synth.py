@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from loc3r.data.synth.mesh import build_scene_mesh
-from loc3r.data.synth.questions import generate_situations, generate_vsi_questions
-from loc3r.data.synth.render import SceneRenderer, make_intrinsic
-from loc3r.data.synth.scene import generate_layout
-from loc3r.data.synth.trajectory import sample_walk
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
-from loc3r.geometry import camera_center
+from loc3r.core.geometry import camera_center
+from loc3r.synthrooms.mesh import build_scene_mesh
+from loc3r.synthrooms.questions import generate_situations, generate_vsi_questions
+from loc3r.synthrooms.render import SceneRenderer, make_intrinsic
+from loc3r.synthrooms.scene import generate_layout
+from loc3r.synthrooms.trajectory import sample_walk
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 
 def bench_render(num_rooms: int, frames: int, sizes: list[tuple[int, int]], shadows: bool) -> dict:

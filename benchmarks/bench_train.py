@@ -46,7 +46,7 @@ VARIANTS: dict[str, dict] = {
 
 
 def make_data(root: Path, frames: int, size: int, scenes: int) -> Path:
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     generate_dataset(
         root,

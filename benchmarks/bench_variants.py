@@ -2,7 +2,7 @@
 reading the inputs from disk, the processor and the model — which shows what ``cue_injection``'s depth
 preprocessing costs at inference compared with ``loc3r`` (video only).
 
-* Training: the demo's recipe (:func:`loc3r.demo._recipe`: tiny Qwen2.5-VL from scratch, the demo's loss weights,
+* Training: the demo's recipe (:func:`loc3r.apps.demo._recipe`: tiny Qwen2.5-VL from scratch, the demo's loss weights,
   batch 8) for ``--steps`` steps on a generated SynthRooms set; samples/s = the recipe's ``train/samples_per_s``
   (training steps only), median after ``--warmup`` steps.
 * Inference, per query (batch 1, ``--queries`` situated localization queries of held-out rooms, median):
@@ -46,11 +46,11 @@ def main() -> None:
 
     import torch
 
+    from loc3r.apps.demo import DEFAULT, VARIANTS, _recipe
     from loc3r.data.scannet import ScanNetScene
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
-    from loc3r.demo import DEFAULT, VARIANTS, _recipe
     from loc3r.evaluate.runner import load_model
     from loc3r.evaluate.tasks.synth import synth_eval_sets
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
     from loc3r.train.recipe import train
 
     logging.getLogger("loc3r").setLevel(logging.WARNING)

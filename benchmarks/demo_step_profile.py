@@ -16,11 +16,11 @@ import time
 
 import torch
 
+from loc3r.apps.demo import DEFAULT, VARIANTS
+from loc3r.apps.pretrained_base import BASE_DIR
 from loc3r.data.builders import build_synth
 from loc3r.data.spec import DatasetSpec
-from loc3r.demo import DEFAULT, VARIANTS
 from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
-from loc3r.pretrained_base import BASE_DIR
 
 
 def main() -> None:

@@ -215,7 +215,7 @@ def _set_f1(predicted: set[str], truth: set[str]) -> float:
 def object_listing(model: Any, root: Path, split: str, frames: int, max_scans: int | None = None) -> dict[str, float]:
     """The base's answers to "Which objects appear in the video, in the order they first appear?" on ``split``'s
     scans: mean set-F1 of the named categories (order ignored) and exact-match rate (order included)."""
-    from loc3r.data.synth.pretraining import SynthPretrainDataset
+    from loc3r.synthrooms.pretraining import SynthPretrainDataset
 
     dataset = SynthPretrainDataset(root, split, frames, tasks=("objects",), recognition_labels=False)
     n = len(dataset) if max_scans is None else min(max_scans, len(dataset))

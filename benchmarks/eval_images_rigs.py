@@ -30,9 +30,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from loc3r.data.schema import SampleError
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
     from loc3r.evaluate.runner import evaluate, load_model
     from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     demo = Path(args.demo_dir)
     if args.settings_json:

@@ -1,6 +1,6 @@
 """Where does held-out localization head? Learning curves of the demo's fine-tuning, by steps and by training rooms.
 
-Each run fine-tunes one demo variant from the shipped base exactly as ``loc3r demo`` does (``loc3r.demo._recipe``:
+Each run fine-tunes one demo variant from the shipped base exactly as ``loc3r demo`` does (``loc3r.apps.demo._recipe``:
 same objectives, loss weights, lr, batch, frozen tower) on the training rooms of ``--train-root``, for ``--steps``
 steps (one cosine schedule), keeps the checkpoints at ``--eval-at`` and scores each on the held-out rooms of
 ``--heldout-root`` (split ``--heldout-split``) with the runner of ``loc3r eval``. Runs go two at a time, one torch
@@ -55,11 +55,11 @@ def _eval_dir(run_dir: Path, step: int, final: Path) -> Path:
 def _one(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from loc3r.data.synth.writer import read_index
-    from loc3r.demo import DEFAULT, _recipe, resolve_base
+    from loc3r.apps.demo import DEFAULT, _recipe, resolve_base
     from loc3r.evaluate.runner import evaluate
     from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config
     from loc3r.model.loading import load_model
+    from loc3r.synthrooms.writer import read_index
     from loc3r.train.recipe import train
 
     torch.manual_seed(0)

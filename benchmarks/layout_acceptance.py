@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from shapely.geometry import Polygon
 
-from loc3r.data.synth.meta_info import load_meta_info
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
+from loc3r.synthrooms.meta_info import load_meta_info
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 
 def _tilted(entry: dict) -> int:

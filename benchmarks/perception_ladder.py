@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from loc3r.demo import DEFAULT, run_demo
+from loc3r.apps.demo import DEFAULT, run_demo
 
 RUNGS = ("oracle", "palette", "plain")
 METRICS = ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "median_pos_err_m", "median_ori_err_deg", "em")
@@ -54,10 +54,10 @@ def _wrap_deg(a: np.ndarray) -> np.ndarray:
 
 def rule_baselines(data: Path) -> dict[str, dict[str, float]]:
     """The three rules on the test split's situations (one per distinct situation, as the demo scores them)."""
+    from loc3r.core.geometry import anchor_frame
     from loc3r.data.builders import build_synth
     from loc3r.data.spec import DatasetSpec
     from loc3r.data.text_localization import TextLocalizationDataset, bev_ground_truth
-    from loc3r.geometry import anchor_frame
 
     ds = TextLocalizationDataset(
         build_synth(

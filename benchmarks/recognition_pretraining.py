@@ -40,9 +40,9 @@ class ObjectListDataset(Dataset):
 
     def __init__(self, root: str | Path, split: str, num_frames: int) -> None:
         from loc3r.data.scannet import ScanNetFrameSource
-        from loc3r.data.synth.meta_info import layout_from_entry
-        from loc3r.data.synth.questions import object_names
-        from loc3r.data.synth.writer import read_index
+        from loc3r.synthrooms.meta_info import layout_from_entry
+        from loc3r.synthrooms.questions import object_names
+        from loc3r.synthrooms.writer import read_index
 
         root = Path(root)
         index = read_index(root)
@@ -103,10 +103,10 @@ def score_lists(model: Any, dataset: ObjectListDataset, indices: list[int]) -> d
 
 
 def main() -> None:
+    from loc3r.apps.demo import DEFAULT, _recipe
     from loc3r.data.spec import DatasetSpec
-    from loc3r.data.synth.writer import generate_dataset
-    from loc3r.demo import DEFAULT, _recipe
     from loc3r.evaluate.runner import load_model
+    from loc3r.synthrooms.writer import generate_dataset
     from loc3r.train.recipe import train
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

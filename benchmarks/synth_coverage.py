@@ -6,7 +6,7 @@ Usage::
     python benchmarks/synth_coverage.py DIR [DIR ...]          # one row per directory and trajectory family
     python benchmarks/synth_coverage.py DIR --markdown         # the table as Markdown (for RESULTS.md)
 
-``DIR`` is a ``loc3r synth`` output folder (see the docstring of :mod:`loc3r.data.synth.writer`). Every scan's
+``DIR`` is a ``loc3r synth`` output folder (see the docstring of :mod:`loc3r.synthrooms.writer`). Every scan's
 ``instance/<i>.png`` (0 = room shell, k >= 1 = object k), ``pose/<i>.txt`` and ``scene.json`` are read; the figures,
 over the scans of one trajectory family (``walk`` = the ``_00`` scans, ``novel_view`` = the test rooms' ``_01``
 rescans), are:
@@ -25,7 +25,7 @@ rescans), are:
   5th-95th percentiles.
 
 ``--ceiling`` adds ``visible at all``: the share of the room's objects that any candidate view of the
-``frame_objects`` policy shows with >= 0.4 % of its pixels (:func:`loc3r.data.synth.trajectory.object_visibility`,
+``frame_objects`` policy shows with >= 0.4 % of its pixels (:func:`loc3r.synthrooms.trajectory.object_visibility`,
 from the scan's ``meta_info.json``) — objects that no camera in the walkable space can see (boxes of real layouts
 behind the room's walls or inside other boxes) bound ``room objs seen`` of every policy.
 
@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from loc3r.io import read_json
+from loc3r.core.io import read_json
 
 FRAME_OBJECT_SHARE = 0.02  # an object "frames" a frame when it covers this share of its pixels
 WALL_SHARE = 0.05  # a frame with fewer object pixels than this share shows walls / floor
@@ -125,8 +125,8 @@ def scan_stats(scan: Path, min_pixels: int, stats: FamilyStats) -> None:
 
 def visible_at_all(root: Path, scene_id: str, settings: dict) -> float:
     """Share of the scan's objects some ``frame_objects`` candidate view shows (see the module docstring)."""
-    from loc3r.data.synth.meta_info import layout_from_entry
-    from loc3r.data.synth.trajectory import _FO_SEEN, object_visibility
+    from loc3r.synthrooms.meta_info import layout_from_entry
+    from loc3r.synthrooms.trajectory import _FO_SEEN, object_visibility
 
     layout = layout_from_entry(scene_id, read_json(root / "scans" / scene_id / "meta_info.json")[scene_id])
     share = object_visibility(

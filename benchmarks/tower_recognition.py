@@ -52,9 +52,9 @@ def _balanced(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def main() -> None:
-    from loc3r.data.synth.pretraining import SynthPretrainDataset
-    from loc3r.losses import token_category_loss
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+    from loc3r.objectives.losses import token_category_loss
+    from loc3r.synthrooms.pretraining import SynthPretrainDataset
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--layout", choices=sorted(LAYOUTS), required=True)

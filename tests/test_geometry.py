@@ -1,4 +1,4 @@
-"""Property tests of the one coordinate convention (loc3r.geometry, DESIGN.md §3, issue 2 part 2)."""
+"""Property tests of the one coordinate convention (loc3r.core.geometry, DESIGN.md §3, issue 2 part 2)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import gravity_motion, random_rotation
-from loc3r.geometry import (
+from loc3r.core.geometry import (
     GeometryError,
     VisionSegment,
     anchor_frame,

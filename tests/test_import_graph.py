@@ -20,25 +20,17 @@ PACKAGE = "loc3r"
 #: First dotted component below ``loc3r`` -> layer rank (higher may import lower, never the reverse).
 LAYERS: dict[str, int] = {
     "__init__": 0,
-    "io": 0,
-    "errors": 0,
-    "config_base": 0,
-    "geometry": 1,
-    "losses": 1,
-    "data": 2,
-    "model": 3,
-    "train": 4,
-    "evaluate": 5,
-    "viz": 6,
-    "infer": 6,
-    "demo": 6,
-    "pretrained_base": 6,
-    "stream": 6,
-    "stream_eval": 6,  # benchmarks on streamed video (drives loc3r.stream for loc3r eval)
-    "web": 6,
-    "commands": 7,
-    "integrations": 7,  # lmms-eval plugin: imports infer / evaluate, nothing imports it
-    "cli": 8,
+    "core": 0,  # foundations: errors, io, config, geometry
+    "data": 10,
+    "synthrooms": 10,  # the world generator, beside the data it writes for
+    "objectives": 20,
+    "model": 30,
+    "train": 40,
+    "evaluate": 50,
+    "apps": 60,  # demo, infer, stream, stream_eval, web, viz, pretrained_base
+    "commands": 70,
+    "integrations": 70,  # lmms-eval plugin: imports apps / evaluate, nothing imports it
+    "cli": 80,
 }
 
 

@@ -1,4 +1,5 @@
-"""Objective functions of loc3r.losses: hand-computed values, masking, numerical safety, orientation coding."""
+"""Objective functions of loc3r.objectives.losses: hand-computed values, masking, numerical safety, orientation
+coding."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loc3r.losses import (
+from loc3r.objectives.losses import (
     LOG_VAR_MAX,
     LOG_VAR_MIN,
     LossWeights,

@@ -5,7 +5,7 @@ Each sub-command lives in its own module under :mod:`loc3r.commands` and exposes
 arguments, returns an exit code). Heavy imports happen inside ``func`` so that ``loc3r --help`` is fast.
 
 Errors on bad input are reported HERE, and only here: a command raises one of :func:`user_errors` (see
-:mod:`loc3r.errors` and CONTRIBUTING.md) and :func:`main` prints it as one line on stderr,
+:mod:`loc3r.core.errors` and CONTRIBUTING.md) and :func:`main` prints it as one line on stderr,
 ``loc3r CMD: error: MESSAGE``, and returns exit code 2 (argparse's own usage errors look the same). Any other
 exception is a bug and keeps its traceback. ``LOC3R_DEBUG=1`` re-raises user errors too (with the traceback).
 A command whose errors should name a sub-command sets ``prog`` in its parser defaults (``loc3r score scanqa``).
@@ -39,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types that mean bad input (exit code 2, one line on stderr); imported only when needed,
     so ``loc3r --help`` stays fast."""
-    from loc3r.data.synth.writer import DatasetError
-    from loc3r.errors import ConfigError, SampleError
-    from loc3r.geometry import GeometryError
+    from loc3r.core.errors import ConfigError, SampleError
+    from loc3r.core.geometry import GeometryError
+    from loc3r.synthrooms.writer import DatasetError
     from loc3r.train.checkpointing import CheckpointError
     from loc3r.train.recipe import NonFiniteLossError
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from loc3r.apps.pretrained_base import BASE_DIR
 from loc3r.commands.base import _portable_paths
-from loc3r.pretrained_base import BASE_DIR
 
 
 def test_absolute_paths_become_placeholders_and_relative_ones_stay():

@@ -48,7 +48,7 @@ def test_other_exceptions_are_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> 
 def test_debug_env_reraises_user_errors(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from loc3r.errors import ConfigError
+    from loc3r.core.errors import ConfigError
 
     monkeypatch.setenv("LOC3R_DEBUG", "1")
     with pytest.raises(ConfigError, match="missing.yaml"):
@@ -58,18 +58,18 @@ def test_debug_env_reraises_user_errors(
 def test_demo_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """--seed takes several seeds (mean ± std over them), --parallel the number of variants trained at once,
     --resume continues an interrupted run (off by default)."""
-    import loc3r.demo
+    import loc3r.apps.demo
 
     seen = {}
 
     def fake_run_demo(out: object, settings: object, data_seed: int, resume: bool) -> None:
         seen.update(settings=settings, resume=resume)
 
-    monkeypatch.setattr(loc3r.demo, "run_demo", fake_run_demo)
+    monkeypatch.setattr(loc3r.apps.demo, "run_demo", fake_run_demo)
     assert cli.main(["demo", "--out", str(tmp_path), "--seed", "0", "1", "2", "--parallel", "1", "--steps", "7"]) == 0
     settings = seen["settings"]
     assert settings.seeds == (0, 1, 2) and settings.parallel == 1 and settings.steps == 7
     assert seen["resume"] is False
     assert cli.main(["demo", "--out", str(tmp_path), "--resume"]) == 0
     assert seen["resume"] is True
-    assert settings.variants == loc3r.demo.DEFAULT.variants
+    assert settings.variants == loc3r.apps.demo.DEFAULT.variants

@@ -23,9 +23,9 @@ from loc3r.data.scannet import ScanNetScene
 from loc3r.data.scannet_sens import SensScene
 from loc3r.data.scannetpp import IPhoneDepth, ScanNetppScene, lz4_block_decompress, matrix_from_quaternion
 from loc3r.data.schema import SampleError
-from loc3r.data.synth.formats import lz4_literal_block, quaternion_from_matrix, rotvec_from_matrix, write_sens
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
 from loc3r.data.video import LoadReport
+from loc3r.synthrooms.formats import lz4_literal_block, quaternion_from_matrix, rotvec_from_matrix, write_sens
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 SCENE = "synth00000_00"
 H, W, T = 32, 48, 4
@@ -199,8 +199,9 @@ def test_scannetpp_non_finite_pose_is_skipped_and_bad_entry_named(datasets, tmp_
 def test_prepare_reads_each_format(datasets, fmt, tmp_path):
     out = tmp_path / "cache"
     result = prepare_dataset(
-        PrepareOptions(dataset="synthrooms", root=datasets[fmt], out=out, num_frames=T, points_size=(H, W),
-                       progress=False)  # fmt: skip
+        PrepareOptions(
+            dataset="synthrooms", root=datasets[fmt], out=out, num_frames=T, points_size=(H, W), progress=False
+        )  # fmt: skip
     )
     assert result.clips_written == 1 and not result.clips_failed, result.summary()
     clip = read_scannet_clip(out / "clips" / f"{SCENE}.safetensors")
@@ -236,9 +237,15 @@ def test_vsi_records_take_layout_targets_from_each_format(datasets, tmp_path):
             for i, ds in enumerate(("scannetpp", "arkitscenes"))]  # fmt: skip
     records.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = prepare_dataset(
-        PrepareOptions(dataset="vsibench", root=records, out=tmp_path / "cache", num_frames=T, points_size=(H, W),
-                       scan_roots={"scannetpp": datasets["scannetpp"] / "scans",
-                                   "arkitscenes": datasets["arkitscenes"] / "scans"}, progress=False)  # fmt: skip
+        PrepareOptions(
+            dataset="vsibench",
+            root=records,
+            out=tmp_path / "cache",
+            num_frames=T,
+            points_size=(H, W),
+            scan_roots={"scannetpp": datasets["scannetpp"] / "scans", "arkitscenes": datasets["arkitscenes"] / "scans"},
+            progress=False,
+        )  # fmt: skip
     )
     assert result.samples_with_layout_targets == 2, result.summary()
     for ds in ("scannetpp", "arkitscenes"):

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import K_COLOR, K_DEPTH, axis_alignment, make_frames
+from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.data.msqa import MSQADataset, load_msqa, msqa_to_world, strip_image_placeholders
 from loc3r.data.scannet import ScanNetFrameSource, SceneMeta, SceneMetaTable, export_scannet_scene
 from loc3r.data.schema import SampleError
-from loc3r.geometry import anchor_frame, wrap_angle
 
 QA = {
     "Q": "What is the color of the <office chair-2-IMG> in front of me?",

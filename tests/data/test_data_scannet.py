@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import DEPTH_HW, K_COLOR, K_DEPTH, axis_alignment, make_frames
+from loc3r.core.geometry import VisionSegment, anchor_frame, depth_to_world_points, pool_token_points
 from loc3r.data.scannet import (
     ScanNetFrameSource,
     ScanNetScene,
@@ -22,7 +23,6 @@ from loc3r.data.scannet import (
 )
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, uniform_indices
-from loc3r.geometry import VisionSegment, anchor_frame, depth_to_world_points, pool_token_points
 
 
 def write_matrix(path: Path, m: np.ndarray) -> None:

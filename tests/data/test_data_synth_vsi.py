@@ -11,7 +11,7 @@ import pytest
 from loc3r.data.registry import build_dataset
 from loc3r.data.schema import SampleError
 from loc3r.data.spec import DatasetSpec
-from loc3r.data.synth.writer import INDEX_NAME, SynthSettings, generate_dataset
+from loc3r.synthrooms.writer import INDEX_NAME, SynthSettings, generate_dataset
 
 FRAMES = 3
 

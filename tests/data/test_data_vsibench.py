@@ -128,8 +128,8 @@ def test_dataset_samples_and_undecodable_video(tmp_path: Path) -> None:
 def test_synthrooms_records_load_through_the_same_loader(tmp_path: Path) -> None:
     """The SynthRooms writer's ``vsibench/<split>.jsonl`` (``dataset: "synthrooms"``) loads with videos at
     ``vsibench/synthrooms/<scene>.mp4``; an unknown source is still rejected."""
-    from loc3r.data.synth.writer import DATASET_NAME, SynthSettings, generate_dataset
     from loc3r.data.vsibench import VSIBENCH_SOURCES
+    from loc3r.synthrooms.writer import DATASET_NAME, SynthSettings, generate_dataset
 
     assert DATASET_NAME in VSIBENCH_SOURCES
     settings = SynthSettings(

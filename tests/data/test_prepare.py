@@ -17,7 +17,7 @@ from loc3r.data.prepare import PrepareOptions, prepare_dataset
 from loc3r.data.registry import build_dataset
 from loc3r.data.schema import SampleError
 from loc3r.data.spec import DatasetSpec
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 FRAMES = 6  # = frames per scan, so every frame (and every bad file) is read
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from loc3r.demo import DEFAULT, METRICS, SMOKE, VARIANTS, format_results_table, run_demo
+from loc3r.apps.demo import DEFAULT, METRICS, SMOKE, VARIANTS, format_results_table, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_unknown_variant_is_an_error(tmp_path: Path) -> None:
 
 
 def test_ablation_order_is_reported_either_way() -> None:
-    from loc3r.demo import ablation_order
+    from loc3r.apps.demo import ablation_order
 
     results = {
         "situation_only": {"test": {"acc@1.0m": 20.0}, "novel_view": {"acc@1.0m": 30.0}},
@@ -146,8 +146,8 @@ def test_ablation_order_is_reported_either_way() -> None:
 
 def test_demo_configs_are_exactly_what_the_demo_trains() -> None:
     """configs/demo/<variant>.yaml is the recipe loc3r demo builds for that variant (data root and output dir aside)."""
-    from loc3r.demo import _recipe
-    from loc3r.pretrained_base import BASE_DIR
+    from loc3r.apps.demo import _recipe
+    from loc3r.apps.pretrained_base import BASE_DIR
     from loc3r.train.config import config_to_dict, load_config
 
     for variant in VARIANTS:

@@ -34,7 +34,7 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     root = tmp_path_factory.mktemp("bench")
     synth = root / "synth"
@@ -358,11 +358,11 @@ def test_sqa3d_convention_round_trip_on_released_records() -> None:
     from conftest import SQA3D_FIXTURES as FIXTURES
     from conftest import look_pose
     from conftest import sqa3d_meta_table as meta_table
+    from loc3r.core.geometry import anchor_frame
     from loc3r.data.schema import ClipSample
     from loc3r.data.sqa3d import load_sqa3d
     from loc3r.evaluate.localization import score_sqa3d_localization
     from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
-    from loc3r.geometry import anchor_frame
 
     table = meta_table()
     records, _ = load_sqa3d(FIXTURES, "test", scene_meta=table)

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from loc3r.cli import is_user_error, main
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 TINY = REPO / "src" / "loc3r" / "assets" / "loc3r-tiny"
 
@@ -45,7 +45,7 @@ def test_scan_with_every_frame_unreadable_is_skipped_and_named(
 
 
 def test_bare_library_value_error_is_a_bug_not_a_user_error() -> None:
-    from loc3r.errors import SampleError
+    from loc3r.core.errors import SampleError
 
     try:
         min([])

@@ -49,7 +49,7 @@ def _video(path: Path, seconds: int, fps: int = 2, size: tuple[int, int] = (32, 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     root = tmp_path_factory.mktemp("spatial")
     synth = root / "synth"
@@ -203,8 +203,8 @@ def test_prompts_are_the_official_ones(data: dict[str, Path], tmp_path: Path) ->
 def test_streaming_windows_follow_the_query_times(data: dict[str, Path]) -> None:
     """The driver pushes 1 frame per second into loc3r stream's session and answers right after the frame of each
     query second, from a window of at most T frames ending there."""
+    from loc3r.apps.stream_eval import frames_per_second, stream_answers
     from loc3r.model.loading import load_model
-    from loc3r.stream_eval import frames_per_second, stream_answers
 
     video = data["vsisuper"] / "count" / "10mins" / "00000000.mp4"
     seconds = [s for s, _ in frames_per_second(video)]
@@ -246,7 +246,7 @@ def test_bad_records_and_configs_are_named(data: dict[str, Path], tmp_path: Path
     assert main(["eval", "--config", str(config)]) == 2
     assert "options.mode 'count'" in capsys.readouterr().err
     # the runner refuses a streamed benchmark without a driver (demo / scripts): named, not a crash
-    from loc3r.config_base import ConfigError
+    from loc3r.core.config import ConfigError
     from loc3r.evaluate.benchmark_config import load_eval_config
     from loc3r.evaluate.runner import evaluate
     from loc3r.model.loading import load_model

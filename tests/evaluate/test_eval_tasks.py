@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from loc3r.cli import main
-from loc3r.config_base import ConfigError
+from loc3r.core.config import ConfigError
 
 SYNTH_CONFIGS = sorted((REPO / "configs" / "synth" / "eval").glob("*.yaml"))
 

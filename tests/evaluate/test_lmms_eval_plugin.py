@@ -61,7 +61,7 @@ PREDICTIONS = {
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """1-room SynthRooms set, ScanQA / MSQA files in their released layouts, a tiny checkpoint, loc3r eval configs
     like configs/paper/eval/*.yaml on that data."""
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     root = tmp_path_factory.mktemp("lmms")
     synth = root / "synth"
@@ -283,7 +283,7 @@ def test_vsibench_through_lmms_evals_own_task(setup: dict[str, Path], tmp_path: 
 def test_bad_input_is_named(setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from lmms_eval.models import get_model
 
-    from loc3r.errors import ConfigError
+    from loc3r.core.errors import ConfigError
     from loc3r.integrations.lmms_eval.docs import build_docs
 
     model_class = get_model("loc3r")

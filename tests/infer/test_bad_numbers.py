@@ -14,8 +14,8 @@ import pytest
 
 from conftest import REPO
 from loc3r.cli import main
-from loc3r.errors import ConfigError
-from loc3r.geometry import GeometryError, depth_to_world_points
+from loc3r.core.errors import ConfigError
+from loc3r.core.geometry import GeometryError, depth_to_world_points
 
 TINY = REPO / "src" / "loc3r" / "assets" / "loc3r-tiny"
 
@@ -44,7 +44,7 @@ def test_non_positive_max_depth_is_refused(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_zero_image_std_names_the_checkpoint_file(tmp_path: Path) -> None:
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
 
     ckpt = _tiny_copy(tmp_path, image_std=[0.0, 0.0, 0.0])
     with pytest.raises(ConfigError, match=r"loc3r_processor_config\.json.*image_std"):
@@ -52,10 +52,10 @@ def test_zero_image_std_names_the_checkpoint_file(tmp_path: Path) -> None:
 
 
 def test_missing_num_frames_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
 
     ckpt = _tiny_copy(tmp_path, num_frames=None)
-    with caplog.at_level(logging.WARNING, logger="loc3r.infer"):
+    with caplog.at_level(logging.WARNING, logger="loc3r.apps.infer"):
         predictor = Loc3rPredictor.from_pretrained(ckpt)
     assert predictor.num_frames == 8
     assert any("records no 'num_frames'" in r.getMessage() for r in caplog.records)

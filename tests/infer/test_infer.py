@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import save_tiny_checkpoint
+from loc3r.apps.infer import Loc3rPredictor, load_frames
 from loc3r.data.schema import SampleError
-from loc3r.infer import Loc3rPredictor, load_frames
 
 CORPUS = ["I am standing in the room.", "What is on my left? the sofa", "x 1.2 y -0.4 yaw 90 0 1 2 3 4 5 6 7 8 9"]
 
@@ -23,7 +23,7 @@ def _save_tiny(path: Path, **flags: object) -> Path:
 
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(

@@ -12,8 +12,8 @@ from loc3r.data.schema import SampleError
 
 
 def test_infer_rejects_bad_poses_and_mixed_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loc3r.apps.infer import load_frames
     from loc3r.cli import main
-    from loc3r.infer import load_frames
 
     folder = tmp_path / "frames"
     folder.mkdir()

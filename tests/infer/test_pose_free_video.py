@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import make_clip
-from loc3r.infer import Loc3rPredictor, describe_inputs
+from loc3r.apps.infer import Loc3rPredictor, describe_inputs
 
 CORPUS = ["I am standing in the room.", "What is on my left? the sofa", "x 1.2 y -0.4 yaw 90 0 1 2 3 4 5 6 7 8 9"]
 QUESTION = "What is on my left?"
@@ -76,7 +76,7 @@ def test_predictor_on_plain_video_says_poses_were_not_used(camera_ckpt: Path, pl
     assert np.isfinite(result.position).all() and result.position_world is None
     assert result.to_dict()["inputs"] == result.inputs
     # the same frames with poses: the prior runs, and changes the prediction
-    frames, _, _, _ = __import__("loc3r.infer", fromlist=["load_frames"]).load_frames(video, 4)
+    frames, _, _, _ = __import__("loc3r.apps.infer", fromlist=["load_frames"]).load_frames(video, 4)
     poses = make_clip(num_frames=4, size=64, with_points=False).poses
     posed = predictor.predict(frames, "I am facing the sofa.", QUESTION, poses=poses, max_new_tokens=3)
     assert posed.inputs["poses"] == "given" and posed.inputs["camera_prior"] == "used"
@@ -114,7 +114,7 @@ def test_model_without_dropout_runs_and_warns(tmp_path: Path, plain_video) -> No
 
 
 def test_stream_plain_video_and_posed_stream(camera_ckpt: Path, plain_video) -> None:
-    from loc3r.stream import LiveSession, PushSource, VideoFileSource
+    from loc3r.apps.stream import LiveSession, PushSource, VideoFileSource
 
     video, _ = plain_video
     predictor = Loc3rPredictor.from_pretrained(camera_ckpt)
@@ -147,7 +147,7 @@ def test_stream_plain_video_and_posed_stream(camera_ckpt: Path, plain_video) -> 
 
 
 def test_web_backend_plain_video(camera_ckpt: Path, plain_video) -> None:
-    from loc3r.web import DemoBackend
+    from loc3r.apps.web import DemoBackend
 
     video, _ = plain_video
     backend = DemoBackend(camera_ckpt)

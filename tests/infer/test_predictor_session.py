@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from loc3r.apps.infer import Loc3rPredictor
 from loc3r.data.schema import SampleError
-from loc3r.infer import Loc3rPredictor
 
 CORPUS = ["I am standing in the room.", "What is on my left? the sofa", "x 1.2 y -0.4 yaw 90 0 1 2 3 4 5 6 7 8 9"]
 QUERIES = [

@@ -1,4 +1,4 @@
-"""``loc3r stream`` / :class:`loc3r.stream.LiveSession` on real sources: a video file played at its own rate (CLI),
+"""``loc3r stream`` / :class:`loc3r.apps.stream.LiveSession` on real sources: a video file played at its own rate (CLI),
 a folder that frames keep arriving in with missing poses and a frame of another size, a stalled pushed stream, the
 coverage-aware window; answers come from the current update's cached prefix."""
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loc3r.stream import FolderSource, FrameWindow, LiveSession, PushSource, StreamFrame
+from loc3r.apps.stream import FolderSource, FrameWindow, LiveSession, PushSource, StreamFrame
 
 CORPUS = ["I am standing in the room.", "What is on my left? the sofa", "x 1.2 y -0.4 yaw 90 0 1 2 3 4 5 6 7 8 9"]
 
@@ -84,7 +84,7 @@ def test_cli_streams_a_video_file_at_its_rate(ckpt: Path, tmp_path: Path) -> Non
 
 
 def test_folder_with_missing_poses_and_resized_frame(ckpt: Path, tmp_path: Path) -> None:
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
 
     predictor = Loc3rPredictor.from_pretrained(ckpt, num_frames=4)
     folder = tmp_path / "incoming"
@@ -117,7 +117,7 @@ def test_folder_with_missing_poses_and_resized_frame(ckpt: Path, tmp_path: Path)
 
 
 def test_stall_then_resume_and_end(ckpt: Path) -> None:
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
 
     predictor = Loc3rPredictor.from_pretrained(ckpt, num_frames=4)
     source = PushSource()
@@ -163,9 +163,9 @@ def test_coverage_window_keeps_the_far_view() -> None:
 def test_rig_folder_streams_whole_time_steps(ckpt: Path, tmp_path: Path) -> None:
     """A front/left/right rig: updates hold whole time steps (3 frames each) with every camera's pose; a step one
     camera never delivers is skipped with a message and the session keeps running."""
-    from loc3r.data.synth.writer import RIG_CAMERAS, rig_extrinsic
-    from loc3r.infer import Loc3rPredictor
-    from loc3r.stream import RigFolderSource
+    from loc3r.apps.infer import Loc3rPredictor
+    from loc3r.apps.stream import RigFolderSource
+    from loc3r.synthrooms.writer import RIG_CAMERAS, rig_extrinsic
 
     rig = tmp_path / "rig"
     cams = [{"name": n, "extrinsic": rig_extrinsic(y).tolist()} for n, y in RIG_CAMERAS]

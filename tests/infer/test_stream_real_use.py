@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loc3r.stream import FolderSource, LiveSession, PushSource, RigFolderSource
+from loc3r.apps.stream import FolderSource, LiveSession, PushSource, RigFolderSource
 
 CORPUS = ["I am standing in the room.", "What is on my left? the sofa", "x 1.2 y -0.4 yaw 90 0 1 2 3 4 5 6 7 8 9"]
 
@@ -34,7 +34,7 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(ckpt: Path):
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
 
     return Loc3rPredictor.from_pretrained(ckpt, num_frames=4)
 
@@ -146,8 +146,8 @@ def test_cli_readable_lines_and_latest_bev_picture(
 
 @pytest.mark.parametrize("name", ["../outside", "/etc", "a/../../b", ".."])
 def test_rig_camera_names_cannot_escape_the_rig_folder(tmp_path: Path, name: str) -> None:
+    from loc3r.apps.infer import load_rig
     from loc3r.data.schema import SampleError
-    from loc3r.infer import load_rig
 
     rig = tmp_path / "rig"
     rig.mkdir()

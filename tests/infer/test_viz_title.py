@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loc3r.viz import draw_title, plot_bev
+from loc3r.apps.viz import draw_title, plot_bev
 
 LONG = ("I am sitting on the edge of the bed with the window behind me and the wardrobe to my right, facing the "
         "door. What is the object on my left that is closest to the lamp on the nightstand?")  # fmt: skip

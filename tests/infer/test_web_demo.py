@@ -25,9 +25,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
     from loc3r.model.tokenizer import build_tiny_tokenizer
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     root = tmp_path_factory.mktemp("web")
     settings = SynthSettings(num_scenes=1, frames=4, width=32, height=32, write_video=False, situations_per_scene=1,
@@ -42,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_backend_reuses_the_video_and_reports_bad_input(served: tuple[Path, Path]) -> None:
     pytest.importorskip("gradio")
-    from loc3r.web import DemoBackend
+    from loc3r.apps.web import DemoBackend
 
     backend = DemoBackend(served[0], served[1], num_frames=4)
     name = sorted(backend.samples)[0]

@@ -242,7 +242,7 @@ def test_pseudo_situation_when_sample_has_none(tiny_tokenizer, clip_factory):
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_layout_targets_are_bev_token_means_and_nan_depth_is_masked(tiny_tokenizer, clip_factory, backbone):
-    from loc3r.geometry import anchor_frame, pool_token_points
+    from loc3r.core.geometry import anchor_frame, pool_token_points
 
     model = _model(tiny_tokenizer, backbone)
     clip = clip_factory(num_frames=4)
@@ -275,7 +275,7 @@ def test_samples_without_points_or_poses_are_masked(tiny_tokenizer, clip_factory
 
 
 def test_situation_targets_in_anchor_frame(tiny_tokenizer, clip_factory):
-    from loc3r.geometry import anchor_frame, wrap_angle
+    from loc3r.core.geometry import anchor_frame, wrap_angle
 
     model = _model(tiny_tokenizer, "qwen2_5_vl")
     clip = clip_factory(num_frames=2, agent_position=(1.0, -0.5, 0.0), agent_yaw=2.0)

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from conftest import gravity_motion, random_rotation
+from loc3r.core.geometry import anchor_frame
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.geometry import anchor_frame
 from loc3r.model.camera_prior import (
     POSE_FEATURE_DIM,
     CameraFeatureProvider,

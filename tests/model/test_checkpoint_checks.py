@@ -58,7 +58,7 @@ def test_checkpoint_must_be_self_contained_and_finite(saved_model: Path, tmp_pat
 
 
 def test_checkpoint_records_its_frame_count(saved_model: Path, tmp_path: Path) -> None:
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration as M
 
     model = M.from_pretrained(saved_model)

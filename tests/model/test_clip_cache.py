@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import make_clip, tiny_model
-from loc3r.geometry import MONOCULAR_DEPTH_ERROR
+from loc3r.core.geometry import MONOCULAR_DEPTH_ERROR
 
 
 def _questions_on_two_clips() -> list:
@@ -21,8 +21,16 @@ def _questions_on_two_clips() -> list:
             [("What is on my left?", "The red wall."), ("How far is the door?", "2 meters."), ("Color?", "Red.")]
         ):
             samples.append(
-                make_clip(num_frames=4, size=56, sample_id=f"y{start_yaw}-q{k}", question=question, answer=answer,
-                          agent_position=(0.2 * k, -0.5, 0.0), agent_yaw=0.5 * k, start_yaw=start_yaw)  # fmt: skip
+                make_clip(
+                    num_frames=4,
+                    size=56,
+                    sample_id=f"y{start_yaw}-q{k}",
+                    question=question,
+                    answer=answer,
+                    agent_position=(0.2 * k, -0.5, 0.0),
+                    agent_yaw=0.5 * k,
+                    start_yaw=start_yaw,
+                )  # fmt: skip
             )
     return samples
 

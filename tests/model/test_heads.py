@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from loc3r.losses import LOG_VAR_MAX, LOG_VAR_MIN, gaussian_nll, orientation_kl
 from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead
+from loc3r.objectives.losses import LOG_VAR_MAX, LOG_VAR_MIN, gaussian_nll, orientation_kl
 
 D = 32
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from loc3r.losses import decode_orientation, orientation_kl
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.pointer_heads import (
     PointerSituationHeads,
@@ -18,6 +17,7 @@ from loc3r.model.pointer_heads import (
     pad_rows,
     pointer_position,
 )
+from loc3r.objectives.losses import decode_orientation, orientation_kl
 
 # A hand-built room in BEV: a bed, a table, a window and a door (metres).
 OBJECTS = torch.tensor([[2.0, 1.0], [-1.0, 0.5], [0.5, -2.0], [-2.0, -1.5]])

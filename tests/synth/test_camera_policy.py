@@ -13,9 +13,9 @@ from PIL import Image
 
 from loc3r.cli import main as cli_main
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.data.synth.freespace import free_space
-from loc3r.data.synth.scene import SceneConfig, generate_layout
-from loc3r.data.synth.trajectory import (
+from loc3r.synthrooms.freespace import free_space
+from loc3r.synthrooms.scene import SceneConfig, generate_layout
+from loc3r.synthrooms.trajectory import (
     _FO_NOVEL_HIGH,
     _FO_NOVEL_LOW,
     _FO_TRAIN,
@@ -25,7 +25,7 @@ from loc3r.data.synth.trajectory import (
     sample_frame_objects,
     sample_trajectory,
 )
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 #: the demo's room complexity (DemoSettings.data)
 DEMO_ROOMS = SceneConfig(min_objects=4, max_objects=10, min_side=3.0, max_side=6.0)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from loc3r.data.schema import SampleError
-from loc3r.data.synth.writer import RIG_CAMERAS, SynthSettings, generate_dataset
+from loc3r.synthrooms.writer import RIG_CAMERAS, SynthSettings, generate_dataset
 
 BASE = dict(num_scenes=2, frames=6, width=32, height=32, write_video=False, situations_per_scene=1,
             val_fraction=0.0, test_fraction=0.5, novel_view=False)  # fmt: skip
@@ -57,8 +57,8 @@ def test_extra_splits_leave_existing_splits_unchanged(datasets: tuple[Path, Path
 
 @pytest.mark.slow
 def test_rig_and_image_scans_load_as_whole_views(datasets: tuple[Path, Path]) -> None:
+    from loc3r.core.geometry import anchor_frame
     from loc3r.data.scannet import ScanNetScene
-    from loc3r.geometry import anchor_frame
 
     extra = datasets[1]
     index = json.loads((extra / "synthrooms.json").read_text())
@@ -80,7 +80,7 @@ def test_rig_and_image_scans_load_as_whole_views(datasets: tuple[Path, Path]) ->
 
 
 def _rig_folder(path: Path, counts: dict[str, int], static: bool = True) -> Path:
-    from loc3r.data.synth.writer import rig_extrinsic
+    from loc3r.synthrooms.writer import rig_extrinsic
 
     cams = []
     for (name, yaw), count in zip(RIG_CAMERAS, counts.values(), strict=True):
@@ -93,7 +93,7 @@ def _rig_folder(path: Path, counts: dict[str, int], static: bool = True) -> Path
 
 
 def test_infer_inputs_image_set_and_rig(tmp_path: Path) -> None:
-    from loc3r.infer import load_frames
+    from loc3r.apps.infer import load_frames
 
     one = tmp_path / "one.png"
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(one)

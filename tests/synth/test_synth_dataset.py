@@ -1,5 +1,5 @@
 """The SynthRooms contract checked from outside: only the files on disk, read as ScanNet / meta_info / SQA3D /
-VSI-Bench, and loc3r.geometry for all projection math (issue 3, "Contract checked from outside")."""
+VSI-Bench, and loc3r.core.geometry for all projection math (issue 3, "Contract checked from outside")."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from shapely.geometry import Point, Polygon
 
-from loc3r.data.synth.freespace import free_space, is_free
-from loc3r.data.synth.meta_info import layout_from_entry
-from loc3r.data.synth.writer import SPLITS, SYNTH_VERSION, SynthSettings, generate_dataset, read_index
-from loc3r.geometry import depth_to_world_points, project_points, validate_pose
+from loc3r.core.geometry import depth_to_world_points, project_points, validate_pose
+from loc3r.synthrooms.freespace import free_space, is_free
+from loc3r.synthrooms.meta_info import layout_from_entry
+from loc3r.synthrooms.writer import SPLITS, SYNTH_VERSION, SynthSettings, generate_dataset, read_index
 
 SETTINGS = SynthSettings(
     num_scenes=4,

@@ -11,8 +11,8 @@ import pytest
 from shapely.geometry import Point
 
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
-from loc3r.data.synth.freespace import free_space, is_free, sample_free_points
-from loc3r.data.synth.questions import (
+from loc3r.synthrooms.freespace import free_space, is_free, sample_free_points
+from loc3r.synthrooms.questions import (
     VSI_QUESTION_TYPES,
     SituatedQuestion,
     box_distance,

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPoint, Polygon
 
-from loc3r.data.synth.catalog import CATEGORIES
-from loc3r.data.synth.meta_info import LayoutError, layout_from_entry, load_meta_info
-from loc3r.data.synth.vocabulary import EXTRA_CATEGORIES, canonical_category, get_category
+from loc3r.synthrooms.catalog import CATEGORIES
+from loc3r.synthrooms.meta_info import LayoutError, layout_from_entry, load_meta_info
+from loc3r.synthrooms.vocabulary import EXTRA_CATEGORIES, canonical_category, get_category
 
 #: every category of the public VSI-Bench meta_info validation files (ScanNet, ScanNet++, ARKitScenes)
 VSI_VOCABULARY = (
@@ -131,7 +131,7 @@ def test_unknown_category_plain_box_and_bad_boxes_named(tmp_path: Path) -> None:
     assert "meta.json: scene 'scene0461_00': object 'hoverboard'[0]: unknown category" in warnings[0]
     with pytest.raises(LayoutError, match="unknown category 'hoverboard'"):
         layout_from_entry("scene0461_00", entry, strict=True)
-    from loc3r.data.synth.mesh import object_parts
+    from loc3r.synthrooms.mesh import object_parts
 
     assert len(object_parts(layout.objects[-1])) == 1  # a plain box
     bad = scannet_like_entry()

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from shapely.geometry import Point, Polygon
 
+from loc3r.core.geometry import camera_center, camera_forward, validate_poses, yaw_of_direction
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.data.synth.catalog import CATEGORIES, canonical_category
-from loc3r.data.synth.freespace import free_space, is_free
-from loc3r.data.synth.mesh import _part_mesh, build_scene_mesh, object_parts, triangulate_polygon
-from loc3r.data.synth.meta_info import LayoutError, layout_from_entry, layout_to_entry, load_meta_info
-from loc3r.data.synth.render import SceneRenderer, make_intrinsic
-from loc3r.data.synth.scene import SceneConfig, category_code_color, generate_layout
-from loc3r.data.synth.trajectory import camera_pose, sample_novel_view, sample_walk
-from loc3r.geometry import camera_center, camera_forward, validate_poses, yaw_of_direction
+from loc3r.synthrooms.catalog import CATEGORIES, canonical_category
+from loc3r.synthrooms.freespace import free_space, is_free
+from loc3r.synthrooms.mesh import _part_mesh, build_scene_mesh, object_parts, triangulate_polygon
+from loc3r.synthrooms.meta_info import LayoutError, layout_from_entry, layout_to_entry, load_meta_info
+from loc3r.synthrooms.render import SceneRenderer, make_intrinsic
+from loc3r.synthrooms.scene import SceneConfig, category_code_color, generate_layout
+from loc3r.synthrooms.trajectory import camera_pose, sample_novel_view, sample_walk
 
 SEEDS = range(24)
 
@@ -162,7 +162,7 @@ def test_category_colors_paint_each_category_in_its_own_distinct_colour():
         for o in generate_layout("p", np.random.default_rng(seed)).objects
     }
     assert len(palette) > len({c for c, _ in palette})
-    from loc3r.data.synth.writer import SynthSettings
+    from loc3r.synthrooms.writer import SynthSettings
 
     assert SynthSettings(category_colors=True).scene_config.category_colors  # `loc3r synth --category-colors`
     assert SynthSettings().fingerprint() != SynthSettings(category_colors=True).fingerprint()

@@ -16,10 +16,10 @@ import numpy as np
 import shapely
 from hypothesis import given, settings
 
+from loc3r.core.geometry import wrap_angle
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.data.synth import questions as Q
-from loc3r.data.synth.freespace import free_space, sample_free_points
-from loc3r.geometry import wrap_angle
+from loc3r.synthrooms import questions as Q
+from loc3r.synthrooms.freespace import free_space, sample_free_points
 
 _coord = st.floats(-6.0, 6.0, allow_nan=False)
 _angle = st.floats(-10.0, 10.0, allow_nan=False)

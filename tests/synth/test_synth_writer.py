@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 from loc3r.cli import main as cli_main
-from loc3r.data.synth.meta_info import layouts_to_meta_info
-from loc3r.data.synth.scene import generate_layout
-from loc3r.data.synth.writer import DatasetError, SynthSettings, generate_dataset, plan_jobs, read_index
+from loc3r.synthrooms.meta_info import layouts_to_meta_info
+from loc3r.synthrooms.scene import generate_layout
+from loc3r.synthrooms.writer import DatasetError, SynthSettings, generate_dataset, plan_jobs, read_index
 
 SMALL = SynthSettings(
     num_scenes=3,

@@ -11,12 +11,12 @@ import hashlib
 
 import numpy as np
 
-from loc3r.data.synth.writer import _write_video, x264_asm_without_avx512
+from loc3r.synthrooms.writer import _write_video, x264_asm_without_avx512
 
 
 def _rendered_clip() -> np.ndarray:
     """8 rendered 64x64 frames of one SynthRooms room (the content that exposed the variation)."""
-    from loc3r.data.synth.writer import SynthSettings, plan_jobs, render_scene
+    from loc3r.synthrooms.writer import SynthSettings, plan_jobs, render_scene
 
     settings = SynthSettings(num_scenes=12, frames=8, width=64, height=64, seed=3)
     job = next(j for j in plan_jobs(settings) if j.scene_id == "synth00005_00")

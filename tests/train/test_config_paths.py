@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from loc3r.config_base import ConfigError
+from loc3r.core.config import ConfigError
 from loc3r.evaluate.benchmark_config import load_eval_config
 from loc3r.train.config import load_config
 

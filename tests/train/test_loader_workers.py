@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from loc3r.data.schema import SampleError
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
 from loc3r.model.processing import Loc3rBatch
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 from loc3r.train.config import apply_overrides, config_from_dict
 from loc3r.train.recipe import train
 

@@ -13,8 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loc3r.geometry import VisionSegment, pool_token_labels, pool_token_points
-from loc3r.losses import token_category_loss
+from loc3r.core.geometry import VisionSegment, pool_token_labels, pool_token_points
+from loc3r.objectives.losses import token_category_loss
 
 # --------------------------------------------------------------------------------------------- label pooling
 
@@ -80,7 +80,7 @@ def test_token_category_loss_is_cross_entropy_with_background_weights():
 
 @pytest.fixture(scope="module")
 def pretrain_root(tmp_path_factory) -> Path:
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     root = tmp_path_factory.mktemp("pretrain")
     settings_ = SynthSettings(
@@ -114,7 +114,7 @@ SPATIAL = re.compile(
 
 
 def test_pretraining_tasks_have_no_spatial_words_and_follow_the_scan(pretrain_root):
-    from loc3r.data.synth.pretraining import PRETRAIN_TASKS, SynthPretrainDataset, recognition_classes
+    from loc3r.synthrooms.pretraining import PRETRAIN_TASKS, SynthPretrainDataset, recognition_classes
 
     ds = SynthPretrainDataset(pretrain_root, "train", 4)
     assert len(ds) == 6 * len(PRETRAIN_TASKS)
@@ -150,7 +150,7 @@ def test_pretraining_tasks_have_no_spatial_words_and_follow_the_scan(pretrain_ro
 
 def test_pretraining_refuses_a_frame_count_other_than_the_rendered_one(pretrain_root):
     from loc3r.data.schema import SampleError
-    from loc3r.data.synth.pretraining import SynthPretrainDataset
+    from loc3r.synthrooms.pretraining import SynthPretrainDataset
 
     with pytest.raises(SampleError, match="--frames 8"):
         SynthPretrainDataset(pretrain_root, "train", 8)
@@ -162,9 +162,9 @@ def test_pretraining_refuses_a_frame_count_other_than_the_rendered_one(pretrain_
 
 
 def _tiny_recognition_model(texts: list[str]):
-    from loc3r.data.synth.pretraining import recognition_classes
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
     from loc3r.model.tokenizer import build_tiny_tokenizer
+    from loc3r.synthrooms.pretraining import recognition_classes
 
     tokenizer = build_tiny_tokenizer(texts, 400, "qwen2_5_vl")
     return Loc3rForConditionalGeneration.tiny(
@@ -178,8 +178,8 @@ def _tiny_recognition_model(texts: list[str]):
 
 
 def test_recognition_objective_trains_the_tower_and_a_base_fine_tunes(pretrain_root, tmp_path):
-    from loc3r.data.synth.pretraining import SynthPretrainDataset
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+    from loc3r.synthrooms.pretraining import SynthPretrainDataset
 
     torch.manual_seed(0)
     ds = SynthPretrainDataset(pretrain_root, "train", 4, tasks=("objects",))
@@ -216,7 +216,7 @@ def test_recognition_objective_trains_the_tower_and_a_base_fine_tunes(pretrain_r
 def test_shipped_base_verifies_and_a_changed_byte_is_named(tmp_path):
     import shutil
 
-    from loc3r.pretrained_base import BASE_DIR, BaseError, verify_base
+    from loc3r.apps.pretrained_base import BASE_DIR, BaseError, verify_base
 
     hashes = verify_base(BASE_DIR)
     assert set(hashes) >= {"model.safetensors", "config.json", "tokenizer.json", "MODEL_CARD.md"}
@@ -234,8 +234,8 @@ def test_shipped_base_verifies_and_a_changed_byte_is_named(tmp_path):
 
 
 def test_shipped_base_recognises_with_the_real_model_class():
+    from loc3r.apps.pretrained_base import BASE_DIR
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
-    from loc3r.pretrained_base import BASE_DIR
 
     base = Loc3rForConditionalGeneration.from_pretrained(BASE_DIR)
     assert type(base.vlm).__name__ == "Qwen2_5_VLForConditionalGeneration"
@@ -248,7 +248,7 @@ def test_shipped_base_recognises_with_the_real_model_class():
 
 
 def test_simulated_depth_error_moves_points_along_camera_rays():
-    from loc3r.geometry import MONOCULAR_DEPTH_ERROR, GeometryError, simulate_depth_error
+    from loc3r.core.geometry import MONOCULAR_DEPTH_ERROR, GeometryError, simulate_depth_error
 
     rng = np.random.default_rng(0)
     poses = np.tile(np.eye(4), (3, 1, 1))
@@ -276,7 +276,7 @@ def test_simulated_depth_error_moves_points_along_camera_rays():
 
 
 def test_cue_injection_with_estimated_depth_changes_the_cues_not_the_layout_targets(clip_factory, tiny_tokenizer):
-    from loc3r.geometry import MONOCULAR_DEPTH_ERROR
+    from loc3r.core.geometry import MONOCULAR_DEPTH_ERROR
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
 
     tokenizer = tiny_tokenizer("qwen2_5_vl")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 from loc3r.train.checkpointing import CheckpointError
 from loc3r.train.config import apply_overrides, config_from_dict
 from loc3r.train.recipe import train

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from loc3r.data.synth.writer import SynthSettings, generate_dataset
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 from loc3r.train.checkpointing import CheckpointError, list_checkpoints
 from loc3r.train.config import RecipeConfig, apply_overrides, config_from_dict
 from loc3r.train.recipe import NonFiniteLossError, train

@@ -5,7 +5,7 @@ Example::
     loc3r base verify                                  # the shipped base matches its SHA256SUMS
     loc3r base export runs/base/loc3r_tiny/final --out src/loc3r/assets/loc3r-tiny --metrics recognition.md
 
-See :mod:`loc3r.pretrained_base`.
+See :mod:`loc3r.apps.pretrained_base`.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def _card(final: str, metrics: str | None, note: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loc3r.pretrained_base import BASE_DIR, export_base, verify_base
+    from loc3r.apps.pretrained_base import BASE_DIR, export_base, verify_base
 
     if args.action == "verify":
         hashes = verify_base(args.path or BASE_DIR)

@@ -8,7 +8,7 @@ Example::
     loc3r demo --out runs/demo_full --full --resume   # continue it after an interruption
     loc3r demo --out runs/demo_scratch --from-scratch   # the old tiny model trained from nothing
 
-See :mod:`loc3r.demo` for what is trained and measured.
+See :mod:`loc3r.apps.demo` for what is trained and measured.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ def _run(args: argparse.Namespace) -> int:
 
     pin_cpu_numerics()
 
-    from loc3r.config_base import ConfigError
-    from loc3r.demo import DEFAULT, FULL, VARIANTS, run_demo
+    from loc3r.apps.demo import DEFAULT, FULL, VARIANTS, run_demo
+    from loc3r.core.config import ConfigError
 
     logging.getLogger("loc3r").setLevel(logging.WARNING)
     settings = FULL if args.full else DEFAULT

@@ -120,7 +120,7 @@ def _load_config(args: argparse.Namespace) -> Any:
     """The evaluation config with ``--set`` applied (before validation) and the short flags (after it)."""
     from pathlib import Path
 
-    from loc3r.config_base import ConfigError
+    from loc3r.core.config import ConfigError
     from loc3r.evaluate.benchmark_config import load_eval_config
 
     former = [flag for flag in _FORMER_FLAGS if getattr(args, flag.lstrip("-"))]
@@ -152,7 +152,7 @@ def _stream_driver(task: Any) -> Any:
     """The driver of a streamed benchmark (VSI-SUPER streaming counting: ``loc3r stream``'s session), else None."""
     if not any(part.streaming for part in task.parts()):
         return None
-    from loc3r.stream_eval import stream_counts
+    from loc3r.apps.stream_eval import stream_counts
 
     return stream_counts
 

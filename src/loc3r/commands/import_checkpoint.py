@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _overrides(items: list[str]) -> dict:
     import yaml
 
-    from loc3r.config_base import ConfigError
+    from loc3r.core.config import ConfigError
 
     out = {}
     for item in items:
@@ -67,7 +67,7 @@ def _overrides(items: list[str]) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loc3r.config_base import ConfigError
+    from loc3r.core.config import ConfigError
     from loc3r.model.importers.llava_qwen import (
         format_report,
         import_llava_qwen,

@@ -9,7 +9,7 @@ Example::
 are used). ``--poses P.npy`` gives ``[T, 4, 4]`` camera-to-world poses for the sampled frames; without poses a
 checkpoint with the camera prior runs without its camera tokens. Prints a table or, with ``--json``, one JSON object;
 both say which inputs were used (``inputs``: frames, poses, depth, camera prior). Python API:
-:class:`loc3r.infer.Loc3rPredictor`.
+:class:`loc3r.apps.infer.Loc3rPredictor`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
 
     poses = _load_poses(args.poses) if args.poses else None
     predictor = Loc3rPredictor.from_pretrained(args.model, num_frames=args.frames)
@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        from loc3r.infer import describe_inputs
+        from loc3r.apps.infer import describe_inputs
 
         for key, value in out.items():
             print(f"{key:>18}: {describe_inputs(value) if key == 'inputs' else value}")

@@ -6,7 +6,7 @@ Example::
 
 Open http://127.0.0.1:7860: upload a video or pick a SynthRooms sample, or stream the webcam; type a situation and a
 question; see the answer, the BEV map with the predicted pose, its uncertainty ellipse, the camera path and the
-per-frame layout points. Needs ``pip install "loc3r[demo]"`` (Gradio). See :mod:`loc3r.web`.
+per-frame layout points. Needs ``pip install "loc3r[demo]"`` (Gradio). See :mod:`loc3r.apps.web`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401
     except ImportError:
         return fail('the web demo needs Gradio: pip install "loc3r[demo]"')
-    from loc3r.web import DemoBackend, build_app
+    from loc3r.apps.web import DemoBackend, build_app
 
     try:
         backend = DemoBackend(args.model, args.data, args.frames, max_question_chars=args.max_question_chars,

@@ -11,7 +11,7 @@ One line on stdout per event (``update``, ``answer``, ``stall``, ``resumed``, ``
 ``--bev latest.png`` keeps the latest BEV picture in one file. A question line is ``situation | question`` or just
 ``question``; ``--questions FILE`` is read as it grows (a FIFO works too), ``-`` is stdin; a question asked while the
 window still fills is answered once it is full (or the source ended or stalled).
-See :mod:`loc3r.stream` for what is measured and re-used.
+See :mod:`loc3r.apps.stream` for what is measured and re-used.
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def _run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from loc3r.apps.infer import Loc3rPredictor
+    from loc3r.apps.stream import CameraSource, FolderSource, LiveSession, RigFolderSource, VideoFileSource
     from loc3r.data.schema import SampleError
-    from loc3r.infer import Loc3rPredictor
-    from loc3r.stream import CameraSource, FolderSource, LiveSession, RigFolderSource, VideoFileSource
 
     def fail(message: str) -> int:
         print(f"loc3r stream: error: {message}", file=sys.stderr)

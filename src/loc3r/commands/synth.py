@@ -4,7 +4,7 @@ Example::
 
     loc3r synth --out data/synthrooms --scenes 100 --frames 32 --size 128x128 --seed 0 --workers 2
 
-The output layout is documented in :mod:`loc3r.data.synth.writer`. Re-running the same command resumes:
+The output layout is documented in :mod:`loc3r.synthrooms.writer`. Re-running the same command resumes:
 finished scans are skipped, half-written ones (from a killed run) are discarded and redone.
 """
 
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="sensreader",
         choices=["sensreader", "scannet-sens", "scannetpp", "arkitscenes"],
         help="how each scan's frames are written: ScanNet's SensReader export (default), a ScanNet .sens file, a "
-        "ScanNet++ scene (iphone/ + dslr/) or an ARKitScenes video folder (lowres_wide); see loc3r.data.synth.formats",
+        "ScanNet++ scene (iphone/ + dslr/) or an ARKitScenes video folder (lowres_wide); see loc3r.synthrooms.formats",
     )
     p.add_argument("--no-video", action="store_true", help="do not write the per-scan mp4 videos")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
@@ -92,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from loc3r.data.synth.writer import SynthSettings, generate_dataset
+    from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     width, height = args.size
     num_scenes = args.scenes if (args.scenes is not None or args.layouts) else 10

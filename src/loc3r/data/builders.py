@@ -297,7 +297,7 @@ def build_synth(
     strict: bool = False,
     cache: str | None = None,
 ) -> Dataset:
-    """A SynthRooms directory (``loc3r synth --out DIR``; layout in :mod:`loc3r.data.synth.writer`).
+    """A SynthRooms directory (``loc3r synth --out DIR``; layout in :mod:`loc3r.synthrooms.writer`).
 
     ``tasks``: ``situated`` = the SQA3D-format situations + questions of the split (poses in our world
     frame, read with ``convention="loc3r_world"``, task ``synth_situated``), ``vsi`` = the VSI-Bench-style
@@ -307,7 +307,7 @@ def build_synth(
     from torch.utils.data import ConcatDataset
 
     from loc3r.data.sqa3d import SQA3DDataset, load_sqa3d
-    from loc3r.data.synth.writer import read_index
+    from loc3r.synthrooms.writer import read_index
 
     root = Path(spec.root)
     unknown = sorted(set(tasks) - set(SYNTH_TASKS))
@@ -349,9 +349,9 @@ def build_synth_pretrain(
     tasks: Sequence[str] = ("objects", "presence", "count", "color", "caption"),
     recognition_labels: bool = True,
 ) -> Dataset:
-    """SynthRooms recognition pretraining tasks with no spatial supervision (:mod:`loc3r.data.synth.pretraining`):
+    """SynthRooms recognition pretraining tasks with no spatial supervision (:mod:`loc3r.synthrooms.pretraining`):
     object listing in order of appearance, presence, counting, colour, captions, and per-pixel category labels for
     the recognition objective."""
-    from loc3r.data.synth.pretraining import SynthPretrainDataset
+    from loc3r.synthrooms.pretraining import SynthPretrainDataset
 
     return SynthPretrainDataset(spec.root, spec.split, num_frames, tuple(tasks), recognition_labels)

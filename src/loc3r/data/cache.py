@@ -45,11 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.core.io import write_json
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, VideoClip
 from loc3r.data.vsibench import VSIBenchDataset, VSIBenchRecord
-from loc3r.io import write_json
 
 __all__ = [
     "CACHE_VERSION",

@@ -42,11 +42,11 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.core.geometry import wrap_angle
+from loc3r.core.io import read_json
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta
-from loc3r.geometry import wrap_angle
-from loc3r.io import read_json
 
 __all__ = ["MSQARecord", "strip_image_placeholders", "msqa_to_world", "load_msqa", "MSQADataset"]
 

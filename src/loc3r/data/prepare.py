@@ -64,6 +64,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loc3r.core.io import write_json
 from loc3r.data.cache import (
     REPORT_FILE,
     clip_key,
@@ -77,7 +78,6 @@ from loc3r.data.cache import (
 )
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
-from loc3r.io import write_json
 
 __all__ = ["DATASETS", "DEFAULT_SPLITS", "PrepareOptions", "PrepareResult", "prepare_dataset"]
 
@@ -119,7 +119,7 @@ class PrepareOptions:
     def __post_init__(self) -> None:
         import math
 
-        from loc3r.errors import ConfigError
+        from loc3r.core.errors import ConfigError
 
         if not (isinstance(self.max_depth, int | float) and math.isfinite(self.max_depth) and self.max_depth > 0):
             raise ConfigError(f"--max-depth must be a positive number of metres, got {self.max_depth!r} (with it "
@@ -372,7 +372,7 @@ def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dic
     if ds == "synthrooms":
         from loc3r.data.builders import synth_vsi_records
         from loc3r.data.sqa3d import load_sqa3d
-        from loc3r.data.synth.writer import read_index
+        from loc3r.synthrooms.writer import read_index
 
         try:
             index = read_index(root)

@@ -31,7 +31,7 @@ Conventions and conversions (the only place ScanNet is converted):
 * Per-pixel world points (``ClipSample.points``) are computed from depth with the **depth** intrinsics,
   on a ``points_size`` grid laid over the **colour** image, so that a cell of the points grid covers the
   same part of the picture as the matching colour pixels (this is what
-  :func:`loc3r.geometry.pool_token_points` assumes). ScanNet registers colour to depth by assuming one
+  :func:`loc3r.core.geometry.pool_token_points` assumes). ScanNet registers colour to depth by assuming one
   optical centre for both cameras; we make the same assumption: a colour pixel's viewing ray
   ``((u_c - c_x^c)/f_x^c, (v_c - c_y^c)/f_y^c, 1)`` is looked up in the depth image at
   ``u_d = f_x^d x + c_x^d`` (nearest depth pixel, never interpolated across depth edges), and the point
@@ -54,10 +54,10 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from loc3r.core.geometry import GeometryError, validate_pose
+from loc3r.core.io import read_json
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size, uniform_indices
-from loc3r.geometry import GeometryError, validate_pose
-from loc3r.io import read_json
 
 __all__ = [
     "Layout",
@@ -289,8 +289,8 @@ class SceneMetaTable:
         return cls(scenes, scans_root=scans_root)
 
     def to_json(self, path: str | Path) -> None:
-        """Write the table atomically (:func:`loc3r.io.write_json`)."""
-        from loc3r.io import write_json
+        """Write the table atomically (:func:`loc3r.core.io.write_json`)."""
+        from loc3r.core.io import write_json
 
         payload = {"format": SCENE_META_FORMAT, "scenes": {k: self._scenes[k].to_dict() for k in sorted(self._scenes)}}
         write_json(path, payload, indent=1)
@@ -657,7 +657,7 @@ class ScanNetScene:
         path = self.scene_dir / "capture.json"
         if not path.is_file():
             return None
-        from loc3r.io import read_json
+        from loc3r.core.io import read_json
 
         data = read_json(path, "capture file")
         if not isinstance(data, dict) or data.get("kind") not in ("image", "rig"):
@@ -977,7 +977,7 @@ class ScanNetFrameSource:
     def instance_names(self, scene_id: str) -> dict[int, str]:
         """Instance id -> ``"<colour name> <category>"`` from the scene's ``meta_info.json`` (SynthRooms writes
         ``instance_id`` and ``color_name`` into each VSI-Bench ``object_bbox`` entry)."""
-        from loc3r.io import read_json
+        from loc3r.core.io import read_json
 
         cache = self.__dict__.setdefault("_instance_names", {})
         if scene_id in cache:

@@ -38,11 +38,11 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from loc3r.core.io import read_json
 from loc3r.data.capture_base import CaptureScene, FrameFiles, scaled_intrinsic
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, resize_rgb
-from loc3r.io import read_json
 
 __all__ = [
     "SCANNETPP_DEPTH_SIZE",

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loc3r.core.io import read_json
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
-from loc3r.io import read_json
 
 __all__ = ["SCANQA_SPLITS", "ScanQARecord", "load_scanqa", "scanqa_path", "ScanQADataset"]
 

@@ -1,7 +1,7 @@
 """Sample types shared by every dataset loader, the model's processor and evaluation.
 
 Every loader (SynthRooms, ScanNet, SQA3D, ScanQA, VSI-Bench, MSQA) converts its files into these types,
-in the one world convention of :mod:`loc3r.geometry` (metres, z up, camera-to-world OpenCV poses).
+in the one world convention of :mod:`loc3r.core.geometry` (metres, z up, camera-to-world OpenCV poses).
 The BEV anchor frame is *not* applied here: the processor applies it per clip, from ``poses[0]``.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from loc3r.errors import SampleError
-from loc3r.geometry import GeometryError, validate_poses
+from loc3r.core.errors import SampleError
+from loc3r.core.geometry import GeometryError, validate_poses
 
 PSEUDO_SITUATION = "I am standing in the room."
 

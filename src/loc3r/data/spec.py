@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from loc3r.config_base import StrictConfig
+from loc3r.core.config import StrictConfig
 
 __all__ = ["DatasetSpec"]
 

@@ -72,11 +72,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from loc3r.core.geometry import anchor_frame, wrap_angle
+from loc3r.core.io import read_json
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
-from loc3r.geometry import anchor_frame, wrap_angle
-from loc3r.io import read_json
 
 __all__ = [
     "Convention",

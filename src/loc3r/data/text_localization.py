@@ -7,7 +7,7 @@ unparsable answer is a missing prediction (wrong at every threshold). Every vari
 samples (:class:`TextLocalizationDataset`: one per situation); models with situation heads also get the usual
 pose targets from the sample's agent pose.
 
-BEV anchor frame: the first frame's camera (:func:`loc3r.geometry.anchor_frame`); rigid, so localization
+BEV anchor frame: the first frame's camera (:func:`loc3r.core.geometry.anchor_frame`); rigid, so localization
 errors measured in it equal world-frame errors.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import frame_problems_meta
-from loc3r.geometry import anchor_frame, wrap_angle
 
 __all__ = [
     "LOC_QUESTION",

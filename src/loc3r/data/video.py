@@ -483,6 +483,6 @@ class FrameLog:
 
     def write(self, directory: str | Path, name: str | None = None) -> Path:
         """Write :meth:`to_dict` atomically to ``directory/frame_report.json`` (or ``name``); returns the path."""
-        from loc3r.io import write_json
+        from loc3r.core.io import write_json
 
         return write_json(Path(directory) / (name or self.FILE_NAME), self.to_dict(), indent=1)

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.core.io import read_json_or_jsonl
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, read_rgb, uniform_indices
-from loc3r.io import read_json_or_jsonl
 
 __all__ = ["ViewSpatialRecord", "load_viewspatial", "ViewSpatialDataset", "build_viewspatial"]
 

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loc3r.core.io import read_json
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, decode_video, frame_problems_meta
-from loc3r.io import read_json
 
 __all__ = [
     "VSIBENCH_DATASETS",
@@ -54,7 +54,7 @@ VSIBENCH_DATASETS = ("scannet", "scannetpp", "arkitscenes")
 """The source datasets of the real VSI-Bench release."""
 VSIBENCH_SOURCES = (*VSIBENCH_DATASETS, "synthrooms")
 """Accepted values of a record's ``dataset`` field: the real sources plus our SynthRooms generator
-(``loc3r.data.synth.writer.DATASET_NAME``; spelled out here so that reading records does not import the
+(``loc3r.synthrooms.writer.DATASET_NAME``; spelled out here so that reading records does not import the
 generator)."""
 _REQUIRED = ("id", "dataset", "scene_name", "question_type", "question", "ground_truth")
 

@@ -18,7 +18,7 @@ the record's index in the file.
 
 Frames: ``num_frames`` uniformly over the whole video (:func:`~loc3r.data.video.decode_video`) for recall and
 regular counting. A streaming sample carries only the first frame (``meta["streamed"] = True``): its frames are
-read by the streaming driver (:mod:`loc3r.stream_eval`, ``loc3r stream``'s :class:`~loc3r.stream.LiveSession`)
+read by the streaming driver (:mod:`loc3r.apps.stream_eval`, ``loc3r stream``'s :class:`~loc3r.apps.stream.LiveSession`)
 at 1 fps up to each query time, never all at once.
 """
 
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loc3r.core.io import read_json_or_jsonl
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, decode_video, frame_problems_meta
-from loc3r.io import read_json_or_jsonl
 
 __all__ = ["MODES", "VSISuperRecord", "read_rows", "load_vsisuper", "VSISuperDataset", "build_vsisuper"]
 

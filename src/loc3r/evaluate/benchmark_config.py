@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from loc3r.config_base import (
+from loc3r.core.config import (
     ConfigError,
     StrictConfig,
     apply_overrides,

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from loc3r.geometry import wrap_angle
+from loc3r.core.geometry import wrap_angle
 
 __all__ = [
     "GAUSSIAN_2D_COVERAGE",
@@ -120,7 +120,8 @@ def reliability_plot(curves: dict[str, Sequence[Sequence[float]]], path: str | P
 def orientation_modes(probabilities: Sequence[float] | np.ndarray, k: int = 3, window: int = 2) -> list[float]:
     """Up to ``k`` yaws (radians, [-π, π)) at the modes of a circular bin distribution, most probable first.
 
-    Bin ``b`` of ``B`` is centred at ``-π + (b + 0.5)·2π/B`` (:func:`loc3r.losses.orientation_bin_centers`). A mode
+    Bin ``b`` of ``B`` is centred at ``-π + (b + 0.5)·2π/B``
+    (:func:`loc3r.objectives.losses.orientation_bin_centers`). A mode
     is a bin not lower than both neighbours (plateaus counted once); each is refined by the circular mean of the
     bins within ``±window``.
     """

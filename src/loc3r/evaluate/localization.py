@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.core.geometry import wrap_angle
 from loc3r.evaluate.records import (
     SampleError,
     index_by_id,
@@ -46,7 +47,6 @@ from loc3r.evaluate.records import (
     require_field,
     require_number,
 )
-from loc3r.geometry import wrap_angle
 
 __all__ = [
     "POSITION_THRESHOLDS_M",

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from loc3r.core.io import read_json_or_jsonl
 from loc3r.data.schema import SampleError
-from loc3r.io import read_json_or_jsonl
 
 __all__ = [
     "SampleError",
@@ -33,7 +33,7 @@ def load_json_or_jsonl(path: str | Path) -> Any:
     """Parse ``path`` as one JSON document, or else as JSON Lines (one JSON value per non-empty line).
 
     Raises :class:`SampleError` naming the file (and the line for JSON Lines) when neither parses
-    (:func:`loc3r.io.read_json_or_jsonl`, the one reader).
+    (:func:`loc3r.core.io.read_json_or_jsonl`, the one reader).
     """
     return read_json_or_jsonl(path)
 

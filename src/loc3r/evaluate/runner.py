@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from loc3r.core.io import write_jsonl
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.io import write_jsonl
 from loc3r.model.loading import load_model
 
 __all__ = [
@@ -218,7 +218,7 @@ def resolve_num_frames(config: Any, model: Any) -> Any:
 def _limits(config: Any, tasks: Sequence[Any], source: str) -> dict[str, int | None]:
     """Samples to evaluate per task: ``config.max_samples`` (one N for all, or per task name), else the data
     spec's ``max_samples``."""
-    from loc3r.config_base import ConfigError
+    from loc3r.core.config import ConfigError
 
     limit = config.max_samples if config.max_samples is not None else config.data.max_samples
     if not isinstance(limit, dict):
@@ -264,7 +264,7 @@ def evaluate(
     ``progress_position``: the terminal line of the bar (evaluations side by side in several processes).
     ``stream_predict(model, sample, config, max_new_tokens)``: the driver of a ``task.streaming`` task (a video
     streamed through ``loc3r stream``'s session, answered at its query times; the streaming layer sits above this
-    one, so ``loc3r eval`` passes :func:`loc3r.stream_eval.stream_counts`).
+    one, so ``loc3r eval`` passes :func:`loc3r.apps.stream_eval.stream_counts`).
     """
     from tqdm.auto import tqdm
 
@@ -278,11 +278,11 @@ def evaluate(
     for task in tasks:
         task.check_config(config, source)
         if task.streaming and stream_predict is None:
-            from loc3r.config_base import ConfigError
+            from loc3r.core.config import ConfigError
 
             raise ConfigError(
                 f"{source}: benchmark {task.name!r} streams its videos through loc3r stream: run it with "
-                "`loc3r eval --config` (or pass stream_predict=loc3r.stream_eval.stream_counts)"
+                "`loc3r eval --config` (or pass stream_predict=loc3r.apps.stream_eval.stream_counts)"
             )
         task.check_model(model, config.checkpoint)
         dataset = task.build_dataset(config, config.num_frames, source)

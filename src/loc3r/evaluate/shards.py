@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from loc3r.core.io import write_json
 from loc3r.data.schema import SampleError
-from loc3r.io import write_json
 
 __all__ = ["SHARD_FORMAT", "shard_info_path", "model_fingerprint", "write_shard_info", "check_shards"]
 

@@ -42,8 +42,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from torch import Tensor, nn
 
+from loc3r.core.geometry import AnchorFrame, GeometryError, anchor_frame, validate_poses
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.geometry import AnchorFrame, GeometryError, anchor_frame, validate_poses
 from loc3r.model.mlp import TwoLayerMLP
 
 __all__ = [

@@ -81,7 +81,8 @@ class Loc3rConfig(PreTrainedConfig):
             vision embedding). Needs depth at inference.
         cue_num_frequencies: Fourier frequencies of the cue encoding.
         cue_depth_error: ``None`` (the cues come from exact depth: an oracle that needs a depth sensor) or an error
-            model of :func:`loc3r.geometry.simulate_depth_error` (e.g. :data:`loc3r.geometry.MONOCULAR_DEPTH_ERROR`)
+            model of :func:`loc3r.core.geometry.simulate_depth_error` (e.g.
+            :data:`loc3r.core.geometry.MONOCULAR_DEPTH_ERROR`)
             applied to the cue points in training and at inference, as monocular depth estimates would be.
         num_orientation_bins: orientation bins B over [-pi, pi) (36 = 10 degrees).
         orientation_sigma_bins: std of the wrapped-Gaussian orientation target, in bins.
@@ -98,7 +99,7 @@ class Loc3rConfig(PreTrainedConfig):
             mass on the vision tokens that show the objects a situation names (0 = off, as in the paper recipes).
         recognition_objective: per-vision-token object-category loss on the vision tower's output (the stand-in for
             a pretrained image encoder when a base is pretrained from scratch; see
-            :mod:`loc3r.data.synth.pretraining`). Off by default; the paper has no such term.
+            :mod:`loc3r.synthrooms.pretraining`). Off by default; the paper has no such term.
         recognition_classes: the class names of that objective (samples' ``label_names`` are mapped onto them by
             name; a name not in the list is unlabelled).
         recognition_loss_weight: its weight in the joint loss.
@@ -221,7 +222,7 @@ class Loc3rConfig(PreTrainedConfig):
         if self.orientation_sigma_bins <= 0:
             fail("orientation_sigma_bins", "must be > 0")
         if self.cue_depth_error is not None:
-            from loc3r.geometry import GeometryError, check_depth_error
+            from loc3r.core.geometry import GeometryError, check_depth_error
 
             try:
                 self.cue_depth_error = check_depth_error(self.cue_depth_error, "Loc3rConfig.cue_depth_error")

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from loc3r.losses import clamp_log_var
 from loc3r.model.mlp import TwoLayerMLP, linear_fp32
+from loc3r.objectives.losses import clamp_log_var
 
 __all__ = ["linear_fp32", "LayoutHead", "PositionHead", "OrientationHead", "RecognitionHead"]
 

@@ -22,7 +22,7 @@ def load_model(model_dir: str | Path) -> Any:
     model = Loc3rForConditionalGeneration.from_pretrained(path)
     if model.tokenizer is None:
         raise FileNotFoundError(f"{path}: no tokenizer saved with the checkpoint (tokenizer.json)")
-    from loc3r.errors import ConfigError
+    from loc3r.core.errors import ConfigError
     from loc3r.model.processing import PROCESSOR_CONFIG_NAME, _check_normalisation
 
     try:

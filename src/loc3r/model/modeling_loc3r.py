@@ -51,7 +51,8 @@ How the forward works
 3. The LM head runs ONLY on supervised positions (memory: no ``[B, L, V]`` logits), CE averaged over answer tokens.
 4. LayoutHead on every vision token's final hidden state, Gaussian NLL over valid targets (``L_BEV``);
    Position / Orientation heads on the ``<Pos>`` / ``<Ori>`` hidden states (``L_pos``, ``L_ori``).
-5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori)`` (:func:`loc3r.losses.combine_losses`). An objective
+5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori)`` (:func:`loc3r.objectives.losses.combine_losses`). An
+objective
    that is off or has λ = 0 has no head and is not computed.
 """
 
@@ -72,14 +73,6 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
-from loc3r.losses import (
-    LossWeights,
-    combine_losses,
-    decode_orientation,
-    gaussian_nll,
-    orientation_kl,
-    token_category_loss,
-)
 from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
 from loc3r.model.camera_prior import CameraPriorProjector
 from loc3r.model.configuration_loc3r import Loc3rConfig
@@ -93,6 +86,14 @@ from loc3r.model.tokenizer import (
     POS_TOKEN,
     add_loc3r_special_tokens,
     special_token_ids,
+)
+from loc3r.objectives.losses import (
+    LossWeights,
+    combine_losses,
+    decode_orientation,
+    gaussian_nll,
+    orientation_kl,
+    token_category_loss,
 )
 
 __all__ = [

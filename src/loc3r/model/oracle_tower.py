@@ -40,7 +40,7 @@ ORACLE_MAX_WORDS = 6
 
 def token_object_names(shares: np.ndarray, names: dict[int, str]) -> list[str]:
     """The name of every token's majority object: ``shares [N, K]`` is each token's share of instance ids 0..K-1
-    (:func:`loc3r.geometry.pool_token_labels` of the instance masks), ``names`` the id -> name table."""
+    (:func:`loc3r.core.geometry.pool_token_labels` of the instance masks), ``names`` the id -> name table."""
     out: list[str] = []
     objects = shares[:, 1:] if shares.shape[1] > 1 else np.zeros((len(shares), 0))
     for row in objects:

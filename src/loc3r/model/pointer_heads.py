@@ -48,8 +48,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from loc3r.losses import clamp_log_var, wrapped_gaussian_target
 from loc3r.model.mlp import TwoLayerMLP, linear_fp32
+from loc3r.objectives.losses import clamp_log_var, wrapped_gaussian_target
 
 __all__ = [
     "PointerSituationHeads",
@@ -90,7 +90,8 @@ def bearing_distribution(
 ) -> Tensor:
     """``p_θ = Σ_i b_i K(θ - φ_i)`` over the yaw bins, ``φ_i`` the bearing from ``position [B, 2]`` to token i.
 
-    ``K`` is the normalised wrapped Gaussian of the orientation target (:func:`loc3r.losses.wrapped_gaussian_target`,
+    ``K`` is the normalised wrapped Gaussian of the orientation target
+    (:func:`loc3r.objectives.losses.wrapped_gaussian_target`,
     σ in bins), so attention on one token whose bearing equals the target yaw reproduces the target exactly.
     Returns ``[B, num_bins]`` probabilities (rows sum to 1 where the attention does).
     """

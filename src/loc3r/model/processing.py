@@ -4,7 +4,7 @@ Per sample it
 
 1. validates the sample (shapes, dtypes, rigid finite poses — errors name the sample and the field);
 2. preprocesses the frames with the backbone adapter (ours, no torchvision) and gets the token footprints
-   (:class:`~loc3r.geometry.VisionSegment`);
+   (:class:`~loc3r.core.geometry.VisionSegment`);
 3. builds the pinned prompt of the backbone's chat format::
 
        <prefix> <video block> <user text> <user suffix> [answer <answer end>]
@@ -63,9 +63,8 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
-from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
-from loc3r.errors import ConfigError
-from loc3r.geometry import (
+from loc3r.core.errors import ConfigError
+from loc3r.core.geometry import (
     AnchorFrame,
     GeometryError,
     VisionSegment,
@@ -74,7 +73,8 @@ from loc3r.geometry import (
     pool_token_points,
     simulate_depth_error,
 )
-from loc3r.io import read_json, write_json
+from loc3r.core.io import read_json, write_json
+from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.camera_prior import camera_features_available, camera_prior_dropped
 from loc3r.model.configuration_loc3r import Loc3rConfig

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from loc3r.config_base import (
+from loc3r.core.config import (
     ConfigError,
     StrictConfig,
     apply_overrides,
@@ -309,7 +309,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
     Relative paths are the working directory's (``output_dir`` always; like every CLI tool); an input path
     (dataset roots, ``pretrained_dir``, caches) that does not exist there but does next to the config file or in
     a folder above it (a shipped asset such as ``src/loc3r/assets/loc3r-tiny``) is taken from there, so the shipped
-    recipes run from any directory (:func:`loc3r.config_base.resolve_input_paths`).
+    recipes run from any directory (:func:`loc3r.core.config.resolve_input_paths`).
     """
     path = locate_config(path)
     raw = read_yaml_mapping(path, "recipe")

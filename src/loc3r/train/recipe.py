@@ -59,9 +59,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from loc3r.core.io import write_json, write_text
 from loc3r.data.mixture import EvalShardSampler, MixtureDataset, MixtureSampler, ShardedBatchSampler
 from loc3r.data.video import FrameLog
-from loc3r.io import write_json, write_text
 from loc3r.train import builders
 from loc3r.train.checkpointing import (
     CheckpointError,
@@ -645,8 +645,7 @@ def _train_step(run: _Run, data: Iterator[tuple[int, int, Any]], logs: _Logs) ->
         run.optimizer.zero_grad(set_to_none=True)
         state.nonfinite_steps += 1
         logger.warning(
-            "step %d: non-finite loss or gradient (loss terms %s, grad norm %s): update skipped (%d so far, "
-            "limit %d)",
+            "step %d: non-finite loss or gradient (loss terms %s, grad norm %s): update skipped (%d so far, limit %d)",
             state.step + 1,
             {k: float(v) for k, v in zip(keys, stats[:-1].tolist(), strict=True)},
             grad_norm_value,

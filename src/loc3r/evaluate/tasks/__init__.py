@@ -24,7 +24,7 @@ prediction file = the ``loc3r score`` input of the benchmark; score = the existi
 * :mod:`loc3r.evaluate.tasks.viewspatial` — ``viewspatial`` (perspective taking; last-line option letter, micro
   accuracy + per question type);
 * :mod:`loc3r.evaluate.tasks.vsisuper` — ``vsisuper_recall`` (VSR accuracy), ``vsisuper_count`` (VSC MRA) and
-  ``vsisuper_count_streaming`` (VSC streamed through ``loc3r stream``'s session, :mod:`loc3r.stream_eval`).
+  ``vsisuper_count_streaming`` (VSC streamed through ``loc3r stream``'s session, :mod:`loc3r.apps.stream_eval`).
 
 SynthRooms (``configs/synth/eval/<split>.yaml``, the tasks of ``loc3r demo``), :mod:`loc3r.evaluate.tasks.synth`:
 ``synth_localization`` (heads or text coordinates), ``synth_qa`` (EM@1), ``synth_vsi`` (VSI-Bench score), and
@@ -62,8 +62,8 @@ TASK_NAMES: tuple[str, ...] = tuple(TASK_MODULES)
 
 def get_task(name: str, source: str = "config") -> Any:
     """A fresh :class:`~loc3r.evaluate.tasks.base.Task` of a registered name; an unknown name is a
-    :class:`~loc3r.errors.ConfigError` naming ``source`` and the known names."""
-    from loc3r.config_base import ConfigError
+    :class:`~loc3r.core.errors.ConfigError` naming ``source`` and the known names."""
+    from loc3r.core.config import ConfigError
 
     module_name = TASK_MODULES.get(name)
     if module_name is None:

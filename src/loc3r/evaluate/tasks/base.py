@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from loc3r.config_base import ConfigError
+from loc3r.core.config import ConfigError
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
@@ -59,7 +59,8 @@ class Task:
     #: scores are ``{split: {metric: value}}`` (a group scored per split) instead of ``{metric: value}``
     scores_by_split: ClassVar[bool] = False
     #: samples are streamed videos answered at several times (VSI-SUPER streaming counting): the runner predicts each
-    #: with the ``stream_predict`` driver its caller passes (``loc3r eval``: :func:`loc3r.stream_eval.stream_counts`,
+    #: with the ``stream_predict`` driver its caller passes (``loc3r eval``:
+    # :func:`loc3r.apps.stream_eval.stream_counts`,
     #: ``loc3r stream``'s LiveSession), not with the batched clip predictor
     streaming: ClassVar[bool] = False
 

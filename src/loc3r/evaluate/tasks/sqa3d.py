@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from loc3r.config_base import ConfigError
+from loc3r.core.config import ConfigError
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.evaluate.benchmark_config import EvalConfig
 from loc3r.evaluate.tasks.base import Task
@@ -91,7 +91,7 @@ def restrict_references(
 
 
 def _write_json(path: Path, data: Any) -> Path:
-    from loc3r.io import write_json
+    from loc3r.core.io import write_json
 
     return write_json(path, data, indent=1)
 

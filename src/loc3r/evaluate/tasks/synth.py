@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from loc3r.config_base import ConfigError
+from loc3r.core.config import ConfigError
 from loc3r.data.schema import ClipSample
 from loc3r.data.text_localization import LOC_QUESTION, bev_ground_truth, parse_pose_text
 from loc3r.evaluate.benchmark_config import EvalConfig
@@ -259,7 +259,7 @@ class SynthVSITask(SynthTask):
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         """The VSI records as a ``loc3r score vsibench`` input file."""
-        from loc3r.io import write_jsonl
+        from loc3r.core.io import write_jsonl
 
         path = out_dir / str(self.predictions_file)
         write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])

@@ -68,7 +68,7 @@ class ViewSpatialTask(Task):
     _FIELDS = ("id", "question_type", "question", "choices", "answer", "prediction")
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        from loc3r.io import write_jsonl
+        from loc3r.core.io import write_jsonl
 
         path = out_dir / self.predictions_file
         write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])

@@ -17,10 +17,11 @@ Three tasks, one per upstream task family (durations are a data option: ``data.o
   ``{id, video_path, split, question, answer, prediction}``, :func:`~loc3r.evaluate.vsisuper.score_vsc`,
   ``loc3r score vsisuper-count``.
 * ``vsisuper_count_streaming`` — ``mode: count_streaming``: the video is **streamed** through ``loc3r stream``'s
-  :class:`~loc3r.stream.LiveSession` by :func:`loc3r.stream_eval.stream_counts` (the evaluation layer cannot import
+  :class:`~loc3r.apps.stream.LiveSession` by :func:`loc3r.apps.stream_eval.stream_counts` (the evaluation layer cannot
+  import
   the streaming layer; ``loc3r eval`` hands the driver to the runner as ``stream_predict``): frames are pushed at
   1 fps (the frame at second ``k`` for ``k = 0, 1, ...``, Cambrian-S's sampling) into a
-  :class:`~loc3r.stream.PushSource`, the session keeps its window of ``num_frames`` frames by its ``select`` rule
+  :class:`~loc3r.apps.stream.PushSource`, the session keeps its window of ``num_frames`` frames by its ``select`` rule
   (``data.options.stream_select``: ``"last"``, the default, or ``"coverage"``), and at each query time ``t`` —
   once the frame of second ``floor(t)`` is in — the window is encoded and the question (same prompt as
   ``vsisuper_count``) is answered from it. The prediction per query is the first number of the answer
@@ -42,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from loc3r.config_base import ConfigError
+from loc3r.core.config import ConfigError
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.evaluate.benchmark_config import EvalConfig
 from loc3r.evaluate.tasks.base import Task, join_prompt
@@ -83,7 +84,7 @@ class _VSISuperTask(Task):
         return {"id": meta["id"], "video_path": meta["video_path"], "question": sample.question}
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        from loc3r.io import write_jsonl
+        from loc3r.core.io import write_jsonl
 
         path = out_dir / self.predictions_file
         write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])

@@ -25,7 +25,7 @@ question type), ``loc3r_vsisuper_recall`` (accuracy) and ``loc3r_vsisuper_count`
 four carry their prediction record's reference fields (``loc3r_fields``), so the response is scored by the loc3r
 task as ``loc3r eval`` does. VSI-SUPER's streaming count is not an lmms-eval task: a ``generate_until`` request has
 one answer, the benchmark asks at several times of one streamed video; it runs through ``loc3r eval --config
-vsisuper_count_streaming.yaml`` (:mod:`loc3r.stream_eval`, ``loc3r stream``'s session).
+vsisuper_count_streaming.yaml`` (:mod:`loc3r.apps.stream_eval`, ``loc3r stream``'s session).
 Each task is a view of the loc3r evaluation config of its benchmark,
 ``$LOC3R_EVAL_CONFIGS/<benchmark>.yaml`` (default ``configs/paper/eval``, as ``loc3r eval --config`` reads it):
 its ``data`` (built by loc3r's own loader, so every coordinate conversion stays in one place), ``num_frames``,
@@ -46,7 +46,7 @@ the one place that inverts the loader's conversion. The task's ``process_results
 not such an object (another model, a sample that failed to load) counts as a missing prediction, i.e. wrong.
 
 Bad input: an unknown task name, a missing config / checkpoint directory, a config of another benchmark — a
-:class:`~loc3r.errors.ConfigError` or ``FileNotFoundError`` naming the task, file or key.
+:class:`~loc3r.core.errors.ConfigError` or ``FileNotFoundError`` naming the task, file or key.
 """
 
 from __future__ import annotations

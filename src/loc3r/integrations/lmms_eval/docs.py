@@ -26,7 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from loc3r.errors import ConfigError, SampleError
+from loc3r.core.errors import ConfigError, SampleError
 
 __all__ = [
     "CONFIGS_ENV",

@@ -8,7 +8,7 @@ Two kinds of documents reach :meth:`Loc3rLmms.generate_until`:
   message text for other models also holds the situation; loc3r puts it in its own slot before ``<Pos> <Ori>``).
   ``loc3r_sqa3d_localization`` documents get the heads' pose as a JSON record (package docstring), no text.
 * **any other task** (lmms-eval's ``vsibench``, ...): the message's video (a file, a frame folder or a ScanNet-style
-  scan folder, :func:`loc3r.infer.load_frames`, ``num_frames`` frames) or images, and its text as the question;
+  scan folder, :func:`loc3r.apps.infer.load_frames`, ``num_frames`` frames) or images, and its text as the question;
   no situation (the processor's pseudo-situation).
 
 Either way the batch goes through :func:`loc3r.evaluate.runner.predict_samples` (the ``loc3r eval`` path: one
@@ -29,7 +29,7 @@ import numpy as np
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
-from loc3r.errors import ConfigError, SampleError
+from loc3r.core.errors import ConfigError, SampleError
 
 __all__ = ["Loc3rLmms"]
 
@@ -107,8 +107,8 @@ class Loc3rLmms(lmms):
 
     def _message_sample(self, messages: list[dict[str, Any]], name: str) -> Any:
         """A sample from chat messages: the video / images and the text (other lmms-eval tasks)."""
+        from loc3r.apps.infer import load_frames
         from loc3r.data.schema import ClipSample
-        from loc3r.infer import load_frames
 
         videos, images, texts = [], [], []
         for message in messages:

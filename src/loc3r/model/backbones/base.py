@@ -6,7 +6,7 @@ heads stay backbone-agnostic:
 * which HF classes to build (real checkpoint from a local directory, or a tiny random config of the same class);
 * how frames are preprocessed (resize / normalise / patchify — ours, no torchvision) so that the result matches the
   model's own processor;
-* which LLM vision token covers which frame(s) and which image rectangle (:class:`~loc3r.geometry.VisionSegment`);
+* which LLM vision token covers which frame(s) and which image rectangle (:class:`~loc3r.core.geometry.VisionSegment`);
 * the placeholder tokens of its chat format and the pinned prompt template;
 * how the LLM positions are computed (1-D for LLaVA-OneVision, 3-D M-RoPE for Qwen2.5-VL), including the camera
   tokens loc3r inserts before each frame's vision tokens;
@@ -35,8 +35,8 @@ from PIL import Image
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 
+from loc3r.core.geometry import VisionSegment
 from loc3r.data.schema import SampleError
-from loc3r.geometry import VisionSegment
 
 __all__ = [
     "BackboneAdapter",

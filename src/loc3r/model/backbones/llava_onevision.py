@@ -31,8 +31,8 @@ from transformers import (
     PreTrainedModel,
 )
 
+from loc3r.core.geometry import VisionSegment
 from loc3r.data.schema import SampleError
-from loc3r.geometry import VisionSegment
 from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,

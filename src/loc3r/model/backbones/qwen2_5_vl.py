@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-from loc3r.geometry import VisionSegment
+from loc3r.core.geometry import VisionSegment
 from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,

@@ -43,8 +43,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
+from loc3r.core.geometry import VisionSegment
 from loc3r.data.schema import SampleError
-from loc3r.geometry import VisionSegment
 from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,

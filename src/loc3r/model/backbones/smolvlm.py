@@ -36,7 +36,7 @@ from PIL import Image
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, SmolVLMConfig, SmolVLMForConditionalGeneration
 
-from loc3r.geometry import VisionSegment
+from loc3r.core.geometry import VisionSegment
 from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,

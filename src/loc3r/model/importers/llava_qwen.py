@@ -63,8 +63,8 @@ from typing import Any
 
 import torch
 
-from loc3r.errors import ConfigError, SampleError
-from loc3r.io import read_json, read_text, write_json
+from loc3r.core.errors import ConfigError, SampleError
+from loc3r.core.io import read_json, read_text, write_json
 
 __all__ = [
     "MapRule",

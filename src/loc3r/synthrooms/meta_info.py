@@ -18,8 +18,8 @@ VSI-Bench files ignore them): per entry ``floor_polygon`` (``[[x, y], ...]`` cou
 Reading (:func:`layout_from_entry`, :func:`load_meta_info`) accepts real files too:
 
 * categories are mapped to the SynthRooms vocabulary (aliases such as ``couch`` -> ``sofa``, see
-  :data:`~loc3r.data.synth.catalog.CATEGORY_ALIASES`) and to the layout-only categories of
-  :mod:`loc3r.data.synth.vocabulary` (the full vocabulary of the public VSI-Bench files, with synonyms such as
+  :data:`~loc3r.synthrooms.catalog.CATEGORY_ALIASES`) and to the layout-only categories of
+  :mod:`loc3r.synthrooms.vocabulary` (the full vocabulary of the public VSI-Bench files, with synonyms such as
   refrigerator/fridge, trash can/trash bin, washer/washing machine); a category neither knows becomes a plain
   box with a warning (an error with ``strict``);
 * gravity alignment: when the box's axis closest to world z is within 20 deg of it, that axis is the height
@@ -54,10 +54,10 @@ from typing import Any
 import numpy as np
 from shapely.geometry import MultiPoint, Polygon
 
+from loc3r.core.io import write_json
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
-from loc3r.data.synth.catalog import CATEGORIES, COLORS
-from loc3r.data.synth.vocabulary import canonical_category, get_category
-from loc3r.io import write_json
+from loc3r.synthrooms.catalog import CATEGORIES, COLORS
+from loc3r.synthrooms.vocabulary import canonical_category, get_category
 
 __all__ = [
     "LayoutError",

@@ -2,9 +2,9 @@
 
 What it does, end to end, with fixed seeds:
 
-1. Generates a SynthRooms set (:mod:`loc3r.data.synth`): rooms split by room into train / val / test, each
+1. Generates a SynthRooms set (:mod:`loc3r.synthrooms`): rooms split by room into train / val / test, each
    test room re-rendered from a novel viewpoint (``test_novel_view``). Test rooms are never trained on.
-2. Fine-tunes the shipped pretrained tiny base **loc3r-tiny** (:mod:`loc3r.pretrained_base`: a Qwen2.5-VL-class
+2. Fine-tunes the shipped pretrained tiny base **loc3r-tiny** (:mod:`loc3r.apps.pretrained_base`: a Qwen2.5-VL-class
    model pretrained on recognition tasks with no spatial supervision; ``base=None`` trains from scratch instead)
    per variant with the real recipe (:func:`loc3r.train.recipe.train`), vision tower frozen as in the paper,
    identical data, steps, LR and seed; only the objectives differ:
@@ -15,7 +15,7 @@ What it does, end to end, with fixed seeds:
    * ``cue_injection`` — situation heads + depth-derived 3D cues added to the vision tokens (gets depth at
      inference too: an oracle that needs a depth sensor), no layout objective;
    * ``cue_injection_est`` — the same with depth as a monocular estimator would give it (trained and evaluated
-     with :data:`loc3r.geometry.MONOCULAR_DEPTH_ERROR`: per-clip scale error, relative noise, holes);
+     with :data:`loc3r.core.geometry.MONOCULAR_DEPTH_ERROR`: per-clip scale error, relative noise, holes);
    * ``loc3r`` — layout + situation objectives, video only at inference;
    * ``loc3r_camera`` — loc3r + camera prior from the poses.
 
@@ -45,12 +45,12 @@ from typing import Any
 
 import numpy as np
 
-from loc3r.data.synth.writer import SynthSettings
-from loc3r.geometry import MONOCULAR_DEPTH_ERROR
+from loc3r.core.geometry import MONOCULAR_DEPTH_ERROR
+from loc3r.synthrooms.writer import SynthSettings
 
 __all__ = ["VARIANTS", "DemoSettings", "DEFAULT", "FULL", "SMOKE", "run_demo", "format_results_table"]
 
-logger = logging.getLogger("loc3r.demo")
+logger = logging.getLogger("loc3r.apps.demo")
 
 #: ``model.loc3r`` flags of each variant (the same as ``configs/demo/<variant>.yaml``).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -265,7 +265,7 @@ def resolve_base(base: str | None) -> Path | None:
     None (from scratch)."""
     if base is None:
         return None
-    from loc3r.pretrained_base import BASE_DIR, BaseError, verify_base
+    from loc3r.apps.pretrained_base import BASE_DIR, BaseError, verify_base
 
     if base == "loc3r-tiny":
         verify_base(BASE_DIR)
@@ -374,9 +374,9 @@ def ablation_order(results: dict[str, Any], metric: str = "acc@1.0m") -> list[st
 
 
 def _pictures(records: list[dict[str, Any]], sets: dict[str, Any], out: Path, tag: str, count: int) -> list[str]:
+    from loc3r.apps.viz import plot_bev
+    from loc3r.core.geometry import anchor_frame
     from loc3r.data.text_localization import bev_ground_truth  # noqa: F401 - documents the frame
-    from loc3r.geometry import anchor_frame
-    from loc3r.viz import plot_bev
 
     paths = []
     loc = [r for r in records if r["set"] == "loc"][:count]
@@ -454,11 +454,11 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
     """Train and evaluate one variant; writes ``runs/<variant>-seed<seed>/`` (model, predictions.jsonl)."""
     import torch
 
+    from loc3r.core.io import read_json, write_json, write_jsonl
     from loc3r.data.schema import SampleError
-    from loc3r.data.synth.writer import read_index
     from loc3r.evaluate.runner import evaluate, load_model
     from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config, synth_eval_sets
-    from loc3r.io import read_json, write_json, write_jsonl
+    from loc3r.synthrooms.writer import read_index
     from loc3r.train.recipe import train
 
     s = job.settings
@@ -567,9 +567,9 @@ def run_demo(
     holds a variant's checkpoints is refused."""
     import torch
 
-    from loc3r.data.synth.writer import generate_dataset, read_index
+    from loc3r.core.io import read_jsonl, write_json, write_text
     from loc3r.evaluate.tasks.synth import synth_eval_sets, task_settings
-    from loc3r.io import read_jsonl, write_json, write_text
+    from loc3r.synthrooms.writer import generate_dataset, read_index
 
     unknown = sorted(set(settings.variants) - set(VARIANTS))
     if unknown:
@@ -648,7 +648,7 @@ def run_demo(
     if base is None:
         model_line = f"tiny Qwen2.5-VL from scratch (hidden {s.hidden_size}, {s.layers} layers)"
     else:
-        from loc3r.pretrained_base import base_summary
+        from loc3r.apps.pretrained_base import base_summary
 
         facts = base_summary(base)
         model_line = (

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from loc3r.errors import ConfigError
+from loc3r.core.errors import ConfigError
 
 __all__ = [
     "ConfigError",
@@ -75,7 +75,7 @@ def locate_config(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() or path.is_absolute():
         return path
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     candidate = repo / path
     return candidate if (repo / "configs").is_dir() and candidate.is_file() else path
 

@@ -2,7 +2,7 @@
 
 The paper fine-tunes a pretrained video VLM; a model trained from nothing on a CPU never learns to see
 (benchmarks/RESULTS.md). loc3r-tiny is a Qwen2.5-VL-class model pretrained on SynthRooms recognition tasks with no
-spatial supervision (:mod:`loc3r.data.synth.pretraining`, recipe ``configs/base/loc3r_tiny.yaml``); its model card
+spatial supervision (:mod:`loc3r.synthrooms.pretraining`, recipe ``configs/base/loc3r_tiny.yaml``); its model card
 (``MODEL_CARD.md`` beside the weights) gives the data, steps, wall time, machine, metrics and the commands that
 rebuild it.
 
@@ -25,7 +25,7 @@ from typing import Any
 __all__ = ["BASE_DIR", "BASE_FILES", "REBUILD", "BaseError", "verify_base", "export_base", "file_sha256"]
 
 #: Where the shipped base lives (package data).
-BASE_DIR = Path(__file__).parent / "assets" / "loc3r-tiny"
+BASE_DIR = Path(__file__).parent.parent / "assets" / "loc3r-tiny"
 BASE_FILES = (
     "config.json",
     "model.safetensors",

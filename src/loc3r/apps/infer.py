@@ -3,7 +3,7 @@ folder) + situation + question → position, heading, uncertainty, answer and a 
 
 Example::
 
-    from loc3r.infer import Loc3rPredictor
+    from loc3r.apps.infer import Loc3rPredictor
 
     predictor = Loc3rPredictor.from_pretrained("runs/demo/runs/loc3r-seed0/final")
     result = predictor.predict("data/synthrooms/scans/synth00003_00", "I am facing the sofa.",
@@ -56,7 +56,7 @@ from loc3r.data.schema import ClipSample, SampleError
 
 __all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames", "load_rig", "describe_inputs"]
 
-_log = logging.getLogger("loc3r.infer")
+_log = logging.getLogger("loc3r.apps.infer")
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -230,7 +230,7 @@ def load_frames(
             raise SampleError(f"poses must be a [T, 4, 4] array of numbers ({err})") from err
         if poses.shape != (frames.shape[0], 4, 4):
             raise SampleError(f"poses must be [T={frames.shape[0]}, 4, 4], got {poses.shape}")
-        from loc3r.geometry import GeometryError, validate_poses
+        from loc3r.core.geometry import GeometryError, validate_poses
 
         try:
             poses = validate_poses(poses, "poses")
@@ -254,8 +254,8 @@ def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | No
     ``"static": true`` and no rig poses, the rig frame is the world (``extrinsic[c]``); else no poses. The anchor is
     camera 0 at t = 0 (the first frame). ``max(1, num_frames // N)`` time steps are sampled uniformly.
     """
+    from loc3r.core.io import read_json
     from loc3r.data.video import read_rgb, uniform_indices
-    from loc3r.io import read_json
 
     spec = read_json(folder / "rig.json", "rig file")
     where = f"{folder / 'rig.json'}"
@@ -303,7 +303,7 @@ class Loc3rPredictor:
 
     def __init__(self, model: Any, num_frames: int = 8, strict: bool = False) -> None:
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-            from loc3r.errors import ConfigError
+            from loc3r.core.errors import ConfigError
 
             raise ConfigError(f"--frames / num_frames must be a positive number of frames, got {num_frames!r}")
         self.model = model
@@ -447,8 +447,8 @@ class Loc3rPredictor:
                 result.position, result.heading = parsed
                 result.extras["localization"] = "parsed from text"
         if bev_png is not None:
-            from loc3r.geometry import anchor_frame
-            from loc3r.viz import plot_bev
+            from loc3r.apps.viz import plot_bev
+            from loc3r.core.geometry import anchor_frame
 
             traj = None
             gt_xy = gt_position

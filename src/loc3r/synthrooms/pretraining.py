@@ -37,7 +37,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.synth.questions import _plural
+from loc3r.synthrooms.questions import _plural
 
 __all__ = ["PRETRAIN_TASKS", "BACKGROUND", "recognition_classes", "SynthPretrainDataset"]
 
@@ -57,7 +57,7 @@ QUESTIONS = {
 def recognition_classes() -> list[str]:
     """The class list of the recognition objective: ``background`` then every SynthRooms category, in catalog
     order (what ``Loc3rConfig.recognition_classes`` of loc3r-tiny holds)."""
-    from loc3r.data.synth.catalog import CATEGORIES
+    from loc3r.synthrooms.catalog import CATEGORIES
 
     return [BACKGROUND, *CATEGORIES]
 
@@ -119,8 +119,8 @@ class SynthPretrainDataset(Dataset):
         recognition_labels: bool = True,
     ) -> None:
         from loc3r.data.scannet import ScanNetFrameSource
-        from loc3r.data.synth.catalog import CATEGORIES
-        from loc3r.data.synth.writer import read_index
+        from loc3r.synthrooms.catalog import CATEGORIES
+        from loc3r.synthrooms.writer import read_index
 
         self.root = Path(root)
         unknown = sorted(set(tasks) - set(PRETRAIN_TASKS))

@@ -7,10 +7,10 @@
 * :class:`SampleError` — a data file / record / field is malformed (re-exported by :mod:`loc3r.data.schema`);
   the message names the file, the record and the field;
 * :class:`ConfigError` — a config file, config key, ``--set`` override or command-line value is invalid
-  (re-exported by :mod:`loc3r.config_base`); the message names the file and the key;
-* :class:`loc3r.geometry.GeometryError` — invalid poses / intrinsics / depth (a ``ValueError``);
+  (re-exported by :mod:`loc3r.core.config`); the message names the file and the key;
+* :class:`loc3r.core.geometry.GeometryError` — invalid poses / intrinsics / depth (a ``ValueError``);
 * :class:`loc3r.train.checkpointing.CheckpointError` — a checkpoint cannot be resumed or read;
-* :class:`loc3r.data.synth.writer.DatasetError` — a SynthRooms directory cannot be generated / resumed;
+* :class:`loc3r.synthrooms.writer.DatasetError` — a SynthRooms directory cannot be generated / resumed;
 * :class:`loc3r.train.recipe.NonFiniteLossError` — training diverged (the message says which terms);
 * ``FileNotFoundError`` — a path given by the user does not exist (the message names it);
 * ``ValueError`` — any other bad value raised on purpose by a ``raise`` statement (a subclass above is preferred:
@@ -19,7 +19,7 @@
 * an OS error about a path (``FileExistsError``, ``NotADirectoryError``, ``IsADirectoryError``, ``PermissionError``
   with a file name): the path and what is wrong with it.
 
-This module sits below every other (it imports nothing), so the lowest layers (``loc3r.io``) can raise these.
+This module sits below every other (it imports nothing), so the lowest layers (``loc3r.core.io``) can raise these.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Placement kinds (:class:`Placement`):
 * ``AROUND``: next to a table or desk, facing it (chair, stool);
 * ``ON_TOP``: standing on the flat top of a supporter category (monitor on a desk, pillow on a bed).
 
-Objects whose box bottom is above 0.5 m (:data:`loc3r.data.synth.freespace.BLOCKING_MAX_BOTTOM`) do not
+Objects whose box bottom is above 0.5 m (:data:`loc3r.synthrooms.freespace.BLOCKING_MAX_BOTTOM`) do not
 block walking.
 """
 
@@ -49,7 +49,7 @@ __all__ = [
 
 
 class Texture(IntEnum):
-    """Procedural surface patterns of the renderer (:mod:`loc3r.data.synth.render`)."""
+    """Procedural surface patterns of the renderer (:mod:`loc3r.synthrooms.render`)."""
 
     PLAIN = 0
     TILES = 1  # floor tiles: checker + grout lines

@@ -28,7 +28,7 @@ is never named. VSI-Bench questions, like the benchmark, only name categories th
 
 Situations
 ----------
-A situation is a pose ``(p, θ)`` in the free space (:func:`loc3r.data.synth.freespace.free_space`,
+A situation is a pose ``(p, θ)`` in the free space (:func:`loc3r.synthrooms.freespace.free_space`,
 default clearance) with a text built from *relations* that each hold for the pose with a safety
 margin at generation time and are checked with the looser *verification* thresholds:
 
@@ -109,15 +109,15 @@ from typing import Any, NamedTuple
 import numpy as np
 from shapely.geometry import LineString, Polygon
 
+from loc3r.core.geometry import wrap_angle
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
-from loc3r.data.synth.freespace import (
+from loc3r.synthrooms.freespace import (
     DEFAULT_CLEARANCE,
     _FreePointSampler,
     blocking_objects,
     free_space,
     is_free,
 )
-from loc3r.geometry import wrap_angle
 
 __all__ = [
     "FRONT_MAX_DEG",
@@ -368,7 +368,7 @@ _TWO_PI = 2.0 * np.pi
 
 
 def _wrap_array(theta: np.ndarray) -> np.ndarray:
-    """:func:`~loc3r.geometry.wrap_angle` of a float64 array (a new array), bit for bit: the same operations,
+    """:func:`~loc3r.core.geometry.wrap_angle` of a float64 array (a new array), bit for bit: the same operations,
     without the generic-input handling that dominated the hot loops of situation generation."""
     wrapped = np.mod(theta + np.pi, _TWO_PI)
     wrapped -= np.pi

@@ -10,12 +10,12 @@ Generation (all randomness from one ``numpy.random.Generator``, so a scene is a 
    look plausible; the object count is uniform in ``[min_objects, max_objects]``.
 3. **Placement** by rejection sampling in the order doors -> windows -> furniture (with its groups: chairs
    around a table, a chair at a desk, pillows and a nightstand with a bed) -> things on top of flat
-   furniture. The rules per placement kind are in :mod:`loc3r.data.synth.catalog`. A candidate is kept
+   furniture. The rules per placement kind are in :mod:`loc3r.synthrooms.catalog`. A candidate is kept
    iff its footprint lies inside the floor polygon, its top is below the ceiling, its **box does not
    intersect any other box** (touching faces allowed; a 1 mm tolerance) and, for blocking objects, it
    does not enter the keep-out zone in front of a door and the blocking footprints stay below
    ``max_blocking_fraction`` of the floor.
-4. **Walkability**: the scene is accepted when its free space (:func:`~loc3r.data.synth.freespace.free_space`)
+4. **Walkability**: the scene is accepted when its free space (:func:`~loc3r.synthrooms.freespace.free_space`)
    has a connected piece of at least ``min_free_area`` m²; otherwise the room is re-drawn.
 
 The result has objects with unique ``instance_id`` 1..N, colours and colour names from the category
@@ -33,7 +33,7 @@ import shapely
 from shapely.geometry import Polygon
 
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.data.synth.catalog import CATEGORIES, COLORS, Category, Placement
+from loc3r.synthrooms.catalog import CATEGORIES, COLORS, Category, Placement
 
 __all__ = [
     "SceneConfig",
@@ -523,7 +523,7 @@ def generate_layout(
     scene_id: str, rng: np.random.Generator, cfg: SceneConfig | None = None, max_attempts: int = 30
 ) -> SceneLayout:
     """Generate one furnished room (deterministic given ``rng``'s state). See the module docstring."""
-    from loc3r.data.synth.freespace import free_space  # the questions engineer's module
+    from loc3r.synthrooms.freespace import free_space  # the questions engineer's module
 
     cfg = cfg or SceneConfig()
     best: SceneLayout | None = None

@@ -7,8 +7,8 @@ What a visitor can do:
   the BEV map (per-vision-token layout points coloured by their source frame, the camera path when poses are known,
   the predicted position with its 1-σ / 2-σ uncertainty ellipses and heading), the numbers (position, heading, σ,
   orientation confidence, latency) and the sampled frames. Asking again on the same video re-uses its encoded
-  video prefix (:meth:`loc3r.infer.Loc3rPredictor.session`), so only the question's tokens run.
-* **Webcam**: stream the browser's camera; frames feed a :class:`loc3r.stream.LiveSession` (last T frames), the map
+  video prefix (:meth:`loc3r.apps.infer.Loc3rPredictor.session`), so only the question's tokens run.
+* **Webcam**: stream the browser's camera; frames feed a :class:`loc3r.apps.stream.LiveSession` (last T frames), the map
   refreshes as frames arrive and questions are answered on the latest update.
 
 Every answer says which inputs it used (frames, poses, depth, camera prior: ``inputs`` in the details and a line in
@@ -42,12 +42,12 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.apps.infer import describe_inputs
 from loc3r.data.schema import SampleError
-from loc3r.infer import describe_inputs
 
 __all__ = ["build_app", "DemoBackend", "list_samples"]
 
-_log = logging.getLogger("loc3r.web")
+_log = logging.getLogger("loc3r.apps.web")
 
 #: an absolute path inside a message: replaced by its last part (the page never shows server paths)
 _ABS_PATH = re.compile(r"(?<![\w.])(?:/[^\s'\"/:,()\[\]]+)+/([^\s'\"/:,()\[\]]+)")
@@ -104,7 +104,7 @@ class DemoBackend:
         live_idle_s: float = 120.0,
         max_live: int = 8,
     ):
-        from loc3r.infer import Loc3rPredictor
+        from loc3r.apps.infer import Loc3rPredictor
 
         self.predictor = Loc3rPredictor.from_pretrained(model_dir, num_frames=num_frames)
         self.samples = list_samples(data_root)
@@ -201,7 +201,7 @@ class DemoBackend:
     def _open_live(self, state: dict | None) -> dict[str, Any]:
         """The visitor's live session (by the id in its page state), opened when there is none; idle ones are
         closed first, and the oldest when ``max_live`` are open."""
-        from loc3r.stream import LiveSession, PushSource
+        from loc3r.apps.stream import LiveSession, PushSource
 
         self.reap_live()
         key = (state or {}).get("id")

@@ -5,7 +5,7 @@ times (VSI-SUPER streaming counting, :class:`~loc3r.evaluate.tasks.vsisuper.VSIC
 (:func:`loc3r.evaluate.runner.evaluate`, ``stream_predict``): the evaluation layer cannot import this one. For one
 sample (a video, its query times and its prompted question) it drives the very machinery of ``loc3r stream``:
 
-1. a :class:`~loc3r.stream.LiveSession` on a :class:`~loc3r.stream.PushSource`, window ``num_frames`` with the
+1. a :class:`~loc3r.apps.stream.LiveSession` on a :class:`~loc3r.apps.stream.PushSource`, window ``num_frames`` with the
    config's rule (``data.options.stream_select``: ``last`` | ``coverage``), ``min_frames=1``, no timed updates
    (``min_interval=inf``: the driver says when to encode, so the result does not depend on the machine's speed);
 2. the video is decoded once, sequentially, keeping the first frame at or after each whole second (1 fps, the
@@ -104,10 +104,10 @@ def stream_answers(
     select: str = "last",
     max_new_tokens: int = 16,
 ) -> StreamedAnswers:
-    """Push ``video`` at 1 fps through a :class:`~loc3r.stream.LiveSession` and ask ``question`` at each of
+    """Push ``video`` at 1 fps through a :class:`~loc3r.apps.stream.LiveSession` and ask ``question`` at each of
     ``query_times`` (seconds, increasing); see the module docstring."""
-    from loc3r.infer import Loc3rPredictor
-    from loc3r.stream import LiveSession, PushSource
+    from loc3r.apps.infer import Loc3rPredictor
+    from loc3r.apps.stream import LiveSession, PushSource
 
     errors: list[str] = []
     predictor = Loc3rPredictor(model, num_frames=num_frames)

@@ -10,7 +10,7 @@ bottom higher up and do not block walking. ``clearance`` is the radius of the wa
 free space is at least ``clearance`` from every wall and every blocking footprint.
 
 The region is a Shapely geometry (Polygon or MultiPolygon, possibly empty). It is used by the camera
-trajectories (render engineer) and by the situation generator (:mod:`loc3r.data.synth.questions`).
+trajectories (render engineer) and by the situation generator (:mod:`loc3r.synthrooms.questions`).
 """
 
 from __future__ import annotations

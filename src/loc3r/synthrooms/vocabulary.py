@@ -1,7 +1,7 @@
 """Categories of real room layouts beyond the generator's vocabulary (VSI-Bench ``meta_info`` files).
 
 The public VSI-Bench ``meta_info`` validation files (ScanNet 88 rooms, ScanNet++ 50, ARKitScenes 150) use 65
-categories. The random-room generator's vocabulary (:data:`loc3r.data.synth.catalog.CATEGORIES`, 32 categories) is
+categories. The random-room generator's vocabulary (:data:`loc3r.synthrooms.catalog.CATEGORIES`, 32 categories) is
 kept as it is — its category set and random draws are part of every seed, and a shipped pretrained model was
 trained on it — so the remaining categories live here, in :data:`EXTRA_CATEGORIES`, used only when a layout file
 names them (``loc3r synth --layouts``). Synonyms of the generator's categories (refrigerator → fridge, trash can →
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loc3r.data.synth.catalog import (
+from loc3r.synthrooms.catalog import (
     CATEGORIES,
     CATEGORY_ALIASES,
     Category,

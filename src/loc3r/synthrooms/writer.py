@@ -19,7 +19,7 @@ Output directory layout (``loc3r synth --out DIR``)
         intrinsic/extrinsic_depth.txt      4x4 identity
         video.mp4                          the T frames as H.264 (4 fps), unless --no-video
         meta_info.json                     {scene_id: entry}: the layout, VSI-Bench meta_info format
-                                           (see loc3r.data.synth.meta_info; exact boxes + instance ids)
+                                           (see loc3r.synthrooms.meta_info; exact boxes + instance ids)
         sqa3d.json                         this scene's SQA3D records {"questions": [...], "annotations": [...]}
         vsibench.json                      this scene's VSI-Bench records (no "id" yet)
         scene.json                         per-scene summary + settings fingerprint (written last in the
@@ -33,11 +33,11 @@ Output directory layout (``loc3r synth --out DIR``)
       meta_info/synthrooms_meta_info_<split>.json   the layouts of a split, {scene_id: entry}
       beacon3d/<split>/metadata_synthrooms_qa.json  Beacon3D QA in Beacon3D's format (per object: grounding
       beacon3d/<split>/synthrooms_qa.json           texts + 3 tagged questions; ScanQA-format records;
-      beacon3d/<split>/obj_id_to_class.json         instance id -> category), see loc3r.data.synth.beacon3d
+      beacon3d/<split>/obj_id_to_class.json         instance id -> category), see loc3r.synthrooms.beacon3d
 
 Splits (by room): ``train``, ``val``, ``test`` and ``test_novel_view``. Room ``synthNNNNN`` is rendered
 as scan ``synthNNNNN_00`` with a hand-held walk; each *test* room is rendered a second time as
-``synthNNNNN_01`` with a novel-viewpoint trajectory (:mod:`loc3r.data.synth.trajectory`) — the same
+``synthNNNNN_01`` with a novel-viewpoint trajectory (:mod:`loc3r.synthrooms.trajectory`) — the same
 room, layout and objects, so the test/test_novel_view difference is the viewpoint alone (like ScanNet's
 ``sceneXXXX_00``/``_01`` rescans). Layouts read from ``--layouts FILE`` keep their file keys as room id.
 
@@ -94,9 +94,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from loc3r.core.geometry import camera_center
+from loc3r.core.io import write_json, write_jsonl
 from loc3r.data.schema import SceneLayout
-from loc3r.geometry import camera_center
-from loc3r.io import write_json, write_jsonl
 
 __all__ = [
     "SYNTH_VERSION",
@@ -168,20 +168,20 @@ class SynthSettings:
     #: "image" -> ``test_image`` (one still image per room), "rig" -> ``test_rig`` (a front/left/right camera rig)
     extra_splits: tuple[str, ...] = ()
     #: how each scan's frames are written: "sensreader" (ScanNet's SensReader export, the default) or a raw capture
-    #: format of :mod:`loc3r.data.synth.formats` ("scannet-sens", "scannetpp", "arkitscenes")
+    #: format of :mod:`loc3r.synthrooms.formats` ("scannet-sens", "scannetpp", "arkitscenes")
     capture_format: str = "sensreader"
     #: how the camera films a room (``trajectory.CAMERA_POLICIES``): "walk" (hand-held walks) or "frame_objects"
     camera_policy: str = "walk"
 
     def __post_init__(self) -> None:
-        from loc3r.data.synth.formats import FORMATS
+        from loc3r.synthrooms.formats import FORMATS
 
         if self.capture_format not in FORMATS:
             raise ValueError(f"unknown capture format {self.capture_format!r}; expected one of {FORMATS}")
         if self.capture_format != "sensreader" and self.extra_splits:
             raise ValueError("the image / rig extra splits are written as SensReader exports only (format sensreader)")
         if self.camera_policy != "walk":
-            from loc3r.data.synth.trajectory import CAMERA_POLICIES
+            from loc3r.synthrooms.trajectory import CAMERA_POLICIES
 
             if self.camera_policy not in CAMERA_POLICIES:
                 raise ValueError(f"unknown camera policy {self.camera_policy!r}; expected one of {CAMERA_POLICIES}")
@@ -210,7 +210,7 @@ class SynthSettings:
 
     @property
     def scene_config(self):  # -> SceneConfig (import kept local: scene.py imports shapely)
-        from loc3r.data.synth.scene import SceneConfig
+        from loc3r.synthrooms.scene import SceneConfig
 
         return SceneConfig(
             min_objects=self.min_objects,
@@ -339,8 +339,8 @@ def sqa3d_rotation(yaw: float) -> dict[str, float]:
 
 
 def _room_layout(job: SceneJob, settings: SynthSettings) -> tuple[SceneLayout, Any]:
-    from loc3r.data.synth.mesh import RoomStyle
-    from loc3r.data.synth.scene import generate_layout
+    from loc3r.synthrooms.mesh import RoomStyle
+    from loc3r.synthrooms.scene import generate_layout
 
     room_seq = np.random.SeedSequence([settings.seed, job.room_index])
     layout_ss, style_ss = room_seq.spawn(2)
@@ -372,10 +372,10 @@ class RenderedScene:
 
 def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
     """Build the room, sample the trajectory, render every frame, generate situations and questions."""
-    from loc3r.data.synth.mesh import build_scene_mesh
-    from loc3r.data.synth.questions import generate_situations, generate_vsi_questions
-    from loc3r.data.synth.render import SceneRenderer, make_intrinsic
-    from loc3r.data.synth.trajectory import sample_trajectory
+    from loc3r.synthrooms.mesh import build_scene_mesh
+    from loc3r.synthrooms.questions import generate_situations, generate_vsi_questions
+    from loc3r.synthrooms.render import SceneRenderer, make_intrinsic
+    from loc3r.synthrooms.trajectory import sample_trajectory
 
     layout, style = _room_layout(job, settings)
     traj_ss, sit_ss, vsi_ss = np.random.SeedSequence([settings.seed, job.room_index, 1 + job.scan]).spawn(3)
@@ -436,7 +436,7 @@ def capture_poses(
     """Camera poses of a still image (``kind="image"``: the middle pose of a walk) or a camera rig (``"rig"``:
     :data:`RIG_CAMERAS` mounted on a walk of ``max(1, frames // 3)`` time steps, frames interleaved per time step:
     ``t0 front, t0 left, t0 right, t1 front, ...``), and the ``capture.json`` record describing it."""
-    from loc3r.data.synth.trajectory import sample_trajectory
+    from loc3r.synthrooms.trajectory import sample_trajectory
 
     if kind == "image":
         walk = sample_trajectory("walk", layout, rng, max(frames, 2)).poses
@@ -607,7 +607,7 @@ def write_scene(
     job: SceneJob, settings: SynthSettings, out_dir: str | os.PathLike, fsync: bool = False
 ) -> dict[str, Any]:
     """Render and write one scan atomically into ``out_dir/scans/<scene_id>``; returns its summary."""
-    from loc3r.data.synth.meta_info import layout_to_entry
+    from loc3r.synthrooms.meta_info import layout_to_entry
 
     scans = Path(out_dir) / "scans"
     final = scans / job.scene_id
@@ -616,8 +616,8 @@ def write_scene(
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        if settings.capture_format != "sensreader":  # a raw capture format (loc3r.data.synth.formats)
-            from loc3r.data.synth.formats import write_capture
+        if settings.capture_format != "sensreader":  # a raw capture format (loc3r.synthrooms.formats)
+            from loc3r.synthrooms.formats import write_capture
 
             (tmp / "instance").mkdir(parents=True)
             for i in range(len(scene.rgb)):
@@ -839,10 +839,10 @@ def _finalize(
 
 
 def _write_beacon3d(directory: Path, meta: dict[str, Any], summaries: dict[str, dict], seed: int) -> None:
-    """The split's rooms as a Beacon3D QA set in Beacon3D's file format (:mod:`loc3r.data.synth.beacon3d`),
+    """The split's rooms as a Beacon3D QA set in Beacon3D's file format (:mod:`loc3r.synthrooms.beacon3d`),
     naming only objects the scan's clip shows."""
-    from loc3r.data.synth.beacon3d import beacon3d_files
-    from loc3r.data.synth.meta_info import layout_from_entry
+    from loc3r.synthrooms.beacon3d import beacon3d_files
+    from loc3r.synthrooms.meta_info import layout_from_entry
 
     layouts = [layout_from_entry(scene_id, entry) for scene_id, entry in meta.items()]
     visible = {scene_id: {int(k) for k in summaries.get(scene_id, {}).get("first_seen_frame", {})} for scene_id in meta}
@@ -864,13 +864,13 @@ def generate_dataset(
     """Generate (or resume) a SynthRooms dataset in ``out_dir``; see the module docstring for the layout.
 
     Layouts come from ``settings.layouts_file`` when set (validated up front: a bad file raises
-    :class:`~loc3r.data.synth.meta_info.LayoutError` naming the scene and object), else are generated.
+    :class:`~loc3r.synthrooms.meta_info.LayoutError` naming the scene and object), else are generated.
     Scans run in ``workers`` processes. A scan that fails is reported in ``summary.failed`` (and in the
     index) while the others are written.
     """
     from tqdm import tqdm
 
-    from loc3r.data.synth.meta_info import load_meta_info
+    from loc3r.synthrooms.meta_info import load_meta_info
 
     out = Path(out_dir)
     start = time.perf_counter()

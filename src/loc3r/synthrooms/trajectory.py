@@ -2,8 +2,8 @@
 policy that frames the room's objects.
 
 Both families return camera-to-world poses ``[T, 4, 4]`` (OpenCV camera axes, world z up; see
-:mod:`loc3r.geometry`) whose centres lie in the scene's walkable free space
-(:func:`loc3r.data.synth.freespace.free_space` with ``clearance``), so a camera is never inside an
+:mod:`loc3r.core.geometry`) whose centres lie in the scene's walkable free space
+(:func:`loc3r.synthrooms.freespace.free_space` with ``clearance``), so a camera is never inside an
 object or closer than ``clearance`` to a wall.
 
 **Walk** (:func:`sample_walk`, the training distribution), modelled on how people scan rooms with a phone:
@@ -51,7 +51,7 @@ from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from loc3r.data.schema import SceneLayout
-from loc3r.data.synth.freespace import free_space, sample_free_points
+from loc3r.synthrooms.freespace import free_space, sample_free_points
 
 __all__ = [
     "TrajectoryError",
@@ -423,8 +423,8 @@ def _candidate_views(
     """The ``frame_objects`` candidate views: standing points ``[P, 2]``, and per view its standing point, yaw, pitch
     and the share of its pixels each of ``layout.objects`` covers ``[V, N]``; None when there is no object to look
     at."""
-    from loc3r.data.synth.mesh import build_scene_mesh
-    from loc3r.data.synth.render import SceneRenderer
+    from loc3r.synthrooms.mesh import build_scene_mesh
+    from loc3r.synthrooms.render import SceneRenderer
 
     p_lo, p_hi = pitch_band
     positions = sample_free_points(piece, rng, _FO_POSITIONS)

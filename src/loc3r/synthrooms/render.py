@@ -1,19 +1,19 @@
 """Ray-cast rendering of SynthRooms scenes with Embree (via ``embreex``, the backend of trimesh's ray module).
 
 One :class:`SceneRenderer` per scene builds the Embree BVH **once** from the scene's
-:class:`~loc3r.data.synth.mesh.SceneMesh`; each :meth:`SceneRenderer.render` call then casts one primary
+:class:`~loc3r.synthrooms.mesh.SceneMesh`; each :meth:`SceneRenderer.render` call then casts one primary
 ray per pixel and returns
 
 * ``rgb [H, W, 3] uint8`` — Lambertian shading of the hit triangle's albedo times a procedural texture
-  (:class:`~loc3r.data.synth.catalog.Texture`), with optional hard shadows from a ceiling light;
+  (:class:`~loc3r.synthrooms.catalog.Texture`), with optional hard shadows from a ceiling light;
 * ``depth [H, W] float32`` — **metric z-depth** (distance along the camera's optical axis, what depth
   sensors and ScanNet's depth PNGs store), 0 where no surface was hit;
 * ``instance [H, W] uint16`` — the hit triangle's instance id (0 = room shell or nothing).
 
-Camera model (the conventions of :mod:`loc3r.geometry`): pinhole ``K`` with pixel (row i, column j)
+Camera model (the conventions of :mod:`loc3r.core.geometry`): pinhole ``K`` with pixel (row i, column j)
 sampled at its centre ``(u, v) = (j + 0.5, i + 0.5)``; camera-to-world pose with OpenCV axes. The ray of a
 pixel has direction ``R @ [(u - cx) / fx, (v - cy) / fy, 1]`` (not normalised), so Embree's hit distance
-``t_far`` along it *is* the z-depth, and ``unproject(u, v, depth)`` of :func:`loc3r.geometry.unproject_pixels`
+``t_far`` along it *is* the z-depth, and ``unproject(u, v, depth)`` of :func:`loc3r.core.geometry.unproject_pixels`
 returns exactly the hit point.
 
 Shading (linear RGB, then sRGB-encoded)::
@@ -32,9 +32,9 @@ import numpy as np
 from embreex import rtcore_scene
 from embreex.mesh_construction import TriangleMesh
 
-from loc3r.data.synth.catalog import Texture
-from loc3r.data.synth.mesh import SceneMesh
-from loc3r.geometry import validate_pose
+from loc3r.core.geometry import validate_pose
+from loc3r.synthrooms.catalog import Texture
+from loc3r.synthrooms.mesh import SceneMesh
 
 __all__ = ["RenderedFrame", "SceneRenderer", "make_intrinsic"]
 

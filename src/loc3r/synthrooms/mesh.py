@@ -4,7 +4,7 @@
 arrays over triangles (``F``) that the renderer gathers by the ray hit's primitive id:
 
 * ``triangles [F, 3, 3]`` world coordinates (float64), ``normals [F, 3]`` unit face normals;
-* ``colors [F, 3]`` base albedo in [0, 1], ``texture [F]`` a :class:`~loc3r.data.synth.catalog.Texture`;
+* ``colors [F, 3]`` base albedo in [0, 1], ``texture [F]`` a :class:`~loc3r.synthrooms.catalog.Texture`;
 * ``instance [F]`` uint16: the object's ``instance_id`` (>= 1), or 0 for the room shell (floor, walls,
   ceiling) — the same id that goes into ``instance/<i>.png``;
 * ``tex_origin / tex_u / tex_v [F, 3]``: a per-triangle texture frame; a hit point P has texture
@@ -25,8 +25,8 @@ import numpy as np
 import trimesh
 
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.data.synth.catalog import Category, Part, Texture
-from loc3r.data.synth.vocabulary import get_category, plain_box_category
+from loc3r.synthrooms.catalog import Category, Part, Texture
+from loc3r.synthrooms.vocabulary import get_category, plain_box_category
 
 __all__ = ["RoomStyle", "SceneMesh", "build_scene_mesh", "object_parts", "triangulate_polygon"]
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.data.synth.questions import box_distance, object_names
+from loc3r.synthrooms.questions import box_distance, object_names
 
 __all__ = ["beacon3d_scene", "beacon3d_files"]
 

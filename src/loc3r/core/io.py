@@ -4,7 +4,7 @@ Why one module: every file loc3r writes may be read by another process while a j
 evaluation merge, a second ``loc3r synth`` worker) or be cut short by a crash or SIGKILL. So a writer never
 leaves a half file: it writes a temporary file next to the target (same file system) and ``os.replace``-s it
 into place, which is atomic on POSIX. Readers turn a missing, unreadable or malformed file into one
-:class:`~loc3r.errors.SampleError` naming the file (and the line of a JSON Lines file), which the CLI prints as
+:class:`~loc3r.core.errors.SampleError` naming the file (and the line of a JSON Lines file), which the CLI prints as
 ``loc3r CMD: error: ...`` (exit code 2) and lenient loaders can catch to skip a record with a report.
 
 JSON only, never pickle. Large tensors are safetensors (``loc3r.data.cache``, the checkpoints), not this module.
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from loc3r.errors import SampleError
+from loc3r.core.errors import SampleError
 
 __all__ = [
     "read_json",

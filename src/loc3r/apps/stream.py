@@ -4,7 +4,8 @@ A **source** (a video file played at its own frame rate, a camera device, a fold
 frames pushed from code) runs in its own thread and only ever appends to a bounded buffer: the capture never waits
 for the model. The **model loop** (:meth:`LiveSession.step` / :meth:`LiveSession.run`) takes the new frames, keeps
 a window of at most ``T`` of them, and whenever the window changed and ``min_interval`` passed it **updates**: one
-:class:`~loc3r.infer.PredictorSession` on the window (frames + video prefix of the prompt run once), which refreshes
+:class:`~loc3r.apps.infer.PredictorSession` on the window (frames + video prefix of the prompt run once), which
+refreshes
 the per-token BEV layout map and the pose estimate for the current situation. **Questions** (typed on stdin, appended
 to a file, or :meth:`LiveSession.ask` from code) are answered at any time from the current update's cached prefix,
 so a question costs only its own text tokens.
@@ -240,21 +241,21 @@ class FolderSource(FrameSource):
 
 class RigFolderSource(FrameSource):
     """A camera rig whose images keep arriving: ``rig.json`` (``{"cameras": [{"name", "extrinsic"}]}``, as for
-    :func:`loc3r.infer.load_rig`) and one folder per camera. A time step is a file name of camera 0 (name order)
+    :func:`loc3r.apps.infer.load_rig`) and one folder per camera. A time step is a file name of camera 0 (name order)
     that every camera writes (synchronised cameras share names). A step is yielded once every camera has it, frames
     interleaved (camera 0 first), each with its pose ``rig_pose @ extrinsic`` when ``rig_pose/<name>.txt``
     (rig-to-world) exists, else none (or the extrinsic alone for ``"static": true``). A step still incomplete when
     camera 0 is ``max_lag`` steps further is skipped with a message (the cameras disagree on the frame count)."""
 
     def __init__(self, path: str | Path, poll: float = 0.1, idle_end: float | None = None, max_lag: int = 3) -> None:
-        from loc3r.io import read_json
+        from loc3r.core.io import read_json
 
         self.path = Path(path)
         spec = read_json(self.path / "rig.json", "rig file")
         cams = spec.get("cameras") if isinstance(spec, dict) else None
         if not isinstance(cams, list) or not cams or not all(isinstance(c, dict) and "name" in c for c in cams):
             raise SampleError(f"{self.path / 'rig.json'}: field 'cameras' must be a list of {{'name', 'extrinsic'}}")
-        from loc3r.infer import is_plain_folder_name
+        from loc3r.apps.infer import is_plain_folder_name
 
         self.names = [str(c["name"]) for c in cams]
         for k, name in enumerate(self.names):
@@ -273,7 +274,7 @@ class RigFolderSource(FrameSource):
 
     def _rig_pose(self, stem: str, step: int) -> np.ndarray | None:
         """Rig-to-world pose of a time step: ``rig_pose/<stem>.txt``, else row ``step`` of ``rig_poses.npy`` (the
-        file :func:`loc3r.infer.load_rig` reads; re-read when it grows), else identity for a static rig, else none.
+        file :func:`loc3r.apps.infer.load_rig` reads; re-read when it grows), else identity for a static rig, else none.
         A pose file that cannot be used is named in a message (the step then has no pose)."""
         pose_file = self.path / "rig_pose" / f"{stem}.txt"
         if pose_file.is_file():
@@ -450,7 +451,7 @@ class LiveSession:
     """The live loop on one source (see the module docstring). Events (dicts) go to ``on_event``.
 
     Args:
-        predictor: a :class:`~loc3r.infer.Loc3rPredictor`.
+        predictor: a :class:`~loc3r.apps.infer.Loc3rPredictor`.
         source: a :class:`FrameSource`.
         window: ``T``, frames per update (default: the predictor's ``num_frames``).
         select: ``"last"`` or ``"coverage"``.
@@ -463,7 +464,7 @@ class LiveSession:
         bev_dir: write the BEV picture of every update there (``update-<n>.png``) and of every answer.
         wait_full_window: a question asked while the window still fills waits for a full window (or the end of the
             source, or a stall); False answers it on the frames there are (a driver that updates at fixed query
-            times, such as :mod:`loc3r.stream_eval`, asks on the window it chose).
+            times, such as :mod:`loc3r.apps.stream_eval`, asks on the window it chose).
     """
 
     def __init__(
@@ -600,7 +601,7 @@ class LiveSession:
             self.window.add(frame)
 
     def update(self) -> dict[str, Any] | None:
-        """Encode the current window (a new :class:`~loc3r.infer.PredictorSession`) and read the pose estimate."""
+        """Encode the current window (a new :class:`~loc3r.apps.infer.PredictorSession`) and read the pose estimate."""
         frames = self.window.snapshot()
         if len(frames) < self.min_frames or len(frames) % self.group:
             return None

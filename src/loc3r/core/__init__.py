@@ -1,0 +1,1 @@
+"""Foundations: errors, small-file io, typed YAML configs, the one coordinate convention (geometry)."""

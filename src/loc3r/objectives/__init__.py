@@ -1,0 +1,1 @@
+"""Training objectives: one module per objective (targets, head, loss, default weight)."""
