@@ -18,7 +18,7 @@ import torch
 
 from loc3r.apps.demo import DEFAULT, VARIANTS
 from loc3r.apps.pretrained_base import BASE_DIR
-from loc3r.data.builders import build_synth
+from loc3r.benchmarks.synthrooms.reader import build_synth
 from loc3r.data.spec import DatasetSpec
 from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
 

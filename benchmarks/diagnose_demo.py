@@ -81,7 +81,7 @@ def groundability(root: Path, splits: list[str]) -> list[str]:
 
 def memorisation(out: Path, root: Path, variants: list[str], frames: int, max_loc: int) -> list[str]:
     from loc3r.evaluate.runner import evaluate, load_model
-    from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config
+    from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config
 
     rows = [
         "| variant | split | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | median pos err (m) |",
@@ -104,7 +104,7 @@ def memorisation(out: Path, root: Path, variants: list[str], frames: int, max_lo
 
 def _token_dataset(model: Any, root: Path, split: str, frames: int, classes: dict[str, int]) -> tuple[Any, Any]:
     """Vision-token embeddings [N, D] and the category class of each token's footprint [N]."""
-    from loc3r.data.builders import build_synth
+    from loc3r.benchmarks.synthrooms.reader import build_synth
     from loc3r.data.spec import DatasetSpec
 
     dataset = build_synth(DatasetSpec(kind="synth", root=root, split=split), num_frames=frames, tasks=("vsi",))

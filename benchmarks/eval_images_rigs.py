@@ -6,7 +6,7 @@ the extra splits ``test_image`` (one still per held-out room) and ``test_rig`` (
 steps interleaved) — the existing splits come out byte-identical, so the held-out rooms stay held out — and scores
 every trained variant (``DEMO_DIR/runs/<variant>-seed0/final``) on ``test``, ``test_image`` and ``test_rig`` with
 the demo's runner and metrics (:func:`loc3r.evaluate.runner.evaluate` on the ``synthrooms`` tasks,
-:func:`loc3r.evaluate.tasks.synth.score_synth`). Prints a table.
+:func:`loc3r.benchmarks.synthrooms.task.score_synth`). Prints a table.
 
 Run::
 
@@ -31,7 +31,7 @@ def main() -> None:
 
     from loc3r.data.schema import SampleError
     from loc3r.evaluate.runner import evaluate, load_model
-    from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config
+    from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config
     from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     demo = Path(args.demo_dir)

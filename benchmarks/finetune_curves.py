@@ -57,7 +57,7 @@ def _one(run: Run, args: argparse.Namespace) -> dict[str, Any]:
 
     from loc3r.apps.demo import DEFAULT, _recipe, resolve_base
     from loc3r.evaluate.runner import evaluate
-    from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config
+    from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config
     from loc3r.model.loading import load_model
     from loc3r.synthrooms.writer import read_index
     from loc3r.train.recipe import train
@@ -113,7 +113,7 @@ def _centre_guess(train_roots: tuple[Path, ...], heldout_root: Path, split: str,
     import numpy as np
 
     from loc3r.data.text_localization import parse_pose_text
-    from loc3r.evaluate.tasks.synth import synth_eval_sets
+    from loc3r.benchmarks.synthrooms.task import synth_eval_sets
 
     poses = []
     for root in train_roots:

@@ -17,7 +17,7 @@ from conftest import K_COLOR, K_DEPTH, SQA3D_CENTRES, SQA3D_FIXTURES, axis_align
 from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.data.scannet import ScanNetFrameSource, SceneMeta, SceneMetaTable, export_scannet_scene
 from loc3r.data.schema import SampleError
-from loc3r.data.sqa3d import (
+from loc3r.benchmarks.sqa3d.reader import (
     SQA3DDataset,
     bev_to_sqa3d,
     load_sqa3d,

@@ -13,7 +13,7 @@ import pytest
 
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, count_video_frames, decode_video, uniform_indices
-from loc3r.data.vsibench import VSIBenchDataset, load_vsibench
+from loc3r.benchmarks.vsibench.reader import VSIBenchDataset, load_vsibench
 
 ROWS = [
     {
@@ -128,7 +128,7 @@ def test_dataset_samples_and_undecodable_video(tmp_path: Path) -> None:
 def test_synthrooms_records_load_through_the_same_loader(tmp_path: Path) -> None:
     """The SynthRooms writer's ``vsibench/<split>.jsonl`` (``dataset: "synthrooms"``) loads with videos at
     ``vsibench/synthrooms/<scene>.mp4``; an unknown source is still rejected."""
-    from loc3r.data.vsibench import VSIBENCH_SOURCES
+    from loc3r.benchmarks.vsibench.reader import VSIBENCH_SOURCES
     from loc3r.synthrooms.writer import DATASET_NAME, SynthSettings, generate_dataset
 
     assert DATASET_NAME in VSIBENCH_SOURCES

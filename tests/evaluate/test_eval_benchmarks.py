@@ -227,7 +227,7 @@ def test_benchmark_end_to_end_and_rescored(
 
 
 def test_vsibench_prompts_follow_question_type(data: dict[str, Path]) -> None:
-    from loc3r.data.vsibench import VSIBenchDataset, load_vsibench
+    from loc3r.benchmarks.vsibench.reader import VSIBenchDataset, load_vsibench
     from loc3r.evaluate.benchmark_config import load_eval_config
     from loc3r.evaluate.tasks import get_task
 
@@ -260,7 +260,7 @@ def test_sqa3d_localization_ground_truth_round_trip_is_exact(
     from loc3r.data.registry import build_dataset
     from loc3r.data.spec import DatasetSpec
     from loc3r.data.text_localization import bev_ground_truth
-    from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
+    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
 
     dataset = build_dataset(DatasetSpec.model_validate(_data_spec("sqa3d", data)), num_frames=4)
     ann_path = data["synth"] / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json"
@@ -288,7 +288,7 @@ def _official_sqa3d(data: dict[str, Path], tmp: Path) -> tuple[Path, Path]:
     """The SynthRooms SQA3D pair rewritten in SQA3D's own convention (positions relative to a raw-mesh bbox
     centre, agent facing local -x) + a scene-meta JSON giving that centre and a non-trivial axis alignment,
     as for a real ScanNet scene (the scan's poses are the "raw" frame; the alignment rotates them)."""
-    from loc3r.data.sqa3d import world_to_sqa3d
+    from loc3r.benchmarks.sqa3d.reader import world_to_sqa3d
 
     src = data["synth"] / "sqa3d"
     official = tmp / "sqa3d_official"
@@ -318,7 +318,7 @@ def test_sqa3d_official_convention_end_to_end(
     from loc3r.data.registry import build_dataset
     from loc3r.data.spec import DatasetSpec
     from loc3r.data.text_localization import bev_ground_truth
-    from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
+    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
 
     official, meta = _official_sqa3d(data, tmp_path)
     options = {"scannet_root": str(data["synth"] / "scans"), "scene_meta": str(meta), "points_size": None}
@@ -360,9 +360,9 @@ def test_sqa3d_convention_round_trip_on_released_records() -> None:
     from conftest import sqa3d_meta_table as meta_table
     from loc3r.core.geometry import anchor_frame
     from loc3r.data.schema import ClipSample
-    from loc3r.data.sqa3d import load_sqa3d
+    from loc3r.benchmarks.sqa3d.reader import load_sqa3d
     from loc3r.evaluate.localization import score_sqa3d_localization
-    from loc3r.evaluate.tasks.sqa3d import sqa3d_pose_record
+    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
 
     table = meta_table()
     records, _ = load_sqa3d(FIXTURES, "test", scene_meta=table)

@@ -1,7 +1,7 @@
 """VSI-Bench-debiased, ViewSpatial-Bench and VSI-SUPER scored the official way on hand-made cases.
 
 Every expected value is computed by hand in the test from the official definitions (module docstrings of
-``loc3r.evaluate.viewspatial`` / ``loc3r.evaluate.vsisuper``; VSI-Bench-debiased is VSI-Bench's metric on the
+``loc3r.benchmarks.viewspatial.metric`` / ``loc3r.benchmarks.vsisuper.metric``; VSI-Bench-debiased is VSI-Bench's metric on the
 debiased records): option letters with punctuation, unparsable answers, MRA on zero and negative numbers, the
 counting tolerance (10 thresholds 0.50..0.95), streaming pairs.
 """
@@ -13,9 +13,9 @@ import json
 import pytest
 
 from loc3r.data.schema import SampleError
-from loc3r.evaluate.viewspatial import extract_option, score_viewspatial
-from loc3r.evaluate.vsibench import score_vsibench
-from loc3r.evaluate.vsisuper import count_mra, extract_number, score_vsc, score_vsc_streaming, score_vsr
+from loc3r.benchmarks.viewspatial.metric import extract_option, score_viewspatial
+from loc3r.benchmarks.vsibench.metric import score_vsibench
+from loc3r.benchmarks.vsisuper.metric import count_mra, extract_number, score_vsc, score_vsc_streaming, score_vsr
 
 CAM = "Camera perspective - Relative Direction"
 SIM = "Person perspective - Scene Simulation Relative Direction"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loc3r.data.schema import SampleError
-from loc3r.evaluate.vsibench import (
+from loc3r.benchmarks.vsibench.metric import (
     MRA_THRESHOLDS,
     TASKS,
     exact_match,

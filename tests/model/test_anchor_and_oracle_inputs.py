@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from loc3r.data.builders import build_synth
+from loc3r.benchmarks.synthrooms.reader import build_synth
 from loc3r.data.spec import DatasetSpec
 from loc3r.model.oracle_tower import ORACLE_BACKGROUND, token_object_names
 from loc3r.synthrooms.writer import SynthSettings, generate_dataset

@@ -23,7 +23,7 @@ What it does, end to end, with fixed seeds:
    situation (:class:`loc3r.data.text_localization.TextLocalizationDataset`).
 3. Evaluates on ``test`` (held-out rooms), ``novel_view`` (the same held-out rooms, new camera path; ``--full``) and per
    scene-complexity bin (object count) with the runner of ``loc3r eval`` (:func:`loc3r.evaluate.runner.evaluate`
-   on the SynthRooms tasks of :mod:`loc3r.evaluate.tasks.synth`, the config ``configs/synth/eval/<split>.yaml``
+   on the SynthRooms tasks of :mod:`loc3r.benchmarks.synthrooms.task`, the config ``configs/synth/eval/<split>.yaml``
    holds), prints ONE table with the settings and chance levels, writes
    ``OUT/results.json`` ``{variant: {split: {metric: value}}}`` and BEV pictures ``OUT/bev/*.png``.
 
@@ -281,7 +281,7 @@ def resolve_base(base: str | None) -> Path | None:
 def _chance(train_sets: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Chance-level scores on the evaluated splits: mean training pose, majority answers."""
     from loc3r.data.text_localization import parse_pose_text
-    from loc3r.evaluate.tasks.synth import score_synth
+    from loc3r.benchmarks.synthrooms.task import score_synth
 
     loc = train_sets["loc"]
     poses = [parse_pose_text(r) for r in (loc[i].answer for i in range(len(loc)))]
@@ -457,7 +457,7 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
     from loc3r.core.io import read_json, write_json, write_jsonl
     from loc3r.data.schema import SampleError
     from loc3r.evaluate.runner import evaluate, load_model
-    from loc3r.evaluate.tasks.synth import score_synth, synth_eval_config, synth_eval_sets
+    from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config, synth_eval_sets
     from loc3r.synthrooms.writer import read_index
     from loc3r.train.recipe import train
 
@@ -568,7 +568,7 @@ def run_demo(
     import torch
 
     from loc3r.core.io import read_jsonl, write_json, write_text
-    from loc3r.evaluate.tasks.synth import synth_eval_sets, task_settings
+    from loc3r.benchmarks.synthrooms.task import synth_eval_sets, task_settings
     from loc3r.synthrooms.writer import generate_dataset, read_index
 
     unknown = sorted(set(settings.variants) - set(VARIANTS))

@@ -1,5 +1,5 @@
 """Benchmarks on streamed video: a long video pushed through ``loc3r stream``'s live session and answered at given
-times (VSI-SUPER streaming counting, :class:`~loc3r.evaluate.tasks.vsisuper.VSICountStreamingTask`).
+times (VSI-SUPER streaming counting, :class:`~loc3r.benchmarks.vsisuper.task.VSICountStreamingTask`).
 
 ``loc3r eval --config configs/paper/eval/vsisuper_count_streaming.yaml`` passes :func:`stream_counts` to the runner
 (:func:`loc3r.evaluate.runner.evaluate`, ``stream_predict``): the evaluation layer cannot import this one. For one

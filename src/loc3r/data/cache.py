@@ -45,11 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.benchmarks.vsibench.reader import VSIBenchDataset, VSIBenchRecord
 from loc3r.core.io import write_json
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, VideoClip
-from loc3r.data.vsibench import VSIBenchDataset, VSIBenchRecord
 
 __all__ = [
     "CACHE_VERSION",
@@ -293,7 +293,7 @@ class CachedFrameSource:
 
 
 class CachedVSIBenchDataset(VSIBenchDataset):
-    """:class:`~loc3r.data.vsibench.VSIBenchDataset` reading prepared video clips instead of decoding.
+    """:class:`~loc3r.benchmarks.vsibench.reader.VSIBenchDataset` reading prepared video clips instead of decoding.
 
     ``video_root`` is the cache directory; ``__getitem__`` (prompt, options, answer, meta) is inherited, so a
     prepared sample equals the decoded one.

@@ -50,12 +50,15 @@ when it exists (fallback). The report counts ``vsi_samples_with_scan`` and, for 
 (names the scan's pose folder, the scene and field ``pose``). Those samples train from the mp4 without layout
 targets.
 
-Only the scenes that the annotation files reference are prepared for sqa3d / scanqa / msqa / vsibench.
+Only the scenes that the annotation files reference are prepared for sqa3d / scanqa / msqa / vsibench. The part of
+each benchmark (which files, which clips) is its folder's ``prepare.py`` (``loc3r/benchmarks/<name>/prepare.py``,
+:mod:`loc3r.data.prepare_plan`); ``loc3r prepare`` knows every folder that has one.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -64,31 +67,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loc3r.benchmarks import benchmark_modules
 from loc3r.core.io import write_json
 from loc3r.data.cache import (
     REPORT_FILE,
-    clip_key,
     clip_path,
     read_cache_info,
-    scan_key,
-    video_key,
     write_cache_info,
     write_scannet_clip,
     write_video_clip,
 )
+from loc3r.data.prepare_plan import ClipPlan, ClipTask
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
 
-__all__ = ["DATASETS", "DEFAULT_SPLITS", "PrepareOptions", "PrepareResult", "prepare_dataset"]
+__all__ = ["DATASETS", "PrepareOptions", "PrepareResult", "prepare_dataset"]
 
-DATASETS = ("scannet", "scannetpp", "arkitscenes", "synthrooms", "sqa3d", "scanqa", "msqa", "vsibench")
 #: datasets whose root is a folder of scan folders, one clip per scan (read by :func:`loc3r.data.captures.open_scan`)
 SCAN_DATASETS = ("scannet", "scannetpp", "arkitscenes")
-DEFAULT_SPLITS: dict[str, tuple[str, ...]] = {
-    "sqa3d": ("train", "val", "test"),
-    "scanqa": ("train", "val", "test_w_obj", "test_wo_obj"),
-    "synthrooms": ("train", "val", "test", "test_novel_view"),
-}
+#: every dataset ``loc3r prepare`` knows: the scan datasets and the benchmark folders with a ``prepare.py``
+DATASETS = (*SCAN_DATASETS, *(name.split(".")[-2] for name in benchmark_modules("prepare")))
 
 
 @dataclass
@@ -188,19 +186,6 @@ class PrepareResult:
 # ---------------------------------------------------------------- per-clip work (runs in worker processes)
 
 
-@dataclass(frozen=True)
-class _Task:
-    """One clip to prepare: a ScanNet-style scene (``scene_dir``) or a video (``video``)."""
-
-    key: str
-    scene_id: str
-    scene_dir: str | None = None
-    video: str | None = None
-    record: str | None = None
-    #: a scan with fewer valid poses is refused (VSI-style records: the mp4 is the fallback)
-    min_valid_frames: int = 0
-
-
 @dataclass
 class _Outcome:
     key: str
@@ -231,7 +216,7 @@ def _scene_meta_table(path: str, scans_root: Path | None) -> Any:
     return SceneMetaTable.from_json(path, scans_root=scans_root)
 
 
-def _prepare_one(task: _Task, opts: PrepareOptions) -> _Outcome:
+def _prepare_one(task: ClipTask, opts: PrepareOptions) -> _Outcome:
     """Load one clip with the dataset's loader and (unless ``check``) write it; never raises on bad input."""
     report = LoadReport(f"clip {task.key}")
     out = _Outcome(task.key)
@@ -290,149 +275,18 @@ def _prepare_one(task: _Task, opts: PrepareOptions) -> _Outcome:
 # ---------------------------------------------------------------- records and the clips they need
 
 
-def _split_files_exist(dataset: str, root: Path, split: str) -> bool:
-    if dataset == "sqa3d":
-        return any(root.rglob(f"v1_balanced_questions_{split}_scannetv2.json"))
-    if dataset == "scanqa":
-        return (root / f"ScanQA_v1.0_{split}.json").is_file()
-    return False
-
-
-def _collect(opts: PrepareOptions, report: LoadReport) -> tuple[list[_Task], dict[str, int], dict[str, str]]:
-    """Read and validate the dataset's records; return the clips they need, the samples per clip and the
-    fallback clip of a clip (VSI-style records: scan clip -> the record's video clip)."""
-    ds, root = opts.dataset, Path(opts.root)
-    per_clip: dict[str, int] = {}
-    fallback: dict[str, str] = {}
-    tasks: dict[str, _Task] = {}
-    strict = opts.strict
-
-    def scene_task(frames_root: Path, scene_id: str) -> str:
-        key = clip_key(scene_id)
-        tasks.setdefault(key, _Task(key=key, scene_id=scene_id, scene_dir=str(frames_root / scene_id)))
-        return key
-
+def _collect(opts: PrepareOptions, report: LoadReport) -> ClipPlan:
+    """Read and validate the dataset's records (its benchmark folder's ``prepare.collect``); the clips they need."""
+    root = Path(opts.root)
     if not root.exists():
-        raise SampleError(f"{root}: dataset root of {ds!r} does not exist")
-    if ds in SCAN_DATASETS:
+        raise SampleError(f"{root}: dataset root of {opts.dataset!r} does not exist")
+    plan = ClipPlan()
+    if opts.dataset in SCAN_DATASETS:
         for entry in sorted(p for p in root.iterdir() if p.is_dir()):
-            scene_task(root, entry.name)
-        return list(tasks.values()), per_clip, fallback
-    if ds == "vsibench":
-        from loc3r.data.vsibench import load_vsibench
-
-        records, rep = load_vsibench(root, strict=strict)
-        report.merge(rep)
-        video_root = Path(opts.video_root) if opts.video_root else (root.parent if root.is_file() else root)
-        scan_roots = {k: Path(v) for k, v in (opts.scan_roots or {}).items()}
-        for r in records:
-            if r.dataset in scan_roots:
-                scene_dir = scan_roots[r.dataset] / r.scene_name
-                if scene_dir.is_dir():
-                    key = scan_key(r.dataset, r.scene_name)
-                    tasks.setdefault(
-                        key,
-                        _Task(
-                            key=key,
-                            scene_id=r.scene_name,
-                            scene_dir=str(scene_dir),
-                            record=f"id={r.id}",
-                            min_valid_frames=opts.num_frames,
-                        ),
-                    )
-                    per_clip[key] = per_clip.get(key, 0) + 1
-                    if not r.video_path(video_root).is_file():
-                        continue  # the scan alone serves it; no fallback video to prepare
-                    fallback[key] = video_key(r.dataset, r.scene_name)
-                    tasks.setdefault(
-                        fallback[key],
-                        _Task(key=fallback[key], scene_id=r.scene_name, video=str(r.video_path(video_root)),
-                              record=f"id={r.id}"),
-                    )  # fmt: skip
-                    continue
-                else:
-                    report.error(
-                        "scene_without_scan",
-                        f"{root} id={r.id}: field 'scene_name': scene {r.scene_name!r} of dataset {r.dataset!r} has "
-                        f"no scan folder {scene_dir}; the sample keeps the mp4 frames (no layout targets)",
-                        file=root,
-                        record=f"id={r.id}",
-                        field="scene_name",
-                    )
-            else:
-                report.skip(f"vsi_no_scan_root:{r.dataset}", f"id={r.id}")
-            key = video_key(r.dataset, r.scene_name)
-            tasks.setdefault(
-                key, _Task(key=key, scene_id=r.scene_name, video=str(r.video_path(video_root)), record=f"id={r.id}")
-            )
-            per_clip[key] = per_clip.get(key, 0) + 1
-        return list(tasks.values()), per_clip, fallback
-
-    scene_ids: list[str] = []
-    if ds == "synthrooms":
-        from loc3r.data.builders import synth_vsi_records
-        from loc3r.data.sqa3d import load_sqa3d
-        from loc3r.synthrooms.writer import read_index
-
-        try:
-            index = read_index(root)
-        except (OSError, ValueError, RuntimeError) as err:
-            raise SampleError(f"{root}: not a SynthRooms directory ({err})") from err
-        frames_root = root / "scans"
-        splits = list(opts.splits or [s for s in DEFAULT_SPLITS[ds] if s in index.get("splits", {})])
-        for scene_id in sorted(index.get("scenes", {})):
-            scene_task(frames_root, scene_id)
-        for split in splits:
-            records, rep = load_sqa3d(root / "sqa3d", split, convention="loc3r_world", strict=strict)
-            report.merge(rep)
-            scene_ids += [r.scene_id for r in records]
-            vsi_path = root / "vsibench" / f"{split}.jsonl"
-            if vsi_path.is_file():
-                try:
-                    scene_ids += [r.scene_name for r in synth_vsi_records(vsi_path)]
-                except SampleError as err:
-                    report.error("bad_record", str(err), file=vsi_path)
+            plan.scene(root, entry.name, samples=0)
     else:
-        if opts.scannet_root is None:
-            raise SampleError(f"dataset {ds}: --scannet-root (the ScanNet frames) is required")
-        frames_root = Path(opts.scannet_root)
-        table = None
-        if opts.scene_meta:
-            from loc3r.data.scannet import SceneMetaTable
-
-            table = SceneMetaTable.from_json(opts.scene_meta, scans_root=opts.scans_root)
-        if ds == "sqa3d":
-            from loc3r.data.sqa3d import load_sqa3d
-
-            splits = list(opts.splits or [s for s in DEFAULT_SPLITS[ds] if _split_files_exist(ds, root, s)])
-            if not splits:
-                raise SampleError(f"{root}: no SQA3D files v1_balanced_questions_<split>_scannetv2.json found")
-            for split in splits:
-                records, rep = load_sqa3d(root, split, scene_meta=table, scans_root=opts.scans_root, strict=strict)
-                report.merge(rep)
-                scene_ids += [r.scene_id for r in records]
-        elif ds == "scanqa":
-            from loc3r.data.scanqa import load_scanqa
-
-            splits = list(opts.splits or [s for s in DEFAULT_SPLITS[ds] if _split_files_exist(ds, root, s)])
-            if not splits:
-                raise SampleError(f"{root}: no ScanQA files ScanQA_v1.0_<split>.json found")
-            for split in splits:
-                records, rep = load_scanqa(root, split, strict=strict)
-                report.merge(rep)
-                scene_ids += [r.scene_id for r in records]
-        elif ds == "msqa":
-            from loc3r.data.msqa import load_msqa
-
-            records, rep = load_msqa(root, scene_meta=table, strict=strict)
-            report.merge(rep)
-            scene_ids += [r.scene_id for r in records]
-        else:
-            raise SampleError(f"unknown dataset {ds!r}; choose one of {DATASETS}")
-    for scene_id in scene_ids:
-        key = scene_task(frames_root, scene_id)
-        per_clip[key] = per_clip.get(key, 0) + 1
-    return list(tasks.values()), per_clip, fallback
+        importlib.import_module(f"loc3r.benchmarks.{opts.dataset}.prepare").collect(opts, report, plan)
+    return plan
 
 
 # ---------------------------------------------------------------- the run
@@ -466,10 +320,11 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
     report = LoadReport(f"prepare {opts.dataset} ({opts.root})", strict=opts.strict)
     result = PrepareResult(report=report)
     _check_settings(opts)
-    tasks, per_clip, fallback = _collect(opts, report)
+    plan = _collect(opts, report)
+    tasks, per_clip, fallback = list(plan.tasks.values()), plan.per_clip, plan.fallback
     result.clips_total = len(tasks)
     result.samples = sum(per_clip.values()) if opts.dataset not in SCAN_DATASETS else 0
-    todo: list[_Task] = []
+    todo: list[ClipTask] = []
     for task in tasks:
         if not opts.check and clip_path(opts.out, task.key).is_file():
             result.clips_existing += 1

@@ -1,11 +1,11 @@
 """The registry of dataset *kinds*: a recipe's ``data.train[*].kind`` (or an evaluation config's ``data.kind``)
 -> the builder that turns a :class:`~loc3r.data.spec.DatasetSpec` into a ``Dataset[ClipSample]``.
 
-No import side effects: the built-in kinds are a table of ``"module:function"`` names (:data:`BUILTIN_KINDS`),
-imported on first use, so importing this module imports no loader (and nothing above ``loc3r.data``). A kind
-defined elsewhere (a benchmark script, a plug-in) registers itself with :func:`register_dataset`; it only has to
-be imported before :func:`build_dataset` is called. A new built-in kind is one builder function in ``loc3r.data``
-plus one line in :data:`BUILTIN_KINDS`.
+There is no list of kinds here: every benchmark folder's ``reader.py`` exports ``DATASET_KINDS: {kind: builder}``
+(:func:`loc3r.benchmarks.benchmark_modules`), imported on first use, so importing this module imports no loader (and
+nothing above ``loc3r.data``). A kind defined elsewhere (a benchmark script, a plug-in) registers itself with
+:func:`register_dataset`; it only has to be imported before :func:`build_dataset` is called. A new built-in kind
+is one builder in its benchmark folder's ``reader.py`` and one entry of its ``DATASET_KINDS``.
 
 A builder is ``builder(spec, num_frames=..., **options) -> Dataset``: ``spec.options`` become keyword arguments,
 checked against the builder's signature here so that a typo is an error naming the option and the kind.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from torch.utils.data import Dataset
@@ -23,32 +24,36 @@ from torch.utils.data import Dataset
 from loc3r.data.schema import ClipSample, SampleError
 
 __all__ = [
-    "BUILTIN_KINDS",
     "DATASET_BUILDERS",
     "SubsetDataset",
     "available_kinds",
     "build_dataset",
+    "builtin_kinds",
     "get_builder",
     "register_dataset",
 ]
 
 DatasetBuilder = Callable[..., Dataset]
 
-#: kind -> ``"module:function"`` of the built-in builders (imported lazily, on first use of the kind).
-BUILTIN_KINDS: dict[str, str] = {
-    "sqa3d": "loc3r.data.builders:build_sqa3d",
-    "scanqa": "loc3r.data.builders:build_scanqa",
-    "msqa": "loc3r.data.builders:build_msqa",
-    "vsibench": "loc3r.data.builders:build_vsibench",
-    "viewspatial": "loc3r.data.viewspatial:build_viewspatial",
-    "vsisuper": "loc3r.data.vsisuper:build_vsisuper",
-    "synth": "loc3r.data.builders:build_synth",
-    "synth_pretrain": "loc3r.data.builders:build_synth_pretrain",
-    "synth_loc_text": "loc3r.data.text_localization:build_synth_loc_text",
-}
-
-#: kind -> builder, for kinds registered with :func:`register_dataset` and built-in kinds already resolved.
+#: kind -> builder, for kinds registered with :func:`register_dataset` (they win over a benchmark folder's kind)
+#: and built-in kinds already resolved
 DATASET_BUILDERS: dict[str, DatasetBuilder] = {}
+
+
+@cache
+def builtin_kinds() -> dict[str, DatasetBuilder]:
+    """``{kind: builder}`` of every benchmark folder's ``reader.py`` (``DATASET_KINDS``; imported now, once)."""
+    from loc3r.benchmarks import benchmark_modules
+
+    kinds: dict[str, DatasetBuilder] = {}
+    for module_name in benchmark_modules("reader"):
+        for kind, builder in getattr(importlib.import_module(module_name), "DATASET_KINDS", {}).items():
+            if kind in kinds:  # two folders claim one kind: a packaging bug, not a user error
+                raise RuntimeError(
+                    f"dataset kind {kind!r} of {module_name} is also defined by {kinds[kind].__module__}"
+                )
+            kinds[kind] = builder
+    return kinds
 
 
 def register_dataset(kind: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
@@ -63,15 +68,14 @@ def register_dataset(kind: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
 
 def available_kinds() -> list[str]:
     """Every kind :func:`build_dataset` knows (built-in and registered)."""
-    return sorted(set(BUILTIN_KINDS) | set(DATASET_BUILDERS))
+    return sorted(set(builtin_kinds()) | set(DATASET_BUILDERS))
 
 
 def get_builder(kind: str, source: str = "config") -> DatasetBuilder:
-    """The builder of ``kind`` (a built-in one is imported now); an unknown kind is a :class:`SampleError`."""
+    """The builder of ``kind`` (the readers are imported now); an unknown kind is a :class:`SampleError`."""
     builder = DATASET_BUILDERS.get(kind)
-    if builder is None and kind in BUILTIN_KINDS:
-        module_name, name = BUILTIN_KINDS[kind].split(":")
-        builder = DATASET_BUILDERS[kind] = getattr(importlib.import_module(module_name), name)
+    if builder is None and kind in builtin_kinds():
+        builder = DATASET_BUILDERS[kind] = builtin_kinds()[kind]
     if builder is None:
         raise SampleError(f"{source}: unknown dataset kind {kind!r}; known kinds: {available_kinds()}")
     return builder

@@ -159,7 +159,7 @@ def mesh_bbox_center(ply_path: str | Path) -> np.ndarray:
     """Centre ``(max + min) / 2`` of the axis-parallel bounding box of a mesh's vertices (raw frame).
 
     This is the ``bs_center`` SQA3D subtracts from ScanNet's ``<scene>_vh_clean_2.ply`` (see
-    :mod:`loc3r.data.sqa3d`). The mesh is loaded with trimesh and ``process=False`` so that no vertex is
+    :mod:`loc3r.benchmarks.sqa3d.reader`). The mesh is loaded with trimesh and ``process=False`` so that no vertex is
     merged or dropped before the bounds are taken.
     """
     import trimesh
@@ -191,7 +191,7 @@ class SceneMeta:
     * ``mesh_bbox_center``: centre of the bounding box of the raw ``<scene>_vh_clean_2.ply`` vertices
       (SQA3D's origin), None if unknown.
     * ``sceneverse_offset``: translation ``t`` with ``p_world = p_sceneverse + t`` for MSQA / SceneVerse
-      coordinates (see :mod:`loc3r.data.msqa`), None if unknown.
+      coordinates (see :mod:`loc3r.benchmarks.msqa.reader`), None if unknown.
     """
 
     scene_id: str

@@ -1,4 +1,5 @@
-"""Situated localization as text: the pose-text format and the text-localization dataset (kind ``synth_loc_text``).
+"""Situated localization as text: the pose-text format and the text-localization dataset (SynthRooms kind
+``synth_loc_text``, :mod:`loc3r.benchmarks.synthrooms.reader`).
 
 A plain fine-tuned VLM (``lm_only``) has no ``<Pos>``/``<Ori>`` heads, so it answers the localization question
 with text coordinates in the clip's BEV anchor frame, ``"x 1.2 y -0.4 yaw 90"`` (metres, metres, degrees,
@@ -29,7 +30,6 @@ __all__ = [
     "LOC_TASK",
     "TextLocalizationDataset",
     "bev_ground_truth",
-    "build_synth_loc_text",
     "format_pose_text",
     "parse_pose_text",
 ]
@@ -133,12 +133,3 @@ class TextLocalizationDataset(Dataset):
                 **frame_problems_meta(sample.meta),
             },
         ).validate()
-
-
-def build_synth_loc_text(spec: Any, num_frames: int, strict: bool = False) -> Dataset:
-    """Dataset kind ``synth_loc_text`` (a recipe's ``data.train[*].kind``): the situations of a SynthRooms split
-    as text-coordinate localization samples (see :class:`TextLocalizationDataset`)."""
-    from loc3r.data.builders import build_synth
-
-    base = build_synth(spec, num_frames=num_frames, tasks=("situated",), strict=strict)
-    return TextLocalizationDataset(base)

@@ -19,9 +19,9 @@ Prompt suffixes (appended to the user text by the evaluation, one per answer typ
 * SynthRooms (``benchmark: synthrooms``): the prompts are the ones the model was trained with (no suffix), and
   ``num_frames: null`` takes the checkpoint's frame count (recorded by training).
 
-Each benchmark's task (prompt, prediction record, scoring) is a :class:`~loc3r.evaluate.tasks.base.Task` in
-:mod:`loc3r.evaluate.tasks` (one module per benchmark, lmms-eval style); ``benchmark`` must be one of its
-registered names (:data:`loc3r.evaluate.tasks.TASK_NAMES`).
+Each benchmark's task (prompt, prediction record, scoring) is a :class:`~loc3r.evaluate.task.Task` in its folder
+``loc3r/benchmarks/<name>/task.py`` (lmms-eval style); ``benchmark`` must be one of the names of the task registry
+(:func:`loc3r.evaluate.tasks.task_names`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from loc3r.core.config import (
     validate_config,
 )
 from loc3r.data.spec import DatasetSpec
-from loc3r.evaluate.tasks import TASK_NAMES
 
 __all__ = ["PromptConfig", "GenerationConfig", "EvalConfig", "load_eval_config"]
 
@@ -92,8 +91,10 @@ class EvalConfig(StrictConfig):
     @field_validator("benchmark")
     @classmethod
     def _known_benchmark(cls, value: str) -> str:
-        if value not in TASK_NAMES:
-            raise ValueError(f"unknown benchmark {value!r}; known: {', '.join(TASK_NAMES)}")
+        from loc3r.evaluate.tasks import task_names  # the task modules import this one's types (no cycle)
+
+        if value not in task_names():
+            raise ValueError(f"unknown benchmark {value!r}; known: {', '.join(task_names())}")
         return value
 
     @field_validator("max_samples")

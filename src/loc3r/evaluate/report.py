@@ -4,16 +4,28 @@ Both views show the same flat dict produced by the scorers (``score_sqa3d_locali
 ``score_sqa3d_qa``, ``score_scanqa``, ``score_vsibench``), so every key printed in the table is a key of
 the JSON object and vice versa. Floats are percentages unless the key says otherwise (``*_m``,
 ``*_deg``); the table rounds to 2 decimals, the JSON keeps full precision.
+
+:func:`run_score` is what every ``loc3r score`` sub-command (a benchmark folder's ``score.py``) does with its task's
+``score_files``: warn about missing / unknown ids on stderr, then print the table or the JSON object.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["format_value", "format_table", "to_json"]
+__all__ = [
+    "add_predictions_command",
+    "add_score_options",
+    "format_value",
+    "format_table",
+    "run_references",
+    "run_score",
+    "to_json",
+]
 
 
 def format_value(value: Any) -> str:
@@ -73,3 +85,85 @@ def to_json(metrics: Mapping[str, Any]) -> str:
         return value
 
     return json.dumps(clean(dict(metrics)), indent=2, allow_nan=False)
+
+
+def add_score_options(parser: Any, strict: bool = True) -> None:
+    """``--json`` (and ``--strict``, for benchmarks whose references are a separate file) of a ``loc3r score``
+    sub-command (an ``argparse`` parser)."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    if strict:
+        parser.add_argument("--strict", action="store_true", help="fail on predictions for ids not in the references")
+
+
+def _warnings(command: str, result: Mapping[str, Any], missing: str) -> list[str]:
+    """The stderr lines of a score: missing / unknown ids, inconsistent situations, unjudged answers, no METEOR."""
+    lines = []
+    for kind, what in (("missing", missing), ("unknown", "predictions have ids not in the references (ignored)")):
+        if result.get(kind):
+            lines.append(f"{result[kind]} {what}, e.g. {result.get(f'{kind}_examples', [])}")
+    if result.get("inconsistent_situations"):
+        lines.append(f"{result['inconsistent_situations']} situations got different predictions for their questions "
+                     "(the first question's prediction is scored)")  # fmt: skip
+    if result.get("unjudged"):
+        lines.append(f"{result['unjudged']} answers match no reference by rule and carry no judge score: scored 1 (the "
+                     "official GPT-4o judge does not run here; the scores are a lower bound)")  # fmt: skip
+    if result.get("meteor_unavailable"):
+        lines.append(str(result["meteor_unavailable"]))
+    return [f"loc3r score {command}: warning: {line}" for line in lines]
+
+
+def run_score(
+    args: Any,
+    task_name: str,
+    work: Callable[[Any], dict[str, Any]],
+    settings: dict[str, Any],
+    title: Callable[[str, Mapping[str, Any]], str] | None = None,
+    missing: Callable[[Mapping[str, Any]], str] | None = None,
+) -> int:
+    """``loc3r score <args.benchmark>``: score with the task ``task_name`` (``work(task)``, its ``score_files``), warn
+    on stderr, print its table (title: ``title(task.title, result)`` when given) or JSON; exit code 2 on bad files."""
+    from loc3r.data.schema import SampleError
+    from loc3r.evaluate.tasks import get_task
+
+    command, task = args.benchmark, get_task(task_name)
+    try:
+        result = work(task)
+    except SampleError as err:
+        print(f"loc3r score {command}: error: {err}", file=sys.stderr)
+        return 2
+    what = missing(result) if missing else "reference entries have no prediction (scored as wrong)"
+    for line in _warnings(command, result, what):
+        print(line, file=sys.stderr)
+    if args.json:
+        print(to_json(result))
+    else:
+        heading = title(task.title, result) if title else task.title
+        print(format_table(heading, result, {**settings, "metric": task.metric}))
+    return 0
+
+
+def run_references(args: Any) -> int:
+    """``--predictions`` against ``--references`` with the task ``args.score_task`` (ScanQA, MSQA: ``--no-meteor``)."""
+    return run_score(
+        args,
+        args.score_task,
+        lambda task: task.score_files(
+            args.predictions, references=args.references, strict=args.strict, meteor=not args.no_meteor
+        ),
+        {"references": args.references, "predictions": args.predictions},
+    )
+
+
+def _run_predictions_only(args: Any) -> int:
+    return run_score(
+        args, args.score_task, lambda task: task.score_files(args.predictions), {"predictions": args.predictions}
+    )
+
+
+def add_predictions_command(benchmarks: Any, command: str, task_name: str, help_text: str, what: str) -> None:
+    """A ``loc3r score`` sub-command of a benchmark whose prediction file carries its references (VSI-Bench,
+    ViewSpatial, VSI-SUPER): ``--predictions`` (``what``: the records) and ``--json``."""
+    parser = benchmarks.add_parser(command, help=help_text)
+    parser.add_argument("--predictions", required=True, help=f"JSONL (or JSON list): {what}")
+    add_score_options(parser, strict=False)
+    parser.set_defaults(func=_run_predictions_only, score_task=task_name)

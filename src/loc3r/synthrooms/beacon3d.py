@@ -3,7 +3,7 @@
 Beacon3D (Huang et al., CVPR 2025) is object-centric: each object of a scene has three grounding texts that
 refer to it and three questions about it, each tagged with a knowledge type (``class``, ``appearance``,
 ``geometry``, ``spatial``, ``existence``) and ``extra_knowledge`` (0/1: whether answering needs knowledge beyond
-the referred object). The files written here are the benchmark's (see :mod:`loc3r.evaluate.beacon3d`):
+the referred object). The files written here are the benchmark's (see :mod:`loc3r.benchmarks.beacon3d.metric`):
 
 * ``metadata_synthrooms_qa.json``: ``{scene_id: {category: {instance_id: {"grounding_text": [...], "qa": [...]}}}}``;
 * ``synthrooms_qa.json``: the ScanQA-format records of ``qa_to_scanqa_format.py`` (what a model reads: loc3r's
@@ -114,7 +114,7 @@ def beacon3d_files(
     layouts: Sequence[SceneLayout], seed: int, visible: Mapping[str, Collection[int]] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, str]]]:
     """``(metadata, scanqa_records, obj_id_to_class)`` of a split, in Beacon3D's formats (module docstring)."""
-    from loc3r.data.beacon3d import beacon3d_records
+    from loc3r.benchmarks.beacon3d.reader import beacon3d_records
 
     metadata: dict[str, Any] = {}
     classes: dict[str, dict[str, str]] = {}

@@ -41,7 +41,7 @@ thinking-in-space rule of ``loc3r score vsibench``).
 ``loc3r_sqa3d_localization`` document the loc3r model generates no tokens and returns one JSON object as its
 response: the loc3r task's prediction record, ``{"question_id", "position": {x, y, z}, "rotation": {_x, _y, _z,
 _w}, "candidates", "position_bev": [x, y], "yaw_bev", "position_sigma", "yaw_confidence"}`` — the heads' pose in
-the clip's BEV frame and mapped back to SQA3D's frame by :func:`loc3r.evaluate.tasks.sqa3d.sqa3d_pose_record`,
+the clip's BEV frame and mapped back to SQA3D's frame by :func:`loc3r.benchmarks.sqa3d.task.sqa3d_pose_record`,
 the one place that inverts the loader's conversion. The task's ``process_results`` parses it; a response that is
 not such an object (another model, a sample that failed to load) counts as a missing prediction, i.e. wrong.
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loc3r.evaluate.vsibench import TASKS as VSI_TASKS
+from loc3r.benchmarks.vsibench.metric import TASKS as VSI_TASKS
 
 __all__ = ["METRICS", "LOWER_IS_BETTER", "aggregation_name", "process_results", "aggregate", "score_records"]
 

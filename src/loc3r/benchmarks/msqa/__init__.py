@@ -1,0 +1,1 @@
+"""MSQA (multi-modal situated QA), ScanNet part: situated open questions with a location and orientation."""

@@ -1,0 +1,1 @@
+"""SQA3D: situated question answering and situation localization in ScanNet scenes."""

@@ -1,0 +1,1 @@
+"""ViewSpatial-Bench: perspective-taking questions on images, from the camera's and from a person's view."""

@@ -1,0 +1,92 @@
+"""ViewSpatial-Bench: direction questions from the camera's view and from a person's (perspective taking).
+
+* Data: an evaluation config's ``data`` of kind ``viewspatial`` (:func:`loc3r.benchmarks.viewspatial.reader.build_viewspatial`:
+  the released ``ViewSpatial-Bench.json``, images under ``image_root``); one sample per question, no poses.
+  *Person perspective - Scene Simulation Relative Direction* ("standing at X facing Y, where is Z?") is the
+  situation question of SQA3D in another form: the situation is in the question text, the frames are the scan's.
+* Prompt (pinned, the lmms-eval ``viewspatial`` task's, "prompt format from the ViewSpatial-Bench paper")::
+
+      Question: {question}\\nChoices: {A. ...\\nB. ...\\nC. ...\\nD. ...}\\n{prompt.suffix}
+
+  with ``prompt.suffix`` = ``"Reply only to the corresponding option.\\nAnswer:"``. (The benchmark's own
+  ``evaluate.py`` appends the same suffix to the question without the choices; we follow lmms-eval, whose prompt
+  shows them.) Greedy decoding.
+* Prediction record (the ``loc3r score viewspatial`` input): ``OUT/viewspatial_predictions.jsonl``, one line per
+  question: ``{id, question_type, image_path, question, choices, answer, prediction}`` (the raw model text).
+* Score: :func:`loc3r.benchmarks.viewspatial.metric.score_viewspatial` (the official rule: last line, first stand-alone
+  letter A-D; overall = micro accuracy, and per question type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loc3r.data.schema import ClipSample, SampleError
+from loc3r.evaluate.task import Task, join_prompt
+
+if TYPE_CHECKING:
+    from loc3r.evaluate.benchmark_config import EvalConfig
+
+__all__ = ["ViewSpatialTask", "TASKS"]
+
+
+class ViewSpatialTask(Task):
+    """ViewSpatial-Bench (see the module docstring)."""
+
+    name = "viewspatial"
+    title = "ViewSpatial-Bench"
+    predictions_file = "viewspatial_predictions.jsonl"
+    score_command = "viewspatial"
+    metric = (
+        "ViewSpatial-Bench evaluate.py / lmms-eval viewspatial: last line of the answer, first \\b[A-D]\\b "
+        "(any case) == the answer's letter; overall = micro accuracy, + per question type"
+    )
+
+    def question_text(self, sample: Any, config: EvalConfig) -> str:
+        choices = (sample.meta or {}).get("choices") or "\n".join(sample.options or [])
+        if not choices:
+            raise SampleError(f"sample {getattr(sample, 'sample_id', '?')!r}: field 'choices' is empty")
+        return join_prompt(f"Question: {sample.question}", f"Choices: {choices}", config.prompt.suffix)
+
+    def prompt_settings(self, config: EvalConfig) -> dict[str, Any]:
+        suffix = config.prompt.suffix.replace("\n", "\\n")
+        return {"prompt": "[{pseudo-situation} <Pos> <Ori>] Question: {question}\\nChoices: {choices}\\n" + suffix}
+
+    def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
+        meta = sample.meta
+        if meta.get("question_type") is None or meta.get("id") is None:
+            raise SampleError(f"sample {sample.sample_id!r}: field meta['question_type'] is missing")
+        return {
+            "id": meta["id"],
+            "question_type": meta["question_type"],
+            "question": sample.question,
+            "choices": meta.get("choices") or "\n".join(sample.options or []),
+            "answer": sample.answer,
+            "prediction": prediction.answer,
+        }
+
+    _FIELDS = ("id", "question_type", "question", "choices", "answer", "prediction")
+
+    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
+        from loc3r.core.io import write_jsonl
+
+        path = out_dir / self.predictions_file
+        write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])
+        return path
+
+    def score_files(self, predictions: str | Path) -> dict[str, Any]:
+        """:func:`loc3r.benchmarks.viewspatial.metric.score_viewspatial` on records that each carry ``prediction``."""
+        from loc3r.benchmarks.viewspatial.metric import score_viewspatial
+        from loc3r.evaluate.records import load_records
+
+        return score_viewspatial(load_records(predictions), source=str(predictions))
+
+    def score(
+        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.score_one_file(records, out_dir)
+
+
+TASKS: dict[str, type[Task]] = {"viewspatial": ViewSpatialTask}

@@ -1,0 +1,1 @@
+"""VSI-SUPER (Cambrian-S, 2025): spatial recall and counting over long (streamed) videos."""

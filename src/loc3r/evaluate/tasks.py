@@ -1,0 +1,54 @@
+"""The task registry: every evaluation task of every benchmark folder, by name (``benchmark:`` of an evaluation
+config, ``loc3r eval``, ``loc3r score``, the lmms-eval plugin).
+
+There is no list of benchmarks here: each folder ``loc3r/benchmarks/<name>/`` with a ``task.py`` exports
+``TASKS: dict[str, type[Task]]`` (a subclass of :class:`~loc3r.evaluate.task.Task`, lmms-eval style: how to build
+the samples, prompt them, record a prediction and score the records), and :func:`task_classes` imports those
+modules (found by :func:`loc3r.benchmarks.benchmark_modules`) on first use. One runner evaluates all of them
+(:func:`loc3r.evaluate.runner.evaluate`, ``loc3r eval --config``).
+
+Each task states the exact prompt template, frame count and sampling; they are printed next to every result
+(peer projects' numbers moved by several CIDEr points with one prompt suffix, so the prompt is part of the result).
+The tasks of today: ``sqa3d``, ``sqa3d_localization``, ``scanqa``, ``msqa``, ``beacon3d``, ``vsibench``,
+``vsibench_debiased``, ``viewspatial``, ``vsisuper_recall`` / ``_count`` / ``_count_streaming`` (the real
+benchmarks, ``configs/paper/eval/<name>.yaml``) and SynthRooms' ``synth_localization``, ``synth_qa``, ``synth_vsi``
+and their group ``synthrooms`` (``configs/synth/eval/<split>.yaml``, the tasks of ``loc3r demo``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import Any
+
+__all__ = ["get_task", "task_classes", "task_names"]
+
+
+@cache
+def task_classes() -> dict[str, type]:
+    """``{task name: Task subclass}`` of every benchmark folder's ``task.py`` (imported now, once)."""
+    from loc3r.benchmarks import benchmark_modules
+
+    found: dict[str, type] = {}
+    for module_name in benchmark_modules("task"):
+        for name, cls in importlib.import_module(module_name).TASKS.items():
+            if name in found:  # two folders claim one name: a packaging bug, not a user error
+                raise RuntimeError(f"task {name!r} of {module_name} is also defined by {found[name].__module__}")
+            found[name] = cls
+    return found
+
+
+def task_names() -> list[str]:
+    """Every registered task name (sorted)."""
+    return sorted(task_classes())
+
+
+def get_task(name: str, source: str = "config") -> Any:
+    """A fresh :class:`~loc3r.evaluate.task.Task` of a registered name; an unknown name is a
+    :class:`~loc3r.core.errors.ConfigError` naming ``source`` and the known names."""
+    from loc3r.core.config import ConfigError
+
+    cls = task_classes().get(name)
+    if cls is None:
+        raise ConfigError(f"{source}: unknown benchmark {name!r} (key 'benchmark'); known: {task_names()}")
+    return cls()
