@@ -47,9 +47,9 @@ def main() -> None:
     import torch
 
     from loc3r.apps.demo import DEFAULT, VARIANTS, _recipe
+    from loc3r.benchmarks.synthrooms.task import synth_eval_sets
     from loc3r.data.scannet import ScanNetScene
     from loc3r.evaluate.runner import load_model
-    from loc3r.benchmarks.synthrooms.task import synth_eval_sets
     from loc3r.synthrooms.writer import SynthSettings, generate_dataset
     from loc3r.train.recipe import train
 

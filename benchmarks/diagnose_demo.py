@@ -80,8 +80,8 @@ def groundability(root: Path, splits: list[str]) -> list[str]:
 
 
 def memorisation(out: Path, root: Path, variants: list[str], frames: int, max_loc: int) -> list[str]:
-    from loc3r.evaluate.runner import evaluate, load_model
     from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config
+    from loc3r.evaluate.runner import evaluate, load_model
 
     rows = [
         "| variant | split | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | median pos err (m) |",

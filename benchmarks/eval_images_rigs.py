@@ -29,9 +29,9 @@ def main() -> None:
     parser.add_argument("--max", type=int, default=None, help="at most this many samples per set")
     args = parser.parse_args()
 
+    from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config
     from loc3r.data.schema import SampleError
     from loc3r.evaluate.runner import evaluate, load_model
-    from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config
     from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
     demo = Path(args.demo_dir)

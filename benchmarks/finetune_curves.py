@@ -56,8 +56,8 @@ def _one(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from loc3r.apps.demo import DEFAULT, _recipe, resolve_base
-    from loc3r.evaluate.runner import evaluate
     from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config
+    from loc3r.evaluate.runner import evaluate
     from loc3r.model.loading import load_model
     from loc3r.synthrooms.writer import read_index
     from loc3r.train.recipe import train
@@ -112,8 +112,8 @@ def _centre_guess(train_roots: tuple[Path, ...], heldout_root: Path, split: str,
     """Acc@1.0m of the room-centre guess (mean training pose) on the held-out localization samples."""
     import numpy as np
 
-    from loc3r.data.text_localization import parse_pose_text
     from loc3r.benchmarks.synthrooms.task import synth_eval_sets
+    from loc3r.data.text_localization import parse_pose_text
 
     poses = []
     for root in train_roots:

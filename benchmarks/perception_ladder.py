@@ -54,8 +54,8 @@ def _wrap_deg(a: np.ndarray) -> np.ndarray:
 
 def rule_baselines(data: Path) -> dict[str, dict[str, float]]:
     """The three rules on the test split's situations (one per distinct situation, as the demo scores them)."""
-    from loc3r.core.geometry import anchor_frame
     from loc3r.benchmarks.synthrooms.reader import build_synth
+    from loc3r.core.geometry import anchor_frame
     from loc3r.data.spec import DatasetSpec
     from loc3r.data.text_localization import TextLocalizationDataset, bev_ground_truth
 

@@ -79,8 +79,14 @@ def _imports(module: str, path: Path, modules: dict[str, Path]) -> list[tuple[st
     return found
 
 
+#: ``loc3r.benchmarks.<name>.<role>``: the layer of a benchmark module is given by its role (file name), not its folder
+BENCHMARK_ROLES: dict[str, int] = {"reader": 10, "prepare": 10, "metric": 50, "task": 50, "score": 70, "lmms_eval": 70}
+
+
 def _layer(module: str) -> int:
     parts = module.split(".")
+    if parts[1:2] == ["benchmarks"]:  # the package and its folders' __init__ (docstrings only): 0
+        return BENCHMARK_ROLES[parts[3]] if len(parts) > 3 else 0
     key = parts[1] if len(parts) > 1 else "__init__"
     assert key in LAYERS, f"module {module} is in no layer: add {key!r} to LAYERS (and to CONTRIBUTING.md)"
     return LAYERS[key]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import K_COLOR, K_DEPTH, axis_alignment, make_frames
-from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.benchmarks.msqa.reader import MSQADataset, load_msqa, msqa_to_world, strip_image_placeholders
+from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.data.scannet import ScanNetFrameSource, SceneMeta, SceneMetaTable, export_scannet_scene
 from loc3r.data.schema import SampleError
 

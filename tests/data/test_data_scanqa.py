@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import K_COLOR, K_DEPTH, axis_alignment, make_frames
-from loc3r.data.scannet import ScanNetFrameSource, export_scannet_scene
 from loc3r.benchmarks.scanqa.reader import ScanQADataset, load_scanqa
+from loc3r.data.scannet import ScanNetFrameSource, export_scannet_scene
 from loc3r.data.schema import PSEUDO_SITUATION, SampleError
 
 VAL = [

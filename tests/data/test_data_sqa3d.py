@@ -14,9 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import K_COLOR, K_DEPTH, SQA3D_CENTRES, SQA3D_FIXTURES, axis_alignment, make_frames, sqa3d_meta_table
-from loc3r.core.geometry import anchor_frame, wrap_angle
-from loc3r.data.scannet import ScanNetFrameSource, SceneMeta, SceneMetaTable, export_scannet_scene
-from loc3r.data.schema import SampleError
 from loc3r.benchmarks.sqa3d.reader import (
     SQA3DDataset,
     bev_to_sqa3d,
@@ -28,6 +25,9 @@ from loc3r.benchmarks.sqa3d.reader import (
     world_to_sqa3d,
     yaw_quaternion_xyzw,
 )
+from loc3r.core.geometry import anchor_frame, wrap_angle
+from loc3r.data.scannet import ScanNetFrameSource, SceneMeta, SceneMetaTable, export_scannet_scene
+from loc3r.data.schema import SampleError
 
 FIXTURES = SQA3D_FIXTURES
 CENTRES = SQA3D_CENTRES

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loc3r.benchmarks.vsibench.reader import VSIBenchDataset, load_vsibench
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, count_video_frames, decode_video, uniform_indices
-from loc3r.benchmarks.vsibench.reader import VSIBenchDataset, load_vsibench
 
 ROWS = [
     {

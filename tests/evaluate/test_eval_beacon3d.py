@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from loc3r.cli import main
-from loc3r.benchmarks.beacon3d.reader import beacon3d_records
-from loc3r.data.schema import SampleError
 from loc3r.benchmarks.beacon3d.metric import score_beacon3d
+from loc3r.benchmarks.beacon3d.reader import beacon3d_records
+from loc3r.cli import main
+from loc3r.data.schema import SampleError
 
 
 def qa(question: str, answer: str, tag: str, extra: int = 0) -> dict:

@@ -257,10 +257,10 @@ def test_sqa3d_localization_ground_truth_round_trip_is_exact(
     data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A sample's ground-truth BEV pose -> the task's SQA3D record -> ``loc3r score sqa3d-loc``: 100 % everywhere."""
+    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
     from loc3r.data.registry import build_dataset
     from loc3r.data.spec import DatasetSpec
     from loc3r.data.text_localization import bev_ground_truth
-    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
 
     dataset = build_dataset(DatasetSpec.model_validate(_data_spec("sqa3d", data)), num_frames=4)
     ann_path = data["synth"] / "sqa3d" / "v1_balanced_sqa_annotations_train_scannetv2.json"
@@ -315,10 +315,10 @@ def test_sqa3d_official_convention_end_to_end(
 ) -> None:
     """SQA3D's own convention through the whole path (loader with scene meta -> sample -> task record): the
     ground truth comes back at 100 %; dropping the axis alignment on the way back would not; the CLI runs."""
+    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
     from loc3r.data.registry import build_dataset
     from loc3r.data.spec import DatasetSpec
     from loc3r.data.text_localization import bev_ground_truth
-    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
 
     official, meta = _official_sqa3d(data, tmp_path)
     options = {"scannet_root": str(data["synth"] / "scans"), "scene_meta": str(meta), "points_size": None}
@@ -358,11 +358,11 @@ def test_sqa3d_convention_round_trip_on_released_records() -> None:
     from conftest import SQA3D_FIXTURES as FIXTURES
     from conftest import look_pose
     from conftest import sqa3d_meta_table as meta_table
+    from loc3r.benchmarks.sqa3d.reader import load_sqa3d
+    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
     from loc3r.core.geometry import anchor_frame
     from loc3r.data.schema import ClipSample
-    from loc3r.benchmarks.sqa3d.reader import load_sqa3d
     from loc3r.evaluate.localization import score_sqa3d_localization
-    from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
 
     table = meta_table()
     records, _ = load_sqa3d(FIXTURES, "test", scene_meta=table)

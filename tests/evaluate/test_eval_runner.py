@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loc3r.benchmarks.synthrooms.task import score_synth
 from loc3r.data.schema import SampleError
 from loc3r.data.text_localization import format_pose_text, parse_pose_text
 from loc3r.evaluate.runner import merge_shards, parse_shard, read_jsonl, shard_indices, write_jsonl
-from loc3r.benchmarks.synthrooms.task import score_synth
 
 
 @settings(max_examples=100, deadline=None)

@@ -220,9 +220,9 @@ def test_streaming_windows_follow_the_query_times(data: dict[str, Path]) -> None
 
 
 def test_bad_records_and_configs_are_named(data: dict[str, Path], tmp_path: Path, capsys: Any) -> None:
-    from loc3r.data.schema import SampleError
     from loc3r.benchmarks.viewspatial.reader import load_viewspatial
     from loc3r.benchmarks.vsisuper.reader import load_vsisuper
+    from loc3r.data.schema import SampleError
 
     bad = tmp_path / "vs.json"
     bad.write_text(json.dumps([{"question_type": "x", "image_path": [], "question": "q", "answer": "A. a",

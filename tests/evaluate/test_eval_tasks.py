@@ -18,9 +18,10 @@ SYNTH_CONFIGS = sorted((REPO / "configs" / "synth" / "eval").glob("*.yaml"))
 
 def test_registry_is_the_one_list_of_benchmarks() -> None:
     from loc3r.evaluate.benchmark_config import load_eval_config
-    from loc3r.evaluate.tasks import TASK_NAMES, get_task
     from loc3r.evaluate.task import Task
+    from loc3r.evaluate.tasks import get_task, task_names
 
+    TASK_NAMES = task_names()
     for name in TASK_NAMES:
         task = get_task(name)
         assert isinstance(task, Task) and task.name == name and task.metric, name
@@ -38,9 +39,9 @@ def test_registry_is_the_one_list_of_benchmarks() -> None:
 def test_score_subcommands_are_the_tasks_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Each ``loc3r score`` sub-command belongs to exactly one task, and prints that task's definition and title."""
     from loc3r.cli import build_parser
-    from loc3r.evaluate.tasks import TASK_NAMES, get_task
+    from loc3r.evaluate.tasks import get_task, task_names
 
-    commands = [get_task(n).score_command for n in TASK_NAMES if get_task(n).score_command]
+    commands = [get_task(n).score_command for n in task_names() if get_task(n).score_command]
     assert len(commands) == len(set(commands))
     parser = build_parser()._subparsers._group_actions[0].choices["score"]
     score = next(a for a in parser._actions if a.dest == "benchmark")
@@ -58,8 +59,8 @@ def test_score_subcommands_are_the_tasks_metrics(tmp_path: Path, capsys: pytest.
 @pytest.mark.parametrize("path", SYNTH_CONFIGS, ids=lambda p: p.stem)
 def test_synth_configs_are_what_the_demo_evaluates(path: Path) -> None:
     """configs/synth/eval/<split>.yaml + --set == the config the demo builds for that split (same runner input)."""
-    from loc3r.evaluate.benchmark_config import load_eval_config
     from loc3r.benchmarks.synthrooms.task import synth_eval_config
+    from loc3r.evaluate.benchmark_config import load_eval_config
 
     overrides = ["checkpoint=runs/v/final", "data.root=data/s", "output_dir=out", "num_frames=6", "batch_size=16",
                  "max_samples={synth_localization: 4, synth_qa: 4, synth_vsi: 4}"]  # fmt: skip
@@ -71,9 +72,9 @@ def test_synth_configs_are_what_the_demo_evaluates(path: Path) -> None:
 
 
 def test_synth_group_parts_and_limits() -> None:
+    from loc3r.benchmarks.synthrooms.task import SYNTH_SETS, synth_eval_config
     from loc3r.evaluate.runner import _limits
     from loc3r.evaluate.tasks import get_task
-    from loc3r.benchmarks.synthrooms.task import SYNTH_SETS, synth_eval_config
 
     group = get_task("synthrooms")
     parts = group.parts()

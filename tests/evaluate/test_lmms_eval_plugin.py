@@ -307,7 +307,7 @@ def test_wrapper_exits_non_zero_when_a_run_fails(tmp_path: Path, capsys: pytest.
     """lmms-eval logs a failed run and exits 0; ``python -m loc3r.integrations.lmms_eval run`` exits 2 (issue 22)."""
     from loc3r.integrations.lmms_eval.__main__ import main as plugin_main
 
-    assert plugin_main([]) == 0 and capsys.readouterr().out.strip().endswith("tasks")
+    assert plugin_main([]) == 0 and capsys.readouterr().out.strip().endswith("benchmarks")
     missing = tmp_path / "no_such_checkpoint"
     code = plugin_main(["run", "--model", "loc3r", "--model_args", f"pretrained={missing}", "--tasks", "loc3r_sqa3d",
                         "--output_path", str(tmp_path / "out")])  # fmt: skip

@@ -1,9 +1,9 @@
 """VSI-Bench-debiased, ViewSpatial-Bench and VSI-SUPER scored the official way on hand-made cases.
 
 Every expected value is computed by hand in the test from the official definitions (module docstrings of
-``loc3r.benchmarks.viewspatial.metric`` / ``loc3r.benchmarks.vsisuper.metric``; VSI-Bench-debiased is VSI-Bench's metric on the
-debiased records): option letters with punctuation, unparsable answers, MRA on zero and negative numbers, the
-counting tolerance (10 thresholds 0.50..0.95), streaming pairs.
+``loc3r.benchmarks.viewspatial.metric`` / ``loc3r.benchmarks.vsisuper.metric``; VSI-Bench-debiased is VSI-Bench's
+metric on the debiased records): option letters with punctuation, unparsable answers, MRA on zero and negative
+numbers, the counting tolerance (10 thresholds 0.50..0.95), streaming pairs.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from loc3r.data.schema import SampleError
 from loc3r.benchmarks.viewspatial.metric import extract_option, score_viewspatial
 from loc3r.benchmarks.vsibench.metric import score_vsibench
 from loc3r.benchmarks.vsisuper.metric import count_mra, extract_number, score_vsc, score_vsc_streaming, score_vsr
+from loc3r.data.schema import SampleError
 
 CAM = "Camera perspective - Relative Direction"
 SIM = "Person perspective - Scene Simulation Relative Direction"

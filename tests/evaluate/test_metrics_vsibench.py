@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from loc3r.data.schema import SampleError
 from loc3r.benchmarks.vsibench.metric import (
     MRA_THRESHOLDS,
     TASKS,
@@ -15,6 +14,7 @@ from loc3r.benchmarks.vsibench.metric import (
     score_vsibench_record,
     to_float,
 )
+from loc3r.data.schema import SampleError
 
 
 def test_thresholds_are_the_ten_official_values() -> None:

@@ -280,8 +280,8 @@ def resolve_base(base: str | None) -> Path | None:
 
 def _chance(train_sets: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Chance-level scores on the evaluated splits: mean training pose, majority answers."""
-    from loc3r.data.text_localization import parse_pose_text
     from loc3r.benchmarks.synthrooms.task import score_synth
+    from loc3r.data.text_localization import parse_pose_text
 
     loc = train_sets["loc"]
     poses = [parse_pose_text(r) for r in (loc[i].answer for i in range(len(loc)))]
@@ -454,10 +454,10 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
     """Train and evaluate one variant; writes ``runs/<variant>-seed<seed>/`` (model, predictions.jsonl)."""
     import torch
 
+    from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config, synth_eval_sets
     from loc3r.core.io import read_json, write_json, write_jsonl
     from loc3r.data.schema import SampleError
     from loc3r.evaluate.runner import evaluate, load_model
-    from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config, synth_eval_sets
     from loc3r.synthrooms.writer import read_index
     from loc3r.train.recipe import train
 
@@ -567,8 +567,8 @@ def run_demo(
     holds a variant's checkpoints is refused."""
     import torch
 
-    from loc3r.core.io import read_jsonl, write_json, write_text
     from loc3r.benchmarks.synthrooms.task import synth_eval_sets, task_settings
+    from loc3r.core.io import read_jsonl, write_json, write_text
     from loc3r.synthrooms.writer import generate_dataset, read_index
 
     unknown = sorted(set(settings.variants) - set(VARIANTS))

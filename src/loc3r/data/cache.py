@@ -29,7 +29,8 @@ Clip keys are file-name safe: a scene id as is (``scene0000_00``), a video as ``
 
 :class:`CachedFrameSource` has the ``clip(scene_id)`` interface of
 :class:`~loc3r.data.scannet.ScanNetFrameSource`, so the SQA3D / ScanQA / MSQA / SynthRooms datasets read
-prepared clips without any change; :class:`CachedVSIBenchDataset` does the same for VSI-Bench videos.
+prepared clips without any change;
+:class:`~loc3r.benchmarks.vsibench.reader.CachedVSIBenchDataset` does the same for VSI-Bench videos.
 A clip read from the cache is *bit-identical* to the one the loader would compute with the same settings
 (tested), so training on prepared data is training on the same samples.
 """
@@ -45,7 +46,6 @@ from typing import Any
 
 import numpy as np
 
-from loc3r.benchmarks.vsibench.reader import VSIBenchDataset, VSIBenchRecord
 from loc3r.core.io import write_json
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
@@ -68,7 +68,6 @@ __all__ = [
     "read_cache_info",
     "write_cache_info",
     "CachedFrameSource",
-    "CachedVSIBenchDataset",
     "check_cache_settings",
 ]
 
@@ -290,32 +289,3 @@ class CachedFrameSource:
         if clip.scene_id != scene_id:
             raise SampleError(f"{path}: holds scene {clip.scene_id!r}, expected {scene_id!r}")
         return clip
-
-
-class CachedVSIBenchDataset(VSIBenchDataset):
-    """:class:`~loc3r.benchmarks.vsibench.reader.VSIBenchDataset` reading prepared video clips instead of decoding.
-
-    ``video_root`` is the cache directory; ``__getitem__`` (prompt, options, answer, meta) is inherited, so a
-    prepared sample equals the decoded one.
-    """
-
-    def __post_init__(self) -> None:
-        check_cache_settings(self.video_root, self.num_frames)
-        super().__post_init__()
-
-    def _scan_clip(self, record: VSIBenchRecord) -> ScanNetClip | None:
-        """The prepared scan clip of the record's scene, when ``loc3r prepare`` took one (else None)."""
-        path = clip_path(self.video_root, scan_key(record.dataset, record.scene_name))
-        if not path.is_file():
-            return None
-        return read_scannet_clip(path)
-
-    def _clip(self, record: VSIBenchRecord) -> VideoClip:
-        path = clip_path(self.video_root, video_key(record.dataset, record.scene_name))
-        try:
-            return read_video_clip(path)
-        except SampleError as err:
-            assert self.report is not None
-            kind = "missing_file" if not path.is_file() else "bad_clip"
-            self.report.error(kind, str(err), file=path, record=f"id={record.id}", field="video")  # raises if strict
-            raise

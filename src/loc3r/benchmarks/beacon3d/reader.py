@@ -4,8 +4,8 @@
 "answer", "tag", "extra_knowledge"}]}}}}``; the benchmark's ``qa_to_scanqa_format.py`` turns it into the
 ScanQA-format ``<domain>_qa.json`` that models read (``question_id = f"{scene}_{obj_id}_{i}_{tag}_{extra}"``, a
 question text repeated in one scene kept once). :func:`beacon3d_records` rebuilds exactly those records and ids from
-the metadata, so the metadata alone is the reference (scoring: :mod:`loc3r.benchmarks.beacon3d.metric`); the ScanQA-format
-file is read by :mod:`loc3r.benchmarks.scanqa.reader` like any ScanQA file.
+the metadata, so the metadata alone is the reference (scoring: :mod:`loc3r.benchmarks.beacon3d.metric`); the
+ScanQA-format file is read by :mod:`loc3r.benchmarks.scanqa.reader` like any ScanQA file.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ One sample per question.
 
 * The ``<Pos>`` / ``<Ori>`` heads give ``(x, y)`` and yaw in the clip's BEV anchor frame (first frame's pose);
   no text is generated. :func:`sqa3d_pose_record` maps them back to SQA3D's own convention with
-  :func:`loc3r.benchmarks.sqa3d.reader.bev_to_sqa3d` — anchor → world (rotation about z + translation, DESIGN.md §2), then
+  :func:`loc3r.benchmarks.sqa3d.reader.bev_to_sqa3d` — anchor → world (rotation about z + translation, DESIGN.md
+  §2), then
   the inverse of the loader's conversion: the scene's axis alignment ``A`` and the raw-mesh bbox centre
   ``c_raw`` (``p = A⁻¹ p_world − c_raw``, agent facing local −x; for SynthRooms files, convention
   ``loc3r_world``: no centre, facing +x). The loader's and this inverse are exact inverses, so ground truth

@@ -9,6 +9,10 @@ def register(benchmarks: argparse._SubParsersAction) -> None:
     """Add ``loc3r score viewspatial``."""
     from loc3r.evaluate.report import add_predictions_command
 
-    add_predictions_command(benchmarks, "viewspatial", "viewspatial",
-                            "ViewSpatial-Bench (last-line option letter; overall and per question type)",
-                            "ViewSpatial-Bench records {question_type, answer, ...} each with 'prediction'")  # fmt: skip
+    add_predictions_command(
+        benchmarks,
+        "viewspatial",
+        "viewspatial",
+        "ViewSpatial-Bench (last-line option letter; overall and per question type)",
+        "ViewSpatial-Bench records {question_type, answer, ...} each with 'prediction'",
+    )

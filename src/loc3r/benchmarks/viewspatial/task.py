@@ -1,6 +1,7 @@
 """ViewSpatial-Bench: direction questions from the camera's view and from a person's (perspective taking).
 
-* Data: an evaluation config's ``data`` of kind ``viewspatial`` (:func:`loc3r.benchmarks.viewspatial.reader.build_viewspatial`:
+* Data: an evaluation config's ``data`` of kind ``viewspatial``
+  (:func:`loc3r.benchmarks.viewspatial.reader.build_viewspatial`:
   the released ``ViewSpatial-Bench.json``, images under ``image_root``); one sample per question, no poses.
   *Person perspective - Scene Simulation Relative Direction* ("standing at X facing Y, where is Z?") is the
   situation question of SQA3D in another form: the situation is in the question text, the frames are the scan's.

@@ -30,8 +30,9 @@ def collect(opts: Any, report: Any, plan: ClipPlan) -> None:
         video_task = ClipTask(key=video_key(r.dataset, r.scene_name), scene_id=r.scene_name, video=video, record=where)
         scene_dir = scan_roots[r.dataset] / r.scene_name if r.dataset in scan_roots else None
         if scene_dir is not None and scene_dir.is_dir():
-            key = plan.add(ClipTask(key=scan_key(r.dataset, r.scene_name), scene_id=r.scene_name,
-                                    scene_dir=str(scene_dir), record=where, min_valid_frames=opts.num_frames))  # fmt: skip
+            scan = ClipTask(key=scan_key(r.dataset, r.scene_name), scene_id=r.scene_name, scene_dir=str(scene_dir),
+                            record=where, min_valid_frames=opts.num_frames)  # fmt: skip
+            key = plan.add(scan)
             if Path(video).is_file():  # else the scan alone serves it: no fallback video to prepare
                 plan.fallback[key] = plan.add(video_task, samples=0)
             continue

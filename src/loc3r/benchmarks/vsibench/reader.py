@@ -39,8 +39,10 @@ from typing import Any
 
 from loc3r.core.io import read_json
 from loc3r.data.builders import log_report, parse_size
+from loc3r.data.cache import check_cache_settings, clip_path, read_scannet_clip, read_video_clip, scan_key, video_key
+from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, decode_video, frame_problems_meta
+from loc3r.data.video import LoadReport, VideoClip, decode_video, frame_problems_meta
 
 __all__ = [
     "VSIBENCH_DATASETS",
@@ -295,6 +297,35 @@ class VSIBenchDataset:
                 self.report.skip("sample_without_video", self.records[i].id)
 
 
+class CachedVSIBenchDataset(VSIBenchDataset):
+    """:class:`~loc3r.benchmarks.vsibench.reader.VSIBenchDataset` reading prepared video clips instead of decoding.
+
+    ``video_root`` is the cache directory; ``__getitem__`` (prompt, options, answer, meta) is inherited, so a
+    prepared sample equals the decoded one.
+    """
+
+    def __post_init__(self) -> None:
+        check_cache_settings(self.video_root, self.num_frames)
+        super().__post_init__()
+
+    def _scan_clip(self, record: VSIBenchRecord) -> ScanNetClip | None:
+        """The prepared scan clip of the record's scene, when ``loc3r prepare`` took one (else None)."""
+        path = clip_path(self.video_root, scan_key(record.dataset, record.scene_name))
+        if not path.is_file():
+            return None
+        return read_scannet_clip(path)
+
+    def _clip(self, record: VSIBenchRecord) -> VideoClip:
+        path = clip_path(self.video_root, video_key(record.dataset, record.scene_name))
+        try:
+            return read_video_clip(path)
+        except SampleError as err:
+            assert self.report is not None
+            kind = "missing_file" if not path.is_file() else "bad_clip"
+            self.report.error(kind, str(err), file=path, record=f"id={record.id}", field="video")  # raises if strict
+            raise
+
+
 def build_vsibench(
     spec: Any,
     num_frames: int,
@@ -309,11 +340,10 @@ def build_vsibench(
     """VSI-Bench records (``root``: a JSON/parquet file or folder) with videos under ``video_root``
     (``<dataset>/<scene_name>.mp4``); the videos have no poses. ``scan_roots`` ``{dataset: DIR}``: records whose
     scene has a posed scan ``DIR/<scene_name>/`` take their frames from it (layout targets; see
-    :mod:`loc3r.benchmarks.vsibench.reader`); a prepared cache holds those scan clips already (``loc3r prepare --scan-root``)."""
+    this module's docstring); a prepared cache holds those scan clips already (``loc3r prepare --scan-root``)."""
     records, report = load_vsibench(spec.root, question_types=question_types, strict=strict)
     log_report(report, f"vsibench ({spec.root})")
     if cache is not None:
-        from loc3r.data.cache import CachedVSIBenchDataset
         from loc3r.data.video import LoadReport
 
         return CachedVSIBenchDataset(

@@ -118,7 +118,7 @@ class VSIBenchTask(Task):
         return path
 
     def score_files(self, predictions: str | Path) -> dict[str, Any]:
-        """:func:`loc3r.benchmarks.vsibench.metric.score_vsibench` on VSI-Bench records that each carry ``prediction``."""
+        """:func:`~loc3r.benchmarks.vsibench.metric.score_vsibench` on VSI-Bench records each with ``prediction``."""
         from loc3r.benchmarks.vsibench.metric import score_vsibench
         from loc3r.evaluate.records import load_records
 

@@ -7,7 +7,8 @@ Sources (read, not copied): Cambrian-S's lmms-eval tasks (``lmms-eval/lmms_eval/
 0.7.3 ``lmms_eval/tasks/vsisuper/{recall/vsr_utils.py, count/vsc_utils.py, count_streaming/vsc_streaming_utils.py}``.
 
 * **VSR** (multiple choice, one question per video): Cambrian-S's rule, the VSI-Bench one —
-  :func:`loc3r.benchmarks.vsibench.metric.fuzzy_matching` (first space-separated token, trailing dots removed) equal to the
+  :func:`loc3r.benchmarks.vsibench.metric.fuzzy_matching` (first space-separated token, trailing dots removed) equal
+  to the
   ``answer`` letter ignoring case. *lmms-eval 0.7.3 differs*: it takes the first character ``[A-D]`` anywhere in
   the upper-cased text (``"The answer is B"`` -> ``A`` from "ANSWER"); we follow the benchmark's authors.
   Accuracy per duration (``type``: ``10mins`` ... ``240mins``), as each duration is its own upstream task.

@@ -17,9 +17,10 @@ are refused, naming the task). Model arguments: ``pretrained`` (checkpoint direc
 ``num_frames`` (frames per video for tasks that give a video path, default: the checkpoint's, else 32),
 ``batch_size``, ``device``.
 
-**Tasks** (``tasks/``, loaded with ``--include_path``; tag ``loc3r`` runs all eight): ``loc3r_sqa3d`` (EM@1 / EM-R
-and per question type), ``loc3r_sqa3d_localization`` (Acc@0.5m / 1.0m / 15° / 30°), ``loc3r_scanqa`` (EM@1,
-BLEU-1..4, METEOR, ROUGE-L, CIDEr), ``loc3r_msqa`` (EM@1 / EM-R + caption metrics; the paper's GPT-judged score
+**Tasks** (the YAML files of the benchmark folders ``loc3r/benchmarks/<name>/``, :data:`TASKS_DIR` loaded with
+``--include_path``; each folder's ``lmms_eval.py`` declares them, :mod:`.spec`; tag ``loc3r`` runs all eight):
+``loc3r_sqa3d`` (EM@1 / EM-R and per question type), ``loc3r_sqa3d_localization`` (Acc@0.5m / 1.0m / 15° / 30°),
+``loc3r_scanqa`` (EM@1, BLEU-1..4, METEOR, ROUGE-L, CIDEr), ``loc3r_msqa`` (EM@1 / EM-R + caption metrics; the paper's GPT-judged score
 is not computed), ``loc3r_vsibench_debiased`` (VSI-Bench's 8 tasks + overall), ``loc3r_viewspatial`` (overall + per
 question type), ``loc3r_vsisuper_recall`` (accuracy) and ``loc3r_vsisuper_count`` (MRA). The documents of the last
 four carry their prediction record's reference fields (``loc3r_fields``), so the response is scored by the loc3r
@@ -60,8 +61,8 @@ __all__ = ["MODEL_ID", "MODEL_CLASS", "TASKS_DIR", "manifest"]
 MODEL_ID = "loc3r"
 #: the chat model class, imported by lmms-eval only when the model is asked for
 MODEL_CLASS = "loc3r.integrations.lmms_eval.model.Loc3rLmms"
-#: the folder to give lmms-eval as ``--include_path``
-TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+#: the folder to give lmms-eval as ``--include_path``: the benchmark folders, each holding its task YAMLs
+TASKS_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def manifest() -> Any:

@@ -14,67 +14,72 @@ Document fields: ``loc3r_benchmark``, ``loc3r_config`` (absolute path), ``loc3r_
 ``situation``, ``answers``, ``question_type``, ``query_type``, ``video`` (the scene's frame folder, or the record's
 video file, when known), ``loc3r_fields`` (VSI-Bench-debiased, ViewSpatial-Bench, VSI-SUPER: JSON text of the
 prediction record's reference fields, so that the response is scored by the loc3r task as ``loc3r eval`` does).
+
+The tasks are the benchmark folders' declarations (:func:`lmms_tasks`, :class:`~.spec.LmmsTask`): which loc3r
+task, which record fields come from the response, which reference fields a document keeps.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from loc3r.core.errors import ConfigError, SampleError
+from loc3r.integrations.lmms_eval.spec import LmmsTask
 
 __all__ = [
     "CONFIGS_ENV",
     "DEFAULT_CONFIGS",
-    "TASK_BENCHMARKS",
     "Benchmark",
     "benchmark_of_task",
     "config_path",
     "load_benchmark",
     "build_docs",
+    "lmms_task",
+    "lmms_tasks",
+    "task_of_benchmark",
 ]
 
 #: environment variable naming the folder of the loc3r evaluation configs (``<benchmark>.yaml``)
 CONFIGS_ENV = "LOC3R_EVAL_CONFIGS"
 DEFAULT_CONFIGS = "configs/paper/eval"
 
-#: lmms-eval task name -> loc3r benchmark (the name of its evaluation config and task)
-TASK_BENCHMARKS: dict[str, str] = {
-    "loc3r_sqa3d": "sqa3d",
-    "loc3r_sqa3d_localization": "sqa3d_localization",
-    "loc3r_scanqa": "scanqa",
-    "loc3r_msqa": "msqa",
-    "loc3r_vsibench_debiased": "vsibench_debiased",
-    "loc3r_viewspatial": "viewspatial",
-    "loc3r_vsisuper_recall": "vsisuper_recall",
-    "loc3r_vsisuper_count": "vsisuper_count",
-}
 
-#: benchmarks whose prediction record carries its own references: the document keeps them (``loc3r_fields``, JSON
-#: text of the loc3r task's record fields except ``prediction``), read from the loader's record by these fields
-_RECORD_FIELDS: dict[str, dict[str, str]] = {
-    "vsibench_debiased": {"id": "id", "dataset": "dataset", "scene_name": "scene_name",
-                          "question_type": "question_type", "question": "question", "options": "options",
-                          "ground_truth": "ground_truth"},
-    "viewspatial": {"id": "id", "question_type": "question_type", "question": "question", "choices": "choices",
-                    "answer": "answer"},
-    "vsisuper_recall": {"id": "id", "video_path": "video_path", "type": "split", "question": "question",
-                        "options": "options", "answer": "answer"},
-    "vsisuper_count": {"id": "id", "video_path": "video_path", "split": "split", "question": "question",
-                       "answer": "answer"},
-}  # fmt: skip
+@cache
+def lmms_tasks() -> dict[str, LmmsTask]:
+    """``{lmms-eval task name: LmmsTask}`` of every benchmark folder's ``lmms_eval.py`` (``LMMS_TASKS``)."""
+    from loc3r.benchmarks import benchmark_modules
+
+    found: dict[str, LmmsTask] = {}
+    for module_name in benchmark_modules("lmms_eval"):
+        found.update(importlib.import_module(module_name).LMMS_TASKS)
+    return found
+
+
+def lmms_task(task: str) -> LmmsTask:
+    """The declaration of an lmms-eval task name; an unknown name is a :class:`ConfigError` naming it."""
+    if task not in lmms_tasks():
+        raise ConfigError(f"unknown loc3r lmms-eval task {task!r}; known: {sorted(lmms_tasks())}")
+    return lmms_tasks()[task]
+
+
+def task_of_benchmark(benchmark: str) -> LmmsTask:
+    """The lmms-eval task that runs a loc3r benchmark (a document's ``loc3r_benchmark``)."""
+    for spec in lmms_tasks().values():
+        if spec.benchmark == benchmark:
+            return spec
+    raise ValueError(f"document of unknown loc3r benchmark {benchmark!r}")
 
 
 def benchmark_of_task(task: str) -> str:
     """The loc3r benchmark of an lmms-eval task name; an unknown name is a :class:`ConfigError` naming it."""
-    if task not in TASK_BENCHMARKS:
-        raise ConfigError(f"unknown loc3r lmms-eval task {task!r}; known: {sorted(TASK_BENCHMARKS)}")
-    return TASK_BENCHMARKS[task]
+    return lmms_task(task).benchmark
 
 
 def config_path(task: str) -> Path:
@@ -130,11 +135,11 @@ def _visual_of(bench: Benchmark, record: Any) -> str:
     return ""
 
 
-def _fields(benchmark: str, record: Any, bench: Benchmark) -> str:
-    """``loc3r_fields`` of a document (see :data:`_RECORD_FIELDS`); ``""`` for the other benchmarks."""
-    if benchmark not in _RECORD_FIELDS:
+def _fields(spec: LmmsTask, record: Any, bench: Benchmark) -> str:
+    """``loc3r_fields`` of a document (:attr:`LmmsTask.reference_fields`); ``""`` for the other benchmarks."""
+    if spec.reference_fields is None:
         return ""
-    fields = {key: getattr(record, attr) for key, attr in _RECORD_FIELDS[benchmark].items()}
+    fields = {key: getattr(record, attr) for key, attr in spec.reference_fields.items()}
     if "video_path" in fields:  # the task records the video file itself
         fields["video_path"] = _visual_of(bench, record)
     return json.dumps(fields)
@@ -146,7 +151,8 @@ def build_docs(task: str) -> list[dict[str, Any]]:
 
     path = config_path(task)
     bench = load_benchmark(str(path))
-    benchmark = benchmark_of_task(task)
+    spec = lmms_task(task)
+    benchmark = spec.benchmark
     if bench.config.benchmark != benchmark:
         raise ConfigError(
             f"{path}: key 'benchmark' is {bench.config.benchmark!r}, but lmms-eval task {task!r} needs {benchmark!r}"
@@ -157,19 +163,18 @@ def build_docs(task: str) -> list[dict[str, Any]]:
     docs = []
     for index in bench.indices:
         r = records[index]
-        qid = getattr(r, "question_id", None)
-        qid = getattr(r, "sample_id", None) if benchmark == "msqa" or qid is None else qid
-        qid = getattr(r, "id", None) if qid is None else qid
+        qid = next((v for v in (getattr(r, a, None) for a in spec.id_attrs) if v is not None), None)
         if qid is None:
             raise SampleError(f"{path}: record {index} of {bench.config.data.kind!r} has no question id")
         question = str(getattr(r, "question", ""))
         meta = {"question_type": getattr(r, "question_type", None), "choices": getattr(r, "choices", None)}
-        options = getattr(r, "options", None) if benchmark in _RECORD_FIELDS else None
+        carries_references = spec.reference_fields is not None
+        options = getattr(r, "options", None) if carries_references else None
         view = SimpleNamespace(question=question, options=options, meta=meta, sample_id=str(qid))
         prompt = bench.task.question_text(view, bench.config)
         scene = getattr(r, "scene_id", None) or getattr(r, "scene_name", None) or Path(str(r.video_path)).stem
         answer = getattr(r, "ground_truth", getattr(r, "answer", None))
-        answers = list(getattr(r, "answers", None) or []) if benchmark not in _RECORD_FIELDS else [answer]
+        answers = [answer] if carries_references else list(getattr(r, "answers", None) or [])
         docs.append(
             {
                 "loc3r_benchmark": benchmark,
@@ -185,7 +190,7 @@ def build_docs(task: str) -> list[dict[str, Any]]:
                 "question_type": str(getattr(r, "question_type", getattr(r, "type", "")) or ""),
                 "query_type": str(getattr(r, "query_type", "") or ""),
                 "video": _visual_of(bench, r) or _video_of(bench.config, str(scene)),
-                "loc3r_fields": _fields(benchmark, r, bench),
+                "loc3r_fields": _fields(spec, r, bench),
             }
         )
     if not docs:

@@ -6,7 +6,8 @@ Two kinds of documents reach :meth:`Loc3rLmms.generate_until`:
   rebuilt by loc3r's loader from the document's evaluation config (:func:`.docs.load_benchmark`) — same clip,
   poses, situation and camera prior as ``loc3r eval --config`` — and asked the document's pinned ``prompt`` (the
   message text for other models also holds the situation; loc3r puts it in its own slot before ``<Pos> <Ori>``).
-  ``loc3r_sqa3d_localization`` documents get the heads' pose as a JSON record (package docstring), no text.
+  Documents of a task with ``pose_response`` (``loc3r_sqa3d_localization``) get the heads' pose as a JSON record
+  (package docstring), no text.
 * **any other task** (lmms-eval's ``vsibench``, ...): the message's video (a file, a frame folder or a ScanNet-style
   scan folder, :func:`loc3r.apps.infer.load_frames`, ``num_frames`` frames) or images, and its text as the question;
   no situation (the processor's pseudo-situation).
@@ -91,10 +92,10 @@ class Loc3rLmms(lmms):
 
     def _loc3r_sample(self, doc: dict[str, Any]) -> tuple[Any, Any, Any]:
         """``(original sample, prompted sample, benchmark)`` of a loc3r task document."""
-        from loc3r.integrations.lmms_eval.docs import load_benchmark
+        from loc3r.integrations.lmms_eval.docs import load_benchmark, task_of_benchmark
 
         bench = load_benchmark(doc["loc3r_config"])
-        if doc["loc3r_benchmark"] == "sqa3d_localization":
+        if task_of_benchmark(doc["loc3r_benchmark"]).pose_response:
             bench.task.check_model(self.model, self.checkpoint)
         sample = bench.dataset[int(doc["loc3r_index"])]
         if sample.question.strip() != str(doc["question"]).strip():
@@ -140,6 +141,7 @@ class Loc3rLmms(lmms):
 
     def generate_until(self, requests: list[Any]) -> list[str]:
         from loc3r.evaluate.runner import predict_samples
+        from loc3r.integrations.lmms_eval.docs import task_of_benchmark
 
         out: list[str | None] = [None] * len(requests)
         groups: dict[tuple[int, str | None], list[tuple[int, Any, Any, Any]]] = defaultdict(list)
@@ -158,7 +160,7 @@ class Loc3rLmms(lmms):
                 if "loc3r_config" in doc:
                     original, prompted, bench = self._loc3r_sample(doc)
                     camera_root = bench.config.camera_root
-                    localization = doc["loc3r_benchmark"] == "sqa3d_localization"
+                    localization = task_of_benchmark(doc["loc3r_benchmark"]).pose_response
                     new_tokens = 0 if localization else int(gen_kwargs.get("max_new_tokens", 16))
                     handler = bench.task if localization else None
                 else:

@@ -1,6 +1,10 @@
-"""Functions the loc3r task YAMLs name (``!function utils.X``); thin wrappers over :mod:`..docs` and :mod:`..scoring`.
+"""Functions the loc3r task YAMLs name (``!function loc3r.integrations.lmms_eval.hooks.X``); thin wrappers over
+:mod:`.docs` and :mod:`.scoring`.
 
-lmms-eval executes this file once per ``!function`` tag, so nothing here holds state: the documents are cached in
+The shared hooks (``doc_to_text``, ``doc_to_messages``, ``process_results``, ...) are named by the template
+``loc3r/benchmarks/_lmms_eval_template_yaml``; the per-task ones are generated here from the benchmark folders'
+``LMMS_TASKS``: ``<task>_docs`` (its ``process_docs``) and ``<benchmark>__<metric>`` (the aggregation of one metric,
+:func:`~.scoring.aggregation_name`). Nothing here holds state: the documents are cached in
 :func:`loc3r.integrations.lmms_eval.docs.load_benchmark` and the scores in :mod:`loc3r.integrations.lmms_eval.scoring`.
 """
 
@@ -22,16 +26,6 @@ def _docs_of(task: str) -> Callable[[Any], Any]:
 
     process_docs.__name__ = f"{task}_docs"
     return process_docs
-
-
-loc3r_sqa3d_docs = _docs_of("loc3r_sqa3d")
-loc3r_sqa3d_localization_docs = _docs_of("loc3r_sqa3d_localization")
-loc3r_scanqa_docs = _docs_of("loc3r_scanqa")
-loc3r_msqa_docs = _docs_of("loc3r_msqa")
-loc3r_vsibench_debiased_docs = _docs_of("loc3r_vsibench_debiased")
-loc3r_viewspatial_docs = _docs_of("loc3r_viewspatial")
-loc3r_vsisuper_recall_docs = _docs_of("loc3r_vsisuper_recall")
-loc3r_vsisuper_count_docs = _docs_of("loc3r_vsisuper_count")
 
 
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
@@ -66,7 +60,8 @@ def _aggregation(metric: str, name: str) -> Callable[[Sequence[dict[str, Any]]],
     return aggregate
 
 
-for _benchmark, _metrics in _scoring.METRICS.items():
-    for _metric in _metrics:
-        _name = _scoring.aggregation_name(_benchmark, _metric)
+for _task, _spec in _docs.lmms_tasks().items():
+    globals()[f"{_task}_docs"] = _docs_of(_task)
+    for _metric in _spec.metrics:
+        _name = _scoring.aggregation_name(_spec.benchmark, _metric)
         globals()[_name] = _aggregation(_metric, _name)
