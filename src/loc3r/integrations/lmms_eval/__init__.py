@@ -21,12 +21,13 @@ are refused, naming the task). Model arguments: ``pretrained`` (checkpoint direc
 ``--include_path``; each folder's ``lmms_eval.py`` declares them, :mod:`.spec`; tag ``loc3r`` runs all eight):
 ``loc3r_sqa3d`` (EM@1 / EM-R and per question type), ``loc3r_sqa3d_localization`` (Acc@0.5m / 1.0m / 15° / 30°),
 ``loc3r_scanqa`` (EM@1, BLEU-1..4, METEOR, ROUGE-L, CIDEr), ``loc3r_msqa`` (EM@1 / EM-R + caption metrics; the
-paper's GPT-judged score is not computed), ``loc3r_vsibench_debiased`` (VSI-Bench's 8 tasks + overall), ``loc3r_viewspatial`` (overall + per
-question type), ``loc3r_vsisuper_recall`` (accuracy) and ``loc3r_vsisuper_count`` (MRA). The documents of the last
-four carry their prediction record's reference fields (``loc3r_fields``), so the response is scored by the loc3r
-task as ``loc3r eval`` does. VSI-SUPER's streaming count is not an lmms-eval task: a ``generate_until`` request has
-one answer, the benchmark asks at several times of one streamed video; it runs through ``loc3r eval --config
-vsisuper_count_streaming.yaml`` (:mod:`loc3r.apps.stream_eval`, ``loc3r stream``'s session).
+paper's GPT-judged score is not computed), ``loc3r_vsibench_debiased`` (VSI-Bench's 8 tasks + overall),
+``loc3r_viewspatial`` (overall + per question type), ``loc3r_vsisuper_recall`` (accuracy) and
+``loc3r_vsisuper_count`` (MRA). The documents of the last four carry their prediction record's reference fields
+(``loc3r_fields``), so the response is scored by the loc3r task as ``loc3r eval`` does. VSI-SUPER's streaming count
+is not an lmms-eval task: a ``generate_until`` request has one answer, the benchmark asks at several times of one
+streamed video; it runs through ``loc3r eval --config vsisuper_count_streaming.yaml``
+(:mod:`loc3r.apps.stream_eval`, ``loc3r stream``'s session).
 Each task is a view of the loc3r evaluation config of its benchmark,
 ``$LOC3R_EVAL_CONFIGS/<benchmark>.yaml`` (default ``configs/paper/eval``, as ``loc3r eval --config`` reads it):
 its ``data`` (built by loc3r's own loader, so every coordinate conversion stays in one place), ``num_frames``,
