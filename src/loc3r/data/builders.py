@@ -11,12 +11,22 @@ arguments (:func:`loc3r.data.registry.build_dataset` checks the options against 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loc3r.data.schema import SampleError
+from loc3r.data.schema import ClipSample, SampleError
 
-__all__ = ["EmptySplitError", "cached_or_frame_source", "frame_source", "log_report", "parse_size"]
+__all__ = [
+    "EmptySplitError",
+    "SceneRecordsDataset",
+    "cached_or_frame_source",
+    "frame_source",
+    "log_report",
+    "parse_size",
+    "scene_meta_table",
+]
 
 _log = logging.getLogger("loc3r.data")
 
@@ -24,6 +34,47 @@ _log = logging.getLogger("loc3r.data")
 class EmptySplitError(SampleError):
     """A split holds no sample of the tasks asked for (e.g. still images that ground no situation): an evaluation
     of several tasks scores the others; training on it is an error."""
+
+
+@dataclass
+class SceneRecordsDataset:
+    """Records of scan scenes (``record.scene_id``) + their frame source -> :class:`ClipSample`: the datasets of the
+    ScanNet-frame benchmarks (SQA3D, ScanQA, MSQA) define :meth:`to_sample`."""
+
+    records: Sequence[Any]
+    frames: Any  # a ScanNetFrameSource / CachedFrameSource: ``clip(scene_id)`` and ``report``
+    task: str = ""
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> ClipSample:
+        record = self.records[index]
+        return self.to_sample(record, self.frames.clip(record.scene_id))
+
+    def to_sample(self, record: Any, clip: Any) -> ClipSample:
+        raise NotImplementedError
+
+    def samples(self) -> Iterator[ClipSample]:
+        """All samples grouped by scene (one clip load per scene); failing scenes are skipped and reported in
+        ``frames.report`` (or raise when the report is strict)."""
+        order = sorted(range(len(self.records)), key=lambda i: (self.records[i].scene_id, i))
+        for i in order:
+            try:
+                yield self[i]
+            except SampleError:
+                if self.frames.report.strict:
+                    raise
+                self.frames.report.skip("sample_without_frames", self.records[i].scene_id)
+
+
+def scene_meta_table(scene_meta: str | None, scans_root: str | None) -> Any:
+    """The scene-meta table (axis alignment, mesh centres) of option ``scene_meta``, or None."""
+    if not scene_meta:
+        return None
+    from loc3r.data.scannet import SceneMetaTable
+
+    return SceneMetaTable.from_json(scene_meta, scans_root=scans_root)
 
 
 def parse_size(value: Any, name: str) -> tuple[int, int] | None:
@@ -47,9 +98,8 @@ def frame_source(
     cache_size: int = 4,
 ) -> Any:
     from loc3r.data.captures import CaptureFrameSource
-    from loc3r.data.scannet import SceneMetaTable
 
-    table = SceneMetaTable.from_json(scene_meta, scans_root=scans_root) if scene_meta else None
+    table = scene_meta_table(scene_meta, scans_root)
     return CaptureFrameSource(  # SensReader export, .sens, ScanNet++ or ARKitScenes scans
         root,
         num_frames=num_frames,

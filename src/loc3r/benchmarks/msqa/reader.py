@@ -44,7 +44,7 @@ import numpy as np
 
 from loc3r.core.geometry import wrap_angle
 from loc3r.core.io import read_json
-from loc3r.data.builders import cached_or_frame_source, log_report
+from loc3r.data.builders import SceneRecordsDataset, cached_or_frame_source, log_report, scene_meta_table
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta
@@ -197,19 +197,12 @@ def load_msqa(
 
 
 @dataclass
-class MSQADataset:
+class MSQADataset(SceneRecordsDataset):
     """MSQA records + ScanNet frames -> :class:`ClipSample` (task ``"msqa"``)."""
 
     records: Sequence[MSQARecord]
     frames: ScanNetFrameSource
     task: str = "msqa"
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> ClipSample:
-        record = self.records[index]
-        return self.to_sample(record, self.frames.clip(record.scene_id))
 
     def to_sample(self, record: MSQARecord, clip: ScanNetClip) -> ClipSample:
         position: np.ndarray | None = record.position_aligned
@@ -243,17 +236,6 @@ class MSQADataset:
             },
         ).validate()
 
-    def samples(self) -> Iterator[ClipSample]:
-        """All samples grouped by scene; scenes without usable frames are skipped and reported."""
-        order = sorted(range(len(self.records)), key=lambda i: (self.records[i].scene_id, i))
-        for i in order:
-            try:
-                yield self[i]
-            except SampleError:
-                if self.frames.report.strict:
-                    raise
-                self.frames.report.skip("sample_without_frames", self.records[i].scene_id)
-
 
 def build_msqa(
     spec: Any,
@@ -267,11 +249,7 @@ def build_msqa(
     cache: str | None = None,
 ) -> Any:
     """MSQA (ScanNet part; ``root`` is the MSQA JSON file) on ScanNet frames in ``scannet_root``."""
-    table = None
-    if scene_meta:
-        from loc3r.data.scannet import SceneMetaTable
-
-        table = SceneMetaTable.from_json(scene_meta, scans_root=scans_root)
+    table = scene_meta_table(scene_meta, scans_root)
     records, report = load_msqa(spec.root, scene_meta=table, strict=strict)
     log_report(report, f"msqa ({spec.root})")
     frames = cached_or_frame_source(

@@ -9,13 +9,13 @@ and world points come from the scene's ScanNet export (:class:`~loc3r.data.scann
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loc3r.core.io import read_json
-from loc3r.data.builders import cached_or_frame_source, log_report
+from loc3r.data.builders import SceneRecordsDataset, cached_or_frame_source, log_report
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
@@ -105,19 +105,12 @@ def load_scanqa(
 
 
 @dataclass
-class ScanQADataset:
+class ScanQADataset(SceneRecordsDataset):
     """ScanQA records + scene frames -> :class:`ClipSample` (task ``"scanqa"``)."""
 
     records: Sequence[ScanQARecord]
     frames: ScanNetFrameSource
     task: str = "scanqa"
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> ClipSample:
-        record = self.records[index]
-        return self.to_sample(record, self.frames.clip(record.scene_id))
 
     def to_sample(self, record: ScanQARecord, clip: ScanNetClip) -> ClipSample:
         return ClipSample(
@@ -139,17 +132,6 @@ class ScanQADataset:
                 **frame_problems_meta(clip.meta),
             },
         ).validate()
-
-    def samples(self) -> Iterator[ClipSample]:
-        """All samples grouped by scene; scenes without usable frames are skipped and reported."""
-        order = sorted(range(len(self.records)), key=lambda i: (self.records[i].scene_id, i))
-        for i in order:
-            try:
-                yield self[i]
-            except SampleError:
-                if self.frames.report.strict:
-                    raise
-                self.frames.report.skip("sample_without_frames", self.records[i].scene_id)
 
 
 def build_scanqa(

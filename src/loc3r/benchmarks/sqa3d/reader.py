@@ -65,7 +65,7 @@ report names the scene, the file it looked for and the field ``position``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -74,7 +74,7 @@ import numpy as np
 
 from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.core.io import read_json
-from loc3r.data.builders import cached_or_frame_source, log_report
+from loc3r.data.builders import SceneRecordsDataset, cached_or_frame_source, log_report, scene_meta_table
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
@@ -717,7 +717,7 @@ def load_sqa3d_localization(
 
 
 @dataclass
-class SQA3DDataset:
+class SQA3DDataset(SceneRecordsDataset):
     """SQA3D records + the scene frames -> :class:`ClipSample` (task ``"sqa3d"``).
 
     ``situation_choice``: ``"main"`` uses ``situation``; an integer ``k`` uses alternative ``k - 1``
@@ -738,14 +738,6 @@ class SQA3DDataset:
     #: attach the scan's instance masks (``instance/<i>.png``, SynthRooms) to samples whose record names its
     #: referents: what the anchor supervision of the pointer heads needs
     instance_masks: bool = False
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> ClipSample:
-        record = self.records[index]
-        clip = self.frames.clip(record.scene_id)
-        return self.to_sample(record, clip)
 
     def to_sample(self, record: SQA3DRecord | SQA3DSituationRecord, clip: ScanNetClip) -> ClipSample:
         position, yaw = record.agent_world(clip.axis_alignment)
@@ -797,18 +789,6 @@ class SQA3DDataset:
         )
         return sample.validate()
 
-    def samples(self) -> Iterator[ClipSample]:
-        """All samples grouped by scene (one clip load per scene); failing scenes are skipped and
-        reported in ``frames.report`` (or raise when the report is strict)."""
-        order = sorted(range(len(self.records)), key=lambda i: (self.records[i].scene_id, i))
-        for i in order:
-            try:
-                yield self[i]
-            except SampleError:
-                if self.frames.report.strict:
-                    raise
-                self.frames.report.skip("sample_without_frames", self.records[i].scene_id)
-
 
 def build_sqa3d(
     spec: Any,
@@ -828,11 +808,7 @@ def build_sqa3d(
 
     ``convention = "loc3r_world"`` reads SynthRooms' SQA3D-format files (poses already in our world frame).
     """
-    table = None
-    if scene_meta:
-        from loc3r.data.scannet import SceneMetaTable
-
-        table = SceneMetaTable.from_json(scene_meta, scans_root=scans_root)
+    table = scene_meta_table(scene_meta, scans_root)
     records, report = load_sqa3d(
         spec.root, spec.split, convention=convention, scene_meta=table, scans_root=scans_root, strict=strict
     )
