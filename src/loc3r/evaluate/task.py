@@ -33,7 +33,7 @@ from loc3r.core.errors import SampleError
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["Task", "join_prompt", "restrict_references", "write_json_file"]
+__all__ = ["JsonlTask", "Task", "join_prompt", "restrict_references", "write_json_file"]
 
 
 def restrict_references(
@@ -81,6 +81,9 @@ class Task:
     #: clip (SynthRooms: every question of a room is on its one scan) then encode each clip's video prefix once
     #: for all of them; real benchmarks stream (their shards do not fit in memory).
     whole_shard: ClassVar[bool] = False
+    #: the dataset kinds whose samples this task reads (their reader fills the fields :meth:`record` takes, checked
+    #: once here, at the config); None: any kind
+    data_kinds: ClassVar[tuple[str, ...] | None] = None
     #: scores are ``{split: {metric: value}}`` (a group scored per split) instead of ``{metric: value}``
     scores_by_split: ClassVar[bool] = False
     #: samples are streamed videos answered at several times (VSI-SUPER streaming counting): the runner predicts each
@@ -100,7 +103,12 @@ class Task:
 
     # ------------------------------------------------------------------------------------------ checks
     def check_config(self, config: EvalConfig, source: str) -> None:
-        """Reject settings this task cannot honour (named by key); default: decoding must be greedy."""
+        """Reject settings this task cannot honour (named by key): data of another kind, sampled decoding."""
+        if self.data_kinds is not None and config.data.kind not in self.data_kinds:
+            raise ConfigError(
+                f"{source}: benchmark {self.name!r} needs data of kind {' or '.join(map(repr, self.data_kinds))} (key "
+                f"'data.kind'), got {config.data.kind!r}"
+            )
         gen = config.generation
         if gen.do_sample or gen.num_beams != 1:
             raise ConfigError(
@@ -171,3 +179,32 @@ class Task:
     def score_files(self, predictions: str | Path, **files: Any) -> dict[str, Any]:
         """The metric on files in the benchmark's formats (``loc3r score``: any model's predictions)."""
         raise NotImplementedError(f"task {self.name!r} has no file scorer")
+
+
+class JsonlTask(Task):
+    """A benchmark whose predictions are ONE JSON Lines file of records that carry their own references (VSI-Bench,
+    ViewSpatial-Bench, VSI-SUPER): the record :attr:`fields` are written, and :meth:`score_records` scores them."""
+
+    #: the fields of a prediction record written to :attr:`predictions_file` (the ``loc3r score`` input)
+    fields: ClassVar[tuple[str, ...]]
+
+    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
+        from loc3r.core.io import write_jsonl
+
+        path = out_dir / str(self.predictions_file)
+        write_jsonl(path, [{k: r[k] for k in self.fields} for r in records])
+        return path
+
+    def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
+        """The benchmark's metric on prediction records (read from ``source``)."""
+        raise NotImplementedError
+
+    def score_files(self, predictions: str | Path) -> dict[str, Any]:
+        from loc3r.evaluate.records import load_records
+
+        return self.score_records(load_records(predictions), source=str(predictions))
+
+    def score(
+        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.score_one_file(records, out_dir)

@@ -39,6 +39,7 @@ class Beacon3DTask(Task):
     """Beacon3D object-centric QA (see the module docstring)."""
 
     name = "beacon3d"
+    data_kinds = ("scanqa",)
     title = "Beacon3D QA"
     predictions_file = "beacon3d_predictions.json"
     score_command = "beacon3d"
@@ -48,10 +49,7 @@ class Beacon3DTask(Task):
     )
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
-        qid = sample.meta.get("question_id")
-        if qid is None:
-            raise SampleError(f"sample {sample.sample_id!r}: field meta['question_id'] is missing")
-        return {"question_id": qid, "answer": prediction.answer}
+        return {"question_id": sample.meta["question_id"], "answer": prediction.answer}
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]

@@ -38,6 +38,7 @@ class MSQATask(Task):
     """MSQA situated QA (see the module docstring)."""
 
     name = "msqa"
+    data_kinds = ("msqa",)
     title = "MSQA (ScanNet)"
     predictions_file = "msqa_predictions.json"
     references_file = "msqa_references.json"

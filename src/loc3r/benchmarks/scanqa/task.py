@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loc3r.data.schema import ClipSample, SampleError
+from loc3r.data.schema import ClipSample
 from loc3r.evaluate.task import Task, restrict_references, write_json_file
 
 if TYPE_CHECKING:
@@ -40,18 +40,14 @@ class ScanQATask(Task):
     """ScanQA open-answer QA scored with the caption metrics (see the module docstring)."""
 
     name = "scanqa"
+    data_kinds = ("scanqa",)
     title = "ScanQA"
     predictions_file = "scanqa_predictions.json"
     score_command = "scanqa"
     metric = "clean_answer; pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr on the first answer, x100"
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
-        qid = sample.meta.get("question_id")
-        if qid is None:
-            raise SampleError(
-                f"sample {sample.sample_id!r}: field meta['question_id'] is missing (not a ScanQA sample)"
-            )
-        return {"question_id": qid, "answer": prediction.answer}
+        return {"question_id": sample.meta["question_id"], "answer": prediction.answer}
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]

@@ -95,24 +95,18 @@ def _official_pair(
     return ann_path, q_path
 
 
-def _question_id(sample: ClipSample) -> int | str:
-    qid = sample.meta.get("question_id")
-    if qid is None:
-        raise SampleError(f"sample {sample.sample_id!r}: field meta['question_id'] is missing (not an SQA3D sample)")
-    return qid
-
-
 class SQA3DQATask(Task):
     """SQA3D situated QA: EM@1 / EM-R, per question type (see the module docstring)."""
 
     name = "sqa3d"
+    data_kinds = ("sqa3d",)
     title = "SQA3D question answering"
     predictions_file = "sqa3d_predictions.json"
     score_command = "sqa3d-qa"
     metric = "LEO clean_answer; EM@1 exact, EM-R exact or containment; types by question prefix"
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
-        return {"question_id": _question_id(sample), "question": sample.question, "answer": prediction.answer}
+        return {"question_id": sample.meta["question_id"], "question": sample.question, "answer": prediction.answer}
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         rows = [{"question_id": r["question_id"], "answer": r["answer"], "question": r["question"]} for r in records]
@@ -188,6 +182,7 @@ class SQA3DLocalizationTask(Task):
     """SQA3D situation localization from the ``<Pos>``/``<Ori>`` heads (see the module docstring)."""
 
     name = "sqa3d_localization"
+    data_kinds = ("sqa3d",)
     title = "SQA3D localization"
     predictions_file = "sqa3d_localization_predictions.json"
     score_command = "sqa3d-loc"
@@ -235,7 +230,7 @@ class SQA3DLocalizationTask(Task):
         }
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
-        qid = _question_id(sample)
+        qid = sample.meta["question_id"]
         if prediction.position_bev is None or prediction.yaw_bev is None:
             raise SampleError(f"sample {sample.sample_id!r}: the model returned no <Pos>/<Ori> prediction")
         pose = sqa3d_pose_record(sample, prediction.position_bev, prediction.yaw_bev)

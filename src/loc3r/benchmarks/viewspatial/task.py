@@ -21,11 +21,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.evaluate.task import Task, join_prompt
+from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
@@ -33,10 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["ViewSpatialTask", "TASKS"]
 
 
-class ViewSpatialTask(Task):
+class ViewSpatialTask(JsonlTask):
     """ViewSpatial-Bench (see the module docstring)."""
 
     name = "viewspatial"
+    data_kinds = ("viewspatial",)
     title = "ViewSpatial-Bench"
     predictions_file = "viewspatial_predictions.jsonl"
     score_command = "viewspatial"
@@ -57,8 +57,6 @@ class ViewSpatialTask(Task):
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
         meta = sample.meta
-        if meta.get("question_type") is None or meta.get("id") is None:
-            raise SampleError(f"sample {sample.sample_id!r}: field meta['question_type'] is missing")
         return {
             "id": meta["id"],
             "question_type": meta["question_type"],
@@ -68,26 +66,13 @@ class ViewSpatialTask(Task):
             "prediction": prediction.answer,
         }
 
-    _FIELDS = ("id", "question_type", "question", "choices", "answer", "prediction")
+    fields = ("id", "question_type", "question", "choices", "answer", "prediction")
 
-    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        from loc3r.core.io import write_jsonl
-
-        path = out_dir / self.predictions_file
-        write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])
-        return path
-
-    def score_files(self, predictions: str | Path) -> dict[str, Any]:
+    def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
         """:func:`loc3r.benchmarks.viewspatial.metric.score_viewspatial` on records that each carry ``prediction``."""
         from loc3r.benchmarks.viewspatial.metric import score_viewspatial
-        from loc3r.evaluate.records import load_records
 
-        return score_viewspatial(load_records(predictions), source=str(predictions))
-
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        return self.score_one_file(records, out_dir)
+        return score_viewspatial(records, source=source)
 
 
 TASKS: dict[str, type[Task]] = {"viewspatial": ViewSpatialTask}

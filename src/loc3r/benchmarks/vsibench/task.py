@@ -32,11 +32,10 @@ config's ``data`` is of kind ``vsibench`` on the debiased records file; prompt, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.evaluate.task import Task, join_prompt
+from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
@@ -44,10 +43,11 @@ if TYPE_CHECKING:
 __all__ = ["VSIBenchTask", "VSIBenchDebiasedTask", "TASKS"]
 
 
-class VSIBenchTask(Task):
+class VSIBenchTask(JsonlTask):
     """VSI-Bench (see the module docstring)."""
 
     name = "vsibench"
+    data_kinds = ("vsibench",)
     title = "VSI-Bench"
     predictions_file = "vsibench_predictions.jsonl"
     score_command = "vsibench"
@@ -92,11 +92,6 @@ class VSIBenchTask(Task):
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
         meta = sample.meta
-        for key in ("id", "dataset", "question_type"):
-            if meta.get(key) is None:
-                raise SampleError(
-                    f"sample {sample.sample_id!r}: field meta[{key!r}] is missing (not a VSI-Bench sample)"
-                )
         return {
             "id": meta["id"],
             "dataset": meta["dataset"],
@@ -108,26 +103,13 @@ class VSIBenchTask(Task):
             "prediction": prediction.answer,
         }
 
-    _FIELDS = ("id", "dataset", "scene_name", "question_type", "question", "options", "ground_truth", "prediction")
+    fields = ("id", "dataset", "scene_name", "question_type", "question", "options", "ground_truth", "prediction")
 
-    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        from loc3r.evaluate.runner import write_jsonl
-
-        path = out_dir / self.predictions_file
-        write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])
-        return path
-
-    def score_files(self, predictions: str | Path) -> dict[str, Any]:
+    def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
         """:func:`~loc3r.benchmarks.vsibench.metric.score_vsibench` on VSI-Bench records each with ``prediction``."""
         from loc3r.benchmarks.vsibench.metric import score_vsibench
-        from loc3r.evaluate.records import load_records
 
-        return score_vsibench(load_records(predictions), source=str(predictions))
-
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        return self.score_one_file(records, out_dir)
+        return score_vsibench(records, source=source)
 
 
 class VSIBenchDebiasedTask(VSIBenchTask):

@@ -40,12 +40,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from loc3r.core.config import ConfigError
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.evaluate.task import Task, join_prompt
+from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
@@ -63,9 +62,9 @@ def parse_count(text: str) -> float | None:
     return float(match.group(0)) if match else None
 
 
-class _VSISuperTask(Task):
+class _VSISuperTask(JsonlTask):
     mode: ClassVar[str]
-    _FIELDS: ClassVar[tuple[str, ...]]
+    fields: ClassVar[tuple[str, ...]]
     scorer: ClassVar[str]
 
     def check_config(self, config: EvalConfig, source: str) -> None:
@@ -78,30 +77,12 @@ class _VSISuperTask(Task):
             )
 
     def _base(self, sample: ClipSample) -> dict[str, Any]:
-        meta = sample.meta
-        if meta.get("mode") != self.mode:
-            raise SampleError(
-                f"sample {sample.sample_id!r}: field meta['mode'] is {meta.get('mode')!r}, not {self.mode}"
-            )
-        return {"id": meta["id"], "video_path": meta["video_path"], "question": sample.question}
+        return {"id": sample.meta["id"], "video_path": sample.meta["video_path"], "question": sample.question}
 
-    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        from loc3r.core.io import write_jsonl
-
-        path = out_dir / self.predictions_file
-        write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])
-        return path
-
-    def score_files(self, predictions: str | Path) -> dict[str, Any]:
+    def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
         from loc3r.benchmarks.vsisuper import metric as vsisuper
-        from loc3r.evaluate.records import load_records
 
-        return getattr(vsisuper, self.scorer)(load_records(predictions), source=str(predictions))
-
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        return self.score_one_file(records, out_dir)
+        return getattr(vsisuper, self.scorer)(records, source=source)
 
 
 class VSIRecallTask(_VSISuperTask):
@@ -114,7 +95,7 @@ class VSIRecallTask(_VSISuperTask):
     score_command = "vsisuper-recall"
     scorer = "score_vsr"
     metric = "Cambrian-S VSR: first space token, trailing dots removed == answer letter (any case); per duration"
-    _FIELDS = ("id", "video_path", "type", "question", "options", "answer", "prediction")
+    fields = ("id", "video_path", "type", "question", "options", "answer", "prediction")
 
     def question_text(self, sample: Any, config: EvalConfig) -> str:
         suffix = config.prompt.multiple_choice_suffix or config.prompt.suffix
@@ -141,7 +122,7 @@ class VSICountTask(_VSISuperTask):
     score_command = "vsisuper-count"
     scorer = "score_vsc"
     metric = "lmms-eval VSC: first number of the answer (none: 0); MRA over 0.50:0.95:0.05, y=0 needs 0; per duration"
-    _FIELDS = ("id", "video_path", "split", "question", "answer", "prediction")
+    fields = ("id", "video_path", "split", "question", "answer", "prediction")
 
     def question_text(self, sample: Any, config: EvalConfig) -> str:
         return join_prompt(PRE_PROMPT, sample.question, config.prompt.numerical_suffix or config.prompt.suffix)
@@ -169,7 +150,7 @@ class VSICountStreamingTask(VSICountTask):
         "VSC streaming: per query time, float(count) vs answer, MRA 0.50:0.95:0.05 (y=0 needs 0); mra = mean over "
         "all (video, query) pairs (Cambrian-S), mra_video_mean = mean of per-video means (lmms-eval)"
     )
-    _FIELDS = ("id", "video_path", "split", "question", "query_times", "answers", "prediction", "responses")
+    fields = ("id", "video_path", "split", "question", "query_times", "answers", "prediction", "responses")
 
     def stream_select(self, config: EvalConfig) -> str:
         """The window rule of the streamed session (``data.options.stream_select``, default ``"last"``)."""
