@@ -157,24 +157,85 @@ def _stream_driver(task: Any) -> Any:
     return stream_counts
 
 
+def _merged(args: argparse.Namespace, config: Any, source: str) -> tuple[list, list, list[str], dict[str, Any]]:
+    """``--merge``: the shards' records, checked against this config (settings, checkpoint); ``(records, skipped,
+    warnings, settings)`` (a difference is an error unless ``--allow-partial``, then a warning)."""
+    from pathlib import Path
+
+    from loc3r.data.schema import SampleError
+    from loc3r.evaluate.runner import eval_settings, merge_checked
+    from loc3r.evaluate.shards import model_fingerprint
+
+    records, skipped, warnings, shard_settings = merge_checked(args.merge, allow_partial=args.allow_partial)
+    settings = eval_settings(config, args.config, args.batch_size)
+    settings.update({k: shard_settings[k] for k in _PROTOCOL_KEYS if k in shard_settings})
+    if config.num_frames is None and "frames" in shard_settings:  # the checkpoint's, as the shards resolved it
+        settings["frames"] = shard_settings["frames"]
+    # the shards must also have been made with this config's settings (frames, prompts, data, decoding)
+    differing = sorted(
+        k for k, v in settings.items() if k not in _NOT_COMPARED and k in shard_settings and shard_settings[k] != v
+    )
+    messages = [
+        f"setting {k!r} of the shards is {shard_settings[k]!r} but {settings[k]!r} in {source}" for k in differing
+    ]
+    # ... and with this config's checkpoint: the scores are reported as its scores
+    checkpoint = Path(config.checkpoint)
+    if shard_settings.get("model") is not None and checkpoint.is_dir():
+        mine = model_fingerprint(checkpoint)
+        if mine != shard_settings["model"]:
+            messages.append(
+                f"the shards were made with another checkpoint (model fingerprint {shard_settings['model']}) than "
+                f"{checkpoint} (key 'checkpoint' of {source}, fingerprint {mine})"
+            )
+    for message in messages:
+        if not args.allow_partial:
+            raise SampleError(f"cannot merge: {message} (pass --allow-partial to score them anyway)")
+        warnings.append(message)
+    settings["model"] = shard_settings.get("model")
+    settings["merged_files"] = len(args.merge)
+    settings["partial"] = bool(warnings)
+    return records, skipped, warnings, settings
+
+
+def _predict_shard(args: argparse.Namespace, config: Any, task: Any, source: str) -> tuple[Any, list, list, dict, int]:
+    """One shard's predictions, written with its shard info; ``(config, records, skipped, settings, assigned)``."""
+    from pathlib import Path
+
+    from loc3r.data.video import FrameLog
+    from loc3r.evaluate.runner import eval_settings, evaluate, load_model, parse_shard, resolve_num_frames, write_jsonl
+    from loc3r.evaluate.shards import model_fingerprint, write_shard_info
+
+    shard = parse_shard(args.shard)
+    checkpoint, out = Path(config.checkpoint), Path(config.output_dir)
+    if not checkpoint.is_dir():
+        raise FileNotFoundError(f"{checkpoint}: checkpoint directory does not exist (key 'checkpoint' of {source})")
+    model = load_model(checkpoint)
+    config = resolve_num_frames(config, model)
+    settings = eval_settings(config, args.config, args.batch_size, model=model)
+    settings["shard"] = f"{shard[0]}/{shard[1]}"
+    _print_protocol(settings)
+    frame_log = FrameLog("loc3r eval", strict=args.strict)
+    skipped: list = []
+    sizes: dict[str, int] = {}
+    records = evaluate(model, config, shard, batch_size=args.batch_size, source=source, frame_log=frame_log,
+                       skipped=skipped, sizes=sizes, stream_predict=_stream_driver(task))  # fmt: skip
+    _finish_frames(frame_log, out, shard)
+    predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
+    write_jsonl(predictions, records)
+    # what must agree between shards: everything that changes a score, the model itself included
+    same = {k: v for k, v in settings.items() if k not in _NOT_COMPARED}
+    same["model"] = model_fingerprint(checkpoint)
+    write_shard_info(predictions, shard=shard, total=sizes["total"], assigned=sizes["assigned"],
+                     predicted=len(records), skipped=skipped, settings=same)  # fmt: skip
+    return config, records, skipped, settings, sizes["assigned"]
+
+
 def _run(args: argparse.Namespace) -> int:
     """One shard of an evaluation, or the scores of one shard / merged shards."""
     from pathlib import Path
 
-    from loc3r.data.schema import SampleError
-    from loc3r.data.video import FrameLog
     from loc3r.evaluate.report import format_table, to_json
-    from loc3r.evaluate.runner import (
-        eval_settings,
-        evaluate,
-        load_model,
-        merge_checked,
-        parse_shard,
-        resolve_num_frames,
-        score_evaluation,
-        write_jsonl,
-    )
-    from loc3r.evaluate.shards import model_fingerprint, write_shard_info
+    from loc3r.evaluate.runner import score_evaluation
     from loc3r.evaluate.tasks import get_task
 
     config = _load_config(args)
@@ -183,79 +244,15 @@ def _run(args: argparse.Namespace) -> int:
     for part in task.parts():
         part.check_config(config, source)
     out = Path(config.output_dir)
-    skipped: list = []
-    warnings: list[str] = []
     if args.merge:
-        records, skipped, warnings, shard_settings = merge_checked(args.merge, allow_partial=args.allow_partial)
-        settings = eval_settings(config, args.config, args.batch_size)
-        settings.update({k: shard_settings[k] for k in _PROTOCOL_KEYS if k in shard_settings})
-        if config.num_frames is None and "frames" in shard_settings:  # the checkpoint's, as the shards resolved it
-            settings["frames"] = shard_settings["frames"]
-        # the shards must also have been made with this config's settings (frames, prompts, data, decoding)
-        differing = sorted(
-            k for k, v in settings.items() if k not in _NOT_COMPARED and k in shard_settings and shard_settings[k] != v
-        )
-        for key in differing:
-            message = f"setting {key!r} of the shards is {shard_settings[key]!r} but {settings[key]!r} in {source}"
-            if not args.allow_partial:
-                raise SampleError(f"cannot merge: {message} (pass --allow-partial to score them anyway)")
-            warnings.append(message)
-        # ... and with this config's checkpoint: the scores are reported as its scores
-        checkpoint = Path(config.checkpoint)
-        if shard_settings.get("model") is not None and checkpoint.is_dir():
-            mine = model_fingerprint(checkpoint)
-            if mine != shard_settings["model"]:
-                message = (
-                    f"the shards were made with another checkpoint (model fingerprint {shard_settings['model']}) than "
-                    f"{checkpoint} (key 'checkpoint' of {source}, fingerprint {mine})"
-                )
-                if not args.allow_partial:
-                    raise SampleError(f"cannot merge: {message} (pass --allow-partial to score them anyway)")
-                warnings.append(message)
-        settings["model"] = shard_settings.get("model")
-        settings["merged_files"] = len(args.merge)
-        settings["partial"] = bool(warnings)
+        records, skipped, warnings, settings = _merged(args, config, source)
         _print_protocol(settings)
         total = len(records) + len(skipped)
     else:
-        shard = parse_shard(args.shard)
-        checkpoint = Path(config.checkpoint)
-        if not checkpoint.is_dir():
-            raise FileNotFoundError(f"{checkpoint}: checkpoint directory does not exist (key 'checkpoint' of {source})")
-        model = load_model(checkpoint)
-        config = resolve_num_frames(config, model)
-        settings = eval_settings(config, args.config, args.batch_size, model=model)
-        settings["shard"] = f"{shard[0]}/{shard[1]}"
-        _print_protocol(settings)
-        frame_log = FrameLog("loc3r eval", strict=args.strict)
-        sizes: dict[str, int] = {}
-        records = evaluate(
-            model,
-            config,
-            shard,
-            batch_size=args.batch_size,
-            source=source,
-            frame_log=frame_log,
-            skipped=skipped,
-            sizes=sizes,
-            stream_predict=_stream_driver(task),
-        )
-        _finish_frames(frame_log, out, shard)
-        predictions = out / f"predictions-shard{shard[0]}of{shard[1]}.jsonl"
-        write_jsonl(predictions, records)
-        # what must agree between shards: everything that changes a score, the model itself included
-        same = {k: v for k, v in settings.items() if k not in _NOT_COMPARED}
-        write_shard_info(
-            predictions,
-            shard=shard,
-            total=sizes["total"],
-            assigned=sizes["assigned"],
-            predicted=len(records),
-            skipped=skipped,
-            settings={**same, "model": model_fingerprint(checkpoint)},
-        )
-        total = sizes["assigned"]
-        if shard[1] > 1:
+        config, records, skipped, settings, total = _predict_shard(args, config, task, source)
+        warnings = []
+        shard = settings["shard"].split("/")
+        if int(shard[1]) > 1:
             print(f"wrote {len(records)} predictions of shard {shard[0]}/{shard[1]} to {out}; run --merge to score")
             return 0
     scores, files = score_evaluation(records, config, out, source=source)

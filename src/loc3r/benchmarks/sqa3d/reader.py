@@ -477,6 +477,64 @@ def _situations(item: dict[str, Any], where: str) -> tuple[str, list[str]]:
     return situation, list(alternatives)  # type: ignore[return-value]
 
 
+def _questions_by_id(q_path: Path, report: LoadReport) -> dict[int, dict[str, Any]]:
+    """The question entries of an SQA3D questions file by ``question_id`` (bad / duplicated ids reported)."""
+    questions: dict[int, dict[str, Any]] = {}
+    for index, item in iter_json_records(read_json(q_path, "SQA3D questions file"), q_path, "questions"):
+        qid = item.get("question_id") if isinstance(item, dict) else None
+        if not isinstance(qid, int):
+            report.error("bad_record", f"field 'question_id' must be an integer, got {qid!r}", file=q_path,
+                         record=f"questions[{index}]", field="question_id")  # fmt: skip
+            continue
+        if qid in questions:
+            report.error("duplicate_id", "question_id appears twice", file=q_path, record=qid, field="question_id")
+            continue
+        questions[qid] = item
+    return questions
+
+
+def _qa_record(
+    qid: int, item: dict[str, Any], question_item: dict[str, Any], converter: _PoseConverter, q_where: str,
+    a_path: Path, record_name: str,
+) -> SQA3DRecord:  # fmt: skip
+    """One annotation joined with its question (a malformed field raises a :class:`SampleError` naming it)."""
+    where = f"{a_path} {record_name}"
+    scene_id = _str_field(item, "scene_id", where)
+    q_scene = question_item.get("scene_id")
+    if q_scene != scene_id:
+        raise SampleError(f"{where}: field 'scene_id' is {scene_id!r} but the question says {q_scene!r}")
+    situation, alternatives = _situations(question_item, q_where)
+    question = _str_field(question_item, "question", q_where)
+    answers_raw = item.get("answers", [])
+    if not isinstance(answers_raw, list):
+        raise SampleError(f"{where}: field 'answers' must be a list")
+    answers = []
+    for k, ans in enumerate(answers_raw):
+        if not isinstance(ans, dict) or not isinstance(ans.get("answer"), str):
+            raise SampleError(f"{where}: field 'answers[{k}].answer' must be a string")
+        answers.append(ans["answer"])
+    position = _position_array(item.get("position"), where)
+    rotation = _rotation_array(item.get("rotation"), where)
+    p_raw, f_raw, centre = converter.convert(scene_id, position, rotation, where, record_name)  # type: ignore[arg-type]
+    return SQA3DRecord(
+        question_id=qid,
+        scene_id=scene_id,  # type: ignore[arg-type]
+        situation=situation,
+        alternative_situations=alternatives,
+        question=question,  # type: ignore[arg-type]
+        answers=answers,
+        question_type=str(item.get("question_type", "")),
+        answer_type=str(item.get("answer_type", "")),
+        position=position,
+        rotation=rotation,
+        position_raw=p_raw,
+        forward_raw=f_raw,
+        convention=converter.convention,
+        mesh_bbox_center=centre,
+        referents=_referents(item, where),
+    )
+
+
 def load_sqa3d(
     root: str | Path,
     split: str,
@@ -505,22 +563,7 @@ def load_sqa3d(
     report = report if report is not None else LoadReport(f"sqa3d {split}", strict=strict)
     q_path = find_sqa3d_file(root, f"v1_{variant}_questions_{split}_scannetv2.json")
     a_path = find_sqa3d_file(root, f"v1_{variant}_sqa_annotations_{split}_scannetv2.json")
-    questions: dict[int, dict[str, Any]] = {}
-    for index, item in iter_json_records(read_json(q_path, "SQA3D questions file"), q_path, "questions"):
-        qid = item.get("question_id") if isinstance(item, dict) else None
-        if not isinstance(qid, int):
-            report.error(
-                "bad_record",
-                f"field 'question_id' must be an integer, got {qid!r}",
-                file=q_path,
-                record=f"questions[{index}]",
-                field="question_id",
-            )
-            continue
-        if qid in questions:
-            report.error("duplicate_id", "question_id appears twice", file=q_path, record=qid, field="question_id")
-            continue
-        questions[qid] = item
+    questions = _questions_by_id(q_path, report)
     converter = _PoseConverter(convention, scene_meta, scans_root, report, a_path)
     records: list[SQA3DRecord] = []
     seen: set[int] = set()
@@ -556,49 +599,12 @@ def load_sqa3d(
                 field="question_id",
             )
             continue
-        where = f"{a_path} {record_name}"
         try:
-            scene_id = _str_field(item, "scene_id", where)
-            q_scene = question_item.get("scene_id")
-            if q_scene != scene_id:
-                raise SampleError(f"{where}: field 'scene_id' is {scene_id!r} but the question says {q_scene!r}")
-            situation, alternatives = _situations(question_item, f"{q_path} {record_name}")
-            question = _str_field(question_item, "question", f"{q_path} {record_name}")
-            answers_raw = item.get("answers", [])
-            if not isinstance(answers_raw, list):
-                raise SampleError(f"{where}: field 'answers' must be a list")
-            answers = []
-            for k, ans in enumerate(answers_raw):
-                if not isinstance(ans, dict) or not isinstance(ans.get("answer"), str):
-                    raise SampleError(f"{where}: field 'answers[{k}].answer' must be a string")
-                answers.append(ans["answer"])
-            position = _position_array(item.get("position"), where)
-            rotation = _rotation_array(item.get("rotation"), where)
-            p_raw, f_raw, centre = converter.convert(scene_id, position, rotation, where, record_name)  # type: ignore[arg-type]
-            referents = _referents(item, where)
-        except SampleError as err:
-            field_name = _field_of(str(err))
-            report.error("bad_record", str(err), file=a_path, record=record_name, field=field_name)
-            continue
-        records.append(
-            SQA3DRecord(
-                question_id=qid,
-                scene_id=scene_id,  # type: ignore[arg-type]
-                situation=situation,
-                alternative_situations=alternatives,
-                question=question,  # type: ignore[arg-type]
-                answers=answers,
-                question_type=str(item.get("question_type", "")),
-                answer_type=str(item.get("answer_type", "")),
-                position=position,
-                rotation=rotation,
-                position_raw=p_raw,
-                forward_raw=f_raw,
-                convention=convention,
-                mesh_bbox_center=centre,
-                referents=referents,
+            records.append(
+                _qa_record(qid, item, question_item, converter, f"{q_path} {record_name}", a_path, record_name)
             )
-        )
+        except SampleError as err:
+            report.error("bad_record", str(err), file=a_path, record=record_name, field=_field_of(str(err)))
     for qid in sorted(set(questions) - seen):
         report.error(
             "missing_annotation",
