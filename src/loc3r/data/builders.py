@@ -11,7 +11,7 @@ arguments (:func:`loc3r.data.registry.build_dataset` checks the options against 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ __all__ = [
     "log_report",
     "parse_size",
     "scene_meta_table",
+    "scene_records_builder",
 ]
 
 _log = logging.getLogger("loc3r.data")
@@ -146,3 +147,32 @@ def log_report(report: Any, where: str) -> None:
         _log.warning("%s: loaded with problems\n%s", where, report.summary())
     else:
         _log.info("%s: %s", where, dict(report.counts))
+
+
+def scene_records_builder(
+    kind: str, read: Callable[..., tuple[Sequence[Any], Any]], dataset: Callable[[Sequence[Any], Any], Any]
+) -> Callable[..., Any]:
+    """The builder of a benchmark whose records are read by ``read(spec, scene_meta=..., scans_root=...,
+    strict=...) -> (records, report)`` and whose samples are ``dataset(records, frames)`` on ScanNet-style frames
+    (option ``scannet_root``) or a ``loc3r prepare`` cache (option ``cache``)."""
+
+    def build(
+        spec: Any,
+        num_frames: int,
+        scannet_root: str | None = None,
+        scene_meta: str | None = None,
+        scans_root: str | None = None,
+        image_size: Any = None,
+        points_size: Any = (96, 128),
+        strict: bool = False,
+        cache: str | None = None,
+    ) -> Any:
+        records, report = read(spec, scene_meta=scene_meta, scans_root=scans_root, strict=strict)
+        log_report(report, f"{kind} {spec.split} ({spec.root})")
+        frames = cached_or_frame_source(
+            cache, scannet_root, kind, spec, num_frames, image_size, points_size, scene_meta, scans_root, strict
+        )
+        return dataset(records, frames)
+
+    build.__name__ = build.__qualname__ = f"build_{kind}"
+    return build

@@ -44,7 +44,7 @@ import numpy as np
 
 from loc3r.core.geometry import wrap_angle
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, cached_or_frame_source, log_report, scene_meta_table
+from loc3r.data.builders import SceneRecordsDataset, scene_meta_table, scene_records_builder
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta
@@ -237,25 +237,10 @@ class MSQADataset(SceneRecordsDataset):
         ).validate()
 
 
-def build_msqa(
-    spec: Any,
-    num_frames: int,
-    scannet_root: str | None = None,
-    scene_meta: str | None = None,
-    scans_root: str | None = None,
-    image_size: Any = None,
-    points_size: Any = (96, 128),
-    strict: bool = False,
-    cache: str | None = None,
-) -> Any:
-    """MSQA (ScanNet part; ``root`` is the MSQA JSON file) on ScanNet frames in ``scannet_root``."""
-    table = scene_meta_table(scene_meta, scans_root)
-    records, report = load_msqa(spec.root, scene_meta=table, strict=strict)
-    log_report(report, f"msqa ({spec.root})")
-    frames = cached_or_frame_source(
-        cache, scannet_root, "msqa", spec, num_frames, image_size, points_size, scene_meta, scans_root, strict
-    )
-    return MSQADataset(records, frames)
+def _read(spec: Any, scene_meta: str | None, scans_root: str | None, strict: bool) -> tuple[list[MSQARecord], Any]:
+    return load_msqa(spec.root, scene_meta=scene_meta_table(scene_meta, scans_root), strict=strict)
 
 
+#: MSQA (ScanNet part; ``root`` is the MSQA JSON file) on ScanNet frames in ``scannet_root`` (or a prepared ``cache``)
+build_msqa = scene_records_builder("msqa", _read, MSQADataset)
 DATASET_KINDS = {"msqa": build_msqa}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, cached_or_frame_source, log_report
+from loc3r.data.builders import SceneRecordsDataset, scene_records_builder
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
@@ -134,24 +134,11 @@ class ScanQADataset(SceneRecordsDataset):
         ).validate()
 
 
-def build_scanqa(
-    spec: Any,
-    num_frames: int,
-    scannet_root: str | None = None,
-    scene_meta: str | None = None,
-    scans_root: str | None = None,
-    image_size: Any = None,
-    points_size: Any = (96, 128),
-    strict: bool = False,
-    cache: str | None = None,
-) -> Any:
-    """ScanQA (``ScanQA_v1.0_{split}.json`` in ``root``) on ScanNet frames in ``scannet_root``."""
-    records, report = load_scanqa(spec.root, spec.split, strict=strict)
-    log_report(report, f"scanqa {spec.split} ({spec.root})")
-    frames = cached_or_frame_source(
-        cache, scannet_root, "scanqa", spec, num_frames, image_size, points_size, scene_meta, scans_root, strict
-    )
-    return ScanQADataset(records, frames)
+def _read(spec: Any, scene_meta: str | None, scans_root: str | None, strict: bool) -> tuple[list[ScanQARecord], Any]:
+    return load_scanqa(spec.root, spec.split, strict=strict)
 
+
+#: ScanQA (``ScanQA_v1.0_{split}.json`` in ``root``) on ScanNet frames in ``scannet_root`` (or a prepared ``cache``)
+build_scanqa = scene_records_builder("scanqa", _read, ScanQADataset)
 
 DATASET_KINDS = {"scanqa": build_scanqa}
