@@ -39,7 +39,7 @@ import numpy as np
 from loc3r.core.config import ConfigError
 from loc3r.data.schema import ClipSample
 from loc3r.data.text_localization import LOC_QUESTION, bev_ground_truth, parse_pose_text
-from loc3r.evaluate.task import Task
+from loc3r.evaluate.task import JsonlTask, Task
 
 _log = logging.getLogger("loc3r.evaluate")
 
@@ -248,7 +248,7 @@ class SynthVSITask(SynthTask):
     synth_tasks = ("vsi",)
     prompt_keys = ("vsi",)
     predictions_file = "vsibench_predictions.jsonl"
-    _FIELDS = ("id", "question_type", "ground_truth", "prediction")
+    fields = ("id", "question_type", "ground_truth", "prediction")
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
         rec = super().record(sample, prediction)
@@ -260,18 +260,13 @@ class SynthVSITask(SynthTask):
         )
         return rec
 
-    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        """The VSI records as a ``loc3r score vsibench`` input file."""
-        from loc3r.core.io import write_jsonl
-
-        path = out_dir / str(self.predictions_file)
-        write_jsonl(path, [{k: r[k] for k in self._FIELDS} for r in records])
-        return path
+    #: the VSI records as a ``loc3r score vsibench`` input file
+    write_predictions = JsonlTask.write_predictions
 
     def metrics(self, records: Sequence[dict[str, Any]], where: str = "") -> dict[str, Any]:
         from loc3r.benchmarks.vsibench.metric import score_vsibench
 
-        m = score_vsibench([{k: r[k] for k in self._FIELDS} for r in records], source=f"{where} vsi predictions")
+        m = score_vsibench([{k: r[k] for k in self.fields} for r in records], source=f"{where} vsi predictions")
         scores = {k: v for k, v in m.items() if not k.startswith("n/") and k not in ("n", "no_prediction")}
         scores["n_vsi"] = m["n"]
         return scores
