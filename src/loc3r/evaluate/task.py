@@ -1,8 +1,9 @@
 """The task base class: what every evaluation task (a real benchmark or a SynthRooms set) says about itself.
 
 Like an lmms-eval task, a :class:`Task` owns everything that is specific to one benchmark, so that one runner
-(:func:`loc3r.evaluate.runner.evaluate`) evaluates all of them the same way and a new benchmark is one module in
-:mod:`loc3r.evaluate.tasks`:
+(:func:`loc3r.evaluate.runner.evaluate`) evaluates all of them the same way. A benchmark's tasks are in its folder's
+``task.py`` (``loc3r/benchmarks/<name>/task.py``, ``TASKS``), found by the registry :mod:`loc3r.evaluate.tasks`
+(kept apart from this module, which the task modules import):
 
 * which samples: :meth:`Task.build_dataset` (from the config's ``data`` and frame count);
 * how to ask: :meth:`Task.build_prompt` (the pinned prompt; only the text changes, never the training path),
@@ -12,8 +13,9 @@ Like an lmms-eval task, a :class:`Task` owns everything that is specific to one 
   metric on files in the benchmark's ``loc3r score`` format, so any other model's file is scored identically);
   :attr:`Task.metric` is the metric's definition, printed with every score by ``loc3r eval`` and ``loc3r score``.
 
-A task never re-implements a metric: it calls the functions of :mod:`loc3r.evaluate` (``localization``, ``qa``,
-``vsibench``, ``beacon3d``). Several tasks that are evaluated and scored together (SynthRooms: localization,
+A task never re-implements a metric: it calls the functions of :mod:`loc3r.evaluate` (``localization``, ``qa``) or
+of its folder's ``metric.py``. It trusts what its reader checked (:attr:`Task.data_kinds` is checked once, with the
+config), so :meth:`Task.record` does not re-check the sample's fields. Several tasks that are evaluated and scored together (SynthRooms: localization,
 situated QA and VSI-style questions on one split) form a group: a task whose :meth:`Task.parts` are those tasks.
 
 Prediction records (one JSON object per evaluated sample, written per shard) carry ``set`` (:attr:`Task.set_name`),
