@@ -15,8 +15,10 @@ Like an lmms-eval task, a :class:`Task` owns everything that is specific to one 
 
 A task never re-implements a metric: it calls the functions of :mod:`loc3r.evaluate` (``localization``, ``qa``) or
 of its folder's ``metric.py``. It trusts what its reader checked (:attr:`Task.data_kinds` is checked once, with the
-config), so :meth:`Task.record` does not re-check the sample's fields. Several tasks that are evaluated and scored together (SynthRooms: localization,
-situated QA and VSI-style questions on one split) form a group: a task whose :meth:`Task.parts` are those tasks.
+config), so :meth:`Task.record` does not re-check the sample's fields.
+
+Several tasks that are evaluated and scored together (SynthRooms: localization, situated QA and VSI-style questions
+on one split) form a group: a task whose :meth:`Task.parts` are those tasks.
 
 Prediction records (one JSON object per evaluated sample, written per shard) carry ``set`` (:attr:`Task.set_name`),
 ``split``, ``sample_id``, ``scene_id``, ``seconds``, ``subset`` plus the task's own fields from :meth:`Task.record`.
