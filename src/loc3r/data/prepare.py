@@ -41,18 +41,9 @@ vsibench       VSI-Bench records file or folder           videos under ``video_r
                                                           scene (layout targets; mp4 kept as fallback)
 =============  =========================================  ===========================================
 
-VSI-style records and posed scans: for a record whose source dataset has a scan root and whose scene has a scan
-folder there with at least ``T`` valid poses, the clip is the scan's (``T`` frames uniform over the valid frames,
-world poses, world points: the layout targets; key :func:`~loc3r.data.cache.scan_key`); its mp4 is prepared too
-when it exists (fallback). The report counts ``vsi_samples_with_scan`` and, for the others, why not:
-``vsi_no_scan_root:<dataset>`` (no scan root given for that source dataset), an error ``scene_without_scan``
-(the scene has no folder under the root; names file, record and field ``scene_name``) or ``too_few_valid_poses``
-(names the scan's pose folder, the scene and field ``pose``). Those samples train from the mp4 without layout
-targets.
-
 Only the scenes that the annotation files reference are prepared for sqa3d / scanqa / msqa / vsibench. The part of
-each benchmark (which files, which clips) is its folder's ``prepare.py`` (``loc3r/benchmarks/<name>/prepare.py``,
-:mod:`loc3r.data.prepare_plan`); ``loc3r prepare`` knows every folder that has one.
+each benchmark (which files, which clips; VSI-style records with posed scans: :mod:`loc3r.benchmarks.vsibench.prepare`)
+is its folder's ``prepare.py`` (:mod:`loc3r.data.prepare_plan`); ``loc3r prepare`` knows every folder that has one.
 """
 
 from __future__ import annotations

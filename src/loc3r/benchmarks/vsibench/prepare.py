@@ -1,10 +1,12 @@
 """``loc3r prepare vsibench``: the videos (or posed scans) of VSI-Bench-style records.
 
 For a record whose source dataset has a scan root (``--scan-root DATASET=DIR``) and whose scene has a scan folder
-``DIR/<scene_name>/``, the clip is the scan's (key :func:`~loc3r.data.cache.scan_key`; refused when it has fewer
-than ``T`` valid poses), and its mp4, when it exists, is prepared too as the fallback. Otherwise the clip is the
-record's video ``<video_root>/<dataset>/<scene_name>.mp4`` (no layout targets): the report says why
-(``vsi_no_scan_root:<dataset>`` skip, ``scene_without_scan`` error naming file, record and field ``scene_name``).
+``DIR/<scene_name>/`` with at least ``T`` valid poses, the clip is the scan's (``T`` frames uniform over the valid
+frames, world poses, world points: the layout targets; key :func:`~loc3r.data.cache.scan_key`); its mp4 is prepared
+too when it exists (fallback). The others take the record's video ``<video_root>/<dataset>/<scene_name>.mp4`` (no
+layout targets), and the report says why: ``vsi_no_scan_root:<dataset>`` (no scan root given for that source
+dataset), an error ``scene_without_scan`` (the scene has no folder under the root; names file, record and field
+``scene_name``) or ``too_few_valid_poses`` (names the scan's pose folder, the scene and field ``pose``).
 """
 
 from __future__ import annotations
