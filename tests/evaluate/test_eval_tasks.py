@@ -34,6 +34,12 @@ def test_registry_is_the_one_list_of_benchmarks() -> None:
         load_eval_config(REPO / "configs" / "paper" / "eval" / "sqa3d.yaml", ["benchmark=scanrefer"])
     with pytest.raises(ConfigError, match="unknown benchmark"):
         get_task("scanrefer")
+    # a task reads the samples of its own data kinds (checked once, with the config; its record() trusts the reader)
+    config = load_eval_config(REPO / "configs" / "paper" / "eval" / "vsibench.yaml", ["data.kind=scanqa"])
+    with pytest.raises(
+        ConfigError, match=r"vsibench.yaml: benchmark 'vsibench' needs data of kind 'vsibench'.*data\.kind"
+    ):
+        get_task("vsibench").check_config(config, "vsibench.yaml")
 
 
 def test_score_subcommands_are_the_tasks_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

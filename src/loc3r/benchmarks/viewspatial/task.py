@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from loc3r.data.schema import ClipSample, SampleError
+from loc3r.data.schema import ClipSample
 from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 
 if TYPE_CHECKING:
@@ -46,9 +46,9 @@ class ViewSpatialTask(JsonlTask):
     )
 
     def question_text(self, sample: Any, config: EvalConfig) -> str:
-        choices = (sample.meta or {}).get("choices") or "\n".join(sample.options or [])
-        if not choices:
-            raise SampleError(f"sample {getattr(sample, 'sample_id', '?')!r}: field 'choices' is empty")
+        choices = (sample.meta or {}).get("choices") or "\n".join(
+            sample.options or []
+        )  # never empty: the reader checks
         return join_prompt(f"Question: {sample.question}", f"Choices: {choices}", config.prompt.suffix)
 
     def prompt_settings(self, config: EvalConfig) -> dict[str, Any]:
