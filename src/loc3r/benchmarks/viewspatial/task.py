@@ -46,9 +46,8 @@ class ViewSpatialTask(JsonlTask):
     )
 
     def question_text(self, sample: Any, config: EvalConfig) -> str:
-        choices = (sample.meta or {}).get("choices") or "\n".join(
-            sample.options or []
-        )  # never empty: the reader checks
+        # never empty: the reader checks it
+        choices = (sample.meta or {}).get("choices") or "\n".join(sample.options or [])
         return join_prompt(f"Question: {sample.question}", f"Choices: {choices}", config.prompt.suffix)
 
     def prompt_settings(self, config: EvalConfig) -> dict[str, Any]:
