@@ -358,11 +358,11 @@ def test_sqa3d_convention_round_trip_on_released_records() -> None:
     from conftest import SQA3D_FIXTURES as FIXTURES
     from conftest import look_pose
     from conftest import sqa3d_meta_table as meta_table
+    from loc3r.benchmarks.sqa3d.metric import score_sqa3d_localization
     from loc3r.benchmarks.sqa3d.reader import load_sqa3d
     from loc3r.benchmarks.sqa3d.task import sqa3d_pose_record
     from loc3r.core.geometry import anchor_frame
     from loc3r.data.schema import ClipSample
-    from loc3r.evaluate.localization import score_sqa3d_localization
 
     table = meta_table()
     records, _ = load_sqa3d(FIXTURES, "test", scene_meta=table)

@@ -11,14 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import SQA3D_FIXTURES
+from loc3r.benchmarks.sqa3d.metric import score_sqa3d_localization, sqa3d_quaternion_to_yaw, yaw_to_sqa3d_quaternion
 from loc3r.data.schema import SampleError
-from loc3r.evaluate.localization import (
-    localization_metrics,
-    score_sqa3d_localization,
-    sqa3d_quaternion_to_yaw,
-    yaw_error_deg,
-    yaw_to_sqa3d_quaternion,
-)
+from loc3r.evaluate.localization import localization_metrics, yaw_error_deg
 
 FIXTURE = SQA3D_FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json"
 

@@ -7,17 +7,11 @@ import json
 import pytest
 
 from conftest import SQA3D_FIXTURES
+from loc3r.benchmarks.scanqa.metric import score_scanqa
+from loc3r.benchmarks.sqa3d.metric import score_sqa3d_qa, sqa3d_question_type
 from loc3r.data.schema import SampleError
 from loc3r.evaluate import qa
-from loc3r.evaluate.qa import (
-    answer_match,
-    caption_metrics,
-    clean_answer,
-    qa_exact_match,
-    score_scanqa,
-    score_sqa3d_qa,
-    sqa3d_question_type,
-)
+from loc3r.evaluate.qa import answer_match, caption_metrics, clean_answer, qa_exact_match
 
 FIXTURES = SQA3D_FIXTURES
 ANNOTATIONS = FIXTURES / "v1_balanced_sqa_annotations_test_scannetv2.json"

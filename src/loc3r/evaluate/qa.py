@@ -1,4 +1,6 @@
-"""Question-answering metrics: SQA3D EM@1 / EM-R with the per-type breakdown, ScanQA EM@1 + caption metrics.
+"""Question-answering metrics: EM@1 / EM-R (per type when given), the caption metrics, and the prediction / reference
+record helpers; the benchmarks' file scorers use them (SQA3D: :mod:`loc3r.benchmarks.sqa3d.metric`, ScanQA / MSQA:
+:mod:`loc3r.benchmarks.scanqa.metric`, Beacon3D).
 
 Official behaviour followed (read, not copied):
 
@@ -48,9 +50,6 @@ import numpy as np
 
 from loc3r.evaluate.records import (
     SampleError,
-    index_by_id,
-    match_predictions,
-    record_where,
     require_field,
 )
 
@@ -58,15 +57,15 @@ __all__ = [
     "SQA3D_QUESTION_TYPES",
     "clean_answer",
     "answer_match",
-    "sqa3d_question_type",
     "qa_exact_match",
     "caption_metrics",
     "java_available",
     "prediction_answer",
-    "score_sqa3d_qa",
-    "score_scanqa",
+    "as_record_list",
+    "reference_answers",
 ]
 
+#: SQA3D's question types, in the order the per-type breakdown lists them (known types first)
 SQA3D_QUESTION_TYPES: tuple[str, ...] = ("what", "is", "how", "can", "which", "others")
 
 # LEO's clean_answer, step by step and in its order: (pattern, replacement).
@@ -151,15 +150,6 @@ def answer_match(prediction: str, references: Sequence[str]) -> tuple[bool, bool
         if ref_sq and (pred in ref_sq or ref_sq in pred):
             return False, True
     return False, False
-
-
-def sqa3d_question_type(question: str) -> str:
-    """``what`` / ``is`` / ``how`` / ``can`` / ``which`` / ``others`` by prefix of the question (LEO)."""
-    q = question.lstrip().lower()
-    for qtype in SQA3D_QUESTION_TYPES[:-1]:
-        if q.startswith(qtype):
-            return qtype
-    return "others"
 
 
 def qa_exact_match(
@@ -298,7 +288,8 @@ def prediction_answer(record: Any, where: str) -> str | None:
     return value
 
 
-def _reference_answers(record: Any, where: str) -> list[str]:
+def reference_answers(record: Any, where: str) -> list[str]:
+    """The reference answers of a record: ``answers`` as strings (SQA3D: ``{"answer": ...}`` objects)."""
     answers = require_field(record, "answers", where)
     if not isinstance(answers, list) or not answers:
         raise SampleError(f"{where}: field 'answers' must be a non-empty list, got {answers!r}")
@@ -312,122 +303,8 @@ def _reference_answers(record: Any, where: str) -> list[str]:
     return out
 
 
-def _unwrap(data: Any, key: str) -> Any:
-    return data[key] if isinstance(data, Mapping) and key in data else data
-
-
-def _as_list(data: Any, source: str) -> list[Any]:
+def as_record_list(data: Any, source: str) -> list[Any]:
+    """``data`` when it is a list of records, else a :class:`SampleError` naming ``source``."""
     if not isinstance(data, list):
         raise SampleError(f"{source}: expected a list of records, got {type(data).__name__}")
     return data
-
-
-def score_sqa3d_qa(
-    annotations: Any,
-    predictions: Sequence[Mapping[str, Any]],
-    questions: Any = None,
-    *,
-    strict: bool = False,
-    annotations_source: str = "annotations",
-    predictions_source: str = "predictions",
-    questions_source: str = "questions",
-) -> dict[str, Any]:
-    """SQA3D EM@1 / EM-R (percent) with the per-type breakdown.
-
-    Args:
-        annotations: the official annotations file content (``{"annotations": [...]}``) or its list; each
-            entry needs ``question_id`` and ``answers`` (``[{"answer": ...}]``) and is scored once.
-        predictions: ``[{"question_id", "answer"}]``; a missing prediction is wrong and reported.
-        questions: optional questions file content (``{"questions": [...]}`` or its list) giving each
-            ``question`` text for the type breakdown; without it a prediction's own ``question`` field is
-            used, and if neither exists there is no breakdown.
-        strict: predictions for ids not in the annotations raise instead of being reported.
-
-    Returns ``em@1``, ``em-r``, ``n``, ``missing``, ``unknown`` (+ ``*_examples``) and per type
-    ``em@1/<type>``, ``em-r/<type>``, ``n/<type>``.
-    """
-    ann_list = _as_list(_unwrap(annotations, "annotations"), annotations_source)
-    ann_index = index_by_id(ann_list, annotations_source)
-    pred_index = index_by_id(_as_list(predictions, predictions_source), predictions_source)
-    _, _, report = match_predictions(ann_index, pred_index, prediction_source=predictions_source, strict=strict)
-
-    question_text: dict[str, str] = {}
-    if questions is not None:
-        q_list = _as_list(_unwrap(questions, "questions"), questions_source)
-        for qid, (i, rec) in index_by_id(q_list, questions_source).items():
-            text = require_field(rec, "question", record_where(questions_source, i, rec))
-            if not isinstance(text, str):
-                raise SampleError(f"{record_where(questions_source, i, rec)}: field 'question' must be a string")
-            question_text[qid] = text
-    else:
-        for qid, (_, rec) in pred_index.items():
-            if isinstance(rec.get("question"), str):
-                question_text[qid] = rec["question"]
-
-    preds: list[str | None] = []
-    refs: list[list[str]] = []
-    types: list[str] = []
-    for qid, (i, rec) in ann_index.items():
-        refs.append(_reference_answers(rec, record_where(annotations_source, i, rec)))
-        if qid in pred_index:
-            j, prec = pred_index[qid]
-            preds.append(prediction_answer(prec, record_where(predictions_source, j, prec)))
-        else:
-            preds.append(None)
-        types.append(sqa3d_question_type(question_text[qid]) if qid in question_text else "")
-    have_types = questions is not None or (bool(question_text) and len(question_text) == len(ann_index))
-    if questions is not None:
-        no_question = [qid for qid in ann_index if qid not in question_text]
-        if no_question:
-            raise SampleError(
-                f"{questions_source}: {len(no_question)} annotation question_id(s) have no question "
-                f"(e.g. {no_question[:5]})"
-            )
-    result = qa_exact_match(preds, refs, types if have_types else None)
-    counts = {"n": result.pop("n"), **report}
-    out = {"em@1": result.pop("em@1"), "em-r": result.pop("em-r"), **counts, **result}
-    if not have_types:
-        out["types"] = "unavailable (pass --questions to get the per-type breakdown)"
-    return out
-
-
-def score_scanqa(
-    references: Any,
-    predictions: Sequence[Mapping[str, Any]],
-    *,
-    strict: bool = False,
-    meteor: bool = True,
-    references_source: str = "references",
-    predictions_source: str = "predictions",
-) -> dict[str, Any]:
-    """ScanQA EM@1 (+ EM-R) and BLEU-1..4, METEOR, ROUGE-L, CIDEr (percent).
-
-    Args:
-        references: the ScanQA file content with answers (``ScanQA_v1.0_val.json``: a list of
-            ``{"question_id", "answers": [...]}``); each entry is scored once.
-        predictions: ``[{"question_id", "answer"}]`` (or ``"answer": [...]`` / ``"answer_top10": [...]``
-            candidates, of which the first is scored). A missing prediction scores as the empty answer.
-    """
-    ref_list = _as_list(references, references_source)
-    ref_index = index_by_id(ref_list, references_source)
-    pred_index = index_by_id(_as_list(predictions, predictions_source), predictions_source)
-    _, _, report = match_predictions(ref_index, pred_index, prediction_source=predictions_source, strict=strict)
-    preds: list[str | None] = []
-    refs: list[list[str]] = []
-    for qid, (i, rec) in ref_index.items():
-        where = record_where(references_source, i, rec)
-        if isinstance(rec, Mapping) and "answers" not in rec:
-            raise SampleError(f"{where}: missing field 'answers' (a ScanQA test file has no answers to score against)")
-        refs.append(_reference_answers(rec, where))
-        if qid in pred_index:
-            j, prec = pred_index[qid]
-            preds.append(prediction_answer(prec, record_where(predictions_source, j, prec)))
-        else:
-            preds.append(None)
-    em = qa_exact_match(preds, refs)
-    captions = caption_metrics(preds, refs, meteor=meteor)
-    unavailable = captions.pop("meteor_unavailable", None)
-    out: dict[str, Any] = {"em@1": em["em@1"], **captions, "em-r": em["em-r"], "n": em["n"], **report}
-    if unavailable:
-        out["meteor_unavailable"] = unavailable
-    return out

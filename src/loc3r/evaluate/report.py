@@ -1,8 +1,8 @@
 """Printing metric dicts: an aligned text table for people, one JSON object for machines.
 
-Both views show the same flat dict produced by the scorers (``score_sqa3d_localization``,
-``score_sqa3d_qa``, ``score_scanqa``, ``score_vsibench``), so every key printed in the table is a key of
-the JSON object and vice versa. Floats are percentages unless the key says otherwise (``*_m``,
+Both views show the same flat dict produced by the scorers (the benchmark folders' ``metric.py``:
+``score_sqa3d_localization``, ``score_sqa3d_qa``, ``score_scanqa``, ``score_vsibench``, ...), so every key printed in
+the table is a key of the JSON object and vice versa. Floats are percentages unless the key says otherwise (``*_m``,
 ``*_deg``); the table rounds to 2 decimals, the JSON keeps full precision.
 
 :func:`run_score` is what every ``loc3r score`` sub-command (a benchmark folder's ``score.py``) does with its task's

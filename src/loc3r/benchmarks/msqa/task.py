@@ -15,7 +15,7 @@
   - ``OUT/msqa_references.json``: ``[{"question_id", "answers": [...], "question", "type", "query_type",
     "scene_id"}]`` — the reference answers as the loader read them (image placeholders replaced by object
     names, as MSR3D's text mode does), of the evaluated questions.
-* Score: :func:`loc3r.evaluate.qa.score_scanqa` on those two files, plus
+* Score: :func:`loc3r.benchmarks.scanqa.metric.score_scanqa` on those two files, plus
   :func:`loc3r.evaluate.qa.qa_exact_match` grouped by ``type`` (``em@1/<type>``, ``em-r/<type>``, ``n/<type>``).
 """
 
@@ -56,9 +56,10 @@ class MSQATask(Task):
         the ids are the ``msqa-<scene>-<index>`` sample ids ``loc3r eval`` writes) or the ``msqa_references.json``
         ``loc3r eval`` wrote; ``predictions`` a JSON list / JSONL of ``{question_id, answer}``."""
         from loc3r.benchmarks.msqa.reader import load_msqa
+        from loc3r.benchmarks.scanqa.metric import score_scanqa
         from loc3r.data.schema import SampleError
-        from loc3r.evaluate.qa import index_by_id, prediction_answer, qa_exact_match, score_scanqa
-        from loc3r.evaluate.records import load_records
+        from loc3r.evaluate.qa import prediction_answer, qa_exact_match
+        from loc3r.evaluate.records import index_by_id, load_records
 
         raw = load_records(references)
         if isinstance(raw, list) and raw and all(isinstance(r, dict) and "answers" in r and "question_id" in r
@@ -104,7 +105,8 @@ class MSQATask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.qa import prediction_answer, qa_exact_match, score_scanqa
+        from loc3r.benchmarks.scanqa.metric import score_scanqa
+        from loc3r.evaluate.qa import prediction_answer, qa_exact_match
         from loc3r.evaluate.records import load_records
 
         pred_path = self.write_predictions(records, out_dir)

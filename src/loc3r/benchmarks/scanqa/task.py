@@ -8,8 +8,8 @@
   (DESIGN.md §6), which is why it is printed with every score.
 * Prediction record (the ``loc3r score scanqa`` input): ``OUT/scanqa_predictions.json``, a JSON list of
   ``{"question_id": str, "answer": str}``.
-* Score: :func:`loc3r.evaluate.qa.score_scanqa` against the same ScanQA file (its ``answers``); METEOR needs
-  Java and is reported as unavailable without it. A split without answers (``test_w_obj`` /
+* Score: :func:`loc3r.benchmarks.scanqa.metric.score_scanqa` against the same ScanQA file (its ``answers``); METEOR
+  needs Java and is reported as unavailable without it. A split without answers (``test_w_obj`` /
   ``test_wo_obj``) cannot be scored here: the error says so (submit the predictions file to the server).
 """
 
@@ -56,8 +56,8 @@ class ScanQATask(Task):
     def score_files(
         self, predictions: str | Path, *, references: str | Path, strict: bool = False, meteor: bool = True
     ) -> dict[str, Any]:
-        """:func:`loc3r.evaluate.qa.score_scanqa` against a ScanQA-format file with answers."""
-        from loc3r.evaluate.qa import score_scanqa
+        """:func:`loc3r.benchmarks.scanqa.metric.score_scanqa` against a ScanQA-format file with answers."""
+        from loc3r.benchmarks.scanqa.metric import score_scanqa
         from loc3r.evaluate.records import load_records
 
         return score_scanqa(

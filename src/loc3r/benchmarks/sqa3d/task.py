@@ -11,7 +11,7 @@ One sample per question.
   the task only appends the config's suffix to the question. Greedy decoding, ``generation.max_new_tokens``.
 * Prediction record (the ``loc3r score sqa3d-qa`` input): ``OUT/sqa3d_predictions.json``, a JSON list of
   ``{"question_id": int, "answer": str, "question": str}``.
-* Score: :func:`loc3r.evaluate.qa.score_sqa3d_qa` against the official annotations file, with the
+* Score: :func:`loc3r.benchmarks.sqa3d.metric.score_sqa3d_qa` against the official annotations file, with the
   questions file for the per-type breakdown (``em@1``, ``em-r``, ``em@1/<type>`` ...).
 
 **Localization** (``benchmark: sqa3d_localization``)
@@ -26,7 +26,7 @@ One sample per question.
   goes through unchanged (tested).
 * Prediction record (the ``loc3r score sqa3d-loc`` input): ``OUT/sqa3d_localization_predictions.json``,
   a JSON list of ``{"question_id", "position": {"x","y","z"}, "rotation": {"_x","_y","_z","_w"}}``.
-* Score: :func:`loc3r.evaluate.localization.score_sqa3d_localization` against the official annotations
+* Score: :func:`loc3r.benchmarks.sqa3d.metric.score_sqa3d_localization` against the official annotations
   file (each entry's ``position`` / ``rotation``), per situation by default — each ``(scene, situation text)``
   of the questions file counted once, the paper's unit (719 test situations) — or per question with the
   config key ``localization_unit: question``; a unit without prediction counts as wrong.
@@ -120,8 +120,8 @@ class SQA3DQATask(Task):
         questions: str | Path | None = None,
         strict: bool = False,
     ) -> dict[str, Any]:
-        """:func:`loc3r.evaluate.qa.score_sqa3d_qa` on the official annotations (+ questions for the types)."""
-        from loc3r.evaluate.qa import score_sqa3d_qa
+        """:func:`~loc3r.benchmarks.sqa3d.metric.score_sqa3d_qa` on the official annotations (+ questions: types)."""
+        from loc3r.benchmarks.sqa3d.metric import score_sqa3d_qa
         from loc3r.evaluate.records import load_json_or_jsonl, load_records
 
         return score_sqa3d_qa(
@@ -282,9 +282,9 @@ class SQA3DLocalizationTask(Task):
         unit: str = "situation",
         strict: bool = False,
     ) -> dict[str, Any]:
-        """:func:`loc3r.evaluate.localization.score_sqa3d_localization` against the official annotations, per
+        """:func:`~loc3r.benchmarks.sqa3d.metric.score_sqa3d_localization` against the official annotations, per
         ``unit`` (situations = (scene, situation text) of the questions file; without it, (scene, pose))."""
-        from loc3r.evaluate.localization import score_sqa3d_localization
+        from loc3r.benchmarks.sqa3d.metric import score_sqa3d_localization
         from loc3r.evaluate.records import load_json_or_jsonl, load_records
 
         return score_sqa3d_localization(
