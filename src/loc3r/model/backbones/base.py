@@ -15,7 +15,7 @@ heads stay backbone-agnostic:
   Qwen3-VL's DeepStack features added to the first decoder layers' hidden states at the vision positions).
 
 Adding a backbone (e.g. Qwen3-VL, SmolVLM2) means writing ONE new module that subclasses :class:`BackboneAdapter`
-and registers itself with :func:`loc3r.model.backbones.register_backbone`; the processor, model, heads and recipes
+and registers itself with :func:`register_backbone` (below); the processor, model, heads and recipes
 need no change. Per-sample timing (the sampled frame indices and the source video's fps, for formats that write
 timestamps into the prompt) reaches the adapter through the preprocessing ``options`` (:func:`frame_times`).
 """
@@ -338,3 +338,18 @@ class BackboneAdapter(ABC):
                 f"{path}: field {key!r} is {settings[key]!r} but the model config has {model_field} = {expected!r} "
                 "(processor files of another checkpoint?)"
             )
+
+
+#: name -> adapter class; filled by :func:`register_backbone` (read through :mod:`loc3r.model.backbones`).
+_REGISTRY: dict[str, type[BackboneAdapter]] = {}
+
+
+def register_backbone(cls: type[BackboneAdapter]) -> type[BackboneAdapter]:
+    """Class decorator: make an adapter available under ``cls.name``."""
+    name = getattr(cls, "name", None)
+    if not name:
+        raise ValueError(f"{cls.__name__}: a backbone adapter needs a non-empty class attribute 'name'")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"backbone {name!r} is registered twice ({_REGISTRY[name].__name__} and {cls.__name__})")
+    _REGISTRY[name] = cls
+    return cls

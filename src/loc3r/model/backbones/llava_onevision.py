@@ -33,7 +33,6 @@ from transformers import (
 
 from loc3r.core.geometry import VisionSegment
 from loc3r.data.schema import SampleError
-from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
@@ -41,6 +40,7 @@ from loc3r.model.backbones.base import (
     VideoEncoding,
     check_frames,
     normalize_frames,
+    register_backbone,
     resize_frames,
 )
 

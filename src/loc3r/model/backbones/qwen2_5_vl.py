@@ -35,7 +35,6 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from loc3r.core.geometry import VisionSegment
-from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
@@ -43,6 +42,7 @@ from loc3r.model.backbones.base import (
     VideoEncoding,
     check_frames,
     normalize_frames,
+    register_backbone,
     resize_frames,
 )
 

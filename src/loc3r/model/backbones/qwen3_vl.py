@@ -45,7 +45,6 @@ from transformers import PreTrainedConfig, PreTrainedModel, Qwen3VLConfig, Qwen3
 
 from loc3r.core.geometry import VisionSegment
 from loc3r.data.schema import SampleError
-from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
@@ -55,6 +54,7 @@ from loc3r.model.backbones.base import (
     check_frames,
     frame_times,
     normalize_frames,
+    register_backbone,
     resize_frames,
 )
 

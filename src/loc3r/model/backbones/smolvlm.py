@@ -37,7 +37,6 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, SmolVLMConfig, SmolVLMForConditionalGeneration
 
 from loc3r.core.geometry import VisionSegment
-from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
@@ -46,6 +45,7 @@ from loc3r.model.backbones.base import (
     check_frames,
     frame_times,
     normalize_frames,
+    register_backbone,
     resize_frames,
 )
 
