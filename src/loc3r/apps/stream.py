@@ -174,6 +174,21 @@ class CameraSource(FrameSource):
             container.close()
 
 
+def _read_pose(path: Path, what: str, frame: str, owner: str, messages: list[str]) -> np.ndarray | None:
+    """A finite 4x4 pose from a text file, or None with a message naming the file (``what``: "pose file" / "rig
+    pose", ``frame``: what the pose maps, ``owner``: the frame or time step that then has no pose)."""
+    try:
+        pose = np.loadtxt(path, dtype=np.float64)
+    except (ValueError, OSError) as err:
+        messages.append(f"{path}: {what} unreadable ({err}); {owner} has no pose")
+        return None
+    if pose.shape != (4, 4) or not np.isfinite(pose).all():
+        kind = "pose" if what == "pose file" else what
+        messages.append(f"{path}: {kind} must be a finite 4x4 {frame}, got shape {pose.shape}; {owner} has no pose")
+        return None
+    return pose
+
+
 class FolderSource(FrameSource):
     """A folder that image files keep arriving in, taken in name order; polled every ``poll`` seconds.
 
@@ -201,16 +216,7 @@ class FolderSource(FrameSource):
         path = self.pose_dir / f"{image.stem}.txt"
         if not path.is_file():
             return None
-        try:
-            pose = np.loadtxt(path, dtype=np.float64)
-        except (ValueError, OSError) as err:
-            self.messages.append(f"{path}: pose file unreadable ({err}); frame {image.name} has no pose")
-            return None
-        if pose.shape != (4, 4) or not np.isfinite(pose).all():
-            self.messages.append(f"{path}: pose must be a finite 4x4 camera-to-world, got shape {pose.shape}; "
-                                 f"frame {image.name} has no pose")  # fmt: skip
-            return None
-        return pose
+        return _read_pose(path, "pose file", "camera-to-world", f"frame {image.name}", self.messages)
 
     def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, np.ndarray | None, str]]:
         from loc3r.data.video import read_rgb
@@ -278,16 +284,7 @@ class RigFolderSource(FrameSource):
         A pose file that cannot be used is named in a message (the step then has no pose)."""
         pose_file = self.path / "rig_pose" / f"{stem}.txt"
         if pose_file.is_file():
-            try:
-                pose = np.loadtxt(pose_file, dtype=np.float64)
-            except (ValueError, OSError) as err:
-                self.messages.append(f"{pose_file}: rig pose unreadable ({err}); time step {stem!r} has no pose")
-                return None
-            if pose.shape != (4, 4) or not np.isfinite(pose).all():
-                self.messages.append(f"{pose_file}: rig pose must be a finite 4x4 rig-to-world, got shape "
-                                     f"{pose.shape}; time step {stem!r} has no pose")  # fmt: skip
-                return None
-            return pose
+            return _read_pose(pose_file, "rig pose", "rig-to-world", f"time step {stem!r}", self.messages)
         npy = self.path / "rig_poses.npy"
         if npy.is_file():
             stat = npy.stat()
