@@ -165,18 +165,6 @@ def frame_times(options: dict, num_frames: int, where: str = "sample") -> np.nda
     return np.arange(num_frames, dtype=np.float64) / rate
 
 
-def check_frames(frames: np.ndarray, where: str) -> np.ndarray:
-    """Shape/dtype check of a clip with an error naming the sample and field."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise SampleError(f"{where}: field 'frames' must be [T, H, W, 3] RGB, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise SampleError(f"{where}: field 'frames' must be uint8, got dtype {frames.dtype}")
-    if frames.shape[0] == 0:
-        raise SampleError(f"{where}: field 'frames' is empty")
-    return frames
-
-
 class BackboneAdapter(ABC):
     """Everything loc3r needs to know about one HF video-VLM family (see the module docstring)."""
 
@@ -227,7 +215,8 @@ class BackboneAdapter(ABC):
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        """Frames ``[T, H, W, 3] uint8`` -> :class:`VideoEncoding` (pixels + token footprints)."""
+        """Frames ``[T, H, W, 3] uint8`` -> :class:`VideoEncoding` (pixels + token footprints); the frames are a
+        validated clip (:meth:`~loc3r.data.schema.ClipSample.validate` checked their shape and dtype)."""
 
     @abstractmethod
     def collate_pixels(self, encodings: list[VideoEncoding]) -> dict[str, torch.Tensor]:

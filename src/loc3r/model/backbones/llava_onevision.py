@@ -36,7 +36,6 @@ from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
     VideoEncoding,
-    check_frames,
     normalize_frames,
     read_mean_std,
     register_backbone,
@@ -105,7 +104,6 @@ class LlavaOnevisionAdapter(BackboneAdapter):
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        frames = check_frames(frames, where)
         size = int(vlm_config.vision_config.image_size)
         pixels = normalize_frames(resize_frames(frames, size, size), options["image_mean"], options["image_std"])
         side = self.tokens_per_side(vlm_config)

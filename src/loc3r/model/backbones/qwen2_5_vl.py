@@ -39,7 +39,6 @@ from loc3r.model.backbones.base import (
     QwenVisionTokens,
     TokenKind,
     VideoEncoding,
-    check_frames,
     normalize_frames,
     pooled_features,
     read_mean_std,
@@ -147,7 +146,6 @@ class Qwen25VLAdapter(QwenVisionTokens, BackboneAdapter):
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        frames = check_frames(frames, where)
         vc = vlm_config.vision_config
         patch, merge, tps = int(vc.patch_size), int(vc.spatial_merge_size), int(vc.temporal_patch_size)
         num_frames = frames.shape[0]

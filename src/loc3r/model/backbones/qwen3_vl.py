@@ -51,7 +51,6 @@ from loc3r.model.backbones.base import (
     TokenKind,
     VideoEncoding,
     VisionFeatures,
-    check_frames,
     frame_times,
     normalize_frames,
     read_mean_std,
@@ -190,7 +189,6 @@ class Qwen3VLAdapter(QwenVisionTokens, BackboneAdapter):
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        frames = check_frames(frames, where)
         vc = vlm_config.vision_config
         patch, merge, tps = int(vc.patch_size), int(vc.spatial_merge_size), int(vc.temporal_patch_size)
         num_frames = frames.shape[0]

@@ -42,7 +42,6 @@ from loc3r.model.backbones.base import (
     ChatTemplate,
     TokenKind,
     VideoEncoding,
-    check_frames,
     frame_times,
     normalize_frames,
     pooled_features,
@@ -150,7 +149,6 @@ class SmolVLMAdapter(BackboneAdapter):
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        frames = check_frames(frames, where)
         num_frames = frames.shape[0]
         size = int(options["image_size"])
         height, width = longest_edge_size(frames.shape[1], frames.shape[2], int(options["video_longest_edge"]))
