@@ -120,13 +120,10 @@ class VideoFileSource(FrameSource):
     def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, np.ndarray | None, str]]:
         import av
 
+        from loc3r.data.video import open_video
+
+        container = open_video(self.path, None)
         try:
-            container = av.open(str(self.path))
-        except (av.error.FFmpegError, OSError, ValueError) as err:
-            raise SampleError(f"{self.path}: cannot open video ({err})") from err
-        try:
-            if not container.streams.video:
-                raise SampleError(f"{self.path}: file has no video stream")
             stream = container.streams.video[0]
             rate = float(stream.average_rate) if stream.average_rate else 30.0
             start = time.monotonic()
@@ -402,8 +399,6 @@ class FrameWindow:
     def __init__(self, size: int, select: str = "last") -> None:
         if size < 1:
             raise ValueError(f"window size must be >= 1, got {size}")
-        if select not in ("last", "coverage"):
-            raise ValueError(f"select must be 'last' or 'coverage', got {select!r}")
         self.size, self.select = size, select
         self.frames: list[StreamFrame] = []
         self._thumbs: dict[int, np.ndarray] = {}
@@ -486,9 +481,7 @@ class LiveSession:
         #: frames per time step (a camera rig's N cameras): the window holds whole steps, updates wait for them
         self.group = int(getattr(source, "group", 1))
         size = window or predictor.num_frames
-        if self.group > 1:
-            if select != "last":
-                raise ValueError("a camera rig keeps whole time steps: use select='last'")
+        if self.group > 1:  # select is "last" (``loc3r stream --rig`` refuses --select coverage)
             size = max(1, size // self.group) * self.group
             min_frames = max(min_frames, self.group)
         self.window = FrameWindow(size, select)

@@ -66,9 +66,8 @@ IMAGENET_STANDARD_STD = [0.5, 0.5, 0.5]
 def video_smart_resize(
     num_frames: int, height: int, width: int, temporal_factor: int, factor: int, min_pixels: int, max_pixels: int
 ) -> tuple[int, int]:
-    """Qwen3-VL's video resize rule: sides multiples of ``factor``, ``t_bar * h * w`` within the pixel limits."""
-    if num_frames < temporal_factor:
-        raise ValueError(f"{num_frames} frames, fewer than the temporal patch size {temporal_factor}")
+    """Qwen3-VL's video resize rule: sides multiples of ``factor``, ``t_bar * h * w`` within the pixel limits
+    (``num_frames >= temporal_factor``: :meth:`Qwen3VLAdapter.preprocess_video` checks it)."""
     if height < factor or width < factor:
         scale = max(factor / height, factor / width)
         height, width = int(height * scale), int(width * scale)
