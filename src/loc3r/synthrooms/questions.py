@@ -966,8 +966,6 @@ def generate_situated_questions(
         return []
     _validate_layout(layout)
     xy = np.asarray(position, dtype=np.float64)[:2]
-    if not np.isfinite(xy).all() or not np.isfinite(yaw):
-        raise ValueError(f"scene {layout.scene_id!r}: situation pose must be finite, got {position}, {yaw}")
     balancer = _balancer or _Balancer(rng)
     cands = _situated_candidates(layout, xy, float(yaw), _visible_set(layout, visible_instances))
     out: list[SituatedQuestion] = []
@@ -1152,11 +1150,9 @@ def generate_vsi_questions(
             f"scene {layout.scene_id!r}: 'camera_positions' must be finite [T>=1, 3], got shape {cams.shape}"
         )
     ids = {o.instance_id for o in layout.objects}
-    for iid, frame in first_seen_frame.items():
+    for iid in first_seen_frame:
         if iid not in ids:
             raise SampleError(f"scene {layout.scene_id!r}: 'first_seen_frame' names unknown instance {iid}")
-        if int(frame) < 0:
-            raise SampleError(f"scene {layout.scene_id!r}: 'first_seen_frame'[{iid}] is negative ({frame})")
     if questions_per_type == 0:
         return []
 
