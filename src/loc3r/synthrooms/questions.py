@@ -326,16 +326,6 @@ def _sector_margin_deg(beta: np.ndarray | float) -> np.ndarray:
     return np.minimum(np.abs(a - FRONT_MAX_DEG), np.abs(a - BACK_MIN_DEG))
 
 
-def _sector_mask(beta: np.ndarray, sector: str) -> np.ndarray:
-    a = np.abs(np.degrees(beta))
-    if sector == "front":
-        return a <= FRONT_MAX_DEG
-    if sector == "behind":
-        return a >= BACK_MIN_DEG
-    side = (a > FRONT_MAX_DEG) & (a < BACK_MIN_DEG)
-    return side & (beta > 0) if sector == "left" else side & (beta < 0)
-
-
 def footprint_distance(obj: SceneObject, xy: np.ndarray) -> np.ndarray:
     """Floor-plane distance from point(s) ``xy [..., 2]`` to the object's footprint rectangle (0 inside)."""
     d = np.asarray(xy, dtype=np.float64)[..., :2] - np.asarray(obj.center, dtype=np.float64)[:2]
