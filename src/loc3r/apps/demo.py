@@ -556,6 +556,52 @@ def _run_jobs(jobs: list[_VariantJob], parallel: int) -> Any:
             yield futures[future], future.result()
 
 
+def _complexity_bins(index: dict[str, Any]) -> tuple[float, dict[str, str]]:
+    """Complexity bins by object count (held-out rooms): below / at-or-above the median of the test rooms."""
+    test_scenes = index["splits"]["test"] + index["splits"].get("test_novel_view", [])
+    counts = {s: int(index["scenes"][s]["num_objects"]) for s in test_scenes}
+    median = float(np.median(list(counts.values()))) if counts else 0.0
+    bins = {s: (f"objects<{median:g}" if c < median else f"objects>={median:g}") for s, c in counts.items()}
+    return median, bins
+
+
+def _print_summary(
+    print_fn: Any, s: DemoSettings, base: Path | None, data_seed: int, info: dict, results: dict, table: str
+) -> list[str]:
+    """Print the run's header, the prompts, the results table, the per-bin table and the ablation order; returns
+    the per-bin table's lines."""
+    median = info["complexity_bins"]["median"]
+    if base is None:
+        model_line = f"tiny Qwen2.5-VL from scratch (hidden {s.hidden_size}, {s.layers} layers)"
+    else:
+        from loc3r.apps.pretrained_base import base_summary
+
+        facts = base_summary(base)
+        model_line = (
+            f"fine-tuned from base {base.name} (vision {facts['vision']}; LLM {facts['llm']}; "
+            f"tower {'frozen' if s.freeze_vision_tower else 'trained'})"
+        )
+    print_fn(
+        f"# loc3r demo: {model_line}, {s.frames} frames "
+        f"{s.size}x{s.size}, {s.steps} steps x batch {s.batch_size}, lr {s.lr} (heads {s.head_lr}), "
+        f"seeds {list(s.seeds)}; SynthRooms "
+        f"{s.data.num_scenes} rooms (objects {s.data.min_objects}-{s.data.max_objects}, data seed {data_seed}): "
+        f"{info['rooms']}; train samples {info['train_samples']}; bins by object count (median {median:g})"
+    )
+    print_fn(f"# prompts: {json.dumps(info['task_settings'])}")
+    print_fn(table)
+    bin_lines = ["| variant | bin | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | QA EM | VSI overall | s/query |"]
+    bin_lines.append("|" + "---|" * 9)
+    for v, splits in results.items():
+        for split, scores in splits.items():
+            if "/" in split:
+                bin_lines.append(f"| {v} | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
+    print_fn("\n".join(bin_lines))
+    for line in ablation_order(results):
+        print_fn(line)
+    return bin_lines
+
+
 def run_demo(
     out: str | Path, settings: DemoSettings = DEFAULT, data_seed: int = 0, print_fn: Any = print, resume: bool = False
 ) -> dict:
@@ -584,11 +630,7 @@ def run_demo(
     generate_dataset(data, synth, workers=settings.data_workers + 1, progress=settings.progress)
     index = read_index(data)
     t_data = time.perf_counter() - t_start
-    # complexity bins by object count (held-out rooms): below / at-or-above the median of the test rooms
-    test_scenes = index["splits"]["test"] + index["splits"].get("test_novel_view", [])
-    counts = {s: int(index["scenes"][s]["num_objects"]) for s in test_scenes}
-    median = float(np.median(list(counts.values()))) if counts else 0.0
-    bins = {s: (f"objects<{median:g}" if c < median else f"objects>={median:g}") for s, c in counts.items()}
+    median, bins = _complexity_bins(index)
     train_sets = synth_eval_sets(data, "train", settings.frames)
     torch.set_num_threads(settings.threads)
 
@@ -644,35 +686,7 @@ def run_demo(
     payload = {**results, "chance": chance, "_info": info}
     write_json(out / "results.json", payload, indent=2)
     table = format_results_table({"variants": results, "chance": chance})
-    s = settings
-    if base is None:
-        model_line = f"tiny Qwen2.5-VL from scratch (hidden {s.hidden_size}, {s.layers} layers)"
-    else:
-        from loc3r.apps.pretrained_base import base_summary
-
-        facts = base_summary(base)
-        model_line = (
-            f"fine-tuned from base {base.name} (vision {facts['vision']}; LLM {facts['llm']}; "
-            f"tower {'frozen' if s.freeze_vision_tower else 'trained'})"
-        )
-    print_fn(
-        f"# loc3r demo: {model_line}, {s.frames} frames "
-        f"{s.size}x{s.size}, {s.steps} steps x batch {s.batch_size}, lr {s.lr} (heads {s.head_lr}), "
-        f"seeds {list(s.seeds)}; SynthRooms "
-        f"{s.data.num_scenes} rooms (objects {s.data.min_objects}-{s.data.max_objects}, data seed {data_seed}): "
-        f"{info['rooms']}; train samples {info['train_samples']}; bins by object count (median {median:g})"
-    )
-    print_fn(f"# prompts: {json.dumps(info['task_settings'])}")
-    print_fn(table)
-    bin_lines = ["| variant | bin | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | QA EM | VSI overall | s/query |"]
-    bin_lines.append("|" + "---|" * 9)
-    for v, splits in results.items():
-        for split, scores in splits.items():
-            if "/" in split:
-                bin_lines.append(f"| {v} | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
-    print_fn("\n".join(bin_lines))
-    for line in ablation_order(results):
-        print_fn(line)
+    bin_lines = _print_summary(print_fn, settings, base, data_seed, info, results, table)
     print_fn(f"# total {info['total_seconds']:.0f}s (data {t_data:.0f}s); results in {out / 'results.json'}")
     write_text(out / "results.md", table + "\n\n" + "\n".join(bin_lines) + "\n")
     return payload

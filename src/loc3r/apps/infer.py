@@ -135,6 +135,64 @@ def _inputs(config: Any, frames: np.ndarray, poses: Any, points: Any, camera_use
     return inputs
 
 
+def _read_image_set(source: list | tuple, num_frames: int) -> np.ndarray:
+    """An unordered set of images, taken in the order given (``num_frames`` of them, uniformly); one size."""
+    from loc3r.data.video import read_rgb, uniform_indices
+
+    if not source:
+        raise SampleError("the image set is empty")
+    paths = [Path(p) for p in source]
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such image file")
+    sizes = {}
+    images = []
+    for i in uniform_indices(len(paths), min(num_frames, len(paths))).tolist():
+        img = read_rgb(paths[i], record=str(paths[i]))
+        sizes[str(paths[i])] = img.shape[:2]
+        images.append(img)
+    if len(set(sizes.values())) > 1:
+        first = next(iter(sizes.items()))
+        other = next((k, v) for k, v in sizes.items() if v != first[1])
+        raise SampleError(f"image set: {other[0]} is {other[1][1]}x{other[1][0]} but {first[0]} is "
+                          f"{first[1][1]}x{first[1][0]}; all images of a set must have one size")  # fmt: skip
+    return np.stack(images)
+
+
+def _read_image_folder(path: Path, num_frames: int) -> np.ndarray:
+    """``num_frames`` images of a plain folder (sorted by name, uniformly); one size."""
+    from loc3r.data.video import read_rgb, uniform_indices
+
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not files:
+        raise SampleError(f"{path}: folder holds no images ({sorted(_IMAGE_SUFFIXES)})")
+    picked = uniform_indices(len(files), num_frames)
+    images = [read_rgb(files[i], record=str(files[i])) for i in picked]
+    for i, image in zip(picked, images, strict=True):
+        if image.shape != images[0].shape:
+            raise SampleError(
+                f"{files[i]}: image is {image.shape[1]}x{image.shape[0]} but {files[picked[0]].name} is "
+                f"{images[0].shape[1]}x{images[0].shape[0]}; the frames of one video must share one size"
+            )
+    return np.stack(images)
+
+
+def _checked_poses(poses: Any, num_frames: int) -> np.ndarray:
+    """``poses`` as a finite, rigid ``[T, 4, 4]`` float64 array (a :class:`SampleError` otherwise)."""
+    from loc3r.core.geometry import GeometryError, validate_poses
+
+    try:
+        poses = np.asarray(poses, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise SampleError(f"poses must be a [T, 4, 4] array of numbers ({err})") from err
+    if poses.shape != (num_frames, 4, 4):
+        raise SampleError(f"poses must be [T={num_frames}, 4, 4], got {poses.shape}")
+    try:
+        return validate_poses(poses, "poses")
+    except GeometryError as err:
+        raise SampleError(str(err)) from err
+
+
 def load_frames(
     source: Any, num_frames: int, poses: Any = None, frame_log: Any = None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str]:
@@ -152,27 +210,8 @@ def load_frames(
     if isinstance(source, np.ndarray):
         frames = source
     elif isinstance(source, (list, tuple)):  # an unordered set of images, taken in the order given
-        from loc3r.data.video import read_rgb, uniform_indices
-
-        if not source:
-            raise SampleError("the image set is empty")
-        paths = [Path(p) for p in source]
-        for p in paths:
-            if not p.is_file():
-                raise FileNotFoundError(f"{p}: no such image file")
-        sizes = {}
-        images = []
-        for i in uniform_indices(len(paths), min(num_frames, len(paths))).tolist():
-            img = read_rgb(paths[i], record=str(paths[i]))
-            sizes[str(paths[i])] = img.shape[:2]
-            images.append(img)
-        if len(set(sizes.values())) > 1:
-            first = next(iter(sizes.items()))
-            other = next((k, v) for k, v in sizes.items() if v != first[1])
-            raise SampleError(f"image set: {other[0]} is {other[1][1]}x{other[1][0]} but {first[0]} is "
-                              f"{first[1][1]}x{first[1][0]}; all images of a set must have one size")  # fmt: skip
-        frames = np.stack(images)
-        scene_id = paths[0].parent.name or "images"
+        frames = _read_image_set(source, num_frames)
+        scene_id = Path(source[0]).parent.name or "images"
     elif Path(source).is_dir() and (Path(source) / "rig.json").is_file():
         frames, rig_poses = load_rig(Path(source), num_frames)
         poses = rig_poses if poses is None else poses
@@ -199,20 +238,7 @@ def load_frames(
             if poses is None:
                 poses = clip.poses
         elif path.is_dir():
-            from loc3r.data.video import read_rgb, uniform_indices
-
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-            if not files:
-                raise SampleError(f"{path}: folder holds no images ({sorted(_IMAGE_SUFFIXES)})")
-            picked = uniform_indices(len(files), num_frames)
-            images = [read_rgb(files[i], record=str(files[i])) for i in picked]
-            for i, image in zip(picked, images, strict=True):
-                if image.shape != images[0].shape:
-                    raise SampleError(
-                        f"{files[i]}: image is {image.shape[1]}x{image.shape[0]} but {files[picked[0]].name} is "
-                        f"{images[0].shape[1]}x{images[0].shape[0]}; the frames of one video must share one size"
-                    )
-            frames = np.stack(images)
+            frames = _read_image_folder(path, num_frames)
         else:
             from loc3r.data.video import decode_video
 
@@ -224,18 +250,7 @@ def load_frames(
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise SampleError(f"frames must be [T, H, W, 3] uint8, got {frames.shape} {frames.dtype}")
     if poses is not None:
-        try:
-            poses = np.asarray(poses, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise SampleError(f"poses must be a [T, 4, 4] array of numbers ({err})") from err
-        if poses.shape != (frames.shape[0], 4, 4):
-            raise SampleError(f"poses must be [T={frames.shape[0]}, 4, 4], got {poses.shape}")
-        from loc3r.core.geometry import GeometryError, validate_poses
-
-        try:
-            poses = validate_poses(poses, "poses")
-        except GeometryError as err:
-            raise SampleError(str(err)) from err
+        poses = _checked_poses(poses, frames.shape[0])
     return frames, poses, points, scene_id
 
 

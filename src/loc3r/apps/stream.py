@@ -120,13 +120,10 @@ class VideoFileSource(FrameSource):
     def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, np.ndarray | None, str]]:
         import av
 
+        from loc3r.data.video import open_video
+
+        container = open_video(self.path, None)
         try:
-            container = av.open(str(self.path))
-        except (av.error.FFmpegError, OSError, ValueError) as err:
-            raise SampleError(f"{self.path}: cannot open video ({err})") from err
-        try:
-            if not container.streams.video:
-                raise SampleError(f"{self.path}: file has no video stream")
             stream = container.streams.video[0]
             rate = float(stream.average_rate) if stream.average_rate else 30.0
             start = time.monotonic()
@@ -174,6 +171,21 @@ class CameraSource(FrameSource):
             container.close()
 
 
+def _read_pose(path: Path, what: str, frame: str, owner: str, messages: list[str]) -> np.ndarray | None:
+    """A finite 4x4 pose from a text file, or None with a message naming the file (``what``: "pose file" / "rig
+    pose", ``frame``: what the pose maps, ``owner``: the frame or time step that then has no pose)."""
+    try:
+        pose = np.loadtxt(path, dtype=np.float64)
+    except (ValueError, OSError) as err:
+        messages.append(f"{path}: {what} unreadable ({err}); {owner} has no pose")
+        return None
+    if pose.shape != (4, 4) or not np.isfinite(pose).all():
+        kind = "pose" if what == "pose file" else what
+        messages.append(f"{path}: {kind} must be a finite 4x4 {frame}, got shape {pose.shape}; {owner} has no pose")
+        return None
+    return pose
+
+
 class FolderSource(FrameSource):
     """A folder that image files keep arriving in, taken in name order; polled every ``poll`` seconds.
 
@@ -201,16 +213,7 @@ class FolderSource(FrameSource):
         path = self.pose_dir / f"{image.stem}.txt"
         if not path.is_file():
             return None
-        try:
-            pose = np.loadtxt(path, dtype=np.float64)
-        except (ValueError, OSError) as err:
-            self.messages.append(f"{path}: pose file unreadable ({err}); frame {image.name} has no pose")
-            return None
-        if pose.shape != (4, 4) or not np.isfinite(pose).all():
-            self.messages.append(f"{path}: pose must be a finite 4x4 camera-to-world, got shape {pose.shape}; "
-                                 f"frame {image.name} has no pose")  # fmt: skip
-            return None
-        return pose
+        return _read_pose(path, "pose file", "camera-to-world", f"frame {image.name}", self.messages)
 
     def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, np.ndarray | None, str]]:
         from loc3r.data.video import read_rgb
@@ -278,16 +281,7 @@ class RigFolderSource(FrameSource):
         A pose file that cannot be used is named in a message (the step then has no pose)."""
         pose_file = self.path / "rig_pose" / f"{stem}.txt"
         if pose_file.is_file():
-            try:
-                pose = np.loadtxt(pose_file, dtype=np.float64)
-            except (ValueError, OSError) as err:
-                self.messages.append(f"{pose_file}: rig pose unreadable ({err}); time step {stem!r} has no pose")
-                return None
-            if pose.shape != (4, 4) or not np.isfinite(pose).all():
-                self.messages.append(f"{pose_file}: rig pose must be a finite 4x4 rig-to-world, got shape "
-                                     f"{pose.shape}; time step {stem!r} has no pose")  # fmt: skip
-                return None
-            return pose
+            return _read_pose(pose_file, "rig pose", "rig-to-world", f"time step {stem!r}", self.messages)
         npy = self.path / "rig_poses.npy"
         if npy.is_file():
             stat = npy.stat()
@@ -405,8 +399,6 @@ class FrameWindow:
     def __init__(self, size: int, select: str = "last") -> None:
         if size < 1:
             raise ValueError(f"window size must be >= 1, got {size}")
-        if select not in ("last", "coverage"):
-            raise ValueError(f"select must be 'last' or 'coverage', got {select!r}")
         self.size, self.select = size, select
         self.frames: list[StreamFrame] = []
         self._thumbs: dict[int, np.ndarray] = {}
@@ -489,9 +481,7 @@ class LiveSession:
         #: frames per time step (a camera rig's N cameras): the window holds whole steps, updates wait for them
         self.group = int(getattr(source, "group", 1))
         size = window or predictor.num_frames
-        if self.group > 1:
-            if select != "last":
-                raise ValueError("a camera rig keeps whole time steps: use select='last'")
+        if self.group > 1:  # select is "last" (``loc3r stream --rig`` refuses --select coverage)
             size = max(1, size // self.group) * self.group
             min_frames = max(min_frames, self.group)
         self.window = FrameWindow(size, select)

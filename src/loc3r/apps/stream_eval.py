@@ -57,16 +57,11 @@ def frames_per_second(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
     at or after that second (a second with no frame is skipped). Decodes sequentially, holding one frame."""
     import av
 
+    from loc3r.data.video import open_video
+
     path = Path(path)
-    if not path.is_file():
-        raise SampleError(f"{path}: video file is missing")
+    container = open_video(path, None)
     try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise SampleError(f"{path}: cannot open video ({err})") from err
-    try:
-        if not container.streams.video:
-            raise SampleError(f"{path}: file has no video stream")
         stream = container.streams.video[0]
         rate = float(stream.average_rate) if stream.average_rate else None
         next_second = 0

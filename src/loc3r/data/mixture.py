@@ -43,9 +43,7 @@ class MixtureDataset(Dataset):
     ) -> None:
         if not datasets:
             raise ValueError("MixtureDataset needs at least one dataset")
-        weights = [1.0] * len(datasets) if weights is None else list(weights)
-        if len(weights) != len(datasets):
-            raise ValueError(f"{len(weights)} weights for {len(datasets)} datasets")
+        weights = [1.0] * len(datasets) if weights is None else list(weights)  # one per dataset
         if any(not np.isfinite(w) or w <= 0 for w in weights):
             raise ValueError(f"mixture weights must be positive and finite, got {weights}")
         self.datasets = list(datasets)

@@ -784,30 +784,12 @@ class ScanNetScene:
                 bad.add(frame_id)
         return bad
 
-    def load_clip(
-        self,
-        num_frames: int,
-        image_size: tuple[int, int] | None = None,
-        points_size: tuple[int, int] | None = (96, 128),
-        max_depth: float = 10.0,
-    ) -> ScanNetClip:
-        """Sample ``num_frames`` frames uniformly over the valid frames and load them.
-
-        Args:
-            num_frames: T. With fewer valid frames, frames repeat (counted as ``clips_with_repeats``).
-            image_size: ``(height, width)`` of the returned colour frames; None keeps the file size.
-            points_size: ``(h, w)`` grid of world points over each colour frame; None skips depth.
-            max_depth: depths beyond this (metres) are invalid.
-
-        This is the one frame-validation path of every ScanNet-format loader (``prepare``, training, evaluation
-        and inference on a scan folder): a frame whose pose is malformed or not rigid, whose colour / depth file
-        is missing or does not decode, or whose colour / depth size differs from the scene's
-        (:meth:`_check_sizes`) is reported with file, record and field, then the clip is re-sampled over the
-        remaining valid frames. The clip lists every such problem in ``clip.meta["frame_problems"]`` (the
-        datasets copy it into each sample's ``meta``, so the command that consumes the sample prints it); with
-        a ``strict`` report the first problem raises instead.
-        """
-        first_error = len(self.report.errors)
+    def _choose_frames(
+        self, num_frames: int, with_depth: bool, image_size: tuple[int, int] | None
+    ) -> tuple[np.ndarray, int, dict[int, tuple[np.ndarray, np.ndarray | None, tuple[int, int]]]]:
+        """The frame ids of the clip, the number of usable frames they were sampled from, and the loaded frames
+        ``{id: (colour, depth | None, colour size)}``: sampled uniformly over the valid frames, re-sampled until
+        every chosen frame reads and has the scene's sizes (see :meth:`load_clip`)."""
         valid = self.valid_frame_ids()
         bad: set[int] = set()
         cache: dict[int, tuple[np.ndarray, np.ndarray | None, tuple[int, int]]] = {}
@@ -833,7 +815,7 @@ class ScanNetScene:
                     continue
                 files = self._by_id[frame_id]
                 record = f"{self.scene_id} frame {frame_id}"
-                loaded = self._read_frame(files, record, points_size is not None, image_size)
+                loaded = self._read_frame(files, record, with_depth, image_size)
                 if loaded is None:
                     bad.add(frame_id)
                     new_bad = True
@@ -847,10 +829,37 @@ class ScanNetScene:
                 new_bad = True
             if not new_bad:
                 break
-        if candidates.size < num_frames:  # said, not silent: the model sees the same frames several times
+        return chosen, int(candidates.size), cache
+
+    def load_clip(
+        self,
+        num_frames: int,
+        image_size: tuple[int, int] | None = None,
+        points_size: tuple[int, int] | None = (96, 128),
+        max_depth: float = 10.0,
+    ) -> ScanNetClip:
+        """Sample ``num_frames`` frames uniformly over the valid frames and load them.
+
+        Args:
+            num_frames: T. With fewer valid frames, frames repeat (counted as ``clips_with_repeats``).
+            image_size: ``(height, width)`` of the returned colour frames; None keeps the file size.
+            points_size: ``(h, w)`` grid of world points over each colour frame; None skips depth.
+            max_depth: depths beyond this (metres) are invalid.
+
+        This is the one frame-validation path of every ScanNet-format loader (``prepare``, training, evaluation
+        and inference on a scan folder): a frame whose pose is malformed or not rigid, whose colour / depth file
+        is missing or does not decode, or whose colour / depth size differs from the scene's
+        (:meth:`_check_sizes`) is reported with file, record and field, then the clip is re-sampled over the
+        remaining valid frames. The clip lists every such problem in ``clip.meta["frame_problems"]`` (the
+        datasets copy it into each sample's ``meta``, so the command that consumes the sample prints it); with
+        a ``strict`` report the first problem raises instead.
+        """
+        first_error = len(self.report.errors)
+        chosen, num_valid, cache = self._choose_frames(num_frames, points_size is not None, image_size)
+        if num_valid < num_frames:  # said, not silent: the model sees the same frames several times
             self.report.count("clips_with_repeats")
             _log.warning("%s: scene %r has %d usable frames but %d were asked for: frames repeat in its clip",
-                         self.scene_dir, self.scene_id, int(candidates.size), num_frames)  # fmt: skip
+                         self.scene_dir, self.scene_id, num_valid, num_frames)  # fmt: skip
         color_size = cache[int(chosen[0])][2]
         color_intrinsic = self.frame_intrinsics(int(chosen[0]))[0]
         frames = np.stack([cache[f][0] for f in chosen.tolist()])
@@ -886,7 +895,7 @@ class ScanNetScene:
             axis_alignment=self.axis_alignment.copy(),
             axis_aligned=self.axis_aligned,
             layout=self.layout,
-            num_valid_frames=int(candidates.size),
+            num_valid_frames=num_valid,
             meta={
                 "axis_alignment_source": self.axis_alignment_source,
                 "source_color_size": list(color_size),

@@ -283,7 +283,9 @@ class VideoClip:
     problems: list[dict[str, Any]] = field(default_factory=list)  # ReportEntry dicts of frames not decoded
 
 
-def _open_video(path: Path, record: str | None) -> Any:
+def open_video(path: Path, record: str | None) -> Any:
+    """The PyAV container of a video file with a video stream (a :class:`SampleError` naming the file and record
+    otherwise)."""
     import av  # PyAV: FFmpeg bindings
 
     where = f"{path}" + (f" (record {record})" if record else "")
@@ -307,7 +309,7 @@ def count_video_frames(path: str | Path, record: str | None = None) -> int:
     import av
 
     path = Path(path)
-    container = _open_video(path, record)
+    container = open_video(path, record)
     try:
         stream = container.streams.video[0]
         count = 0
@@ -328,7 +330,7 @@ def _decode_selected(
     import av
 
     where = f"{path}" + (f" (record {record})" if record else "")
-    container = _open_video(path, record)
+    container = open_video(path, record)
     wanted_set = {int(i) for i in wanted}
     last = max(wanted_set)
     out: dict[int, np.ndarray] = {}

@@ -156,10 +156,6 @@ def _legs(w: float, d: float, z1: float, t: float, shade: float = 0.55, inset: f
     return [_box(x, y, 0.0, x + t, y + t, z1, shade=shade) for x in xs for y in ys]
 
 
-def build_block(w: float, d: float, h: float, rng: np.random.Generator) -> list[Part]:
-    return [_box(-w / 2, -d / 2, 0, w / 2, d / 2, h)]
-
-
 def build_bed(w, d, h, rng):
     frame_h = 0.45 * h
     return [

@@ -93,11 +93,9 @@ def free_space(layout: SceneLayout, clearance: float = DEFAULT_CLEARANCE) -> Bas
     """Walkable region: floor eroded by ``clearance`` minus blocking footprints buffered by ``clearance``.
 
     Returns a Shapely (Multi)Polygon, empty when nothing is walkable (tiny or fully furnished room).
-    Raises :class:`SampleError` for an invalid floor polygon or object, ``ValueError`` for a negative
-    clearance.
+    Raises :class:`SampleError` for an invalid floor polygon or object (``clearance`` is one of this package's
+    constants, >= 0).
     """
-    if not np.isfinite(clearance) or clearance < 0:
-        raise ValueError(f"free_space: clearance must be a finite number >= 0, got {clearance}")
     floor = floor_polygon(layout)
     region = floor.buffer(-clearance, join_style="mitre") if clearance > 0 else floor
     blockers = [object_footprint(o) for o in blocking_objects(layout)]
@@ -108,11 +106,6 @@ def free_space(layout: SceneLayout, clearance: float = DEFAULT_CLEARANCE) -> Bas
         region = region.difference(obstacles)
     shapely.prepare(region)
     return region
-
-
-def _check_region(free: BaseGeometry) -> None:
-    if not isinstance(free, BaseGeometry):
-        raise TypeError(f"expected a Shapely geometry for the free space, got {type(free).__name__}")
 
 
 def sample_free_points(free: BaseGeometry, rng: np.random.Generator, count: int) -> np.ndarray:
@@ -134,7 +127,6 @@ class _FreePointSampler:
     """
 
     def __init__(self, free: BaseGeometry) -> None:
-        _check_region(free)
         self.free = free
         self.empty = bool(free.is_empty or free.area <= 0.0)
         if not self.empty:
@@ -142,8 +134,6 @@ class _FreePointSampler:
             self.bounds = free.bounds
 
     def sample(self, rng: np.random.Generator, count: int) -> np.ndarray:
-        if count < 0:
-            raise ValueError(f"sample_free_points: count must be >= 0, got {count}")
         if self.empty:
             raise ValueError("sample_free_points: the free space is empty (room too small or fully furnished)")
         if count == 0:
@@ -178,10 +168,7 @@ def is_free(free: BaseGeometry, xy: np.ndarray) -> bool | np.ndarray:
 
     Points on the region's boundary count as free (the clearance is already built into the region).
     """
-    _check_region(free)
     pts = np.asarray(xy, dtype=np.float64)
-    if pts.shape[-1] < 2:
-        raise ValueError(f"is_free: expected points [..., 2], got shape {pts.shape}")
     inside = shapely.intersects_xy(free, pts[..., 0], pts[..., 1])
     if np.ndim(inside) == 0:
         return bool(inside)

@@ -232,27 +232,10 @@ def _parse_color(where: str, box: dict[str, Any], category: str, index: int) -> 
     return COLORS[fallback], fallback
 
 
-def layout_from_entry(
-    scene_id: str,
-    entry: Any,
-    source: str = "<meta_info>",
-    *,
-    strict: bool = False,
-    warnings: list[str] | None = None,
-) -> SceneLayout:
-    """Build a :class:`SceneLayout` from one ``meta_info`` entry (see the module docstring for the rules).
-
-    An unknown category renders as a plain box and a message is appended to ``warnings``; with ``strict`` it is a
-    :class:`LayoutError`."""
-    here = f"{source}: scene {scene_id!r}"
-    if not isinstance(entry, dict):
-        raise LayoutError(f"{here}: expected an object, got {type(entry).__name__}")
-    bboxes = entry.get("object_bbox")
-    if not isinstance(bboxes, dict):
-        raise LayoutError(f"{here}: missing or invalid field 'object_bbox' (expected {{category: [boxes]}})")
-    counts = entry.get("object_counts")
-    if counts is not None and not isinstance(counts, dict):
-        raise LayoutError(f"{here}: field 'object_counts' must be an object {{category: n}}")
+def _objects(
+    here: str, bboxes: dict, counts: dict | None, strict: bool, warnings: list[str] | None
+) -> list[SceneObject]:
+    """The entry's boxes as objects with their instance ids (given for every box, or numbered from 1)."""
     objects: list[SceneObject] = []
     explicit_ids: list[int | None] = []
     for raw_cat, boxes in bboxes.items():
@@ -300,41 +283,45 @@ def layout_from_entry(
     if len(objects) > 65535:
         raise LayoutError(f"{here}: too many objects ({len(objects)}) for uint16 instance maps")
 
-    # room
-    poly_raw = entry.get("floor_polygon")
-    if poly_raw is not None:
-        try:
-            poly = np.asarray(poly_raw, dtype=np.float64)
-        except (TypeError, ValueError) as err:
-            raise LayoutError(f"{here}: field 'floor_polygon' must be [[x, y], ...]") from err
-        if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.isfinite(poly).all():
-            raise LayoutError(f"{here}: field 'floor_polygon' must be >= 3 finite [x, y] vertices")
-        room = Polygon(poly)
-        if not room.is_valid or room.area <= 0:
-            raise LayoutError(f"{here}: field 'floor_polygon' is self-intersecting or degenerate")
-        if not room.exterior.is_ccw:
-            poly = poly[::-1].copy()
-        z_shift = 0.0
-        bottoms = [o.center[2] - o.size[2] / 2 for o in objects]
-        if bottoms and min(bottoms) < -0.02:
-            raise LayoutError(
-                f"{here}: a box reaches below the floor (z = {min(bottoms):.3f} < 0) although 'floor_polygon' is given"
-            )
-        tolerant = room.buffer(0.05)
-        for obj in objects:
-            foot = Polygon(obj.corners_xy())
-            if not tolerant.contains(foot):
-                # boxes fitted to real scans reach through walls (windows, doors) once the room has the file's
-                # room_size; such a room is written with its polygon and must read back: a warning unless strict
-                message = f"{here}: object {obj.category!r} (instance {obj.instance_id}) lies outside 'floor_polygon'"
-                if strict:
-                    raise LayoutError(message)
-                if warnings is not None:
-                    warnings.append(f"{message}{' in part' if foot.intersects(room) else ''}")
-    else:
-        poly, z_shift = _infer_room(here, entry, objects)
+    return objects
+
+
+def _floor_polygon(
+    here: str, poly_raw: Any, objects: list[SceneObject], strict: bool, warnings: list[str] | None
+) -> np.ndarray:
+    """The given ``floor_polygon`` (counter-clockwise), checked against the boxes."""
+    try:
+        poly = np.asarray(poly_raw, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise LayoutError(f"{here}: field 'floor_polygon' must be [[x, y], ...]") from err
+    if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.isfinite(poly).all():
+        raise LayoutError(f"{here}: field 'floor_polygon' must be >= 3 finite [x, y] vertices")
+    room = Polygon(poly)
+    if not room.is_valid or room.area <= 0:
+        raise LayoutError(f"{here}: field 'floor_polygon' is self-intersecting or degenerate")
+    if not room.exterior.is_ccw:
+        poly = poly[::-1].copy()
+    bottoms = [o.center[2] - o.size[2] / 2 for o in objects]
+    if bottoms and min(bottoms) < -0.02:
+        raise LayoutError(
+            f"{here}: a box reaches below the floor (z = {min(bottoms):.3f} < 0) although 'floor_polygon' is given"
+        )
+    tolerant = room.buffer(0.05)
     for obj in objects:
-        obj.center = obj.center + np.array([0.0, 0.0, z_shift])
+        foot = Polygon(obj.corners_xy())
+        if not tolerant.contains(foot):
+            # boxes fitted to real scans reach through walls (windows, doors) once the room has the file's
+            # room_size; such a room is written with its polygon and must read back: a warning unless strict
+            message = f"{here}: object {obj.category!r} (instance {obj.instance_id}) lies outside 'floor_polygon'"
+            if strict:
+                raise LayoutError(message)
+            if warnings is not None:
+                warnings.append(f"{message}{' in part' if foot.intersects(room) else ''}")
+    return poly
+
+
+def _room_height(here: str, entry: dict, objects: list[SceneObject]) -> float:
+    """The given ``room_height`` (checked against the boxes), else 0.2 m above the highest box (at least 2.5 m)."""
     top = max((o.center[2] + o.size[2] / 2 for o in objects), default=0.0)
     height_raw = entry.get("room_height")
     if height_raw is not None:
@@ -348,6 +335,39 @@ def layout_from_entry(
             raise LayoutError(f"{here}: a box reaches {top:.3f} m, above 'room_height' {height:.3f} m")
     else:
         height = max(2.5, top + 0.2)
+    return height
+
+
+def layout_from_entry(
+    scene_id: str,
+    entry: Any,
+    source: str = "<meta_info>",
+    *,
+    strict: bool = False,
+    warnings: list[str] | None = None,
+) -> SceneLayout:
+    """Build a :class:`SceneLayout` from one ``meta_info`` entry (see the module docstring for the rules).
+
+    An unknown category renders as a plain box and a message is appended to ``warnings``; with ``strict`` it is a
+    :class:`LayoutError`."""
+    here = f"{source}: scene {scene_id!r}"
+    if not isinstance(entry, dict):
+        raise LayoutError(f"{here}: expected an object, got {type(entry).__name__}")
+    bboxes = entry.get("object_bbox")
+    if not isinstance(bboxes, dict):
+        raise LayoutError(f"{here}: missing or invalid field 'object_bbox' (expected {{category: [boxes]}})")
+    counts = entry.get("object_counts")
+    if counts is not None and not isinstance(counts, dict):
+        raise LayoutError(f"{here}: field 'object_counts' must be an object {{category: n}}")
+    objects = _objects(here, bboxes, counts, strict, warnings)
+    poly_raw = entry.get("floor_polygon")
+    if poly_raw is not None:
+        poly, z_shift = _floor_polygon(here, poly_raw, objects, strict, warnings), 0.0
+    else:
+        poly, z_shift = _infer_room(here, entry, objects)
+    for obj in objects:
+        obj.center = obj.center + np.array([0.0, 0.0, z_shift])
+    height = _room_height(here, entry, objects)
     return SceneLayout(scene_id=str(scene_id), floor_polygon=poly, height=height, objects=objects)
 
 

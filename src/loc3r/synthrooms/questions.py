@@ -326,16 +326,6 @@ def _sector_margin_deg(beta: np.ndarray | float) -> np.ndarray:
     return np.minimum(np.abs(a - FRONT_MAX_DEG), np.abs(a - BACK_MIN_DEG))
 
 
-def _sector_mask(beta: np.ndarray, sector: str) -> np.ndarray:
-    a = np.abs(np.degrees(beta))
-    if sector == "front":
-        return a <= FRONT_MAX_DEG
-    if sector == "behind":
-        return a >= BACK_MIN_DEG
-    side = (a > FRONT_MAX_DEG) & (a < BACK_MIN_DEG)
-    return side & (beta > 0) if sector == "left" else side & (beta < 0)
-
-
 def footprint_distance(obj: SceneObject, xy: np.ndarray) -> np.ndarray:
     """Floor-plane distance from point(s) ``xy [..., 2]`` to the object's footprint rectangle (0 inside)."""
     d = np.asarray(xy, dtype=np.float64)[..., :2] - np.asarray(obj.center, dtype=np.float64)[:2]
@@ -966,8 +956,6 @@ def generate_situated_questions(
         return []
     _validate_layout(layout)
     xy = np.asarray(position, dtype=np.float64)[:2]
-    if not np.isfinite(xy).all() or not np.isfinite(yaw):
-        raise ValueError(f"scene {layout.scene_id!r}: situation pose must be finite, got {position}, {yaw}")
     balancer = _balancer or _Balancer(rng)
     cands = _situated_candidates(layout, xy, float(yaw), _visible_set(layout, visible_instances))
     out: list[SituatedQuestion] = []
@@ -1152,11 +1140,9 @@ def generate_vsi_questions(
             f"scene {layout.scene_id!r}: 'camera_positions' must be finite [T>=1, 3], got shape {cams.shape}"
         )
     ids = {o.instance_id for o in layout.objects}
-    for iid, frame in first_seen_frame.items():
+    for iid in first_seen_frame:
         if iid not in ids:
             raise SampleError(f"scene {layout.scene_id!r}: 'first_seen_frame' names unknown instance {iid}")
-        if int(frame) < 0:
-            raise SampleError(f"scene {layout.scene_id!r}: 'first_seen_frame'[{iid}] is negative ({frame})")
     if questions_per_type == 0:
         return []
 
@@ -1176,35 +1162,63 @@ def generate_vsi_questions(
             cache[key] = min(box_distance(x, y) for x in by_cat[a] for y in by_cat[b])
         return cache[key]
 
-    records: list[dict] = []
+    # the question types in a fixed order: each draws from ``rng`` in turn
+    records = _vsi_counting(balancer, by_cat, seen_cats, first_seen_frame, n)
+    records += _vsi_measures(balancer, rng, unique, cat_dist, n)
+    if n >= 1:  # room_size_estimation: floor area (m²)
+        area = Polygon(np.asarray(layout.floor_polygon, dtype=np.float64)).area
+        records.append(_vsi_record("room_size_estimation", _T_ROOM, None, _fmt1(area)))
+    records += _vsi_rel_distance(balancer, rng, unique, seen_cats, cat_dist, n)
+    records += _vsi_rel_direction(balancer, unique, cat_dist, n)
+    records += _vsi_route_planning(balancer, rng, _route_candidates(layout, unique, cams), n)
+    records += _vsi_appearance_order(balancer, rng, by_cat, seen_cats, first_seen_frame, n)
+    return records
 
-    # object_counting: categories with >= 2 instances, all seen
+
+def _vsi_counting(
+    balancer: _Balancer, by_cat: dict[str, list[SceneObject]], seen_cats: list[str], first_seen: dict[int, int], n: int
+) -> list[dict]:
+    """object_counting: categories with >= 2 instances, all seen."""
     counting = [
         (len(by_cat[c]), c)
         for c in seen_cats
-        if len(by_cat[c]) >= 2 and all(o.instance_id in first_seen_frame for o in by_cat[c])
+        if len(by_cat[c]) >= 2 and all(o.instance_id in first_seen for o in by_cat[c])
     ]
-    for cnt, c in balancer.pick("object_counting", counting, key=lambda x: x[0], count=n):
-        records.append(_vsi_record("object_counting", _T_COUNT.format(category=c), None, str(cnt)))
+    return [
+        _vsi_record("object_counting", _T_COUNT.format(category=c), None, str(cnt))
+        for cnt, c in balancer.pick("object_counting", counting, key=lambda x: x[0], count=n)
+    ]
 
-    # object_abs_distance
+
+def _vsi_measures(
+    balancer: _Balancer,
+    rng: np.random.Generator,
+    unique: dict[str, SceneObject],
+    cat_dist: Callable[[str, str], float],
+    n: int,
+) -> list[dict]:
+    """object_abs_distance, then object_size_estimation (longest side in cm)."""
+    records = []
     pairs = [(a, b) for a, b in itertools.combinations(sorted(unique), 2) if cat_dist(a, b) >= ABS_DISTANCE_MIN]
     for a, b in balancer.pick("object_abs_distance", pairs, key=lambda x: 0, count=n):
         if rng.random() < 0.5:
             a, b = b, a
         records.append(_vsi_record("object_abs_distance", _T_ABS.format(a=a, b=b), None, _fmt1(cat_dist(a, b))))
-
-    # object_size_estimation: longest side in cm
     for c in balancer.pick("object_size_estimation", sorted(unique), key=lambda x: 0, count=n):
         size_cm = int(np.round(float(np.max(unique[c].size)) * 100.0))
         records.append(_vsi_record("object_size_estimation", _T_SIZE.format(category=c), None, str(size_cm)))
+    return records
 
-    # room_size_estimation: floor area (m²)
-    if n >= 1:
-        area = Polygon(np.asarray(layout.floor_polygon, dtype=np.float64)).area
-        records.append(_vsi_record("room_size_estimation", _T_ROOM, None, _fmt1(area)))
 
-    # object_rel_distance: which of 4 categories is closest to the (single-instance) target
+def _vsi_rel_distance(
+    balancer: _Balancer,
+    rng: np.random.Generator,
+    unique: dict[str, SceneObject],
+    seen_cats: list[str],
+    cat_dist: Callable[[str, str], float],
+    n: int,
+) -> list[dict]:
+    """object_rel_distance: which of 4 categories is closest to the (single-instance) target."""
     rel_cands = []
     for target in sorted(unique):
         others = [c for c in seen_cats if c != target]
@@ -1216,6 +1230,7 @@ def generate_vsi_questions(
             far = [c for d, c in ds[k + 1 :] if d >= ds[k][0] + REL_DISTANCE_MIN_GAP]
             if len(far) >= 3:
                 rel_cands.append((target, ds[k][1], tuple(far)))
+    records = []
     for target, ans, far in balancer.pick("object_rel_distance", rel_cands, key=lambda x: x[0], count=n):
         distract = [far[i] for i in rng.choice(len(far), size=3, replace=False)]
         options, letter = balancer.place(ans, distract)
@@ -1223,8 +1238,14 @@ def generate_vsi_questions(
         records.append(
             _vsi_record("object_rel_distance", _T_REL_DIST.format(choices=choices, category=target), options, letter)
         )
+    return records
 
-    # object_rel_direction_{easy,medium,hard}
+
+def _vsi_rel_direction(
+    balancer: _Balancer, unique: dict[str, SceneObject], cat_dist: Callable[[str, str], float], n: int
+) -> list[dict]:
+    """object_rel_direction_{easy,medium,hard}."""
+    records = []
     for qtype in ("object_rel_direction_easy", "object_rel_direction_medium", "object_rel_direction_hard"):
         _, labels, template = _REL_DIR_SPECS[qtype]
         choice_labels = [lab for lab in labels if lab]
@@ -1232,15 +1253,19 @@ def generate_vsi_questions(
         for label, (p, o, q), _ in balancer.pick(qtype, cands, key=lambda x: x[0], count=n):
             options, letter = balancer.place(label, [c for c in choice_labels if c != label])
             records.append(_vsi_record(qtype, template.format(p=p, o=o, q=q), options, letter))
+    return records
 
-    # route_planning
-    routes = _route_candidates(layout, unique, cams)
-    # Distractors follow the turn distribution of this scene's valid routes (add-one smoothed): "Turn Back" is
-    # rarer in true routes than in uniformly random turn pairs, and uniform distractors would let a model
-    # pick the answer by avoiding "Turn Back".
+
+def _vsi_route_planning(balancer: _Balancer, rng: np.random.Generator, routes: list, n: int) -> list[dict]:
+    """route_planning over the scene's valid ``routes``.
+
+    Distractors follow the turn distribution of this scene's valid routes (add-one smoothed): "Turn Back" is rarer
+    in true routes than in uniformly random turn pairs, and uniform distractors would let a model pick the answer
+    by avoiding "Turn Back"."""
     turn_freq = Counter(t for route in routes for t in route[2])
     turn_p = {t: (turn_freq[t] + 1.0) / (sum(turn_freq.values()) + len(ROUTE_TURNS)) for t in ROUTE_TURNS}
     combos = list(itertools.product(ROUTE_TURNS, repeat=2))
+    records = []
     for seq, facing, turns, actions in balancer.pick("route_planning", routes, key=lambda x: x[2][0], count=n):
         answer = ", ".join(turns)
         wrong = [c for c in combos if ", ".join(c) != answer]
@@ -1249,11 +1274,20 @@ def generate_vsi_questions(
         options, letter = balancer.place(answer, [", ".join(wrong[i]) for i in picked])
         question = _T_ROUTE.format(start=seq[0], facing=facing, dest=seq[-1], actions=actions)
         records.append(_vsi_record("route_planning", question, options, letter))
+    return records
 
-    # obj_appearance_order: 4 seen categories with distinct first appearance frames
+
+def _vsi_appearance_order(
+    balancer: _Balancer,
+    rng: np.random.Generator,
+    by_cat: dict[str, list[SceneObject]],
+    seen_cats: list[str],
+    first_seen: dict[int, int],
+    n: int,
+) -> list[dict]:
+    """obj_appearance_order: 4 seen categories with distinct first appearance frames."""
     first_cat = {
-        c: min(int(first_seen_frame[o.instance_id]) for o in by_cat[c] if o.instance_id in first_seen_frame)
-        for c in seen_cats
+        c: min(int(first_seen[o.instance_id]) for o in by_cat[c] if o.instance_id in first_seen) for c in seen_cats
     }
     order_cands = []
     if len(seen_cats) >= 4:
@@ -1263,6 +1297,7 @@ def generate_vsi_questions(
             frames = [first_cat[c] for c in combo]
             if len(set(frames)) == 4:
                 order_cands.append(tuple(sorted(combo, key=lambda c: first_cat[c])))
+    records = []
     for combo in balancer.pick("obj_appearance_order", order_cands, key=lambda x: 0, count=n):
         answer = ", ".join(combo)
         perms = [", ".join(p) for p in itertools.permutations(combo) if ", ".join(p) != answer]

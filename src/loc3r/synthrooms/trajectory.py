@@ -206,8 +206,6 @@ def sample_walk(
     layout: SceneLayout, rng: np.random.Generator, num_frames: int = 32, clearance: float = 0.35
 ) -> Trajectory:
     """A hand-held walk (see the module docstring); ``num_frames`` poses sampled uniformly in time."""
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     piece = _walkable_piece(layout, clearance)
     target = float(np.clip(rng.uniform(1.5, 3.0) * np.sqrt(piece.area), 3.0, 15.0))
     way = _waypoints(piece, rng, target)
@@ -250,8 +248,6 @@ def sample_novel_view(
     layout: SceneLayout, rng: np.random.Generator, num_frames: int = 32, clearance: float = 0.35
 ) -> Trajectory:
     """A held-out viewpoint trajectory (see the module docstring)."""
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     piece = _walkable_piece(layout, clearance)
     low = rng.random() < 0.5
     if low:
@@ -477,10 +473,6 @@ def sample_frame_objects(
     or ``"novel_view"`` (held out: low 0.6-0.9 m looking 0..15 deg up, or high 1.95-2.3 m looking 30-45 deg down).
     ``hfov_deg`` and ``aspect`` (width / height) are the camera's, so the planned views are the rendered ones.
     """
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    if family not in TRAJECTORY_KINDS:
-        raise ValueError(f"unknown trajectory family {family!r}; expected one of {TRAJECTORY_KINDS}")
     piece = _walkable_piece(layout, clearance)
     if family == "walk":
         (h_lo, h_hi), (p_lo, p_hi) = _FO_TRAIN
@@ -551,8 +543,6 @@ def sample_trajectory(
     walk's or the novel views' height and pitch band). ``hfov_deg`` / ``aspect`` matter to ``frame_objects`` only."""
     if policy not in CAMERA_POLICIES:
         raise ValueError(f"unknown camera policy {policy!r}; expected one of {CAMERA_POLICIES}")
-    if kind not in TRAJECTORY_KINDS:
-        raise ValueError(f"unknown trajectory kind {kind!r}; expected one of {TRAJECTORY_KINDS}")
     if policy == "frame_objects":
         return sample_frame_objects(layout, rng, num_frames, family=kind, hfov_deg=hfov_deg, aspect=aspect)
     if kind == "walk":

@@ -724,16 +724,29 @@ def _worker(job: SceneJob, settings: SynthSettings, out_dir: str, fsync: bool) -
         return job.scene_id, None, f"{type(err).__name__}: {err}"
 
 
-def _finalize(
-    out_dir: Path, settings: SynthSettings, jobs: list[SceneJob], summaries: dict[str, dict], failed: dict[str, str]
-) -> dict[str, Any]:
-    """Rebuild the split-level files and the index from the per-scan files."""
+#: The per-scene fields of ``summary.json`` that the index lists.
+_INDEX_SCENE_FIELDS = (
+    "split",
+    "room_id",
+    "trajectory",
+    "num_frames",
+    "width",
+    "height",
+    "num_objects",
+    "room_area",
+    "num_situations",
+    "num_sqa3d_questions",
+    "num_vsibench_questions",
+)
+
+
+def _gather_scans(
+    out_dir: Path, settings: SynthSettings, jobs: list[SceneJob], summaries: dict[str, dict]
+) -> dict[str, dict[str, Any]]:
+    """Per split: its scene ids and the concatenated records of its finished scans (SQA3D questions and
+    annotations, VSI-Bench records, meta_info); links (or copies) the videos into ``vsibench/``."""
     scans = out_dir / "scans"
-    splits: dict[str, list[str]] = {s: [] for s in settings.splits}
-    sqa_q: dict[str, list] = {s: [] for s in settings.splits}
-    sqa_a: dict[str, list] = {s: [] for s in settings.splits}
-    vsi: dict[str, list] = {s: [] for s in settings.splits}
-    meta: dict[str, dict] = {s: {} for s in settings.splits}
+    per_split = {s: {"scenes": [], "sqa_q": [], "sqa_a": [], "vsi": [], "meta": {}} for s in settings.splits}
     video_dir = out_dir / "vsibench" / DATASET_NAME
     if settings.write_video:
         video_dir.mkdir(parents=True, exist_ok=True)
@@ -741,15 +754,16 @@ def _finalize(
         if job.scene_id not in summaries:
             continue
         d = scans / job.scene_id
-        splits[job.split].append(job.scene_id)
+        split = per_split[job.split]
+        split["scenes"].append(job.scene_id)
         with open(d / "sqa3d.json") as fh:
             rec = json.load(fh)
-        sqa_q[job.split] += rec["questions"]
-        sqa_a[job.split] += rec["annotations"]
+        split["sqa_q"] += rec["questions"]
+        split["sqa_a"] += rec["annotations"]
         with open(d / "vsibench.json") as fh:
-            vsi[job.split] += json.load(fh)
+            split["vsi"] += json.load(fh)
         with open(d / "meta_info.json") as fh:
-            meta[job.split].update(json.load(fh))
+            split["meta"].update(json.load(fh))
         if settings.write_video:
             link = video_dir / f"{job.scene_id}.mp4"
             if not link.exists():
@@ -757,8 +771,17 @@ def _finalize(
                     os.link(d / "video.mp4", link)
                 except OSError:
                     shutil.copyfile(d / "video.mp4", link)
+    return per_split
+
+
+def _write_split_files(
+    out_dir: Path, settings: SynthSettings, per_split: dict[str, dict[str, Any]], summaries: dict[str, dict]
+) -> None:
+    """The split-level files: SQA3D questions / annotations, VSI-Bench records (ids numbered across splits),
+    meta_info, Beacon3D, and the SQA3D answer dictionary of the train split."""
     next_id = 0
     for split in settings.splits:
+        gathered = per_split[split]
         header = {
             "info": {
                 "description": "SynthRooms situated questions (SQA3D format; positions in the "
@@ -771,46 +794,40 @@ def _finalize(
             "task_type": "SQA3D",
         }
         _atomic_json(
-            out_dir / "sqa3d" / f"v1_balanced_questions_{split}_scannetv2.json", {**header, "questions": sqa_q[split]}
+            out_dir / "sqa3d" / f"v1_balanced_questions_{split}_scannetv2.json",
+            {**header, "questions": gathered["sqa_q"]},
         )
         _atomic_json(
             out_dir / "sqa3d" / f"v1_balanced_sqa_annotations_{split}_scannetv2.json",
-            {**header, "annotations": sqa_a[split]},
+            {**header, "annotations": gathered["sqa_a"]},
         )
         records = []
-        for r in vsi[split]:
+        for r in gathered["vsi"]:
             records.append({"id": next_id, **r})
             next_id += 1
         _atomic_json(out_dir / "vsibench" / f"{split}.jsonl", records, lines=True)
-        _atomic_json(out_dir / "meta_info" / f"{DATASET_NAME}_meta_info_{split}.json", meta[split])
-        _write_beacon3d(out_dir / "beacon3d" / split, meta[split], summaries, settings.seed)
-    answers = sorted({a["answers"][0]["answer"] for a in sqa_a["train"]})
+        _atomic_json(out_dir / "meta_info" / f"{DATASET_NAME}_meta_info_{split}.json", gathered["meta"])
+        _write_beacon3d(out_dir / "beacon3d" / split, gathered["meta"], summaries, settings.seed)
+    answers = sorted({a["answers"][0]["answer"] for a in per_split["train"]["sqa_a"]})
     _atomic_json(
         out_dir / "sqa3d" / "answer_dict.json",
         [{a: i for i, a in enumerate(answers)}, {str(i): a for i, a in enumerate(answers)}],
     )
+
+
+def _finalize(
+    out_dir: Path, settings: SynthSettings, jobs: list[SceneJob], summaries: dict[str, dict], failed: dict[str, str]
+) -> dict[str, Any]:
+    """Rebuild the split-level files and the index from the per-scan files."""
     import loc3r
 
-    scenes = {}
-    for job in jobs:
-        if job.scene_id in summaries:
-            s = summaries[job.scene_id]
-            scenes[job.scene_id] = {
-                k: s[k]
-                for k in (
-                    "split",
-                    "room_id",
-                    "trajectory",
-                    "num_frames",
-                    "width",
-                    "height",
-                    "num_objects",
-                    "room_area",
-                    "num_situations",
-                    "num_sqa3d_questions",
-                    "num_vsibench_questions",
-                )
-            }
+    per_split = _gather_scans(out_dir, settings, jobs, summaries)
+    _write_split_files(out_dir, settings, per_split, summaries)
+    scenes = {
+        job.scene_id: {k: summaries[job.scene_id][k] for k in _INDEX_SCENE_FIELDS}
+        for job in jobs
+        if job.scene_id in summaries
+    }
     index = {
         "format": DATASET_NAME,
         "version": SYNTH_VERSION,
@@ -818,7 +835,7 @@ def _finalize(
         "complete": not failed and len(scenes) == len(jobs),
         "settings": settings.to_dict(),
         "fingerprint": settings.fingerprint(),
-        "splits": splits,
+        "splits": {split: per_split[split]["scenes"] for split in settings.splits},
         "scenes": scenes,
         "failed": failed,
         "files": {

@@ -4,7 +4,8 @@
 this package, one module each; a new backbone is ONE new module that subclasses
 :class:`~loc3r.model.backbones.base.BackboneAdapter` and decorates it with :func:`register_backbone` (modules of
 this package are imported on first use, so dropping the file here is enough; an adapter defined elsewhere only
-has to be imported before use).
+has to be imported before use). The registry and :func:`register_backbone` are in
+:mod:`~loc3r.model.backbones.base`, which the adapters import (never this package: it imports them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from loc3r.model.backbones.base import BackboneAdapter, ChatTemplate, TokenKind, VideoEncoding, VisionFeatures
+from loc3r.model.backbones.base import (
+    _REGISTRY,
+    BackboneAdapter,
+    ChatTemplate,
+    TokenKind,
+    VideoEncoding,
+    VisionFeatures,
+    register_backbone,
+)
 
 __all__ = [
     "BackboneAdapter",
@@ -25,19 +34,7 @@ __all__ = [
     "available_backbones",
 ]
 
-_REGISTRY: dict[str, type[BackboneAdapter]] = {}
 _DISCOVERED = False
-
-
-def register_backbone(cls: type[BackboneAdapter]) -> type[BackboneAdapter]:
-    """Class decorator: make an adapter available under ``cls.name``."""
-    name = getattr(cls, "name", None)
-    if not name:
-        raise ValueError(f"{cls.__name__}: a backbone adapter needs a non-empty class attribute 'name'")
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"backbone {name!r} is registered twice ({_REGISTRY[name].__name__} and {cls.__name__})")
-    _REGISTRY[name] = cls
-    return cls
 
 
 def _discover() -> None:

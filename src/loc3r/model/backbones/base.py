@@ -15,7 +15,7 @@ heads stay backbone-agnostic:
   Qwen3-VL's DeepStack features added to the first decoder layers' hidden states at the vision positions).
 
 Adding a backbone (e.g. Qwen3-VL, SmolVLM2) means writing ONE new module that subclasses :class:`BackboneAdapter`
-and registers itself with :func:`loc3r.model.backbones.register_backbone`; the processor, model, heads and recipes
+and registers itself with :func:`register_backbone` (below); the processor, model, heads and recipes
 need no change. Per-sample timing (the sampled frame indices and the source video's fps, for formats that write
 timestamps into the prompt) reaches the adapter through the preprocessing ``options`` (:func:`frame_times`).
 """
@@ -47,6 +47,10 @@ __all__ = [
     "TokenKind",
     "resize_frames",
     "normalize_frames",
+    "QwenVisionTokens",
+    "pooled_features",
+    "read_mean_std",
+    "tiny_text_config",
 ]
 
 
@@ -161,18 +165,6 @@ def frame_times(options: dict, num_frames: int, where: str = "sample") -> np.nda
     return np.arange(num_frames, dtype=np.float64) / rate
 
 
-def check_frames(frames: np.ndarray, where: str) -> np.ndarray:
-    """Shape/dtype check of a clip with an error naming the sample and field."""
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise SampleError(f"{where}: field 'frames' must be [T, H, W, 3] RGB, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise SampleError(f"{where}: field 'frames' must be uint8, got dtype {frames.dtype}")
-    if frames.shape[0] == 0:
-        raise SampleError(f"{where}: field 'frames' is empty")
-    return frames
-
-
 class BackboneAdapter(ABC):
     """Everything loc3r needs to know about one HF video-VLM family (see the module docstring)."""
 
@@ -223,7 +215,8 @@ class BackboneAdapter(ABC):
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        """Frames ``[T, H, W, 3] uint8`` -> :class:`VideoEncoding` (pixels + token footprints)."""
+        """Frames ``[T, H, W, 3] uint8`` -> :class:`VideoEncoding` (pixels + token footprints); the frames are a
+        validated clip (:meth:`~loc3r.data.schema.ClipSample.validate` checked their shape and dtype)."""
 
     @abstractmethod
     def collate_pixels(self, encodings: list[VideoEncoding]) -> dict[str, torch.Tensor]:
@@ -234,7 +227,6 @@ class BackboneAdapter(ABC):
     def chat_template(self) -> ChatTemplate:
         """The pinned chat template of this backbone."""
 
-    @abstractmethod
     def video_block(
         self,
         encoding: VideoEncoding,
@@ -245,8 +237,20 @@ class BackboneAdapter(ABC):
         """Token ids and :class:`TokenKind` of the video block (vision placeholders + camera tokens).
 
         ``encode_text`` tokenises text that a chat format puts inside the block (e.g. Qwen3-VL's per-group
-        ``<t seconds>`` timestamps; such tokens are :attr:`TokenKind.TEXT`).
+        ``<t seconds>`` timestamps; such tokens are :attr:`TokenKind.TEXT`). The default, for formats without text
+        inside the block (LLaVA-OneVision, Qwen2.5-VL): one camera token per frame of each segment, then the
+        segment's vision placeholders.
         """
+        video_id = token_ids[self.video_token]
+        ids: list[int] = []
+        kinds: list[int] = []
+        for seg, frames_g in zip(encoding.segments, encoding.group_frames, strict=True):
+            if camera_token_id is not None:
+                ids += [camera_token_id] * len(frames_g)
+                kinds += [TokenKind.CAMERA] * len(frames_g)
+            ids += [video_id] * seg.num_tokens
+            kinds += [TokenKind.VIDEO] * seg.num_tokens
+        return ids, kinds
 
     @abstractmethod
     def position_ids(
@@ -338,3 +342,113 @@ class BackboneAdapter(ABC):
                 f"{path}: field {key!r} is {settings[key]!r} but the model config has {model_field} = {expected!r} "
                 "(processor files of another checkpoint?)"
             )
+
+
+# ---------------------------------------------------------------------- helpers the adapters share
+def tiny_text_config(adapter: BackboneAdapter, vocab_size: int, token_ids: dict[str, int], **fields: Any) -> dict:
+    """The LLM of the tiny test / demo models: 2 layers, width 64, 4 heads (2 KV heads), plus ``fields``."""
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=None,
+        eos_token_id=token_ids.get(adapter.eos_token),
+        pad_token_id=token_ids.get(adapter.pad_token),
+        **fields,
+    )
+
+
+def read_mean_std(options: dict, found: dict) -> dict:
+    """``image_mean`` / ``image_std`` of a processor file (``found``) over the defaults in ``options``."""
+    for key in ("image_mean", "image_std"):
+        if found.get(key) is not None:
+            options[key] = [float(v) for v in found[key]]
+    return options
+
+
+def pooled_features(out: Any) -> torch.Tensor:
+    """The vision embeddings of ``get_*_features`` (a ModelOutput in transformers >= 5.2x, else the tensor or a
+    per-clip list), concatenated over clips."""
+    feats = getattr(out, "pooler_output", out)
+    if isinstance(feats, list | tuple):
+        feats = torch.cat(list(feats), dim=0)
+    return feats
+
+
+class QwenVisionTokens:
+    """The vision placeholders of the Qwen-VL chat formats (Qwen2.5-VL, Qwen3-VL) and the patch grid both share."""
+
+    video_token: ClassVar[str] = "<|video_pad|>"
+    image_token: ClassVar[str] = "<|image_pad|>"
+    vision_start_token: ClassVar[str] = "<|vision_start|>"
+    vision_end_token: ClassVar[str] = "<|vision_end|>"
+    backbone_special_tokens: ClassVar[tuple[str, ...]] = (
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<|video_pad|>",
+        "<|image_pad|>",
+    )
+    uses_mrope: ClassVar[bool] = True
+    emits_mm_token_type_ids: ClassVar[bool] = True
+
+    def set_token_ids(self, vlm_config: PreTrainedConfig, token_ids: dict[str, int]) -> None:
+        vlm_config.video_token_id = token_ids[self.video_token]
+        vlm_config.image_token_id = token_ids[self.image_token]
+        vlm_config.vision_start_token_id = token_ids[self.vision_start_token]
+        vlm_config.vision_end_token_id = token_ids[self.vision_end_token]
+
+    def video_token_id(self, vlm_config: PreTrainedConfig) -> int:
+        return int(vlm_config.video_token_id)
+
+    @staticmethod
+    def read_pixel_bounds(options: dict, found: dict) -> None:
+        """``size.shortest_edge`` / ``size.longest_edge`` of a processor file as ``min_pixels`` / ``max_pixels``."""
+        size = found.get("size") or {}
+        if "shortest_edge" in size:
+            options["min_pixels"] = int(size["shortest_edge"])
+        if "longest_edge" in size:
+            options["max_pixels"] = int(size["longest_edge"])
+
+    @staticmethod
+    def patchify(
+        pixels: np.ndarray, num_frames: int, patch: int, merge: int, tps: int
+    ) -> tuple[np.ndarray, list[VisionSegment], list[tuple[int, ...]], tuple[int, int, int]]:
+        """Normalised ``[T, C, H, W]`` frames -> Qwen's flattened patches ``[n_patches, C * tps * p * p]`` (the last
+        frame repeated up to a multiple of ``tps``), one segment per temporal group, the original frames of each
+        group, and the grid ``(t, h, w)``."""
+        pad = (-num_frames) % tps
+        if pad:
+            pixels = np.concatenate([pixels, np.repeat(pixels[-1:], pad, axis=0)], axis=0)
+        grid_t, grid_h, grid_w = pixels.shape[0] // tps, pixels.shape[2] // patch, pixels.shape[3] // patch
+        channels = pixels.shape[1]
+        patches = pixels.reshape(grid_t, tps, channels, grid_h // merge, merge, patch, grid_w // merge, merge, patch)
+        patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
+        flat = np.ascontiguousarray(patches).reshape(grid_t * grid_h * grid_w, channels * tps * patch * patch)
+        segments, group_frames = [], []
+        for g in range(grid_t):
+            frames_g = tuple(f for f in range(g * tps, (g + 1) * tps) if f < num_frames)
+            segments.append(VisionSegment(frame_indices=frames_g, grid_h=grid_h // merge, grid_w=grid_w // merge))
+            group_frames.append(frames_g)
+        return flat, segments, group_frames, (grid_t, grid_h, grid_w)
+
+
+#: name -> adapter class; filled by :func:`register_backbone` (read through :mod:`loc3r.model.backbones`).
+_REGISTRY: dict[str, type[BackboneAdapter]] = {}
+
+
+def register_backbone(cls: type[BackboneAdapter]) -> type[BackboneAdapter]:
+    """Class decorator: make an adapter available under ``cls.name``."""
+    name = getattr(cls, "name", None)
+    if not name:
+        raise ValueError(f"{cls.__name__}: a backbone adapter needs a non-empty class attribute 'name'")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"backbone {name!r} is registered twice ({_REGISTRY[name].__name__} and {cls.__name__})")
+    _REGISTRY[name] = cls
+    return cls

@@ -18,7 +18,6 @@ before that frame's 196 vision tokens.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,15 +32,15 @@ from transformers import (
 
 from loc3r.core.geometry import VisionSegment
 from loc3r.data.schema import SampleError
-from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
-    TokenKind,
     VideoEncoding,
-    check_frames,
     normalize_frames,
+    read_mean_std,
+    register_backbone,
     resize_frames,
+    tiny_text_config,
 )
 
 SIGLIP_MEAN = [0.5, 0.5, 0.5]
@@ -62,19 +61,7 @@ class LlavaOnevisionAdapter(BackboneAdapter):
     def tiny_config(self, vocab_size: int, token_ids: dict[str, int], **overrides: Any) -> PreTrainedConfig:
         """Tiny LLaVA-OneVision: 2-layer SigLIP (width 32, 112 px / 14 -> 8x8 -> 4x4 = 16 tokens per frame),
         2-layer Qwen2 LLM (width 64)."""
-        text = dict(
-            model_type="qwen2",
-            vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
-            bos_token_id=None,
-            eos_token_id=token_ids.get(self.eos_token),
-            pad_token_id=token_ids.get(self.pad_token),
-        )
+        text = tiny_text_config(self, vocab_size, token_ids, model_type="qwen2")
         text.update(overrides.pop("text_config", {}))
         vision = dict(
             model_type="siglip_vision_model",
@@ -106,10 +93,7 @@ class LlavaOnevisionAdapter(BackboneAdapter):
         found = self.read_processor_json(
             local_dir, ("video_preprocessor_config.json", "preprocessor_config.json", "processor_config.json")
         )
-        for key in ("image_mean", "image_std"):
-            if found.get(key) is not None:
-                options[key] = [float(v) for v in found[key]]
-        return options
+        return read_mean_std(options, found)
 
     @staticmethod
     def tokens_per_side(vlm_config: PreTrainedConfig) -> int:
@@ -120,7 +104,6 @@ class LlavaOnevisionAdapter(BackboneAdapter):
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        frames = check_frames(frames, where)
         size = int(vlm_config.vision_config.image_size)
         pixels = normalize_frames(resize_frames(frames, size, size), options["image_mean"], options["image_std"])
         side = self.tokens_per_side(vlm_config)
@@ -156,24 +139,6 @@ class LlavaOnevisionAdapter(BackboneAdapter):
             answer_end="<|im_end|>",
             version="llava_onevision/v1",
         )
-
-    def video_block(
-        self,
-        encoding: VideoEncoding,
-        token_ids: dict[str, int],
-        camera_token_id: int | None,
-        encode_text: Callable[[str], list[int]],
-    ) -> tuple[list[int], list[int]]:
-        video_id = token_ids[self.video_token]
-        ids: list[int] = []
-        kinds: list[int] = []
-        for seg in encoding.segments:
-            if camera_token_id is not None:
-                ids.append(camera_token_id)
-                kinds.append(TokenKind.CAMERA)
-            ids += [video_id] * seg.num_tokens  # the last segment includes the newline token
-            kinds += [TokenKind.VIDEO] * seg.num_tokens
-        return ids, kinds
 
     def position_ids(
         self, kinds: np.ndarray, encoding: VideoEncoding, vlm_config: PreTrainedConfig, options: dict

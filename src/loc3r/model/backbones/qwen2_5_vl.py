@@ -26,7 +26,6 @@ positions are exactly HF's.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,16 +33,18 @@ import torch
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-from loc3r.core.geometry import VisionSegment
-from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
+    QwenVisionTokens,
     TokenKind,
     VideoEncoding,
-    check_frames,
     normalize_frames,
+    pooled_features,
+    read_mean_std,
+    register_backbone,
     resize_frames,
+    tiny_text_config,
 )
 
 OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -68,25 +69,10 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
 
 
 @register_backbone
-class Qwen25VLAdapter(BackboneAdapter):
+class Qwen25VLAdapter(QwenVisionTokens, BackboneAdapter):
     name = "qwen2_5_vl"
     model_type = "qwen2_5_vl"
     hf_model_class = Qwen2_5_VLForConditionalGeneration
-    video_token = "<|video_pad|>"
-    image_token = "<|image_pad|>"
-    vision_start_token = "<|vision_start|>"
-    vision_end_token = "<|vision_end|>"
-    backbone_special_tokens = (
-        "<|endoftext|>",
-        "<|im_start|>",
-        "<|im_end|>",
-        "<|vision_start|>",
-        "<|vision_end|>",
-        "<|video_pad|>",
-        "<|image_pad|>",
-    )
-    uses_mrope = True
-    emits_mm_token_type_ids = True
 
     # ------------------------------------------------------------------ model construction
     def tiny_config(self, vocab_size: int, token_ids: dict[str, int], **overrides: Any) -> PreTrainedConfig:
@@ -94,18 +80,11 @@ class Qwen25VLAdapter(BackboneAdapter):
 
         ``mrope_section`` must sum to head_dim / 2 = 8 -> ``[2, 3, 3]`` (temporal, height, width).
         """
-        text = dict(
-            vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
+        text = tiny_text_config(
+            self,
+            vocab_size,
+            token_ids,
             rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0},
-            bos_token_id=None,
-            eos_token_id=token_ids.get(self.eos_token),
-            pad_token_id=token_ids.get(self.pad_token),
         )
         text_overrides = overrides.pop("text_config", {})
         text.update(text_overrides)
@@ -136,15 +115,6 @@ class Qwen25VLAdapter(BackboneAdapter):
         self.set_token_ids(config, token_ids)
         return config
 
-    def set_token_ids(self, vlm_config: PreTrainedConfig, token_ids: dict[str, int]) -> None:
-        vlm_config.video_token_id = token_ids[self.video_token]
-        vlm_config.image_token_id = token_ids[self.image_token]
-        vlm_config.vision_start_token_id = token_ids[self.vision_start_token]
-        vlm_config.vision_end_token_id = token_ids[self.vision_end_token]
-
-    def video_token_id(self, vlm_config: PreTrainedConfig) -> int:
-        return int(vlm_config.video_token_id)
-
     # ------------------------------------------------------------------ preprocessing
     def tiny_preprocessing(self, vlm_config: PreTrainedConfig) -> dict:
         """Tiny frames (e.g. 112 x 112) must not be upscaled to HF's 128-token minimum."""
@@ -167,23 +137,15 @@ class Qwen25VLAdapter(BackboneAdapter):
         found = self.read_processor_json(
             local_dir, ("video_preprocessor_config.json", "preprocessor_config.json", "processor_config.json")
         )
-        size = found.get("size") or {}
-        if "shortest_edge" in size:
-            options["min_pixels"] = int(size["shortest_edge"])
-        if "longest_edge" in size:
-            options["max_pixels"] = int(size["longest_edge"])
+        self.read_pixel_bounds(options, found)
         for key in ("min_pixels", "max_pixels"):
             if found.get(key) is not None:
                 options[key] = int(found[key])
-        for key in ("image_mean", "image_std"):
-            if found.get(key) is not None:
-                options[key] = [float(v) for v in found[key]]
-        return options
+        return read_mean_std(options, found)
 
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        frames = check_frames(frames, where)
         vc = vlm_config.vision_config
         patch, merge, tps = int(vc.patch_size), int(vc.spatial_merge_size), int(vc.temporal_patch_size)
         num_frames = frames.shape[0]
@@ -191,26 +153,14 @@ class Qwen25VLAdapter(BackboneAdapter):
             frames.shape[1], frames.shape[2], patch * merge, int(options["min_pixels"]), int(options["max_pixels"])
         )
         pixels = normalize_frames(resize_frames(frames, height, width), options["image_mean"], options["image_std"])
-        pad = (-num_frames) % tps
-        if pad:
-            pixels = np.concatenate([pixels, np.repeat(pixels[-1:], pad, axis=0)], axis=0)
-        grid_t, grid_h, grid_w = pixels.shape[0] // tps, height // patch, width // patch
-        channels = pixels.shape[1]
-        patches = pixels.reshape(grid_t, tps, channels, grid_h // merge, merge, patch, grid_w // merge, merge, patch)
-        patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
-        flat = np.ascontiguousarray(patches).reshape(grid_t * grid_h * grid_w, channels * tps * patch * patch)
-        segments, group_frames = [], []
-        for g in range(grid_t):
-            frames_g = tuple(f for f in range(g * tps, (g + 1) * tps) if f < num_frames)
-            segments.append(VisionSegment(frame_indices=frames_g, grid_h=grid_h // merge, grid_w=grid_w // merge))
-            group_frames.append(frames_g)
+        flat, segments, group_frames, grid = self.patchify(pixels, num_frames, patch, merge, tps)
         return VideoEncoding(
             pixel_values=torch.from_numpy(flat),
             segments=segments,
             group_frames=group_frames,
             num_frames=num_frames,
             frame_size=(height, width),
-            grid_thw=(grid_t, grid_h, grid_w),
+            grid_thw=grid,
             extra={"second_per_grid_t": tps / float(options.get("video_fps", 2.0))},
         )
 
@@ -232,24 +182,6 @@ class Qwen25VLAdapter(BackboneAdapter):
             answer_end="<|im_end|>",
             version="qwen2_5_vl/v1",
         )
-
-    def video_block(
-        self,
-        encoding: VideoEncoding,
-        token_ids: dict[str, int],
-        camera_token_id: int | None,
-        encode_text: Callable[[str], list[int]],
-    ) -> tuple[list[int], list[int]]:
-        video_id = token_ids[self.video_token]
-        ids: list[int] = []
-        kinds: list[int] = []
-        for seg, frames_g in zip(encoding.segments, encoding.group_frames, strict=True):
-            if camera_token_id is not None:
-                ids += [camera_token_id] * len(frames_g)
-                kinds += [TokenKind.CAMERA] * len(frames_g)
-            ids += [video_id] * seg.num_tokens
-            kinds += [TokenKind.VIDEO] * seg.num_tokens
-        return ids, kinds
 
     def position_ids(
         self, kinds: np.ndarray, encoding: VideoEncoding, vlm_config: PreTrainedConfig, options: dict
@@ -294,10 +226,7 @@ class Qwen25VLAdapter(BackboneAdapter):
     # ------------------------------------------------------------------ module access
     def encode_video(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         out = vlm.model.get_video_features(pixel_inputs["pixel_values_videos"], pixel_inputs["video_grid_thw"])
-        feats = getattr(out, "pooler_output", out)  # transformers >= 5.2x returns a ModelOutput
-        if isinstance(feats, list | tuple):
-            feats = torch.cat(list(feats), dim=0)
-        return feats
+        return pooled_features(out)
 
     def language_model(self, vlm: PreTrainedModel) -> nn.Module:
         return vlm.model.language_model

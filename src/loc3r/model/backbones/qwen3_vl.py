@@ -43,19 +43,20 @@ import torch
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
-from loc3r.core.geometry import VisionSegment
 from loc3r.data.schema import SampleError
-from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
+    QwenVisionTokens,
     TokenKind,
     VideoEncoding,
     VisionFeatures,
-    check_frames,
     frame_times,
     normalize_frames,
+    read_mean_std,
+    register_backbone,
     resize_frames,
+    tiny_text_config,
 )
 
 IMAGENET_STANDARD_MEAN = [0.5, 0.5, 0.5]
@@ -65,9 +66,8 @@ IMAGENET_STANDARD_STD = [0.5, 0.5, 0.5]
 def video_smart_resize(
     num_frames: int, height: int, width: int, temporal_factor: int, factor: int, min_pixels: int, max_pixels: int
 ) -> tuple[int, int]:
-    """Qwen3-VL's video resize rule: sides multiples of ``factor``, ``t_bar * h * w`` within the pixel limits."""
-    if num_frames < temporal_factor:
-        raise ValueError(f"{num_frames} frames, fewer than the temporal patch size {temporal_factor}")
+    """Qwen3-VL's video resize rule: sides multiples of ``factor``, ``t_bar * h * w`` within the pixel limits
+    (``num_frames >= temporal_factor``: :meth:`Qwen3VLAdapter.preprocess_video` checks it)."""
     if height < factor or width < factor:
         scale = max(factor / height, factor / width)
         height, width = int(height * scale), int(width * scale)
@@ -96,25 +96,10 @@ def group_timestamps(times: np.ndarray, temporal_patch: int) -> list[float]:
 
 
 @register_backbone
-class Qwen3VLAdapter(BackboneAdapter):
+class Qwen3VLAdapter(QwenVisionTokens, BackboneAdapter):
     name = "qwen3_vl"
     model_type = "qwen3_vl"
     hf_model_class = Qwen3VLForConditionalGeneration
-    video_token = "<|video_pad|>"
-    image_token = "<|image_pad|>"
-    vision_start_token = "<|vision_start|>"
-    vision_end_token = "<|vision_end|>"
-    backbone_special_tokens = (
-        "<|endoftext|>",
-        "<|im_start|>",
-        "<|im_end|>",
-        "<|vision_start|>",
-        "<|vision_end|>",
-        "<|video_pad|>",
-        "<|image_pad|>",
-    )
-    uses_mrope = True
-    emits_mm_token_type_ids = True
 
     # ------------------------------------------------------------------ model construction
     def tiny_config(self, vocab_size: int, token_ids: dict[str, int], **overrides: Any) -> PreTrainedConfig:
@@ -123,19 +108,12 @@ class Qwen3VLAdapter(BackboneAdapter):
 
         ``mrope_section`` sums to head_dim / 2 in Qwen3-VL's 24 : 20 : 20 ratio (``[4, 2, 2]`` at head_dim 16).
         """
-        text = dict(
-            vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
+        text = tiny_text_config(
+            self,
+            vocab_size,
+            token_ids,
             head_dim=16,
-            max_position_embeddings=4096,
             rope_parameters={"rope_type": "default", "rope_theta": 5000000.0, "mrope_interleaved": True},
-            bos_token_id=None,
-            eos_token_id=token_ids.get(self.eos_token),
-            pad_token_id=token_ids.get(self.pad_token),
         )
         text_overrides = overrides.pop("text_config", {})
         text.update(text_overrides)
@@ -164,15 +142,6 @@ class Qwen3VLAdapter(BackboneAdapter):
         self.set_token_ids(config, token_ids)
         return config
 
-    def set_token_ids(self, vlm_config: PreTrainedConfig, token_ids: dict[str, int]) -> None:
-        vlm_config.video_token_id = token_ids[self.video_token]
-        vlm_config.image_token_id = token_ids[self.image_token]
-        vlm_config.vision_start_token_id = token_ids[self.vision_start_token]
-        vlm_config.vision_end_token_id = token_ids[self.vision_end_token]
-
-    def video_token_id(self, vlm_config: PreTrainedConfig) -> int:
-        return int(vlm_config.video_token_id)
-
     # ------------------------------------------------------------------ preprocessing
     def default_preprocessing(self, vlm_config: PreTrainedConfig, local_dir: Any = None) -> dict:
         """HF's ``Qwen3VLVideoProcessor`` defaults, overridden by the checkpoint's video processor file.
@@ -200,14 +169,8 @@ class Qwen3VLAdapter(BackboneAdapter):
         self.check_processor_field(
             path, found, "merge_size", int(vc.spatial_merge_size), "vision_config.spatial_merge_size"
         )
-        size = found.get("size") or {}
-        if "shortest_edge" in size:
-            options["min_pixels"] = int(size["shortest_edge"])
-        if "longest_edge" in size:
-            options["max_pixels"] = int(size["longest_edge"])
-        for key in ("image_mean", "image_std"):
-            if found.get(key) is not None:
-                options[key] = [float(v) for v in found[key]]
+        self.read_pixel_bounds(options, found)
+        read_mean_std(options, found)
         if found.get("fps") is not None:
             options["video_fps"] = float(found["fps"])
         for key in ("cap_pixels_per_frame", "max_video_tokens"):
@@ -225,7 +188,6 @@ class Qwen3VLAdapter(BackboneAdapter):
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        frames = check_frames(frames, where)
         vc = vlm_config.vision_config
         patch, merge, tps = int(vc.patch_size), int(vc.spatial_merge_size), int(vc.temporal_patch_size)
         num_frames = frames.shape[0]
@@ -245,19 +207,7 @@ class Qwen3VLAdapter(BackboneAdapter):
         except ValueError as err:
             raise SampleError(f"{where}: field 'frames': {err}") from err
         pixels = normalize_frames(resize_frames(frames, height, width), options["image_mean"], options["image_std"])
-        pad = (-num_frames) % tps
-        if pad:
-            pixels = np.concatenate([pixels, np.repeat(pixels[-1:], pad, axis=0)], axis=0)
-        grid_t, grid_h, grid_w = pixels.shape[0] // tps, height // patch, width // patch
-        channels = pixels.shape[1]
-        patches = pixels.reshape(grid_t, tps, channels, grid_h // merge, merge, patch, grid_w // merge, merge, patch)
-        patches = patches.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8)
-        flat = np.ascontiguousarray(patches).reshape(grid_t * grid_h * grid_w, channels * tps * patch * patch)
-        segments, group_frames = [], []
-        for g in range(grid_t):
-            frames_g = tuple(f for f in range(g * tps, (g + 1) * tps) if f < num_frames)
-            segments.append(VisionSegment(frame_indices=frames_g, grid_h=grid_h // merge, grid_w=grid_w // merge))
-            group_frames.append(frames_g)
+        flat, segments, group_frames, grid = self.patchify(pixels, num_frames, patch, merge, tps)
         times = frame_times(options, num_frames, where)
         return VideoEncoding(
             pixel_values=torch.from_numpy(flat),
@@ -265,7 +215,7 @@ class Qwen3VLAdapter(BackboneAdapter):
             group_frames=group_frames,
             num_frames=num_frames,
             frame_size=(height, width),
-            grid_thw=(grid_t, grid_h, grid_w),
+            grid_thw=grid,
             extra={"timestamps": group_timestamps(times, tps)},
         )
 

@@ -37,16 +37,18 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, SmolVLMConfig, SmolVLMForConditionalGeneration
 
 from loc3r.core.geometry import VisionSegment
-from loc3r.model.backbones import register_backbone
 from loc3r.model.backbones.base import (
     BackboneAdapter,
     ChatTemplate,
     TokenKind,
     VideoEncoding,
-    check_frames,
     frame_times,
     normalize_frames,
+    pooled_features,
+    read_mean_std,
+    register_backbone,
     resize_frames,
+    tiny_text_config,
 )
 
 SMOLVLM_MEAN = [0.5, 0.5, 0.5]
@@ -92,20 +94,7 @@ class SmolVLMAdapter(BackboneAdapter):
     def tiny_config(self, vocab_size: int, token_ids: dict[str, int], **overrides: Any) -> PreTrainedConfig:
         """Tiny SmolVLM: 2-layer SigLIP (width 32, 112 px / 14 -> 8 x 8 patches -> shuffle 2 -> 16 tokens per frame),
         2-layer Llama LLM (width 64)."""
-        text = dict(
-            model_type="llama",
-            vocab_size=vocab_size,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
-            rms_norm_eps=1e-5,
-            bos_token_id=None,
-            eos_token_id=token_ids.get(self.eos_token),
-            pad_token_id=token_ids.get(self.pad_token),
-        )
+        text = tiny_text_config(self, vocab_size, token_ids, model_type="llama", rms_norm_eps=1e-5)
         text.update(overrides.pop("text_config", {}))
         vision = dict(
             hidden_size=32,
@@ -155,15 +144,11 @@ class SmolVLMAdapter(BackboneAdapter):
             options["video_fps"] = float(sampling["fps"])
         elif found.get("fps") is not None:
             options["video_fps"] = float(found["fps"])
-        for key in ("image_mean", "image_std"):
-            if found.get(key) is not None:
-                options[key] = [float(v) for v in found[key]]
-        return options
+        return read_mean_std(options, found)
 
     def preprocess_video(
         self, frames: np.ndarray, vlm_config: PreTrainedConfig, options: dict, where: str = "sample"
     ) -> VideoEncoding:
-        frames = check_frames(frames, where)
         num_frames = frames.shape[0]
         size = int(options["image_size"])
         height, width = longest_edge_size(frames.shape[1], frames.shape[2], int(options["video_longest_edge"]))
@@ -241,9 +226,7 @@ class SmolVLMAdapter(BackboneAdapter):
     # ------------------------------------------------------------------ module access
     def encode_video(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         out = vlm.model.get_image_features(pixel_inputs["pixel_values_videos"])
-        feats = getattr(out, "pooler_output", out)  # transformers >= 5.2x returns a ModelOutput
-        if isinstance(feats, list | tuple):
-            return torch.cat(list(feats), dim=0)
+        feats = pooled_features(out)  # a per-frame list is already [N, D]
         return feats.reshape(-1, feats.shape[-1])
 
     def language_model(self, vlm: PreTrainedModel) -> nn.Module:

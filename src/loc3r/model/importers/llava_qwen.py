@@ -523,60 +523,12 @@ def _no_init() -> contextlib.AbstractContextManager:
     return no_init_weights()
 
 
-def import_llava_qwen(
-    source: str | Path,
-    output: str | Path,
-    rules: Sequence[MapRule] = (),
-    tokenizer_dir: str | Path | None = None,
-    vision_config: str | Path | None = None,
-    config_overrides: dict[str, Any] | None = None,
-    num_frames: int | None = 32,
-    dtype: str | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> ImportReport:
-    """Convert the llava_qwen checkpoint ``source`` into a loc3r checkpoint directory ``output`` (see the module
-    docstring); returns the report, also written to ``output/import_report.json``.
-
-    ``config_overrides``: :class:`~loc3r.model.configuration_loc3r.Loc3rConfig` fields (objectives, camera prior,
-    ...) of the imported model; ``num_frames``: frames per clip recorded with it (the paper's 32); ``dtype``: cast the
-    weights (default: keep the checkpoint's).
-    """
-    from tqdm.auto import tqdm
+def _load_tokenizer(tok_dir: Path, report: ImportReport, rows: int) -> tuple[Any, int]:
+    """The tokenizer with loc3r's and the backbone's special tokens, and the vocabulary rows of the import."""
     from transformers import AutoTokenizer
 
-    from loc3r.model.backbones import get_backbone
-    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
     from loc3r.model.tokenizer import add_loc3r_special_tokens, special_tokens_for
 
-    source, output = Path(source), Path(output)
-    if not source.is_dir():
-        raise FileNotFoundError(f"{source}: checkpoint directory does not exist")
-    if output.resolve() == source.resolve():
-        raise ConfigError(f"--out {output}: must differ from the source checkpoint directory")
-    if (output / "config.json").exists():
-        raise ConfigError(f"--out {output}: already holds a checkpoint (config.json); choose an empty directory")
-    where = source / "config.json"
-    config = read_llava_config(source)
-    weights = SourceCheckpoint(source)
-    shapes = weights.shapes()
-    report = ImportReport(source=str(source), output=str(output))
-
-    # --- the vision tower and the LLM config
-    tower, report.vision_config_from = _tower_config(config, source, vision_config)
-    vision = vision_config_from_weights(shapes, tower, report.vision_config_from, source)
-    embed_key = "model.embed_tokens.weight"
-    if embed_key not in shapes:
-        raise SampleError(f"{source}: tensor {embed_key!r} (the token embedding) is missing from the weights")
-    rows, width = shapes[embed_key]
-    if width != config["hidden_size"]:
-        raise ConfigError(f"{where}: field 'hidden_size' is {config['hidden_size']} but {embed_key} is {width} wide")
-    if rows != config["vocab_size"]:
-        raise ConfigError(f"{where}: field 'vocab_size' is {config['vocab_size']} but {embed_key} has {rows} rows")
-
-    # --- the tokenizer: loc3r's and the backbone's special tokens
-    adapter = get_backbone("llava_onevision")
-    tok_dir = Path(tokenizer_dir) if tokenizer_dir is not None else source
     try:
         with _quiet_transformers():  # it reads config.json, whose model_type (llava_qwen) transformers does not know
             tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
@@ -595,28 +547,37 @@ def import_llava_qwen(
             f"the embedding and LM head grow from {rows} to {vocab_rows} rows for the added tokens; the new rows are "
             "the mean of the checkpoint's rows"
         )
+    return tokenizer, vocab_rows
 
-    # --- the loc3r model, built without random initialisation in the checkpoint's dtype
-    tied = bool(config.get("tie_word_embeddings", False))
-    report.tied_word_embeddings = tied
+
+def _target_dtype(weights: SourceCheckpoint, embed_key: str, dtype: str | None, source: Path) -> torch.dtype:
+    """``dtype`` if given, else the checkpoint's (the dtype of its token embedding)."""
     source_dtype = _DTYPES.get(weights.tensors[embed_key].dtype)
     if source_dtype is None:
         raise SampleError(f"{source}: {embed_key} has dtype {weights.tensors[embed_key].dtype}, not a float type")
-    target_dtype = source_dtype
-    if dtype is not None:
-        target_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(dtype)
-        if target_dtype is None:
-            raise ConfigError(f"--dtype {dtype!r}: must be bfloat16, float16 or float32")
-    report.dtype = str(target_dtype).replace("torch.", "")
-    vlm_config = build_vlm_config(config, vision, vocab_rows, where)
+    if dtype is None:
+        return source_dtype
+    target = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(dtype)
+    if target is None:
+        raise ConfigError(f"--dtype {dtype!r}: must be bfloat16, float16 or float32")
+    return target
+
+
+def _build_model(
+    vlm_config: Any, tokenizer: Any, overrides: dict[str, Any], target_dtype: torch.dtype, seed: int, tied: bool
+) -> Any:
+    """The loc3r model, built without random initialisation of the backbone in ``target_dtype`` (its heads
+    initialised from ``seed``)."""
+    from loc3r.model.backbones import get_backbone
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
     from loc3r.model.tokenizer import special_token_ids
 
+    adapter = get_backbone("llava_onevision")
     ids = special_token_ids(tokenizer, "llava_onevision")
     adapter.set_token_ids(vlm_config, ids)
     text_config = vlm_config.get_text_config()
     text_config.eos_token_id = ids[adapter.eos_token]
     text_config.pad_token_id = ids[adapter.pad_token]
-    overrides = dict(config_overrides or {})
     try:
         loc3r_config = Loc3rForConditionalGeneration._make_config("llava_onevision", vlm_config, tokenizer, **overrides)
     except (TypeError, ValueError) as err:
@@ -630,29 +591,43 @@ def import_llava_qwen(
             if name != "vlm":
                 for module in child.modules():
                     model._init_weights(module)
-    vlm = model.vlm
     if tied:  # no_init_weights also skips transformers' tying, which runs inside init_weights
-        vlm.tie_weights()
-    if tied and adapter.lm_head(vlm).weight is not adapter.language_model(vlm).embed_tokens.weight:
-        raise ValueError(f"{where}: tie_word_embeddings is true but the built model does not tie its LM head")
+        model.vlm.tie_weights()
+    return model
 
-    # --- where each source key goes
+
+def _roles(model: Any, adapter: Any) -> dict[str, tuple[str, set[str]]]:
+    """Backbone part -> (its key prefix in the loc3r model, its own keys), for :func:`_builtin_target`."""
+    vlm = model.vlm
     prefixes = _module_prefixes(model)
-    params = dict(model.state_dict(keep_vars=True))
 
     def role(module: torch.nn.Module) -> tuple[str, set[str]]:
         return prefixes[id(module)], set(module.state_dict().keys())
 
     newline_owner = next(m for m in vlm.modules() if isinstance(getattr(m, "image_newline", None), torch.nn.Parameter))
-    roles = {
+    return {
         "vision": role(adapter.vision_modules(vlm)[0]),
         "projector": role(adapter.projector_modules(vlm)[0]),
         "language_model": role(adapter.language_model(vlm)),
         "lm_head": role(adapter.lm_head(vlm)),
         "newline": (prefixes[id(newline_owner)], {"image_newline"}),
     }
-    tied_head = roles["lm_head"][0] + "weight" if tied else None
-    plan: dict[str, str] = {}  # source key -> loc3r key
+
+
+def _plan(
+    weights: SourceCheckpoint,
+    shapes: dict[str, tuple[int, ...]],
+    rules: Sequence[MapRule],
+    roles: dict[str, tuple[str, set[str]]],
+    params: dict[str, torch.Tensor],
+    tied_head: str | None,
+    rows: tuple[int, int],
+    report: ImportReport,
+) -> dict[str, str]:
+    """Source key -> loc3r key for every tensor to import (``rows``: the embedding's rows in the checkpoint and in
+    the import); the ignored, unknown and rule-mapped keys go into ``report``."""
+    source = weights.directory
+    plan: dict[str, str] = {}
     claimed: dict[str, str] = {}
     for key in sorted(shapes):
         target, rule = None, None
@@ -686,7 +661,7 @@ def import_llava_qwen(
             raise SampleError(f"{source}: {key!r} and {claimed[target]!r} both map to {target!r}")
         want = tuple(params[target].shape)
         have = shapes[key]
-        grows = have[1:] == want[1:] and len(have) == 2 and have[0] == rows and want[0] == vocab_rows
+        grows = have[1:] == want[1:] and len(have) == 2 and have[0] == rows[0] and want[0] == rows[1]
         if have != want and not grows:
             by = f" (by {rule.origin})" if rule is not None else ""
             raise SampleError(f"{source}: {key!r} has shape {list(have)} but {target!r}{by} is {list(want)}")
@@ -694,6 +669,18 @@ def import_llava_qwen(
         plan[key] = target
         if rule is not None:
             report.mapped.append({"source": key, "target": target, "rule": str(rule)})
+    return plan
+
+
+def _copy_weights(
+    weights: SourceCheckpoint,
+    plan: dict[str, str],
+    params: dict[str, torch.Tensor],
+    report: ImportReport,
+    progress: bool,
+) -> set[str]:
+    """Stream the planned tensors into the model's parameters; returns the loc3r keys filled."""
+    from tqdm.auto import tqdm
 
     filled: set[str] = set()
     with torch.no_grad():
@@ -709,10 +696,20 @@ def import_llava_qwen(
                 param.copy_(tensor)
             filled.add(target)
             del tensor
-    report.imported = len(filled)
+    return filled
 
-    # --- every backbone tensor must come from the checkpoint; loc3r's heads may be new
-    lm_head_key = roles["lm_head"][0] + "weight"
+
+def _check_complete(
+    source: Path,
+    config: dict[str, Any],
+    params: dict[str, torch.Tensor],
+    filled: set[str],
+    lm_head_key: str,
+    tied_head: str | None,
+    report: ImportReport,
+) -> None:
+    """Every backbone tensor must come from the checkpoint (loc3r's heads may be new); the new heads, layout
+    differences and unknown keys go into ``report``."""
     missing = sorted(k for k in params if k.startswith("vlm.") and k not in filled and k != tied_head)
     if missing:
         hint = ""
@@ -740,6 +737,75 @@ def import_llava_qwen(
             f"{len(report.unknown)} checkpoint tensor(s) were not imported (listed under 'unknown'); place them with "
             "--map OLD=NEW or --map-file FILE"
         )
+
+
+def import_llava_qwen(
+    source: str | Path,
+    output: str | Path,
+    rules: Sequence[MapRule] = (),
+    tokenizer_dir: str | Path | None = None,
+    vision_config: str | Path | None = None,
+    config_overrides: dict[str, Any] | None = None,
+    num_frames: int | None = 32,
+    dtype: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> ImportReport:
+    """Convert the llava_qwen checkpoint ``source`` into a loc3r checkpoint directory ``output`` (see the module
+    docstring); returns the report, also written to ``output/import_report.json``.
+
+    ``config_overrides``: :class:`~loc3r.model.configuration_loc3r.Loc3rConfig` fields (objectives, camera prior,
+    ...) of the imported model; ``num_frames``: frames per clip recorded with it (the paper's 32); ``dtype``: cast the
+    weights (default: keep the checkpoint's).
+    """
+    from loc3r.model.backbones import get_backbone
+
+    source, output = Path(source), Path(output)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: checkpoint directory does not exist")
+    if output.resolve() == source.resolve():
+        raise ConfigError(f"--out {output}: must differ from the source checkpoint directory")
+    if (output / "config.json").exists():
+        raise ConfigError(f"--out {output}: already holds a checkpoint (config.json); choose an empty directory")
+    where = source / "config.json"
+    config = read_llava_config(source)
+    weights = SourceCheckpoint(source)
+    shapes = weights.shapes()
+    report = ImportReport(source=str(source), output=str(output))
+
+    # --- the vision tower and the LLM config
+    tower, report.vision_config_from = _tower_config(config, source, vision_config)
+    vision = vision_config_from_weights(shapes, tower, report.vision_config_from, source)
+    embed_key = "model.embed_tokens.weight"
+    if embed_key not in shapes:
+        raise SampleError(f"{source}: tensor {embed_key!r} (the token embedding) is missing from the weights")
+    rows, width = shapes[embed_key]
+    if width != config["hidden_size"]:
+        raise ConfigError(f"{where}: field 'hidden_size' is {config['hidden_size']} but {embed_key} is {width} wide")
+    if rows != config["vocab_size"]:
+        raise ConfigError(f"{where}: field 'vocab_size' is {config['vocab_size']} but {embed_key} has {rows} rows")
+
+    # --- the tokenizer, then the loc3r model in the target dtype
+    adapter = get_backbone("llava_onevision")
+    tokenizer, vocab_rows = _load_tokenizer(Path(tokenizer_dir) if tokenizer_dir is not None else source, report, rows)
+    tied = bool(config.get("tie_word_embeddings", False))
+    report.tied_word_embeddings = tied
+    target_dtype = _target_dtype(weights, embed_key, dtype, source)
+    report.dtype = str(target_dtype).replace("torch.", "")
+    vlm_config = build_vlm_config(config, vision, vocab_rows, where)
+    model = _build_model(vlm_config, tokenizer, dict(config_overrides or {}), target_dtype, seed, tied)
+    vlm = model.vlm
+    if tied and adapter.lm_head(vlm).weight is not adapter.language_model(vlm).embed_tokens.weight:
+        raise ValueError(f"{where}: tie_word_embeddings is true but the built model does not tie its LM head")
+
+    # --- where each source key goes, the copy, the completeness check
+    roles = _roles(model, adapter)
+    params = dict(model.state_dict(keep_vars=True))
+    tied_head = roles["lm_head"][0] + "weight" if tied else None
+    plan = _plan(weights, shapes, rules, roles, params, tied_head, (rows, vocab_rows), report)
+    filled = _copy_weights(weights, plan, params, report, progress)
+    report.imported = len(filled)
+    _check_complete(source, config, params, filled, roles["lm_head"][0] + "weight", tied_head, report)
 
     # --- write: weights + config + tokenizer + processor settings (what from_pretrained reads back strictly)
     model.tokenizer = tokenizer
