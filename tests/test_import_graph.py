@@ -191,8 +191,6 @@ BENCHMARK_ROLES: dict[str, int] = {"reader": 10, "prepare": 10, "metric": 50, "t
 
 def _layer(module: str) -> int:
     parts = module.split(".")
-    if parts[1:2] == ["benchmarks"]:  # the package and its folders' __init__ (docstrings only): 0
-        return BENCHMARK_ROLES[parts[3]] if len(parts) > 3 else 0
     key = parts[1] if len(parts) > 1 else "__init__"
     assert key in LAYERS, f"module {module} is in no layer: add {key!r} to LAYERS (and to CONTRIBUTING.md)"
     if key == "benchmarks" and len(parts) > 3:

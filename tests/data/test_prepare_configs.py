@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from loc3r.evaluate.benchmark_config import load_eval_config
+from loc3r.evaluate.tasks import load_eval_config
 from loc3r.train.config import ConfigError, load_config
 
 CONFIGS = REPO / "configs"

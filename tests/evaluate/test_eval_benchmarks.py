@@ -228,8 +228,7 @@ def test_benchmark_end_to_end_and_rescored(
 
 def test_vsibench_prompts_follow_question_type(data: dict[str, Path]) -> None:
     from loc3r.benchmarks.vsibench.reader import VSIBenchDataset, load_vsibench
-    from loc3r.evaluate.benchmark_config import load_eval_config
-    from loc3r.evaluate.tasks import get_task
+    from loc3r.evaluate.tasks import get_task, load_eval_config
 
     config = load_eval_config(REPO / "configs" / "paper" / "eval" / "vsibench.yaml")
     records, _ = load_vsibench(data["synth"] / "vsibench" / "train.jsonl")

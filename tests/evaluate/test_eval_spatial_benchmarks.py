@@ -176,8 +176,7 @@ def test_end_to_end_and_rescored(
 
 def test_prompts_are_the_official_ones(data: dict[str, Path], tmp_path: Path) -> None:
     from loc3r.data.registry import build_dataset
-    from loc3r.evaluate.benchmark_config import load_eval_config
-    from loc3r.evaluate.tasks import get_task
+    from loc3r.evaluate.tasks import get_task, load_eval_config
 
     config = load_eval_config(_config(tmp_path, "viewspatial", data))
     sample = build_dataset(config.data, 4)[2]
@@ -247,8 +246,8 @@ def test_bad_records_and_configs_are_named(data: dict[str, Path], tmp_path: Path
     assert "options.mode 'count'" in capsys.readouterr().err
     # the runner refuses a streamed benchmark without a driver (demo / scripts): named, not a crash
     from loc3r.core.config import ConfigError
-    from loc3r.evaluate.benchmark_config import load_eval_config
     from loc3r.evaluate.runner import evaluate
+    from loc3r.evaluate.tasks import load_eval_config
     from loc3r.model.loading import load_model
 
     streaming = load_eval_config(_config(tmp_path, "vsisuper_count_streaming", data))

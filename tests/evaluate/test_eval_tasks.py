@@ -17,9 +17,8 @@ SYNTH_CONFIGS = sorted((REPO / "configs" / "synth" / "eval").glob("*.yaml"))
 
 
 def test_registry_is_the_one_list_of_benchmarks() -> None:
-    from loc3r.evaluate.benchmark_config import load_eval_config
     from loc3r.evaluate.task import Task
-    from loc3r.evaluate.tasks import get_task, task_names
+    from loc3r.evaluate.tasks import get_task, load_eval_config, task_names
 
     TASK_NAMES = task_names()
     for name in TASK_NAMES:
@@ -66,7 +65,7 @@ def test_score_subcommands_are_the_tasks_metrics(tmp_path: Path, capsys: pytest.
 def test_synth_configs_are_what_the_demo_evaluates(path: Path) -> None:
     """configs/synth/eval/<split>.yaml + --set == the config the demo builds for that split (same runner input)."""
     from loc3r.benchmarks.synthrooms.task import synth_eval_config
-    from loc3r.evaluate.benchmark_config import load_eval_config
+    from loc3r.evaluate.tasks import load_eval_config
 
     overrides = ["checkpoint=runs/v/final", "data.root=data/s", "output_dir=out", "num_frames=6", "batch_size=16",
                  "max_samples={synth_localization: 4, synth_qa: 4, synth_vsi: 4}"]  # fmt: skip

@@ -98,7 +98,7 @@ loc3r.benchmarks.__path__.append(sys.argv[1])  # the one step: the new folder is
 from loc3r.benchmarks import benchmark_modules, benchmark_names
 from loc3r.cli import main
 from loc3r.data.registry import available_kinds, build_dataset
-from loc3r.evaluate.benchmark_config import load_eval_config
+from loc3r.evaluate.tasks import load_eval_config
 from loc3r.evaluate.tasks import get_task, task_names
 
 root, config, predictions = sys.argv[2:5]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from loc3r.core.config import ConfigError
-from loc3r.evaluate.benchmark_config import load_eval_config
+from loc3r.evaluate.tasks import load_eval_config
 from loc3r.train.config import load_config
 
 TINY = REPO / "src" / "loc3r" / "assets" / "loc3r-tiny"

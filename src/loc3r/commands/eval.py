@@ -121,7 +121,7 @@ def _load_config(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
     from loc3r.core.config import ConfigError
-    from loc3r.evaluate.benchmark_config import load_eval_config
+    from loc3r.evaluate.tasks import load_eval_config
 
     former = [flag for flag in _FORMER_FLAGS if getattr(args, flag.lstrip("-"))]
     if former:

@@ -21,28 +21,23 @@ Prompt suffixes (appended to the user text by the evaluation, one per answer typ
 
 Each benchmark's task (prompt, prediction record, scoring) is a :class:`~loc3r.evaluate.task.Task` in its folder
 ``loc3r/benchmarks/<name>/task.py`` (lmms-eval style); ``benchmark`` must be one of the names of the task registry
-(:func:`loc3r.evaluate.tasks.task_names`).
+(:func:`loc3r.evaluate.tasks.task_names`), checked where the file is read
+(:func:`loc3r.evaluate.tasks.load_eval_config`; this module cannot import the registry: the tasks import its types).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from loc3r.core.config import (
-    ConfigError,
     StrictConfig,
-    apply_overrides,
-    locate_config,
-    read_yaml_mapping,
-    resolve_input_paths,
-    validate_config,
 )
 from loc3r.data.spec import DatasetSpec
 
-__all__ = ["PromptConfig", "GenerationConfig", "EvalConfig", "load_eval_config"]
+__all__ = ["PromptConfig", "GenerationConfig", "EvalConfig"]
 
 
 class PromptConfig(StrictConfig):
@@ -64,7 +59,7 @@ class GenerationConfig(StrictConfig):
 class EvalConfig(StrictConfig):
     """One benchmark evaluation: checkpoint, data, pinned prompt, decoding and metric."""
 
-    benchmark: str  # a task of loc3r.evaluate.tasks (checked below)
+    benchmark: str  # a task of the registry (checked where the file is read: loc3r.evaluate.tasks.load_eval_config)
     checkpoint: Path
     output_dir: Path
     data: DatasetSpec
@@ -88,15 +83,6 @@ class EvalConfig(StrictConfig):
     # extra position candidates at mean +- spread * calibrated sigma along its larger axis (fitted on validation)
     candidate_spread: float = Field(1.0, ge=0)
 
-    @field_validator("benchmark")
-    @classmethod
-    def _known_benchmark(cls, value: str) -> str:
-        from loc3r.evaluate.tasks import task_names  # the task modules import this one's types (no cycle)
-
-        if value not in task_names():
-            raise ValueError(f"unknown benchmark {value!r}; known: {', '.join(task_names())}")
-        return value
-
     @field_validator("max_samples")
     @classmethod
     def _positive_max_samples(cls, value: int | dict[str, int] | None) -> int | dict[str, int] | None:
@@ -104,18 +90,3 @@ class EvalConfig(StrictConfig):
             if n < 1:
                 raise ValueError(f"max_samples must be >= 1, got {n}")
         return value
-
-
-def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:
-    """Read and validate an evaluation YAML (unknown keys -> :class:`ConfigError` naming key and file);
-    ``overrides`` are ``--set key.path=value`` items applied before validation (same errors as the file)."""
-    path = locate_config(path)
-    raw: Any = read_yaml_mapping(path, "evaluation config")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level of an evaluation config must be a mapping")
-    if overrides:
-        raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
-    raw = resolve_input_paths(raw, path)  # shipped relative inputs work from any directory (see config_base)
-    return validate_config(
-        EvalConfig, raw, str(path), what="evaluation config", schema="evaluation", top="an evaluation config"
-    )

@@ -19,9 +19,20 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
+from pathlib import Path
 from typing import Any
 
-__all__ = ["get_task", "task_classes", "task_names"]
+from loc3r.core.config import (
+    ConfigError,
+    apply_overrides,
+    locate_config,
+    read_yaml_mapping,
+    resolve_input_paths,
+    validate_config,
+)
+from loc3r.evaluate.benchmark_config import EvalConfig
+
+__all__ = ["get_task", "load_eval_config", "task_classes", "task_names"]
 
 
 @cache
@@ -46,9 +57,25 @@ def task_names() -> list[str]:
 def get_task(name: str, source: str = "config") -> Any:
     """A fresh :class:`~loc3r.evaluate.task.Task` of a registered name; an unknown name is a
     :class:`~loc3r.core.errors.ConfigError` naming ``source`` and the known names."""
-    from loc3r.core.config import ConfigError
-
     cls = task_classes().get(name)
     if cls is None:
         raise ConfigError(f"{source}: unknown benchmark {name!r} (key 'benchmark'); known: {task_names()}")
     return cls()
+
+
+def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> EvalConfig:
+    """Read and validate an evaluation YAML (unknown keys -> :class:`ConfigError` naming key and file; a
+    ``benchmark`` no task folder defines -> the same, with the known names); ``overrides`` are ``--set key.path=value``
+    items applied before validation (same errors as the file)."""
+    path = locate_config(path)
+    raw: Any = read_yaml_mapping(path, "evaluation config")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level of an evaluation config must be a mapping")
+    if overrides:
+        raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
+    raw = resolve_input_paths(raw, path)  # shipped relative inputs work from any directory (see core.config)
+    config = validate_config(
+        EvalConfig, raw, str(path), what="evaluation config", schema="evaluation", top="an evaluation config"
+    )
+    get_task(config.benchmark, str(path))  # an unknown name: ConfigError naming the file, the key and the known names
+    return config

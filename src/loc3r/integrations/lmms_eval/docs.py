@@ -109,9 +109,8 @@ class Benchmark:
 @lru_cache(maxsize=8)
 def load_benchmark(path: str) -> Benchmark:
     """Config + dataset + task of an evaluation config file, built as ``loc3r eval --config`` builds them."""
-    from loc3r.evaluate.benchmark_config import load_eval_config
     from loc3r.evaluate.runner import _evenly_spread
-    from loc3r.evaluate.tasks import get_task
+    from loc3r.evaluate.tasks import get_task, load_eval_config
 
     config = load_eval_config(path)
     task = get_task(config.benchmark, path)
