@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead
-from loc3r.objectives.losses import LOG_VAR_MAX, LOG_VAR_MIN, gaussian_nll, orientation_kl
+from loc3r.objectives.common import LOG_VAR_MAX, LOG_VAR_MIN, gaussian_nll
+from loc3r.objectives.layout import LayoutHead
+from loc3r.objectives.situation import OrientationHead, PositionHead, orientation_kl
 
 D = 32
 

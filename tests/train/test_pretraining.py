@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loc3r.core.geometry import VisionSegment, pool_token_labels, pool_token_points
-from loc3r.objectives.losses import token_category_loss
+from loc3r.objectives.recognition import token_category_loss
 
 # --------------------------------------------------------------------------------------------- label pooling
 

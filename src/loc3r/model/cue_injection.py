@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from loc3r.model.mlp import TwoLayerMLP
+from loc3r.objectives.common import TwoLayerMLP
 
 __all__ = ["fourier_encode", "fourier_frequencies", "CueInjector"]
 

@@ -51,7 +51,7 @@ How the forward works
 3. The LM head runs ONLY on supervised positions (memory: no ``[B, L, V]`` logits), CE averaged over answer tokens.
 4. LayoutHead on every vision token's final hidden state, Gaussian NLL over valid targets (``L_BEV``);
    Position / Orientation heads on the ``<Pos>`` / ``<Ori>`` hidden states (``L_pos``, ``L_ori``).
-5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori)`` (:func:`loc3r.objectives.losses.combine_losses`). An
+5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori)`` (:func:`loc3r.objectives.combine.combine_losses`). An
 objective
    that is off or has λ = 0 has no head and is not computed.
 """
@@ -68,18 +68,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
 from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
-from loc3r.model.camera_prior import CameraPriorProjector
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import CueInjector
-from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead, RecognitionHead
 from loc3r.model.oracle_tower import oracle_embeddings
-from loc3r.model.pointer_heads import PointerSituationHeads, attention_mass_loss, pad_rows
 from loc3r.model.tokenizer import (
     CAMERA_TOKEN,
     ORI_TOKEN,
@@ -87,14 +83,14 @@ from loc3r.model.tokenizer import (
     add_loc3r_special_tokens,
     special_token_ids,
 )
-from loc3r.objectives.losses import (
-    LossWeights,
-    combine_losses,
-    decode_orientation,
-    gaussian_nll,
-    orientation_kl,
-    token_category_loss,
-)
+from loc3r.objectives.camera_prior import CameraPriorProjector
+from loc3r.objectives.combine import LossWeights, combine_losses
+from loc3r.objectives.common import gaussian_nll
+from loc3r.objectives.layout import LayoutHead, layout_loss
+from loc3r.objectives.pointer import PointerSituationHeads, anchor_loss, pad_rows
+from loc3r.objectives.qa import lm_loss, supervised_mask
+from loc3r.objectives.recognition import RecognitionHead, token_category_loss
+from loc3r.objectives.situation import OrientationHead, PositionHead, decode_orientation, orientation_kl
 
 __all__ = [
     "Loc3rForConditionalGeneration",
@@ -580,85 +576,77 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             oracle={"word_ids": oracle_word_ids, "points": oracle_points, "valid": oracle_valid},
         )
         hidden, _ = self.decode(embeds, attention_mask, position_ids, **decoder_kwargs)
-
-        ce = bev = pos_loss = ori_loss = rec_loss = None
-        out = Loc3rOutput()
-        # --- recognition (base pretraining only): every vision token as the tower feeds it to the LLM
+        # recognition (base pretraining only): every vision token as the tower feeds it to the LLM
+        rec_loss = None
         if self.recognition_head is not None and recognition_targets is not None:
-            rec_logits = self.recognition_head(embeds[vision_mask])
             rec_valid = recognition_valid[vision_mask] if recognition_valid is not None else None
             rec_loss = token_category_loss(
-                rec_logits,
+                self.recognition_head(embeds[vision_mask]),
                 recognition_targets[vision_mask],
                 rec_valid,
                 self.config.recognition_background_weight,
             )
-        ce_mask = None
-        if labels is not None:
-            ce_mask = torch.zeros_like(labels, dtype=torch.bool)
-            ce_mask[:, :-1] = labels[:, 1:] != -100  # position t predicts token t + 1
-        use_layout = self.layout_head is not None and (layout_targets is not None or return_layout)
-        heads, rows = self.run_heads(
+        ce_mask = supervised_mask(labels) if labels is not None else None
+        train_situation = self.training and situation_position is not None and situation_valid is not None
+        out, rows = self.run_heads(
             hidden,
             input_ids,
             vision_mask,
-            layout=use_layout,
+            layout=self.layout_head is not None and (layout_targets is not None or return_layout),
             extra_rows=None if ce_mask is None else {"ce": ce_mask},
-            true_situation=(
-                (situation_position, situation_valid)
-                if self.training and situation_position is not None and situation_valid is not None
-                else None
-            ),
+            true_situation=(situation_position, situation_valid) if train_situation else None,
         )
-        out.layout_mean, out.layout_log_var = heads.layout_mean, heads.layout_log_var
-        out.position_mean, out.position_log_var = heads.position_mean, heads.position_log_var
-        out.orientation_logits = heads.orientation_logits
-        out.position_attention, out.orientation_attention = heads.position_attention, heads.orientation_attention
-
-        # --- language modelling, LM head on supervised positions only
-        if labels is not None:
-            targets = labels[:, 1:][ce_mask[:, :-1]]
-            if targets.numel():
-                ce = F.cross_entropy(self.get_output_embeddings()(rows["ce"]).float(), targets)
-            else:  # no answer token in the batch: an exact zero still connected to the graph (NaN-safe ``where``)
-                ce = torch.where(torch.zeros((), dtype=torch.bool, device=hidden.device), hidden[0, 0, 0], 0.0)
-                ce = ce.float()
-        # --- layout reconstruction: every vision token
-        if heads.layout_mean is not None and layout_targets is not None:
-            valid = layout_valid[vision_mask] if layout_valid is not None else None
-            bev = gaussian_nll(heads.layout_mean, heads.layout_log_var, layout_targets[vision_mask], valid)
-        # --- situation: <Pos> / <Ori>
-        if heads.position_mean is not None and situation_position is not None:
-            pos_loss = gaussian_nll(heads.position_mean, heads.position_log_var, situation_position, situation_valid)
-        if heads.orientation_logits is not None and situation_yaw is not None:
-            ori_loss = orientation_kl(
-                heads.orientation_logits, situation_yaw, situation_valid, self.config.orientation_sigma_bins
-            )
-        # --- anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
-        anchor_loss = None
-        if self.config.anchor_loss_enabled and heads.position_attention is not None and anchor_tokens is not None:
-            anchor_loss = self._anchor_loss(heads, vision_mask, anchor_tokens, faced_tokens)
-        if any(t is not None for t in (ce, bev, pos_loss, ori_loss, rec_loss, anchor_loss)):
+        terms = {"rec": rec_loss}
+        if labels is not None:  # language modelling, LM head on supervised positions only
+            terms["ce"] = lm_loss(self.get_output_embeddings(), rows["ce"], labels, ce_mask, hidden)
+        targets = {
+            "layout_targets": layout_targets,
+            "layout_valid": layout_valid,
+            "situation_position": situation_position,
+            "situation_yaw": situation_yaw,
+            "situation_valid": situation_valid,
+            "anchor_tokens": anchor_tokens,
+            "faced_tokens": faced_tokens,
+        }
+        terms.update(self._head_losses(out, vision_mask, **targets))
+        if any(t is not None for t in terms.values()):
             out.loss, out.losses = combine_losses(
-                ce, bev, pos_loss, ori_loss, self.loss_weights, rec=rec_loss, anchor=anchor_loss
-            )
+                terms.get("ce"), terms["bev"], terms["pos"], terms["ori"], self.loss_weights,
+                rec=terms["rec"], anchor=terms["anchor"],
+            )  # fmt: skip
         if return_hidden_states:
             out.last_hidden_state = hidden
         return out
 
-    @staticmethod
-    def _anchor_loss(heads: Loc3rOutput, vision_mask: Tensor, anchor: Tensor, faced: Tensor | None) -> Tensor:
-        """``L_anchor`` of :mod:`loc3r.model.pointer_heads` from ``[B, L]`` token masks over the sequence."""
-        counts = vision_mask.sum(dim=1).tolist()
-        total, rows = [], []
-        for attention, target in ((heads.position_attention, anchor), (heads.orientation_attention, faced)):
-            if target is None:
-                continue
-            padded, _ = pad_rows(target.to(vision_mask.device)[vision_mask], counts)
-            loss_sum, n = attention_mass_loss(attention, padded)
-            total.append(loss_sum)
-            rows.append(n)
-        return torch.stack(total).sum() / torch.stack(rows).sum().clamp_min(1)
+    def _head_losses(
+        self,
+        heads: Loc3rOutput,
+        vision_mask: Tensor,
+        layout_targets: Tensor | None,
+        layout_valid: Tensor | None,
+        situation_position: Tensor | None,
+        situation_yaw: Tensor | None,
+        situation_valid: Tensor | None,
+        anchor_tokens: Tensor | None,
+        faced_tokens: Tensor | None,
+    ) -> dict[str, Tensor | None]:
+        """The layout, situation and anchor terms (None where not computed), in this order."""
+        terms: dict[str, Tensor | None] = {"bev": None, "pos": None, "ori": None, "anchor": None}
+        if heads.layout_mean is not None and layout_targets is not None:  # every vision token
+            valid = layout_valid[vision_mask] if layout_valid is not None else None
+            terms["bev"] = layout_loss(heads.layout_mean, heads.layout_log_var, layout_targets[vision_mask], valid)
+        if heads.position_mean is not None and situation_position is not None:
+            mean, log_var = heads.position_mean, heads.position_log_var
+            terms["pos"] = gaussian_nll(mean, log_var, situation_position, situation_valid)
+        if heads.orientation_logits is not None and situation_yaw is not None:
+            sigma = self.config.orientation_sigma_bins
+            terms["ori"] = orientation_kl(heads.orientation_logits, situation_yaw, situation_valid, sigma)
+        # anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
+        if self.config.anchor_loss_enabled and heads.position_attention is not None and anchor_tokens is not None:
+            terms["anchor"] = anchor_loss(
+                heads.position_attention, heads.orientation_attention, vision_mask, anchor_tokens, faced_tokens
+            )
+        return terms
 
     # --------------------------------------------------------------------------------------------- inference
     @torch.no_grad()

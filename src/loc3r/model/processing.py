@@ -21,7 +21,7 @@ Per sample it
    points for the cue-injection baseline, situation targets (agent position x-y and yaw; missing -> masked);
 5. gets the per-frame camera features from the camera provider (camera prior on only). Whether a sample gets its
    camera tokens at all is ``camera_input`` (see :class:`Loc3rProcessor`): in training, camera-prior dropout (our
-   addition, :func:`~loc3r.model.camera_prior.camera_prior_dropped`) leaves them out of a ``camera_prior_dropout``
+   addition, :func:`~loc3r.objectives.camera_prior.camera_prior_dropped`) leaves them out of a ``camera_prior_dropout``
    fraction of the samples; at inference they are left out when the sample has no poses (a plain RGB video). A sample
    without them has no ``<Cam>`` token in its prompt and ``camera_valid = False`` on all its frames, and
    ``SampleMeta.camera_prior_used`` says which way it went;
@@ -76,10 +76,10 @@ from loc3r.core.geometry import (
 from loc3r.core.io import read_json, write_json
 from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
 from loc3r.model.backbones import TokenKind, get_backbone
-from loc3r.model.camera_prior import camera_features_available, camera_prior_dropped
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.oracle_tower import ORACLE_MAX_WORDS, pad_word_ids, token_object_names
 from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, special_token_ids
+from loc3r.objectives.camera_prior import camera_features_available, camera_prior_dropped
 
 __all__ = ["Loc3rProcessor", "Loc3rBatch", "SampleMeta", "PROCESSOR_CONFIG_NAME"]
 
@@ -307,7 +307,7 @@ class Loc3rProcessor:
         self.camera_provider = camera_provider
         pose_free_file = config.camera_prior == "file" and not camera_root and self.mode == "eval"
         if config.camera_prior is not None and camera_provider is None and not pose_free_file:
-            from loc3r.model.camera_prior import build_camera_provider
+            from loc3r.objectives.camera_prior import build_camera_provider
 
             self.camera_provider = build_camera_provider(
                 config.camera_prior, camera_root, key=camera_key, feature_dim=config.camera_feature_dim

@@ -1,5 +1,10 @@
 """Camera pose prior (DESIGN.md §2, issue 2 part 4): one token per frame, placed before that frame's vision tokens.
 
+An input, not a loss: its "targets" are the per-frame features of :func:`camera_targets` (``camera_features
+[T, F]`` + whether the sample's prompt holds its ``<Cam>`` tokens), its module the projector ``f_cam``; its config
+fields (``CONFIG``): ``camera_prior`` (``None`` = off, ``"poses"``, ``"file"``, ``"sample"``),
+``camera_feature_dim`` and ``camera_prior_dropout``.
+
 A *provider* turns a :class:`~loc3r.data.schema.ClipSample` into one feature vector per frame
 (``[T, feature_dim] float32``); :class:`CameraPriorProjector` (the paper's ``f_cam``, a 2-layer MLP) maps it
 to the LLM width. The model places the projected token in front of the frame's vision tokens.
@@ -40,13 +45,18 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from torch import Tensor, nn
+import torch
+from torch import Tensor
 
 from loc3r.core.geometry import AnchorFrame, GeometryError, anchor_frame, validate_poses
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.model.mlp import TwoLayerMLP
+from loc3r.objectives.common import TwoLayerMLP, init_small
 
 __all__ = [
+    "CONFIG",
+    "CAMERA_PRIOR_KINDS",
+    "camera_targets",
+    "batch_camera",
     "POSE_FEATURE_DIM",
     "pose_camera_features",
     "CameraFeatureProvider",
@@ -59,6 +69,11 @@ __all__ = [
     "camera_features_available",
     "CameraPriorProjector",
 ]
+
+CAMERA_PRIOR_KINDS = (None, "poses", "file", "sample")
+#: the config fields of the camera prior and their defaults (taken by
+#: :class:`loc3r.model.configuration_loc3r.Loc3rConfig`; ``camera_feature_dim`` becomes 9 for ``"poses"``)
+CONFIG = {"camera_prior": None, "camera_feature_dim": None, "camera_prior_dropout": 0.0}
 
 POSE_FEATURE_DIM = 9
 """Camera centre in BEV (3, height relative to the first camera) + first two columns of the camera-to-BEV
@@ -485,10 +500,7 @@ class CameraPriorProjector(TwoLayerMLP):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.fc1.weight, std=0.02)
-        nn.init.zeros_(self.fc1.bias)
-        nn.init.normal_(self.fc2.weight, std=0.02)
-        nn.init.zeros_(self.fc2.bias)
+        init_small(self.fc1, self.fc2)
 
     def forward(self, features: Tensor) -> Tensor:
         """``features [..., F]`` → ``[..., hidden_size]`` in the projector's parameter dtype."""
@@ -497,3 +509,37 @@ class CameraPriorProjector(TwoLayerMLP):
                 f"CameraPriorProjector: expected features [..., {self.feature_dim}], got {tuple(features.shape)}"
             )
         return super().forward(features)
+
+
+def camera_targets(
+    provider: CameraFeatureProvider | None,
+    sample: ClipSample,
+    anchor: AnchorFrame | None,
+    expected: tuple,
+    used: bool,
+    kind: str,
+    where: str,
+) -> tuple[np.ndarray, bool]:
+    """``(features [T, F] float32, used)`` of one sample: zeros when its camera tokens are left out (dropped, no
+    poses); else the provider's features, checked for shape and finiteness (errors name the sample)."""
+    if not used:
+        return np.zeros(expected, dtype=np.float32), False
+    if provider is None:
+        raise SampleError(f"{where}: the camera prior {kind!r} has no feature source (give camera_root)")
+    feats = np.asarray(provider(sample, anchor), dtype=np.float32)
+    if feats.shape != expected:
+        raise SampleError(f"{where}: camera features must be {list(expected)}, got {list(feats.shape)}")
+    if not np.isfinite(feats).all():
+        raise SampleError(f"{where}: camera features have non-finite values")
+    return feats, True
+
+
+def batch_camera(targets: list[tuple[np.ndarray, bool]], feature_dim: int) -> dict[str, Tensor]:
+    """``camera_features [B, T, F]`` and ``camera_valid [B, T]`` (False on the frames of a sample without tokens)."""
+    max_t = max(feats.shape[0] for feats, _ in targets)
+    feats_out = torch.zeros((len(targets), max_t, feature_dim), dtype=torch.float32)
+    valid = torch.zeros((len(targets), max_t), dtype=torch.bool)
+    for b, (feats, used) in enumerate(targets):
+        feats_out[b, : feats.shape[0]] = torch.from_numpy(feats)
+        valid[b, : feats.shape[0]] = used
+    return {"camera_features": feats_out, "camera_valid": valid}
