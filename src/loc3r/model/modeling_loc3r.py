@@ -406,6 +406,31 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             return embeds, vision_mask, decoder_kwargs
         return embeds, vision_mask
 
+    def _embed_batch(
+        self, input_ids: Tensor, inputs: dict[str, Any], cut: int | None = None
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """:meth:`embed_inputs` on a batch mapping (keys as the processor names them); ``cut``: only the first ``cut``
+        positions of the per-token inputs (a prompt prefix)."""
+
+        def token(key: str) -> Tensor | None:
+            value = inputs.get(key)
+            return value[:, :cut] if value is not None and cut is not None else value
+
+        pixels = {
+            "pixel_values_videos": inputs.get("pixel_values_videos"),
+            "video_grid_thw": inputs.get("video_grid_thw"),
+        }
+        return self.embed_inputs(
+            input_ids,
+            pixels,
+            token("cue_points"),
+            token("cue_valid"),
+            inputs.get("camera_features"),
+            inputs.get("camera_valid"),
+            return_decoder_kwargs=True,
+            oracle={k: token(f"oracle_{k}") for k in ("word_ids", "points", "valid")},
+        )
+
     def _hf_positions(self, position_ids: Tensor) -> Tensor:
         """``[B, A, L]`` (batch first) -> HF layout: ``[3, B, L]`` for M-RoPE, ``[B, L]`` otherwise."""
         if position_ids.ndim != 3:
@@ -671,23 +696,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             if "attention_mask" in inputs and not bool(inputs["attention_mask"].all()):
                 raise ValueError("encode_prefix: a one-sample batch has no padding, but attention_mask has zeros")
             ids = input_ids[:, :length]
-            cut = {
-                k: (inputs[k][:, :length] if inputs.get(k) is not None else None)
-                for k in ("cue_points", "cue_valid", "oracle_word_ids", "oracle_points", "oracle_valid")
-            }
-            embeds, _, decoder_kwargs = self.embed_inputs(
-                ids,
-                {
-                    "pixel_values_videos": inputs.get("pixel_values_videos"),
-                    "video_grid_thw": inputs.get("video_grid_thw"),
-                },
-                cut["cue_points"],
-                cut["cue_valid"],
-                inputs.get("camera_features"),
-                inputs.get("camera_valid"),
-                return_decoder_kwargs=True,
-                oracle={k: cut[f"oracle_{k}"] for k in ("word_ids", "points", "valid")},
-            )
+            embeds, _, decoder_kwargs = self._embed_batch(ids, inputs, cut=length)
             positions = inputs["position_ids"][:, :, :length]
             hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
             return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache, source_key=source_key)
@@ -793,37 +802,36 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             )
             vision_mask = input_ids == self.video_token_id
         else:
-            embeds, vision_mask, decoder_kwargs = self.embed_inputs(
-                input_ids,
-                {
-                    "pixel_values_videos": inputs.get("pixel_values_videos"),
-                    "video_grid_thw": inputs.get("video_grid_thw"),
-                },
-                inputs.get("cue_points"),
-                inputs.get("cue_valid"),
-                inputs.get("camera_features"),
-                inputs.get("camera_valid"),
-                return_decoder_kwargs=True,
-                oracle={k: inputs.get(f"oracle_{k}") for k in ("word_ids", "points", "valid")},
-            )
+            embeds, vision_mask, decoder_kwargs = self._embed_batch(input_ids, inputs)
             hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0, **decoder_kwargs)
-        batch_size = input_ids.shape[0]
-
-        # ---- heads on the prompt (the same function as forward's)
+        # heads on the prompt (the same function as forward's), then greedy decoding on the KV cache
         heads, _ = self.run_heads(hidden, input_ids, vision_mask, layout=self.layout_head is not None)
-        layout_mean = layout_sigma = None
+        decoded = self._decode_heads(heads, vision_mask)
+        gen = self._greedy(hidden, cache, attention, positions, max_new_tokens)
+        results = []
+        for b in range(input_ids.shape[0]):
+            meta = metadata[b] if b < len(metadata) else None
+            results.append(self._prediction(b, gen[b].tolist(), meta, tokenizer, decoded))
+        return results
+
+    @staticmethod
+    def _decode_heads(heads: Loc3rOutput, vision_mask: Tensor) -> dict[str, Any]:
+        """Per-row layout means / sigmas, position mean / sigma, yaw + confidence + bin probabilities (what exists)."""
+        out: dict[str, Any] = {}
         if heads.layout_mean is not None:
             counts = vision_mask.sum(dim=1).tolist()
-            layout_mean = torch.split(heads.layout_mean, counts)
-            layout_sigma = torch.split(torch.exp(0.5 * heads.layout_log_var), counts)
-        pos_mean = pos_sigma = yaw = conf = yaw_probs = None
+            out["layout_mean"] = torch.split(heads.layout_mean, counts)
+            out["layout_sigma"] = torch.split(torch.exp(0.5 * heads.layout_log_var), counts)
         if heads.position_mean is not None:
-            pos_mean, pos_sigma = heads.position_mean, torch.exp(0.5 * heads.position_log_var)
+            out["pos_mean"], out["pos_sigma"] = heads.position_mean, torch.exp(0.5 * heads.position_log_var)
         if heads.orientation_logits is not None:
-            yaw, conf = decode_orientation(heads.orientation_logits)
-            yaw_probs = torch.softmax(heads.orientation_logits.float(), dim=-1)
+            out["yaw"], out["conf"] = decode_orientation(heads.orientation_logits)
+            out["yaw_probs"] = torch.softmax(heads.orientation_logits.float(), dim=-1)
+        return out
 
-        # ---- greedy decoding on the KV cache
+    def _greedy(self, hidden: Tensor, cache: Any, attention: Tensor, positions: Tensor, max_new_tokens: int) -> Tensor:
+        """``[B, T]`` greedy tokens after the prompt (padding after a row's end token), decoded on the KV cache."""
+        batch_size = hidden.shape[0]
         generated: list[Tensor] = []
         if max_new_tokens > 0:
             eos = self.config.eos_token_id
@@ -833,7 +841,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             lm_head = self.get_output_embeddings()
             embed = self.get_input_embeddings()
             logits_next = lm_head(hidden[:, -1])
-            finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+            finished = torch.zeros(batch_size, dtype=torch.bool, device=hidden.device)
             axes = positions.shape[1]
             for step in range(max_new_tokens):
                 token = logits_next.argmax(dim=-1)
@@ -847,49 +855,48 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 step_pos = (next_pos + step).view(batch_size, 1, 1).expand(batch_size, axes, 1)
                 h_step, cache = self.decode(embed(token[:, None]), attention, step_pos, cache=cache, use_cache=True)
                 logits_next = lm_head(h_step[:, -1])
-        gen = torch.stack(generated, dim=1) if generated else torch.zeros((batch_size, 0), dtype=torch.long)
+        return torch.stack(generated, dim=1) if generated else torch.zeros((batch_size, 0), dtype=torch.long)
 
-        # ---- per-sample results
-        results: list[Loc3rPrediction] = []
+    def _prediction(
+        self, b: int, ids: list[int], meta: Any, tokenizer: PreTrainedTokenizerBase | None, heads: dict[str, Any]
+    ) -> Loc3rPrediction:
+        """Row ``b``'s :class:`Loc3rPrediction`: its answer (up to the end token) and its heads' outputs (world-frame
+        pose when the anchor is known; the layout's error against ``meta.token_points_bev`` when known)."""
         eos = self.config.eos_token_id
-        for b in range(batch_size):
-            ids = gen[b].tolist()
-            if eos is not None and eos in ids:
-                ids = ids[: ids.index(eos)]
-            meta = metadata[b] if b < len(metadata) else None
-            pred = Loc3rPrediction(
-                sample_id=meta.sample_id if meta is not None else str(b),
-                answer=tokenizer.decode(ids, skip_special_tokens=True).strip() if tokenizer is not None else None,
-                answer_token_ids=ids,
-            )
-            if pos_mean is not None:
-                pred.position_bev = pos_mean[b].float().cpu().numpy()
-                pred.position_sigma = pos_sigma[b].float().cpu().numpy()
-            if yaw is not None:
-                pred.yaw_bev = float(yaw[b])
-                pred.yaw_confidence = float(conf[b])
-                pred.yaw_probabilities = yaw_probs[b].cpu().numpy()
-            anchor = getattr(meta, "anchor", None)
-            if anchor is not None:
-                if pred.position_bev is not None:
-                    pred.position_world = anchor.points_to_world(pred.position_bev.astype(np.float64))
-                if pred.yaw_bev is not None:
-                    pred.yaw_world = float(anchor.yaw_to_world(pred.yaw_bev))
-            if layout_mean is not None:
-                pred.layout_mean = layout_mean[b].float().cpu().numpy()
-                pred.layout_sigma = layout_sigma[b].float().cpu().numpy()
-                truth = getattr(meta, "token_points_bev", None)
-                if truth is not None and len(truth) == len(pred.layout_mean) and np.isfinite(truth).any():
-                    errors = np.linalg.norm(pred.layout_mean - truth, axis=1)
-                    pred.extras["layout_median_err_m"] = float(np.nanmedian(errors))
-                segments = getattr(meta, "segments", None)
-                if segments:
-                    # one entry per vision token, extra (newline) tokens included, as in the vision mask
-                    pred.layout_frame = np.concatenate(
-                        [np.full(seg.num_tokens, min(seg.frame_indices), dtype=np.int64) for seg in segments]
-                    )
-            results.append(pred)
-        return results
+        if eos is not None and eos in ids:
+            ids = ids[: ids.index(eos)]
+        pred = Loc3rPrediction(
+            sample_id=meta.sample_id if meta is not None else str(b),
+            answer=tokenizer.decode(ids, skip_special_tokens=True).strip() if tokenizer is not None else None,
+            answer_token_ids=ids,
+        )
+        if "pos_mean" in heads:
+            pred.position_bev = heads["pos_mean"][b].float().cpu().numpy()
+            pred.position_sigma = heads["pos_sigma"][b].float().cpu().numpy()
+        if "yaw" in heads:
+            pred.yaw_bev = float(heads["yaw"][b])
+            pred.yaw_confidence = float(heads["conf"][b])
+            pred.yaw_probabilities = heads["yaw_probs"][b].cpu().numpy()
+        anchor = getattr(meta, "anchor", None)
+        if anchor is not None:
+            if pred.position_bev is not None:
+                pred.position_world = anchor.points_to_world(pred.position_bev.astype(np.float64))
+            if pred.yaw_bev is not None:
+                pred.yaw_world = float(anchor.yaw_to_world(pred.yaw_bev))
+        if "layout_mean" in heads:
+            pred.layout_mean = heads["layout_mean"][b].float().cpu().numpy()
+            pred.layout_sigma = heads["layout_sigma"][b].float().cpu().numpy()
+            truth = getattr(meta, "token_points_bev", None)
+            if truth is not None and len(truth) == len(pred.layout_mean) and np.isfinite(truth).any():
+                errors = np.linalg.norm(pred.layout_mean - truth, axis=1)
+                pred.extras["layout_median_err_m"] = float(np.nanmedian(errors))
+            segments = getattr(meta, "segments", None)
+            if segments:
+                # one entry per vision token, extra (newline) tokens included, as in the vision mask
+                pred.layout_frame = np.concatenate(
+                    [np.full(seg.num_tokens, min(seg.frame_indices), dtype=np.int64) for seg in segments]
+                )
+        return pred
 
     # --------------------------------------------------------------------------------------------- constructors
     @classmethod
