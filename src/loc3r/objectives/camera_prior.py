@@ -492,8 +492,6 @@ class CameraPriorProjector(TwoLayerMLP):
     """
 
     def __init__(self, feature_dim: int, hidden_size: int) -> None:
-        if feature_dim < 1 or hidden_size < 1:
-            raise ValueError(f"CameraPriorProjector: sizes must be >= 1, got {feature_dim}, {hidden_size}")
         super().__init__(feature_dim, hidden_size, hidden_size)
         self.feature_dim = feature_dim
         self.hidden_size = hidden_size

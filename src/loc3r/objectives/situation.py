@@ -78,12 +78,13 @@ class PositionHead(nn.Module):
 
 
 class OrientationHead(nn.Module):
-    """``<Ori>`` head: ``Linear(D, I) → GELU → Linear(I, num_bins)`` → yaw-bin logits (float32)."""
+    """``<Ori>`` head: ``Linear(D, I) → GELU → Linear(I, num_bins)`` → yaw-bin logits (float32).
+
+    ``num_bins >= 2`` (``Loc3rConfig.num_orientation_bins``, checked there, as ``orientation_sigma_bins > 0`` is).
+    """
 
     def __init__(self, hidden_size: int, num_bins: int = 36, intermediate_size: int | None = None) -> None:
         super().__init__()
-        if num_bins < 2:
-            raise ValueError(f"OrientationHead: num_bins must be >= 2, got {num_bins}")
         self.hidden_size = hidden_size
         self.num_bins = num_bins
         self.mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, num_bins, float32=True)
@@ -103,8 +104,6 @@ def orientation_bin_centers(
     num_bins: int = 36, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
 ) -> Tensor:
     """Yaw bin centres ``θ_b = -π + (b + 0.5) · 2π / B`` for b = 0..B-1 (bin b covers ``[-π + b·2π/B, ...)``)."""
-    if num_bins < 2:
-        raise ValueError(f"orientation_bin_centers: num_bins must be >= 2, got {num_bins}")
     b = torch.arange(num_bins, device=device, dtype=torch.float64)
     return (-math.pi + (b + 0.5) * (2.0 * math.pi / num_bins)).to(dtype)
 
@@ -122,8 +121,6 @@ def wrapped_gaussian_target(yaw: Tensor, num_bins: int = 36, sigma_bins: float =
     Returns:
         ``[..., num_bins]`` float32 distribution.
     """
-    if sigma_bins <= 0:
-        raise ValueError(f"wrapped_gaussian_target: sigma_bins must be > 0, got {sigma_bins}")
     centers = orientation_bin_centers(num_bins, device=yaw.device)
     sigma = sigma_bins * 2.0 * math.pi / num_bins
     diff = wrap_angle_torch(yaw.float().unsqueeze(-1) - centers)
