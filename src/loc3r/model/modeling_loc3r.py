@@ -83,6 +83,7 @@ from loc3r.model.tokenizer import (
     add_loc3r_special_tokens,
     special_token_ids,
 )
+from loc3r.objectives import camera_prior, layout, pointer, recognition, situation
 from loc3r.objectives.camera_prior import CameraPriorProjector
 from loc3r.objectives.combine import LossWeights, combine_losses
 from loc3r.objectives.common import gaussian_nll
@@ -215,36 +216,15 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             vlm = self.adapter.hf_model_class._from_config(config.vlm_config)
         self.vlm = vlm
         hidden = config.text_hidden_size
-        self.layout_head = LayoutHead(hidden) if config.layout_head_enabled else None
-        mlp_heads = config.situation_head == "mlp"
-        self.position_head = (
-            PositionHead(hidden, config.head_intermediate_size) if config.situation_loss_enabled and mlp_heads else None
-        )
-        self.orientation_head = (
-            OrientationHead(hidden, config.num_orientation_bins, config.head_intermediate_size)
-            if config.orientation_loss_enabled and mlp_heads
-            else None
-        )
-        self.pointer_head = (
-            PointerSituationHeads(
-                hidden,
-                config.num_orientation_bins,
-                config.pointer_key_dim,
-                config.head_intermediate_size,
-                config.orientation_sigma_bins,
-            )
-            if config.pointer_heads
-            else None
-        )
-        self.camera_projector = (
-            CameraPriorProjector(int(config.camera_feature_dim), hidden) if config.camera_prior is not None else None
-        )
+        # each objective builds its head(s) from the config (None when off), in this order (the random init order)
+        self.layout_head = layout.build_head(config, hidden)
+        self.position_head, self.orientation_head = situation.build_mlp_heads(config, hidden)
+        self.pointer_head = pointer.build_head(config, hidden)
+        self.camera_projector = camera_prior.build_projector(config, hidden)
         self.cue_injector = CueInjector(hidden, config.cue_num_frequencies) if config.cue_injection else None
         # diagnostic perfect-perception input (loc3r.model.oracle_tower): the position part of an oracle token
         self.oracle_position = CueInjector(hidden, config.cue_num_frequencies) if config.oracle_vision else None
-        self.recognition_head = (
-            RecognitionHead(hidden, len(config.recognition_classes)) if config.recognition_enabled else None
-        )
+        self.recognition_head = recognition.build_head(config, hidden)
         if config.situation_enabled and (config.pos_token_id is None or config.ori_token_id is None):
             raise ValueError("Loc3rConfig: situation_objective needs pos_token_id and ori_token_id")
         if config.camera_prior is not None and config.camera_token_id is None:

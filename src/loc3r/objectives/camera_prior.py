@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -56,6 +56,7 @@ __all__ = [
     "CONFIG",
     "CAMERA_PRIOR_KINDS",
     "camera_targets",
+    "build_projector",
     "batch_camera",
     "POSE_FEATURE_DIM",
     "pose_camera_features",
@@ -507,6 +508,13 @@ class CameraPriorProjector(TwoLayerMLP):
                 f"CameraPriorProjector: expected features [..., {self.feature_dim}], got {tuple(features.shape)}"
             )
         return super().forward(features)
+
+
+def build_projector(config: Any, hidden_size: int) -> CameraPriorProjector | None:
+    """``f_cam`` when the camera prior is on."""
+    return (
+        CameraPriorProjector(int(config.camera_feature_dim), hidden_size) if config.camera_prior is not None else None
+    )
 
 
 def camera_targets(

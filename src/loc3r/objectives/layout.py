@@ -17,6 +17,8 @@ what it shows.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -24,7 +26,7 @@ from torch import Tensor, nn
 from loc3r.core.geometry import pool_token_points
 from loc3r.objectives.common import ClipTargets, check_hidden, gaussian_nll, linear_fp32, scatter_tokens, split_gaussian
 
-__all__ = ["CONFIG", "LayoutHead", "token_points", "layout_loss", "batch_token_points"]
+__all__ = ["CONFIG", "LayoutHead", "build_head", "token_points", "layout_loss", "batch_token_points"]
 
 #: the config fields of this objective and their defaults (Loc3rConfig takes them from here)
 CONFIG = {"layout_objective": True, "bev_loss_weight": 0.05}
@@ -51,6 +53,11 @@ class LayoutHead(nn.Module):
         """``hidden [..., D]`` → ``(mean [..., 2], log_var [..., 2])`` float32."""
         check_hidden("LayoutHead", hidden, self.hidden_size)
         return split_gaussian(linear_fp32(self.proj, hidden))
+
+
+def build_head(config: Any, hidden_size: int) -> LayoutHead | None:
+    """The layout head when its objective is on, or when the pointer situation heads read it."""
+    return LayoutHead(hidden_size) if config.layout_head_enabled else None
 
 
 def token_points(ctx: ClipTargets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -44,6 +44,7 @@ geometry (tested on hand-built scenes without training).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,7 @@ __all__ = [
     "bearing_distribution",
     "attention_mass_loss",
     "anchor_loss",
+    "build_head",
     "pad_rows",
     "token_instances",
     "referent_tokens",
@@ -203,6 +205,19 @@ class PointerSituationHeads(nn.Module):
             orientation_attention=ori_attn,
             token_mask=mask,
         )
+
+
+def build_head(config: Any, hidden_size: int) -> PointerSituationHeads | None:
+    """The pointer heads when the situation heads are of that type (``situation_head = "pointer"``) and on."""
+    if not config.pointer_heads:
+        return None
+    return PointerSituationHeads(
+        hidden_size,
+        config.num_orientation_bins,
+        config.pointer_key_dim,
+        config.head_intermediate_size,
+        config.orientation_sigma_bins,
+    )
 
 
 def anchor_loss(

@@ -14,6 +14,8 @@ from scratch, :mod:`loc3r.synthrooms.pretraining`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -21,7 +23,7 @@ from torch import Tensor, nn
 from loc3r.core.geometry import pool_token_labels
 from loc3r.objectives.common import ClipTargets, check_hidden, linear_fp32, scatter_tokens
 
-__all__ = ["CONFIG", "RecognitionHead", "token_labels", "batch_token_labels", "token_category_loss"]
+__all__ = ["CONFIG", "RecognitionHead", "build_head", "token_labels", "batch_token_labels", "token_category_loss"]
 
 #: the config fields of this objective and their defaults (Loc3rConfig takes them from here)
 CONFIG = {
@@ -54,6 +56,11 @@ class RecognitionHead(nn.Module):
         """``hidden [..., D]`` → ``logits [..., C]`` float32."""
         check_hidden("RecognitionHead", hidden, self.hidden_size)
         return linear_fp32(self.proj, hidden)
+
+
+def build_head(config: Any, hidden_size: int) -> RecognitionHead | None:
+    """The recognition head when the objective is on (switched on and a non-zero weight)."""
+    return RecognitionHead(hidden_size, len(config.recognition_classes)) if config.recognition_enabled else None
 
 
 def token_labels(ctx: ClipTargets, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ situation text stands and which way it faces, in the clip's BEV frame.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ __all__ = [
     "SITUATION_HEADS",
     "PositionHead",
     "OrientationHead",
+    "build_mlp_heads",
     "orientation_bin_centers",
     "wrapped_gaussian_target",
     "orientation_kl",
@@ -98,6 +100,14 @@ class OrientationHead(nn.Module):
         """``hidden [..., D]`` → ``logits [..., num_bins]`` float32."""
         check_hidden("OrientationHead", hidden, self.hidden_size)
         return self.mlp(hidden)
+
+
+def build_mlp_heads(config: Any, hidden_size: int) -> tuple[PositionHead | None, OrientationHead | None]:
+    """The paper's ``<Pos>`` / ``<Ori>`` heads (``situation_head = "mlp"``), each when its loss is on."""
+    mlp, size = config.situation_head == "mlp", config.head_intermediate_size
+    position = PositionHead(hidden_size, size) if config.situation_loss_enabled and mlp else None
+    bins = config.num_orientation_bins
+    return position, OrientationHead(hidden_size, bins, size) if config.orientation_loss_enabled and mlp else None
 
 
 def orientation_bin_centers(
