@@ -177,10 +177,14 @@ class Loc3rConfig(PreTrainedConfig):
         return set(cls.__annotations__)
 
     def _validate_loc3r(self) -> None:
-        """Type and range checks with messages naming the field (the HF ``strict`` checks do not run on subclasses)."""
+        """Type and range checks with messages naming the field (the HF ``strict`` checks do not run on subclasses).
+        The one place the objectives' fields are checked: heads, losses and the processor trust them."""
 
         def fail(field: str, why: str) -> None:
             raise ValueError(f"Loc3rConfig.{field}: {why} (got {getattr(self, field)!r})")
+
+        def is_int(value: Any, low: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
         from loc3r.model.backbones import available_backbones
 
@@ -189,13 +193,16 @@ class Loc3rConfig(PreTrainedConfig):
         for name in ("layout_objective", "situation_objective", "cue_injection", "recognition_objective"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be a bool")
-        if self.camera_prior not in CAMERA_PRIOR_KINDS:
-            fail("camera_prior", f"must be one of {CAMERA_PRIOR_KINDS}")
+        for name, allowed in (
+            ("camera_prior", CAMERA_PRIOR_KINDS),
+            ("vision_input", VISION_INPUTS),
+            ("situation_head", SITUATION_HEADS),
+        ):
+            if getattr(self, name) not in allowed:
+                fail(name, f"must be one of {allowed}")
         if self.camera_prior == "poses" and self.camera_feature_dim is None:
             self.camera_feature_dim = 9
-        if self.camera_prior is not None and (
-            not isinstance(self.camera_feature_dim, int) or isinstance(self.camera_feature_dim, bool)
-        ):
+        if self.camera_prior is not None and not is_int(self.camera_feature_dim, -(2**63)):
             fail("camera_feature_dim", "must be a positive int when camera_prior is on")
         if self.camera_feature_dim is not None and self.camera_feature_dim <= 0:
             fail("camera_feature_dim", "must be positive")
@@ -204,10 +211,9 @@ class Loc3rConfig(PreTrainedConfig):
             fail("camera_prior_dropout", "must be a number in [0, 1]")
         if rate > 0 and self.camera_prior is None:
             fail("camera_prior_dropout", "drops camera-prior tokens, so it needs camera_prior on")
-        if not isinstance(self.num_orientation_bins, int) or self.num_orientation_bins < 2:
-            fail("num_orientation_bins", "must be an int >= 2")
-        if not isinstance(self.cue_num_frequencies, int) or self.cue_num_frequencies < 1:
-            fail("cue_num_frequencies", "must be an int >= 1")
+        for name, low in (("num_orientation_bins", 2), ("cue_num_frequencies", 1), ("pointer_key_dim", 1)):
+            if not is_int(getattr(self, name), low):
+                fail(name, f"must be an int >= {low}")
         for name in (
             "orientation_sigma_bins",
             "bev_loss_weight",
@@ -220,13 +226,6 @@ class Loc3rConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 fail(name, "must be a finite number >= 0")
-        if self.vision_input not in VISION_INPUTS:
-            fail("vision_input", f"must be one of {VISION_INPUTS}")
-        if self.situation_head not in SITUATION_HEADS:
-            fail("situation_head", f"must be one of {SITUATION_HEADS}")
-        key_dim = self.pointer_key_dim
-        if isinstance(key_dim, bool) or not isinstance(key_dim, int) or key_dim < 1:
-            fail("pointer_key_dim", "must be an int >= 1")
         if self.orientation_sigma_bins <= 0:
             fail("orientation_sigma_bins", "must be > 0")
         if self.cue_depth_error is not None:
