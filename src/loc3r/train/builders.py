@@ -253,23 +253,11 @@ def trainable_parameter_summary(model: nn.Module) -> dict[str, int]:
 
 
 def attention_implementations(model: nn.Module) -> dict[str, str]:
-    """The attention implementation each (sub-)config resolved to — logged at start, because a silent
-    fall back from flash/sdpa to eager is a classic cause of OOM (DESIGN.md §6)."""
-    out: dict[str, str] = {}
+    """The attention implementation each (sub-)config resolved to (``model``, ``model.vlm_config``, ...; a PEFT
+    wrapper is looked through) — logged at start, because a silent fall back from flash/sdpa to eager is a classic
+    cause of OOM (DESIGN.md §6). :meth:`Loc3rForConditionalGeneration.attention_implementations`, as strings."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = getattr(base, "config", None)
-    seen: set[int] = set()
-
-    def visit(name: str, conf: Any) -> None:
-        if conf is None or id(conf) in seen:
-            return
-        seen.add(id(conf))
-        out[name] = str(getattr(conf, "_attn_implementation", None))
-        for key in getattr(conf, "sub_configs", {}) or {}:
-            visit(f"{name}.{key}" if name else key, getattr(conf, key, None))
-
-    visit("model", config)
-    return out
+    return {"model" + name[len("loc3r") :]: str(impl) for name, impl in base.attention_implementations().items()}
 
 
 # ---------------------------------------------------------------- optimisation
