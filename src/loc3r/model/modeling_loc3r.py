@@ -2,6 +2,9 @@
 
 Public API
 ----------
+Build a model with :func:`loc3r.model.loading.build_model` (from a recipe's ``model`` section) or
+:func:`loc3r.model.loading.load_model` (from a checkpoint); they call the constructors below.
+
 ``Loc3rForConditionalGeneration(config, vlm=None)``
     ``config``: :class:`~loc3r.model.configuration_loc3r.Loc3rConfig`; ``vlm``: an already loaded HF backbone
     (else built from ``config.vlm_config`` with random weights).
@@ -49,11 +52,13 @@ How the forward works
    prior ``f_cam(z_t)`` fills the ``<Cam>`` positions placed before each frame's vision tokens.
 2. The HF LLM decoder runs on ``inputs_embeds`` with the explicit positions; we keep the final hidden states.
 3. The LM head runs ONLY on supervised positions (memory: no ``[B, L, V]`` logits), CE averaged over answer tokens.
-4. LayoutHead on every vision token's final hidden state, Gaussian NLL over valid targets (``L_BEV``);
-   Position / Orientation heads on the ``<Pos>`` / ``<Ori>`` hidden states (``L_pos``, ``L_ori``).
-5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori)`` (:func:`loc3r.objectives.combine.combine_losses`). An
-objective
-   that is off or has λ = 0 has no head and is not computed.
+4. The objectives' heads (:mod:`loc3r.objectives`, built in ``__init__`` by each module's ``build_head``): the
+   layout head on every vision token's final hidden state (``L_BEV``), the situation heads on the ``<Pos>`` /
+   ``<Ori>`` hidden states (``L_pos``, ``L_ori``; MLP or pointer heads, + ``L_anchor``), the recognition head on the
+   tower's output (``L_rec``).
+5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori) [+ λ_rec L_rec] [+ λ_anc L_anchor]``
+   (:func:`loc3r.objectives.combine.combine_losses`). An objective that is off or has λ = 0 has no head and is not
+   computed.
 """
 
 from __future__ import annotations

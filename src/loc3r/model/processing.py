@@ -16,9 +16,9 @@ Per sample it
    placeholder per LLM vision token and, with the camera prior on, one ``<Cam>`` token before each frame's vision
    tokens. In ``train`` mode the answer and the end-of-turn token are appended and are the only supervised labels
    (all other labels are -100); in ``eval`` mode the prompt ends where the assistant turn starts.
-4. computes the clip's BEV anchor frame from ``poses[0]`` and, in it: layout targets (BEV x-y of the mean 3D point
-   of each vision token's footprint, with a validity mask; no points or no poses -> all masked), per-token 3D
-   points for the cue-injection baseline, situation targets (agent position x-y and yaw; missing -> masked);
+4. builds, for every enabled objective, its targets with that objective's module (:mod:`loc3r.objectives`: the
+   clip's BEV anchor frame from ``poses[0]``, then layout targets per vision token, situation targets, recognition
+   and anchor targets; the cue-injection and oracle inputs with their model modules) — missing geometry is masked;
 5. gets the per-frame camera features from the camera provider (camera prior on only). Whether a sample gets its
    camera tokens at all is ``camera_input`` (see :class:`Loc3rProcessor`): in training, camera-prior dropout (our
    addition, :func:`~loc3r.objectives.camera_prior.camera_prior_dropped`) leaves them out of a ``camera_prior_dropout``
