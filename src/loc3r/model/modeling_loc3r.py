@@ -609,16 +609,12 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         terms = {"rec": rec_loss}
         if labels is not None:  # language modelling, LM head on supervised positions only
             terms["ce"] = lm_loss(self.get_output_embeddings(), rows["ce"], labels, ce_mask, hidden)
-        targets = {
-            "layout_targets": layout_targets,
-            "layout_valid": layout_valid,
-            "situation_position": situation_position,
-            "situation_yaw": situation_yaw,
-            "situation_valid": situation_valid,
-            "anchor_tokens": anchor_tokens,
-            "faced_tokens": faced_tokens,
-        }
-        terms.update(self._head_losses(out, vision_mask, **targets))
+        terms.update(
+            self._head_losses(
+                out, vision_mask, layout_targets, layout_valid, situation_position, situation_yaw, situation_valid,
+                anchor_tokens, faced_tokens,
+            )
+        )  # fmt: skip
         if any(t is not None for t in terms.values()):
             out.loss, out.losses = combine_losses(
                 terms.get("ce"), terms["bev"], terms["pos"], terms["ori"], self.loss_weights,
