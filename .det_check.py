@@ -62,3 +62,12 @@ for v in variants:
         with torch.no_grad():
             o = m(**b.to("cpu"))
         print("  eval", {k: repr(float(x)) for k, x in sorted(o.losses.items())})
+        pe = m.build_processor(mode="eval", num_frames=settings.frames)
+        preds = m.predict(pe(samples), max_new_tokens=6)
+        h = hashlib.sha256()
+        for pr in preds:
+            h.update(repr((pr.answer, pr.answer_token_ids, pr.yaw_bev, pr.yaw_confidence, pr.extras)).encode())
+            for a in (pr.position_bev, pr.position_sigma, pr.layout_mean, pr.layout_sigma, pr.yaw_probabilities, pr.position_world):
+                if a is not None:
+                    h.update(a.tobytes())
+        print("  predict", h.hexdigest()[:16])
