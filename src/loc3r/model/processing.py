@@ -434,14 +434,8 @@ class Loc3rProcessor:
                 f"({encoding.num_vision_tokens} vision tokens); use fewer/smaller frames or raise max_length"
             )
         ids_arr, kinds_arr = np.asarray(ids, dtype=np.int64), np.asarray(kinds, dtype=np.int64)
-        if self.config.situation_enabled:
-            for token in (POS_TOKEN, ORI_TOKEN):
-                if int((ids_arr == self.token_ids[token]).sum()) != 1:
-                    raise SampleError(
-                        f"{where}: the prompt must contain exactly one {token} token (found "
-                        f"{int((ids_arr == self.token_ids[token]).sum())}); do not write it in 'question' or "
-                        "'situation_text'"
-                    )
+        # exactly one <Pos> / <Ori> (situation on): user_text writes them once and _check_text_fields refused any
+        # special token inside the sample's texts
         positions = self.adapter.position_ids(kinds_arr, encoding, self.vlm_config, options)
         out = {"input_ids": ids_arr, "kinds": kinds_arr, "labels": np.asarray(labels, dtype=np.int64)}
         return {**out, "position_ids": positions, "encoding": encoding}, len(head) + len(video_ids)
