@@ -1,5 +1,5 @@
 """What the objectives share (DESIGN.md §2): numerically safe loss helpers, the float32 MLP of the heads, the
-batch scatter of per-token targets, and the weighted sum of the terms.
+batch scatter of per-token targets and the per-sample context of the target builders.
 
 One objective, one module (:mod:`loc3r.objectives`): :mod:`~loc3r.objectives.layout`,
 :mod:`~loc3r.objectives.situation` (+ :mod:`~loc3r.objectives.pointer`), :mod:`~loc3r.objectives.camera_prior`,
@@ -13,9 +13,7 @@ weight and config fields. Every loss function of those modules
   parameter used and ``loss.backward()`` works),
 * carries its formula in its docstring.
 
-Total objective (paper defaults ``λ_bev = 0.05, λ_sit = 0.075, λ_ori = 3.5``)::
-
-    L = L_CE + λ_bev · L_BEV + λ_sit · (L_pos + λ_ori · L_ori)
+Their weighted sum is :func:`loc3r.objectives.combine.combine_losses`.
 """
 
 from __future__ import annotations
