@@ -1160,6 +1160,17 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 raise ValueError(f"{processor_cfg}: not valid JSON ({err})") from err
             if not isinstance(saved, dict):
                 raise ValueError(f"{processor_cfg}: expected a JSON object")
+            if saved.get("backbone") != model.config.backbone:
+                raise ValueError(
+                    f"{processor_cfg}: field 'backbone' is {saved.get('backbone')!r} but the model config says "
+                    f"{model.config.backbone!r}"
+                )
+            version = model.adapter.chat_template().version
+            if saved.get("template_version") != version:
+                raise ValueError(
+                    f"{processor_cfg}: field 'template_version' {saved.get('template_version')!r} differs from this "
+                    f"code's {version!r}; the prompt format changed since the checkpoint was saved"
+                )
             model.preprocessing = saved.get("preprocessing")
             frames = saved.get("num_frames")
             if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):

@@ -60,11 +60,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
+from transformers import BatchFeature, PreTrainedTokenizerBase
 
 from loc3r.core.errors import ConfigError
 from loc3r.core.geometry import AnchorFrame, GeometryError, VisionSegment, anchor_frame
-from loc3r.core.io import read_json, write_json
+from loc3r.core.io import write_json
 from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
@@ -605,46 +605,10 @@ class Loc3rProcessor:
         """Write the tokenizer files and ``loc3r_processor_config.json`` (atomically) into ``save_directory``.
 
         The model's ``config.json`` (saved by the model in the same directory) holds the backbone config and
-        objective switches the processor needs to be rebuilt.
+        objective switches the processor needs to be rebuilt: ``load_model(directory).build_processor()``
+        (:func:`loc3r.model.loading.load_model` reads this file back and checks it).
         """
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(str(save_directory))
         write_json(save_directory / PROCESSOR_CONFIG_NAME, self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        directory: str | Path,
-        config: Loc3rConfig | None = None,
-        mode: Mode = "train",
-        **overrides: Any,
-    ) -> Loc3rProcessor:
-        """Rebuild the processor saved in ``directory`` (tokenizer + processor config + the model's config.json)."""
-        directory = Path(directory)
-        path = directory / PROCESSOR_CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no loc3r processor config (was the processor saved here?)")
-        saved = read_json(path, "loc3r processor config")
-        if config is None:
-            config = Loc3rConfig.from_pretrained(str(directory))
-        if saved.get("backbone") != config.backbone:
-            raise ValueError(
-                f"{path}: field 'backbone' is {saved.get('backbone')!r} but the model config says {config.backbone!r}"
-            )
-        adapter = get_backbone(config.backbone)
-        if saved.get("template_version") != adapter.chat_template().version:
-            raise ValueError(
-                f"{path}: field 'template_version' {saved.get('template_version')!r} differs from this code's "
-                f"{adapter.chat_template().version!r}; the prompt format changed since the checkpoint was saved"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        kwargs: dict[str, Any] = {
-            "preprocessing": saved.get("preprocessing"),
-            "num_frames": saved.get("num_frames"),
-            "max_length": saved.get("max_length"),
-            "camera_root": saved.get("camera_root"),
-            "camera_key": saved.get("camera_key", "camera_tokens"),
-        }
-        kwargs.update(overrides)
-        return cls(tokenizer, config, mode=mode, **kwargs)
