@@ -113,7 +113,7 @@ def load_model(model_dir: str | Path, objectives: dict[str, Any] | None = None, 
 
     path = Path(model_dir)
     if objectives is not None:
-        return Loc3rForConditionalGeneration.from_base(path, dtype, **objectives)
+        return _fine_tuning_start(path, objectives, dtype)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: checkpoint directory does not exist")
     model = Loc3rForConditionalGeneration.from_pretrained(path)
@@ -126,4 +126,23 @@ def load_model(model_dir: str | Path, objectives: dict[str, Any] | None = None, 
     if dtype is not None:
         model.to(dtype)
     model.eval()
+    return model
+
+
+def _fine_tuning_start(base_dir: Path, objectives: dict[str, Any], dtype: Any) -> Any:
+    """The base's backbone (vision tower, projector, LLM), tokenizer and preprocessing with ``objectives``; a head
+    both configurations have with the same shape keeps the base's weights; the others are new, and the base's heads
+    the new model does not use (its recognition head) are dropped."""
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration as Model
+
+    base = Model.from_pretrained(base_dir)
+    config = Model._make_config(base.config.backbone, base.config.vlm_config, base.tokenizer, **objectives)
+    model = Model(config, vlm=base.vlm)
+    own = model.state_dict()
+    kept = {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(kept, strict=False)
+    model.tokenizer = base.tokenizer
+    model.preprocessing = dict(base.preprocessing or {})
+    if dtype is not None:
+        model.to(dtype)
     return model

@@ -10,6 +10,8 @@ Build a model with :func:`loc3r.model.loading.build_model` (from a recipe's ``mo
     (else built from ``config.vlm_config`` with random weights).
 ``Loc3rForConditionalGeneration.tiny(backbone, tokenizer, seed=0, **config_kwargs)``
     tiny random model of the SAME HF classes (tests, CPU demo).
+``load_model(base_dir, objectives={...})`` (:mod:`loc3r.model.loading`)
+    fine-tuning start from a loc3r base (e.g. the shipped ``loc3r-tiny``) with other objectives.
 ``Loc3rForConditionalGeneration.from_backbone_pretrained(local_dir, dtype=None, attn_implementation=None,
 tokenizer_dir=None, **config_kwargs)``
     a real HF checkpoint directory (Qwen2.5-VL or LLaVA-OneVision / LLaVA-Video) + its tokenizer; loc3r's special
@@ -976,30 +978,6 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             module.to(param_dtype)
         model.tokenizer = tokenizer
         model.preprocessing = adapter.default_preprocessing(vlm.config, local_dir)
-        return model
-
-    @classmethod
-    def from_base(
-        cls, base_dir: str | Path, dtype: torch.dtype | str | None = None, **config_kwargs: Any
-    ) -> Loc3rForConditionalGeneration:
-        """Start fine-tuning from a loc3r checkpoint, e.g. the shipped pretrained base ``loc3r-tiny``
-        (``model.init: pretrained`` with a loc3r ``pretrained_dir``).
-
-        The base's backbone (vision tower, projector, LLM), tokenizer and preprocessing are kept; the objectives
-        are those of ``config_kwargs`` (:class:`Loc3rConfig` fields). A head both configurations have with the same
-        shape keeps the base's weights; the others are new, and the base's heads the new model does not use (its
-        recognition head) are dropped.
-        """
-        base = cls.from_pretrained(base_dir)
-        config = cls._make_config(base.config.backbone, base.config.vlm_config, base.tokenizer, **config_kwargs)
-        model = cls(config, vlm=base.vlm)
-        own = model.state_dict()
-        kept = {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(kept, strict=False)
-        model.tokenizer = base.tokenizer
-        model.preprocessing = dict(base.preprocessing or {})
-        if dtype is not None:
-            model.to(dtype)
         return model
 
     @staticmethod
