@@ -241,12 +241,7 @@ class FileCameraProvider:
         files = sorted(self.root.glob("*.safetensors")) + sorted(self.root.glob("*.npz"))
         clips = [f for f in files if f.name.endswith(CLIPS_SUFFIX)]
         if clips:
-            from safetensors import safe_open
-
-            with safe_open(str(clips[0]), framework="pt") as f:
-                if self.key not in f.keys():  # noqa: SIM118
-                    raise SampleError(f"{clips[0]}: no tensor {self.key!r} (found {sorted(f.keys())})")
-                shape = f.get_slice(self.key).get_shape()
+            shape = self._header_shape(clips[0])
             if len(shape) != 3:
                 raise SampleError(f"{clips[0]}: field {self.key!r} must be [K, T, F], got shape {tuple(shape)}")
             return int(shape[2])
@@ -256,18 +251,19 @@ class FileCameraProvider:
                 "the feature size from; pass feature_dim explicitly"
             )
         path = files[0]
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                if self.key not in f.keys():  # noqa: SIM118 - safe_open has keys(), not __contains__
-                    raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
-                shape = f.get_slice(self.key).get_shape()
-        else:
-            shape = self._read(path).shape
+        shape = self._header_shape(path) if path.suffix == ".safetensors" else self._read(path).shape
         if len(shape) != 2:
             raise SampleError(f"{path}: field {self.key!r} must be [N_frames, F], got shape {tuple(shape)}")
         return int(shape[1])
+
+    def _header_shape(self, path: Path) -> list[int]:
+        """The shape of tensor ``key`` of a safetensors file, from its header only."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            if self.key not in f.keys():  # noqa: SIM118 - safe_open has keys(), not __contains__
+                raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
+            return f.get_slice(self.key).get_shape()
 
     def path_for(self, scene_id: str) -> Path:
         """The feature file of ``scene_id`` (safetensors preferred); raises naming both candidates if absent."""
