@@ -53,9 +53,9 @@ def combine_losses(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Joint objective ``L = L_CE + λ_bev·L_BEV + λ_sit·(L_pos + λ_ori·L_ori) [+ λ_rec·L_rec] [+ λ_anc·L_anchor]``.
 
-    ``L_rec`` (:func:`token_category_loss`) is only used to pretrain a base from scratch; the paper has no such term.
-    ``L_anchor`` (:func:`loc3r.objectives.pointer.anchor_loss`) is our anchor supervision of the pointer
-    situation heads; the paper has no such term either.
+    ``L_rec`` (:func:`loc3r.objectives.recognition.token_category_loss`) is only used to pretrain a base from scratch;
+    the paper has no such term. ``L_anchor`` (:func:`loc3r.objectives.pointer.anchor_loss`) is our anchor
+    supervision of the pointer situation heads; the paper has no such term either.
 
     ``None`` terms are skipped (the caller passes None for an objective it did not compute, e.g. because its
     λ is 0). A term whose weight is 0 is logged but not added to the total, so it can neither contribute
@@ -68,21 +68,21 @@ def combine_losses(
     """
     logs: dict[str, Tensor] = {}
     parts: list[Tensor] = []
-    if ce is not None:
-        logs["loss_ce"] = ce.detach().float()
-        parts.append(ce.float())
-    if bev is not None:
-        logs["loss_bev"] = bev.detach().float()
-        if weights.bev != 0:
-            parts.append(weights.bev * bev.float())
     sit_parts: list[Tensor] = []
-    if pos is not None:
-        logs["loss_pos"] = pos.detach().float()
-        sit_parts.append(pos.float())
-    if ori is not None:
-        logs["loss_ori"] = ori.detach().float()
-        if weights.orientation != 0:
-            sit_parts.append(weights.orientation * ori.float())
+
+    def add(name: str, term: Tensor | None, weight: float | None, into: list[Tensor]) -> None:
+        """Log ``term``; add it to ``into`` unweighted (``weight`` None) or times a non-zero ``weight``."""
+        if term is not None:
+            logs[f"loss_{name}"] = term.detach().float()
+            if weight is None:
+                into.append(term.float())
+            elif weight != 0:
+                into.append(weight * term.float())
+
+    add("ce", ce, None, parts)
+    add("bev", bev, weights.bev, parts)
+    add("pos", pos, None, sit_parts)
+    add("ori", ori, weights.orientation, sit_parts)
     if pos is not None or ori is not None:
         sit = (
             torch.stack(sit_parts).sum()
@@ -92,14 +92,8 @@ def combine_losses(
         logs["loss_sit"] = sit.detach()
         if weights.situation != 0 and sit_parts:
             parts.append(weights.situation * sit)
-    if rec is not None:
-        logs["loss_rec"] = rec.detach().float()
-        if weights.recognition != 0:
-            parts.append(weights.recognition * rec.float())
-    if anchor is not None:
-        logs["loss_anchor"] = anchor.detach().float()
-        if weights.anchor != 0:
-            parts.append(weights.anchor * anchor.float())
+    add("rec", rec, weights.recognition, parts)
+    add("anchor", anchor, weights.anchor, parts)
     if not parts:
         if not logs:
             raise ValueError("combine_losses: every loss term is None; nothing to optimise")
