@@ -1104,7 +1104,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             raise FileNotFoundError(f"{path}: no config.json (not a loc3r checkpoint directory)")
         if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").is_file():
             raise FileNotFoundError(f"{path}: no *.safetensors weights (loc3r never loads pickled .bin/.pt weights)")
-        from loc3r.model.processing import PROCESSOR_CONFIG_NAME
+        from loc3r.model.processing import PROCESSOR_CONFIG_NAME, read_processor_config
 
         has_tokenizer = (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()
         processor_cfg = path / PROCESSOR_CONFIG_NAME
@@ -1132,28 +1132,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             raise ValueError(f"{path}: the weights do not match config.json ({details})")
         if has_tokenizer:
             model.tokenizer = AutoTokenizer.from_pretrained(str(path))
-            try:
-                saved = json.loads(processor_cfg.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ValueError(f"{processor_cfg}: not valid JSON ({err})") from err
-            if not isinstance(saved, dict):
-                raise ValueError(f"{processor_cfg}: expected a JSON object")
-            if saved.get("backbone") != model.config.backbone:
-                raise ValueError(
-                    f"{processor_cfg}: field 'backbone' is {saved.get('backbone')!r} but the model config says "
-                    f"{model.config.backbone!r}"
-                )
-            version = model.adapter.chat_template().version
-            if saved.get("template_version") != version:
-                raise ValueError(
-                    f"{processor_cfg}: field 'template_version' {saved.get('template_version')!r} differs from this "
-                    f"code's {version!r}; the prompt format changed since the checkpoint was saved"
-                )
-            model.preprocessing = saved.get("preprocessing")
-            frames = saved.get("num_frames")
-            if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
-                raise ValueError(f"{processor_cfg}: field 'num_frames' must be a positive int or null, got {frames!r}")
-            model.num_frames = frames
+            saved = read_processor_config(processor_cfg, model.config.backbone)
+            model.preprocessing, model.num_frames = saved.get("preprocessing"), saved.get("num_frames")
         if model.preprocessing is None:
             model.preprocessing = model.adapter.default_preprocessing(model.config.vlm_config)
         model._check_checkpoint(path)

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from transformers import BatchFeature, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from loc3r.core.errors import ConfigError
 from loc3r.core.geometry import AnchorFrame, GeometryError, VisionSegment, anchor_frame
@@ -75,7 +76,7 @@ from loc3r.objectives import camera_prior, layout, pointer, recognition, situati
 from loc3r.objectives.camera_prior import camera_features_available, camera_prior_dropped
 from loc3r.objectives.common import ClipTargets
 
-__all__ = ["Loc3rProcessor", "Loc3rBatch", "SampleMeta", "PROCESSOR_CONFIG_NAME"]
+__all__ = ["Loc3rProcessor", "Loc3rBatch", "SampleMeta", "PROCESSOR_CONFIG_NAME", "read_processor_config"]
 
 PROCESSOR_CONFIG_NAME = "loc3r_processor_config.json"
 IGNORE_INDEX = -100
@@ -121,6 +122,32 @@ def _token_xy(token_points: tuple | None) -> np.ndarray | None:
         return None
     _, points, valid = token_points
     return np.where(valid[:, None], points[:, :2], np.nan).astype(np.float32)
+
+
+def read_processor_config(path: Path, backbone: str) -> dict[str, Any]:
+    """The saved ``loc3r_processor_config.json`` at ``path``, checked once for every reader (the model's
+    ``from_pretrained`` and :meth:`Loc3rProcessor.from_pretrained`): a JSON object of ``backbone``'s prompt format
+    as this code writes it, ``num_frames`` a positive int or null. Errors name the file and the field."""
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    if saved.get("backbone") != backbone:
+        raise ValueError(
+            f"{path}: field 'backbone' is {saved.get('backbone')!r} but the model config says {backbone!r}"
+        )
+    version = get_backbone(backbone).chat_template().version
+    if saved.get("template_version") != version:
+        raise ValueError(
+            f"{path}: field 'template_version' {saved.get('template_version')!r} differs from this code's "
+            f"{version!r}; the prompt format changed since the checkpoint was saved"
+        )
+    frames = saved.get("num_frames")
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+        raise ValueError(f"{path}: field 'num_frames' must be a positive int or null, got {frames!r}")
+    return saved
 
 
 def _check_normalisation(options: dict[str, Any]) -> None:
@@ -605,10 +632,26 @@ class Loc3rProcessor:
         """Write the tokenizer files and ``loc3r_processor_config.json`` (atomically) into ``save_directory``.
 
         The model's ``config.json`` (saved by the model in the same directory) holds the backbone config and
-        objective switches the processor needs to be rebuilt: ``load_model(directory).build_processor()``
-        (:func:`loc3r.model.loading.load_model` reads this file back and checks it).
+        objective switches the processor needs to be rebuilt (:meth:`from_pretrained`).
         """
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(str(save_directory))
         write_json(save_directory / PROCESSOR_CONFIG_NAME, self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, config: Loc3rConfig | None = None, mode: Mode = "train", **overrides: Any
+    ) -> Loc3rProcessor:
+        """Rebuild the processor saved in ``directory`` (tokenizer + processor config + the model's config.json)."""
+        directory = Path(directory)
+        path = directory / PROCESSOR_CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no loc3r processor config (was the processor saved here?)")
+        if config is None:
+            config = Loc3rConfig.from_pretrained(str(directory))
+        saved = read_processor_config(path, config.backbone)
+        kwargs: dict[str, Any] = {key: saved.get(key) for key in ("preprocessing", "num_frames", "max_length")}
+        kwargs.update(camera_root=saved.get("camera_root"), camera_key=saved.get("camera_key", "camera_tokens"))
+        kwargs.update(overrides)
+        return cls(AutoTokenizer.from_pretrained(str(directory)), config, mode=mode, **kwargs)
