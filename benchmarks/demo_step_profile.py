@@ -20,7 +20,7 @@ from loc3r.apps.demo import DEFAULT, VARIANTS
 from loc3r.apps.pretrained_base import BASE_DIR
 from loc3r.benchmarks.synthrooms.reader import build_synth
 from loc3r.data.spec import DatasetSpec
-from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+from loc3r.model.loading import load_model
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     flags = dict(VARIANTS[args.variant])
     if flags["situation_objective"]:
         flags.update(situation_head=DEFAULT.situation_head, anchor_loss_weight=DEFAULT.anchor_loss_weight)
-    model = Loc3rForConditionalGeneration.from_base(BASE_DIR, torch.float32, vision_input=args.vision_input, **flags)
+    model = load_model(BASE_DIR, objectives={"vision_input": args.vision_input, **flags}, dtype=torch.float32)
     model.freeze_vision_tower()
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

@@ -53,7 +53,7 @@ def _balanced(y: np.ndarray, pred: np.ndarray) -> float:
 
 def main() -> None:
     from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
-    from loc3r.objectives.losses import token_category_loss
+    from loc3r.objectives.recognition import token_category_loss
     from loc3r.synthrooms.pretraining import SynthPretrainDataset
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

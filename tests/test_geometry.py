@@ -24,7 +24,7 @@ from loc3r.core.geometry import (
     yaw_of_direction,
     yaw_to_direction,
 )
-from loc3r.model.camera_prior import pose_camera_features
+from loc3r.objectives.camera_prior import pose_camera_features
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

@@ -1,5 +1,5 @@
-"""Objective functions of loc3r.objectives.losses: hand-computed values, masking, numerical safety, orientation
-coding."""
+"""Objective functions of loc3r.objectives (common, situation, combine): hand-computed values, masking, numerical
+safety, orientation coding."""
 
 from __future__ import annotations
 
@@ -10,16 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loc3r.objectives.losses import (
-    LOG_VAR_MAX,
-    LOG_VAR_MIN,
-    LossWeights,
-    combine_losses,
+from loc3r.objectives.combine import LossWeights, combine_losses
+from loc3r.objectives.common import LOG_VAR_MAX, LOG_VAR_MIN, gaussian_nll, wrap_angle_torch
+from loc3r.objectives.situation import (
     decode_orientation,
-    gaussian_nll,
     orientation_bin_centers,
     orientation_kl,
-    wrap_angle_torch,
     wrapped_gaussian_target,
 )
 

@@ -14,7 +14,7 @@ from safetensors.numpy import save_file
 from conftest import gravity_motion, random_rotation
 from loc3r.core.geometry import anchor_frame
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.model.camera_prior import (
+from loc3r.objectives.camera_prior import (
     POSE_FEATURE_DIM,
     CameraFeatureProvider,
     CameraPriorProjector,
@@ -241,7 +241,7 @@ def test_projector_shapes_dtype_and_gradients() -> None:
 def test_file_provider_per_clip_features(tmp_path: Path) -> None:
     """Per-clip files (features of a run on exactly the sampled frames) win over the per-video file; a clip
     whose frames were not exported is an error naming the file and the field, never other frames' rows."""
-    from loc3r.model.camera_prior import write_clip_features
+    from loc3r.objectives.camera_prior import write_clip_features
 
     rng = np.random.default_rng(1)
     video = rng.normal(size=(20, 5)).astype(np.float32)

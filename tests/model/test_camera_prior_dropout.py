@@ -11,9 +11,9 @@ import torch
 from conftest import make_clip, tiny_model
 from loc3r.data.schema import SampleError
 from loc3r.evaluate.benchmark_config import EvalConfig
-from loc3r.model.camera_prior import camera_prior_dropped
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.tokenizer import CAMERA_TOKEN
+from loc3r.objectives.camera_prior import camera_prior_dropped
 
 
 def _clips(n: int, **kwargs: object) -> list:

@@ -71,3 +71,15 @@ def test_checkpoint_records_its_frame_count(saved_model: Path, tmp_path: Path) -
     (tmp_path / "six" / "loc3r_processor_config.json").write_text(json.dumps({**config, "num_frames": "six"}))
     with pytest.raises(ValueError, match="field 'num_frames'"):
         M.from_pretrained(tmp_path / "six")
+
+
+def test_processor_config_of_another_prompt_format_or_backbone_is_refused(saved_model: Path, tmp_path: Path) -> None:
+    """Checked where a checkpoint is loaded (``from_pretrained``, under ``load_model``), naming the file and field."""
+    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration as M
+
+    for field, value in (("template_version", "qwen2_5_vl/v0"), ("backbone", "llava_onevision")):
+        changed = _copy(saved_model, tmp_path / field)
+        path = changed / "loc3r_processor_config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+        with pytest.raises(ValueError, match=rf"loc3r_processor_config\.json: field '{field}'"):
+            M.from_pretrained(changed)

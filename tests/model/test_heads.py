@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead
-from loc3r.objectives.losses import LOG_VAR_MAX, LOG_VAR_MIN, gaussian_nll, orientation_kl
+from loc3r.model.configuration_loc3r import Loc3rConfig
+from loc3r.objectives.common import LOG_VAR_MAX, LOG_VAR_MIN, gaussian_nll
+from loc3r.objectives.layout import LayoutHead
+from loc3r.objectives.situation import OrientationHead, PositionHead, orientation_kl
 
 D = 32
 
@@ -86,8 +88,9 @@ def test_log_var_clamped() -> None:
 def test_wrong_hidden_size_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"LayoutHead: expected hidden states \[\.\.\., 32\]"):
         LayoutHead(D)(torch.randn(2, 16))
-    with pytest.raises(ValueError, match="num_bins"):
-        OrientationHead(D, num_bins=1)
+    # the number of orientation bins is checked once, where the model config is built
+    with pytest.raises(ValueError, match="num_orientation_bins"):
+        Loc3rConfig(num_orientation_bins=1)
 
 
 def test_reset_parameters_restores_init() -> None:

@@ -1,4 +1,4 @@
-"""Pointer situation heads (ours, loc3r.model.pointer_heads): geometry by hand, then inside the model."""
+"""Pointer situation heads (ours, loc3r.objectives.pointer): geometry by hand, then inside the model."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import torch
 
 from conftest import tiny_model
 from loc3r.model.configuration_loc3r import Loc3rConfig
-from loc3r.model.pointer_heads import (
+from loc3r.objectives.pointer import (
     PointerSituationHeads,
     attention_mass_loss,
     bearing_distribution,
     pad_rows,
     pointer_position,
 )
-from loc3r.objectives.losses import decode_orientation, orientation_kl
+from loc3r.objectives.situation import decode_orientation, orientation_kl
 
 # A hand-built room in BEV: a bed, a table, a window and a door (metres).
 OBJECTS = torch.tensor([[2.0, 1.0], [-1.0, 0.5], [0.5, -2.0], [-2.0, -1.5]])

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loc3r.core.geometry import VisionSegment, pool_token_labels, pool_token_points
-from loc3r.objectives.losses import token_category_loss
+from loc3r.objectives.recognition import token_category_loss
 
 # --------------------------------------------------------------------------------------------- label pooling
 
@@ -178,7 +178,6 @@ def _tiny_recognition_model(texts: list[str]):
 
 
 def test_recognition_objective_trains_the_tower_and_a_base_fine_tunes(pretrain_root, tmp_path):
-    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
     from loc3r.synthrooms.pretraining import SynthPretrainDataset
 
     torch.manual_seed(0)
@@ -201,7 +200,9 @@ def test_recognition_objective_trains_the_tower_and_a_base_fine_tunes(pretrain_r
 
     base_dir = tmp_path / "base"
     model.save_pretrained(base_dir)
-    tuned = Loc3rForConditionalGeneration.from_base(base_dir, layout_objective=True, situation_objective=True)
+    from loc3r.model.loading import load_model
+
+    tuned = load_model(base_dir, objectives={"layout_objective": True, "situation_objective": True})
     assert tuned.recognition_head is None and tuned.layout_head is not None and tuned.position_head is not None
     base_state = model.state_dict()
     for name, value in tuned.state_dict().items():

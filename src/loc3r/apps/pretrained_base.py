@@ -89,11 +89,10 @@ def export_base(final_dir: str | Path, out_dir: str | Path, card: str) -> dict[s
     directory renamed into place). Returns the hashes."""
     import torch
 
-    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+    from loc3r.model.loading import load_model
 
     final_dir, out_dir = Path(final_dir), Path(out_dir)
-    model = Loc3rForConditionalGeneration.from_pretrained(final_dir)
-    model.to(torch.float16)
+    model = load_model(final_dir, dtype=torch.float16)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

@@ -121,7 +121,7 @@ def orientation_modes(probabilities: Sequence[float] | np.ndarray, k: int = 3, w
     """Up to ``k`` yaws (radians, [-π, π)) at the modes of a circular bin distribution, most probable first.
 
     Bin ``b`` of ``B`` is centred at ``-π + (b + 0.5)·2π/B``
-    (:func:`loc3r.objectives.losses.orientation_bin_centers`). A mode
+    (:func:`loc3r.objectives.situation.orientation_bin_centers`). A mode
     is a bin not lower than both neighbours (plateaus counted once); each is refined by the circular mean of the
     bins within ``±window``.
     """

@@ -7,7 +7,10 @@ objectives (DESIGN.md §2):
 ``L = L_CE + bev_loss_weight * L_BEV + situation_loss_weight * (L_pos + orientation_loss_weight * L_ori)``
 
 with the paper's defaults (0.05, 0.075, 3.5). An objective that is switched off, or whose weight is 0, is
-not computed at all. The camera prior and the cue-injection baseline are OFF by default.
+not computed at all. The camera prior and the cue-injection baseline are OFF by default. Each objective's fields and
+their defaults are declared by its module (``CONFIG`` of :mod:`loc3r.objectives.layout`, ``.situation``,
+``.camera_prior``, ``.recognition``); this class takes them from there and validates them all, once, where a config
+is built or loaded (heads, losses and the processor below trust it).
 
 Unknown keys are rejected with a clear error (a typo in a YAML recipe must not silently fall back to a
 default), both when the config is built in code and when a ``config.json`` is loaded.
@@ -21,6 +24,13 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from loc3r.objectives import camera_prior as _camera
+from loc3r.objectives import layout as _layout
+from loc3r.objectives import recognition as _recognition
+from loc3r.objectives import situation as _situation
+from loc3r.objectives.camera_prior import CAMERA_PRIOR_KINDS
+from loc3r.objectives.situation import SITUATION_HEADS
+
 try:  # transformers >= 5.2x declares nested configs with SubConfigSpec; 5.17 (the GPU machines) with `sub_configs`
     from transformers.configuration_utils import SubConfigSpec
 except ImportError:  # pragma: no cover - exercised on transformers 5.17
@@ -28,8 +38,6 @@ except ImportError:  # pragma: no cover - exercised on transformers 5.17
 
 __all__ = ["Loc3rConfig", "CAMERA_PRIOR_KINDS"]
 
-CAMERA_PRIOR_KINDS = (None, "poses", "file", "sample")
-SITUATION_HEADS = ("mlp", "pointer")
 VISION_INPUTS = ("pixels", "oracle_objects")
 
 # Keys that transformers itself writes into / passes through a config dict; everything else that is not a field of
@@ -75,7 +83,7 @@ class Loc3rConfig(PreTrainedConfig):
         camera_feature_dim: width ``F`` of the per-frame camera features (9 for ``"poses"``).
         camera_prior_dropout: our addition (DESIGN.md §8, camera-prior dropout): the fraction of training samples
             whose camera-prior tokens are left out of the prompt, so one model runs with or without poses
-            (:func:`loc3r.model.camera_prior.camera_prior_dropped`; deterministic given the training seed). 0 = the
+            (:func:`loc3r.objectives.camera_prior.camera_prior_dropped`; deterministic given the training seed). 0 = the
             paper's training, every sample gets its camera tokens.
         cue_injection: geometric-cue-injection baseline (3D point per vision token -> Fourier -> MLP, added to the
             vision embedding). Needs depth at inference.
@@ -89,7 +97,7 @@ class Loc3rConfig(PreTrainedConfig):
         bev_loss_weight, situation_loss_weight, orientation_loss_weight: the lambdas of the joint loss.
         head_intermediate_size: hidden width of the two-layer situation MLPs (default: the LLM width).
         situation_head: ``"mlp"`` (the paper's two-layer MLPs on the ``<Pos>`` / ``<Ori>`` hidden states) or
-            ``"pointer"`` (ours, DESIGN.md §8: :mod:`loc3r.model.pointer_heads` — ``<Pos>`` / ``<Ori>`` attend over
+            ``"pointer"`` (ours, DESIGN.md §8: :mod:`loc3r.objectives.pointer` — ``<Pos>`` / ``<Ori>`` attend over
             the vision tokens and read their predicted BEV positions from the layout head, which then always exists).
         pointer_key_dim: width of the pointer heads' query / key projections.
         vision_input: ``"pixels"`` (the vision tower) or ``"oracle_objects"`` (a DIAGNOSTIC input that turns the
@@ -117,28 +125,28 @@ class Loc3rConfig(PreTrainedConfig):
 
     backbone: str = "qwen2_5_vl"
     vlm_config: dict | PreTrainedConfig | None = None
-    layout_objective: bool = True
-    situation_objective: bool = True
-    camera_prior: str | None = None
-    camera_feature_dim: int | None = None
-    camera_prior_dropout: float = 0.0
+    layout_objective: bool = _layout.CONFIG["layout_objective"]
+    situation_objective: bool = _situation.CONFIG["situation_objective"]
+    camera_prior: str | None = _camera.CONFIG["camera_prior"]
+    camera_feature_dim: int | None = _camera.CONFIG["camera_feature_dim"]
+    camera_prior_dropout: float = _camera.CONFIG["camera_prior_dropout"]
     cue_injection: bool = False
     cue_num_frequencies: int = 8
     cue_depth_error: dict | None = None
-    num_orientation_bins: int = 36
-    orientation_sigma_bins: float = 2.0
-    bev_loss_weight: float = 0.05
-    situation_loss_weight: float = 0.075
-    orientation_loss_weight: float = 3.5
-    head_intermediate_size: int | None = None
-    situation_head: str = "mlp"
-    pointer_key_dim: int = 64
-    anchor_loss_weight: float = 0.0
+    num_orientation_bins: int = _situation.CONFIG["num_orientation_bins"]
+    orientation_sigma_bins: float = _situation.CONFIG["orientation_sigma_bins"]
+    bev_loss_weight: float = _layout.CONFIG["bev_loss_weight"]
+    situation_loss_weight: float = _situation.CONFIG["situation_loss_weight"]
+    orientation_loss_weight: float = _situation.CONFIG["orientation_loss_weight"]
+    head_intermediate_size: int | None = _situation.CONFIG["head_intermediate_size"]
+    situation_head: str = _situation.CONFIG["situation_head"]
+    pointer_key_dim: int = _situation.CONFIG["pointer_key_dim"]
+    anchor_loss_weight: float = _situation.CONFIG["anchor_loss_weight"]
     vision_input: str = "pixels"
-    recognition_objective: bool = False
-    recognition_classes: list[str] | None = None
-    recognition_loss_weight: float = 1.0
-    recognition_background_weight: float = 0.2
+    recognition_objective: bool = _recognition.CONFIG["recognition_objective"]
+    recognition_classes: list[str] | None = _recognition.CONFIG["recognition_classes"]
+    recognition_loss_weight: float = _recognition.CONFIG["recognition_loss_weight"]
+    recognition_background_weight: float = _recognition.CONFIG["recognition_background_weight"]
     pos_token_id: int | None = None
     ori_token_id: int | None = None
     camera_token_id: int | None = None
@@ -169,10 +177,14 @@ class Loc3rConfig(PreTrainedConfig):
         return set(cls.__annotations__)
 
     def _validate_loc3r(self) -> None:
-        """Type and range checks with messages naming the field (the HF ``strict`` checks do not run on subclasses)."""
+        """Type and range checks with messages naming the field (the HF ``strict`` checks do not run on subclasses).
+        The one place the objectives' fields are checked: heads, losses and the processor trust them."""
 
         def fail(field: str, why: str) -> None:
             raise ValueError(f"Loc3rConfig.{field}: {why} (got {getattr(self, field)!r})")
+
+        def is_int(value: Any, low: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
         from loc3r.model.backbones import available_backbones
 
@@ -181,13 +193,16 @@ class Loc3rConfig(PreTrainedConfig):
         for name in ("layout_objective", "situation_objective", "cue_injection", "recognition_objective"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be a bool")
-        if self.camera_prior not in CAMERA_PRIOR_KINDS:
-            fail("camera_prior", f"must be one of {CAMERA_PRIOR_KINDS}")
+        for name, allowed in (
+            ("camera_prior", CAMERA_PRIOR_KINDS),
+            ("vision_input", VISION_INPUTS),
+            ("situation_head", SITUATION_HEADS),
+        ):
+            if getattr(self, name) not in allowed:
+                fail(name, f"must be one of {allowed}")
         if self.camera_prior == "poses" and self.camera_feature_dim is None:
             self.camera_feature_dim = 9
-        if self.camera_prior is not None and (
-            not isinstance(self.camera_feature_dim, int) or isinstance(self.camera_feature_dim, bool)
-        ):
+        if self.camera_prior is not None and not is_int(self.camera_feature_dim, -(2**63)):
             fail("camera_feature_dim", "must be a positive int when camera_prior is on")
         if self.camera_feature_dim is not None and self.camera_feature_dim <= 0:
             fail("camera_feature_dim", "must be positive")
@@ -196,10 +211,9 @@ class Loc3rConfig(PreTrainedConfig):
             fail("camera_prior_dropout", "must be a number in [0, 1]")
         if rate > 0 and self.camera_prior is None:
             fail("camera_prior_dropout", "drops camera-prior tokens, so it needs camera_prior on")
-        if not isinstance(self.num_orientation_bins, int) or self.num_orientation_bins < 2:
-            fail("num_orientation_bins", "must be an int >= 2")
-        if not isinstance(self.cue_num_frequencies, int) or self.cue_num_frequencies < 1:
-            fail("cue_num_frequencies", "must be an int >= 1")
+        for name, low in (("num_orientation_bins", 2), ("cue_num_frequencies", 1), ("pointer_key_dim", 1)):
+            if not is_int(getattr(self, name), low):
+                fail(name, f"must be an int >= {low}")
         for name in (
             "orientation_sigma_bins",
             "bev_loss_weight",
@@ -212,13 +226,6 @@ class Loc3rConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 fail(name, "must be a finite number >= 0")
-        if self.vision_input not in VISION_INPUTS:
-            fail("vision_input", f"must be one of {VISION_INPUTS}")
-        if self.situation_head not in SITUATION_HEADS:
-            fail("situation_head", f"must be one of {SITUATION_HEADS}")
-        key_dim = self.pointer_key_dim
-        if isinstance(key_dim, bool) or not isinstance(key_dim, int) or key_dim < 1:
-            fail("pointer_key_dim", "must be an int >= 1")
         if self.orientation_sigma_bins <= 0:
             fail("orientation_sigma_bins", "must be > 0")
         if self.cue_depth_error is not None:

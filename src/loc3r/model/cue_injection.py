@@ -11,13 +11,16 @@ to a gravity-preserving rigid motion of the world.
 from __future__ import annotations
 
 import math
+import zlib
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from loc3r.model.mlp import TwoLayerMLP
+from loc3r.core.geometry import pool_token_points, simulate_depth_error
+from loc3r.objectives.common import ClipTargets, TwoLayerMLP, scatter_tokens
 
-__all__ = ["fourier_encode", "fourier_frequencies", "CueInjector"]
+__all__ = ["fourier_encode", "fourier_frequencies", "CueInjector", "cue_token_points", "batch_cues"]
 
 MIN_WAVELENGTH = 0.1
 """Shortest encoded wavelength in metres (finer than a vision token's footprint at room scale)."""
@@ -95,3 +98,30 @@ class CueInjector(TwoLayerMLP):
         enc = fourier_encode(safe, self.num_frequencies, self.max_extent).to(self.fc1.weight.dtype)
         out = super().forward(enc)
         return torch.where(ok.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype, device=out.device))
+
+
+def cue_token_points(ctx: ClipTargets, depth_error: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(video_slots, points [N, 3] float32, valid [N])`` of the cues when they see ESTIMATED depth
+    (``cue_depth_error``: :func:`loc3r.core.geometry.simulate_depth_error`, seeded by the sample id); the layout
+    targets (if any) keep the exact points. The sample must have points."""
+    sample, anchor = ctx.sample, ctx.anchor
+    points, valid = np.full((len(ctx.video_slots), 3), np.nan), np.zeros(len(ctx.video_slots), dtype=bool)
+    if anchor is not None and sample.poses is not None:
+        seed = zlib.crc32(sample.sample_id.encode("utf-8"))
+        noisy = simulate_depth_error(sample.points, sample.poses, depth_error, seed)
+        with np.errstate(invalid="ignore"):
+            points, valid = pool_token_points(anchor.points_to_bev(noisy), ctx.encoding.segments)
+    return ctx.video_slots, points.astype(np.float32), valid
+
+
+def batch_cues(items: list[dict], offsets: list[int], length: int, points: Tensor, valid: Tensor, estimated: bool):
+    """``cue_points [B, L, 3]`` / ``cue_valid [B, L]``: the exact token points, or with ``estimated`` those of each
+    sample's ``cue_token_points`` (none: no cue)."""
+    if not estimated:
+        return {"cue_points": torch.nan_to_num(points, nan=0.0), "cue_valid": valid.clone()}
+    rows = [it.get("cue_token_points") for it in items]
+    cue_points, cue_valid = torch.zeros_like(points), torch.zeros_like(valid)
+    if any(r is not None for r in rows):
+        cue_points = scatter_tokens([r and r[:2] for r in rows], offsets, length, 0.0, torch.float32)
+        cue_valid = scatter_tokens([r and r[::2] for r in rows], offsets, length, False, torch.bool)
+    return {"cue_points": torch.nan_to_num(cue_points, nan=0.0), "cue_valid": cue_valid}

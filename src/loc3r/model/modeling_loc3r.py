@@ -2,11 +2,16 @@
 
 Public API
 ----------
+Build a model with :func:`loc3r.model.loading.build_model` (from a recipe's ``model`` section) or
+:func:`loc3r.model.loading.load_model` (from a checkpoint); they call the constructors below.
+
 ``Loc3rForConditionalGeneration(config, vlm=None)``
     ``config``: :class:`~loc3r.model.configuration_loc3r.Loc3rConfig`; ``vlm``: an already loaded HF backbone
     (else built from ``config.vlm_config`` with random weights).
 ``Loc3rForConditionalGeneration.tiny(backbone, tokenizer, seed=0, **config_kwargs)``
     tiny random model of the SAME HF classes (tests, CPU demo).
+``load_model(base_dir, objectives={...})`` (:mod:`loc3r.model.loading`)
+    fine-tuning start from a loc3r base (e.g. the shipped ``loc3r-tiny``) with other objectives.
 ``Loc3rForConditionalGeneration.from_backbone_pretrained(local_dir, dtype=None, attn_implementation=None,
 tokenizer_dir=None, **config_kwargs)``
     a real HF checkpoint directory (Qwen2.5-VL or LLaVA-OneVision / LLaVA-Video) + its tokenizer; loc3r's special
@@ -49,11 +54,13 @@ How the forward works
    prior ``f_cam(z_t)`` fills the ``<Cam>`` positions placed before each frame's vision tokens.
 2. The HF LLM decoder runs on ``inputs_embeds`` with the explicit positions; we keep the final hidden states.
 3. The LM head runs ONLY on supervised positions (memory: no ``[B, L, V]`` logits), CE averaged over answer tokens.
-4. LayoutHead on every vision token's final hidden state, Gaussian NLL over valid targets (``L_BEV``);
-   Position / Orientation heads on the ``<Pos>`` / ``<Ori>`` hidden states (``L_pos``, ``L_ori``).
-5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori)`` (:func:`loc3r.objectives.losses.combine_losses`). An
-objective
-   that is off or has λ = 0 has no head and is not computed.
+4. The objectives' heads (:mod:`loc3r.objectives`, built in ``__init__`` by each module's ``build_head``): the
+   layout head on every vision token's final hidden state (``L_BEV``), the situation heads on the ``<Pos>`` /
+   ``<Ori>`` hidden states (``L_pos``, ``L_ori``; MLP or pointer heads, + ``L_anchor``), the recognition head on the
+   tower's output (``L_rec``).
+5. ``L = L_CE + λ_bev L_BEV + λ_sit (L_pos + λ_ori L_ori) [+ λ_rec L_rec] [+ λ_anc L_anchor]``
+   (:func:`loc3r.objectives.combine.combine_losses`). An objective that is off or has λ = 0 has no head and is not
+   computed.
 """
 
 from __future__ import annotations
@@ -68,18 +75,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
 from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
-from loc3r.model.camera_prior import CameraPriorProjector
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import CueInjector
-from loc3r.model.heads import LayoutHead, OrientationHead, PositionHead, RecognitionHead
 from loc3r.model.oracle_tower import oracle_embeddings
-from loc3r.model.pointer_heads import PointerSituationHeads, attention_mass_loss, pad_rows
 from loc3r.model.tokenizer import (
     CAMERA_TOKEN,
     ORI_TOKEN,
@@ -87,14 +90,15 @@ from loc3r.model.tokenizer import (
     add_loc3r_special_tokens,
     special_token_ids,
 )
-from loc3r.objectives.losses import (
-    LossWeights,
-    combine_losses,
-    decode_orientation,
-    gaussian_nll,
-    orientation_kl,
-    token_category_loss,
-)
+from loc3r.objectives import camera_prior, layout, pointer, recognition, situation
+from loc3r.objectives.camera_prior import CameraPriorProjector
+from loc3r.objectives.combine import LossWeights, combine_losses
+from loc3r.objectives.common import gaussian_nll
+from loc3r.objectives.layout import LayoutHead, layout_loss
+from loc3r.objectives.pointer import PointerSituationHeads, anchor_loss, pad_rows
+from loc3r.objectives.qa import lm_loss, supervised_mask
+from loc3r.objectives.recognition import RecognitionHead, token_category_loss
+from loc3r.objectives.situation import OrientationHead, PositionHead, decode_orientation, orientation_kl
 
 __all__ = [
     "Loc3rForConditionalGeneration",
@@ -219,36 +223,15 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             vlm = self.adapter.hf_model_class._from_config(config.vlm_config)
         self.vlm = vlm
         hidden = config.text_hidden_size
-        self.layout_head = LayoutHead(hidden) if config.layout_head_enabled else None
-        mlp_heads = config.situation_head == "mlp"
-        self.position_head = (
-            PositionHead(hidden, config.head_intermediate_size) if config.situation_loss_enabled and mlp_heads else None
-        )
-        self.orientation_head = (
-            OrientationHead(hidden, config.num_orientation_bins, config.head_intermediate_size)
-            if config.orientation_loss_enabled and mlp_heads
-            else None
-        )
-        self.pointer_head = (
-            PointerSituationHeads(
-                hidden,
-                config.num_orientation_bins,
-                config.pointer_key_dim,
-                config.head_intermediate_size,
-                config.orientation_sigma_bins,
-            )
-            if config.pointer_heads
-            else None
-        )
-        self.camera_projector = (
-            CameraPriorProjector(int(config.camera_feature_dim), hidden) if config.camera_prior is not None else None
-        )
+        # each objective builds its head(s) from the config (None when off), in this order (the random init order)
+        self.layout_head = layout.build_head(config, hidden)
+        self.position_head, self.orientation_head = situation.build_mlp_heads(config, hidden)
+        self.pointer_head = pointer.build_head(config, hidden)
+        self.camera_projector = camera_prior.build_projector(config, hidden)
         self.cue_injector = CueInjector(hidden, config.cue_num_frequencies) if config.cue_injection else None
         # diagnostic perfect-perception input (loc3r.model.oracle_tower): the position part of an oracle token
         self.oracle_position = CueInjector(hidden, config.cue_num_frequencies) if config.oracle_vision else None
-        self.recognition_head = (
-            RecognitionHead(hidden, len(config.recognition_classes)) if config.recognition_enabled else None
-        )
+        self.recognition_head = recognition.build_head(config, hidden)
         if config.situation_enabled and (config.pos_token_id is None or config.ori_token_id is None):
             raise ValueError("Loc3rConfig: situation_objective needs pos_token_id and ori_token_id")
         if config.camera_prior is not None and config.camera_token_id is None:
@@ -409,6 +392,31 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         if return_decoder_kwargs:
             return embeds, vision_mask, decoder_kwargs
         return embeds, vision_mask
+
+    def _embed_batch(
+        self, input_ids: Tensor, inputs: dict[str, Any], cut: int | None = None
+    ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """:meth:`embed_inputs` on a batch mapping (keys as the processor names them); ``cut``: only the first ``cut``
+        positions of the per-token inputs (a prompt prefix)."""
+
+        def token(key: str) -> Tensor | None:
+            value = inputs.get(key)
+            return value[:, :cut] if value is not None and cut is not None else value
+
+        pixels = {
+            "pixel_values_videos": inputs.get("pixel_values_videos"),
+            "video_grid_thw": inputs.get("video_grid_thw"),
+        }
+        return self.embed_inputs(
+            input_ids,
+            pixels,
+            token("cue_points"),
+            token("cue_valid"),
+            inputs.get("camera_features"),
+            inputs.get("camera_valid"),
+            return_decoder_kwargs=True,
+            oracle={k: token(f"oracle_{k}") for k in ("word_ids", "points", "valid")},
+        )
 
     def _hf_positions(self, position_ids: Tensor) -> Tensor:
         """``[B, A, L]`` (batch first) -> HF layout: ``[3, B, L]`` for M-RoPE, ``[B, L]`` otherwise."""
@@ -580,85 +588,73 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             oracle={"word_ids": oracle_word_ids, "points": oracle_points, "valid": oracle_valid},
         )
         hidden, _ = self.decode(embeds, attention_mask, position_ids, **decoder_kwargs)
-
-        ce = bev = pos_loss = ori_loss = rec_loss = None
-        out = Loc3rOutput()
-        # --- recognition (base pretraining only): every vision token as the tower feeds it to the LLM
+        # recognition (base pretraining only): every vision token as the tower feeds it to the LLM
+        rec_loss = None
         if self.recognition_head is not None and recognition_targets is not None:
-            rec_logits = self.recognition_head(embeds[vision_mask])
             rec_valid = recognition_valid[vision_mask] if recognition_valid is not None else None
             rec_loss = token_category_loss(
-                rec_logits,
+                self.recognition_head(embeds[vision_mask]),
                 recognition_targets[vision_mask],
                 rec_valid,
                 self.config.recognition_background_weight,
             )
-        ce_mask = None
-        if labels is not None:
-            ce_mask = torch.zeros_like(labels, dtype=torch.bool)
-            ce_mask[:, :-1] = labels[:, 1:] != -100  # position t predicts token t + 1
-        use_layout = self.layout_head is not None and (layout_targets is not None or return_layout)
-        heads, rows = self.run_heads(
+        ce_mask = supervised_mask(labels) if labels is not None else None
+        train_situation = self.training and situation_position is not None and situation_valid is not None
+        out, rows = self.run_heads(
             hidden,
             input_ids,
             vision_mask,
-            layout=use_layout,
+            layout=self.layout_head is not None and (layout_targets is not None or return_layout),
             extra_rows=None if ce_mask is None else {"ce": ce_mask},
-            true_situation=(
-                (situation_position, situation_valid)
-                if self.training and situation_position is not None and situation_valid is not None
-                else None
-            ),
+            true_situation=(situation_position, situation_valid) if train_situation else None,
         )
-        out.layout_mean, out.layout_log_var = heads.layout_mean, heads.layout_log_var
-        out.position_mean, out.position_log_var = heads.position_mean, heads.position_log_var
-        out.orientation_logits = heads.orientation_logits
-        out.position_attention, out.orientation_attention = heads.position_attention, heads.orientation_attention
-
-        # --- language modelling, LM head on supervised positions only
-        if labels is not None:
-            targets = labels[:, 1:][ce_mask[:, :-1]]
-            if targets.numel():
-                ce = F.cross_entropy(self.get_output_embeddings()(rows["ce"]).float(), targets)
-            else:  # no answer token in the batch: an exact zero still connected to the graph (NaN-safe ``where``)
-                ce = torch.where(torch.zeros((), dtype=torch.bool, device=hidden.device), hidden[0, 0, 0], 0.0)
-                ce = ce.float()
-        # --- layout reconstruction: every vision token
-        if heads.layout_mean is not None and layout_targets is not None:
-            valid = layout_valid[vision_mask] if layout_valid is not None else None
-            bev = gaussian_nll(heads.layout_mean, heads.layout_log_var, layout_targets[vision_mask], valid)
-        # --- situation: <Pos> / <Ori>
-        if heads.position_mean is not None and situation_position is not None:
-            pos_loss = gaussian_nll(heads.position_mean, heads.position_log_var, situation_position, situation_valid)
-        if heads.orientation_logits is not None and situation_yaw is not None:
-            ori_loss = orientation_kl(
-                heads.orientation_logits, situation_yaw, situation_valid, self.config.orientation_sigma_bins
+        terms = {"rec": rec_loss}
+        if labels is not None:  # language modelling, LM head on supervised positions only
+            terms["ce"] = lm_loss(self.get_output_embeddings(), rows["ce"], labels, ce_mask, hidden)
+        terms.update(
+            self._head_losses(
+                out, vision_mask, layout_targets, layout_valid, situation_position, situation_yaw, situation_valid,
+                anchor_tokens, faced_tokens,
             )
-        # --- anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
-        anchor_loss = None
-        if self.config.anchor_loss_enabled and heads.position_attention is not None and anchor_tokens is not None:
-            anchor_loss = self._anchor_loss(heads, vision_mask, anchor_tokens, faced_tokens)
-        if any(t is not None for t in (ce, bev, pos_loss, ori_loss, rec_loss, anchor_loss)):
+        )  # fmt: skip
+        if any(t is not None for t in terms.values()):
             out.loss, out.losses = combine_losses(
-                ce, bev, pos_loss, ori_loss, self.loss_weights, rec=rec_loss, anchor=anchor_loss
-            )
+                terms.get("ce"), terms["bev"], terms["pos"], terms["ori"], self.loss_weights,
+                rec=terms["rec"], anchor=terms["anchor"],
+            )  # fmt: skip
         if return_hidden_states:
             out.last_hidden_state = hidden
         return out
 
-    @staticmethod
-    def _anchor_loss(heads: Loc3rOutput, vision_mask: Tensor, anchor: Tensor, faced: Tensor | None) -> Tensor:
-        """``L_anchor`` of :mod:`loc3r.model.pointer_heads` from ``[B, L]`` token masks over the sequence."""
-        counts = vision_mask.sum(dim=1).tolist()
-        total, rows = [], []
-        for attention, target in ((heads.position_attention, anchor), (heads.orientation_attention, faced)):
-            if target is None:
-                continue
-            padded, _ = pad_rows(target.to(vision_mask.device)[vision_mask], counts)
-            loss_sum, n = attention_mass_loss(attention, padded)
-            total.append(loss_sum)
-            rows.append(n)
-        return torch.stack(total).sum() / torch.stack(rows).sum().clamp_min(1)
+    def _head_losses(
+        self,
+        heads: Loc3rOutput,
+        vision_mask: Tensor,
+        layout_targets: Tensor | None,
+        layout_valid: Tensor | None,
+        situation_position: Tensor | None,
+        situation_yaw: Tensor | None,
+        situation_valid: Tensor | None,
+        anchor_tokens: Tensor | None,
+        faced_tokens: Tensor | None,
+    ) -> dict[str, Tensor | None]:
+        """The layout, situation and anchor terms (None where not computed), in this order."""
+        terms: dict[str, Tensor | None] = {"bev": None, "pos": None, "ori": None, "anchor": None}
+        if heads.layout_mean is not None and layout_targets is not None:  # every vision token
+            valid = layout_valid[vision_mask] if layout_valid is not None else None
+            terms["bev"] = layout_loss(heads.layout_mean, heads.layout_log_var, layout_targets[vision_mask], valid)
+        if heads.position_mean is not None and situation_position is not None:
+            mean, log_var = heads.position_mean, heads.position_log_var
+            terms["pos"] = gaussian_nll(mean, log_var, situation_position, situation_valid)
+        if heads.orientation_logits is not None and situation_yaw is not None:
+            sigma = self.config.orientation_sigma_bins
+            terms["ori"] = orientation_kl(heads.orientation_logits, situation_yaw, situation_valid, sigma)
+        # anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
+        if self.config.anchor_loss_enabled and heads.position_attention is not None and anchor_tokens is not None:
+            terms["anchor"] = anchor_loss(
+                heads.position_attention, heads.orientation_attention, vision_mask, anchor_tokens, faced_tokens
+            )
+        return terms
 
     # --------------------------------------------------------------------------------------------- inference
     @torch.no_grad()
@@ -683,23 +679,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             if "attention_mask" in inputs and not bool(inputs["attention_mask"].all()):
                 raise ValueError("encode_prefix: a one-sample batch has no padding, but attention_mask has zeros")
             ids = input_ids[:, :length]
-            cut = {
-                k: (inputs[k][:, :length] if inputs.get(k) is not None else None)
-                for k in ("cue_points", "cue_valid", "oracle_word_ids", "oracle_points", "oracle_valid")
-            }
-            embeds, _, decoder_kwargs = self.embed_inputs(
-                ids,
-                {
-                    "pixel_values_videos": inputs.get("pixel_values_videos"),
-                    "video_grid_thw": inputs.get("video_grid_thw"),
-                },
-                cut["cue_points"],
-                cut["cue_valid"],
-                inputs.get("camera_features"),
-                inputs.get("camera_valid"),
-                return_decoder_kwargs=True,
-                oracle={k: cut[f"oracle_{k}"] for k in ("word_ids", "points", "valid")},
-            )
+            embeds, _, decoder_kwargs = self._embed_batch(ids, inputs, cut=length)
             positions = inputs["position_ids"][:, :, :length]
             hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
             return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache, source_key=source_key)
@@ -805,37 +785,36 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             )
             vision_mask = input_ids == self.video_token_id
         else:
-            embeds, vision_mask, decoder_kwargs = self.embed_inputs(
-                input_ids,
-                {
-                    "pixel_values_videos": inputs.get("pixel_values_videos"),
-                    "video_grid_thw": inputs.get("video_grid_thw"),
-                },
-                inputs.get("cue_points"),
-                inputs.get("cue_valid"),
-                inputs.get("camera_features"),
-                inputs.get("camera_valid"),
-                return_decoder_kwargs=True,
-                oracle={k: inputs.get(f"oracle_{k}") for k in ("word_ids", "points", "valid")},
-            )
+            embeds, vision_mask, decoder_kwargs = self._embed_batch(input_ids, inputs)
             hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0, **decoder_kwargs)
-        batch_size = input_ids.shape[0]
-
-        # ---- heads on the prompt (the same function as forward's)
+        # heads on the prompt (the same function as forward's), then greedy decoding on the KV cache
         heads, _ = self.run_heads(hidden, input_ids, vision_mask, layout=self.layout_head is not None)
-        layout_mean = layout_sigma = None
+        decoded = self._decode_heads(heads, vision_mask)
+        gen = self._greedy(hidden, cache, attention, positions, max_new_tokens)
+        results = []
+        for b in range(input_ids.shape[0]):
+            meta = metadata[b] if b < len(metadata) else None
+            results.append(self._prediction(b, gen[b].tolist(), meta, tokenizer, decoded))
+        return results
+
+    @staticmethod
+    def _decode_heads(heads: Loc3rOutput, vision_mask: Tensor) -> dict[str, Any]:
+        """Per-row layout means / sigmas, position mean / sigma, yaw + confidence + bin probabilities (what exists)."""
+        out: dict[str, Any] = {}
         if heads.layout_mean is not None:
             counts = vision_mask.sum(dim=1).tolist()
-            layout_mean = torch.split(heads.layout_mean, counts)
-            layout_sigma = torch.split(torch.exp(0.5 * heads.layout_log_var), counts)
-        pos_mean = pos_sigma = yaw = conf = yaw_probs = None
+            out["layout_mean"] = torch.split(heads.layout_mean, counts)
+            out["layout_sigma"] = torch.split(torch.exp(0.5 * heads.layout_log_var), counts)
         if heads.position_mean is not None:
-            pos_mean, pos_sigma = heads.position_mean, torch.exp(0.5 * heads.position_log_var)
+            out["pos_mean"], out["pos_sigma"] = heads.position_mean, torch.exp(0.5 * heads.position_log_var)
         if heads.orientation_logits is not None:
-            yaw, conf = decode_orientation(heads.orientation_logits)
-            yaw_probs = torch.softmax(heads.orientation_logits.float(), dim=-1)
+            out["yaw"], out["conf"] = decode_orientation(heads.orientation_logits)
+            out["yaw_probs"] = torch.softmax(heads.orientation_logits.float(), dim=-1)
+        return out
 
-        # ---- greedy decoding on the KV cache
+    def _greedy(self, hidden: Tensor, cache: Any, attention: Tensor, positions: Tensor, max_new_tokens: int) -> Tensor:
+        """``[B, T]`` greedy tokens after the prompt (padding after a row's end token), decoded on the KV cache."""
+        batch_size = hidden.shape[0]
         generated: list[Tensor] = []
         if max_new_tokens > 0:
             eos = self.config.eos_token_id
@@ -845,7 +824,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             lm_head = self.get_output_embeddings()
             embed = self.get_input_embeddings()
             logits_next = lm_head(hidden[:, -1])
-            finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+            finished = torch.zeros(batch_size, dtype=torch.bool, device=hidden.device)
             axes = positions.shape[1]
             for step in range(max_new_tokens):
                 token = logits_next.argmax(dim=-1)
@@ -859,49 +838,48 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 step_pos = (next_pos + step).view(batch_size, 1, 1).expand(batch_size, axes, 1)
                 h_step, cache = self.decode(embed(token[:, None]), attention, step_pos, cache=cache, use_cache=True)
                 logits_next = lm_head(h_step[:, -1])
-        gen = torch.stack(generated, dim=1) if generated else torch.zeros((batch_size, 0), dtype=torch.long)
+        return torch.stack(generated, dim=1) if generated else torch.zeros((batch_size, 0), dtype=torch.long)
 
-        # ---- per-sample results
-        results: list[Loc3rPrediction] = []
+    def _prediction(
+        self, b: int, ids: list[int], meta: Any, tokenizer: PreTrainedTokenizerBase | None, heads: dict[str, Any]
+    ) -> Loc3rPrediction:
+        """Row ``b``'s :class:`Loc3rPrediction`: its answer (up to the end token) and its heads' outputs (world-frame
+        pose when the anchor is known; the layout's error against ``meta.token_points_bev`` when known)."""
         eos = self.config.eos_token_id
-        for b in range(batch_size):
-            ids = gen[b].tolist()
-            if eos is not None and eos in ids:
-                ids = ids[: ids.index(eos)]
-            meta = metadata[b] if b < len(metadata) else None
-            pred = Loc3rPrediction(
-                sample_id=meta.sample_id if meta is not None else str(b),
-                answer=tokenizer.decode(ids, skip_special_tokens=True).strip() if tokenizer is not None else None,
-                answer_token_ids=ids,
-            )
-            if pos_mean is not None:
-                pred.position_bev = pos_mean[b].float().cpu().numpy()
-                pred.position_sigma = pos_sigma[b].float().cpu().numpy()
-            if yaw is not None:
-                pred.yaw_bev = float(yaw[b])
-                pred.yaw_confidence = float(conf[b])
-                pred.yaw_probabilities = yaw_probs[b].cpu().numpy()
-            anchor = getattr(meta, "anchor", None)
-            if anchor is not None:
-                if pred.position_bev is not None:
-                    pred.position_world = anchor.points_to_world(pred.position_bev.astype(np.float64))
-                if pred.yaw_bev is not None:
-                    pred.yaw_world = float(anchor.yaw_to_world(pred.yaw_bev))
-            if layout_mean is not None:
-                pred.layout_mean = layout_mean[b].float().cpu().numpy()
-                pred.layout_sigma = layout_sigma[b].float().cpu().numpy()
-                truth = getattr(meta, "token_points_bev", None)
-                if truth is not None and len(truth) == len(pred.layout_mean) and np.isfinite(truth).any():
-                    errors = np.linalg.norm(pred.layout_mean - truth, axis=1)
-                    pred.extras["layout_median_err_m"] = float(np.nanmedian(errors))
-                segments = getattr(meta, "segments", None)
-                if segments:
-                    # one entry per vision token, extra (newline) tokens included, as in the vision mask
-                    pred.layout_frame = np.concatenate(
-                        [np.full(seg.num_tokens, min(seg.frame_indices), dtype=np.int64) for seg in segments]
-                    )
-            results.append(pred)
-        return results
+        if eos is not None and eos in ids:
+            ids = ids[: ids.index(eos)]
+        pred = Loc3rPrediction(
+            sample_id=meta.sample_id if meta is not None else str(b),
+            answer=tokenizer.decode(ids, skip_special_tokens=True).strip() if tokenizer is not None else None,
+            answer_token_ids=ids,
+        )
+        if "pos_mean" in heads:
+            pred.position_bev = heads["pos_mean"][b].float().cpu().numpy()
+            pred.position_sigma = heads["pos_sigma"][b].float().cpu().numpy()
+        if "yaw" in heads:
+            pred.yaw_bev = float(heads["yaw"][b])
+            pred.yaw_confidence = float(heads["conf"][b])
+            pred.yaw_probabilities = heads["yaw_probs"][b].cpu().numpy()
+        anchor = getattr(meta, "anchor", None)
+        if anchor is not None:
+            if pred.position_bev is not None:
+                pred.position_world = anchor.points_to_world(pred.position_bev.astype(np.float64))
+            if pred.yaw_bev is not None:
+                pred.yaw_world = float(anchor.yaw_to_world(pred.yaw_bev))
+        if "layout_mean" in heads:
+            pred.layout_mean = heads["layout_mean"][b].float().cpu().numpy()
+            pred.layout_sigma = heads["layout_sigma"][b].float().cpu().numpy()
+            truth = getattr(meta, "token_points_bev", None)
+            if truth is not None and len(truth) == len(pred.layout_mean) and np.isfinite(truth).any():
+                errors = np.linalg.norm(pred.layout_mean - truth, axis=1)
+                pred.extras["layout_median_err_m"] = float(np.nanmedian(errors))
+            segments = getattr(meta, "segments", None)
+            if segments:
+                # one entry per vision token, extra (newline) tokens included, as in the vision mask
+                pred.layout_frame = np.concatenate(
+                    [np.full(seg.num_tokens, min(seg.frame_indices), dtype=np.int64) for seg in segments]
+                )
+        return pred
 
     # --------------------------------------------------------------------------------------------- constructors
     @classmethod
@@ -1000,30 +978,6 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             module.to(param_dtype)
         model.tokenizer = tokenizer
         model.preprocessing = adapter.default_preprocessing(vlm.config, local_dir)
-        return model
-
-    @classmethod
-    def from_base(
-        cls, base_dir: str | Path, dtype: torch.dtype | str | None = None, **config_kwargs: Any
-    ) -> Loc3rForConditionalGeneration:
-        """Start fine-tuning from a loc3r checkpoint, e.g. the shipped pretrained base ``loc3r-tiny``
-        (``model.init: pretrained`` with a loc3r ``pretrained_dir``).
-
-        The base's backbone (vision tower, projector, LLM), tokenizer and preprocessing are kept; the objectives
-        are those of ``config_kwargs`` (:class:`Loc3rConfig` fields). A head both configurations have with the same
-        shape keeps the base's weights; the others are new, and the base's heads the new model does not use (its
-        recognition head) are dropped.
-        """
-        base = cls.from_pretrained(base_dir)
-        config = cls._make_config(base.config.backbone, base.config.vlm_config, base.tokenizer, **config_kwargs)
-        model = cls(config, vlm=base.vlm)
-        own = model.state_dict()
-        kept = {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(kept, strict=False)
-        model.tokenizer = base.tokenizer
-        model.preprocessing = dict(base.preprocessing or {})
-        if dtype is not None:
-            model.to(dtype)
         return model
 
     @staticmethod
@@ -1150,7 +1104,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             raise FileNotFoundError(f"{path}: no config.json (not a loc3r checkpoint directory)")
         if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").is_file():
             raise FileNotFoundError(f"{path}: no *.safetensors weights (loc3r never loads pickled .bin/.pt weights)")
-        from loc3r.model.processing import PROCESSOR_CONFIG_NAME
+        from loc3r.model.processing import PROCESSOR_CONFIG_NAME, read_processor_config
 
         has_tokenizer = (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()
         processor_cfg = path / PROCESSOR_CONFIG_NAME
@@ -1178,17 +1132,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             raise ValueError(f"{path}: the weights do not match config.json ({details})")
         if has_tokenizer:
             model.tokenizer = AutoTokenizer.from_pretrained(str(path))
-            try:
-                saved = json.loads(processor_cfg.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ValueError(f"{processor_cfg}: not valid JSON ({err})") from err
-            if not isinstance(saved, dict):
-                raise ValueError(f"{processor_cfg}: expected a JSON object")
-            model.preprocessing = saved.get("preprocessing")
-            frames = saved.get("num_frames")
-            if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
-                raise ValueError(f"{processor_cfg}: field 'num_frames' must be a positive int or null, got {frames!r}")
-            model.num_frames = frames
+            saved = read_processor_config(processor_cfg, model.config.backbone)
+            model.preprocessing, model.num_frames = saved.get("preprocessing"), saved.get("num_frames")
         if model.preprocessing is None:
             model.preprocessing = model.adapter.default_preprocessing(model.config.vlm_config)
         model._check_checkpoint(path)

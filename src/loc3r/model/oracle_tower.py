@@ -19,9 +19,16 @@ inference: instance masks, object names and depth (SynthRooms writes all three).
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
+from loc3r.data.schema import SampleError
+from loc3r.objectives.common import ClipTargets, scatter_tokens
+from loc3r.objectives.pointer import token_instances
+
 __all__ = [
+    "oracle_targets",
+    "batch_oracle",
     "ORACLE_MIN_SHARE",
     "ORACLE_BACKGROUND",
     "ORACLE_MAX_WORDS",
@@ -68,3 +75,25 @@ def pad_word_ids(ids: list[list[int]]) -> np.ndarray:
         row = row[:ORACLE_MAX_WORDS]
         out[i, : len(row)] = row
     return out
+
+
+def oracle_targets(ctx: ClipTargets, encode_text, has_points: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(video_slots, word_ids [N, ORACLE_MAX_WORDS])``: the name of each vision token's majority object, tokenized
+    by ``encode_text``; the sample must have instance masks, object names and (``has_points``) token points."""
+    sample = ctx.sample
+    if sample.pixel_instances is None or sample.instance_names is None or not has_points:
+        raise SampleError(
+            f"{ctx.where}: vision_input 'oracle_objects' needs fields 'pixel_instances', 'instance_names' and "
+            "'points' (SynthRooms scans have them)"
+        )
+    names = token_object_names(token_instances(ctx), sample.instance_names)
+    return ctx.video_slots, pad_word_ids([encode_text(name) for name in names])
+
+
+def batch_oracle(items: list[dict], offsets: list[int], length: int, points: Tensor, valid: Tensor) -> dict:
+    """``oracle_word_ids [B, L, W]`` (-1 off the vision tokens), ``oracle_points [B, L, 3]``, ``oracle_valid``."""
+    return {
+        "oracle_word_ids": scatter_tokens([it["oracle"] for it in items], offsets, length, -1, torch.long),
+        "oracle_points": torch.nan_to_num(points, nan=0.0),
+        "oracle_valid": valid.clone(),
+    }

@@ -16,12 +16,12 @@ Per sample it
    placeholder per LLM vision token and, with the camera prior on, one ``<Cam>`` token before each frame's vision
    tokens. In ``train`` mode the answer and the end-of-turn token are appended and are the only supervised labels
    (all other labels are -100); in ``eval`` mode the prompt ends where the assistant turn starts.
-4. computes the clip's BEV anchor frame from ``poses[0]`` and, in it: layout targets (BEV x-y of the mean 3D point
-   of each vision token's footprint, with a validity mask; no points or no poses -> all masked), per-token 3D
-   points for the cue-injection baseline, situation targets (agent position x-y and yaw; missing -> masked);
+4. builds, for every enabled objective, its targets with that objective's module (:mod:`loc3r.objectives`: the
+   clip's BEV anchor frame from ``poses[0]``, then layout targets per vision token, situation targets, recognition
+   and anchor targets; the cue-injection and oracle inputs with their model modules) — missing geometry is masked;
 5. gets the per-frame camera features from the camera provider (camera prior on only). Whether a sample gets its
    camera tokens at all is ``camera_input`` (see :class:`Loc3rProcessor`): in training, camera-prior dropout (our
-   addition, :func:`~loc3r.model.camera_prior.camera_prior_dropped`) leaves them out of a ``camera_prior_dropout``
+   addition, :func:`~loc3r.objectives.camera_prior.camera_prior_dropped`) leaves them out of a ``camera_prior_dropout``
    fraction of the samples; at inference they are left out when the sample has no poses (a plain RGB video). A sample
    without them has no ``<Cam>`` token in its prompt and ``camera_valid = False`` on all its frames, and
    ``SampleMeta.camera_prior_used`` says which way it went;
@@ -53,8 +53,8 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import math
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -64,28 +64,21 @@ import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from loc3r.core.errors import ConfigError
-from loc3r.core.geometry import (
-    AnchorFrame,
-    GeometryError,
-    VisionSegment,
-    anchor_frame,
-    pool_token_labels,
-    pool_token_points,
-    simulate_depth_error,
-)
-from loc3r.core.io import read_json, write_json
+from loc3r.core.geometry import AnchorFrame, GeometryError, VisionSegment, anchor_frame
+from loc3r.core.io import write_json
 from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
 from loc3r.model.backbones import TokenKind, get_backbone
-from loc3r.model.camera_prior import camera_features_available, camera_prior_dropped
 from loc3r.model.configuration_loc3r import Loc3rConfig
-from loc3r.model.oracle_tower import ORACLE_MAX_WORDS, pad_word_ids, token_object_names
+from loc3r.model.cue_injection import batch_cues, cue_token_points
+from loc3r.model.oracle_tower import batch_oracle, oracle_targets
 from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, special_token_ids
+from loc3r.objectives import camera_prior, layout, pointer, recognition, situation
+from loc3r.objectives.camera_prior import camera_features_available, camera_prior_dropped
+from loc3r.objectives.common import ClipTargets
 
-__all__ = ["Loc3rProcessor", "Loc3rBatch", "SampleMeta", "PROCESSOR_CONFIG_NAME"]
+__all__ = ["Loc3rProcessor", "Loc3rBatch", "SampleMeta", "PROCESSOR_CONFIG_NAME", "read_processor_config"]
 
 PROCESSOR_CONFIG_NAME = "loc3r_processor_config.json"
-#: a vision token "shows" a named object when at least this share of its footprint's pixels are that object's
-ANCHOR_TOKEN_MIN_SHARE = 0.25
 IGNORE_INDEX = -100
 #: values of ``Loc3rProcessor(camera_input=...)``
 CAMERA_INPUTS = ("auto", "given", "none")
@@ -129,6 +122,32 @@ def _token_xy(token_points: tuple | None) -> np.ndarray | None:
         return None
     _, points, valid = token_points
     return np.where(valid[:, None], points[:, :2], np.nan).astype(np.float32)
+
+
+def read_processor_config(path: Path, backbone: str) -> dict[str, Any]:
+    """The saved ``loc3r_processor_config.json`` at ``path``, checked once for every reader (the model's
+    ``from_pretrained`` and :meth:`Loc3rProcessor.from_pretrained`): a JSON object of ``backbone``'s prompt format
+    as this code writes it, ``num_frames`` a positive int or null. Errors name the file and the field."""
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    if saved.get("backbone") != backbone:
+        raise ValueError(
+            f"{path}: field 'backbone' is {saved.get('backbone')!r} but the model config says {backbone!r}"
+        )
+    version = get_backbone(backbone).chat_template().version
+    if saved.get("template_version") != version:
+        raise ValueError(
+            f"{path}: field 'template_version' {saved.get('template_version')!r} differs from this code's "
+            f"{version!r}; the prompt format changed since the checkpoint was saved"
+        )
+    frames = saved.get("num_frames")
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+        raise ValueError(f"{path}: field 'num_frames' must be a positive int or null, got {frames!r}")
+    return saved
 
 
 def _check_normalisation(options: dict[str, Any]) -> None:
@@ -307,7 +326,7 @@ class Loc3rProcessor:
         self.camera_provider = camera_provider
         pose_free_file = config.camera_prior == "file" and not camera_root and self.mode == "eval"
         if config.camera_prior is not None and camera_provider is None and not pose_free_file:
-            from loc3r.model.camera_prior import build_camera_provider
+            from loc3r.objectives.camera_prior import build_camera_provider
 
             self.camera_provider = build_camera_provider(
                 config.camera_prior, camera_root, key=camera_key, feature_dim=config.camera_feature_dim
@@ -375,8 +394,9 @@ class Loc3rProcessor:
         return camera_features_available(self.camera_provider, sample)
 
     # ------------------------------------------------------------------------------------------------ per sample
-    def _process_one(self, sample: ClipSample, mode: Mode, encoding: Any = None) -> dict[str, Any]:
-        where = f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
+    def _frame_options(self, sample: ClipSample, where: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """Validate ``sample`` (errors name it and the field); its frames and the preprocessing options of its clip
+        (the real frame rate and frame times when the loader records them)."""
         try:
             sample.validate()
         except GeometryError as err:
@@ -398,167 +418,96 @@ class Loc3rProcessor:
                 "frame_indices": [int(i) for i in np.asarray(sample.frame_indices).reshape(-1)],
                 "source_fps": sample.meta["fps"],
             }
+        return frames, options
+
+    def _clip(
+        self, sample: ClipSample, frames: np.ndarray, options: dict[str, Any], encoding: Any, where: str
+    ) -> tuple[dict[str, Any], Any]:
+        """The clip's cache entry and its preprocessed frames (a caller asking many questions on one clip may pass
+        the clip's ``encoding`` back in)."""
         clip_key = self.clip_cache.key(sample, frames, options) if self.clip_cache.enabled else None
         clip = self.clip_cache.get(clip_key)
-        if encoding is None:  # a caller asking many questions on one clip passes the clip's encoding back in
+        if encoding is None:
             encoding = clip.get("encoding") if clip else None
         if encoding is None:
             encoding = self.adapter.preprocess_video(frames, self.vlm_config, options, where)
         if clip is None:
             clip = {"encoding": encoding}
             self.clip_cache.put(clip_key, clip)
-        anchor = None
-        if sample.poses is not None:
-            try:
-                anchor = anchor_frame(sample.poses[0], f"{where}: field 'poses'[0]")
-            except GeometryError as err:
-                raise SampleError(str(err)) from err
+        return clip, encoding
 
-        # ---- token ids, kinds, labels
+    def _prompt(
+        self, sample: ClipSample, mode: Mode, encoding: Any, options: dict, use_camera: bool, where: str
+    ) -> tuple[dict[str, Any], int]:
+        """Token ids, kinds, labels and positions of the sample's prompt (+ answer in train mode); and the prefix
+        length (chat prefix + video block)."""
         tmpl = self.template
-        use_camera = self.camera_used(sample, mode)
-        if self.config.camera_prior is not None:
-            self.camera_counts["used" if use_camera else "not used"] += 1
         camera_id = self.token_ids[CAMERA_TOKEN] if use_camera else None
         video_ids, video_kinds = self.adapter.video_block(encoding, self.token_ids, camera_id, self._encode_text)
         head = self._encode_text(tmpl.prefix + tmpl.video_prefix)
-        tail_text = tmpl.video_suffix + self.user_text(sample) + tmpl.user_suffix
-        tail = self._encode_text(tail_text, cache=False)
+        tail = self._encode_text(tmpl.video_suffix + self.user_text(sample) + tmpl.user_suffix, cache=False)
         ids = head + video_ids + tail
         kinds = [TokenKind.TEXT] * len(head) + video_kinds + [TokenKind.TEXT] * len(tail)
         labels = [IGNORE_INDEX] * len(ids)
         if mode == "train":
             if sample.answer is None:
                 raise SampleError(f"{where}: field 'answer' is None but the processor is in train mode")
-            answer = self._encode_text(tmpl.answer_prefix + sample.answer.strip(), cache=False) + self._encode_text(
-                tmpl.answer_end
-            )
-            ids += answer
-            kinds += [TokenKind.TEXT] * len(answer)
-            labels += answer
+            answer = self._encode_text(tmpl.answer_prefix + sample.answer.strip(), cache=False)
+            answer += self._encode_text(tmpl.answer_end)
+            ids, kinds, labels = ids + answer, kinds + [TokenKind.TEXT] * len(answer), labels + answer
         if self.max_length is not None and len(ids) > self.max_length:
             raise SampleError(
                 f"{where}: sequence of {len(ids)} tokens exceeds max_length={self.max_length} "
                 f"({encoding.num_vision_tokens} vision tokens); use fewer/smaller frames or raise max_length"
             )
-        ids_arr = np.asarray(ids, dtype=np.int64)
-        kinds_arr = np.asarray(kinds, dtype=np.int64)
-        if self.config.situation_enabled:
-            for token in (POS_TOKEN, ORI_TOKEN):
-                if int((ids_arr == self.token_ids[token]).sum()) != 1:
-                    raise SampleError(
-                        f"{where}: the prompt must contain exactly one {token} token (found "
-                        f"{int((ids_arr == self.token_ids[token]).sum())}); do not write it in 'question' or "
-                        "'situation_text'"
-                    )
+        ids_arr, kinds_arr = np.asarray(ids, dtype=np.int64), np.asarray(kinds, dtype=np.int64)
+        # exactly one <Pos> / <Ori> (situation on): user_text writes them once and _check_text_fields refused any
+        # special token inside the sample's texts
         positions = self.adapter.position_ids(kinds_arr, encoding, self.vlm_config, options)
-        out: dict[str, Any] = {
-            "input_ids": ids_arr,
-            "kinds": kinds_arr,
-            "labels": np.asarray(labels, dtype=np.int64),
-            "position_ids": positions,
-            "encoding": encoding,
-        }
+        out = {"input_ids": ids_arr, "kinds": kinds_arr, "labels": np.asarray(labels, dtype=np.int64)}
+        return {**out, "position_ids": positions, "encoding": encoding}, len(head) + len(video_ids)
 
-        # ---- layout targets / cue points (BEV of the anchor frame)
-        video_slots = np.flatnonzero(kinds_arr == TokenKind.VIDEO)
-        if self.config.layout_head_enabled or self.config.cue_injection or self.config.oracle_vision:
-            if "token_points" not in clip:  # per clip: the footprints depend on the frames, poses and points only
-                token_points = np.full((encoding.num_vision_tokens, 3), np.nan)
-                token_valid = np.zeros(encoding.num_vision_tokens, dtype=bool)
-                if sample.points is not None and anchor is not None:
-                    points = np.asarray(sample.points, dtype=np.float64)
-                    with np.errstate(invalid="ignore"):
-                        bev = anchor.points_to_bev(points)
-                    token_points, token_valid = pool_token_points(bev, encoding.segments)
-                clip["token_points"] = (token_points.astype(np.float32), token_valid)
-            token_points, token_valid = clip["token_points"]
-            if len(token_points) != len(video_slots):
-                raise AssertionError(
-                    f"{where}: {len(token_points)} token footprints for {len(video_slots)} vision tokens"
-                )
-            out["token_points"] = (video_slots, token_points, token_valid)
-            if self.config.cue_injection and self.config.cue_depth_error is not None and sample.points is not None:
-                # the cues see estimated depth; the layout targets (if any) stay the exact ones
-                cue_points, cue_valid = np.full_like(token_points, np.nan), np.zeros_like(token_valid)
-                if anchor is not None and sample.poses is not None:
-                    seed = zlib.crc32(sample.sample_id.encode("utf-8"))
-                    noisy = simulate_depth_error(sample.points, sample.poses, self.config.cue_depth_error, seed)
-                    with np.errstate(invalid="ignore"):
-                        cue_points, cue_valid = pool_token_points(anchor.points_to_bev(noisy), encoding.segments)
-                out["cue_token_points"] = (video_slots, cue_points.astype(np.float32), cue_valid)
-
-        # ---- recognition targets (base pretraining): class histogram of each token's footprint
-        if self.config.recognition_enabled:
-            if "token_labels" not in clip:
-                classes = list(self.config.recognition_classes)
-                token_dist = np.zeros((encoding.num_vision_tokens, len(classes)), dtype=np.float32)
-                token_labelled = np.zeros(encoding.num_vision_tokens, dtype=bool)
-                if sample.pixel_labels is not None:
-                    by_name = {name: k for k, name in enumerate(classes)}
-                    lut = np.array([by_name.get(name, -1) for name in sample.label_names or []], dtype=np.int64)
-                    pixels = np.asarray(sample.pixel_labels, dtype=np.int64)
-                    labels = np.where(pixels >= 0, lut[np.clip(pixels, 0, None)], -1)
-                    token_dist, token_labelled = pool_token_labels(labels, encoding.segments, len(classes))
-                clip["token_labels"] = (token_dist.astype(np.float32), token_labelled)
-            token_dist, token_labelled = clip["token_labels"]
-            out["token_labels"] = (video_slots, token_dist, token_labelled)
-
-        # ---- per-token object shares: anchor supervision (pointer heads) and the oracle-objects input
-        wants_anchor = self.config.anchor_loss_enabled and bool(sample.referents)
-        needs_shares = wants_anchor or self.config.oracle_vision
-        if needs_shares and sample.pixel_instances is not None and "token_instances" not in clip:
-            inst = np.asarray(sample.pixel_instances, dtype=np.int64)  # per clip: each token's share of every id
-            clip["token_instances"] = pool_token_labels(inst, encoding.segments, int(inst.max(initial=0)) + 1)[0]
-        if self.config.oracle_vision:
-            if sample.pixel_instances is None or sample.instance_names is None or "token_points" not in out:
-                raise SampleError(
-                    f"{where}: vision_input 'oracle_objects' needs fields 'pixel_instances', 'instance_names' and "
-                    "'points' (SynthRooms scans have them)"
-                )
-            names = token_object_names(clip["token_instances"], sample.instance_names)
-            word_ids = pad_word_ids([self._encode_text(name) for name in names])
-            out["oracle"] = (video_slots, word_ids)
-        if wants_anchor and sample.pixel_instances is not None:
-            shares = clip["token_instances"]
-            out["referent_tokens"] = (
-                video_slots,
-                {
-                    role: shares[:, [i for i in ids if 0 < i < shares.shape[1]]].sum(axis=1) >= ANCHOR_TOKEN_MIN_SHARE
-                    for role, ids in sample.referents.items()
-                },
+    def _targets(self, ctx: ClipTargets, num_frames: int, use_camera: bool) -> dict[str, Any]:
+        """The targets and geometric inputs of every enabled objective for one sample (each built by its module)."""
+        cfg, sample, out = self.config, ctx.sample, {}
+        if cfg.layout_head_enabled or cfg.cue_injection or cfg.oracle_vision:  # BEV point of every vision token
+            out["token_points"] = layout.token_points(ctx)
+            if cfg.cue_injection and cfg.cue_depth_error is not None and sample.points is not None:
+                out["cue_token_points"] = cue_token_points(ctx, cfg.cue_depth_error)
+        if cfg.recognition_enabled:
+            out["token_labels"] = recognition.token_labels(ctx, list(cfg.recognition_classes))
+        if cfg.oracle_vision:
+            out["oracle"] = oracle_targets(ctx, self._encode_text, "token_points" in out)
+        if cfg.anchor_loss_enabled and (referents := pointer.referent_tokens(ctx)) is not None:
+            out["referent_tokens"] = referents
+        if cfg.situation_enabled:
+            out["situation"] = situation.situation_targets(sample, ctx.anchor)
+        if cfg.camera_prior is not None:
+            expected = (num_frames, int(cfg.camera_feature_dim))
+            out["camera_features"] = camera_prior.camera_targets(
+                self.camera_provider, sample, ctx.anchor, expected, use_camera, cfg.camera_prior, ctx.where
             )
+        return out
 
-        # ---- situation targets
-        agent_pos_bev, agent_yaw_bev = None, None
-        if sample.agent_position is not None and sample.agent_yaw is not None and anchor is not None:
-            agent_pos_bev = anchor.points_to_bev(np.asarray(sample.agent_position, dtype=np.float64))[:2]
-            agent_yaw_bev = float(anchor.yaw_to_bev(float(sample.agent_yaw)))
-        if self.config.situation_enabled:
-            out["situation"] = (
-                np.zeros(2, dtype=np.float32) if agent_pos_bev is None else agent_pos_bev.astype(np.float32),
-                0.0 if agent_yaw_bev is None else agent_yaw_bev,
-                agent_pos_bev is not None,
-            )
-
-        # ---- camera features
+    def _process_one(self, sample: ClipSample, mode: Mode, encoding: Any = None) -> dict[str, Any]:
+        where = f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
+        frames, options = self._frame_options(sample, where)
+        clip, encoding = self._clip(sample, frames, options, encoding, where)
+        anchor = None
+        if sample.poses is not None:
+            try:
+                anchor = anchor_frame(sample.poses[0], f"{where}: field 'poses'[0]")
+            except GeometryError as err:
+                raise SampleError(str(err)) from err
+        use_camera = self.camera_used(sample, mode)
         if self.config.camera_prior is not None:
-            expected = (frames.shape[0], int(self.config.camera_feature_dim))
-            if not use_camera:  # dropped / no poses: no <Cam> token in the prompt, camera_valid False
-                out["camera_features"] = (np.zeros(expected, dtype=np.float32), False)
-            else:
-                if self.camera_provider is None:
-                    raise SampleError(
-                        f"{where}: the camera prior {self.config.camera_prior!r} has no feature source "
-                        "(give camera_root)"
-                    )
-                feats = np.asarray(self.camera_provider(sample, anchor), dtype=np.float32)
-                if feats.shape != expected:
-                    raise SampleError(f"{where}: camera features must be {list(expected)}, got {list(feats.shape)}")
-                if not np.isfinite(feats).all():
-                    raise SampleError(f"{where}: camera features have non-finite values")
-                out["camera_features"] = (feats, True)
-
+            self.camera_counts["used" if use_camera else "not used"] += 1
+        out, prefix_length = self._prompt(sample, mode, encoding, options, use_camera, where)
+        video_slots = np.flatnonzero(out["kinds"] == TokenKind.VIDEO)
+        out.update(
+            self._targets(ClipTargets(sample, anchor, encoding, video_slots, clip, where), len(frames), use_camera)
+        )
+        agent_pos_bev, agent_yaw_bev = situation.situation_targets(sample, anchor)
         out["meta"] = SampleMeta(
             sample_id=sample.sample_id,
             scene_id=sample.scene_id,
@@ -572,8 +521,8 @@ class Loc3rProcessor:
             num_frames=encoding.num_frames,
             frame_size=encoding.frame_size,
             num_vision_tokens=encoding.num_vision_tokens,
-            prompt_length=len(ids),
-            prefix_length=len(head) + len(video_ids),
+            prompt_length=len(out["input_ids"]),
+            prefix_length=prefix_length,
             agent_position_bev=agent_pos_bev,
             agent_yaw_bev=agent_yaw_bev,
             token_points_bev=_token_xy(out.get("token_points")),
@@ -601,11 +550,23 @@ class Loc3rProcessor:
         if not samples:
             raise ValueError("Loc3rProcessor: empty list of samples")
         items = [self._process_one(s, mode, video_encoding) for s in samples]
-        batch_size = len(items)
-        max_len = max(len(it["input_ids"]) for it in items)
-        left = mode == "eval"
-        axes = items[0]["position_ids"].shape[0]
+        data, kinds, offsets = self._pad(items, left=mode == "eval")
+        if mode != "train":
+            del data["labels"]
+        if with_pixels:
+            data.update(self.adapter.collate_pixels([it["encoding"] for it in items]))
+        if self.adapter.emits_mm_token_type_ids:
+            data["mm_token_type_ids"] = torch.where(kinds == TokenKind.VIDEO, 2, 0).to(torch.long)
+        data.update(self._batch_targets(items, offsets, kinds.shape[1]))
+        batch = Loc3rBatch(data, metadata=[it["meta"] for it in items])
+        batch.encodings = [it["encoding"] for it in items]
+        return batch
 
+    def _pad(self, items: list[dict[str, Any]], left: bool) -> tuple[dict[str, Any], torch.Tensor, list[int]]:
+        """``input_ids, attention_mask, position_ids, labels`` padded (left in eval mode), the token kinds, and each
+        row's offset."""
+        batch_size, max_len = len(items), max(len(it["input_ids"]) for it in items)
+        axes = items[0]["position_ids"].shape[0]
         input_ids = torch.full((batch_size, max_len), self.pad_token_id, dtype=torch.long)
         attention = torch.zeros((batch_size, max_len), dtype=torch.long)
         labels = torch.full((batch_size, max_len), IGNORE_INDEX, dtype=torch.long)
@@ -622,90 +583,31 @@ class Loc3rProcessor:
             labels[b, sl] = torch.from_numpy(it["labels"])
             positions[b, :, sl] = torch.from_numpy(it["position_ids"])
             kinds[b, sl] = torch.from_numpy(it["kinds"])
+        data = {"input_ids": input_ids, "attention_mask": attention, "position_ids": positions, "labels": labels}
+        return data, kinds, offsets
 
-        data: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention, "position_ids": positions}
-        if mode == "train":
-            data["labels"] = labels
-        if with_pixels:
-            data.update(self.adapter.collate_pixels([it["encoding"] for it in items]))
-        if self.adapter.emits_mm_token_type_ids:
-            data["mm_token_type_ids"] = torch.where(kinds == TokenKind.VIDEO, 2, 0).to(torch.long)
-
+    def _batch_targets(self, items: list[dict[str, Any]], offsets: list[int], length: int) -> dict[str, Any]:
+        """The batch tensors of every enabled objective (each collated by its module)."""
+        cfg, data = self.config, {}
         if "token_points" in items[0]:
-            pts = torch.full((batch_size, max_len, 3), float("nan"), dtype=torch.float32)
-            valid = torch.zeros((batch_size, max_len), dtype=torch.bool)
-            for b, it in enumerate(items):
-                slots, tok_pts, tok_valid = it["token_points"]
-                slots_t = torch.from_numpy(slots + offsets[b])
-                pts[b, slots_t] = torch.from_numpy(tok_pts)
-                valid[b, slots_t] = torch.from_numpy(tok_valid)
-            if self.config.layout_enabled:
+            pts, valid = layout.batch_token_points(items, offsets, length)
+            if cfg.layout_enabled:
                 data["layout_targets"] = torch.nan_to_num(pts[..., :2], nan=0.0)
                 data["layout_valid"] = valid.clone()
-            if self.config.cue_injection:
-                data["cue_points"] = torch.nan_to_num(pts, nan=0.0)
-                data["cue_valid"] = valid.clone()
-                if self.config.cue_depth_error is not None:  # estimated depth: the cues of "cue_token_points"
-                    data["cue_points"].zero_()
-                    data["cue_valid"].zero_()
-                    for b, it in enumerate(items):
-                        if "cue_token_points" not in it:  # no depth at all: no cue
-                            continue
-                        slots, cue_pts, cue_ok = it["cue_token_points"]
-                        slots_t = torch.from_numpy(slots + offsets[b])
-                        data["cue_points"][b, slots_t] = torch.nan_to_num(torch.from_numpy(cue_pts), nan=0.0)
-                        data["cue_valid"][b, slots_t] = torch.from_numpy(cue_ok)
-
+            if cfg.cue_injection:
+                data.update(batch_cues(items, offsets, length, pts, valid, cfg.cue_depth_error is not None))
         if "token_labels" in items[0]:
-            num_classes = items[0]["token_labels"][1].shape[1]
-            rec_targets = torch.zeros((batch_size, max_len, num_classes), dtype=torch.float32)
-            rec_valid = torch.zeros((batch_size, max_len), dtype=torch.bool)
-            for b, it in enumerate(items):
-                slots, dist, labelled = it["token_labels"]
-                slots_t = torch.from_numpy(slots + offsets[b])
-                rec_targets[b, slots_t] = torch.from_numpy(dist)
-                rec_valid[b, slots_t] = torch.from_numpy(labelled)
-            data["recognition_targets"] = rec_targets
-            data["recognition_valid"] = rec_valid
-
-        if self.config.situation_enabled:
-            data["situation_position"] = torch.from_numpy(np.stack([it["situation"][0] for it in items]))
-            data["situation_yaw"] = torch.tensor([it["situation"][1] for it in items], dtype=torch.float32)
-            data["situation_valid"] = torch.tensor([it["situation"][2] for it in items], dtype=torch.bool)
-
-        if self.config.oracle_vision:
-            word_ids = torch.full((batch_size, max_len, ORACLE_MAX_WORDS), -1, dtype=torch.long)
-            for b, it in enumerate(items):
-                slots, ids = it["oracle"]
-                word_ids[b, torch.from_numpy(slots + offsets[b])] = torch.from_numpy(ids)
-            data["oracle_word_ids"] = word_ids
-            data["oracle_points"] = torch.nan_to_num(pts, nan=0.0)
-            data["oracle_valid"] = valid.clone()
-
-        if self.config.anchor_loss_enabled:
-            for role in ("anchor", "faced"):
-                mask = torch.zeros((batch_size, max_len), dtype=torch.bool)
-                for b, it in enumerate(items):
-                    if "referent_tokens" in it and role in it["referent_tokens"][1]:
-                        slots, by_role = it["referent_tokens"]
-                        mask[b, torch.from_numpy(slots + offsets[b])] = torch.from_numpy(by_role[role])
-                data[f"{role}_tokens"] = mask
-
-        if self.config.camera_prior is not None:
-            max_t = max(it["camera_features"][0].shape[0] for it in items)
-            feats = torch.zeros((batch_size, max_t, int(self.config.camera_feature_dim)), dtype=torch.float32)
-            cam_valid = torch.zeros((batch_size, max_t), dtype=torch.bool)
-            for b, it in enumerate(items):
-                sample_feats, used = it["camera_features"]
-                t = sample_feats.shape[0]
-                feats[b, :t] = torch.from_numpy(sample_feats)
-                cam_valid[b, :t] = used
-            data["camera_features"] = feats
-            data["camera_valid"] = cam_valid
-
-        batch = Loc3rBatch(data, metadata=[it["meta"] for it in items])
-        batch.encodings = [it["encoding"] for it in items]
-        return batch
+            data.update(recognition.batch_token_labels(items, offsets, length))
+        if cfg.situation_enabled:
+            data.update(situation.batch_situation([it["situation"] for it in items]))
+        if cfg.oracle_vision:
+            data.update(batch_oracle(items, offsets, length, pts, valid))
+        if cfg.anchor_loss_enabled:
+            data.update(pointer.batch_referent_tokens(items, offsets, length))
+        if cfg.camera_prior is not None:
+            targets = [it["camera_features"] for it in items]
+            data.update(camera_prior.batch_camera(targets, int(cfg.camera_feature_dim)))
+        return data
 
     # ------------------------------------------------------------------------------------------------ decode
     def decode(self, token_ids: torch.Tensor | list[int]) -> str:
@@ -730,7 +632,7 @@ class Loc3rProcessor:
         """Write the tokenizer files and ``loc3r_processor_config.json`` (atomically) into ``save_directory``.
 
         The model's ``config.json`` (saved by the model in the same directory) holds the backbone config and
-        objective switches the processor needs to be rebuilt.
+        objective switches the processor needs to be rebuilt (:meth:`from_pretrained`).
         """
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
@@ -739,37 +641,17 @@ class Loc3rProcessor:
 
     @classmethod
     def from_pretrained(
-        cls,
-        directory: str | Path,
-        config: Loc3rConfig | None = None,
-        mode: Mode = "train",
-        **overrides: Any,
+        cls, directory: str | Path, config: Loc3rConfig | None = None, mode: Mode = "train", **overrides: Any
     ) -> Loc3rProcessor:
         """Rebuild the processor saved in ``directory`` (tokenizer + processor config + the model's config.json)."""
         directory = Path(directory)
         path = directory / PROCESSOR_CONFIG_NAME
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no loc3r processor config (was the processor saved here?)")
-        saved = read_json(path, "loc3r processor config")
         if config is None:
             config = Loc3rConfig.from_pretrained(str(directory))
-        if saved.get("backbone") != config.backbone:
-            raise ValueError(
-                f"{path}: field 'backbone' is {saved.get('backbone')!r} but the model config says {config.backbone!r}"
-            )
-        adapter = get_backbone(config.backbone)
-        if saved.get("template_version") != adapter.chat_template().version:
-            raise ValueError(
-                f"{path}: field 'template_version' {saved.get('template_version')!r} differs from this code's "
-                f"{adapter.chat_template().version!r}; the prompt format changed since the checkpoint was saved"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        kwargs: dict[str, Any] = {
-            "preprocessing": saved.get("preprocessing"),
-            "num_frames": saved.get("num_frames"),
-            "max_length": saved.get("max_length"),
-            "camera_root": saved.get("camera_root"),
-            "camera_key": saved.get("camera_key", "camera_tokens"),
-        }
+        saved = read_processor_config(path, config.backbone)
+        kwargs: dict[str, Any] = {key: saved.get(key) for key in ("preprocessing", "num_frames", "max_length")}
+        kwargs.update(camera_root=saved.get("camera_root"), camera_key=saved.get("camera_key", "camera_tokens"))
         kwargs.update(overrides)
-        return cls(tokenizer, config, mode=mode, **kwargs)
+        return cls(AutoTokenizer.from_pretrained(str(directory)), config, mode=mode, **kwargs)

@@ -1,8 +1,8 @@
 """Small builders the training recipe is assembled from (torchtune style: each does one thing).
 
 * :func:`resolve_mixed_precision` / :func:`build_accelerator` — the 🤗 Accelerate engine.
-* :func:`build_tokenizer_and_model` — tiny-from-scratch (tokenizer trained with ``tokenizers`` on the
-  training texts) or a real local checkpoint (``from_backbone_pretrained``).
+* :func:`build_tokenizer_and_model` — the model of the ``model`` section, by :func:`loc3r.model.loading.build_model`
+  (tiny from scratch with a tokenizer trained on the training texts, a loc3r base, a real local checkpoint).
 * :func:`apply_finetuning` — frozen vision tower, full fine-tune or PEFT LoRA, gradient checkpointing.
 * :func:`build_datasets` — the weighted training mixture and the validation set from the recipe.
 * :func:`build_optimizer` / :func:`build_scheduler` — AdamW with decay / no-decay (and head) groups,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -160,99 +159,19 @@ def tokenizer_corpus(dataset: Dataset, limit: int = 20000) -> list[str]:
 # ---------------------------------------------------------------- model
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _is_loc3r_checkpoint(path: Any) -> bool:
-    """A loc3r checkpoint directory (``config.json`` with ``model_type: loc3r``), not a Hugging Face backbone one."""
-    import json
-
-    config = Path(path) / "config.json"
-    try:
-        return json.loads(config.read_text()).get("model_type") == "loc3r"
-    except (OSError, ValueError):
-        return False
-
-
 def build_tokenizer_and_model(
     cfg: ModelConfig, corpus: list[str] | None, seed: int = 0, tokenizer: Any = None
 ) -> tuple[Any, Any]:
-    """Build ``(tokenizer, model)``; the model carries its tokenizer (saved with every checkpoint).
+    """``(tokenizer, model)`` of the recipe's ``model`` section by :func:`loc3r.model.loading.build_model` (which
+    says what each ``init`` builds); a given ``tokenizer`` (tiny init only: the one saved in the checkpoint being
+    resumed) is used instead of training a new one. Warns when an attention implementation stayed unset."""
+    from loc3r.model.loading import build_model
 
-    ``init = "tiny"``: a byte-level BPE tokenizer trained with ``tokenizers`` on ``corpus`` (vocabulary
-    ``tiny.vocab_size``, default 512) and a randomly initialised tiny model of the backbone's real HF class
-    (``Loc3rForConditionalGeneration.tiny``, the other ``tiny`` keys go to the backbone's tiny config);
-    ``init = "pretrained"``: tokenizer and weights of the local ``pretrained_dir``: a Hugging Face backbone
-    checkpoint (``from_backbone_pretrained``) or a loc3r checkpoint such as the shipped base (``from_base``);
-    ``init = "random"``: the real architecture of ``config_file`` with random weights and a tiny tokenizer for the
-    placeholders (``from_backbone_config``). ``cfg.loc3r`` fields go to ``Loc3rConfig`` (unknown keys are rejected
-    there; the error is re-raised naming ``model.loc3r``). A given ``tokenizer`` (tiny init only: the one
-    saved in the checkpoint being resumed) is used instead of training a new one.
-    """
-    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
-
-    loc3r_kwargs = dict(cfg.loc3r)
-    try:
-        if cfg.init == "tiny":
-            from loc3r.model.tokenizer import build_tiny_tokenizer
-
-            tiny = dict(cfg.tiny)
-            vocab_size = int(tiny.pop("vocab_size", 512))
-            if tokenizer is None:
-                tokenizer = build_tiny_tokenizer(corpus or [], vocab_size=vocab_size, backbone=cfg.backbone)
-            model = Loc3rForConditionalGeneration.tiny(
-                cfg.backbone, tokenizer, seed=seed, vlm_overrides=tiny, **loc3r_kwargs
-            )
-            model.to(_DTYPES[cfg.dtype])
-        elif cfg.init == "random":
-            from loc3r.model.tokenizer import build_tiny_tokenizer
-
-            if tokenizer is None:
-                tokenizer = build_tiny_tokenizer(corpus or [], vocab_size=512, backbone=cfg.backbone)
-            model = Loc3rForConditionalGeneration.from_backbone_config(
-                cfg.config_file,
-                tokenizer,
-                overrides=cfg.config_overrides or None,
-                dtype=_DTYPES[cfg.dtype],
-                attn_implementation=cfg.attn_implementation,
-                seed=seed,
-                **loc3r_kwargs,
-            )
-            if model.config.backbone != cfg.backbone:
-                raise ValueError(
-                    f"model.backbone is {cfg.backbone!r} but {cfg.config_file} is a {model.config.backbone!r} config"
-                )
-        elif _is_loc3r_checkpoint(cfg.pretrained_dir):  # a loc3r base, e.g. the shipped loc3r-tiny
-            model = Loc3rForConditionalGeneration.from_base(cfg.pretrained_dir, _DTYPES[cfg.dtype], **loc3r_kwargs)
-            tokenizer = model.tokenizer
-            if model.config.backbone != cfg.backbone:
-                raise ValueError(
-                    f"model.backbone is {cfg.backbone!r} but {cfg.pretrained_dir} holds a "
-                    f"{model.config.backbone!r} model"
-                )
-        else:
-            model = Loc3rForConditionalGeneration.from_backbone_pretrained(
-                cfg.pretrained_dir,
-                dtype=_DTYPES[cfg.dtype],
-                attn_implementation=cfg.attn_implementation,
-                **loc3r_kwargs,
-            )
-            tokenizer = model.tokenizer
-            if model.config.backbone != cfg.backbone:
-                raise ValueError(
-                    f"model.backbone is {cfg.backbone!r} but {cfg.pretrained_dir} holds a "
-                    f"{model.config.backbone!r} model"
-                )
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"building the model from model.* (model.loc3r = {loc3r_kwargs}): {err}") from err
-    if cfg.attn_implementation is not None:
-        # dispatch to the backbone's text and vision sub-models too: a loaded backbone can otherwise keep an
-        # unset implementation (None) in its sub-configs while the wrapper's config says "sdpa"
-        model.set_attn_implementation(cfg.attn_implementation)
+    model = build_model(cfg, corpus, tokenizer=tokenizer, seed=seed)
     unset = [name for name, impl in attention_implementations(model).items() if impl in ("None", "")]
     if unset:
         logger.warning("attention implementation unset for %s: transformers may fall back to eager attention", unset)
-    return tokenizer, model
+    return model.tokenizer, model
 
 
 def _qualified_names(root: nn.Module, modules: Iterable[nn.Module]) -> list[str]:
@@ -334,23 +253,11 @@ def trainable_parameter_summary(model: nn.Module) -> dict[str, int]:
 
 
 def attention_implementations(model: nn.Module) -> dict[str, str]:
-    """The attention implementation each (sub-)config resolved to — logged at start, because a silent
-    fall back from flash/sdpa to eager is a classic cause of OOM (DESIGN.md §6)."""
-    out: dict[str, str] = {}
+    """The attention implementation each (sub-)config resolved to (``model``, ``model.vlm_config``, ...; a PEFT
+    wrapper is looked through) — logged at start, because a silent fall back from flash/sdpa to eager is a classic
+    cause of OOM (DESIGN.md §6). :meth:`Loc3rForConditionalGeneration.attention_implementations`, as strings."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = getattr(base, "config", None)
-    seen: set[int] = set()
-
-    def visit(name: str, conf: Any) -> None:
-        if conf is None or id(conf) in seen:
-            return
-        seen.add(id(conf))
-        out[name] = str(getattr(conf, "_attn_implementation", None))
-        for key in getattr(conf, "sub_configs", {}) or {}:
-            visit(f"{name}.{key}" if name else key, getattr(conf, key, None))
-
-    visit("model", config)
-    return out
+    return {"model" + name[len("loc3r") :]: str(impl) for name, impl in base.attention_implementations().items()}
 
 
 # ---------------------------------------------------------------- optimisation

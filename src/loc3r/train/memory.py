@@ -188,27 +188,12 @@ def build_meta_model(cfg: Any) -> Any:
 
     ``cfg`` is a :class:`~loc3r.train.config.RecipeConfig`; a tiny tokenizer supplies the placeholder ids (only
     shapes matter here)."""
-    from pathlib import Path
-
-    from loc3r.model.modeling_loc3r import Loc3rForConditionalGeneration
+    from loc3r.model.loading import build_model
     from loc3r.model.tokenizer import build_tiny_tokenizer
 
-    m = cfg.model
-    tokenizer = build_tiny_tokenizer(["a dry run of the recipe"], 512, m.backbone)
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[m.dtype]
+    tokenizer = build_tiny_tokenizer(["a dry run of the recipe"], 512, cfg.model.backbone)
     with torch.device("meta"):
-        if m.init == "tiny":
-            tiny = {k: v for k, v in m.tiny.items() if k != "vocab_size"}
-            model = Loc3rForConditionalGeneration.tiny(m.backbone, tokenizer, vlm_overrides=tiny, **m.loc3r)
-            model.to(dtype)
-        else:
-            config_file = m.config_file if m.init == "random" else Path(m.pretrained_dir)
-            model = Loc3rForConditionalGeneration.from_backbone_config(
-                config_file, tokenizer, overrides=m.config_overrides or None, dtype=dtype, **m.loc3r
-            )
-    if model.config.backbone != m.backbone:
-        raise ValueError(f"model.backbone is {m.backbone!r} but the backbone config is a {model.config.backbone!r}")
-    return model
+        return build_model(cfg.model, tokenizer=tokenizer, weights=False)
 
 
 def estimate_recipe(cfg: Any, frames: int | None = None, image_size: int = 384, text_tokens: int = 128) -> str:

@@ -1,5 +1,10 @@
 """Camera pose prior (DESIGN.md §2, issue 2 part 4): one token per frame, placed before that frame's vision tokens.
 
+An input, not a loss: its "targets" are the per-frame features of :func:`camera_targets` (``camera_features
+[T, F]`` + whether the sample's prompt holds its ``<Cam>`` tokens), its module the projector ``f_cam``; its config
+fields (``CONFIG``): ``camera_prior`` (``None`` = off, ``"poses"``, ``"file"``, ``"sample"``),
+``camera_feature_dim`` and ``camera_prior_dropout``.
+
 A *provider* turns a :class:`~loc3r.data.schema.ClipSample` into one feature vector per frame
 (``[T, feature_dim] float32``); :class:`CameraPriorProjector` (the paper's ``f_cam``, a 2-layer MLP) maps it
 to the LLM width. The model places the projected token in front of the frame's vision tokens.
@@ -37,16 +42,22 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from torch import Tensor, nn
+import torch
+from torch import Tensor
 
 from loc3r.core.geometry import AnchorFrame, GeometryError, anchor_frame, validate_poses
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.model.mlp import TwoLayerMLP
+from loc3r.objectives.common import TwoLayerMLP, init_small
 
 __all__ = [
+    "CONFIG",
+    "CAMERA_PRIOR_KINDS",
+    "camera_targets",
+    "build_projector",
+    "batch_camera",
     "POSE_FEATURE_DIM",
     "pose_camera_features",
     "CameraFeatureProvider",
@@ -59,6 +70,11 @@ __all__ = [
     "camera_features_available",
     "CameraPriorProjector",
 ]
+
+CAMERA_PRIOR_KINDS = (None, "poses", "file", "sample")
+#: the config fields of the camera prior and their defaults (taken by
+#: :class:`loc3r.model.configuration_loc3r.Loc3rConfig`; ``camera_feature_dim`` becomes 9 for ``"poses"``)
+CONFIG = {"camera_prior": None, "camera_feature_dim": None, "camera_prior_dropout": 0.0}
 
 POSE_FEATURE_DIM = 9
 """Camera centre in BEV (3, height relative to the first camera) + first two columns of the camera-to-BEV
@@ -225,12 +241,7 @@ class FileCameraProvider:
         files = sorted(self.root.glob("*.safetensors")) + sorted(self.root.glob("*.npz"))
         clips = [f for f in files if f.name.endswith(CLIPS_SUFFIX)]
         if clips:
-            from safetensors import safe_open
-
-            with safe_open(str(clips[0]), framework="pt") as f:
-                if self.key not in f.keys():  # noqa: SIM118
-                    raise SampleError(f"{clips[0]}: no tensor {self.key!r} (found {sorted(f.keys())})")
-                shape = f.get_slice(self.key).get_shape()
+            shape = self._header_shape(clips[0])
             if len(shape) != 3:
                 raise SampleError(f"{clips[0]}: field {self.key!r} must be [K, T, F], got shape {tuple(shape)}")
             return int(shape[2])
@@ -240,18 +251,19 @@ class FileCameraProvider:
                 "the feature size from; pass feature_dim explicitly"
             )
         path = files[0]
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as f:
-                if self.key not in f.keys():  # noqa: SIM118 - safe_open has keys(), not __contains__
-                    raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
-                shape = f.get_slice(self.key).get_shape()
-        else:
-            shape = self._read(path).shape
+        shape = self._header_shape(path) if path.suffix == ".safetensors" else self._read(path).shape
         if len(shape) != 2:
             raise SampleError(f"{path}: field {self.key!r} must be [N_frames, F], got shape {tuple(shape)}")
         return int(shape[1])
+
+    def _header_shape(self, path: Path) -> list[int]:
+        """The shape of tensor ``key`` of a safetensors file, from its header only."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            if self.key not in f.keys():  # noqa: SIM118 - safe_open has keys(), not __contains__
+                raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
+            return f.get_slice(self.key).get_shape()
 
     def path_for(self, scene_id: str) -> Path:
         """The feature file of ``scene_id`` (safetensors preferred); raises naming both candidates if absent."""
@@ -477,18 +489,13 @@ class CameraPriorProjector(TwoLayerMLP):
     """
 
     def __init__(self, feature_dim: int, hidden_size: int) -> None:
-        if feature_dim < 1 or hidden_size < 1:
-            raise ValueError(f"CameraPriorProjector: sizes must be >= 1, got {feature_dim}, {hidden_size}")
         super().__init__(feature_dim, hidden_size, hidden_size)
         self.feature_dim = feature_dim
         self.hidden_size = hidden_size
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.fc1.weight, std=0.02)
-        nn.init.zeros_(self.fc1.bias)
-        nn.init.normal_(self.fc2.weight, std=0.02)
-        nn.init.zeros_(self.fc2.bias)
+        init_small(self.fc1, self.fc2)
 
     def forward(self, features: Tensor) -> Tensor:
         """``features [..., F]`` → ``[..., hidden_size]`` in the projector's parameter dtype."""
@@ -497,3 +504,44 @@ class CameraPriorProjector(TwoLayerMLP):
                 f"CameraPriorProjector: expected features [..., {self.feature_dim}], got {tuple(features.shape)}"
             )
         return super().forward(features)
+
+
+def build_projector(config: Any, hidden_size: int) -> CameraPriorProjector | None:
+    """``f_cam`` when the camera prior is on."""
+    return (
+        CameraPriorProjector(int(config.camera_feature_dim), hidden_size) if config.camera_prior is not None else None
+    )
+
+
+def camera_targets(
+    provider: CameraFeatureProvider | None,
+    sample: ClipSample,
+    anchor: AnchorFrame | None,
+    expected: tuple,
+    used: bool,
+    kind: str,
+    where: str,
+) -> tuple[np.ndarray, bool]:
+    """``(features [T, F] float32, used)`` of one sample: zeros when its camera tokens are left out (dropped, no
+    poses); else the provider's features, checked for shape and finiteness (errors name the sample)."""
+    if not used:
+        return np.zeros(expected, dtype=np.float32), False
+    if provider is None:
+        raise SampleError(f"{where}: the camera prior {kind!r} has no feature source (give camera_root)")
+    feats = np.asarray(provider(sample, anchor), dtype=np.float32)
+    if feats.shape != expected:
+        raise SampleError(f"{where}: camera features must be {list(expected)}, got {list(feats.shape)}")
+    if not np.isfinite(feats).all():
+        raise SampleError(f"{where}: camera features have non-finite values")
+    return feats, True
+
+
+def batch_camera(targets: list[tuple[np.ndarray, bool]], feature_dim: int) -> dict[str, Tensor]:
+    """``camera_features [B, T, F]`` and ``camera_valid [B, T]`` (False on the frames of a sample without tokens)."""
+    max_t = max(feats.shape[0] for feats, _ in targets)
+    feats_out = torch.zeros((len(targets), max_t, feature_dim), dtype=torch.float32)
+    valid = torch.zeros((len(targets), max_t), dtype=torch.bool)
+    for b, (feats, used) in enumerate(targets):
+        feats_out[b, : feats.shape[0]] = torch.from_numpy(feats)
+        valid[b, : feats.shape[0]] = used
+    return {"camera_features": feats_out, "camera_valid": valid}

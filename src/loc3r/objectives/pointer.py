@@ -44,12 +44,15 @@ geometry (tested on hand-built scenes without training).
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from loc3r.model.mlp import TwoLayerMLP, linear_fp32
-from loc3r.objectives.losses import clamp_log_var, wrapped_gaussian_target
+from loc3r.core.geometry import pool_token_labels
+from loc3r.objectives.common import ClipTargets, TwoLayerMLP, clamp_log_var, linear_fp32, scatter_tokens
+from loc3r.objectives.situation import wrapped_gaussian_target
 
 __all__ = [
     "PointerSituationHeads",
@@ -57,14 +60,22 @@ __all__ = [
     "pointer_position",
     "bearing_distribution",
     "attention_mass_loss",
+    "anchor_loss",
+    "build_head",
     "pad_rows",
+    "token_instances",
+    "referent_tokens",
+    "batch_referent_tokens",
     "UNIFORM_FLOOR",
+    "ANCHOR_TOKEN_MIN_SHARE",
 ]
 
 INITIAL_SCALE = 10.0
 """τ at initialisation (cosine logits in [-τ, τ])."""
 UNIFORM_FLOOR = 0.05
 """ε of the orientation mixture (see the module docstring)."""
+#: a vision token "shows" a named object when at least this share of its footprint's pixels are that object's
+ANCHOR_TOKEN_MIN_SHARE = 0.25
 
 
 def pad_rows(flat: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
@@ -91,7 +102,7 @@ def bearing_distribution(
     """``p_θ = Σ_i b_i K(θ - φ_i)`` over the yaw bins, ``φ_i`` the bearing from ``position [B, 2]`` to token i.
 
     ``K`` is the normalised wrapped Gaussian of the orientation target
-    (:func:`loc3r.objectives.losses.wrapped_gaussian_target`,
+    (:func:`loc3r.objectives.situation.wrapped_gaussian_target`,
     σ in bins), so attention on one token whose bearing equals the target yaw reproduces the target exactly.
     Returns ``[B, num_bins]`` probabilities (rows sum to 1 where the attention does).
     """
@@ -194,3 +205,66 @@ class PointerSituationHeads(nn.Module):
             orientation_attention=ori_attn,
             token_mask=mask,
         )
+
+
+def build_head(config: Any, hidden_size: int) -> PointerSituationHeads | None:
+    """The pointer heads when the situation heads are of that type (``situation_head = "pointer"``) and on."""
+    if not config.pointer_heads:
+        return None
+    return PointerSituationHeads(
+        hidden_size,
+        config.num_orientation_bins,
+        config.pointer_key_dim,
+        config.head_intermediate_size,
+        config.orientation_sigma_bins,
+    )
+
+
+def anchor_loss(
+    position_attention: Tensor, orientation_attention: Tensor, vision_mask: Tensor, anchor: Tensor, faced: Tensor | None
+) -> Tensor:
+    """``L_anchor`` (see the module docstring) from ``[B, L]`` token masks over the sequence: the mean over the rows
+    of both attention maps whose target set is non-empty."""
+    counts = vision_mask.sum(dim=1).tolist()
+    total, rows = [], []
+    for attention, target in ((position_attention, anchor), (orientation_attention, faced)):
+        if target is None:
+            continue
+        padded, _ = pad_rows(target.to(vision_mask.device)[vision_mask], counts)
+        loss_sum, n = attention_mass_loss(attention, padded)
+        total.append(loss_sum)
+        rows.append(n)
+    return torch.stack(total).sum() / torch.stack(rows).sum().clamp_min(1)
+
+
+def token_instances(ctx: ClipTargets) -> np.ndarray | None:
+    """``[N, I]`` share of each vision token's footprint showing each instance id (None without instance masks;
+    cached per clip). Read by the anchor targets and by the oracle-objects input."""
+    if ctx.sample.pixel_instances is None:
+        return None
+    if "token_instances" not in ctx.clip:
+        inst = np.asarray(ctx.sample.pixel_instances, dtype=np.int64)
+        ctx.clip["token_instances"] = pool_token_labels(inst, ctx.encoding.segments, int(inst.max(initial=0)) + 1)[0]
+    return ctx.clip["token_instances"]
+
+
+def referent_tokens(ctx: ClipTargets) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """``(video_slots, {role: [N] bool})``: the vision tokens that show the objects the situation names per role
+    (``anchor``: it stands at them, ``faced``: it faces it); None when the sample names none or has no masks."""
+    shares = token_instances(ctx) if ctx.sample.referents else None
+    if shares is None:
+        return None
+    return ctx.video_slots, {
+        role: shares[:, [i for i in ids if 0 < i < shares.shape[1]]].sum(axis=1) >= ANCHOR_TOKEN_MIN_SHARE
+        for role, ids in ctx.sample.referents.items()
+    }
+
+
+def batch_referent_tokens(items: list[dict], offsets: list[int], length: int) -> dict[str, Tensor]:
+    """``anchor_tokens`` / ``faced_tokens [B, L]`` (False where a sample names no such object)."""
+    out = {}
+    for role in ("anchor", "faced"):
+        rows = [it.get("referent_tokens") for it in items]
+        rows = [(r[0], r[1][role]) if r is not None and role in r[1] else None for r in rows]
+        out[f"{role}_tokens"] = scatter_tokens(rows, offsets, length, False, torch.bool)
+    return out
