@@ -83,9 +83,7 @@ _DIGITS = re.compile(r"^\d+$")
 _EXTRINSIC_TOL = 1e-4
 
 
-# --------------------------------------------------------------------------------------------------
-# Small file readers
-# --------------------------------------------------------------------------------------------------
+# --- Small file readers ---
 
 
 def read_matrix_txt(path: str | Path, rows: int = 4, cols: int = 4, record: str | None = None) -> np.ndarray:
@@ -177,9 +175,7 @@ def mesh_bbox_center(ply_path: str | Path) -> np.ndarray:
     return (vertices.max(axis=0) + vertices.min(axis=0)) / 2.0
 
 
-# --------------------------------------------------------------------------------------------------
-# Per-scene metadata (axis alignment, raw mesh bbox centre, SceneVerse offset)
-# --------------------------------------------------------------------------------------------------
+# --- Per-scene metadata (axis alignment, raw mesh bbox centre, SceneVerse offset) ---
 
 
 @dataclass(frozen=True)
@@ -361,9 +357,7 @@ def build_scene_meta(
     return table
 
 
-# --------------------------------------------------------------------------------------------------
-# Depth -> world points on the colour image grid
-# --------------------------------------------------------------------------------------------------
+# --- Depth -> world points on the colour image grid ---
 
 
 def points_on_color_grid(
@@ -416,9 +410,7 @@ def points_on_color_grid(
     return world.astype(np.float32)
 
 
-# --------------------------------------------------------------------------------------------------
-# A scene on disk
-# --------------------------------------------------------------------------------------------------
+# --- A scene on disk ---
 
 
 @dataclass
@@ -1032,9 +1024,7 @@ class ScanNetFrameSource:
         return clip
 
 
-# --------------------------------------------------------------------------------------------------
-# Writer (SynthRooms export, tests, benchmarks)
-# --------------------------------------------------------------------------------------------------
+# --- Writer (SynthRooms export, tests, benchmarks) ---
 
 
 def _write_matrix(path: Path, matrix: np.ndarray) -> None:

@@ -136,9 +136,7 @@ class Category:
         return rng.uniform(np.asarray(lo), np.asarray(hi))
 
 
-# --------------------------------------------------------------------------------------------------
-# Builders. Each returns parts inside [-w/2, w/2] x [-d/2, d/2] x [0, h].
-# --------------------------------------------------------------------------------------------------
+# --- Builders. Each returns parts inside [-w/2, w/2] x [-d/2, d/2] x [0, h]. ---
 
 
 def _box(x0: float, y0: float, z0: float, x1: float, y1: float, z1: float, **kw) -> Part:

@@ -174,9 +174,7 @@ class SceneConfig:
             raise ValueError(f"SceneConfig: unknown themes {unknown}; known: {sorted(THEMES)}")
 
 
-# --------------------------------------------------------------------------------------------------
-# Room footprint
-# --------------------------------------------------------------------------------------------------
+# --- Room footprint ---
 
 
 @functools.cache
@@ -237,9 +235,7 @@ def wall_edges(polygon: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.nda
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# Boxes
-# --------------------------------------------------------------------------------------------------
+# --- Boxes ---
 
 
 def _footprint(center: np.ndarray, size: np.ndarray, yaw: float) -> Polygon:

@@ -283,9 +283,7 @@ def sample_novel_view(
     return Trajectory(poses=poses, kind="novel_view", dense_positions=np.column_stack([xy, np.full(n_dense, cam_h)]))
 
 
-# --------------------------------------------------------------------------------------------------
-# The "frame_objects" camera policy
-# --------------------------------------------------------------------------------------------------
+# --- The "frame_objects" camera policy ---
 
 #: camera policies of SynthRooms (``SynthSettings.camera_policy``, ``loc3r synth --camera-policy``)
 CAMERA_POLICIES = ("walk", "frame_objects")

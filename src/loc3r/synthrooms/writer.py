@@ -268,9 +268,7 @@ class DatasetSummary:
     index: dict[str, Any] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------------------------------
-# Planning
-# --------------------------------------------------------------------------------------------------
+# --- Planning ---
 
 
 def _split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
@@ -327,9 +325,7 @@ def plan_jobs(settings: SynthSettings, layouts: list[SceneLayout] | None = None)
     return jobs
 
 
-# --------------------------------------------------------------------------------------------------
-# One scan
-# --------------------------------------------------------------------------------------------------
+# --- One scan ---
 
 
 def sqa3d_rotation(yaw: float) -> dict[str, float]:
@@ -691,9 +687,7 @@ def _scene_done(scans: Path, scene_id: str, fingerprint: str) -> dict[str, Any] 
     return summary
 
 
-# --------------------------------------------------------------------------------------------------
-# Whole dataset
-# --------------------------------------------------------------------------------------------------
+# --- Whole dataset ---
 
 
 @contextlib.contextmanager
