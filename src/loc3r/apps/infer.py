@@ -260,24 +260,16 @@ def is_plain_folder_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and ":" not in name
 
 
-def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Frames (interleaved per time step) and poses of a camera-rig folder.
-
-    Layout: ``rig.json`` = ``{"cameras": [{"name": "front", "extrinsic": 4x4 camera-to-rig}, ...], "static": false}``,
-    one image folder per camera (``<folder>/<name>/``, files in name order = time steps), optional
-    ``rig_poses.npy`` ``[S, 4, 4]`` rig-to-world per time step. Poses per frame: ``rig_pose[t] @ extrinsic[c]``; with
-    ``"static": true`` and no rig poses, the rig frame is the world (``extrinsic[c]``); else no poses. The anchor is
-    camera 0 at t = 0 (the first frame). ``max(1, num_frames // N)`` time steps are sampled uniformly.
-    """
+def read_rig_spec(folder: Path) -> tuple[list[str], list[np.ndarray], bool]:
+    """Camera names, extrinsics (camera-to-rig) and ``static`` flag of ``<folder>/rig.json`` (checked, file named)."""
     from loc3r.core.io import read_json
-    from loc3r.data.video import read_rgb, uniform_indices
 
     spec = read_json(folder / "rig.json", "rig file")
     where = f"{folder / 'rig.json'}"
     cams = spec.get("cameras") if isinstance(spec, dict) else None
     if not isinstance(cams, list) or not cams:
         raise SampleError(f"{where}: field 'cameras' must be a non-empty list")
-    files, extrinsics = [], []
+    extrinsics = []
     for k, cam in enumerate(cams):
         if not isinstance(cam, dict) or not isinstance(cam.get("name"), str):
             raise SampleError(f"{where}: cameras[{k}] needs a 'name'")
@@ -287,12 +279,29 @@ def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | No
         ext = np.asarray(cam.get("extrinsic", np.eye(4)), dtype=np.float64)
         if ext.shape != (4, 4) or not np.isfinite(ext).all():
             raise SampleError(f"{where}: cameras[{k}] ('{cam['name']}'): field 'extrinsic' must be a finite 4x4")
-        d = folder / cam["name"]
-        if not d.is_dir():
-            raise FileNotFoundError(f"{d}: no image folder for rig camera '{cam['name']}'")
-        files.append(sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES))
         extrinsics.append(ext)
-    counts = {c["name"]: len(f) for c, f in zip(cams, files, strict=True)}
+    return [c["name"] for c in cams], extrinsics, bool(spec.get("static"))
+
+
+def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Frames (interleaved per time step) and poses of a camera-rig folder.
+
+    Layout: ``rig.json`` = ``{"cameras": [{"name": "front", "extrinsic": 4x4 camera-to-rig}, ...], "static": false}``,
+    one image folder per camera (``<folder>/<name>/``, files in name order = time steps), optional
+    ``rig_poses.npy`` ``[S, 4, 4]`` rig-to-world per time step. Poses per frame: ``rig_pose[t] @ extrinsic[c]``; with
+    ``"static": true`` and no rig poses, the rig frame is the world (``extrinsic[c]``); else no poses. The anchor is
+    camera 0 at t = 0 (the first frame). ``max(1, num_frames // N)`` time steps are sampled uniformly.
+    """
+    from loc3r.data.video import read_rgb, uniform_indices
+
+    names, extrinsics, static = read_rig_spec(folder)
+    files = []
+    for name in names:
+        d = folder / name
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: no image folder for rig camera '{name}'")
+        files.append(sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES))
+    counts = {n: len(f) for n, f in zip(names, files, strict=True)}
     if len(set(counts.values())) != 1 or 0 in counts.values():
         raise SampleError(f"{folder}: the rig's cameras disagree on the frame count ({counts}); every camera needs "
                           "one image per time step")  # fmt: skip
@@ -303,13 +312,13 @@ def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | No
         if rig_poses.shape != (steps, 4, 4):
             raise SampleError(f"{folder / 'rig_poses.npy'}: must be [{steps}, 4, 4] (one per time step), "
                               f"got {rig_poses.shape}")  # fmt: skip
-    elif spec.get("static"):
+    elif static:
         rig_poses = np.repeat(np.eye(4)[None], steps, axis=0)
-    picked = uniform_indices(steps, min(steps, max(1, num_frames // len(cams)))).tolist()
-    frames = np.stack([read_rgb(files[c][t], record=str(files[c][t])) for t in picked for c in range(len(cams))])
+    picked = uniform_indices(steps, min(steps, max(1, num_frames // len(names)))).tolist()
+    frames = np.stack([read_rgb(files[c][t], record=str(files[c][t])) for t in picked for c in range(len(names))])
     poses = None
     if rig_poses is not None:
-        poses = np.stack([rig_poses[t] @ extrinsics[c] for t in picked for c in range(len(cams))])
+        poses = np.stack([rig_poses[t] @ extrinsics[c] for t in picked for c in range(len(names))])
     return frames, poses
 
 

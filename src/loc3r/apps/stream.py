@@ -251,23 +251,11 @@ class RigFolderSource(FrameSource):
     camera 0 is ``max_lag`` steps further is skipped with a message (the cameras disagree on the frame count)."""
 
     def __init__(self, path: str | Path, poll: float = 0.1, idle_end: float | None = None, max_lag: int = 3) -> None:
-        from loc3r.core.io import read_json
+        from loc3r.apps.infer import read_rig_spec
 
         self.path = Path(path)
-        spec = read_json(self.path / "rig.json", "rig file")
-        cams = spec.get("cameras") if isinstance(spec, dict) else None
-        if not isinstance(cams, list) or not cams or not all(isinstance(c, dict) and "name" in c for c in cams):
-            raise SampleError(f"{self.path / 'rig.json'}: field 'cameras' must be a list of {{'name', 'extrinsic'}}")
-        from loc3r.apps.infer import is_plain_folder_name
-
-        self.names = [str(c["name"]) for c in cams]
-        for k, name in enumerate(self.names):
-            if not is_plain_folder_name(name):
-                raise SampleError(f"{self.path / 'rig.json'}: cameras[{k}]: field 'name' {name!r} must be a folder "
-                                  "name inside the rig folder (no '/', '\\', '..')")  # fmt: skip
-        self.extrinsics = [np.asarray(c.get("extrinsic", np.eye(4)), dtype=np.float64) for c in cams]
-        self.static = bool(spec.get("static"))
-        self.group = len(cams)
+        self.names, self.extrinsics, self.static = read_rig_spec(self.path)
+        self.group = len(self.names)
         self.poll, self.idle_end, self.max_lag = poll, idle_end, max_lag
         self.messages: list[str] = []
         self.skipped: list[str] = []  # image files of time steps skipped as unreadable
