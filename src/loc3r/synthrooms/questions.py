@@ -110,7 +110,7 @@ import numpy as np
 from shapely.geometry import LineString, Polygon
 
 from loc3r.core.geometry import wrap_angle
-from loc3r.data.schema import SampleError, SceneLayout, SceneObject
+from loc3r.data.schema import SceneLayout, SceneObject
 from loc3r.synthrooms.freespace import (
     DEFAULT_CLEARANCE,
     _FreePointSampler,
@@ -456,26 +456,8 @@ def _number_word(n: int) -> str:
 
 
 def _visible_set(layout: SceneLayout, visible_instances: Collection[int] | None) -> set[int]:
-    ids = {o.instance_id for o in layout.objects}
-    if visible_instances is None:
-        return ids
-    visible = {int(i) for i in visible_instances}
-    unknown = sorted(visible - ids)
-    if unknown:
-        raise SampleError(f"scene {layout.scene_id!r}: 'visible_instances' names unknown instances {unknown}")
-    return visible
-
-
-def _validate_layout(layout: SceneLayout) -> None:
-    seen: set[int] = set()
-    for obj in layout.objects:
-        if obj.instance_id in seen or obj.instance_id < 1:
-            raise SampleError(
-                f"scene {layout.scene_id!r}: object {obj.instance_id} ({obj.category!r}): field 'instance_id' "
-                "must be >= 1 and unique in the scene"
-            )
-        seen.add(obj.instance_id)
-    blocking_objects(layout)  # validates centre / size / yaw of every object
+    """The instances the frames show (every object when None); the writer's visibility names only layout ids."""
+    return {o.instance_id for o in layout.objects} if visible_instances is None else {int(i) for i in visible_instances}
 
 
 # ---------------------------------------------------------------------------------------------- balancing
@@ -799,13 +781,7 @@ def generate_situations(
     are all visible, so that everything a question needs is in the video. Name uniqueness is still decided
     over all objects of the scene. ``None`` = every object counts as visible.
     """
-    if num_situations < 0 or questions_per_situation < 0:
-        raise ValueError(
-            f"generate_situations: num_situations and questions_per_situation must be >= 0, "
-            f"got {num_situations}, {questions_per_situation}"
-        )
-    _validate_layout(layout)
-    if num_situations == 0:
+    if num_situations <= 0:
         return []
     free = free_space(layout, DEFAULT_CLEARANCE)
     visible = _visible_set(layout, visible_instances)
@@ -954,7 +930,6 @@ def generate_situated_questions(
     """
     if count <= 0:
         return []
-    _validate_layout(layout)
     xy = np.asarray(position, dtype=np.float64)[:2]
     balancer = _balancer or _Balancer(rng)
     cands = _situated_candidates(layout, xy, float(yaw), _visible_set(layout, visible_instances))
@@ -1131,20 +1106,9 @@ def generate_vsi_questions(
     landmarks along the video. Up to ``questions_per_type`` records per type of :data:`VSI_QUESTION_TYPES`
     (room size: at most one). Deterministic given ``rng``'s state.
     """
-    _validate_layout(layout)
-    if questions_per_type < 0:
-        raise ValueError(f"generate_vsi_questions: questions_per_type must be >= 0, got {questions_per_type}")
-    cams = np.asarray(camera_positions, dtype=np.float64)
-    if cams.ndim != 2 or cams.shape[1] != 3 or len(cams) == 0 or not np.isfinite(cams).all():
-        raise SampleError(
-            f"scene {layout.scene_id!r}: 'camera_positions' must be finite [T>=1, 3], got shape {cams.shape}"
-        )
-    ids = {o.instance_id for o in layout.objects}
-    for iid in first_seen_frame:
-        if iid not in ids:
-            raise SampleError(f"scene {layout.scene_id!r}: 'first_seen_frame' names unknown instance {iid}")
-    if questions_per_type == 0:
+    if questions_per_type <= 0:
         return []
+    cams = np.asarray(camera_positions, dtype=np.float64)
 
     balancer = _Balancer(rng)
     n = questions_per_type

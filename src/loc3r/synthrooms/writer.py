@@ -189,6 +189,9 @@ class SynthSettings:
             raise ValueError(f"num_scenes must be >= 1, got {self.num_scenes}")
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
+        counts = (self.situations_per_scene, self.questions_per_situation, self.vsi_questions_per_type)
+        if min(counts) < 0:
+            raise ValueError(f"situation / question counts must be >= 0, got {counts}")
         if self.width < 8 or self.height < 8:
             raise ValueError(f"image size must be at least 8x8, got {self.width}x{self.height}")
         if self.write_video and (self.width % 2 or self.height % 2):
