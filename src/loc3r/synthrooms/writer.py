@@ -458,10 +458,6 @@ def _write_text_matrix(path: Path, mat: np.ndarray, fmt: str = "%.9f") -> None:
     np.savetxt(path, np.asarray(mat, dtype=np.float64), fmt=fmt)
 
 
-def _write_json(path: Path, data: Any, indent: int | None = 1) -> None:
-    write_json(path, data, indent=indent)
-
-
 # x264 instruction-set names of the /proc/cpuinfo flags, AVX-512 left out on purpose (see _write_video)
 _X264_CPU_FLAGS = (
     ("MMX2", ("sse",)),
@@ -513,22 +509,13 @@ def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
       content varies (outside the frame it was given). Capping at AVX2 costs no measurable speed (``no-asm``
       was 4x slower). ``tests/synth/test_video_determinism.py`` repeats the encode and compares the bytes.
     """
-    import av
+    from loc3r.synthrooms.formats import encode_h264
 
     options = {"crf": "18", "threads": "1"}
     asm = x264_asm_without_avx512()
     if asm is not None:
         options["x264-params"] = f"asm={asm}"
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = options
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_h264(path, frames, fps, options)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -628,12 +615,12 @@ def write_scene(
         if settings.write_video:
             _write_video(tmp / "video.mp4", scene.rgb)
         if scene.capture is not None:
-            _write_json(tmp / "capture.json", scene.capture)
-        _write_json(tmp / "meta_info.json", {job.scene_id: layout_to_entry(scene.layout)})
+            write_json(tmp / "capture.json", scene.capture, indent=1)
+        write_json(tmp / "meta_info.json", {job.scene_id: layout_to_entry(scene.layout)}, indent=1)
         questions, annotations = _sqa3d_records(job, scene.situations)
-        _write_json(tmp / "sqa3d.json", {"questions": questions, "annotations": annotations})
+        write_json(tmp / "sqa3d.json", {"questions": questions, "annotations": annotations}, indent=1)
         vsi = [{"dataset": DATASET_NAME, "scene_name": job.scene_id, **r} for r in scene.vsi_records]
-        _write_json(tmp / "vsibench.json", vsi)
+        write_json(tmp / "vsibench.json", vsi, indent=1)
         summary = {
             "scene_id": job.scene_id,
             "split": job.split,
@@ -651,7 +638,7 @@ def write_scene(
             "fingerprint": settings.fingerprint(),
             "complete": True,
         }
-        _write_json(tmp / _SCENE_FILE, summary)
+        write_json(tmp / _SCENE_FILE, summary, indent=1)
         if fsync:
             _fsync_tree(tmp)
         if final.exists():
