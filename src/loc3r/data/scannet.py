@@ -195,11 +195,6 @@ class SceneMeta:
     mesh_bbox_center: np.ndarray | None = None
     sceneverse_offset: np.ndarray | None = None
 
-    @property
-    def world_from_raw(self) -> np.ndarray:
-        """4x4 raw mesh frame -> world frame (identity when the scene has no axis alignment)."""
-        return np.eye(4) if self.axis_alignment is None else np.asarray(self.axis_alignment, dtype=np.float64)
-
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.axis_alignment is not None:
