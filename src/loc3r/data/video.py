@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -74,13 +75,7 @@ class ReportEntry:
         return f"[{self.kind}] {prefix}: {self.message}" if prefix else f"[{self.kind}] {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "file": self.file,
-            "record": self.record,
-            "field": self.field,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -121,11 +116,7 @@ class LoadReport:
     ) -> ReportEntry:
         """Record bad input; raise :class:`SampleError` with the same text when ``strict``."""
         entry = ReportEntry(
-            kind=kind,
-            message=message,
-            file=None if file is None else str(file),
-            record=None if record is None else str(record),
-            field=field,
+            kind, message, None if file is None else str(file), None if record is None else str(record), field
         )
         self.errors.append(entry)
         if self.strict:
