@@ -35,17 +35,8 @@ from enum import IntEnum, StrEnum
 
 import numpy as np
 
-__all__ = [
-    "COLORS",
-    "CATEGORIES",
-    "CATEGORY_ALIASES",
-    "Category",
-    "Part",
-    "Placement",
-    "Texture",
-    "canonical_category",
-    "get_category",
-]
+__all__ = ["COLORS", "CATEGORIES", "CATEGORY_ALIASES", "Category", "Part", "Placement", "Texture",
+           "canonical_category", "get_category"]  # fmt: skip
 
 
 class Texture(IntEnum):

@@ -33,17 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = [
-    "FORMATS",
-    "DEFAULT_FORMAT",
-    "write_capture",
-    "write_sens",
-    "write_scannetpp",
-    "write_arkitscenes",
-    "lz4_literal_block",
-    "rotvec_from_matrix",
-    "quaternion_from_matrix",
-]
+__all__ = ["FORMATS", "DEFAULT_FORMAT", "write_capture", "write_sens", "write_scannetpp",
+           "write_arkitscenes", "lz4_literal_block", "rotvec_from_matrix", "quaternion_from_matrix"]  # fmt: skip
 
 DEFAULT_FORMAT = "sensreader"
 FORMATS = (DEFAULT_FORMAT, "scannet-sens", "scannetpp", "arkitscenes")

@@ -77,7 +77,6 @@ class SceneMesh:
     tex_v: np.ndarray
 
 
-
 def triangulate_polygon(polygon: np.ndarray) -> np.ndarray:
     """Ear-clipping triangulation of a simple counter-clockwise polygon ``[K, 2]`` -> indices ``[K-2, 3]``."""
     pts = np.asarray(polygon, dtype=np.float64)

@@ -98,25 +98,9 @@ from loc3r.core.geometry import camera_center
 from loc3r.core.io import write_json, write_jsonl
 from loc3r.data.schema import SceneLayout
 
-__all__ = [
-    "SYNTH_VERSION",
-    "INDEX_NAME",
-    "SPLITS",
-    "EXTRA_SPLITS",
-    "RIG_CAMERAS",
-    "capture_poses",
-    "rig_extrinsic",
-    "DatasetError",
-    "SynthSettings",
-    "SceneJob",
-    "DatasetSummary",
-    "plan_jobs",
-    "render_scene",
-    "write_scene",
-    "generate_dataset",
-    "read_index",
-    "sqa3d_rotation",
-]
+__all__ = ["SYNTH_VERSION", "INDEX_NAME", "SPLITS", "EXTRA_SPLITS", "RIG_CAMERAS", "capture_poses",
+           "rig_extrinsic", "DatasetError", "SynthSettings", "SceneJob", "DatasetSummary", "plan_jobs",
+           "render_scene", "write_scene", "generate_dataset", "read_index", "sqa3d_rotation"]  # fmt: skip
 
 SYNTH_VERSION = 3  # 2: situations name only objects seen in the video; 3: wardrobes look like wardrobes
 INDEX_NAME = "synthrooms.json"

@@ -34,23 +34,9 @@ from loc3r.core.config import (
 )
 from loc3r.data.spec import DatasetSpec
 
-__all__ = [
-    "ConfigError",
-    "DatasetSpec",
-    "DataConfig",
-    "LoraSettings",
-    "ModelConfig",
-    "OptimConfig",
-    "TrainConfig",
-    "RecipeConfig",
-    "RESUME_MUTABLE_FIELDS",
-    "load_config",
-    "config_from_dict",
-    "apply_overrides",
-    "config_to_dict",
-    "dump_config",
-    "diff_configs",
-]
+__all__ = ["ConfigError", "DatasetSpec", "DataConfig", "LoraSettings", "ModelConfig", "OptimConfig",
+           "TrainConfig", "RecipeConfig", "RESUME_MUTABLE_FIELDS", "load_config", "config_from_dict",
+           "apply_overrides", "config_to_dict", "dump_config", "diff_configs"]  # fmt: skip
 
 
 class LoraSettings(StrictConfig):
