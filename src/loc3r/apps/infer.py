@@ -135,44 +135,17 @@ def _inputs(config: Any, frames: np.ndarray, poses: Any, points: Any, camera_use
     return inputs
 
 
-def _read_image_set(source: list | tuple, num_frames: int) -> np.ndarray:
-    """An unordered set of images, taken in the order given (``num_frames`` of them, uniformly); one size."""
+def _read_images(paths: list[Path], count: int, what: str) -> np.ndarray:
+    """``count`` of ``paths`` (uniformly, in the order given), all of one size (``what``: "set" / "video")."""
     from loc3r.data.video import read_rgb, uniform_indices
 
-    if not source:
-        raise SampleError("the image set is empty")
-    paths = [Path(p) for p in source]
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such image file")
-    sizes = {}
-    images = []
-    for i in uniform_indices(len(paths), min(num_frames, len(paths))).tolist():
-        img = read_rgb(paths[i], record=str(paths[i]))
-        sizes[str(paths[i])] = img.shape[:2]
-        images.append(img)
-    if len(set(sizes.values())) > 1:
-        first = next(iter(sizes.items()))
-        other = next((k, v) for k, v in sizes.items() if v != first[1])
-        raise SampleError(f"image set: {other[0]} is {other[1][1]}x{other[1][0]} but {first[0]} is "
-                          f"{first[1][1]}x{first[1][0]}; all images of a set must have one size")  # fmt: skip
-    return np.stack(images)
-
-
-def _read_image_folder(path: Path, num_frames: int) -> np.ndarray:
-    """``num_frames`` images of a plain folder (sorted by name, uniformly); one size."""
-    from loc3r.data.video import read_rgb, uniform_indices
-
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-    if not files:
-        raise SampleError(f"{path}: folder holds no images ({sorted(_IMAGE_SUFFIXES)})")
-    picked = uniform_indices(len(files), num_frames)
-    images = [read_rgb(files[i], record=str(files[i])) for i in picked]
+    picked = uniform_indices(len(paths), count).tolist()
+    images = [read_rgb(paths[i], record=str(paths[i])) for i in picked]
     for i, image in zip(picked, images, strict=True):
         if image.shape != images[0].shape:
             raise SampleError(
-                f"{files[i]}: image is {image.shape[1]}x{image.shape[0]} but {files[picked[0]].name} is "
-                f"{images[0].shape[1]}x{images[0].shape[0]}; the frames of one video must share one size"
+                f"{paths[i]}: image is {image.shape[1]}x{image.shape[0]} but {paths[picked[0]]} is "
+                f"{images[0].shape[1]}x{images[0].shape[0]}; all images of a {what} must have one size"
             )
     return np.stack(images)
 
@@ -210,7 +183,12 @@ def load_frames(
     if isinstance(source, np.ndarray):
         frames = source
     elif isinstance(source, (list, tuple)):  # an unordered set of images, taken in the order given
-        frames = _read_image_set(source, num_frames)
+        if not source:
+            raise SampleError("the image set is empty")
+        missing = [p for p in source if not Path(p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{missing[0]}: no such image file")
+        frames = _read_images([Path(p) for p in source], min(num_frames, len(source)), "set")
         scene_id = Path(source[0]).parent.name or "images"
     elif Path(source).is_dir() and (Path(source) / "rig.json").is_file():
         frames, rig_poses = load_rig(Path(source), num_frames)
@@ -238,7 +216,10 @@ def load_frames(
             if poses is None:
                 poses = clip.poses
         elif path.is_dir():
-            frames = _read_image_folder(path, num_frames)
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+            if not files:
+                raise SampleError(f"{path}: folder holds no images ({sorted(_IMAGE_SUFFIXES)})")
+            frames = _read_images(files, num_frames, "video")
         else:
             from loc3r.data.video import decode_video
 
