@@ -59,22 +59,15 @@ class Placement(StrEnum):
     ON_TOP = "on_top"
 
 
+# fmt: off
 #: Named colours (sRGB 0..255). Names are what generated text uses ("the green sofa").
 COLORS: dict[str, tuple[int, int, int]] = {
-    "white": (232, 232, 226),
-    "black": (38, 38, 40),
-    "gray": (128, 128, 132),
-    "brown": (120, 78, 45),
-    "beige": (214, 194, 158),
-    "red": (182, 42, 40),
-    "green": (58, 138, 64),
-    "blue": (46, 78, 168),
-    "yellow": (222, 190, 52),
-    "orange": (222, 122, 40),
-    "pink": (222, 142, 170),
-    "purple": (118, 62, 150),
+    "white": (232, 232, 226), "black": (38, 38, 40), "gray": (128, 128, 132), "brown": (120, 78, 45),
+    "beige": (214, 194, 158), "red": (182, 42, 40), "green": (58, 138, 64), "blue": (46, 78, 168),
+    "yellow": (222, 190, 52), "orange": (222, 122, 40), "pink": (222, 142, 170), "purple": (118, 62, 150),
     "teal": (40, 140, 140),
 }
+# fmt: on
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ import numpy as np
 from shapely.geometry import LineString, Polygon
 
 from loc3r.core.geometry import wrap_angle
-from loc3r.data.schema import SceneLayout, SceneObject
+from loc3r.data.schema import SampleError, SceneLayout, SceneObject
 from loc3r.synthrooms.freespace import (
     DEFAULT_CLEARANCE,
     _FreePointSampler,
@@ -164,18 +164,13 @@ DISTANCE_ROUND_MARGIN = 0.15
 DISTANCE_MIN = 0.6
 
 # VSI-Bench questions.
+# fmt: off
 VSI_QUESTION_TYPES = (
-    "object_counting",
-    "object_abs_distance",
-    "object_size_estimation",
-    "room_size_estimation",
-    "object_rel_distance",
-    "object_rel_direction_easy",
-    "object_rel_direction_medium",
-    "object_rel_direction_hard",
-    "route_planning",
+    "object_counting", "object_abs_distance", "object_size_estimation", "room_size_estimation", "object_rel_distance",
+    "object_rel_direction_easy", "object_rel_direction_medium", "object_rel_direction_hard", "route_planning",
     "obj_appearance_order",
 )
+# fmt: on
 #: Pairs closer than this (m) are not asked about (VSI-Bench MRA divides by the ground truth).
 ABS_DISTANCE_MIN = 0.3
 #: "which is closest to X": the closest choice must beat the runner-up by this much (m).
@@ -194,29 +189,12 @@ ROUTE_MARGIN_DEG = 15.0
 ROUTE_TURNS = ("Turn Left", "Turn Right", "Turn Back")
 
 _LETTERS = "ABCDEFGH"
+# fmt: off
 _NUMBER_WORDS = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
 )
+# fmt: on
 
 # VSI-Bench question templates (thinking-in-space), filled with category names.
 _T_COUNT = "How many {category}(s) are in this room?"
@@ -443,8 +421,14 @@ def _number_word(n: int) -> str:
 
 
 def _visible_set(layout: SceneLayout, visible_instances: Collection[int] | None) -> set[int]:
-    """The instances the frames show (every object when None); the writer's visibility names only layout ids."""
-    return {o.instance_id for o in layout.objects} if visible_instances is None else {int(i) for i in visible_instances}
+    ids = {o.instance_id for o in layout.objects}
+    if visible_instances is None:
+        return ids
+    visible = {int(i) for i in visible_instances}
+    unknown = sorted(visible - ids)
+    if unknown:
+        raise SampleError(f"scene {layout.scene_id!r}: 'visible_instances' names unknown instances {unknown}")
+    return visible
 
 
 # ---------------------------------------------------------------------------------------------- balancing
@@ -1093,9 +1077,17 @@ def generate_vsi_questions(
     landmarks along the video. Up to ``questions_per_type`` records per type of :data:`VSI_QUESTION_TYPES`
     (room size: at most one). Deterministic given ``rng``'s state.
     """
+    cams = np.asarray(camera_positions, dtype=np.float64)
+    if cams.ndim != 2 or cams.shape[1] != 3 or len(cams) == 0 or not np.isfinite(cams).all():
+        raise SampleError(
+            f"scene {layout.scene_id!r}: 'camera_positions' must be finite [T>=1, 3], got shape {cams.shape}"
+        )
+    ids = {o.instance_id for o in layout.objects}
+    for iid in first_seen_frame:
+        if iid not in ids:
+            raise SampleError(f"scene {layout.scene_id!r}: 'first_seen_frame' names unknown instance {iid}")
     if questions_per_type <= 0:
         return []
-    cams = np.asarray(camera_positions, dtype=np.float64)
 
     balancer = _Balancer(rng)
     n = questions_per_type

@@ -443,20 +443,13 @@ def _write_text_matrix(path: Path, mat: np.ndarray, fmt: str = "%.9f") -> None:
 
 
 # x264 instruction-set names of the /proc/cpuinfo flags, AVX-512 left out on purpose (see _write_video)
+# fmt: off
 _X264_CPU_FLAGS = (
-    ("MMX2", ("sse",)),
-    ("SSE", ("sse",)),
-    ("SSE2", ("sse2",)),
-    ("SSE3", ("pni",)),
-    ("SSSE3", ("ssse3",)),
-    ("SSE4.1", ("sse4_1",)),
-    ("SSE4.2", ("sse4_2",)),
-    ("AVX", ("avx",)),
-    ("FMA3", ("fma",)),
-    ("BMI1", ("bmi1",)),
-    ("BMI2", ("bmi2",)),
-    ("AVX2", ("avx2",)),
+    ("MMX2", ("sse",)), ("SSE", ("sse",)), ("SSE2", ("sse2",)), ("SSE3", ("pni",)), ("SSSE3", ("ssse3",)),
+    ("SSE4.1", ("sse4_1",)), ("SSE4.2", ("sse4_2",)), ("AVX", ("avx",)), ("FMA3", ("fma",)), ("BMI1", ("bmi1",)),
+    ("BMI2", ("bmi2",)), ("AVX2", ("avx2",)),
 )
+# fmt: on
 
 
 def x264_asm_without_avx512(cpuinfo: str | None = None) -> str | None:

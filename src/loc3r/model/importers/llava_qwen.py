@@ -89,29 +89,14 @@ LOC3R_LAYOUT: dict[str, Any] = {
 #: LLaVA-NeXT's defaults when ``config.json`` does not state a field (``llava_arch.py``)
 _LLAVA_DEFAULTS: dict[str, Any] = {"mm_newline_position": "one_token", "add_faster_video": False}
 
+# fmt: off
 _QWEN2_KEYS = (
-    "vocab_size",
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "hidden_act",
-    "max_position_embeddings",
-    "initializer_range",
-    "rms_norm_eps",
-    "use_cache",
-    "tie_word_embeddings",
-    "rope_theta",
-    "rope_scaling",
-    "rope_parameters",
-    "use_sliding_window",
-    "sliding_window",
-    "max_window_layers",
-    "attention_dropout",
-    "bos_token_id",
-    "eos_token_id",
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+    "hidden_act", "max_position_embeddings", "initializer_range", "rms_norm_eps", "use_cache", "tie_word_embeddings",
+    "rope_theta", "rope_scaling", "rope_parameters", "use_sliding_window", "sliding_window", "max_window_layers",
+    "attention_dropout", "bos_token_id", "eos_token_id",
 )
+# fmt: on
 _REQUIRED_TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
 
 _DTYPES = {
