@@ -531,51 +531,24 @@ class ScanNetScene:
         return np.eye(4), False, "none"
 
     def _list_frames(self) -> list[_FrameFiles]:
-        files: list[_FrameFiles] = []
+        color_dir, depth_dir, pose_dir = (self.scene_dir,) * 3
         if self.layout == "sensreader":
-            color_dir = self.scene_dir / "color"
-            names = [e.name for e in os.scandir(color_dir) if e.name.endswith(".jpg")]
-            for name in names:
-                stem = name[:-4]
-                if not _DIGITS.match(stem):
-                    continue
-                files.append(
-                    _FrameFiles(
-                        frame_id=int(stem),
-                        color=color_dir / name,
-                        depth=self.scene_dir / "depth" / f"{stem}.png",
-                        pose=self.scene_dir / "pose" / f"{stem}.txt",
-                    )
-                )
-        else:
-            for entry in os.scandir(self.scene_dir):
-                if not entry.name.endswith(".jpg"):
-                    continue
-                stem = entry.name[:-4]
-                if not _DIGITS.match(stem):
-                    continue
-                files.append(
-                    _FrameFiles(
-                        frame_id=int(stem),
-                        color=self.scene_dir / entry.name,
-                        depth=self.scene_dir / f"{stem}.png",
-                        pose=self.scene_dir / f"{stem}.txt",
-                    )
-                )
-        if files:
+            color_dir, depth_dir, pose_dir = (self.scene_dir / sub for sub in ("color", "depth", "pose"))
+        files: list[_FrameFiles] = []
+        for entry in os.scandir(color_dir):
+            stem = entry.name[:-4]
+            if entry.name.endswith(".jpg") and _DIGITS.match(stem):
+                files.append(_FrameFiles(int(stem), color_dir / entry.name, depth_dir / f"{stem}.png",
+                                         pose_dir / f"{stem}.txt"))  # fmt: skip
+        if files and pose_dir.is_dir():
             # a frame with a pose file but no colour JPEG is listed too, so that loading it names the missing file
             # (field 'color') instead of the frame silently not existing
-            pose_dir = self.scene_dir / "pose" if self.layout == "sensreader" else self.scene_dir
-            color_of = (lambda stem: self.scene_dir / "color" / f"{stem}.jpg") if self.layout == "sensreader" else (
-                lambda stem: self.scene_dir / f"{stem}.jpg")  # fmt: skip
-            depth_dir = self.scene_dir / "depth" if self.layout == "sensreader" else self.scene_dir
             have = {f.frame_id for f in files}
-            if pose_dir.is_dir():
-                for entry in os.scandir(pose_dir):
-                    stem = entry.name[:-4]
-                    if entry.name.endswith(".txt") and _DIGITS.match(stem) and int(stem) not in have:
-                        depth = depth_dir / f"{stem}.png"
-                        files.append(_FrameFiles(int(stem), color_of(stem), depth, pose_dir / entry.name))
+            for entry in os.scandir(pose_dir):
+                stem = entry.name[:-4]
+                if entry.name.endswith(".txt") and _DIGITS.match(stem) and int(stem) not in have:
+                    files.append(_FrameFiles(int(stem), color_dir / f"{stem}.jpg", depth_dir / f"{stem}.png",
+                                             pose_dir / entry.name))  # fmt: skip
         files.sort(key=lambda f: f.frame_id)
         if not files:
             raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames (*.jpg)")
