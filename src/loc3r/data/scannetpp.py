@@ -76,14 +76,7 @@ def lz4_block_decompress(data: bytes, max_size: int) -> bytes:
         i += 1
         lit = token >> 4
         if lit == 15:
-            while True:
-                if i >= n:
-                    raise ValueError("LZ4 block ends inside a literal length")
-                b = data[i]
-                i += 1
-                lit += b
-                if b != 255:
-                    break
+            lit, i = _lz4_extend(data, i, lit, "literal length")
         if i + lit > n:
             raise ValueError("LZ4 block ends inside its literals")
         out += data[i : i + lit]
@@ -98,14 +91,7 @@ def lz4_block_decompress(data: bytes, max_size: int) -> bytes:
             raise ValueError(f"LZ4 match offset {offset} outside the decoded data")
         length = (token & 15) + 4
         if (token & 15) == 15:
-            while True:
-                if i >= n:
-                    raise ValueError("LZ4 block ends inside a match length")
-                b = data[i]
-                i += 1
-                length += b
-                if b != 255:
-                    break
+            length, i = _lz4_extend(data, i, length, "match length")
         start = len(out) - offset
         if length <= offset:
             out += out[start : start + length]
@@ -117,6 +103,18 @@ def lz4_block_decompress(data: bytes, max_size: int) -> bytes:
     if len(out) > max_size:
         raise ValueError(f"LZ4 block decodes to more than {max_size} bytes")
     return bytes(out)
+
+
+def _lz4_extend(data: bytes, i: int, value: int, what: str) -> tuple[int, int]:
+    """Add the 255-continued extra bytes of an LZ4 length at ``data[i:]``; returns ``(length, next index)``."""
+    while True:
+        if i >= len(data):
+            raise ValueError(f"LZ4 block ends inside a {what}")
+        b = data[i]
+        i += 1
+        value += b
+        if b != 255:
+            return value, i
 
 
 def matrix_from_quaternion(q: np.ndarray) -> np.ndarray:
