@@ -89,13 +89,6 @@ class FrameSource:
         raise NotImplementedError
 
 
-def _check_pose_array(poses: Any, where: str) -> np.ndarray:
-    arr = np.asarray(poses, dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[1:] != (4, 4):
-        raise SampleError(f"{where}: poses must be [N, 4, 4] camera-to-world, got shape {arr.shape}")
-    return arr
-
-
 class VideoFileSource(FrameSource):
     """A video file played at its own frame rate (``realtime=False``: as fast as it decodes). ``poses[i]`` is the
     pose of decoded frame ``i`` (frames past the end of ``poses`` or with non-finite rows have none)."""
@@ -104,7 +97,9 @@ class VideoFileSource(FrameSource):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such video file")
-        self.poses = None if poses is None else _check_pose_array(poses, str(self.path))
+        self.poses = None if poses is None else np.asarray(poses, dtype=np.float64)
+        if self.poses is not None and (self.poses.ndim != 3 or self.poses.shape[1:] != (4, 4)):
+            raise SampleError(f"{self.path}: poses must be [N, 4, 4] camera-to-world, got shape {self.poses.shape}")
         self.realtime = realtime
         self.description = f"video file {self.path}"
 
