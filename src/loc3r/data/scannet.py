@@ -55,7 +55,7 @@ import numpy as np
 from PIL import Image
 
 from loc3r.core.geometry import GeometryError, validate_pose
-from loc3r.core.io import read_json
+from loc3r.core.io import read_json, write_json
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size, uniform_indices
 
@@ -268,8 +268,6 @@ class SceneMetaTable:
 
     def to_json(self, path: str | Path) -> None:
         """Write the table atomically (:func:`loc3r.core.io.write_json`)."""
-        from loc3r.core.io import write_json
-
         payload = {"format": SCENE_META_FORMAT, "scenes": {k: self._scenes[k].to_dict() for k in sorted(self._scenes)}}
         write_json(path, payload, indent=1)
 
@@ -604,8 +602,6 @@ class ScanNetScene:
         path = self.scene_dir / "capture.json"
         if not path.is_file():
             return None
-        from loc3r.core.io import read_json
-
         data = read_json(path, "capture file")
         if not isinstance(data, dict) or data.get("kind") not in ("image", "rig"):
             raise SampleError(f"{path}: field 'kind' must be 'image' or 'rig'")
@@ -933,8 +929,6 @@ class ScanNetFrameSource:
     def instance_names(self, scene_id: str) -> dict[int, str]:
         """Instance id -> ``"<colour name> <category>"`` from the scene's ``meta_info.json`` (SynthRooms writes
         ``instance_id`` and ``color_name`` into each VSI-Bench ``object_bbox`` entry)."""
-        from loc3r.core.io import read_json
-
         cache = self.__dict__.setdefault("_instance_names", {})
         if scene_id in cache:
             return cache[scene_id]
