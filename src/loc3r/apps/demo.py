@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from loc3r.core.geometry import MONOCULAR_DEPTH_ERROR
-from loc3r.synthrooms.writer import SynthSettings
+from loc3r.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset, read_index
 
 __all__ = ["VARIANTS", "DemoSettings", "DEFAULT", "FULL", "SMOKE", "run_demo", "format_results_table"]
 
@@ -425,10 +426,8 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
     import torch
 
     from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config, synth_eval_sets
-    from loc3r.core.io import read_json, write_json, write_jsonl
     from loc3r.data.schema import SampleError
     from loc3r.evaluate.runner import evaluate, load_model
-    from loc3r.synthrooms.writer import read_index
     from loc3r.train.recipe import train
 
     s = job.settings
@@ -584,8 +583,6 @@ def run_demo(
     import torch
 
     from loc3r.benchmarks.synthrooms.task import synth_eval_sets, task_settings
-    from loc3r.core.io import read_jsonl, write_json, write_text
-    from loc3r.synthrooms.writer import generate_dataset, read_index
 
     unknown = sorted(set(settings.variants) - set(VARIANTS))
     if unknown:
