@@ -47,16 +47,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     # ValueError last: any other bad value a loader or constructor rejects (SampleError / ConfigError /
     # GeometryError are ValueErrors that also say which kind of input is wrong; prefer them).
-    return (
-        SampleError,
-        ConfigError,
-        GeometryError,
-        CheckpointError,
-        DatasetError,
-        NonFiniteLossError,
-        FileNotFoundError,
-        ValueError,
-    )
+    return (SampleError, ConfigError, GeometryError, CheckpointError, DatasetError, NonFiniteLossError,
+            FileNotFoundError, ValueError)  # fmt: skip
 
 
 #: OS errors about a path (with ``filename``): an output folder that is an existing file, a file path that is a

@@ -12,6 +12,7 @@ from shapely.geometry import Point
 
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
 from loc3r.synthrooms.freespace import free_space, is_free, sample_free_points
+from loc3r.synthrooms.meta_info import layout_from_entry, layout_to_entry
 from loc3r.synthrooms.questions import (
     VSI_QUESTION_TYPES,
     SituatedQuestion,
@@ -20,6 +21,7 @@ from loc3r.synthrooms.questions import (
     generate_situations,
     generate_vsi_questions,
 )
+from loc3r.synthrooms.writer import SynthSettings
 
 
 def _box(category: str, iid: int, x: float, y: float, sx: float, sy: float, sz: float, **kw) -> SceneObject:
@@ -534,15 +536,15 @@ def test_degenerate_layouts() -> None:
     assert generate_situations(tiny, rng, 5, 3) == []
     assert generate_situations(random_layout(3), rng, 0, 3) == []
     dup = _rect_room(objects=[_box("chair", 1, 1, 1, 0.5, 0.5, 0.9), _box("sofa", 1, 3, 3, 2, 1, 0.8)])
-    with pytest.raises(SampleError, match="instance_id"):
-        generate_situations(dup, rng, 2, 2)
+    with pytest.raises(SampleError, match="instance_id"):  # refused where layouts enter (meta_info reader)
+        layout_from_entry(dup.scene_id, layout_to_entry(dup))
     layout = random_layout(4)
     with pytest.raises(SampleError, match="camera_positions"):
         generate_vsi_questions(layout, rng, {}, np.full((3, 3), np.nan), 2)
     with pytest.raises(SampleError, match="unknown instance 999"):
         generate_vsi_questions(layout, rng, {999: 0}, np.zeros((3, 3)), 2)
-    with pytest.raises(ValueError):
-        generate_situations(layout, rng, -1, 2)
+    with pytest.raises(ValueError):  # negative counts are refused by the generator's settings
+        SynthSettings(situations_per_scene=-1)
 
 
 def test_situations_only_name_visible_objects() -> None:

@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from loc3r.core.geometry import MONOCULAR_DEPTH_ERROR
-from loc3r.synthrooms.writer import SynthSettings
+from loc3r.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
+from loc3r.synthrooms.writer import SynthSettings, generate_dataset, read_index
 
 __all__ = ["VARIANTS", "DemoSettings", "DEFAULT", "FULL", "SMOKE", "run_demo", "format_results_table"]
 
@@ -210,54 +211,24 @@ def _recipe(data: Path, out: Path, variant: str, s: DemoSettings, seed: int, bas
             loc3r["anchor_loss_weight"] = s.anchor_loss_weight
     if flags["layout_objective"]:
         loc3r["bev_loss_weight"] = s.bev_loss_weight
+    model: dict[str, Any] = {"backbone": "qwen2_5_vl", "loc3r": loc3r}
     if base is None:
         text = {"hidden_size": s.hidden_size, "num_hidden_layers": s.layers, "intermediate_size": 2 * s.hidden_size}
-        model = {
-            "backbone": "qwen2_5_vl",
-            "init": "tiny",
-            "tiny": {"vocab_size": 512, "text_config": text},
-            "loc3r": loc3r,
-            "freeze_vision_tower": False,
-        }
+        model.update(init="tiny", tiny={"vocab_size": 512, "text_config": text}, freeze_vision_tower=False)
     else:
-        model = {
-            "backbone": "qwen2_5_vl",
-            "init": "pretrained",
-            "pretrained_dir": str(base),
-            "loc3r": loc3r,
-            "freeze_vision_tower": s.freeze_vision_tower,
-        }
-    return config_from_dict(
-        {
-            "seed": seed,
-            "output_dir": str(out),
-            "model": model,
-            "data": {
-                "train": [
-                    {"kind": "synth", "root": str(data), "split": "train"},
-                    {"kind": "synth_loc_text", "root": str(data), "split": "train"},
-                ],
-                "num_frames": s.frames,
-                "num_workers": s.data_workers,
-            },
-            "optim": {
-                "lr": s.lr,
-                "head_lr": s.head_lr,
-                "warmup_steps": s.warmup_steps,
-                "min_lr_ratio": 0.1,
-                "weight_decay": 0.01,
-            },
-            "train": {
-                "max_steps": s.steps,
-                "batch_size": s.batch_size,
-                "log_every": 50,
-                "progress_bar": s.progress,
-                "save_every": s.save_every,
-                "keep_last": 1,
-            },
-        },
-        source=f"demo variant {variant}",
-    )
+        model.update(init="pretrained", pretrained_dir=str(base), freeze_vision_tower=s.freeze_vision_tower)
+    splits = [{"kind": kind, "root": str(data), "split": "train"} for kind in ("synth", "synth_loc_text")]
+    optim = dict(lr=s.lr, head_lr=s.head_lr, warmup_steps=s.warmup_steps, min_lr_ratio=0.1, weight_decay=0.01)
+    train = dict(max_steps=s.steps, batch_size=s.batch_size, log_every=50, progress_bar=s.progress, keep_last=1)
+    recipe = {
+        "seed": seed,
+        "output_dir": str(out),
+        "model": model,
+        "data": {"train": splits, "num_frames": s.frames, "num_workers": s.data_workers},
+        "optim": optim,
+        "train": {**train, "save_every": s.save_every},
+    }
+    return config_from_dict(recipe, source=f"demo variant {variant}")
 
 
 def resolve_base(base: str | None) -> Path | None:
@@ -455,10 +426,8 @@ def _run_variant(job: _VariantJob, position: int | None = None) -> dict[str, Any
     import torch
 
     from loc3r.benchmarks.synthrooms.task import score_synth, synth_eval_config, synth_eval_sets
-    from loc3r.core.io import read_json, write_json, write_jsonl
     from loc3r.data.schema import SampleError
     from loc3r.evaluate.runner import evaluate, load_model
-    from loc3r.synthrooms.writer import read_index
     from loc3r.train.recipe import train
 
     s = job.settings
@@ -614,8 +583,6 @@ def run_demo(
     import torch
 
     from loc3r.benchmarks.synthrooms.task import synth_eval_sets, task_settings
-    from loc3r.core.io import read_jsonl, write_json, write_text
-    from loc3r.synthrooms.writer import generate_dataset, read_index
 
     unknown = sorted(set(settings.variants) - set(VARIANTS))
     if unknown:

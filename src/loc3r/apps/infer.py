@@ -135,44 +135,17 @@ def _inputs(config: Any, frames: np.ndarray, poses: Any, points: Any, camera_use
     return inputs
 
 
-def _read_image_set(source: list | tuple, num_frames: int) -> np.ndarray:
-    """An unordered set of images, taken in the order given (``num_frames`` of them, uniformly); one size."""
+def _read_images(paths: list[Path], count: int, what: str) -> np.ndarray:
+    """``count`` of ``paths`` (uniformly, in the order given), all of one size (``what``: "set" / "video")."""
     from loc3r.data.video import read_rgb, uniform_indices
 
-    if not source:
-        raise SampleError("the image set is empty")
-    paths = [Path(p) for p in source]
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such image file")
-    sizes = {}
-    images = []
-    for i in uniform_indices(len(paths), min(num_frames, len(paths))).tolist():
-        img = read_rgb(paths[i], record=str(paths[i]))
-        sizes[str(paths[i])] = img.shape[:2]
-        images.append(img)
-    if len(set(sizes.values())) > 1:
-        first = next(iter(sizes.items()))
-        other = next((k, v) for k, v in sizes.items() if v != first[1])
-        raise SampleError(f"image set: {other[0]} is {other[1][1]}x{other[1][0]} but {first[0]} is "
-                          f"{first[1][1]}x{first[1][0]}; all images of a set must have one size")  # fmt: skip
-    return np.stack(images)
-
-
-def _read_image_folder(path: Path, num_frames: int) -> np.ndarray:
-    """``num_frames`` images of a plain folder (sorted by name, uniformly); one size."""
-    from loc3r.data.video import read_rgb, uniform_indices
-
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-    if not files:
-        raise SampleError(f"{path}: folder holds no images ({sorted(_IMAGE_SUFFIXES)})")
-    picked = uniform_indices(len(files), num_frames)
-    images = [read_rgb(files[i], record=str(files[i])) for i in picked]
+    picked = uniform_indices(len(paths), count).tolist()
+    images = [read_rgb(paths[i], record=str(paths[i])) for i in picked]
     for i, image in zip(picked, images, strict=True):
         if image.shape != images[0].shape:
             raise SampleError(
-                f"{files[i]}: image is {image.shape[1]}x{image.shape[0]} but {files[picked[0]].name} is "
-                f"{images[0].shape[1]}x{images[0].shape[0]}; the frames of one video must share one size"
+                f"{paths[i]}: image is {image.shape[1]}x{image.shape[0]} but {paths[picked[0]]} is "
+                f"{images[0].shape[1]}x{images[0].shape[0]}; all images of a {what} must have one size"
             )
     return np.stack(images)
 
@@ -210,7 +183,12 @@ def load_frames(
     if isinstance(source, np.ndarray):
         frames = source
     elif isinstance(source, (list, tuple)):  # an unordered set of images, taken in the order given
-        frames = _read_image_set(source, num_frames)
+        if not source:
+            raise SampleError("the image set is empty")
+        missing = [p for p in source if not Path(p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{missing[0]}: no such image file")
+        frames = _read_images([Path(p) for p in source], min(num_frames, len(source)), "set")
         scene_id = Path(source[0]).parent.name or "images"
     elif Path(source).is_dir() and (Path(source) / "rig.json").is_file():
         frames, rig_poses = load_rig(Path(source), num_frames)
@@ -238,7 +216,10 @@ def load_frames(
             if poses is None:
                 poses = clip.poses
         elif path.is_dir():
-            frames = _read_image_folder(path, num_frames)
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+            if not files:
+                raise SampleError(f"{path}: folder holds no images ({sorted(_IMAGE_SUFFIXES)})")
+            frames = _read_images(files, num_frames, "video")
         else:
             from loc3r.data.video import decode_video
 
@@ -260,24 +241,16 @@ def is_plain_folder_name(name: str) -> bool:
     return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and ":" not in name
 
 
-def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Frames (interleaved per time step) and poses of a camera-rig folder.
-
-    Layout: ``rig.json`` = ``{"cameras": [{"name": "front", "extrinsic": 4x4 camera-to-rig}, ...], "static": false}``,
-    one image folder per camera (``<folder>/<name>/``, files in name order = time steps), optional
-    ``rig_poses.npy`` ``[S, 4, 4]`` rig-to-world per time step. Poses per frame: ``rig_pose[t] @ extrinsic[c]``; with
-    ``"static": true`` and no rig poses, the rig frame is the world (``extrinsic[c]``); else no poses. The anchor is
-    camera 0 at t = 0 (the first frame). ``max(1, num_frames // N)`` time steps are sampled uniformly.
-    """
+def read_rig_spec(folder: Path) -> tuple[list[str], list[np.ndarray], bool]:
+    """Camera names, extrinsics (camera-to-rig) and ``static`` flag of ``<folder>/rig.json`` (checked, file named)."""
     from loc3r.core.io import read_json
-    from loc3r.data.video import read_rgb, uniform_indices
 
     spec = read_json(folder / "rig.json", "rig file")
     where = f"{folder / 'rig.json'}"
     cams = spec.get("cameras") if isinstance(spec, dict) else None
     if not isinstance(cams, list) or not cams:
         raise SampleError(f"{where}: field 'cameras' must be a non-empty list")
-    files, extrinsics = [], []
+    extrinsics = []
     for k, cam in enumerate(cams):
         if not isinstance(cam, dict) or not isinstance(cam.get("name"), str):
             raise SampleError(f"{where}: cameras[{k}] needs a 'name'")
@@ -287,12 +260,29 @@ def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | No
         ext = np.asarray(cam.get("extrinsic", np.eye(4)), dtype=np.float64)
         if ext.shape != (4, 4) or not np.isfinite(ext).all():
             raise SampleError(f"{where}: cameras[{k}] ('{cam['name']}'): field 'extrinsic' must be a finite 4x4")
-        d = folder / cam["name"]
-        if not d.is_dir():
-            raise FileNotFoundError(f"{d}: no image folder for rig camera '{cam['name']}'")
-        files.append(sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES))
         extrinsics.append(ext)
-    counts = {c["name"]: len(f) for c, f in zip(cams, files, strict=True)}
+    return [c["name"] for c in cams], extrinsics, bool(spec.get("static"))
+
+
+def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Frames (interleaved per time step) and poses of a camera-rig folder.
+
+    Layout: ``rig.json`` = ``{"cameras": [{"name": "front", "extrinsic": 4x4 camera-to-rig}, ...], "static": false}``,
+    one image folder per camera (``<folder>/<name>/``, files in name order = time steps), optional
+    ``rig_poses.npy`` ``[S, 4, 4]`` rig-to-world per time step. Poses per frame: ``rig_pose[t] @ extrinsic[c]``; with
+    ``"static": true`` and no rig poses, the rig frame is the world (``extrinsic[c]``); else no poses. The anchor is
+    camera 0 at t = 0 (the first frame). ``max(1, num_frames // N)`` time steps are sampled uniformly.
+    """
+    from loc3r.data.video import read_rgb, uniform_indices
+
+    names, extrinsics, static = read_rig_spec(folder)
+    files = []
+    for name in names:
+        d = folder / name
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: no image folder for rig camera '{name}'")
+        files.append(sorted(p for p in d.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES))
+    counts = {n: len(f) for n, f in zip(names, files, strict=True)}
     if len(set(counts.values())) != 1 or 0 in counts.values():
         raise SampleError(f"{folder}: the rig's cameras disagree on the frame count ({counts}); every camera needs "
                           "one image per time step")  # fmt: skip
@@ -303,13 +293,13 @@ def load_rig(folder: Path, num_frames: int) -> tuple[np.ndarray, np.ndarray | No
         if rig_poses.shape != (steps, 4, 4):
             raise SampleError(f"{folder / 'rig_poses.npy'}: must be [{steps}, 4, 4] (one per time step), "
                               f"got {rig_poses.shape}")  # fmt: skip
-    elif spec.get("static"):
+    elif static:
         rig_poses = np.repeat(np.eye(4)[None], steps, axis=0)
-    picked = uniform_indices(steps, min(steps, max(1, num_frames // len(cams)))).tolist()
-    frames = np.stack([read_rgb(files[c][t], record=str(files[c][t])) for t in picked for c in range(len(cams))])
+    picked = uniform_indices(steps, min(steps, max(1, num_frames // len(names)))).tolist()
+    frames = np.stack([read_rgb(files[c][t], record=str(files[c][t])) for t in picked for c in range(len(names))])
     poses = None
     if rig_poses is not None:
-        poses = np.stack([rig_poses[t] @ extrinsics[c] for t in picked for c in range(len(cams))])
+        poses = np.stack([rig_poses[t] @ extrinsics[c] for t in picked for c in range(len(names))])
     return frames, poses
 
 

@@ -56,17 +56,8 @@ import numpy as np
 
 from loc3r.data.schema import SampleError
 
-__all__ = [
-    "StreamFrame",
-    "FrameSource",
-    "VideoFileSource",
-    "CameraSource",
-    "FolderSource",
-    "PushSource",
-    "RigFolderSource",
-    "FrameWindow",
-    "LiveSession",
-]
+__all__ = ["StreamFrame", "FrameSource", "VideoFileSource", "CameraSource", "FolderSource", "PushSource",
+           "RigFolderSource", "FrameWindow", "LiveSession"]  # fmt: skip
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -98,13 +89,6 @@ class FrameSource:
         raise NotImplementedError
 
 
-def _check_pose_array(poses: Any, where: str) -> np.ndarray:
-    arr = np.asarray(poses, dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[1:] != (4, 4):
-        raise SampleError(f"{where}: poses must be [N, 4, 4] camera-to-world, got shape {arr.shape}")
-    return arr
-
-
 class VideoFileSource(FrameSource):
     """A video file played at its own frame rate (``realtime=False``: as fast as it decodes). ``poses[i]`` is the
     pose of decoded frame ``i`` (frames past the end of ``poses`` or with non-finite rows have none)."""
@@ -113,7 +97,9 @@ class VideoFileSource(FrameSource):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such video file")
-        self.poses = None if poses is None else _check_pose_array(poses, str(self.path))
+        self.poses = None if poses is None else np.asarray(poses, dtype=np.float64)
+        if self.poses is not None and (self.poses.ndim != 3 or self.poses.shape[1:] != (4, 4)):
+            raise SampleError(f"{self.path}: poses must be [N, 4, 4] camera-to-world, got shape {self.poses.shape}")
         self.realtime = realtime
         self.description = f"video file {self.path}"
 
@@ -251,23 +237,11 @@ class RigFolderSource(FrameSource):
     camera 0 is ``max_lag`` steps further is skipped with a message (the cameras disagree on the frame count)."""
 
     def __init__(self, path: str | Path, poll: float = 0.1, idle_end: float | None = None, max_lag: int = 3) -> None:
-        from loc3r.core.io import read_json
+        from loc3r.apps.infer import read_rig_spec
 
         self.path = Path(path)
-        spec = read_json(self.path / "rig.json", "rig file")
-        cams = spec.get("cameras") if isinstance(spec, dict) else None
-        if not isinstance(cams, list) or not cams or not all(isinstance(c, dict) and "name" in c for c in cams):
-            raise SampleError(f"{self.path / 'rig.json'}: field 'cameras' must be a list of {{'name', 'extrinsic'}}")
-        from loc3r.apps.infer import is_plain_folder_name
-
-        self.names = [str(c["name"]) for c in cams]
-        for k, name in enumerate(self.names):
-            if not is_plain_folder_name(name):
-                raise SampleError(f"{self.path / 'rig.json'}: cameras[{k}]: field 'name' {name!r} must be a folder "
-                                  "name inside the rig folder (no '/', '\\', '..')")  # fmt: skip
-        self.extrinsics = [np.asarray(c.get("extrinsic", np.eye(4)), dtype=np.float64) for c in cams]
-        self.static = bool(spec.get("static"))
-        self.group = len(cams)
+        self.names, self.extrinsics, self.static = read_rig_spec(self.path)
+        self.group = len(self.names)
         self.poll, self.idle_end, self.max_lag = poll, idle_end, max_lag
         self.messages: list[str] = []
         self.skipped: list[str] = []  # image files of time steps skipped as unreadable

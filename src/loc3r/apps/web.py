@@ -291,14 +291,11 @@ class DemoBackend:
         inputs = latest.get("inputs", {})
         if latest.get("bev_png"):
             entry["bev"] = _read_png(latest.pop("bev_png"))
-        return (
-            state,
-            entry.get("bev"),
-            (
-                f"{latest['frames']} frames, update {latest['latency_s']:.2f} s, received {live.counts['received']}, "
-                f"dropped {live.dropped}; poses: {inputs.get('poses')}, camera prior: {inputs.get('camera_prior')}"
-            ),
+        status = (
+            f"{latest['frames']} frames, update {latest['latency_s']:.2f} s, received {live.counts['received']}, "
+            f"dropped {live.dropped}; poses: {inputs.get('poses')}, camera prior: {inputs.get('camera_prior')}"
         )
+        return state, entry.get("bev"), status
 
     def webcam_ask(
         self, state: dict | None, situation: str | None, question: str | None

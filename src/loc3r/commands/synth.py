@@ -96,31 +96,15 @@ def run(args: argparse.Namespace) -> int:
 
     width, height = args.size
     num_scenes = args.scenes if (args.scenes is not None or args.layouts) else 10
+    same = ("frames", "seed", "min_objects", "max_objects", "min_side", "max_side", "val_fraction", "test_fraction",
+            "category_colors", "camera_policy")  # fmt: skip
     settings = SynthSettings(
-        num_scenes=num_scenes,
-        frames=args.frames,
-        width=width,
-        height=height,
-        hfov_deg=args.hfov,
-        seed=args.seed,
-        min_objects=args.min_objects,
-        max_objects=args.max_objects,
-        min_side=args.min_side,
-        max_side=args.max_side,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        novel_view=not args.no_novel_view,
-        situations_per_scene=args.situations,
-        questions_per_situation=args.questions_per_situation,
-        vsi_questions_per_type=args.vsi_per_type,
-        layouts_file=args.layouts,
-        shadows=not args.no_shadows,
-        write_video=not args.no_video,
-        category_colors=args.category_colors,
-        extra_splits=tuple(args.extra_splits),
-        capture_format=args.format,
-        camera_policy=args.camera_policy,
-    )
+        num_scenes=num_scenes, width=width, height=height, hfov_deg=args.hfov, novel_view=not args.no_novel_view,
+        situations_per_scene=args.situations, questions_per_situation=args.questions_per_situation,
+        vsi_questions_per_type=args.vsi_per_type, layouts_file=args.layouts, shadows=not args.no_shadows,
+        write_video=not args.no_video, extra_splits=tuple(args.extra_splits), capture_format=args.format,
+        **{name: getattr(args, name) for name in same},
+    )  # fmt: skip
     settings.scene_config  # validates the complexity parameters  # noqa: B018
     summary = generate_dataset(
         args.out,

@@ -20,16 +20,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loc3r.core.errors import ConfigError
 
-__all__ = [
-    "ConfigError",
-    "StrictConfig",
-    "apply_overrides",
-    "format_validation_error",
-    "locate_config",
-    "read_yaml_mapping",
-    "resolve_input_paths",
-    "validate_config",
-]
+__all__ = ["ConfigError", "StrictConfig", "apply_overrides", "format_validation_error", "locate_config",
+           "read_yaml_mapping", "resolve_input_paths", "validate_config"]  # fmt: skip
 
 
 class StrictConfig(BaseModel):

@@ -23,26 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = [
-    "GeometryError",
-    "AnchorFrame",
-    "validate_pose",
-    "validate_poses",
-    "wrap_angle",
-    "yaw_of_direction",
-    "yaw_to_direction",
-    "camera_center",
-    "camera_forward",
-    "anchor_frame",
-    "depth_to_world_points",
-    "project_points",
-    "unproject_pixels",
-    "VisionSegment",
-    "MONOCULAR_DEPTH_ERROR",
-    "simulate_depth_error",
-    "pool_token_labels",
-    "pool_token_points",
-]
+__all__ = ["GeometryError", "AnchorFrame", "validate_pose", "validate_poses", "wrap_angle",
+           "yaw_of_direction", "yaw_to_direction", "camera_center", "camera_forward", "anchor_frame",
+           "depth_to_world_points", "project_points", "unproject_pixels", "VisionSegment",
+           "MONOCULAR_DEPTH_ERROR", "simulate_depth_error", "pool_token_labels", "pool_token_points"]  # fmt: skip
 
 _ROT_TOL = 1e-3
 
@@ -282,14 +266,11 @@ def pool_token_points(
     num_frames, h, w, _ = points.shape
     valid_px = np.isfinite(points).all(axis=-1)
     zero_filled = np.where(valid_px[..., None], points, 0.0)
+    _check_segments(segments, num_frames)
     out_points: list[np.ndarray] = []
     out_valid: list[np.ndarray] = []
     cell_cache: dict[tuple[int, int], np.ndarray] = {}
-    for seg_index, seg in enumerate(segments):
-        if any(not 0 <= f < num_frames for f in seg.frame_indices):
-            raise GeometryError(
-                f"segment {seg_index}: frame indices {seg.frame_indices} out of range for {num_frames} frames"
-            )
+    for seg in segments:
         key = (seg.grid_h, seg.grid_w)
         if key not in cell_cache:
             # A pixel belongs to the cell that contains its centre (i + 0.5) / h, i.e. the cell holding the
@@ -316,6 +297,14 @@ def pool_token_points(
     if not out_points:
         return np.zeros((0, 3)), np.zeros(0, dtype=bool)
     return np.concatenate(out_points), np.concatenate(out_valid)
+
+
+def _check_segments(segments: Sequence[VisionSegment], num_frames: int) -> None:
+    for seg_index, seg in enumerate(segments):
+        if any(not 0 <= f < num_frames for f in seg.frame_indices):
+            raise GeometryError(
+                f"segment {seg_index}: frame indices {seg.frame_indices} out of range for {num_frames} frames"
+            )
 
 
 def _token_cells(h: int, w: int, grid_h: int, grid_w: int) -> np.ndarray:
@@ -350,13 +339,10 @@ def pool_token_labels(
         raise GeometryError(f"labels: expected [T, H, W], got shape {labels.shape}")
     num_frames, h, w = labels.shape
     labelled = (labels >= 0) & (labels < num_classes)
+    _check_segments(segments, num_frames)
     out_dist: list[np.ndarray] = []
     out_valid: list[np.ndarray] = []
-    for seg_index, seg in enumerate(segments):
-        if any(not 0 <= f < num_frames for f in seg.frame_indices):
-            raise GeometryError(
-                f"segment {seg_index}: frame indices {seg.frame_indices} out of range for {num_frames} frames"
-            )
+    for seg in segments:
         n_cells = seg.grid_h * seg.grid_w
         frames = list(seg.frame_indices)
         cells = np.tile(_token_cells(h, w, seg.grid_h, seg.grid_w), len(frames))

@@ -21,15 +21,8 @@ from typing import Any
 
 from loc3r.core.errors import SampleError
 
-__all__ = [
-    "read_json",
-    "read_json_or_jsonl",
-    "read_jsonl",
-    "read_text",
-    "write_json",
-    "write_jsonl",
-    "write_text",
-]
+__all__ = ["read_json", "read_json_or_jsonl", "read_jsonl", "read_text", "write_json", "write_jsonl",
+           "write_text"]  # fmt: skip
 
 
 def write_text(path: str | Path, text: str) -> Path:

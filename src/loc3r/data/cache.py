@@ -51,25 +51,10 @@ from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, VideoClip
 
-__all__ = [
-    "CACHE_VERSION",
-    "CLIP_DIR",
-    "INFO_FILE",
-    "REPORT_FILE",
-    "CacheInfo",
-    "clip_key",
-    "video_key",
-    "clip_path",
-    "write_scannet_clip",
-    "write_video_clip",
-    "read_scannet_clip",
-    "scan_key",
-    "read_video_clip",
-    "read_cache_info",
-    "write_cache_info",
-    "CachedFrameSource",
-    "check_cache_settings",
-]
+__all__ = ["CACHE_VERSION", "CLIP_DIR", "INFO_FILE", "REPORT_FILE", "CacheInfo", "clip_key", "video_key",
+           "clip_path", "write_scannet_clip", "write_video_clip", "read_scannet_clip", "scan_key",
+           "read_video_clip", "read_cache_info", "write_cache_info", "CachedFrameSource",
+           "check_cache_settings"]  # fmt: skip
 
 CACHE_VERSION = 1
 CLIP_DIR = "clips"
@@ -103,9 +88,12 @@ def clip_path(cache_dir: str | Path, key: str) -> Path:
     return Path(cache_dir) / CLIP_DIR / f"{key}.safetensors"
 
 
-def _atomic_save(tensors: dict[str, np.ndarray], metadata: dict[str, str], path: Path) -> None:
+def _atomic_save(tensors: dict[str, np.ndarray], header: dict[str, Any], path: str | Path) -> int:
+    """Write ``tensors`` + the ``loc3r`` header atomically; returns the file size in bytes."""
     from safetensors.numpy import save_file
 
+    path = Path(path)
+    metadata = {"loc3r": json.dumps(header)}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -116,6 +104,7 @@ def _atomic_save(tensors: dict[str, np.ndarray], metadata: dict[str, str], path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path.stat().st_size
 
 
 def write_scannet_clip(path: str | Path, clip: ScanNetClip) -> int:
@@ -139,9 +128,7 @@ def write_scannet_clip(path: str | Path, clip: ScanNetClip) -> int:
         "num_valid_frames": int(clip.num_valid_frames),
         "meta": clip.meta,
     }
-    path = Path(path)
-    _atomic_save(tensors, {"loc3r": json.dumps(header)}, path)
-    return path.stat().st_size
+    return _atomic_save(tensors, header, path)
 
 
 def write_video_clip(path: str | Path, clip: VideoClip, source: str) -> int:
@@ -154,9 +141,7 @@ def write_video_clip(path: str | Path, clip: VideoClip, source: str) -> int:
         "fps": clip.fps,
     }
     tensors = {"frames": np.asarray(clip.frames, dtype=np.uint8), "indices": np.asarray(clip.indices, np.int64)}
-    path = Path(path)
-    _atomic_save(tensors, {"loc3r": json.dumps(header)}, path)
-    return path.stat().st_size
+    return _atomic_save(tensors, header, path)
 
 
 def _read(path: Path, kind: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -55,26 +55,13 @@ import numpy as np
 from PIL import Image
 
 from loc3r.core.geometry import GeometryError, validate_pose
-from loc3r.core.io import read_json
+from loc3r.core.io import read_json, write_json
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size, uniform_indices
 
-__all__ = [
-    "Layout",
-    "SCENE_META_FORMAT",
-    "read_matrix_txt",
-    "read_intrinsic",
-    "read_axis_alignment",
-    "mesh_bbox_center",
-    "SceneMeta",
-    "SceneMetaTable",
-    "build_scene_meta",
-    "points_on_color_grid",
-    "ScanNetClip",
-    "ScanNetScene",
-    "ScanNetFrameSource",
-    "export_scannet_scene",
-]
+__all__ = ["Layout", "SCENE_META_FORMAT", "read_matrix_txt", "read_intrinsic", "read_axis_alignment",
+           "mesh_bbox_center", "SceneMeta", "SceneMetaTable", "build_scene_meta", "points_on_color_grid",
+           "ScanNetClip", "ScanNetScene", "ScanNetFrameSource", "export_scannet_scene"]  # fmt: skip
 
 Layout = Literal["auto", "sensreader", "posed_images"]
 SCENE_META_FORMAT = "loc3r.scene_meta.v1"
@@ -83,9 +70,7 @@ _DIGITS = re.compile(r"^\d+$")
 _EXTRINSIC_TOL = 1e-4
 
 
-# --------------------------------------------------------------------------------------------------
-# Small file readers
-# --------------------------------------------------------------------------------------------------
+# --- Small file readers ---
 
 
 def read_matrix_txt(path: str | Path, rows: int = 4, cols: int = 4, record: str | None = None) -> np.ndarray:
@@ -177,9 +162,7 @@ def mesh_bbox_center(ply_path: str | Path) -> np.ndarray:
     return (vertices.max(axis=0) + vertices.min(axis=0)) / 2.0
 
 
-# --------------------------------------------------------------------------------------------------
-# Per-scene metadata (axis alignment, raw mesh bbox centre, SceneVerse offset)
-# --------------------------------------------------------------------------------------------------
+# --- Per-scene metadata (axis alignment, raw mesh bbox centre, SceneVerse offset) ---
 
 
 @dataclass(frozen=True)
@@ -198,11 +181,6 @@ class SceneMeta:
     axis_alignment: np.ndarray | None = None
     mesh_bbox_center: np.ndarray | None = None
     sceneverse_offset: np.ndarray | None = None
-
-    @property
-    def world_from_raw(self) -> np.ndarray:
-        """4x4 raw mesh frame -> world frame (identity when the scene has no axis alignment)."""
-        return np.eye(4) if self.axis_alignment is None else np.asarray(self.axis_alignment, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -290,8 +268,6 @@ class SceneMetaTable:
 
     def to_json(self, path: str | Path) -> None:
         """Write the table atomically (:func:`loc3r.core.io.write_json`)."""
-        from loc3r.core.io import write_json
-
         payload = {"format": SCENE_META_FORMAT, "scenes": {k: self._scenes[k].to_dict() for k in sorted(self._scenes)}}
         write_json(path, payload, indent=1)
 
@@ -361,9 +337,7 @@ def build_scene_meta(
     return table
 
 
-# --------------------------------------------------------------------------------------------------
-# Depth -> world points on the colour image grid
-# --------------------------------------------------------------------------------------------------
+# --- Depth -> world points on the colour image grid ---
 
 
 def points_on_color_grid(
@@ -416,9 +390,7 @@ def points_on_color_grid(
     return world.astype(np.float32)
 
 
-# --------------------------------------------------------------------------------------------------
-# A scene on disk
-# --------------------------------------------------------------------------------------------------
+# --- A scene on disk ---
 
 
 @dataclass
@@ -557,51 +529,24 @@ class ScanNetScene:
         return np.eye(4), False, "none"
 
     def _list_frames(self) -> list[_FrameFiles]:
-        files: list[_FrameFiles] = []
+        color_dir, depth_dir, pose_dir = (self.scene_dir,) * 3
         if self.layout == "sensreader":
-            color_dir = self.scene_dir / "color"
-            names = [e.name for e in os.scandir(color_dir) if e.name.endswith(".jpg")]
-            for name in names:
-                stem = name[:-4]
-                if not _DIGITS.match(stem):
-                    continue
-                files.append(
-                    _FrameFiles(
-                        frame_id=int(stem),
-                        color=color_dir / name,
-                        depth=self.scene_dir / "depth" / f"{stem}.png",
-                        pose=self.scene_dir / "pose" / f"{stem}.txt",
-                    )
-                )
-        else:
-            for entry in os.scandir(self.scene_dir):
-                if not entry.name.endswith(".jpg"):
-                    continue
-                stem = entry.name[:-4]
-                if not _DIGITS.match(stem):
-                    continue
-                files.append(
-                    _FrameFiles(
-                        frame_id=int(stem),
-                        color=self.scene_dir / entry.name,
-                        depth=self.scene_dir / f"{stem}.png",
-                        pose=self.scene_dir / f"{stem}.txt",
-                    )
-                )
-        if files:
+            color_dir, depth_dir, pose_dir = (self.scene_dir / sub for sub in ("color", "depth", "pose"))
+        files: list[_FrameFiles] = []
+        for entry in os.scandir(color_dir):
+            stem = entry.name[:-4]
+            if entry.name.endswith(".jpg") and _DIGITS.match(stem):
+                files.append(_FrameFiles(int(stem), color_dir / entry.name, depth_dir / f"{stem}.png",
+                                         pose_dir / f"{stem}.txt"))  # fmt: skip
+        if files and pose_dir.is_dir():
             # a frame with a pose file but no colour JPEG is listed too, so that loading it names the missing file
             # (field 'color') instead of the frame silently not existing
-            pose_dir = self.scene_dir / "pose" if self.layout == "sensreader" else self.scene_dir
-            color_of = (lambda stem: self.scene_dir / "color" / f"{stem}.jpg") if self.layout == "sensreader" else (
-                lambda stem: self.scene_dir / f"{stem}.jpg")  # fmt: skip
-            depth_dir = self.scene_dir / "depth" if self.layout == "sensreader" else self.scene_dir
             have = {f.frame_id for f in files}
-            if pose_dir.is_dir():
-                for entry in os.scandir(pose_dir):
-                    stem = entry.name[:-4]
-                    if entry.name.endswith(".txt") and _DIGITS.match(stem) and int(stem) not in have:
-                        depth = depth_dir / f"{stem}.png"
-                        files.append(_FrameFiles(int(stem), color_of(stem), depth, pose_dir / entry.name))
+            for entry in os.scandir(pose_dir):
+                stem = entry.name[:-4]
+                if entry.name.endswith(".txt") and _DIGITS.match(stem) and int(stem) not in have:
+                    files.append(_FrameFiles(int(stem), color_dir / f"{stem}.jpg", depth_dir / f"{stem}.png",
+                                             pose_dir / entry.name))  # fmt: skip
         files.sort(key=lambda f: f.frame_id)
         if not files:
             raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames (*.jpg)")
@@ -657,8 +602,6 @@ class ScanNetScene:
         path = self.scene_dir / "capture.json"
         if not path.is_file():
             return None
-        from loc3r.core.io import read_json
-
         data = read_json(path, "capture file")
         if not isinstance(data, dict) or data.get("kind") not in ("image", "rig"):
             raise SampleError(f"{path}: field 'kind' must be 'image' or 'rig'")
@@ -986,8 +929,6 @@ class ScanNetFrameSource:
     def instance_names(self, scene_id: str) -> dict[int, str]:
         """Instance id -> ``"<colour name> <category>"`` from the scene's ``meta_info.json`` (SynthRooms writes
         ``instance_id`` and ``color_name`` into each VSI-Bench ``object_bbox`` entry)."""
-        from loc3r.core.io import read_json
-
         cache = self.__dict__.setdefault("_instance_names", {})
         if scene_id in cache:
             return cache[scene_id]
@@ -1032,9 +973,7 @@ class ScanNetFrameSource:
         return clip
 
 
-# --------------------------------------------------------------------------------------------------
-# Writer (SynthRooms export, tests, benchmarks)
-# --------------------------------------------------------------------------------------------------
+# --- Writer (SynthRooms export, tests, benchmarks) ---
 
 
 def _write_matrix(path: Path, matrix: np.ndarray) -> None:

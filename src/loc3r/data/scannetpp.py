@@ -44,14 +44,8 @@ from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, resize_rgb
 
-__all__ = [
-    "SCANNETPP_DEPTH_SIZE",
-    "lz4_block_decompress",
-    "read_colmap_images",
-    "matrix_from_quaternion",
-    "IPhoneDepth",
-    "ScanNetppScene",
-]
+__all__ = ["SCANNETPP_DEPTH_SIZE", "lz4_block_decompress", "read_colmap_images", "matrix_from_quaternion",
+           "IPhoneDepth", "ScanNetppScene"]  # fmt: skip
 
 #: (height, width) of ScanNet++'s iPhone depth maps (the whole-video ``depth.bin`` stream has no size of its own)
 SCANNETPP_DEPTH_SIZE = (192, 256)
@@ -82,14 +76,7 @@ def lz4_block_decompress(data: bytes, max_size: int) -> bytes:
         i += 1
         lit = token >> 4
         if lit == 15:
-            while True:
-                if i >= n:
-                    raise ValueError("LZ4 block ends inside a literal length")
-                b = data[i]
-                i += 1
-                lit += b
-                if b != 255:
-                    break
+            lit, i = _lz4_extend(data, i, lit, "literal length")
         if i + lit > n:
             raise ValueError("LZ4 block ends inside its literals")
         out += data[i : i + lit]
@@ -104,14 +91,7 @@ def lz4_block_decompress(data: bytes, max_size: int) -> bytes:
             raise ValueError(f"LZ4 match offset {offset} outside the decoded data")
         length = (token & 15) + 4
         if (token & 15) == 15:
-            while True:
-                if i >= n:
-                    raise ValueError("LZ4 block ends inside a match length")
-                b = data[i]
-                i += 1
-                length += b
-                if b != 255:
-                    break
+            length, i = _lz4_extend(data, i, length, "match length")
         start = len(out) - offset
         if length <= offset:
             out += out[start : start + length]
@@ -123,6 +103,18 @@ def lz4_block_decompress(data: bytes, max_size: int) -> bytes:
     if len(out) > max_size:
         raise ValueError(f"LZ4 block decodes to more than {max_size} bytes")
     return bytes(out)
+
+
+def _lz4_extend(data: bytes, i: int, value: int, what: str) -> tuple[int, int]:
+    """Add the 255-continued extra bytes of an LZ4 length at ``data[i:]``; returns ``(length, next index)``."""
+    while True:
+        if i >= len(data):
+            raise ValueError(f"LZ4 block ends inside a {what}")
+        b = data[i]
+        i += 1
+        value += b
+        if b != 255:
+            return value, i
 
 
 def matrix_from_quaternion(q: np.ndarray) -> np.ndarray:

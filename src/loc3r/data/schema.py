@@ -177,6 +177,3 @@ class SceneLayout:
     floor_polygon: np.ndarray
     height: float
     objects: list[SceneObject] = field(default_factory=list)
-
-    def objects_of(self, category: str) -> list[SceneObject]:
-        return [o for o in self.objects if o.category == category]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,21 +34,9 @@ from PIL import Image, ImageFile
 
 from loc3r.data.schema import SampleError
 
-__all__ = [
-    "ReportEntry",
-    "LoadReport",
-    "uniform_indices",
-    "read_rgb",
-    "read_rgb_with_size",
-    "read_depth_png",
-    "resize_rgb",
-    "VideoClip",
-    "count_video_frames",
-    "decode_video",
-    "iter_json_records",
-    "frame_problems_meta",
-    "FrameLog",
-]
+__all__ = ["ReportEntry", "LoadReport", "uniform_indices", "read_rgb", "read_rgb_with_size",
+           "read_depth_png", "resize_rgb", "VideoClip", "count_video_frames", "decode_video",
+           "iter_json_records", "frame_problems_meta", "FrameLog"]  # fmt: skip
 
 _MAX_EXAMPLES = 5
 
@@ -74,13 +63,7 @@ class ReportEntry:
         return f"[{self.kind}] {prefix}: {self.message}" if prefix else f"[{self.kind}] {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "file": self.file,
-            "record": self.record,
-            "field": self.field,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -121,11 +104,7 @@ class LoadReport:
     ) -> ReportEntry:
         """Record bad input; raise :class:`SampleError` with the same text when ``strict``."""
         entry = ReportEntry(
-            kind=kind,
-            message=message,
-            file=None if file is None else str(file),
-            record=None if record is None else str(record),
-            field=field,
+            kind, message, None if file is None else str(file), None if record is None else str(record), field
         )
         self.errors.append(entry)
         if self.strict:

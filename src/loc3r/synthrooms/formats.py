@@ -33,17 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = [
-    "FORMATS",
-    "DEFAULT_FORMAT",
-    "write_capture",
-    "write_sens",
-    "write_scannetpp",
-    "write_arkitscenes",
-    "lz4_literal_block",
-    "rotvec_from_matrix",
-    "quaternion_from_matrix",
-]
+__all__ = ["FORMATS", "DEFAULT_FORMAT", "write_capture", "write_sens", "write_scannetpp",
+           "write_arkitscenes", "lz4_literal_block", "rotvec_from_matrix", "quaternion_from_matrix"]  # fmt: skip
 
 DEFAULT_FORMAT = "sensreader"
 FORMATS = (DEFAULT_FORMAT, "scannet-sens", "scannetpp", "arkitscenes")
@@ -172,14 +163,15 @@ def _colmap_files(folder: Path, names: list[str], poses: np.ndarray, k: np.ndarr
     (folder / "points3D.txt").write_text("# 3D point list (empty)\n", encoding="utf-8")
 
 
-def _write_mkv(path: Path, frames: np.ndarray, fps: int = 60) -> None:
+def encode_h264(path: Path, frames: np.ndarray, fps: int, options: dict[str, str], fmt: str | None = None) -> None:
+    """Encode ``frames`` (T, H, W, 3) uint8 with libx264 (yuv420p, the given ``options``) into ``path``."""
     import av
 
-    with av.open(str(path), mode="w", format="matroska") as container:
+    with av.open(str(path), mode="w", format=fmt) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "threads": "1"}
+        stream.options = options
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
@@ -204,7 +196,7 @@ def write_scannetpp(
     k = np.asarray(intrinsic, dtype=np.float64)
     iphone = out / "iphone"
     iphone.mkdir(parents=True, exist_ok=True)
-    _write_mkv(iphone / "rgb.mkv", colors)
+    encode_h264(iphone / "rgb.mkv", colors, 60, {"crf": "12", "threads": "1"}, "matroska")
     with open(iphone / "depth.bin", "wb") as fh:
         for d in depths_m:
             block = lz4_literal_block(_depth_mm(d).astype("<u2").tobytes())

@@ -23,17 +23,8 @@ from shapely.ops import unary_union
 
 from loc3r.data.schema import SampleError, SceneLayout, SceneObject
 
-__all__ = [
-    "BLOCKING_MAX_BOTTOM",
-    "DEFAULT_CLEARANCE",
-    "floor_polygon",
-    "object_footprint",
-    "is_blocking",
-    "blocking_objects",
-    "free_space",
-    "sample_free_points",
-    "is_free",
-]
+__all__ = ["BLOCKING_MAX_BOTTOM", "DEFAULT_CLEARANCE", "floor_polygon", "object_footprint", "is_blocking",
+           "blocking_objects", "free_space", "sample_free_points", "is_free"]  # fmt: skip
 
 #: An object blocks walking iff the bottom of its box is at most this high above the floor (metres).
 BLOCKING_MAX_BOTTOM = 0.5

@@ -76,17 +76,6 @@ class SceneMesh:
     tex_u: np.ndarray
     tex_v: np.ndarray
 
-    @property
-    def num_triangles(self) -> int:
-        return int(self.triangles.shape[0])
-
-    def to_trimesh(self) -> trimesh.Trimesh:
-        """The scene as one :class:`trimesh.Trimesh` with face colours (e.g. to export a ``.ply``)."""
-        verts = self.triangles.reshape(-1, 3)
-        faces = np.arange(len(verts)).reshape(-1, 3)
-        rgba = np.concatenate([np.clip(self.colors * 255, 0, 255), np.full((len(faces), 1), 255)], axis=1)
-        return trimesh.Trimesh(vertices=verts, faces=faces, face_colors=rgba.astype(np.uint8), process=False)
-
 
 def triangulate_polygon(polygon: np.ndarray) -> np.ndarray:
     """Ear-clipping triangulation of a simple counter-clockwise polygon ``[K, 2]`` -> indices ``[K-2, 3]``."""

@@ -59,15 +59,8 @@ from loc3r.data.schema import SampleError, SceneLayout, SceneObject
 from loc3r.synthrooms.catalog import CATEGORIES, COLORS
 from loc3r.synthrooms.vocabulary import canonical_category, get_category
 
-__all__ = [
-    "LayoutError",
-    "layout_to_entry",
-    "layouts_to_meta_info",
-    "layout_from_entry",
-    "load_meta_info",
-    "save_meta_info",
-    "box_axes",
-]
+__all__ = ["LayoutError", "layout_to_entry", "layouts_to_meta_info", "layout_from_entry", "load_meta_info",
+           "save_meta_info", "box_axes"]  # fmt: skip
 
 _MAX_TILT_DEG = 20.0
 
@@ -320,17 +313,22 @@ def _floor_polygon(
     return poly
 
 
+def _positive(here: str, name: str, raw: Any) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as err:
+        raise LayoutError(f"{here}: field {name!r} must be a number, got {raw!r}") from err
+    if not math.isfinite(value) or value <= 0:
+        raise LayoutError(f"{here}: field {name!r} must be positive and finite, got {raw!r}")
+    return value
+
+
 def _room_height(here: str, entry: dict, objects: list[SceneObject]) -> float:
     """The given ``room_height`` (checked against the boxes), else 0.2 m above the highest box (at least 2.5 m)."""
     top = max((o.center[2] + o.size[2] / 2 for o in objects), default=0.0)
     height_raw = entry.get("room_height")
     if height_raw is not None:
-        try:
-            height = float(height_raw)
-        except (TypeError, ValueError) as err:
-            raise LayoutError(f"{here}: field 'room_height' must be a number, got {height_raw!r}") from err
-        if not math.isfinite(height) or height <= 0:
-            raise LayoutError(f"{here}: field 'room_height' must be positive and finite, got {height_raw!r}")
+        height = _positive(here, "room_height", height_raw)
         if top > height + 0.02:
             raise LayoutError(f"{here}: a box reaches {top:.3f} m, above 'room_height' {height:.3f} m")
     else:
@@ -399,12 +397,7 @@ def _infer_room(here: str, entry: dict[str, Any], objects: list[SceneObject]) ->
         centre = rc_arr[:2]
     size = entry.get("room_size")
     if size is not None:
-        try:
-            area = float(size)
-        except (TypeError, ValueError) as err:
-            raise LayoutError(f"{here}: field 'room_size' must be a number, got {size!r}") from err
-        if not math.isfinite(area) or area <= 0:
-            raise LayoutError(f"{here}: field 'room_size' must be positive and finite, got {size!r}")
+        area = _positive(here, "room_size", size)
         # the objects' proportions (capped at 4:1) scaled to the file's area
         ext = np.maximum(ext, 0.5)
         aspect = float(np.clip(ext[0] / ext[1], 0.25, 4.0))

@@ -185,11 +185,9 @@ class SynthPretrainDataset(Dataset):
                 return self.question_answer(scan, "objects")
             iid = single[int(rng.integers(len(single)))]
             return QUESTIONS["color"].format(category=scan.category[iid]), scan.color[iid]
-        if task == "caption":
-            if not seen_cats:
-                return QUESTIONS["caption"], "An empty room."
-            return QUESTIONS["caption"], "A room with " + _join([_counted(c, counts[c]) for c in seen_cats]) + "."
-        raise SampleError(f"unknown pretraining task {task!r}")
+        if not seen_cats:  # caption (the tasks are checked in __init__)
+            return QUESTIONS["caption"], "An empty room."
+        return QUESTIONS["caption"], "A room with " + _join([_counted(c, counts[c]) for c in seen_cats]) + "."
 
     def texts(self) -> list[str]:
         """Every question and answer (for the tiny tokenizer), without loading frames."""

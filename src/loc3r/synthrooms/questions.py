@@ -119,23 +119,10 @@ from loc3r.synthrooms.freespace import (
     is_free,
 )
 
-__all__ = [
-    "FRONT_MAX_DEG",
-    "BACK_MIN_DEG",
-    "SECTOR_MARGIN_DEG",
-    "SECTORS",
-    "SituatedQuestion",
-    "SituationRecord",
-    "object_names",
-    "relative_bearing",
-    "sector_of",
-    "footprint_distance",
-    "box_distance",
-    "generate_situations",
-    "generate_situated_questions",
-    "generate_vsi_questions",
-    "VSI_QUESTION_TYPES",
-]
+__all__ = ["FRONT_MAX_DEG", "BACK_MIN_DEG", "SECTOR_MARGIN_DEG", "SECTORS", "SituatedQuestion",
+           "SituationRecord", "object_names", "relative_bearing", "sector_of", "footprint_distance",
+           "box_distance", "generate_situations", "generate_situated_questions", "generate_vsi_questions",
+           "VSI_QUESTION_TYPES"]  # fmt: skip
 
 # ---------------------------------------------------------------------------------------------- constants
 #: Front sector half-width: |β| <= 45° is "in front of me".
@@ -177,18 +164,13 @@ DISTANCE_ROUND_MARGIN = 0.15
 DISTANCE_MIN = 0.6
 
 # VSI-Bench questions.
+# fmt: off
 VSI_QUESTION_TYPES = (
-    "object_counting",
-    "object_abs_distance",
-    "object_size_estimation",
-    "room_size_estimation",
-    "object_rel_distance",
-    "object_rel_direction_easy",
-    "object_rel_direction_medium",
-    "object_rel_direction_hard",
-    "route_planning",
+    "object_counting", "object_abs_distance", "object_size_estimation", "room_size_estimation", "object_rel_distance",
+    "object_rel_direction_easy", "object_rel_direction_medium", "object_rel_direction_hard", "route_planning",
     "obj_appearance_order",
 )
+# fmt: on
 #: Pairs closer than this (m) are not asked about (VSI-Bench MRA divides by the ground truth).
 ABS_DISTANCE_MIN = 0.3
 #: "which is closest to X": the closest choice must beat the runner-up by this much (m).
@@ -207,29 +189,12 @@ ROUTE_MARGIN_DEG = 15.0
 ROUTE_TURNS = ("Turn Left", "Turn Right", "Turn Back")
 
 _LETTERS = "ABCDEFGH"
+# fmt: off
 _NUMBER_WORDS = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
 )
+# fmt: on
 
 # VSI-Bench question templates (thinking-in-space), filled with category names.
 _T_COUNT = "How many {category}(s) are in this room?"
@@ -464,18 +429,6 @@ def _visible_set(layout: SceneLayout, visible_instances: Collection[int] | None)
     if unknown:
         raise SampleError(f"scene {layout.scene_id!r}: 'visible_instances' names unknown instances {unknown}")
     return visible
-
-
-def _validate_layout(layout: SceneLayout) -> None:
-    seen: set[int] = set()
-    for obj in layout.objects:
-        if obj.instance_id in seen or obj.instance_id < 1:
-            raise SampleError(
-                f"scene {layout.scene_id!r}: object {obj.instance_id} ({obj.category!r}): field 'instance_id' "
-                "must be >= 1 and unique in the scene"
-            )
-        seen.add(obj.instance_id)
-    blocking_objects(layout)  # validates centre / size / yaw of every object
 
 
 # ---------------------------------------------------------------------------------------------- balancing
@@ -799,13 +752,7 @@ def generate_situations(
     are all visible, so that everything a question needs is in the video. Name uniqueness is still decided
     over all objects of the scene. ``None`` = every object counts as visible.
     """
-    if num_situations < 0 or questions_per_situation < 0:
-        raise ValueError(
-            f"generate_situations: num_situations and questions_per_situation must be >= 0, "
-            f"got {num_situations}, {questions_per_situation}"
-        )
-    _validate_layout(layout)
-    if num_situations == 0:
+    if num_situations <= 0:
         return []
     free = free_space(layout, DEFAULT_CLEARANCE)
     visible = _visible_set(layout, visible_instances)
@@ -954,7 +901,6 @@ def generate_situated_questions(
     """
     if count <= 0:
         return []
-    _validate_layout(layout)
     xy = np.asarray(position, dtype=np.float64)[:2]
     balancer = _balancer or _Balancer(rng)
     cands = _situated_candidates(layout, xy, float(yaw), _visible_set(layout, visible_instances))
@@ -1131,9 +1077,6 @@ def generate_vsi_questions(
     landmarks along the video. Up to ``questions_per_type`` records per type of :data:`VSI_QUESTION_TYPES`
     (room size: at most one). Deterministic given ``rng``'s state.
     """
-    _validate_layout(layout)
-    if questions_per_type < 0:
-        raise ValueError(f"generate_vsi_questions: questions_per_type must be >= 0, got {questions_per_type}")
     cams = np.asarray(camera_positions, dtype=np.float64)
     if cams.ndim != 2 or cams.shape[1] != 3 or len(cams) == 0 or not np.isfinite(cams).all():
         raise SampleError(
@@ -1143,7 +1086,7 @@ def generate_vsi_questions(
     for iid in first_seen_frame:
         if iid not in ids:
             raise SampleError(f"scene {layout.scene_id!r}: 'first_seen_frame' names unknown instance {iid}")
-    if questions_per_type == 0:
+    if questions_per_type <= 0:
         return []
 
     balancer = _Balancer(rng)

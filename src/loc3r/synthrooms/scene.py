@@ -35,97 +35,36 @@ from shapely.geometry import Polygon
 from loc3r.data.schema import SceneLayout, SceneObject
 from loc3r.synthrooms.catalog import CATEGORIES, COLORS, Category, Placement
 
-__all__ = [
-    "SceneConfig",
-    "THEMES",
-    "SceneGenerationError",
-    "generate_layout",
-    "sample_room_polygon",
-    "boxes_overlap",
-    "wall_edges",
-]
+__all__ = ["SceneConfig", "THEMES", "SceneGenerationError", "generate_layout", "sample_room_polygon",
+           "boxes_overlap", "wall_edges"]  # fmt: skip
 
+# fmt: off
 #: Category weights per room theme (categories not listed are not drawn in that theme, except doors and
 #: windows which every room gets).
 THEMES: dict[str, dict[str, float]] = {
     "bedroom": {
-        "bed": 6,
-        "nightstand": 3,
-        "wardrobe": 2,
-        "dresser": 2,
-        "lamp": 2,
-        "pillow": 2,
-        "desk": 1,
-        "chair": 1,
-        "plant": 1,
-        "picture": 2,
-        "trash bin": 1,
-        "backpack": 1,
-        "tv": 1,
-        "box": 1,
-        "armchair": 1,
-        "laptop": 1,
+        "bed": 6, "nightstand": 3, "wardrobe": 2, "dresser": 2, "lamp": 2, "pillow": 2, "desk": 1, "chair": 1,
+        "plant": 1, "picture": 2, "trash bin": 1, "backpack": 1, "tv": 1, "box": 1, "armchair": 1, "laptop": 1,
         "radiator": 1,
     },
     "living": {
-        "sofa": 6,
-        "armchair": 3,
-        "table": 3,
-        "tv": 3,
-        "cabinet": 3,
-        "lamp": 2,
-        "plant": 2,
-        "bookshelf": 2,
-        "picture": 2,
-        "chair": 1,
-        "box": 1,
-        "trash bin": 1,
-        "radiator": 1,
-        "stool": 1,
+        "sofa": 6, "armchair": 3, "table": 3, "tv": 3, "cabinet": 3, "lamp": 2, "plant": 2, "bookshelf": 2,
+        "picture": 2, "chair": 1, "box": 1, "trash bin": 1, "radiator": 1, "stool": 1,
     },
     "office": {
-        "desk": 6,
-        "chair": 3,
-        "monitor": 3,
-        "laptop": 2,
-        "bookshelf": 3,
-        "cabinet": 2,
-        "whiteboard": 2,
-        "trash bin": 2,
-        "plant": 2,
-        "lamp": 1,
-        "box": 2,
-        "table": 1,
-        "backpack": 1,
-        "radiator": 1,
+        "desk": 6, "chair": 3, "monitor": 3, "laptop": 2, "bookshelf": 3, "cabinet": 2, "whiteboard": 2, "trash bin": 2,
+        "plant": 2, "lamp": 1, "box": 2, "table": 1, "backpack": 1, "radiator": 1,
     },
     "kitchen": {
-        "fridge": 4,
-        "sink": 3,
-        "cabinet": 4,
-        "table": 3,
-        "chair": 2,
-        "stool": 2,
-        "microwave": 2,
-        "trash bin": 2,
-        "plant": 1,
-        "washing machine": 1,
-        "box": 1,
-        "picture": 1,
+        "fridge": 4, "sink": 3, "cabinet": 4, "table": 3, "chair": 2, "stool": 2, "microwave": 2, "trash bin": 2,
+        "plant": 1, "washing machine": 1, "box": 1, "picture": 1,
     },
     "bathroom": {
-        "toilet": 4,
-        "sink": 4,
-        "bathtub": 3,
-        "cabinet": 2,
-        "trash bin": 2,
-        "washing machine": 2,
-        "plant": 1,
-        "picture": 1,
-        "radiator": 1,
-        "box": 1,
+        "toilet": 4, "sink": 4, "bathtub": 3, "cabinet": 2, "trash bin": 2, "washing machine": 2, "plant": 1,
+        "picture": 1, "radiator": 1, "box": 1,
     },
 }
+# fmt: on
 THEMES["mixed"] = {name: 1.0 for name in CATEGORIES if name not in ("door", "window")}
 
 _GAP = 0.005  # distance between a wall-placed object's back and the wall (m)
@@ -174,9 +113,7 @@ class SceneConfig:
             raise ValueError(f"SceneConfig: unknown themes {unknown}; known: {sorted(THEMES)}")
 
 
-# --------------------------------------------------------------------------------------------------
-# Room footprint
-# --------------------------------------------------------------------------------------------------
+# --- Room footprint ---
 
 
 @functools.cache
@@ -237,9 +174,7 @@ def wall_edges(polygon: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.nda
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# Boxes
-# --------------------------------------------------------------------------------------------------
+# --- Boxes ---
 
 
 def _footprint(center: np.ndarray, size: np.ndarray, yaw: float) -> Polygon:

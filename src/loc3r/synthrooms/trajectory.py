@@ -53,18 +53,9 @@ from shapely.geometry.base import BaseGeometry
 from loc3r.data.schema import SceneLayout
 from loc3r.synthrooms.freespace import free_space, sample_free_points
 
-__all__ = [
-    "TrajectoryError",
-    "Trajectory",
-    "camera_pose",
-    "sample_walk",
-    "sample_novel_view",
-    "sample_trajectory",
-    "TRAJECTORY_KINDS",
-    "CAMERA_POLICIES",
-    "sample_frame_objects",
-    "object_visibility",
-]
+__all__ = ["TrajectoryError", "Trajectory", "camera_pose", "sample_walk", "sample_novel_view",
+           "sample_trajectory", "TRAJECTORY_KINDS", "CAMERA_POLICIES", "sample_frame_objects",
+           "object_visibility"]  # fmt: skip
 
 TRAJECTORY_KINDS = ("walk", "novel_view")
 _DS = 0.02  # path resampling step (m)
@@ -283,9 +274,7 @@ def sample_novel_view(
     return Trajectory(poses=poses, kind="novel_view", dense_positions=np.column_stack([xy, np.full(n_dense, cam_h)]))
 
 
-# --------------------------------------------------------------------------------------------------
-# The "frame_objects" camera policy
-# --------------------------------------------------------------------------------------------------
+# --- The "frame_objects" camera policy ---
 
 #: camera policies of SynthRooms (``SynthSettings.camera_policy``, ``loc3r synth --camera-policy``)
 CAMERA_POLICIES = ("walk", "frame_objects")

@@ -29,6 +29,7 @@ from loc3r.synthrooms.catalog import (
     Placement,
     Texture,
     _box,
+    _c,
     _cyl,
     _legs,
 )
@@ -321,10 +322,6 @@ def build_piano(w, d, h, rng):
 def build_paper_bag(w, d, h, rng):
     return [_box(-w / 2, -d / 2, 0, w / 2, d / 2, 0.97 * h),
             _box(-w * 0.45, -d * 0.45, 0.97 * h, w * 0.45, d * 0.45, h, shade=0.5)]  # fmt: skip
-
-
-def _c(name, size_min, size_max, colors, placements, builder, **kw) -> Category:
-    return Category(name, size_min, size_max, tuple(colors), dict(placements), builder, **kw)
 
 
 #: The categories of the VSI-Bench meta_info files that the generator's vocabulary lacks (layout files only).

@@ -98,25 +98,9 @@ from loc3r.core.geometry import camera_center
 from loc3r.core.io import write_json, write_jsonl
 from loc3r.data.schema import SceneLayout
 
-__all__ = [
-    "SYNTH_VERSION",
-    "INDEX_NAME",
-    "SPLITS",
-    "EXTRA_SPLITS",
-    "RIG_CAMERAS",
-    "capture_poses",
-    "rig_extrinsic",
-    "DatasetError",
-    "SynthSettings",
-    "SceneJob",
-    "DatasetSummary",
-    "plan_jobs",
-    "render_scene",
-    "write_scene",
-    "generate_dataset",
-    "read_index",
-    "sqa3d_rotation",
-]
+__all__ = ["SYNTH_VERSION", "INDEX_NAME", "SPLITS", "EXTRA_SPLITS", "RIG_CAMERAS", "capture_poses",
+           "rig_extrinsic", "DatasetError", "SynthSettings", "SceneJob", "DatasetSummary", "plan_jobs",
+           "render_scene", "write_scene", "generate_dataset", "read_index", "sqa3d_rotation"]  # fmt: skip
 
 SYNTH_VERSION = 3  # 2: situations name only objects seen in the video; 3: wardrobes look like wardrobes
 INDEX_NAME = "synthrooms.json"
@@ -189,6 +173,9 @@ class SynthSettings:
             raise ValueError(f"num_scenes must be >= 1, got {self.num_scenes}")
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
+        counts = (self.situations_per_scene, self.questions_per_situation, self.vsi_questions_per_type)
+        if min(counts) < 0:
+            raise ValueError(f"situation / question counts must be >= 0, got {counts}")
         if self.width < 8 or self.height < 8:
             raise ValueError(f"image size must be at least 8x8, got {self.width}x{self.height}")
         if self.write_video and (self.width % 2 or self.height % 2):
@@ -268,9 +255,7 @@ class DatasetSummary:
     index: dict[str, Any] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------------------------------
-# Planning
-# --------------------------------------------------------------------------------------------------
+# --- Planning ---
 
 
 def _split_counts(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
@@ -327,9 +312,7 @@ def plan_jobs(settings: SynthSettings, layouts: list[SceneLayout] | None = None)
     return jobs
 
 
-# --------------------------------------------------------------------------------------------------
-# One scan
-# --------------------------------------------------------------------------------------------------
+# --- One scan ---
 
 
 def sqa3d_rotation(yaw: float) -> dict[str, float]:
@@ -459,25 +442,14 @@ def _write_text_matrix(path: Path, mat: np.ndarray, fmt: str = "%.9f") -> None:
     np.savetxt(path, np.asarray(mat, dtype=np.float64), fmt=fmt)
 
 
-def _write_json(path: Path, data: Any, indent: int | None = 1) -> None:
-    write_json(path, data, indent=indent)
-
-
 # x264 instruction-set names of the /proc/cpuinfo flags, AVX-512 left out on purpose (see _write_video)
+# fmt: off
 _X264_CPU_FLAGS = (
-    ("MMX2", ("sse",)),
-    ("SSE", ("sse",)),
-    ("SSE2", ("sse2",)),
-    ("SSE3", ("pni",)),
-    ("SSSE3", ("ssse3",)),
-    ("SSE4.1", ("sse4_1",)),
-    ("SSE4.2", ("sse4_2",)),
-    ("AVX", ("avx",)),
-    ("FMA3", ("fma",)),
-    ("BMI1", ("bmi1",)),
-    ("BMI2", ("bmi2",)),
-    ("AVX2", ("avx2",)),
+    ("MMX2", ("sse",)), ("SSE", ("sse",)), ("SSE2", ("sse2",)), ("SSE3", ("pni",)), ("SSSE3", ("ssse3",)),
+    ("SSE4.1", ("sse4_1",)), ("SSE4.2", ("sse4_2",)), ("AVX", ("avx",)), ("FMA3", ("fma",)), ("BMI1", ("bmi1",)),
+    ("BMI2", ("bmi2",)), ("AVX2", ("avx2",)),
 )
+# fmt: on
 
 
 def x264_asm_without_avx512(cpuinfo: str | None = None) -> str | None:
@@ -514,22 +486,13 @@ def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
       content varies (outside the frame it was given). Capping at AVX2 costs no measurable speed (``no-asm``
       was 4x slower). ``tests/synth/test_video_determinism.py`` repeats the encode and compares the bytes.
     """
-    import av
+    from loc3r.synthrooms.formats import encode_h264
 
     options = {"crf": "18", "threads": "1"}
     asm = x264_asm_without_avx512()
     if asm is not None:
         options["x264-params"] = f"asm={asm}"
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = options
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    encode_h264(path, frames, fps, options)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -629,12 +592,12 @@ def write_scene(
         if settings.write_video:
             _write_video(tmp / "video.mp4", scene.rgb)
         if scene.capture is not None:
-            _write_json(tmp / "capture.json", scene.capture)
-        _write_json(tmp / "meta_info.json", {job.scene_id: layout_to_entry(scene.layout)})
+            write_json(tmp / "capture.json", scene.capture, indent=1)
+        write_json(tmp / "meta_info.json", {job.scene_id: layout_to_entry(scene.layout)}, indent=1)
         questions, annotations = _sqa3d_records(job, scene.situations)
-        _write_json(tmp / "sqa3d.json", {"questions": questions, "annotations": annotations})
+        write_json(tmp / "sqa3d.json", {"questions": questions, "annotations": annotations}, indent=1)
         vsi = [{"dataset": DATASET_NAME, "scene_name": job.scene_id, **r} for r in scene.vsi_records]
-        _write_json(tmp / "vsibench.json", vsi)
+        write_json(tmp / "vsibench.json", vsi, indent=1)
         summary = {
             "scene_id": job.scene_id,
             "split": job.split,
@@ -652,7 +615,7 @@ def write_scene(
             "fingerprint": settings.fingerprint(),
             "complete": True,
         }
-        _write_json(tmp / _SCENE_FILE, summary)
+        write_json(tmp / _SCENE_FILE, summary, indent=1)
         if fsync:
             _fsync_tree(tmp)
         if final.exists():
@@ -691,9 +654,7 @@ def _scene_done(scans: Path, scene_id: str, fingerprint: str) -> dict[str, Any] 
     return summary
 
 
-# --------------------------------------------------------------------------------------------------
-# Whole dataset
-# --------------------------------------------------------------------------------------------------
+# --- Whole dataset ---
 
 
 @contextlib.contextmanager

@@ -34,23 +34,9 @@ from loc3r.core.config import (
 )
 from loc3r.data.spec import DatasetSpec
 
-__all__ = [
-    "ConfigError",
-    "DatasetSpec",
-    "DataConfig",
-    "LoraSettings",
-    "ModelConfig",
-    "OptimConfig",
-    "TrainConfig",
-    "RecipeConfig",
-    "RESUME_MUTABLE_FIELDS",
-    "load_config",
-    "config_from_dict",
-    "apply_overrides",
-    "config_to_dict",
-    "dump_config",
-    "diff_configs",
-]
+__all__ = ["ConfigError", "DatasetSpec", "DataConfig", "LoraSettings", "ModelConfig", "OptimConfig",
+           "TrainConfig", "RecipeConfig", "RESUME_MUTABLE_FIELDS", "load_config", "config_from_dict",
+           "apply_overrides", "config_to_dict", "dump_config", "diff_configs"]  # fmt: skip
 
 
 class LoraSettings(StrictConfig):
@@ -190,26 +176,15 @@ class RecipeConfig(StrictConfig):
     train: TrainConfig
 
 
+# fmt: off
 #: Dotted fields a resumed run may change relative to its checkpoint (they do not affect the trajectory
 #: up to the checkpoint, nor the model / data order / optimiser state it restores).
-RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset(
-    {
-        "output_dir",
-        "train.max_steps",
-        "train.log_every",
-        "train.eval_every",
-        "train.eval_max_batches",
-        "train.save_every",
-        "train.keep_last",
-        "train.max_nonfinite_steps",
-        "train.save_final_model",
-        "train.progress_bar",
-        "train.log_rank_samples",
-        "data.num_workers",
-        "data.max_val_samples",
-        "data.val",
-    }
-)
+RESUME_MUTABLE_FIELDS: frozenset[str] = frozenset({
+    "output_dir", "train.max_steps", "train.log_every", "train.eval_every", "train.eval_max_batches",
+    "train.save_every", "train.keep_last", "train.max_nonfinite_steps", "train.save_final_model", "train.progress_bar",
+    "train.log_rank_samples", "data.num_workers", "data.max_val_samples", "data.val",
+})
+# fmt: on
 
 
 def _validate(raw: Any, source: str) -> RecipeConfig:

@@ -567,44 +567,23 @@ def _log_run_summary(run: _Run) -> None:
     model and its trainable parameters, the data mixture and the batch arithmetic."""
     cfg, accelerator, model = run.cfg, run.accelerator, run.model
     logger.info("resolved config:\n%s", dump_config(cfg))
-    logger.info(
-        "engine: accelerate %s, %d process(es), distributed=%s, device=%s, mixed_precision=%s",
-        __import__("accelerate").__version__,
-        accelerator.num_processes,
-        accelerator.distributed_type.value,
-        accelerator.device,
-        accelerator.mixed_precision,
-    )
+    acc = accelerator
+    logger.info(f"engine: accelerate {__import__('accelerate').__version__}, {acc.num_processes} process(es), "
+                f"distributed={acc.distributed_type.value}, device={acc.device}, "
+                f"mixed_precision={acc.mixed_precision}")  # fmt: skip
     logger.info("attention implementation: %s", builders.attention_implementations(accelerator.unwrap_model(model)))
-    logger.info(
-        "model: %s %s (%s), finetune=%s, vision tower frozen=%s, gradient checkpointing=%s, params total=%d "
-        "trainable=%d, weights dtype=%s",
-        cfg.model.init,
-        cfg.model.backbone,
-        type(accelerator.unwrap_model(model)).__name__,
-        cfg.model.finetune,
-        cfg.model.freeze_vision_tower,
-        cfg.model.gradient_checkpointing,
-        run.params["total"],
-        run.params["trainable"],
-        cfg.model.dtype,
-    )
-    train_set = run.train_set
-    logger.info(
-        "data: %s with weights %s, %d samples/epoch, %d frames/clip; batch %d x accum %d x %d proc = %d "
-        "samples/step, %d steps/epoch, max_steps %d; val: %s",
-        [f"{n} ({n_})" for n, n_ in zip(train_set.names, train_set.lengths.tolist(), strict=True)],
-        train_set.weights.tolist(),
-        len(run.sampler),
-        cfg.data.num_frames,
-        cfg.train.batch_size,
-        cfg.train.grad_accum,
-        accelerator.num_processes,
-        run.global_batch,
-        run.usable // cfg.train.grad_accum,
-        cfg.train.max_steps,
-        "none" if run.val_set is None else f"{len(run.val_set)} samples",
-    )
+    m = cfg.model
+    logger.info(f"model: {m.init} {m.backbone} ({type(acc.unwrap_model(model)).__name__}), finetune={m.finetune}, "
+                f"vision tower frozen={m.freeze_vision_tower}, gradient checkpointing={m.gradient_checkpointing}, "
+                f"params total={run.params['total']:d} trainable={run.params['trainable']:d}, "
+                f"weights dtype={m.dtype}")  # fmt: skip
+    ts, t = run.train_set, cfg.train
+    logger.info(f"data: {[f'{n} ({n_})' for n, n_ in zip(ts.names, ts.lengths.tolist(), strict=True)]} with weights "
+                f"{ts.weights.tolist()}, {len(run.sampler):d} samples/epoch, {cfg.data.num_frames:d} frames/clip; "
+                f"batch {t.batch_size:d} x accum {t.grad_accum:d} x {acc.num_processes:d} proc = "
+                f"{run.global_batch:d} samples/step, {run.usable // t.grad_accum:d} steps/epoch, max_steps "
+                f"{t.max_steps:d}; val: {'none' if run.val_set is None else f'{len(run.val_set)} samples'}"
+                )  # fmt: skip
 
 
 def _train_step(run: _Run, data: Iterator[tuple[int, int, Any]], logs: _Logs) -> _Step:

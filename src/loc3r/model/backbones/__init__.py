@@ -23,16 +23,8 @@ from loc3r.model.backbones.base import (
     register_backbone,
 )
 
-__all__ = [
-    "BackboneAdapter",
-    "ChatTemplate",
-    "TokenKind",
-    "VideoEncoding",
-    "VisionFeatures",
-    "register_backbone",
-    "get_backbone",
-    "available_backbones",
-]
+__all__ = ["BackboneAdapter", "ChatTemplate", "TokenKind", "VideoEncoding", "VisionFeatures",
+           "register_backbone", "get_backbone", "available_backbones"]  # fmt: skip
 
 _DISCOVERED = False
 

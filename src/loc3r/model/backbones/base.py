@@ -38,20 +38,9 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from loc3r.core.geometry import VisionSegment
 from loc3r.data.schema import SampleError
 
-__all__ = [
-    "BackboneAdapter",
-    "VideoEncoding",
-    "VisionFeatures",
-    "ChatTemplate",
-    "frame_times",
-    "TokenKind",
-    "resize_frames",
-    "normalize_frames",
-    "QwenVisionTokens",
-    "pooled_features",
-    "read_mean_std",
-    "tiny_text_config",
-]
+__all__ = ["BackboneAdapter", "VideoEncoding", "VisionFeatures", "ChatTemplate", "frame_times", "TokenKind",
+           "resize_frames", "normalize_frames", "QwenVisionTokens", "pooled_features", "read_mean_std",
+           "tiny_text_config"]  # fmt: skip
 
 
 class TokenKind:

@@ -66,18 +66,9 @@ import torch
 from loc3r.core.errors import ConfigError, SampleError
 from loc3r.core.io import read_json, read_text, write_json
 
-__all__ = [
-    "MapRule",
-    "ImportReport",
-    "SourceCheckpoint",
-    "parse_map_rules",
-    "read_map_file",
-    "vision_config_from_weights",
-    "build_vlm_config",
-    "import_llava_qwen",
-    "LOC3R_LAYOUT",
-    "KNOWN_TOWERS",
-]
+__all__ = ["MapRule", "ImportReport", "SourceCheckpoint", "parse_map_rules", "read_map_file",
+           "vision_config_from_weights", "build_vlm_config", "import_llava_qwen", "LOC3R_LAYOUT",
+           "KNOWN_TOWERS"]  # fmt: skip
 
 INDEX_NAME = "model.safetensors.index.json"
 REPORT_NAME = "import_report.json"
@@ -98,29 +89,14 @@ LOC3R_LAYOUT: dict[str, Any] = {
 #: LLaVA-NeXT's defaults when ``config.json`` does not state a field (``llava_arch.py``)
 _LLAVA_DEFAULTS: dict[str, Any] = {"mm_newline_position": "one_token", "add_faster_video": False}
 
+# fmt: off
 _QWEN2_KEYS = (
-    "vocab_size",
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "hidden_act",
-    "max_position_embeddings",
-    "initializer_range",
-    "rms_norm_eps",
-    "use_cache",
-    "tie_word_embeddings",
-    "rope_theta",
-    "rope_scaling",
-    "rope_parameters",
-    "use_sliding_window",
-    "sliding_window",
-    "max_window_layers",
-    "attention_dropout",
-    "bos_token_id",
-    "eos_token_id",
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+    "hidden_act", "max_position_embeddings", "initializer_range", "rms_norm_eps", "use_cache", "tie_word_embeddings",
+    "rope_theta", "rope_scaling", "rope_parameters", "use_sliding_window", "sliding_window", "max_window_layers",
+    "attention_dropout", "bos_token_id", "eos_token_id",
 )
+# fmt: on
 _REQUIRED_TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
 
 _DTYPES = {
