@@ -18,17 +18,6 @@ from typing import Any
 
 from loc3r.data.schema import ClipSample, SampleError
 
-__all__ = [
-    "EmptySplitError",
-    "SceneRecordsDataset",
-    "cached_or_frame_source",
-    "frame_source",
-    "log_report",
-    "parse_size",
-    "scene_meta_table",
-    "scene_records_builder",
-]
-
 _log = logging.getLogger("loc3r.data")
 
 

@@ -72,8 +72,6 @@ from loc3r.data.prepare_plan import ClipPlan, ClipTask
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
 
-__all__ = ["DATASETS", "PrepareOptions", "PrepareResult", "prepare_dataset"]
-
 #: datasets whose root is a folder of scan folders, one clip per scan (read by :func:`loc3r.data.captures.open_scan`)
 SCAN_DATASETS = ("scannet", "scannetpp", "arkitscenes")
 #: every dataset ``loc3r prepare`` knows: the scan datasets and the benchmark folders with a ``prepare.py``

@@ -42,8 +42,6 @@ from loc3r.core.config import (
 )
 from loc3r.data.spec import DatasetSpec
 
-__all__ = ["PromptConfig", "GenerationConfig", "EvalConfig", "load_eval_config"]
-
 
 class PromptConfig(StrictConfig):
     """Pinned text around the question (the processor's chat template adds the backbone's own parts)."""

@@ -53,18 +53,6 @@ from loc3r.evaluate.records import (
     require_field,
 )
 
-__all__ = [
-    "SQA3D_QUESTION_TYPES",
-    "clean_answer",
-    "answer_match",
-    "qa_exact_match",
-    "caption_metrics",
-    "java_available",
-    "prediction_answer",
-    "as_record_list",
-    "reference_answers",
-]
-
 #: SQA3D's question types, in the order the per-type breakdown lists them (known types first)
 SQA3D_QUESTION_TYPES: tuple[str, ...] = ("what", "is", "how", "can", "which", "others")
 

@@ -16,18 +16,6 @@ from typing import Any
 from loc3r.core.io import read_json_or_jsonl
 from loc3r.data.schema import SampleError
 
-__all__ = [
-    "SampleError",
-    "load_json_or_jsonl",
-    "load_records",
-    "record_where",
-    "require_field",
-    "require_number",
-    "normalise_id",
-    "index_by_id",
-    "match_predictions",
-]
-
 
 def load_json_or_jsonl(path: str | Path) -> Any:
     """Parse ``path`` as one JSON document, or else as JSON Lines (one JSON value per non-empty line).

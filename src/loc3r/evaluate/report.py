@@ -17,16 +17,6 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = [
-    "add_predictions_command",
-    "add_score_options",
-    "format_value",
-    "format_table",
-    "run_references",
-    "run_score",
-    "to_json",
-]
-
 
 def format_value(value: Any) -> str:
     """Table text of one value: floats with 2 decimals, ``None`` as ``n/a``, lists comma-joined."""

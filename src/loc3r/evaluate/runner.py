@@ -34,27 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from loc3r.core.io import write_jsonl
+from loc3r.core.io import write_jsonl as write_jsonl  # re-exported for the eval command and scripts
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.model.loading import load_model
-
-__all__ = [
-    "load_model",
-    "parse_shard",
-    "shard_indices",
-    "clip_key",
-    "predict_samples",
-    "resolve_num_frames",
-    "evaluate",
-    "score_evaluation",
-    "eval_settings",
-    "protocol_settings",
-    "metric_version",
-    "write_jsonl",
-    "read_jsonl",
-    "merge_shards",
-    "merge_checked",
-]
+from loc3r.model.loading import load_model as load_model  # re-exported
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

@@ -37,8 +37,6 @@ from loc3r.core.errors import SampleError
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["JsonlTask", "Task", "join_prompt", "restrict_references", "write_json_file"]
-
 
 def restrict_references(
     data: Any, list_key: str | None, ids: set[str], out_path: Path, source: Path

@@ -21,8 +21,6 @@ import importlib
 from functools import cache
 from typing import Any
 
-__all__ = ["get_task", "task_classes", "task_names"]
-
 
 @cache
 def task_classes() -> dict[str, type]:

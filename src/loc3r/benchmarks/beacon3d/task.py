@@ -23,8 +23,6 @@ from loc3r.evaluate.task import Task, write_json_file
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["Beacon3DTask", "metadata_file", "TASKS"]
-
 
 def metadata_file(qa_file: str | Path) -> Path:
     """``metadata_<name>`` next to Beacon3D's ScanQA-format ``<name>`` (e.g. ``metadata_scannet_qa.json``)."""

@@ -49,8 +49,6 @@ from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta
 
-__all__ = ["MSQARecord", "strip_image_placeholders", "msqa_to_world", "load_msqa", "MSQADataset"]
-
 _IMG_PLACEHOLDER = re.compile(r"<([^<>-]+)-\d+-IMG>")
 
 

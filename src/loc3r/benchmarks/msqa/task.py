@@ -31,8 +31,6 @@ from loc3r.evaluate.task import Task, write_json_file
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["MSQATask", "TASKS"]
-
 
 class MSQATask(Task):
     """MSQA situated QA (see the module docstring)."""

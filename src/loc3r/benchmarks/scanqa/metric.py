@@ -10,8 +10,6 @@ from typing import Any
 from loc3r.evaluate.qa import as_record_list, caption_metrics, prediction_answer, qa_exact_match, reference_answers
 from loc3r.evaluate.records import SampleError, index_by_id, match_predictions, record_where
 
-__all__ = ["score_scanqa"]
-
 
 def score_scanqa(
     references: Any,

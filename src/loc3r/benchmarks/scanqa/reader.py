@@ -20,8 +20,6 @@ from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
 
-__all__ = ["SCANQA_SPLITS", "ScanQARecord", "load_scanqa", "scanqa_path", "ScanQADataset"]
-
 SCANQA_SPLITS = ("train", "val", "test_w_obj", "test_wo_obj")
 
 

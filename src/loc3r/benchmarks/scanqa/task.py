@@ -25,8 +25,6 @@ from loc3r.evaluate.task import Task, restrict_references, write_json_file
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["ScanQATask", "scanqa_file", "TASKS"]
-
 
 def scanqa_file(config: EvalConfig) -> Path:
     """The ScanQA file of the config (``data.root`` itself, or ``ScanQA_v1.0_{split}.json`` under it), found

@@ -59,19 +59,6 @@ from loc3r.evaluate.records import (
     require_number,
 )
 
-__all__ = [
-    "MAX_CANDIDATES",
-    "sqa3d_quaternion_to_yaw",
-    "yaw_to_sqa3d_quaternion",
-    "parse_sqa3d_pose",
-    "score_sqa3d_localization",
-    "situation_groups",
-    "LOCALIZATION_UNITS",
-    "SQA3D_QUESTION_TYPES",
-    "sqa3d_question_type",
-    "score_sqa3d_qa",
-]
-
 MAX_CANDIDATES = 3
 QUATERNION_KEYS: tuple[str, ...] = ("_x", "_y", "_z", "_w")
 LOCALIZATION_UNITS: tuple[str, ...] = ("situation", "question")

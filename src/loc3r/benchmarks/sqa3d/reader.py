@@ -79,24 +79,6 @@ from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
 
-__all__ = [
-    "Convention",
-    "quaternion_xyzw_to_matrix",
-    "yaw_quaternion_xyzw",
-    "sqa3d_to_raw",
-    "raw_to_world",
-    "sqa3d_to_world",
-    "world_to_sqa3d",
-    "sqa3d_to_bev",
-    "bev_to_sqa3d",
-    "SQA3DRecord",
-    "SQA3DSituationRecord",
-    "find_sqa3d_file",
-    "load_sqa3d",
-    "load_sqa3d_localization",
-    "SQA3DDataset",
-]
-
 Convention = Literal["sqa3d", "loc3r_world"]
 _LOCAL_FORWARD = {"sqa3d": np.array([-1.0, 0.0, 0.0]), "loc3r_world": np.array([1.0, 0.0, 0.0])}
 

@@ -58,14 +58,6 @@ from loc3r.evaluate.task import Task, restrict_references, write_json_file
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = [
-    "SQA3DQATask",
-    "SQA3DLocalizationTask",
-    "sqa3d_pose_record",
-    "official_file",
-    "TASKS",
-]
-
 
 def official_file(config: EvalConfig, kind: str) -> Path:
     """The official ``v1_balanced_{kind}_{split}_scannetv2.json`` under the config's ``data.root``

@@ -28,8 +28,6 @@ from loc3r.core.io import read_json_or_jsonl
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, read_rgb, uniform_indices
 
-__all__ = ["ViewSpatialRecord", "load_viewspatial", "ViewSpatialDataset", "build_viewspatial"]
-
 _REQUIRED = ("question_type", "image_path", "question", "answer", "choices")
 
 

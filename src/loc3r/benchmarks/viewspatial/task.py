@@ -29,8 +29,6 @@ from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["ViewSpatialTask", "TASKS"]
-
 
 class ViewSpatialTask(JsonlTask):
     """ViewSpatial-Bench (see the module docstring)."""

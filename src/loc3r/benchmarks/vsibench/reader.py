@@ -44,15 +44,6 @@ from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, VideoClip, decode_video, frame_problems_meta
 
-__all__ = [
-    "VSIBENCH_DATASETS",
-    "VSIBENCH_SOURCES",
-    "VSIBenchRecord",
-    "read_vsibench_rows",
-    "load_vsibench",
-    "VSIBenchDataset",
-]
-
 VSIBENCH_DATASETS = ("scannet", "scannetpp", "arkitscenes")
 """The source datasets of the real VSI-Bench release."""
 VSIBENCH_SOURCES = (*VSIBENCH_DATASETS, "synthrooms")

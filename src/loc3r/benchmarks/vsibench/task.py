@@ -40,8 +40,6 @@ from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["VSIBenchTask", "VSIBenchDebiasedTask", "TASKS"]
-
 
 class VSIBenchTask(JsonlTask):
     """VSI-Bench (see the module docstring)."""

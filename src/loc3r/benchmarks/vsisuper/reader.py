@@ -34,8 +34,6 @@ from loc3r.core.io import read_json_or_jsonl
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, decode_video, frame_problems_meta
 
-__all__ = ["MODES", "VSISuperRecord", "read_rows", "load_vsisuper", "VSISuperDataset", "build_vsisuper"]
-
 MODES = ("recall", "count", "count_streaming")
 
 

@@ -49,8 +49,6 @@ from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["VSIRecallTask", "VSICountTask", "VSICountStreamingTask", "PRE_PROMPT", "parse_count", "TASKS"]
-
 #: the pre-prompt of Cambrian-S's (and lmms-eval's) VSC ``doc_to_text``
 PRE_PROMPT = "These are frames of a video."
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")

@@ -33,19 +33,6 @@ from typing import Any
 from loc3r.core.errors import ConfigError, SampleError
 from loc3r.integrations.lmms_eval.spec import LmmsTask
 
-__all__ = [
-    "CONFIGS_ENV",
-    "DEFAULT_CONFIGS",
-    "Benchmark",
-    "benchmark_of_task",
-    "config_path",
-    "load_benchmark",
-    "build_docs",
-    "lmms_task",
-    "lmms_tasks",
-    "task_of_benchmark",
-]
-
 #: environment variable naming the folder of the loc3r evaluation configs (``<benchmark>.yaml``)
 CONFIGS_ENV = "LOC3R_EVAL_CONFIGS"
 DEFAULT_CONFIGS = "configs/paper/eval"
