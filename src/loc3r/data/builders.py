@@ -67,6 +67,27 @@ def scene_meta_table(scene_meta: str | None, scans_root: str | None) -> Any:
     return SceneMetaTable.from_json(scene_meta, scans_root=scans_root)
 
 
+def read_record_rows(path: str | Path, what: str) -> list[Any]:
+    """The rows of a benchmark's record file (``.parquet`` by pyarrow, else a JSON list or JSON Lines); a missing,
+    unreadable or non-list file is a :class:`SampleError` naming it."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        if not path.is_file():
+            raise SampleError(f"{path}: {what} record file is missing")
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path).to_pylist()
+        except Exception as err:  # pyarrow raises ArrowInvalid / OSError subclasses
+            raise SampleError(f"{path}: cannot read parquet ({err})") from err
+    from loc3r.core.io import read_json_or_jsonl
+
+    data = read_json_or_jsonl(path, f"{what} record file")
+    if not isinstance(data, list):
+        raise SampleError(f"{path}: expected a JSON list of {what} records, got {type(data).__name__}")
+    return data
+
+
 def parse_size(value: Any, name: str) -> tuple[int, int] | None:
     if value is None:
         return None

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -374,7 +373,3 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
         log(result.summary())
     return result
 
-
-def default_workers() -> int:
-    """One process per available core (at least 1)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -31,14 +31,12 @@ Units of the numerical answers: distances in m, object size in cm (longest side)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loc3r.core.io import read_json
-from loc3r.data.builders import log_report, parse_size
+from loc3r.data.builders import log_report, parse_size, read_record_rows
 from loc3r.data.cache import check_cache_settings, clip_path, read_scannet_clip, read_video_clip, scan_key, video_key
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import ClipSample, SampleError
@@ -67,36 +65,6 @@ class VSIBenchRecord:
         return Path(video_root) / self.dataset / f"{self.scene_name}.mp4"
 
 
-def read_vsibench_rows(path: str | Path) -> list[Any]:
-    """Rows of a VSI-Bench record file: ``.parquet`` (pyarrow), ``.jsonl`` or ``.json`` (a list)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SampleError(f"{path}: VSI-Bench record file is missing")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_table(path).to_pylist()
-        except Exception as err:  # pyarrow raises ArrowInvalid / OSError subclasses
-            raise SampleError(f"{path}: cannot read parquet ({err})") from err
-    if suffix == ".jsonl":
-        rows: list[Any] = []
-        with path.open("r", encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise SampleError(f"{path}:{line_no}: not valid JSON ({err})") from err
-        return rows
-    data = read_json(path, "VSI-Bench record file")
-    if not isinstance(data, list):
-        raise SampleError(f"{path}: expected a JSON list of records")
-    return data
-
-
 def load_vsibench(
     path: str | Path,
     *,
@@ -116,7 +84,7 @@ def load_vsibench(
             raise SampleError(f"{path}: no VSI-Bench parquet file (test-00000-of-00001.parquet) in this folder")
         path = candidates[0]
     records: list[VSIBenchRecord] = []
-    for index, row in enumerate(read_vsibench_rows(path)):
+    for index, row in enumerate(read_record_rows(path, "VSI-Bench")):
         record = f"row {index}"
         try:
             if not isinstance(row, dict):
