@@ -372,4 +372,3 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
     if log is not None:
         log(result.summary())
     return result
-

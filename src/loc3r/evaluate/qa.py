@@ -56,6 +56,11 @@ from loc3r.evaluate.records import (
 #: SQA3D's question types, in the order the per-type breakdown lists them (known types first)
 SQA3D_QUESTION_TYPES: tuple[str, ...] = ("what", "is", "how", "can", "which", "others")
 
+_NUMBER_WORDS = str.split(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty"
+)
+
 # LEO's clean_answer, step by step and in its order: (pattern, replacement).
 _CLEAN_STEPS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), repl)
@@ -80,26 +85,7 @@ _CLEAN_STEPS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bo'[ ]+clock\b", "o'clock"),
         (r"\b0\b", "zero"),
         (r"\bnone\b", "zero"),
-        (r"\b1\b", "one"),
-        (r"\b2\b", "two"),
-        (r"\b3\b", "three"),
-        (r"\b4\b", "four"),
-        (r"\b5\b", "five"),
-        (r"\b6\b", "six"),
-        (r"\b7\b", "seven"),
-        (r"\b8\b", "eight"),
-        (r"\b9\b", "nine"),
-        (r"\b10\b", "ten"),
-        (r"\b11\b", "eleven"),
-        (r"\b12\b", "twelve"),
-        (r"\b13\b", "thirteen"),
-        (r"\b14\b", "fourteen"),
-        (r"\b15\b", "fifteen"),
-        (r"\b16\b", "sixteen"),
-        (r"\b17\b", "seventeen"),
-        (r"\b18\b", "eighteen"),
-        (r"\b19\b", "nineteen"),
-        (r"\b20\b", "twenty"),
+        *((rf"\b{n}\b", word) for n, word in enumerate(_NUMBER_WORDS, start=1)),
         (r"\b23\b", "twenty-three"),
         (r"\b([a-zA-Z]+)([0-9])\b", r"\g<1>"),
         (r"\ba\b ([a-zA-Z]+)", r"\g<1>"),

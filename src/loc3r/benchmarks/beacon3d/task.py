@@ -56,10 +56,11 @@ class Beacon3DTask(Task):
     def score_files(self, predictions: str | Path, *, metadata: str | Path, strict: bool = False) -> dict[str, Any]:
         """:func:`loc3r.benchmarks.beacon3d.metric.score_beacon3d` against Beacon3D's object-centric metadata."""
         from loc3r.benchmarks.beacon3d.metric import score_beacon3d
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+        from loc3r.core.io import read_json_or_jsonl
+        from loc3r.evaluate.records import load_records
 
         return score_beacon3d(
-            load_json_or_jsonl(metadata),
+            read_json_or_jsonl(metadata),
             load_records(predictions),
             strict=strict,
             metadata_source=str(metadata),
@@ -69,13 +70,13 @@ class Beacon3DTask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.records import load_json_or_jsonl
+        from loc3r.core.io import read_json_or_jsonl
 
         pred_path = self.write_predictions(records, out_dir)
         meta_path = metadata_file(config.data.root)
         if any(r.get("subset") for r in records):
             ids = {str(r["question_id"]) for r in records}
-            metadata = _restrict_metadata(load_json_or_jsonl(meta_path), ids)
+            metadata = _restrict_metadata(read_json_or_jsonl(meta_path), ids)
             meta_path = out_dir / "beacon3d_metadata_subset.json"
             write_json_file(meta_path, metadata)
         metrics = self.score_files(pred_path, metadata=meta_path)

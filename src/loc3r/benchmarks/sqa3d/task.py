@@ -73,16 +73,16 @@ def _official_pair(
     """The official annotations and questions files of the config's split; for a subset evaluation, both restricted
     to the evaluated questions and written to ``OUT/<prefix>_{annotations,questions}_subset.json`` (so that
     ``loc3r score`` re-scores the same numbers)."""
-    from loc3r.evaluate.records import load_json_or_jsonl
+    from loc3r.core.io import read_json_or_jsonl
 
     ann_path, q_path = official_file(config, "sqa_annotations"), official_file(config, "questions")
     if any(r.get("subset") for r in records):
         ids = {str(r["question_id"]) for r in records}
         _, ann_path = restrict_references(
-            load_json_or_jsonl(ann_path), "annotations", ids, out_dir / f"{prefix}_annotations_subset.json", ann_path
+            read_json_or_jsonl(ann_path), "annotations", ids, out_dir / f"{prefix}_annotations_subset.json", ann_path
         )
         _, q_path = restrict_references(
-            load_json_or_jsonl(q_path), "questions", ids, out_dir / f"{prefix}_questions_subset.json", q_path
+            read_json_or_jsonl(q_path), "questions", ids, out_dir / f"{prefix}_questions_subset.json", q_path
         )
     return ann_path, q_path
 
@@ -114,12 +114,13 @@ class SQA3DQATask(Task):
     ) -> dict[str, Any]:
         """:func:`~loc3r.benchmarks.sqa3d.metric.score_sqa3d_qa` on the official annotations (+ questions: types)."""
         from loc3r.benchmarks.sqa3d.metric import score_sqa3d_qa
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+        from loc3r.core.io import read_json_or_jsonl
+        from loc3r.evaluate.records import load_records
 
         return score_sqa3d_qa(
-            load_json_or_jsonl(annotations),
+            read_json_or_jsonl(annotations),
             load_records(predictions),
-            load_json_or_jsonl(questions) if questions else None,
+            read_json_or_jsonl(questions) if questions else None,
             strict=strict,
             annotations_source=str(annotations),
             predictions_source=str(predictions),
@@ -277,12 +278,13 @@ class SQA3DLocalizationTask(Task):
         """:func:`~loc3r.benchmarks.sqa3d.metric.score_sqa3d_localization` against the official annotations, per
         ``unit`` (situations = (scene, situation text) of the questions file; without it, (scene, pose))."""
         from loc3r.benchmarks.sqa3d.metric import score_sqa3d_localization
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+        from loc3r.core.io import read_json_or_jsonl
+        from loc3r.evaluate.records import load_records
 
         return score_sqa3d_localization(
-            load_json_or_jsonl(annotations),
+            read_json_or_jsonl(annotations),
             load_records(predictions),
-            questions=load_json_or_jsonl(questions) if questions else None,
+            questions=read_json_or_jsonl(questions) if questions else None,
             unit=unit,
             strict=strict,
             annotations_source=str(annotations),
