@@ -88,6 +88,13 @@ def read_record_rows(path: str | Path, what: str) -> list[Any]:
     return data
 
 
+def report_bad_record(report: Any, err: Exception, file: Any, record: Any) -> None:
+    """Report a malformed record on ``report``; the field is the one the message names (``field '<name>'``)."""
+    message = str(err)
+    field = message.split("field '")[1].split("'")[0] if "field '" in message else None
+    report.error("bad_record", message, file=file, record=record, field=field)
+
+
 def parse_size(value: Any, name: str) -> tuple[int, int] | None:
     if value is None:
         return None

@@ -44,7 +44,7 @@ import numpy as np
 
 from loc3r.core.geometry import wrap_angle
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, scene_meta_table, scene_records_builder
+from loc3r.data.builders import SceneRecordsDataset, report_bad_record, scene_meta_table, scene_records_builder
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta
@@ -168,9 +168,7 @@ def load_msqa(
                 raise SampleError(f"{where}: field 'orientation' is missing")
             position, yaw = msqa_to_world(location, orientation, offset, where)
         except SampleError as err:
-            message = str(err)
-            field_name = message.split("field '")[1].split("'")[0] if "field '" in message else None
-            report.error("bad_record", message, file=path, record=record_name, field=field_name)
+            report_bad_record(report, err, path, record_name)
             continue
         index = item.get("index")
         sample_id = f"msqa-{scene_id}-{index}" if index is not None else f"msqa-{record_name}"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, scene_records_builder
+from loc3r.data.builders import SceneRecordsDataset, report_bad_record, scene_records_builder
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
@@ -92,9 +92,7 @@ def load_scanqa(
                 raise SampleError(f"{where}: field 'object_ids' must be a list of integers")
             object_names = _str_list(item.get("object_names", []), where, "object_names")
         except SampleError as err:
-            message = str(err)
-            field_name = message.split("field '")[1].split("'")[0] if "field '" in message else None
-            report.error("bad_record", message, file=path, record=record, field=field_name)
+            report_bad_record(report, err, path, record)
             continue
         seen.add(str(qid))
         records.append(ScanQARecord(str(qid), scene_id, question, answers, list(object_ids_raw), object_names))

@@ -74,7 +74,13 @@ import numpy as np
 
 from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, cached_or_frame_source, log_report, scene_meta_table
+from loc3r.data.builders import (
+    SceneRecordsDataset,
+    cached_or_frame_source,
+    log_report,
+    report_bad_record,
+    scene_meta_table,
+)
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
@@ -90,9 +96,7 @@ _LOCAL_FORWARD = {"sqa3d": np.array([-1.0, 0.0, 0.0]), "loc3r_world": np.array([
 
 def quaternion_xyzw_to_matrix(q: Sequence[float] | np.ndarray, where: str = "rotation") -> np.ndarray:
     """3x3 rotation of a quaternion stored ``(x, y, z, w)`` (scipy / three.js order), normalised first."""
-    q = np.asarray(q, dtype=np.float64).reshape(-1)
-    if q.shape != (4,) or not np.isfinite(q).all():
-        raise SampleError(f"{where}: expected 4 finite quaternion components (x, y, z, w), got {q.tolist()}")
+    q = np.asarray(q, dtype=np.float64).reshape(4)  # 4 finite numbers: the reader checked them (_rotation_array)
     norm = float(np.linalg.norm(q))
     if norm < 1e-8:
         raise SampleError(f"{where}: zero quaternion")
@@ -131,10 +135,7 @@ def sqa3d_to_raw(
     ``convention="loc3r_world"``: ``p_raw = position``, forward = ``R(q)(+x)``.
     The forward is projected on the floor plane and normalised; a vertical forward is an error.
     """
-    _check_convention(convention)
-    pos = np.asarray(position, dtype=np.float64).reshape(-1)
-    if pos.shape != (3,) or not np.isfinite(pos).all():
-        raise SampleError(f"{where}: field 'position' must be 3 finite numbers, got {pos.tolist()}")
+    pos = np.asarray(position, dtype=np.float64).reshape(3)  # validated by the reader (_position_array)
     rot = quaternion_xyzw_to_matrix(rotation_xyzw, f"{where}: field 'rotation'")
     forward = rot @ _LOCAL_FORWARD[convention]
     forward[2] = 0.0
@@ -189,7 +190,6 @@ def world_to_sqa3d(
     A 2-D position (a BEV prediction mapped to the world) gets the files' ``z = 0`` (axis alignments
     are rotations about z, so x and y do not depend on it); the official metric ignores z anyway.
     """
-    _check_convention(convention)
     a = np.eye(4) if axis_alignment is None else np.asarray(axis_alignment, dtype=np.float64)
     a_inv = np.linalg.inv(a)
     p = np.asarray(position_world, dtype=np.float64).reshape(-1)
@@ -344,10 +344,7 @@ class SQA3DSituationRecord:
     mesh_bbox_center: np.ndarray | None = None
     augmented: bool | None = None
 
-    def agent_world(self, axis_alignment: np.ndarray | None) -> tuple[np.ndarray | None, float | None]:
-        if self.position_raw is None or self.forward_raw is None:
-            return None, None
-        return raw_to_world(self.position_raw, self.forward_raw, axis_alignment)
+    agent_world = SQA3DRecord.agent_world
 
 
 def _referents(item: dict, where: str) -> dict[str, list[int]] | None:
@@ -586,7 +583,7 @@ def load_sqa3d(
                 _qa_record(qid, item, question_item, converter, f"{q_path} {record_name}", a_path, record_name)
             )
         except SampleError as err:
-            report.error("bad_record", str(err), file=a_path, record=record_name, field=_field_of(str(err)))
+            report_bad_record(report, err, a_path, record_name)
     for qid in sorted(set(questions) - seen):
         report.error(
             "missing_annotation",
@@ -598,15 +595,6 @@ def load_sqa3d(
     report.count("records_loaded", len(records))
     report.count("records_with_pose", sum(r.position_raw is not None for r in records))
     return records, report
-
-
-def _field_of(message: str) -> str | None:
-    marker = "field '"
-    start = message.find(marker)
-    if start < 0:
-        return None
-    end = message.find("'", start + len(marker))
-    return message[start + len(marker) : end] if end > 0 else None
 
 
 def load_sqa3d_localization(
@@ -677,7 +665,7 @@ def load_sqa3d_localization(
             rotation = _rotation_array(pose_item.get("rotation"), where)
             p_raw, f_raw, centre = converter.convert(scene_id, position, rotation, where, record_name)  # type: ignore[arg-type]
         except SampleError as err:
-            report.error("bad_record", str(err), file=path, record=record_name, field=_field_of(str(err)))
+            report_bad_record(report, err, path, record_name)
             continue
         sid = pose_item.get("situation_id", text_item.get("situation_id", index))
         records.append(

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loc3r.data.builders import log_report, parse_size, read_record_rows
+from loc3r.data.builders import log_report, parse_size, read_record_rows, report_bad_record
 from loc3r.data.cache import check_cache_settings, clip_path, read_scannet_clip, read_video_clip, scan_key, video_key
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import ClipSample, SampleError
@@ -106,9 +106,7 @@ def load_vsibench(
                     raise SampleError(f"{path} {record}: field 'options' must be a list of strings or null")
                 options = list(options)
         except SampleError as err:
-            message = str(err)
-            field_name = message.split("field '")[1].split("'")[0] if "field '" in message else None
-            report.error("bad_record", message, file=path, record=record, field=field_name)
+            report_bad_record(report, err, path, record)
             continue
         if question_types is not None and row["question_type"] not in question_types:
             report.skip("question_type_filtered")
