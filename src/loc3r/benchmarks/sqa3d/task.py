@@ -87,11 +87,68 @@ def _official_pair(
     return ann_path, q_path
 
 
-class SQA3DQATask(Task):
+class _OfficialFilesTask(Task):
+    """An SQA3D task scored against the split's official annotations (+ questions) files: :attr:`scorer` of
+    :mod:`loc3r.benchmarks.sqa3d.metric` (``score_files`` = ``loc3r score <score_command>``)."""
+
+    scorer: str
+    data_kinds = ("sqa3d",)
+
+    def score_options(self, config: EvalConfig) -> dict[str, Any]:
+        """Config options of the scorer (and of its ``loc3r score`` command line)."""
+        return {}
+
+    def options_settings(self, metrics: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def score_files(
+        self,
+        predictions: str | Path,
+        *,
+        annotations: str | Path,
+        questions: str | Path | None = None,
+        strict: bool = False,
+        **options: Any,
+    ) -> dict[str, Any]:
+        from loc3r.benchmarks.sqa3d import metric
+        from loc3r.core.io import read_json_or_jsonl
+        from loc3r.evaluate.records import load_records
+
+        return getattr(metric, self.scorer)(
+            read_json_or_jsonl(annotations),
+            load_records(predictions),
+            questions=read_json_or_jsonl(questions) if questions else None,
+            strict=strict,
+            annotations_source=str(annotations),
+            predictions_source=str(predictions),
+            questions_source=str(questions),
+            **options,
+        )
+
+    def score(
+        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        pred_path = self.write_predictions(records, out_dir)
+        ann_path, q_path = _official_pair(config, records, out_dir, self.name)
+        options = self.score_options(config)
+        metrics = self.score_files(pred_path, annotations=ann_path, questions=q_path, **options)
+        flags = "".join(f" --{k} {v}" for k, v in options.items())
+        settings = {
+            "predictions": str(pred_path),
+            "annotations": str(ann_path),
+            **self.options_settings(metrics, options),
+            "rescore": f"loc3r score {self.score_command} --annotations {ann_path} --questions {q_path}{flags} "
+            f"--predictions {pred_path}",
+            "metric": self.metric,
+        }
+        return metrics, settings
+
+
+class SQA3DQATask(_OfficialFilesTask):
     """SQA3D situated QA: EM@1 / EM-R, per question type (see the module docstring)."""
 
     name = "sqa3d"
-    data_kinds = ("sqa3d",)
+    scorer = "score_sqa3d_qa"
     title = "SQA3D question answering"
     predictions_file = "sqa3d_predictions.json"
     score_command = "sqa3d-qa"
@@ -103,43 +160,6 @@ class SQA3DQATask(Task):
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         rows = [{"question_id": r["question_id"], "answer": r["answer"], "question": r["question"]} for r in records]
         return write_json_file(out_dir / self.predictions_file, rows)
-
-    def score_files(
-        self,
-        predictions: str | Path,
-        *,
-        annotations: str | Path,
-        questions: str | Path | None = None,
-        strict: bool = False,
-    ) -> dict[str, Any]:
-        """:func:`~loc3r.benchmarks.sqa3d.metric.score_sqa3d_qa` on the official annotations (+ questions: types)."""
-        from loc3r.benchmarks.sqa3d.metric import score_sqa3d_qa
-        from loc3r.core.io import read_json_or_jsonl
-        from loc3r.evaluate.records import load_records
-
-        return score_sqa3d_qa(
-            read_json_or_jsonl(annotations),
-            load_records(predictions),
-            read_json_or_jsonl(questions) if questions else None,
-            strict=strict,
-            annotations_source=str(annotations),
-            predictions_source=str(predictions),
-            questions_source=str(questions),
-        )
-
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        pred_path = self.write_predictions(records, out_dir)
-        ann_path, q_path = _official_pair(config, records, out_dir, "sqa3d")
-        metrics = self.score_files(pred_path, annotations=ann_path, questions=q_path)
-        settings = {
-            "predictions": str(pred_path),
-            "annotations": str(ann_path),
-            "rescore": f"loc3r score sqa3d-qa --annotations {ann_path} --questions {q_path} --predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
 
 
 def sqa3d_pose_record(sample: ClipSample, xy_bev: Sequence[float] | np.ndarray, yaw_bev: float) -> dict[str, Any]:
@@ -171,11 +191,11 @@ def sqa3d_pose_record(sample: ClipSample, xy_bev: Sequence[float] | np.ndarray, 
     return {"position": position, "rotation": rotation}
 
 
-class SQA3DLocalizationTask(Task):
+class SQA3DLocalizationTask(_OfficialFilesTask):
     """SQA3D situation localization from the ``<Pos>``/``<Ori>`` heads (see the module docstring)."""
 
     name = "sqa3d_localization"
-    data_kinds = ("sqa3d",)
+    scorer = "score_sqa3d_localization"
     title = "SQA3D localization"
     predictions_file = "sqa3d_localization_predictions.json"
     score_command = "sqa3d-loc"
@@ -266,48 +286,12 @@ class SQA3DLocalizationTask(Task):
         ]
         return write_json_file(out_dir / self.predictions_file, rows)
 
-    def score_files(
-        self,
-        predictions: str | Path,
-        *,
-        annotations: str | Path,
-        questions: str | Path | None = None,
-        unit: str = "situation",
-        strict: bool = False,
-    ) -> dict[str, Any]:
-        """:func:`~loc3r.benchmarks.sqa3d.metric.score_sqa3d_localization` against the official annotations, per
-        ``unit`` (situations = (scene, situation text) of the questions file; without it, (scene, pose))."""
-        from loc3r.benchmarks.sqa3d.metric import score_sqa3d_localization
-        from loc3r.core.io import read_json_or_jsonl
-        from loc3r.evaluate.records import load_records
+    def score_options(self, config: EvalConfig) -> dict[str, Any]:
+        return {"unit": config.localization_unit}
 
-        return score_sqa3d_localization(
-            read_json_or_jsonl(annotations),
-            load_records(predictions),
-            questions=read_json_or_jsonl(questions) if questions else None,
-            unit=unit,
-            strict=strict,
-            annotations_source=str(annotations),
-            predictions_source=str(predictions),
-            questions_source=str(questions),
-        )
-
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        pred_path = self.write_predictions(records, out_dir)
-        ann_path, q_path = _official_pair(config, records, out_dir, "sqa3d_localization")
-        unit = config.localization_unit
-        metrics = self.score_files(pred_path, annotations=ann_path, questions=q_path, unit=unit)
-        settings = {
-            "predictions": str(pred_path),
-            "annotations": str(ann_path),
-            "unit": f"{unit} ({metrics['n']} {unit}s of {metrics['n_questions']} questions)",
-            "rescore": f"loc3r score sqa3d-loc --annotations {ann_path} --questions {q_path} --unit {unit} "
-            f"--predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
+    def options_settings(self, metrics: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        unit = options["unit"]
+        return {"unit": f"{unit} ({metrics['n']} {unit}s of {metrics['n_questions']} questions)"}
 
 
 TASKS: dict[str, type[Task]] = {"sqa3d": SQA3DQATask, "sqa3d_localization": SQA3DLocalizationTask}
