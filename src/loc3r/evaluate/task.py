@@ -210,3 +210,25 @@ class JsonlTask(Task):
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         return self.score_one_file(records, out_dir)
+
+
+class AnswerFileTask(Task):
+    """A benchmark whose predictions are ONE JSON list of ``{question_id, answer}`` scored against reference files
+    (ScanQA, MSQA, Beacon3D): ``loc3r score <score_command> --<file> F ... --predictions P``."""
+
+    def record(self, sample: Any, prediction: Any) -> dict[str, Any]:
+        return {"question_id": sample.meta["question_id"], "answer": prediction.answer}
+
+    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
+        rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
+        return write_json_file(out_dir / str(self.predictions_file), rows)
+
+    def score_against(self, records: Sequence[dict[str, Any]], out_dir: Path, **files: Path) -> tuple[Any, Any]:
+        """:meth:`score_files` of the written predictions against ``files``; the settings name the files and the
+        ``loc3r score`` command that re-scores them."""
+        pred_path = self.write_predictions(records, out_dir)
+        flags = "".join(f" --{k} {v}" for k, v in files.items())
+        settings = {"predictions": str(pred_path), **{k: str(v) for k, v in files.items()},
+                    "rescore": f"loc3r score {self.score_command}{flags} --predictions {pred_path}",
+                    "metric": self.metric}  # fmt: skip
+        return self.score_files(pred_path, **files), settings

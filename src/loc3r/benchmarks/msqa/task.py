@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loc3r.data.schema import ClipSample
-from loc3r.evaluate.task import Task, write_json_file
+from loc3r.evaluate.task import AnswerFileTask, Task, write_json_file
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
 
-class MSQATask(Task):
+class MSQATask(AnswerFileTask):
     """MSQA situated QA (see the module docstring)."""
 
     name = "msqa"
@@ -92,10 +92,6 @@ class MSQATask(Task):
             "query_type": sample.meta.get("query_type", ""),
         }
 
-    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
-        return write_json_file(out_dir / self.predictions_file, rows)
-
     def write_references(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         keys = ("question_id", "answers", "question", "type", "query_type", "scene_id")
         return write_json_file(out_dir / self.references_file, [{k: r.get(k) for k in keys} for r in records])
@@ -103,26 +99,7 @@ class MSQATask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.benchmarks.scanqa.metric import score_scanqa
-        from loc3r.evaluate.qa import prediction_answer, qa_exact_match
-        from loc3r.evaluate.records import load_records
-
-        pred_path = self.write_predictions(records, out_dir)
-        ref_path = self.write_references(records, out_dir)
-        references, predictions = load_records(ref_path), load_records(pred_path)
-        metrics = score_scanqa(
-            references, predictions, references_source=str(ref_path), predictions_source=str(pred_path)
-        )
-        answers = [prediction_answer(p, f"{pred_path}: record {i}") for i, p in enumerate(predictions)]
-        by_type = qa_exact_match(answers, [r["answers"] for r in references], [r["type"] or "?" for r in references])
-        metrics.update({k: v for k, v in by_type.items() if "/" in k})
-        settings = {
-            "predictions": str(pred_path),
-            "references": str(ref_path),
-            "rescore": f"loc3r score msqa --references {ref_path} --predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
+        return self.score_against(records, out_dir, references=self.write_references(records, out_dir))
 
 
 TASKS: dict[str, type[Task]] = {"msqa": MSQATask}
