@@ -18,7 +18,7 @@ Guarantees:
   written stay).
 * ``check`` validates only (the same loading, nothing is written).
 
-Datasets and their inputs:
+Scan datasets and their inputs:
 
 =============  =========================================  ===========================================
 dataset        ``root``                                   frames from
@@ -30,20 +30,11 @@ scannetpp      ScanNet++ ``data/`` (``<scene>/iphone/``,   ``root`` (``scannetpp
                ``<scene>/dslr/``)
 arkitscenes    folder of ARKitScenes video folders        ``root``
                (``<video_id>/lowres_wide/`` ...)
-synthrooms     a ``loc3r synth`` output directory         ``root/scans``
-sqa3d          folder with the SQA3D question/annotation  ``scannet_root``
-               JSON files
-scanqa         folder with ``ScanQA_v1.0_<split>.json``   ``scannet_root``
-msqa           the MSQA (ScanNet part) JSON file          ``scannet_root``
-vsibench       VSI-Bench records file or folder           videos under ``video_root`` (default: ``root``);
-                                                          with ``scan_roots`` {dataset: DIR} the posed
-                                                          scan ``DIR/<scene_name>/`` of each record's
-                                                          scene (layout targets; mp4 kept as fallback)
 =============  =========================================  ===========================================
 
-Only the scenes that the annotation files reference are prepared for sqa3d / scanqa / msqa / vsibench. The part of
-each benchmark (which files, which clips; VSI-style records with posed scans: :mod:`loc3r.benchmarks.vsibench.prepare`)
-is its folder's ``prepare.py`` (:mod:`loc3r.data.prepare_plan`); ``loc3r prepare`` knows every folder that has one.
+A benchmark's part (which files, which clips: only the scenes its annotation files reference) is its folder's
+``prepare.py`` (:mod:`loc3r.data.prepare_plan`), whose docstring names its inputs; ``loc3r prepare`` knows every
+folder that has one.
 """
 
 from __future__ import annotations
