@@ -80,9 +80,10 @@ def read_record_rows(path: str | Path, what: str) -> list[Any]:
             return pq.read_table(path).to_pylist()
         except Exception as err:  # pyarrow raises ArrowInvalid / OSError subclasses
             raise SampleError(f"{path}: cannot read parquet ({err})") from err
-    from loc3r.core.io import read_json_or_jsonl
+    from loc3r.core.io import read_json_or_jsonl, read_jsonl
 
-    data = read_json_or_jsonl(path, f"{what} record file")
+    read = read_jsonl if path.suffix.lower() == ".jsonl" else read_json_or_jsonl  # an empty JSONL file has no records
+    data = read(path, f"{what} record file")
     if not isinstance(data, list):
         raise SampleError(f"{path}: expected a JSON list of {what} records, got {type(data).__name__}")
     return data

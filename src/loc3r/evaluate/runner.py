@@ -128,22 +128,18 @@ def predict_samples(
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSONL file; a malformed line is an error naming file and line."""
+    """Prediction records of a shard's JSONL file (:func:`loc3r.core.io.read_jsonl`: a malformed line is an error
+    naming file and line); a record without ``sample_id`` and ``set`` is an error naming file and record."""
+    from loc3r.core.io import read_jsonl as read_lines
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: predictions file does not exist")
-    out = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise SampleError(f"{path} line {i}: not valid JSON ({err.msg})") from err
+    records = read_lines(path, "predictions file")
+    for i, rec in enumerate(records, start=1):
         if not isinstance(rec, dict) or "sample_id" not in rec or "set" not in rec:
-            raise SampleError(f"{path} line {i}: record must be an object with 'sample_id' and 'set'")
-        out.append(rec)
-    return out
+            raise SampleError(f"{path} record {i}: record must be an object with 'sample_id' and 'set'")
+    return records
 
 
 def merge_shards(paths: Sequence[str | Path], counts: list[int] | None = None) -> list[dict[str, Any]]:

@@ -550,34 +550,17 @@ def load_sqa3d(
         qid = item.get("question_id") if isinstance(item, dict) else None
         record_name = f"question_id={qid}" if qid is not None else f"annotations[{index}]"
         if not isinstance(qid, int):
-            report.error(
-                "bad_record",
-                f"field 'question_id' must be an integer, got {qid!r}",
-                file=a_path,
-                record=record_name,
-                field="question_id",
-            )
+            problem: tuple[str, str] | None = ("bad_record", f"field 'question_id' must be an integer, got {qid!r}")
+        elif qid in seen:
+            problem = ("duplicate_id", "annotation question_id appears twice")
+        else:
+            seen.add(qid)
+            problem = None if qid in questions else ("orphan_annotation", f"no question with this question_id in "
+                                                     f"{q_path.name}")  # fmt: skip
+        if problem is not None:
+            report.error(*problem, file=a_path, record=record_name, field="question_id")
             continue
-        if qid in seen:
-            report.error(
-                "duplicate_id",
-                "annotation question_id appears twice",
-                file=a_path,
-                record=record_name,
-                field="question_id",
-            )
-            continue
-        seen.add(qid)
-        question_item = questions.get(qid)
-        if question_item is None:
-            report.error(
-                "orphan_annotation",
-                f"no question with this question_id in {q_path.name}",
-                file=a_path,
-                record=record_name,
-                field="question_id",
-            )
-            continue
+        question_item = questions[qid]
         try:
             records.append(
                 _qa_record(qid, item, question_item, converter, f"{q_path} {record_name}", a_path, record_name)

@@ -166,7 +166,7 @@ class VSIBenchDataset:
     video_root: str | Path
     num_frames: int = 32
     image_size: tuple[int, int] | None = None
-    report: LoadReport | None = None
+    report: LoadReport = None  # type: ignore[assignment]  # set by __post_init__
     task: str = "vsibench"
     cache_size: int = 2
     #: source dataset -> frame source of its posed scans (``clip(scene_id)``, e.g. ScanNetFrameSource)
@@ -192,7 +192,6 @@ class VSIBenchDataset:
             clip = decode_video(path, self.num_frames, self.image_size, record=f"id={record.id}")
         except SampleError as err:
             self._failed[path] = str(err)
-            assert self.report is not None
             kind = "missing_file" if not path.is_file() else "undecodable_video"
             self.report.error(kind, str(err), file=path, record=f"id={record.id}", field="video")  # raises if strict
             raise
@@ -216,7 +215,6 @@ class VSIBenchDataset:
         # fewer valid poses than T would repeat frames: keep the mp4 (as `loc3r prepare` does)
         if clip is None or getattr(clip, "num_valid_frames", self.num_frames) < self.num_frames:
             self._no_scan.add(key)
-            assert self.report is not None
             self.report.skip("vsi_without_scan", f"{record.dataset}/{record.scene_name}")
             return None
         return clip
@@ -248,7 +246,6 @@ class VSIBenchDataset:
             try:
                 yield self[i]
             except SampleError:
-                assert self.report is not None
                 if self.report.strict:
                     raise
                 self.report.skip("sample_without_video", self.records[i].id)
@@ -277,7 +274,6 @@ class CachedVSIBenchDataset(VSIBenchDataset):
         try:
             return read_video_clip(path)
         except SampleError as err:
-            assert self.report is not None
             kind = "missing_file" if not path.is_file() else "bad_clip"
             self.report.error(kind, str(err), file=path, record=f"id={record.id}", field="video")  # raises if strict
             raise
