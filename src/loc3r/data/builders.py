@@ -45,6 +45,16 @@ class SceneRecordsDataset:
     def to_sample(self, record: Any, clip: Any) -> ClipSample:
         raise NotImplementedError
 
+    def clip_sample(self, record: Any, clip: Any, meta: dict[str, Any], **fields: Any) -> ClipSample:
+        """The validated sample of ``record`` on its scene's ``clip`` (frames, poses, world points, frame ids; meta
+        + ``axis_aligned`` + the clip's frame problems); ``fields``: the record's own (ids, question, answers...)."""
+        from loc3r.data.video import frame_problems_meta
+
+        return ClipSample(scene_id=record.scene_id, task=self.task, frames=clip.frames, poses=clip.poses,
+                          points=clip.points, frame_indices=clip.frame_ids, **fields,
+                          meta={**meta, "axis_aligned": clip.axis_aligned, **frame_problems_meta(clip.meta)},
+                          ).validate()  # fmt: skip
+
     def samples(self) -> Iterator[ClipSample]:
         """All samples grouped by scene (one clip load per scene); failing scenes are skipped and reported in
         ``frames.report`` (or raise when the report is strict)."""

@@ -47,7 +47,7 @@ from loc3r.core.io import read_json
 from loc3r.data.builders import SceneRecordsDataset, report_bad_record, scene_meta_table, scene_records_builder
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, frame_problems_meta
+from loc3r.data.video import LoadReport
 
 _IMG_PLACEHOLDER = re.compile(r"<([^<>-]+)-\d+-IMG>")
 
@@ -207,30 +207,24 @@ class MSQADataset(SceneRecordsDataset):
             # MSQA poses live in the axis-aligned frame; the frames of this clip do not.
             self.frames.report.skip("msqa_pose_without_axis_alignment", record.scene_id)
             position, yaw = None, None
-        return ClipSample(
+        return self.clip_sample(
+            record,
+            clip,
+            {
+                "query_type": record.query_type,
+                "type": record.type,
+                "mode": record.mode,
+                "msqa_location": record.location.tolist(),
+                "msqa_orientation": record.orientation.tolist(),
+            },
             sample_id=record.sample_id,
-            scene_id=record.scene_id,
-            task=self.task,
-            frames=clip.frames,
             question=record.question,
             answer=record.answers[0] if record.answers else None,
             answers=list(record.answers),
             situation_text=record.situation,
             agent_position=position,
             agent_yaw=yaw,
-            poses=clip.poses,
-            points=clip.points,
-            frame_indices=clip.frame_ids,
-            meta={
-                "query_type": record.query_type,
-                "type": record.type,
-                "mode": record.mode,
-                "msqa_location": record.location.tolist(),
-                "msqa_orientation": record.orientation.tolist(),
-                "axis_aligned": clip.axis_aligned,
-                **frame_problems_meta(clip.meta),
-            },
-        ).validate()
+        )
 
 
 def _read(spec: Any, scene_meta: str | None, scans_root: str | None, strict: bool) -> tuple[list[MSQARecord], Any]:

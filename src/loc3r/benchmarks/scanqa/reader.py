@@ -18,7 +18,7 @@ from loc3r.core.io import read_json
 from loc3r.data.builders import SceneRecordsDataset, report_bad_record, scene_records_builder
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
+from loc3r.data.video import LoadReport, iter_json_records
 
 SCANQA_SPLITS = ("train", "val", "test_w_obj", "test_wo_obj")
 
@@ -109,25 +109,19 @@ class ScanQADataset(SceneRecordsDataset):
     task: str = "scanqa"
 
     def to_sample(self, record: ScanQARecord, clip: ScanNetClip) -> ClipSample:
-        return ClipSample(
-            sample_id=f"scanqa-{record.question_id}",
-            scene_id=record.scene_id,
-            task=self.task,
-            frames=clip.frames,
-            question=record.question,
-            answer=record.answers[0] if record.answers else None,
-            answers=list(record.answers),
-            poses=clip.poses,
-            points=clip.points,
-            frame_indices=clip.frame_ids,
-            meta={
+        return self.clip_sample(
+            record,
+            clip,
+            {
                 "question_id": record.question_id,
                 "object_ids": list(record.object_ids),
                 "object_names": list(record.object_names),
-                "axis_aligned": clip.axis_aligned,
-                **frame_problems_meta(clip.meta),
             },
-        ).validate()
+            sample_id=f"scanqa-{record.question_id}",
+            question=record.question,
+            answer=record.answers[0] if record.answers else None,
+            answers=list(record.answers),
+        )
 
 
 def _read(spec: Any, scene_meta: str | None, scans_root: str | None, strict: bool) -> tuple[list[ScanQARecord], Any]:

@@ -83,7 +83,7 @@ from loc3r.data.builders import (
 )
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
+from loc3r.data.video import LoadReport, iter_json_records
 
 Convention = Literal["sqa3d", "loc3r_world"]
 _LOCAL_FORWARD = {"sqa3d": np.array([-1.0, 0.0, 0.0]), "loc3r_world": np.array([1.0, 0.0, 0.0])}
@@ -717,24 +717,10 @@ class SQA3DDataset(SceneRecordsDataset):
         if self.instance_masks and hasattr(self.frames, "instance_masks"):
             instances = self.frames.instance_masks(record.scene_id, clip)
             names = self.frames.instance_names(record.scene_id) if instances is not None else None
-        sample = ClipSample(
-            sample_id=sample_id,
-            scene_id=record.scene_id,
-            task=self.task,
-            frames=clip.frames,
-            question=question,
-            answer=answers[0] if answers else None,
-            answers=list(answers),
-            situation_text=situation,
-            agent_position=position,
-            agent_yaw=yaw,
-            poses=clip.poses,
-            points=clip.points,
-            frame_indices=clip.frame_ids,
-            pixel_instances=instances,
-            referents=referents if instances is not None else None,
-            instance_names=names,
-            meta={
+        return self.clip_sample(
+            record,
+            clip,
+            {
                 **extra,
                 "alternative_situations": list(record.alternative_situations),
                 "sqa3d_position": record.position.tolist(),
@@ -742,11 +728,18 @@ class SQA3DDataset(SceneRecordsDataset):
                 "convention": record.convention,
                 "mesh_bbox_center": None if record.mesh_bbox_center is None else record.mesh_bbox_center.tolist(),
                 "axis_alignment": clip.axis_alignment.reshape(-1).tolist(),
-                "axis_aligned": clip.axis_aligned,
-                **frame_problems_meta(clip.meta),
             },
+            sample_id=sample_id,
+            question=question,
+            answer=answers[0] if answers else None,
+            answers=list(answers),
+            situation_text=situation,
+            agent_position=position,
+            agent_yaw=yaw,
+            pixel_instances=instances,
+            referents=referents if instances is not None else None,
+            instance_names=names,
         )
-        return sample.validate()
 
 
 def build_sqa3d(
