@@ -189,6 +189,8 @@ class JsonlTask(Task):
 
     #: the fields of a prediction record written to :attr:`predictions_file` (the ``loc3r score`` input)
     fields: ClassVar[tuple[str, ...]]
+    #: ``"module:function"`` of the metric, ``function(records, source=...)``, that :meth:`score_records` runs
+    scorer: ClassVar[str]
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         from loc3r.core.io import write_jsonl
@@ -198,8 +200,11 @@ class JsonlTask(Task):
         return path
 
     def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
-        """The benchmark's metric on prediction records (read from ``source``)."""
-        raise NotImplementedError
+        """The benchmark's metric (:attr:`scorer`) on prediction records (read from ``source``)."""
+        import importlib
+
+        module, function = self.scorer.split(":")
+        return getattr(importlib.import_module(module), function)(records, source=source)
 
     def score_files(self, predictions: str | Path) -> dict[str, Any]:
         from loc3r.evaluate.records import load_records
