@@ -72,8 +72,6 @@ def score_beacon3d(
     ``missing`` / ``unknown`` (+ examples).
     """
     items, scanqa = beacon3d_records(metadata, source=metadata_source)
-    if not isinstance(predictions, list):
-        raise SampleError(f"{predictions_source}: expected a list of prediction records")
     pred_index = index_by_id(predictions, predictions_source)
     _, _, report = match_predictions(
         [r["question_id"] for r in scanqa], pred_index, prediction_source=predictions_source, strict=strict

@@ -71,7 +71,7 @@ class MSQATask(AnswerFileTask):
         preds = load_records(predictions)
         metrics = score_scanqa(refs, preds, strict=strict, meteor=meteor, references_source=str(references),
                                predictions_source=str(predictions))  # fmt: skip
-        pred_index = index_by_id(preds if isinstance(preds, list) else [], str(predictions))
+        pred_index = index_by_id(preds, str(predictions))
         answers, ref_answers, types = [], [], []
         for key, (_, r) in index_by_id(refs, str(references)).items():
             hit = pred_index.get(key)

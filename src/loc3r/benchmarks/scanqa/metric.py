@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from loc3r.evaluate.qa import as_record_list, caption_metrics, prediction_answer, qa_exact_match, reference_answers
+from loc3r.evaluate.qa import caption_metrics, prediction_answer, qa_exact_match, reference_answers
 from loc3r.evaluate.records import SampleError, index_by_id, match_predictions, record_where
 
 
@@ -28,9 +28,8 @@ def score_scanqa(
         predictions: ``[{"question_id", "answer"}]`` (or ``"answer": [...]`` / ``"answer_top10": [...]``
             candidates, of which the first is scored). A missing prediction scores as the empty answer.
     """
-    ref_list = as_record_list(references, references_source)
-    ref_index = index_by_id(ref_list, references_source)
-    pred_index = index_by_id(as_record_list(predictions, predictions_source), predictions_source)
+    ref_index = index_by_id(references, references_source)
+    pred_index = index_by_id(predictions, predictions_source)
     _, _, report = match_predictions(ref_index, pred_index, prediction_source=predictions_source, strict=strict)
     preds: list[str | None] = []
     refs: list[list[str]] = []

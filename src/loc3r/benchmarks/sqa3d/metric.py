@@ -227,8 +227,6 @@ def score_sqa3d_localization(
     )
     if not isinstance(ann_list, list):
         raise SampleError(f"{annotations_source}: expected {{'annotations': [...]}} or a list of annotation entries")
-    if not isinstance(predictions, list):
-        raise SampleError(f"{predictions_source}: expected a list of prediction records")
     ann_index = index_by_id(ann_list, annotations_source)
     pred_index = index_by_id(predictions, predictions_source)
     _, _, report = match_predictions(ann_index, pred_index, prediction_source=predictions_source, strict=strict)
@@ -318,7 +316,7 @@ def score_sqa3d_qa(
     """
     ann_list = as_record_list(_unwrap(annotations, "annotations"), annotations_source)
     ann_index = index_by_id(ann_list, annotations_source)
-    pred_index = index_by_id(as_record_list(predictions, predictions_source), predictions_source)
+    pred_index = index_by_id(predictions, predictions_source)
     _, _, report = match_predictions(ann_index, pred_index, prediction_source=predictions_source, strict=strict)
 
     question_text: dict[str, str] = {}
