@@ -136,11 +136,7 @@ def qa_exact_match(
     ``None`` predictions (missing) are wrong. Returns ``em@1``, ``em-r``, ``n`` and, with ``types``,
     ``em@1/<type>``, ``em-r/<type>``, ``n/<type>`` for each type present (SQA3D order first).
     """
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} reference lists")
-    if types is not None and len(types) != len(references):
-        raise ValueError(f"{len(types)} types for {len(references)} reference lists")
-    if not references:
+    if not references:  # (predictions are zipped with them strictly below)
         raise ValueError("no samples to score")
     em = np.zeros(len(references))
     em_r = np.zeros(len(references))
@@ -210,8 +206,6 @@ def caption_metrics(
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} reference lists")
     if not references:
         raise ValueError("no samples to score")
     res: dict[str, list[str]] = {}

@@ -259,34 +259,28 @@ def bev_to_sqa3d(
     )
 
 
-def _position_array(value: Any, where: str) -> np.ndarray:
+def _vector(value: Any, where: str, field: str, keys: tuple[str, ...], names: str = "") -> np.ndarray:
+    """A pose field as a finite vector: a dict with ``keys`` (as on disk) or a sequence of ``len(keys)`` numbers."""
     if isinstance(value, dict):
         try:
-            value = [value["x"], value["y"], value["z"]]
+            value = [value[k] for k in keys]
         except KeyError as err:
-            raise SampleError(f"{where}: field 'position' lacks key {err}") from err
+            raise SampleError(f"{where}: field '{field}' lacks key {err}") from err
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as err:
-        raise SampleError(f"{where}: field 'position' is not numeric ({value!r})") from err
-    if arr.shape != (3,) or not np.isfinite(arr).all():
-        raise SampleError(f"{where}: field 'position' must be 3 finite numbers, got {value!r}")
+        raise SampleError(f"{where}: field '{field}' is not numeric ({value!r})") from err
+    if arr.shape != (len(keys),) or not np.isfinite(arr).all():
+        raise SampleError(f"{where}: field '{field}' must be {len(keys)} finite numbers{names}, got {value!r}")
     return arr
+
+
+def _position_array(value: Any, where: str) -> np.ndarray:
+    return _vector(value, where, "position", ("x", "y", "z"))
 
 
 def _rotation_array(value: Any, where: str) -> np.ndarray:
-    if isinstance(value, dict):
-        try:
-            value = [value["_x"], value["_y"], value["_z"], value["_w"]]
-        except KeyError as err:
-            raise SampleError(f"{where}: field 'rotation' lacks key {err}") from err
-    try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as err:
-        raise SampleError(f"{where}: field 'rotation' is not numeric ({value!r})") from err
-    if arr.shape != (4,) or not np.isfinite(arr).all():
-        raise SampleError(f"{where}: field 'rotation' must be 4 finite numbers (_x, _y, _z, _w), got {value!r}")
-    return arr
+    return _vector(value, where, "rotation", ("_x", "_y", "_z", "_w"), " (_x, _y, _z, _w)")
 
 
 # --------------------------------------------------------------------------------------------------
