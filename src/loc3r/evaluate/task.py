@@ -168,15 +168,15 @@ class Task:
         written and the ``loc3r score`` command that re-scores them."""
         raise NotImplementedError
 
-    def score_one_file(self, records: Sequence[dict[str, Any]], out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        """:meth:`score` of a benchmark whose predictions are ONE file that ``loc3r score <score_command>`` reads."""
-        path = self.write_predictions(records, out_dir)
-        settings = {
-            "predictions": str(path),
-            "rescore": f"loc3r score {self.score_command} --predictions {path}",
-            "metric": self.metric,
-        }
-        return self.score_files(path), settings
+    def score_against(self, records: Sequence[dict[str, Any]], out_dir: Path, **files: Path) -> tuple[Any, Any]:
+        """:meth:`score_files` of the written predictions against ``files``; the settings name the files and the
+        ``loc3r score`` command that re-scores them."""
+        pred_path = self.write_predictions(records, out_dir)
+        flags = "".join(f" --{k} {v}" for k, v in files.items())
+        settings = {"predictions": str(pred_path), **{k: str(v) for k, v in files.items()},
+                    "rescore": f"loc3r score {self.score_command}{flags} --predictions {pred_path}",
+                    "metric": self.metric}  # fmt: skip
+        return self.score_files(pred_path, **files), settings
 
     def score_files(self, predictions: str | Path, **files: Any) -> dict[str, Any]:
         """The metric on files in the benchmark's formats (``loc3r score``: any model's predictions)."""
@@ -214,7 +214,7 @@ class JsonlTask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        return self.score_one_file(records, out_dir)
+        return self.score_against(records, out_dir)
 
 
 class AnswerFileTask(Task):
@@ -227,13 +227,3 @@ class AnswerFileTask(Task):
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
         return write_json_file(out_dir / str(self.predictions_file), rows)
-
-    def score_against(self, records: Sequence[dict[str, Any]], out_dir: Path, **files: Path) -> tuple[Any, Any]:
-        """:meth:`score_files` of the written predictions against ``files``; the settings name the files and the
-        ``loc3r score`` command that re-scores them."""
-        pred_path = self.write_predictions(records, out_dir)
-        flags = "".join(f" --{k} {v}" for k, v in files.items())
-        settings = {"predictions": str(pred_path), **{k: str(v) for k, v in files.items()},
-                    "rescore": f"loc3r score {self.score_command}{flags} --predictions {pred_path}",
-                    "metric": self.metric}  # fmt: skip
-        return self.score_files(pred_path, **files), settings

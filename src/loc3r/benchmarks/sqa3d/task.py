@@ -128,19 +128,10 @@ class _OfficialFilesTask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        pred_path = self.write_predictions(records, out_dir)
         ann_path, q_path = _official_pair(config, records, out_dir, self.name)
         options = self.score_options(config)
-        metrics = self.score_files(pred_path, annotations=ann_path, questions=q_path, **options)
-        flags = "".join(f" --{k} {v}" for k, v in options.items())
-        settings = {
-            "predictions": str(pred_path),
-            "annotations": str(ann_path),
-            **self.options_settings(metrics, options),
-            "rescore": f"loc3r score {self.score_command} --annotations {ann_path} --questions {q_path}{flags} "
-            f"--predictions {pred_path}",
-            "metric": self.metric,
-        }
+        metrics, settings = self.score_against(records, out_dir, annotations=ann_path, questions=q_path, **options)
+        settings.update(self.options_settings(metrics, options))  # (the rescore command has the options as flags)
         return metrics, settings
 
 
