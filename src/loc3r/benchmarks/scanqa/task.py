@@ -25,14 +25,6 @@ if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
 
-def scanqa_file(config: EvalConfig) -> Path:
-    """The ScanQA file of the config (``data.root`` itself, or ``ScanQA_v1.0_{split}.json`` under it), found
-    as the loader finds it."""
-    from loc3r.benchmarks.scanqa.reader import scanqa_path
-
-    return scanqa_path(config.data.root, config.data.split)
-
-
 class ScanQATask(AnswerFileTask):
     """ScanQA open-answer QA scored with the caption metrics (see the module docstring)."""
 
@@ -62,9 +54,10 @@ class ScanQATask(AnswerFileTask):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        from loc3r.benchmarks.scanqa.reader import scanqa_path
         from loc3r.evaluate.records import load_records
 
-        ref_path = scanqa_file(config)
+        ref_path = scanqa_path(config.data.root, config.data.split)  # the file the loader read
         if any(r.get("subset") for r in records):
             ids = {str(r["question_id"]) for r in records}
             _, ref_path = restrict_references(

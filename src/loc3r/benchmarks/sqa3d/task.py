@@ -59,32 +59,25 @@ if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
 
-def official_file(config: EvalConfig, kind: str) -> Path:
-    """The official ``v1_balanced_{kind}_{split}_scannetv2.json`` under the config's ``data.root``
-    (``kind`` = ``questions`` or ``sqa_annotations``), found as the loader finds it."""
-    from loc3r.benchmarks.sqa3d.reader import find_sqa3d_file
-
-    return find_sqa3d_file(config.data.root, f"v1_balanced_{kind}_{config.data.split}_scannetv2.json")
-
-
 def _official_pair(
     config: EvalConfig, records: Sequence[dict[str, Any]], out_dir: Path, prefix: str
 ) -> tuple[Path, Path]:
     """The official annotations and questions files of the config's split; for a subset evaluation, both restricted
     to the evaluated questions and written to ``OUT/<prefix>_{annotations,questions}_subset.json`` (so that
     ``loc3r score`` re-scores the same numbers)."""
+    from loc3r.benchmarks.sqa3d.reader import find_sqa3d_file
     from loc3r.core.io import read_json_or_jsonl
 
-    ann_path, q_path = official_file(config, "sqa_annotations"), official_file(config, "questions")
-    if any(r.get("subset") for r in records):
-        ids = {str(r["question_id"]) for r in records}
-        _, ann_path = restrict_references(
-            read_json_or_jsonl(ann_path), "annotations", ids, out_dir / f"{prefix}_annotations_subset.json", ann_path
-        )
-        _, q_path = restrict_references(
-            read_json_or_jsonl(q_path), "questions", ids, out_dir / f"{prefix}_questions_subset.json", q_path
-        )
-    return ann_path, q_path
+    ids = {str(r["question_id"]) for r in records} if any(r.get("subset") for r in records) else None
+    paths = []
+    for kind, key in (("sqa_annotations", "annotations"), ("questions", "questions")):
+        # the official file of the split, found as the loader finds it
+        path = find_sqa3d_file(config.data.root, f"v1_balanced_{kind}_{config.data.split}_scannetv2.json")
+        if ids is not None:
+            out = out_dir / f"{prefix}_{key}_subset.json"
+            path = restrict_references(read_json_or_jsonl(path), key, ids, out, path)[1]
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 class _OfficialFilesTask(Task):
