@@ -170,21 +170,8 @@ class _Outcome:
     key: str
     frames: int = 0
     nbytes: int = 0
-    report: dict[str, Any] = field(default_factory=dict)
+    report: LoadReport = field(default_factory=LoadReport)  # (a dataclass: it pickles back from a worker)
     failed: bool = False
-
-
-def _report_from_dict(data: dict[str, Any]) -> LoadReport:
-    from collections import Counter
-
-    from loc3r.data.video import ReportEntry
-
-    report = LoadReport(data.get("name", "scene"))
-    report.counts = Counter(data.get("counts", {}))
-    report.skips = Counter(data.get("skips", {}))
-    report.skip_examples = {k: list(v) for k, v in data.get("skip_examples", {}).items()}
-    report.errors = [ReportEntry(**e) for e in data.get("errors", [])]
-    return report
 
 
 @functools.lru_cache(maxsize=2)
@@ -198,7 +185,7 @@ def _scene_meta_table(path: str, scans_root: Path | None) -> Any:
 def _prepare_one(task: ClipTask, opts: PrepareOptions) -> _Outcome:
     """Load one clip with the dataset's loader and (unless ``check``) write it; never raises on bad input."""
     report = LoadReport(f"clip {task.key}")
-    out = _Outcome(task.key)
+    out = _Outcome(task.key, report=report)
     target = clip_path(opts.out, task.key)
     try:
         if task.video is not None:
@@ -229,7 +216,6 @@ def _prepare_one(task: ClipTask, opts: PrepareOptions) -> _Outcome:
                         record=task.record,
                         field="pose",
                     )
-                    out.report = report.to_dict()
                     return out
             clip = scene.load_clip(opts.num_frames, opts.image_size, opts.points_size, max_depth=opts.max_depth)
             out.frames = int(clip.frames.shape[0])
@@ -247,7 +233,6 @@ def _prepare_one(task: ClipTask, opts: PrepareOptions) -> _Outcome:
             report.error(
                 "missing_scene" if missing else "bad_scene", str(err), file=task.scene_dir, record=task.scene_id
             )
-    out.report = report.to_dict()
     return out
 
 
@@ -313,7 +298,7 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
     ok_keys = {t.key for t in tasks if t.key not in todo_keys}
 
     def absorb(outcome: _Outcome) -> None:
-        scene_report = _report_from_dict(outcome.report)
+        scene_report = outcome.report
         report.merge(scene_report)
         if outcome.failed:
             result.clips_failed.append(outcome.key)
