@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loc3r.data.builders import log_report, parse_size, read_record_rows, report_bad_record
+from loc3r.data.builders import frame_source, log_report, parse_size, read_record_rows, report_bad_record
 from loc3r.data.cache import check_cache_settings, clip_path, read_scannet_clip, read_video_clip, scan_key, video_key
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import ClipSample, SampleError
@@ -305,22 +305,12 @@ def build_vsibench(
     root = Path(video_root) if video_root is not None else Path(spec.root)
     if root.is_file():
         root = root.parent
-    scans = None
-    if scan_roots:
-        from loc3r.data.captures import CaptureFrameSource
-
-        scans = {
-            name: CaptureFrameSource(
-                folder,
-                num_frames=num_frames,
-                image_size=parse_size(image_size, "image_size"),
-                points_size=parse_size(points_size, "points_size"),
-                strict=strict,
-            )
-            for name, folder in scan_roots.items()
-        }
+    scans = {  # posed scans of any capture format, as a scan dataset's frames
+        name: frame_source(Path(folder), num_frames, image_size, points_size, None, None, strict)
+        for name, folder in (scan_roots or {}).items()
+    }
     return VSIBenchDataset(
-        records, root, num_frames=num_frames, image_size=parse_size(image_size, "image_size"), scans=scans
+        records, root, num_frames=num_frames, image_size=parse_size(image_size, "image_size"), scans=scans or None
     )
 
 
