@@ -99,6 +99,13 @@ def read_record_rows(path: str | Path, what: str) -> list[Any]:
     return data
 
 
+def text_field(value: Any, where: str, field: str) -> str:
+    """``value`` when it is a non-empty string, else a :class:`SampleError` naming ``where`` and ``field``."""
+    if not isinstance(value, str) or not value.strip():
+        raise SampleError(f"{where}: field {field!r} must be a non-empty string, got {value!r}")
+    return value
+
+
 def report_bad_record(report: Any, err: Exception, file: Any, record: Any) -> None:
     """Report a malformed record on ``report``; the field is the one the message names (``field '<name>'``)."""
     message = str(err)

@@ -44,7 +44,13 @@ import numpy as np
 
 from loc3r.core.geometry import wrap_angle
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, report_bad_record, scene_meta_table, scene_records_builder
+from loc3r.data.builders import (
+    SceneRecordsDataset,
+    report_bad_record,
+    scene_meta_table,
+    scene_records_builder,
+    text_field,
+)
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport
@@ -143,20 +149,14 @@ def load_msqa(
         try:
             if not isinstance(item, dict):
                 raise SampleError(f"{where}: record must be an object")
-            scene_id = scene_key or _first(item, ("scan_id", "scene_id"))
-            if not isinstance(scene_id, str) or not scene_id:
-                raise SampleError(f"{where}: field 'scan_id' must be a non-empty string")
-            question = _first(item, ("Q", "question"))
-            if not isinstance(question, str) or not question.strip():
-                raise SampleError(f"{where}: field 'Q' must be a non-empty string")
+            scene_id = text_field(scene_key or _first(item, ("scan_id", "scene_id")), where, "scan_id")
+            question = text_field(_first(item, ("Q", "question")), where, "Q")
             answers = _first(item, ("A", "answers"))
             if isinstance(answers, str):
                 answers = [answers]
             if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
                 raise SampleError(f"{where}: field 'A' must be a list of strings")
-            situation = item.get("situation")
-            if not isinstance(situation, str) or not situation.strip():
-                raise SampleError(f"{where}: field 'situation' must be a non-empty string")
+            situation = text_field(item.get("situation"), where, "situation")
             offset = None
             if scene_meta is not None and scene_id in scene_meta:
                 offset = scene_meta.get(scene_id).sceneverse_offset

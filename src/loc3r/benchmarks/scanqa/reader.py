@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, report_bad_record, scene_records_builder
+from loc3r.data.builders import SceneRecordsDataset, report_bad_record, scene_records_builder, text_field
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, iter_json_records
@@ -80,12 +80,7 @@ def load_scanqa(
             where = f"{path} {record}"
             if str(qid) in seen:
                 raise SampleError(f"{where}: field 'question_id' is duplicated")
-            scene_id = item.get("scene_id")
-            question = item.get("question")
-            if not isinstance(scene_id, str) or not scene_id:
-                raise SampleError(f"{where}: field 'scene_id' must be a non-empty string")
-            if not isinstance(question, str) or not question.strip():
-                raise SampleError(f"{where}: field 'question' must be a non-empty string")
+            scene_id, question = (text_field(item.get(k), where, k) for k in ("scene_id", "question"))
             answers = _str_list(item.get("answers", []), where, "answers")
             object_ids_raw = item.get("object_ids", [])
             if not isinstance(object_ids_raw, list) or not all(isinstance(v, int) for v in object_ids_raw):

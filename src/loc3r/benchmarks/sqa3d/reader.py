@@ -80,6 +80,7 @@ from loc3r.data.builders import (
     log_report,
     report_bad_record,
     scene_meta_table,
+    text_field,
 )
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
@@ -370,15 +371,6 @@ def find_sqa3d_file(root: str | Path, name: str) -> Path:
     raise SampleError(f"SQA3D file {name!r} not found (tried {tried})")
 
 
-def _str_field(item: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
-    value = item.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise SampleError(f"{where}: field {key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
 class _PoseConverter:
     """Per-scene raw-pose conversion with one error per scene that cannot be converted."""
 
@@ -441,7 +433,7 @@ class _PoseConverter:
 
 
 def _situations(item: dict[str, Any], where: str) -> tuple[str, list[str]]:
-    situation = _str_field(item, "situation", where)
+    situation = text_field(item.get("situation"), where, "situation")
     alternatives = item.get("alternative_situation", [])
     if alternatives is None:
         alternatives = []
@@ -472,12 +464,12 @@ def _qa_record(
 ) -> SQA3DRecord:  # fmt: skip
     """One annotation joined with its question (a malformed field raises a :class:`SampleError` naming it)."""
     where = f"{a_path} {record_name}"
-    scene_id = _str_field(item, "scene_id", where)
+    scene_id = text_field(item.get("scene_id"), where, "scene_id")
     q_scene = question_item.get("scene_id")
     if q_scene != scene_id:
         raise SampleError(f"{where}: field 'scene_id' is {scene_id!r} but the question says {q_scene!r}")
     situation, alternatives = _situations(question_item, q_where)
-    question = _str_field(question_item, "question", q_where)
+    question = text_field(question_item.get("question"), q_where, "question")
     answers_raw = item.get("answers", [])
     if not isinstance(answers_raw, list):
         raise SampleError(f"{where}: field 'answers' must be a list")
@@ -636,7 +628,7 @@ def load_sqa3d_localization(
     for index, (record_name, text_item, pose_item, path) in enumerate(items):
         where = f"{path} {record_name}"
         try:
-            scene_id = _str_field(pose_item, "scene_id", where)
+            scene_id = text_field(pose_item.get("scene_id"), where, "scene_id")
             situation, alternatives = _situations(text_item, where)
             position = _position_array(pose_item.get("position"), where)
             rotation = _rotation_array(pose_item.get("rotation"), where)
