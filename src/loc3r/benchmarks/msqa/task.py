@@ -56,11 +56,10 @@ class MSQATask(AnswerFileTask):
         from loc3r.benchmarks.msqa.reader import load_msqa
         from loc3r.benchmarks.scanqa.metric import score_scanqa
         from loc3r.data.schema import SampleError
-        from loc3r.evaluate.qa import prediction_answer, qa_exact_match
-        from loc3r.evaluate.records import index_by_id, load_records
+        from loc3r.evaluate.records import load_records
 
         raw = load_records(references)
-        if isinstance(raw, list) and raw and all(isinstance(r, dict) and "answers" in r and "question_id" in r
+        if raw and all(isinstance(r, dict) and "answers" in r and "question_id" in r
                                                  for r in raw):  # fmt: skip
             refs = raw
         else:  # the released file: the loader's ids, answers (placeholders replaced) and types
@@ -68,19 +67,8 @@ class MSQATask(AnswerFileTask):
             if not records:
                 raise SampleError(f"{references}: no MSQA record with answers could be read ({report.summary()})")
             refs = [{"question_id": r.sample_id, "answers": list(r.answers), "type": r.type} for r in records]
-        preds = load_records(predictions)
-        metrics = score_scanqa(refs, preds, strict=strict, meteor=meteor, references_source=str(references),
-                               predictions_source=str(predictions))  # fmt: skip
-        pred_index = index_by_id(preds, str(predictions))
-        answers, ref_answers, types = [], [], []
-        for key, (_, r) in index_by_id(refs, str(references)).items():
-            hit = pred_index.get(key)
-            answers.append(None if hit is None else prediction_answer(hit[1], f"{predictions}: record {hit[0]}"))
-            ref_answers.append(r["answers"])
-            types.append(r.get("type") or "?")
-        by_type = qa_exact_match(answers, ref_answers, types)
-        metrics.update({k: v for k, v in by_type.items() if "/" in k})
-        return metrics
+        return score_scanqa(refs, load_records(predictions), strict=strict, meteor=meteor, types_field="type",
+                            references_source=str(references), predictions_source=str(predictions))  # fmt: skip
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
         return {
