@@ -271,8 +271,12 @@ def reference_answers(record: Any, where: str) -> list[str]:
     return out
 
 
-def as_record_list(data: Any, source: str) -> list[Any]:
-    """``data`` when it is a list of records, else a :class:`SampleError` naming ``source``."""
+def as_record_list(data: Any, source: str, key: str | None = None) -> list[Any]:
+    """``data`` (or ``data[key]``: an official file ``{key: [...]}``) when it is a list of records, else a
+    :class:`SampleError` naming ``source`` and the expected shape."""
+    if key is not None and isinstance(data, Mapping) and key in data:
+        data = data[key]
     if not isinstance(data, list):
-        raise SampleError(f"{source}: expected a list of records, got {type(data).__name__}")
+        expected = f"{{'{key}': [...]}} or a list of records" if key else "a list of records"
+        raise SampleError(f"{source}: expected {expected}, got {type(data).__name__}")
     return data
