@@ -38,11 +38,9 @@ if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
 
-def restrict_references(
-    data: Any, list_key: str | None, ids: set[str], out_path: Path, source: Path
-) -> tuple[Any, Path]:
-    """The reference entries whose ``question_id`` (as a string) is in ``ids``, written to ``out_path`` in the
-    same shape (``{list_key: [...]}`` or a list) so ``loc3r score`` can re-score a subset evaluation."""
+def restrict_references(data: Any, list_key: str | None, ids: set[str], out_path: Path, source: Path) -> Path:
+    """Write the reference entries whose ``question_id`` (as a string) is in ``ids`` to ``out_path`` (returned), in
+    the same shape (``{list_key: [...]}`` or a list), so ``loc3r score`` can re-score a subset evaluation."""
     import json
 
     entries = data[list_key] if list_key is not None and isinstance(data, dict) and list_key in data else data
@@ -52,7 +50,7 @@ def restrict_references(
     restricted: Any = {**data, list_key: kept} if isinstance(data, dict) and list_key is not None else kept
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(restricted))
-    return restricted, out_path
+    return out_path
 
 
 def write_json_file(path: Path, data: Any) -> Path:

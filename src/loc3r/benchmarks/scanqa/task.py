@@ -60,7 +60,7 @@ class ScanQATask(AnswerFileTask):
         ref_path = scanqa_path(config.data.root, config.data.split)  # the file the loader read
         if any(r.get("subset") for r in records):
             ids = {str(r["question_id"]) for r in records}
-            _, ref_path = restrict_references(
+            ref_path = restrict_references(
                 load_records(ref_path), None, ids, out_dir / "scanqa_references_subset.json", ref_path
             )
         return self.score_against(records, out_dir, references=ref_path)

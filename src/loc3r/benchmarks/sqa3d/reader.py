@@ -117,11 +117,6 @@ def yaw_quaternion_xyzw(yaw: float) -> np.ndarray:
     return np.array([0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)])
 
 
-def _check_convention(convention: str) -> None:
-    if convention not in _LOCAL_FORWARD:
-        raise ValueError(f"unknown SQA3D convention {convention!r}; expected 'sqa3d' or 'loc3r_world'")
-
-
 def sqa3d_to_raw(
     position: Sequence[float] | np.ndarray,
     rotation_xyzw: Sequence[float] | np.ndarray,
@@ -382,7 +377,8 @@ class _PoseConverter:
         report: LoadReport,
         source_file: Path,
     ) -> None:
-        _check_convention(convention)
+        if convention not in _LOCAL_FORWARD:  # the one check: the conversions below trust it
+            raise ValueError(f"unknown SQA3D convention {convention!r}; expected 'sqa3d' or 'loc3r_world'")
         self.convention = convention
         self.table = scene_meta if scene_meta is not None else SceneMetaTable(scans_root=scans_root)
         if scans_root is not None and self.table.scans_root is None:

@@ -75,7 +75,7 @@ def _official_pair(
         path = find_sqa3d_file(config.data.root, f"v1_balanced_{kind}_{config.data.split}_scannetv2.json")
         if ids is not None:
             out = out_dir / f"{prefix}_{key}_subset.json"
-            path = restrict_references(read_json_or_jsonl(path), key, ids, out, path)[1]
+            path = restrict_references(read_json_or_jsonl(path), key, ids, out, path)
         paths.append(path)
     return paths[0], paths[1]
 
