@@ -68,14 +68,10 @@ class ToyTask(JsonlTask):
     predictions_file = "toy_predictions.jsonl"
     score_command = "toy"
     fields = ("id", "answer", "prediction")
+    scorer = "loc3r.benchmarks.toy.metric:score_toy"
 
     def record(self, sample, prediction):
         return {"id": sample.meta["id"], "answer": sample.answer, "prediction": prediction.answer}
-
-    def score_records(self, records, source):
-        from loc3r.benchmarks.toy.metric import score_toy
-
-        return score_toy(records, source)
 
 
 TASKS = {"toy": ToyTask}

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ROLES", "benchmark_modules", "benchmark_names"]
-
 #: the files a benchmark folder may hold, by role (module name)
 ROLES = ("reader", "prepare", "metric", "task", "score", "lmms_eval")
 

@@ -1,11 +1,9 @@
 """``loc3r score``: official benchmark metrics on any model's prediction files.
 
 Each benchmark folder with a ``score.py`` (``loc3r/benchmarks/<name>/score.py``, found by
-:func:`loc3r.benchmarks.benchmark_modules`) adds its sub-commands here with ``register(benchmarks)``: today
-``sqa3d-loc``, ``sqa3d-qa``, ``scanqa``, ``msqa``, ``beacon3d``, ``vsibench``, ``vsibench-debiased``,
-``viewspatial``, ``vsisuper-recall``, ``vsisuper-count``, ``vsisuper-count-streaming`` (``loc3r score --help``). Each
-prints a table, or with ``--json`` one JSON object whose keys are the printed metric names; exit code 2 with a
-message naming file / record / field on malformed input.
+:func:`loc3r.benchmarks.benchmark_modules`) adds its sub-commands here with ``register(benchmarks)``
+(``loc3r score --help`` lists them). Each prints a table, or with ``--json`` one JSON object whose keys are the
+printed metric names; exit code 2 with a message naming file / record / field on malformed input.
 
 Missing predictions are scored as wrong and reported; predictions for unknown ids are reported and
 ignored (``--strict`` turns them into an error). Each sub-command runs the metric of its benchmark's task

@@ -18,17 +18,6 @@ from typing import Any
 
 from loc3r.data.schema import ClipSample, SampleError
 
-__all__ = [
-    "EmptySplitError",
-    "SceneRecordsDataset",
-    "cached_or_frame_source",
-    "frame_source",
-    "log_report",
-    "parse_size",
-    "scene_meta_table",
-    "scene_records_builder",
-]
-
 _log = logging.getLogger("loc3r.data")
 
 
@@ -56,6 +45,16 @@ class SceneRecordsDataset:
     def to_sample(self, record: Any, clip: Any) -> ClipSample:
         raise NotImplementedError
 
+    def clip_sample(self, record: Any, clip: Any, meta: dict[str, Any], **fields: Any) -> ClipSample:
+        """The validated sample of ``record`` on its scene's ``clip`` (frames, poses, world points, frame ids; meta
+        + ``axis_aligned`` + the clip's frame problems); ``fields``: the record's own (ids, question, answers...)."""
+        from loc3r.data.video import frame_problems_meta
+
+        return ClipSample(scene_id=record.scene_id, task=self.task, frames=clip.frames, poses=clip.poses,
+                          points=clip.points, frame_indices=clip.frame_ids, **fields,
+                          meta={**meta, "axis_aligned": clip.axis_aligned, **frame_problems_meta(clip.meta)},
+                          ).validate()  # fmt: skip
+
     def samples(self) -> Iterator[ClipSample]:
         """All samples grouped by scene (one clip load per scene); failing scenes are skipped and reported in
         ``frames.report`` (or raise when the report is strict)."""
@@ -76,6 +75,42 @@ def scene_meta_table(scene_meta: str | None, scans_root: str | None) -> Any:
     from loc3r.data.scannet import SceneMetaTable
 
     return SceneMetaTable.from_json(scene_meta, scans_root=scans_root)
+
+
+def read_record_rows(path: str | Path, what: str) -> list[Any]:
+    """The rows of a benchmark's record file (``.parquet`` by pyarrow, else a JSON list or JSON Lines); a missing,
+    unreadable or non-list file is a :class:`SampleError` naming it."""
+    path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        if not path.is_file():
+            raise SampleError(f"{path}: {what} record file is missing")
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path).to_pylist()
+        except Exception as err:  # pyarrow raises ArrowInvalid / OSError subclasses
+            raise SampleError(f"{path}: cannot read parquet ({err})") from err
+    from loc3r.core.io import read_json_or_jsonl, read_jsonl
+
+    read = read_jsonl if path.suffix.lower() == ".jsonl" else read_json_or_jsonl  # an empty JSONL file has no records
+    data = read(path, f"{what} record file")
+    if not isinstance(data, list):
+        raise SampleError(f"{path}: expected a JSON list of {what} records, got {type(data).__name__}")
+    return data
+
+
+def text_field(value: Any, where: str, field: str) -> str:
+    """``value`` when it is a non-empty string, else a :class:`SampleError` naming ``where`` and ``field``."""
+    if not isinstance(value, str) or not value.strip():
+        raise SampleError(f"{where}: field {field!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def report_bad_record(report: Any, err: Exception, file: Any, record: Any) -> None:
+    """Report a malformed record on ``report``; the field is the one the message names (``field '<name>'``)."""
+    message = str(err)
+    field = message.split("field '")[1].split("'")[0] if "field '" in message else None
+    report.error("bad_record", message, file=file, record=record, field=field)
 
 
 def parse_size(value: Any, name: str) -> tuple[int, int] | None:

@@ -18,7 +18,7 @@ Guarantees:
   written stay).
 * ``check`` validates only (the same loading, nothing is written).
 
-Datasets and their inputs:
+Scan datasets and their inputs:
 
 =============  =========================================  ===========================================
 dataset        ``root``                                   frames from
@@ -30,27 +30,17 @@ scannetpp      ScanNet++ ``data/`` (``<scene>/iphone/``,   ``root`` (``scannetpp
                ``<scene>/dslr/``)
 arkitscenes    folder of ARKitScenes video folders        ``root``
                (``<video_id>/lowres_wide/`` ...)
-synthrooms     a ``loc3r synth`` output directory         ``root/scans``
-sqa3d          folder with the SQA3D question/annotation  ``scannet_root``
-               JSON files
-scanqa         folder with ``ScanQA_v1.0_<split>.json``   ``scannet_root``
-msqa           the MSQA (ScanNet part) JSON file          ``scannet_root``
-vsibench       VSI-Bench records file or folder           videos under ``video_root`` (default: ``root``);
-                                                          with ``scan_roots`` {dataset: DIR} the posed
-                                                          scan ``DIR/<scene_name>/`` of each record's
-                                                          scene (layout targets; mp4 kept as fallback)
 =============  =========================================  ===========================================
 
-Only the scenes that the annotation files reference are prepared for sqa3d / scanqa / msqa / vsibench. The part of
-each benchmark (which files, which clips; VSI-style records with posed scans: :mod:`loc3r.benchmarks.vsibench.prepare`)
-is its folder's ``prepare.py`` (:mod:`loc3r.data.prepare_plan`); ``loc3r prepare`` knows every folder that has one.
+A benchmark's part (which files, which clips: only the scenes its annotation files reference) is its folder's
+``prepare.py`` (:mod:`loc3r.data.prepare_plan`), whose docstring names its inputs; ``loc3r prepare`` knows every
+folder that has one.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -71,8 +61,6 @@ from loc3r.data.cache import (
 from loc3r.data.prepare_plan import ClipPlan, ClipTask
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
-
-__all__ = ["DATASETS", "PrepareOptions", "PrepareResult", "prepare_dataset"]
 
 #: datasets whose root is a folder of scan folders, one clip per scan (read by :func:`loc3r.data.captures.open_scan`)
 SCAN_DATASETS = ("scannet", "scannetpp", "arkitscenes")
@@ -182,21 +170,8 @@ class _Outcome:
     key: str
     frames: int = 0
     nbytes: int = 0
-    report: dict[str, Any] = field(default_factory=dict)
+    report: LoadReport = field(default_factory=LoadReport)  # (a dataclass: it pickles back from a worker)
     failed: bool = False
-
-
-def _report_from_dict(data: dict[str, Any]) -> LoadReport:
-    from collections import Counter
-
-    from loc3r.data.video import ReportEntry
-
-    report = LoadReport(data.get("name", "scene"))
-    report.counts = Counter(data.get("counts", {}))
-    report.skips = Counter(data.get("skips", {}))
-    report.skip_examples = {k: list(v) for k, v in data.get("skip_examples", {}).items()}
-    report.errors = [ReportEntry(**e) for e in data.get("errors", [])]
-    return report
 
 
 @functools.lru_cache(maxsize=2)
@@ -210,7 +185,7 @@ def _scene_meta_table(path: str, scans_root: Path | None) -> Any:
 def _prepare_one(task: ClipTask, opts: PrepareOptions) -> _Outcome:
     """Load one clip with the dataset's loader and (unless ``check``) write it; never raises on bad input."""
     report = LoadReport(f"clip {task.key}")
-    out = _Outcome(task.key)
+    out = _Outcome(task.key, report=report)
     target = clip_path(opts.out, task.key)
     try:
         if task.video is not None:
@@ -241,7 +216,6 @@ def _prepare_one(task: ClipTask, opts: PrepareOptions) -> _Outcome:
                         record=task.record,
                         field="pose",
                     )
-                    out.report = report.to_dict()
                     return out
             clip = scene.load_clip(opts.num_frames, opts.image_size, opts.points_size, max_depth=opts.max_depth)
             out.frames = int(clip.frames.shape[0])
@@ -259,7 +233,6 @@ def _prepare_one(task: ClipTask, opts: PrepareOptions) -> _Outcome:
             report.error(
                 "missing_scene" if missing else "bad_scene", str(err), file=task.scene_dir, record=task.scene_id
             )
-    out.report = report.to_dict()
     return out
 
 
@@ -325,7 +298,7 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
     ok_keys = {t.key for t in tasks if t.key not in todo_keys}
 
     def absorb(outcome: _Outcome) -> None:
-        scene_report = _report_from_dict(outcome.report)
+        scene_report = outcome.report
         report.merge(scene_report)
         if outcome.failed:
             result.clips_failed.append(outcome.key)
@@ -375,8 +348,3 @@ def prepare_dataset(opts: PrepareOptions, log: Callable[[str], None] | None = No
     if log is not None:
         log(result.summary())
     return result
-
-
-def default_workers() -> int:
-    """One process per available core (at least 1)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -17,8 +17,6 @@ from typing import Any
 from loc3r.data.cache import clip_key
 from loc3r.data.schema import SampleError
 
-__all__ = ["ClipPlan", "ClipTask", "scannet_frames", "splits_to_prepare"]
-
 
 @dataclass(frozen=True)
 class ClipTask:

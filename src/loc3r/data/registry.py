@@ -23,16 +23,6 @@ from torch.utils.data import Dataset
 
 from loc3r.data.schema import ClipSample, SampleError
 
-__all__ = [
-    "DATASET_BUILDERS",
-    "SubsetDataset",
-    "available_kinds",
-    "build_dataset",
-    "builtin_kinds",
-    "get_builder",
-    "register_dataset",
-]
-
 DatasetBuilder = Callable[..., Dataset]
 
 #: kind -> builder, for kinds registered with :func:`register_dataset` (they win over a benchmark folder's kind)

@@ -9,8 +9,6 @@ from pydantic import Field
 
 from loc3r.core.config import StrictConfig
 
-__all__ = ["DatasetSpec"]
-
 
 class DatasetSpec(StrictConfig):
     """One dataset of a (weighted) mixture.

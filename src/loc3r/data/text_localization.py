@@ -25,15 +25,6 @@ from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import frame_problems_meta
 
-__all__ = [
-    "LOC_QUESTION",
-    "LOC_TASK",
-    "TextLocalizationDataset",
-    "bev_ground_truth",
-    "format_pose_text",
-    "parse_pose_text",
-]
-
 #: The pinned localization question (after the situation text).
 LOC_QUESTION = "Where am I? Answer x y in metres and yaw in degrees."
 LOC_TASK = "synth_loc_text"

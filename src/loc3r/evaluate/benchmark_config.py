@@ -32,12 +32,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from loc3r.core.config import (
-    StrictConfig,
-)
+from loc3r.core.config import StrictConfig
 from loc3r.data.spec import DatasetSpec
-
-__all__ = ["PromptConfig", "GenerationConfig", "EvalConfig"]
 
 
 class PromptConfig(StrictConfig):

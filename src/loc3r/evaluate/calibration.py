@@ -31,18 +31,6 @@ import numpy as np
 
 from loc3r.core.geometry import wrap_angle
 
-__all__ = [
-    "GAUSSIAN_2D_COVERAGE",
-    "normalised_errors",
-    "sigma_calibration",
-    "fit_temperature",
-    "reliability_plot",
-    "orientation_modes",
-    "pose_candidates",
-    "fit_candidate_spread",
-    "qa_by_localization",
-]
-
 #: P(r ≤ k) for r ~ chi(2): the fraction of 2-D Gaussian errors within k sigma
 GAUSSIAN_2D_COVERAGE: dict[int, float] = {k: 1.0 - math.exp(-(k**2) / 2.0) for k in (1, 2, 3)}
 _LEVELS = np.linspace(0.1, 0.9, 9).tolist() + [0.95]

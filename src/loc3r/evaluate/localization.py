@@ -15,14 +15,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "POSITION_THRESHOLDS_M",
-    "ORIENTATION_THRESHOLDS_DEG",
-    "yaw_error_deg",
-    "position_error_xy",
-    "localization_metrics",
-]
-
 POSITION_THRESHOLDS_M: tuple[float, ...] = (0.5, 1.0)
 ORIENTATION_THRESHOLDS_DEG: tuple[float, ...] = (15.0, 30.0)
 _TIE_DECIMALS = 9

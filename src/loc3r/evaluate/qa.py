@@ -53,20 +53,13 @@ from loc3r.evaluate.records import (
     require_field,
 )
 
-__all__ = [
-    "SQA3D_QUESTION_TYPES",
-    "clean_answer",
-    "answer_match",
-    "qa_exact_match",
-    "caption_metrics",
-    "java_available",
-    "prediction_answer",
-    "as_record_list",
-    "reference_answers",
-]
-
 #: SQA3D's question types, in the order the per-type breakdown lists them (known types first)
 SQA3D_QUESTION_TYPES: tuple[str, ...] = ("what", "is", "how", "can", "which", "others")
+
+_NUMBER_WORDS = str.split(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty"
+)
 
 # LEO's clean_answer, step by step and in its order: (pattern, replacement).
 _CLEAN_STEPS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -92,26 +85,7 @@ _CLEAN_STEPS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bo'[ ]+clock\b", "o'clock"),
         (r"\b0\b", "zero"),
         (r"\bnone\b", "zero"),
-        (r"\b1\b", "one"),
-        (r"\b2\b", "two"),
-        (r"\b3\b", "three"),
-        (r"\b4\b", "four"),
-        (r"\b5\b", "five"),
-        (r"\b6\b", "six"),
-        (r"\b7\b", "seven"),
-        (r"\b8\b", "eight"),
-        (r"\b9\b", "nine"),
-        (r"\b10\b", "ten"),
-        (r"\b11\b", "eleven"),
-        (r"\b12\b", "twelve"),
-        (r"\b13\b", "thirteen"),
-        (r"\b14\b", "fourteen"),
-        (r"\b15\b", "fifteen"),
-        (r"\b16\b", "sixteen"),
-        (r"\b17\b", "seventeen"),
-        (r"\b18\b", "eighteen"),
-        (r"\b19\b", "nineteen"),
-        (r"\b20\b", "twenty"),
+        *((rf"\b{n}\b", word) for n, word in enumerate(_NUMBER_WORDS, start=1)),
         (r"\b23\b", "twenty-three"),
         (r"\b([a-zA-Z]+)([0-9])\b", r"\g<1>"),
         (r"\ba\b ([a-zA-Z]+)", r"\g<1>"),
@@ -162,11 +136,7 @@ def qa_exact_match(
     ``None`` predictions (missing) are wrong. Returns ``em@1``, ``em-r``, ``n`` and, with ``types``,
     ``em@1/<type>``, ``em-r/<type>``, ``n/<type>`` for each type present (SQA3D order first).
     """
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} reference lists")
-    if types is not None and len(types) != len(references):
-        raise ValueError(f"{len(types)} types for {len(references)} reference lists")
-    if not references:
+    if not references:  # (predictions are zipped with them strictly below)
         raise ValueError("no samples to score")
     em = np.zeros(len(references))
     em_r = np.zeros(len(references))
@@ -236,8 +206,6 @@ def caption_metrics(
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} reference lists")
     if not references:
         raise ValueError("no samples to score")
     res: dict[str, list[str]] = {}
@@ -303,8 +271,12 @@ def reference_answers(record: Any, where: str) -> list[str]:
     return out
 
 
-def as_record_list(data: Any, source: str) -> list[Any]:
-    """``data`` when it is a list of records, else a :class:`SampleError` naming ``source``."""
+def as_record_list(data: Any, source: str, key: str | None = None) -> list[Any]:
+    """``data`` (or ``data[key]``: an official file ``{key: [...]}``) when it is a list of records, else a
+    :class:`SampleError` naming ``source`` and the expected shape."""
+    if key is not None and isinstance(data, Mapping) and key in data:
+        data = data[key]
     if not isinstance(data, list):
-        raise SampleError(f"{source}: expected a list of records, got {type(data).__name__}")
+        expected = f"{{'{key}': [...]}} or a list of records" if key else "a list of records"
+        raise SampleError(f"{source}: expected {expected}, got {type(data).__name__}")
     return data

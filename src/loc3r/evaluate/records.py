@@ -16,32 +16,11 @@ from typing import Any
 from loc3r.core.io import read_json_or_jsonl
 from loc3r.data.schema import SampleError
 
-__all__ = [
-    "SampleError",
-    "load_json_or_jsonl",
-    "load_records",
-    "record_where",
-    "require_field",
-    "require_number",
-    "normalise_id",
-    "index_by_id",
-    "match_predictions",
-]
-
-
-def load_json_or_jsonl(path: str | Path) -> Any:
-    """Parse ``path`` as one JSON document, or else as JSON Lines (one JSON value per non-empty line).
-
-    Raises :class:`SampleError` naming the file (and the line for JSON Lines) when neither parses
-    (:func:`loc3r.core.io.read_json_or_jsonl`, the one reader).
-    """
-    return read_json_or_jsonl(path)
-
 
 def load_records(path: str | Path, list_key: str | None = None) -> list[Any]:
     """Load a list of records from a JSON list, a JSON object holding the list under ``list_key``
     (e.g. SQA3D's ``{"annotations": [...]}``), or JSON Lines."""
-    data = load_json_or_jsonl(path)
+    data = read_json_or_jsonl(path)
     if isinstance(data, Mapping):
         if list_key is not None and list_key in data:
             data = data[list_key]

@@ -17,16 +17,6 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = [
-    "add_predictions_command",
-    "add_score_options",
-    "format_value",
-    "format_table",
-    "run_references",
-    "run_score",
-    "to_json",
-]
-
 
 def format_value(value: Any) -> str:
     """Table text of one value: floats with 2 decimals, ``None`` as ``n/a``, lists comma-joined."""
@@ -87,14 +77,6 @@ def to_json(metrics: Mapping[str, Any]) -> str:
     return json.dumps(clean(dict(metrics)), indent=2, allow_nan=False)
 
 
-def add_score_options(parser: Any, strict: bool = True) -> None:
-    """``--json`` (and ``--strict``, for benchmarks whose references are a separate file) of a ``loc3r score``
-    sub-command (an ``argparse`` parser)."""
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    if strict:
-        parser.add_argument("--strict", action="store_true", help="fail on predictions for ids not in the references")
-
-
 def _warnings(command: str, result: Mapping[str, Any], missing: str) -> list[str]:
     """The stderr lines of a score: missing / unknown ids, inconsistent situations, unjudged answers, no METEOR."""
     lines = []
@@ -142,28 +124,40 @@ def run_score(
     return 0
 
 
-def run_references(args: Any) -> int:
-    """``--predictions`` against ``--references`` with the task ``args.score_task`` (ScanQA, MSQA: ``--no-meteor``)."""
-    return run_score(
-        args,
-        args.score_task,
-        lambda task: task.score_files(
-            args.predictions, references=args.references, strict=args.strict, meteor=not args.no_meteor
-        ),
-        {"references": args.references, "predictions": args.predictions},
-    )
+def add_score_command(
+    benchmarks: Any, command: str, task_name: str, help_text: str, files: dict[str, str], *, optional: tuple = (),
+    strict: bool = True, meteor: bool = False, **defaults: Any,
+) -> Any:  # fmt: skip
+    """A ``loc3r score`` sub-command of the task ``task_name``: one ``--<name>`` option per entry of ``files``
+    (``{name: help}``, ``predictions`` among them; required unless in ``optional``), ``--json``, ``--strict`` (for
+    benchmarks whose references are a separate file) and ``--no-meteor`` when asked; :func:`run_files` runs it.
+    ``defaults`` (``score_title``, ``score_missing``) go to :func:`run_score`. Returns the parser (for more options)."""
+    parser = benchmarks.add_parser(command, help=help_text)
+    for name, text in files.items():
+        parser.add_argument(f"--{name}", required=name not in optional, help=text)
+    if meteor:
+        parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (it starts a Java process)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    if strict:
+        parser.add_argument("--strict", action="store_true", help="fail on predictions for ids not in the references")
+    parser.set_defaults(func=run_files, score_task=task_name, score_files=tuple(files), **defaults)
+    return parser
 
 
-def _run_predictions_only(args: Any) -> int:
-    return run_score(
-        args, args.score_task, lambda task: task.score_files(args.predictions), {"predictions": args.predictions}
-    )
+def run_files(args: Any) -> int:
+    """The task's ``score_files(--predictions, <the other files>, strict / meteor / unit when the command has
+    them)``, printed by :func:`run_score` with the files as settings."""
+    settings = {name: getattr(args, name) for name in args.score_files}
+    options = {k: getattr(args, k) for k in ("strict", "unit") if hasattr(args, k)}
+    if hasattr(args, "no_meteor"):
+        options["meteor"] = not args.no_meteor
+    files = {k: v for k, v in settings.items() if k != "predictions"}
+    return run_score(args, args.score_task, lambda task: task.score_files(args.predictions, **files, **options),
+                     settings, getattr(args, "score_title", None), getattr(args, "score_missing", None))  # fmt: skip
 
 
 def add_predictions_command(benchmarks: Any, command: str, task_name: str, help_text: str, what: str) -> None:
     """A ``loc3r score`` sub-command of a benchmark whose prediction file carries its references (VSI-Bench,
     ViewSpatial, VSI-SUPER): ``--predictions`` (``what``: the records) and ``--json``."""
-    parser = benchmarks.add_parser(command, help=help_text)
-    parser.add_argument("--predictions", required=True, help=f"JSONL (or JSON list): {what}")
-    add_score_options(parser, strict=False)
-    parser.set_defaults(func=_run_predictions_only, score_task=task_name)
+    add_score_command(benchmarks, command, task_name, help_text, {"predictions": f"JSONL (or JSON list): {what}"},
+                      strict=False)  # fmt: skip

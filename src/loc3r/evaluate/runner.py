@@ -34,27 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from loc3r.core.io import write_jsonl
+from loc3r.core.io import write_jsonl as write_jsonl  # re-exported for the eval command and scripts
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.model.loading import load_model
-
-__all__ = [
-    "load_model",
-    "parse_shard",
-    "shard_indices",
-    "clip_key",
-    "predict_samples",
-    "resolve_num_frames",
-    "evaluate",
-    "score_evaluation",
-    "eval_settings",
-    "protocol_settings",
-    "metric_version",
-    "write_jsonl",
-    "read_jsonl",
-    "merge_shards",
-    "merge_checked",
-]
+from loc3r.model.loading import load_model as load_model  # re-exported
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -146,22 +128,18 @@ def predict_samples(
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSONL file; a malformed line is an error naming file and line."""
+    """Prediction records of a shard's JSONL file (:func:`loc3r.core.io.read_jsonl`: a malformed line is an error
+    naming file and line); a record without ``sample_id`` and ``set`` is an error naming file and record."""
+    from loc3r.core.io import read_jsonl as read_lines
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: predictions file does not exist")
-    out = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise SampleError(f"{path} line {i}: not valid JSON ({err.msg})") from err
+    records = read_lines(path, "predictions file")
+    for i, rec in enumerate(records, start=1):
         if not isinstance(rec, dict) or "sample_id" not in rec or "set" not in rec:
-            raise SampleError(f"{path} line {i}: record must be an object with 'sample_id' and 'set'")
-        out.append(rec)
-    return out
+            raise SampleError(f"{path} record {i}: record must be an object with 'sample_id' and 'set'")
+    return records
 
 
 def merge_shards(paths: Sequence[str | Path], counts: list[int] | None = None) -> list[dict[str, Any]]:
@@ -245,26 +223,13 @@ def evaluate(
     progress_position: int | None = None,
     stream_predict: Any = None,
 ) -> list[dict[str, Any]]:
-    """Prediction records of one shard of an evaluation (``config``: an ``EvalConfig``).
-
-    Steps, per task of ``config.benchmark`` (one task, or the members of a group such as ``synthrooms``): the task
-    checks the config (greedy decoding only, ...) and the model (e.g. localization on a real benchmark needs the
-    situation heads); it builds its dataset from ``config.data`` with ``config.num_frames`` (null: the
-    checkpoint's); ``config.max_samples`` (else ``config.data.max_samples``) keeps an evenly spread subset
-    (deterministic); the shard takes samples ``i, i + n, ...`` of those; each sample's question gets the task's
-    pinned prompt (``task.build_prompt``: only the text changes, never the training path); batches go through the
-    eval-mode processor (with ``config.camera_root`` for a file camera prior) and ``model.predict`` with the task's
-    ``max_new_tokens``, under a tqdm bar. Samples are loaded ``batch_size`` at a time, or the whole shard at once
-    for a ``task.whole_shard`` task (SynthRooms: a room's questions then share one encoded video prefix). Samples
-    with the same ``task.shared_prediction_key`` (SQA3D localization: same scene and situation, whose heads cannot
-    see the question) are predicted once. A sample that cannot be loaded or recorded (missing scene, no mesh centre
-    for the SQA3D frame, ...) is logged and appended to ``skipped`` (``{"index", "sample_id", "reason"}``), so that
-    the scores can say over how many of the input's samples they are; frames the loaders skipped go to
+    """Prediction records of one shard of an evaluation (``config``: an ``EvalConfig``; step 2 of the module
+    docstring). A task with ``whole_shard`` loads the shard at once, others ``batch_size`` samples at a time; samples
+    with one ``task.shared_prediction_key`` are predicted once. A sample that cannot be loaded or recorded is logged
+    and appended to ``skipped`` (``{"index", "sample_id", "reason"}``); frames the loaders skipped go to
     ``frame_log``; ``sizes`` receives ``total`` (samples of the whole evaluation) and ``assigned`` (of this shard);
-    ``progress_position``: the terminal line of the bar (evaluations side by side in several processes).
-    ``stream_predict(model, sample, config, max_new_tokens)``: the driver of a ``task.streaming`` task (a video
-    streamed through ``loc3r stream``'s session, answered at its query times; the streaming layer sits above this
-    one, so ``loc3r eval`` passes :func:`loc3r.apps.stream_eval.stream_counts`).
+    ``progress_position``: the terminal line of the bar. ``stream_predict(model, sample, config, max_new_tokens)``
+    drives a ``task.streaming`` task (``loc3r eval`` passes :func:`loc3r.apps.stream_eval.stream_counts`).
     """
     from tqdm.auto import tqdm
 

@@ -32,8 +32,6 @@ from typing import Any
 from loc3r.core.io import write_json
 from loc3r.data.schema import SampleError
 
-__all__ = ["SHARD_FORMAT", "shard_info_path", "model_fingerprint", "write_shard_info", "check_shards"]
-
 SHARD_FORMAT = "loc3r.eval_shard.v1"
 _CHUNK = 1 << 20
 _SAMPLES = 64

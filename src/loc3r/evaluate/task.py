@@ -37,14 +37,10 @@ from loc3r.core.errors import SampleError
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["JsonlTask", "Task", "join_prompt", "restrict_references", "write_json_file"]
 
-
-def restrict_references(
-    data: Any, list_key: str | None, ids: set[str], out_path: Path, source: Path
-) -> tuple[Any, Path]:
-    """The reference entries whose ``question_id`` (as a string) is in ``ids``, written to ``out_path`` in the
-    same shape (``{list_key: [...]}`` or a list) so ``loc3r score`` can re-score a subset evaluation."""
+def restrict_references(data: Any, list_key: str | None, ids: set[str], out_path: Path, source: Path) -> Path:
+    """Write the reference entries whose ``question_id`` (as a string) is in ``ids`` to ``out_path`` (returned), in
+    the same shape (``{list_key: [...]}`` or a list), so ``loc3r score`` can re-score a subset evaluation."""
     import json
 
     entries = data[list_key] if list_key is not None and isinstance(data, dict) and list_key in data else data
@@ -54,7 +50,7 @@ def restrict_references(
     restricted: Any = {**data, list_key: kept} if isinstance(data, dict) and list_key is not None else kept
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(restricted))
-    return restricted, out_path
+    return out_path
 
 
 def write_json_file(path: Path, data: Any) -> Path:
@@ -170,15 +166,15 @@ class Task:
         written and the ``loc3r score`` command that re-scores them."""
         raise NotImplementedError
 
-    def score_one_file(self, records: Sequence[dict[str, Any]], out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        """:meth:`score` of a benchmark whose predictions are ONE file that ``loc3r score <score_command>`` reads."""
-        path = self.write_predictions(records, out_dir)
-        settings = {
-            "predictions": str(path),
-            "rescore": f"loc3r score {self.score_command} --predictions {path}",
-            "metric": self.metric,
-        }
-        return self.score_files(path), settings
+    def score_against(self, records: Sequence[dict[str, Any]], out_dir: Path, **files: Path) -> tuple[Any, Any]:
+        """:meth:`score_files` of the written predictions against ``files``; the settings name the files and the
+        ``loc3r score`` command that re-scores them."""
+        pred_path = self.write_predictions(records, out_dir)
+        flags = "".join(f" --{k} {v}" for k, v in files.items())
+        settings = {"predictions": str(pred_path), **{k: str(v) for k, v in files.items()},
+                    "rescore": f"loc3r score {self.score_command}{flags} --predictions {pred_path}",
+                    "metric": self.metric}  # fmt: skip
+        return self.score_files(pred_path, **files), settings
 
     def score_files(self, predictions: str | Path, **files: Any) -> dict[str, Any]:
         """The metric on files in the benchmark's formats (``loc3r score``: any model's predictions)."""
@@ -191,6 +187,8 @@ class JsonlTask(Task):
 
     #: the fields of a prediction record written to :attr:`predictions_file` (the ``loc3r score`` input)
     fields: ClassVar[tuple[str, ...]]
+    #: ``"module:function"`` of the metric, ``function(records, source=...)``, that :meth:`score_records` runs
+    scorer: ClassVar[str]
 
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         from loc3r.core.io import write_jsonl
@@ -200,8 +198,11 @@ class JsonlTask(Task):
         return path
 
     def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
-        """The benchmark's metric on prediction records (read from ``source``)."""
-        raise NotImplementedError
+        """The benchmark's metric (:attr:`scorer`) on prediction records (read from ``source``)."""
+        import importlib
+
+        module, function = self.scorer.split(":")
+        return getattr(importlib.import_module(module), function)(records, source=source)
 
     def score_files(self, predictions: str | Path) -> dict[str, Any]:
         from loc3r.evaluate.records import load_records
@@ -211,4 +212,16 @@ class JsonlTask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        return self.score_one_file(records, out_dir)
+        return self.score_against(records, out_dir)
+
+
+class AnswerFileTask(Task):
+    """A benchmark whose predictions are ONE JSON list of ``{question_id, answer}`` scored against reference files
+    (ScanQA, MSQA, Beacon3D): ``loc3r score <score_command> --<file> F ... --predictions P``."""
+
+    def record(self, sample: Any, prediction: Any) -> dict[str, Any]:
+        return {"question_id": sample.meta["question_id"], "answer": prediction.answer}
+
+    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
+        rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
+        return write_json_file(out_dir / str(self.predictions_file), rows)

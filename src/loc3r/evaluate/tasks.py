@@ -9,10 +9,6 @@ modules (found by :func:`loc3r.benchmarks.benchmark_modules`) on first use. One 
 
 Each task states the exact prompt template, frame count and sampling; they are printed next to every result
 (peer projects' numbers moved by several CIDEr points with one prompt suffix, so the prompt is part of the result).
-The tasks of today: ``sqa3d``, ``sqa3d_localization``, ``scanqa``, ``msqa``, ``beacon3d``, ``vsibench``,
-``vsibench_debiased``, ``viewspatial``, ``vsisuper_recall`` / ``_count`` / ``_count_streaming`` (the real
-benchmarks, ``configs/paper/eval/<name>.yaml``) and SynthRooms' ``synth_localization``, ``synth_qa``, ``synth_vsi``
-and their group ``synthrooms`` (``configs/synth/eval/<split>.yaml``, the tasks of ``loc3r demo``).
 """
 
 from __future__ import annotations
@@ -31,8 +27,6 @@ from loc3r.core.config import (
     validate_config,
 )
 from loc3r.evaluate.benchmark_config import EvalConfig
-
-__all__ = ["get_task", "load_eval_config", "task_classes", "task_names"]
 
 
 @cache

@@ -32,17 +32,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from loc3r.benchmarks.beacon3d.reader import Beacon3DItem, beacon3d_records
+from loc3r.benchmarks.beacon3d.reader import beacon3d_records
 from loc3r.evaluate.qa import answer_match, clean_answer
 from loc3r.evaluate.records import SampleError, index_by_id, match_predictions, record_where
-
-__all__ = [
-    "KNOWLEDGE_TYPES",
-    "Beacon3DItem",
-    "beacon3d_records",
-    "is_binary_answer",
-    "score_beacon3d",
-]
 
 KNOWLEDGE_TYPES: tuple[str, ...] = ("class", "appearance", "geometry", "spatial", "existence", "functionality")
 #: an object counts as answered when every one of its questions scores at least this (official)
@@ -80,8 +72,6 @@ def score_beacon3d(
     ``missing`` / ``unknown`` (+ examples).
     """
     items, scanqa = beacon3d_records(metadata, source=metadata_source)
-    if not isinstance(predictions, list):
-        raise SampleError(f"{predictions_source}: expected a list of prediction records")
     pred_index = index_by_id(predictions, predictions_source)
     _, _, report = match_predictions(
         [r["question_id"] for r in scanqa], pred_index, prediction_source=predictions_source, strict=strict

@@ -16,8 +16,6 @@ from typing import Any
 
 from loc3r.data.schema import SampleError
 
-__all__ = ["Beacon3DItem", "beacon3d_records"]
-
 
 @dataclass(frozen=True)
 class Beacon3DItem:

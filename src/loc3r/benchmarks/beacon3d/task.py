@@ -17,13 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loc3r.data.schema import ClipSample, SampleError
-from loc3r.evaluate.task import Task, write_json_file
+from loc3r.data.schema import SampleError
+from loc3r.evaluate.task import AnswerFileTask, Task, write_json_file
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
-
-__all__ = ["Beacon3DTask", "metadata_file", "TASKS"]
 
 
 def metadata_file(qa_file: str | Path) -> Path:
@@ -35,7 +33,7 @@ def metadata_file(qa_file: str | Path) -> Path:
     return path
 
 
-class Beacon3DTask(Task):
+class Beacon3DTask(AnswerFileTask):
     """Beacon3D object-centric QA (see the module docstring)."""
 
     name = "beacon3d"
@@ -48,20 +46,14 @@ class Beacon3DTask(Task):
         "'score' 1..5 (no LLM judge runs here: 1); (mean-1)/4*100 per type and case; object = all questions >= 4"
     )
 
-    def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
-        return {"question_id": sample.meta["question_id"], "answer": prediction.answer}
-
-    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
-        return write_json_file(out_dir / self.predictions_file, rows)
-
     def score_files(self, predictions: str | Path, *, metadata: str | Path, strict: bool = False) -> dict[str, Any]:
         """:func:`loc3r.benchmarks.beacon3d.metric.score_beacon3d` against Beacon3D's object-centric metadata."""
         from loc3r.benchmarks.beacon3d.metric import score_beacon3d
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+        from loc3r.core.io import read_json_or_jsonl
+        from loc3r.evaluate.records import load_records
 
         return score_beacon3d(
-            load_json_or_jsonl(metadata),
+            read_json_or_jsonl(metadata),
             load_records(predictions),
             strict=strict,
             metadata_source=str(metadata),
@@ -71,23 +63,15 @@ class Beacon3DTask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.evaluate.records import load_json_or_jsonl
+        from loc3r.core.io import read_json_or_jsonl
 
-        pred_path = self.write_predictions(records, out_dir)
         meta_path = metadata_file(config.data.root)
         if any(r.get("subset") for r in records):
             ids = {str(r["question_id"]) for r in records}
-            metadata = _restrict_metadata(load_json_or_jsonl(meta_path), ids)
+            metadata = _restrict_metadata(read_json_or_jsonl(meta_path), ids)
             meta_path = out_dir / "beacon3d_metadata_subset.json"
             write_json_file(meta_path, metadata)
-        metrics = self.score_files(pred_path, metadata=meta_path)
-        settings = {
-            "predictions": str(pred_path),
-            "metadata": str(meta_path),
-            "rescore": f"loc3r score beacon3d --metadata {meta_path} --predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
+        return self.score_against(records, out_dir, metadata=meta_path)
 
 
 def _restrict_metadata(metadata: Any, ids: set[str]) -> dict[str, Any]:

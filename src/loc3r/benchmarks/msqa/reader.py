@@ -44,12 +44,16 @@ import numpy as np
 
 from loc3r.core.geometry import wrap_angle
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, scene_meta_table, scene_records_builder
+from loc3r.data.builders import (
+    SceneRecordsDataset,
+    report_bad_record,
+    scene_meta_table,
+    scene_records_builder,
+    text_field,
+)
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, frame_problems_meta
-
-__all__ = ["MSQARecord", "strip_image_placeholders", "msqa_to_world", "load_msqa", "MSQADataset"]
+from loc3r.data.video import LoadReport
 
 _IMG_PLACEHOLDER = re.compile(r"<([^<>-]+)-\d+-IMG>")
 
@@ -145,20 +149,14 @@ def load_msqa(
         try:
             if not isinstance(item, dict):
                 raise SampleError(f"{where}: record must be an object")
-            scene_id = scene_key or _first(item, ("scan_id", "scene_id"))
-            if not isinstance(scene_id, str) or not scene_id:
-                raise SampleError(f"{where}: field 'scan_id' must be a non-empty string")
-            question = _first(item, ("Q", "question"))
-            if not isinstance(question, str) or not question.strip():
-                raise SampleError(f"{where}: field 'Q' must be a non-empty string")
+            scene_id = text_field(scene_key or _first(item, ("scan_id", "scene_id")), where, "scan_id")
+            question = text_field(_first(item, ("Q", "question")), where, "Q")
             answers = _first(item, ("A", "answers"))
             if isinstance(answers, str):
                 answers = [answers]
             if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
                 raise SampleError(f"{where}: field 'A' must be a list of strings")
-            situation = item.get("situation")
-            if not isinstance(situation, str) or not situation.strip():
-                raise SampleError(f"{where}: field 'situation' must be a non-empty string")
+            situation = text_field(item.get("situation"), where, "situation")
             offset = None
             if scene_meta is not None and scene_id in scene_meta:
                 offset = scene_meta.get(scene_id).sceneverse_offset
@@ -170,9 +168,7 @@ def load_msqa(
                 raise SampleError(f"{where}: field 'orientation' is missing")
             position, yaw = msqa_to_world(location, orientation, offset, where)
         except SampleError as err:
-            message = str(err)
-            field_name = message.split("field '")[1].split("'")[0] if "field '" in message else None
-            report.error("bad_record", message, file=path, record=record_name, field=field_name)
+            report_bad_record(report, err, path, record_name)
             continue
         index = item.get("index")
         sample_id = f"msqa-{scene_id}-{index}" if index is not None else f"msqa-{record_name}"
@@ -211,30 +207,24 @@ class MSQADataset(SceneRecordsDataset):
             # MSQA poses live in the axis-aligned frame; the frames of this clip do not.
             self.frames.report.skip("msqa_pose_without_axis_alignment", record.scene_id)
             position, yaw = None, None
-        return ClipSample(
+        return self.clip_sample(
+            record,
+            clip,
+            {
+                "query_type": record.query_type,
+                "type": record.type,
+                "mode": record.mode,
+                "msqa_location": record.location.tolist(),
+                "msqa_orientation": record.orientation.tolist(),
+            },
             sample_id=record.sample_id,
-            scene_id=record.scene_id,
-            task=self.task,
-            frames=clip.frames,
             question=record.question,
             answer=record.answers[0] if record.answers else None,
             answers=list(record.answers),
             situation_text=record.situation,
             agent_position=position,
             agent_yaw=yaw,
-            poses=clip.poses,
-            points=clip.points,
-            frame_indices=clip.frame_ids,
-            meta={
-                "query_type": record.query_type,
-                "type": record.type,
-                "mode": record.mode,
-                "msqa_location": record.location.tolist(),
-                "msqa_orientation": record.orientation.tolist(),
-                "axis_aligned": clip.axis_aligned,
-                **frame_problems_meta(clip.meta),
-            },
-        ).validate()
+        )
 
 
 def _read(spec: Any, scene_meta: str | None, scans_root: str | None, strict: bool) -> tuple[list[MSQARecord], Any]:

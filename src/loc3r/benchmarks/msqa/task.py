@@ -26,15 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loc3r.data.schema import ClipSample
-from loc3r.evaluate.task import Task, write_json_file
+from loc3r.evaluate.task import AnswerFileTask, Task, write_json_file
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["MSQATask", "TASKS"]
 
-
-class MSQATask(Task):
+class MSQATask(AnswerFileTask):
     """MSQA situated QA (see the module docstring)."""
 
     name = "msqa"
@@ -58,11 +56,10 @@ class MSQATask(Task):
         from loc3r.benchmarks.msqa.reader import load_msqa
         from loc3r.benchmarks.scanqa.metric import score_scanqa
         from loc3r.data.schema import SampleError
-        from loc3r.evaluate.qa import prediction_answer, qa_exact_match
-        from loc3r.evaluate.records import index_by_id, load_records
+        from loc3r.evaluate.records import load_records
 
         raw = load_records(references)
-        if isinstance(raw, list) and raw and all(isinstance(r, dict) and "answers" in r and "question_id" in r
+        if raw and all(isinstance(r, dict) and "answers" in r and "question_id" in r
                                                  for r in raw):  # fmt: skip
             refs = raw
         else:  # the released file: the loader's ids, answers (placeholders replaced) and types
@@ -70,19 +67,8 @@ class MSQATask(Task):
             if not records:
                 raise SampleError(f"{references}: no MSQA record with answers could be read ({report.summary()})")
             refs = [{"question_id": r.sample_id, "answers": list(r.answers), "type": r.type} for r in records]
-        preds = load_records(predictions)
-        metrics = score_scanqa(refs, preds, strict=strict, meteor=meteor, references_source=str(references),
-                               predictions_source=str(predictions))  # fmt: skip
-        pred_index = index_by_id(preds if isinstance(preds, list) else [], str(predictions))
-        answers, ref_answers, types = [], [], []
-        for key, (_, r) in index_by_id(refs, str(references)).items():
-            hit = pred_index.get(key)
-            answers.append(None if hit is None else prediction_answer(hit[1], f"{predictions}: record {hit[0]}"))
-            ref_answers.append(r["answers"])
-            types.append(r.get("type") or "?")
-        by_type = qa_exact_match(answers, ref_answers, types)
-        metrics.update({k: v for k, v in by_type.items() if "/" in k})
-        return metrics
+        return score_scanqa(refs, load_records(predictions), strict=strict, meteor=meteor, types_field="type",
+                            references_source=str(references), predictions_source=str(predictions))  # fmt: skip
 
     def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
         return {
@@ -94,10 +80,6 @@ class MSQATask(Task):
             "query_type": sample.meta.get("query_type", ""),
         }
 
-    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
-        return write_json_file(out_dir / self.predictions_file, rows)
-
     def write_references(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         keys = ("question_id", "answers", "question", "type", "query_type", "scene_id")
         return write_json_file(out_dir / self.references_file, [{k: r.get(k) for k in keys} for r in records])
@@ -105,26 +87,7 @@ class MSQATask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        from loc3r.benchmarks.scanqa.metric import score_scanqa
-        from loc3r.evaluate.qa import prediction_answer, qa_exact_match
-        from loc3r.evaluate.records import load_records
-
-        pred_path = self.write_predictions(records, out_dir)
-        ref_path = self.write_references(records, out_dir)
-        references, predictions = load_records(ref_path), load_records(pred_path)
-        metrics = score_scanqa(
-            references, predictions, references_source=str(ref_path), predictions_source=str(pred_path)
-        )
-        answers = [prediction_answer(p, f"{pred_path}: record {i}") for i, p in enumerate(predictions)]
-        by_type = qa_exact_match(answers, [r["answers"] for r in references], [r["type"] or "?" for r in references])
-        metrics.update({k: v for k, v in by_type.items() if "/" in k})
-        settings = {
-            "predictions": str(pred_path),
-            "references": str(ref_path),
-            "rescore": f"loc3r score msqa --references {ref_path} --predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
+        return self.score_against(records, out_dir, references=self.write_references(records, out_dir))
 
 
 TASKS: dict[str, type[Task]] = {"msqa": MSQATask}

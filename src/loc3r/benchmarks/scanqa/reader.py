@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, scene_records_builder
+from loc3r.data.builders import SceneRecordsDataset, report_bad_record, scene_records_builder, text_field
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
-
-__all__ = ["SCANQA_SPLITS", "ScanQARecord", "load_scanqa", "scanqa_path", "ScanQADataset"]
+from loc3r.data.video import LoadReport, iter_json_records
 
 SCANQA_SPLITS = ("train", "val", "test_w_obj", "test_wo_obj")
 
@@ -82,21 +80,14 @@ def load_scanqa(
             where = f"{path} {record}"
             if str(qid) in seen:
                 raise SampleError(f"{where}: field 'question_id' is duplicated")
-            scene_id = item.get("scene_id")
-            question = item.get("question")
-            if not isinstance(scene_id, str) or not scene_id:
-                raise SampleError(f"{where}: field 'scene_id' must be a non-empty string")
-            if not isinstance(question, str) or not question.strip():
-                raise SampleError(f"{where}: field 'question' must be a non-empty string")
+            scene_id, question = (text_field(item.get(k), where, k) for k in ("scene_id", "question"))
             answers = _str_list(item.get("answers", []), where, "answers")
             object_ids_raw = item.get("object_ids", [])
             if not isinstance(object_ids_raw, list) or not all(isinstance(v, int) for v in object_ids_raw):
                 raise SampleError(f"{where}: field 'object_ids' must be a list of integers")
             object_names = _str_list(item.get("object_names", []), where, "object_names")
         except SampleError as err:
-            message = str(err)
-            field_name = message.split("field '")[1].split("'")[0] if "field '" in message else None
-            report.error("bad_record", message, file=path, record=record, field=field_name)
+            report_bad_record(report, err, path, record)
             continue
         seen.add(str(qid))
         records.append(ScanQARecord(str(qid), scene_id, question, answers, list(object_ids_raw), object_names))
@@ -113,25 +104,19 @@ class ScanQADataset(SceneRecordsDataset):
     task: str = "scanqa"
 
     def to_sample(self, record: ScanQARecord, clip: ScanNetClip) -> ClipSample:
-        return ClipSample(
-            sample_id=f"scanqa-{record.question_id}",
-            scene_id=record.scene_id,
-            task=self.task,
-            frames=clip.frames,
-            question=record.question,
-            answer=record.answers[0] if record.answers else None,
-            answers=list(record.answers),
-            poses=clip.poses,
-            points=clip.points,
-            frame_indices=clip.frame_ids,
-            meta={
+        return self.clip_sample(
+            record,
+            clip,
+            {
                 "question_id": record.question_id,
                 "object_ids": list(record.object_ids),
                 "object_names": list(record.object_names),
-                "axis_aligned": clip.axis_aligned,
-                **frame_problems_meta(clip.meta),
             },
-        ).validate()
+            sample_id=f"scanqa-{record.question_id}",
+            question=record.question,
+            answer=record.answers[0] if record.answers else None,
+            answers=list(record.answers),
+        )
 
 
 def _read(spec: Any, scene_meta: str | None, scans_root: str | None, strict: bool) -> tuple[list[ScanQARecord], Any]:

@@ -19,24 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loc3r.data.schema import ClipSample
-from loc3r.evaluate.task import Task, restrict_references, write_json_file
+from loc3r.evaluate.task import AnswerFileTask, Task, restrict_references
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = ["ScanQATask", "scanqa_file", "TASKS"]
 
-
-def scanqa_file(config: EvalConfig) -> Path:
-    """The ScanQA file of the config (``data.root`` itself, or ``ScanQA_v1.0_{split}.json`` under it), found
-    as the loader finds it."""
-    from loc3r.benchmarks.scanqa.reader import scanqa_path
-
-    return scanqa_path(config.data.root, config.data.split)
-
-
-class ScanQATask(Task):
+class ScanQATask(AnswerFileTask):
     """ScanQA open-answer QA scored with the caption metrics (see the module docstring)."""
 
     name = "scanqa"
@@ -45,13 +34,6 @@ class ScanQATask(Task):
     predictions_file = "scanqa_predictions.json"
     score_command = "scanqa"
     metric = "clean_answer; pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr on the first answer, x100"
-
-    def record(self, sample: ClipSample, prediction: Any) -> dict[str, Any]:
-        return {"question_id": sample.meta["question_id"], "answer": prediction.answer}
-
-    def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
-        rows = [{"question_id": r["question_id"], "answer": r["answer"]} for r in records]
-        return write_json_file(out_dir / self.predictions_file, rows)
 
     def score_files(
         self, predictions: str | Path, *, references: str | Path, strict: bool = False, meteor: bool = True
@@ -72,23 +54,16 @@ class ScanQATask(Task):
     def score(
         self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        from loc3r.benchmarks.scanqa.reader import scanqa_path
         from loc3r.evaluate.records import load_records
 
-        pred_path = self.write_predictions(records, out_dir)
-        ref_path = scanqa_file(config)
+        ref_path = scanqa_path(config.data.root, config.data.split)  # the file the loader read
         if any(r.get("subset") for r in records):
             ids = {str(r["question_id"]) for r in records}
-            _, ref_path = restrict_references(
+            ref_path = restrict_references(
                 load_records(ref_path), None, ids, out_dir / "scanqa_references_subset.json", ref_path
             )
-        metrics = self.score_files(pred_path, references=ref_path)
-        settings = {
-            "predictions": str(pred_path),
-            "references": str(ref_path),
-            "rescore": f"loc3r score scanqa --references {ref_path} --predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
+        return self.score_against(records, out_dir, references=ref_path)
 
 
 TASKS: dict[str, type[Task]] = {"scanqa": ScanQATask}

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from loc3r.evaluate.qa import SQA3D_QUESTION_TYPES
 from loc3r.integrations.lmms_eval.spec import LmmsTask
-
-_TYPES = ("what", "is", "how", "can", "which", "others")
 
 
 def _qa(doc: dict[str, Any], response: str) -> dict[str, Any]:
@@ -30,7 +29,7 @@ def _pose(doc: dict[str, Any], response: str) -> dict[str, Any] | None:
 
 
 LMMS_TASKS = {
-    "loc3r_sqa3d": LmmsTask("sqa3d", ("em@1", "em-r", *(f"em@1/{t}" for t in _TYPES)), response=_qa),
+    "loc3r_sqa3d": LmmsTask("sqa3d", ("em@1", "em-r", *(f"em@1/{t}" for t in SQA3D_QUESTION_TYPES)), response=_qa),
     "loc3r_sqa3d_localization": LmmsTask(
         "sqa3d_localization",
         ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "median_pos_err_m", "median_ori_err_deg"),

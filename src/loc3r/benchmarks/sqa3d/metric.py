@@ -59,22 +59,8 @@ from loc3r.evaluate.records import (
     require_number,
 )
 
-__all__ = [
-    "MAX_CANDIDATES",
-    "sqa3d_quaternion_to_yaw",
-    "yaw_to_sqa3d_quaternion",
-    "parse_sqa3d_pose",
-    "score_sqa3d_localization",
-    "situation_groups",
-    "LOCALIZATION_UNITS",
-    "SQA3D_QUESTION_TYPES",
-    "sqa3d_question_type",
-    "score_sqa3d_qa",
-]
-
 MAX_CANDIDATES = 3
 QUATERNION_KEYS: tuple[str, ...] = ("_x", "_y", "_z", "_w")
-LOCALIZATION_UNITS: tuple[str, ...] = ("situation", "question")
 _POSE_KEY_DECIMALS = 6
 
 
@@ -172,9 +158,7 @@ def situation_groups(
     groups: dict[tuple[Any, ...], list[str]] = {}
     text_of: dict[str, tuple[Any, ...]] | None = None
     if questions is not None:
-        q_list = questions["questions"] if isinstance(questions, Mapping) and "questions" in questions else questions
-        if not isinstance(q_list, list):
-            raise SampleError(f"{questions_source}: expected {{'questions': [...]}} or a list of question entries")
+        q_list = as_record_list(questions, questions_source, "questions")
         text_of = {}
         for qid, (j, q) in index_by_id(q_list, questions_source).items():
             where = record_where(questions_source, j, q)
@@ -233,15 +217,7 @@ def score_sqa3d_localization(
     ``unknown`` (predictions ignored), ``missing_examples`` / ``unknown_examples`` (a few ids) when non-zero, and
     for the situation unit ``inconsistent_situations`` (situations whose questions got different predictions).
     """
-    if unit not in LOCALIZATION_UNITS:
-        raise ValueError(f"unit must be one of {LOCALIZATION_UNITS}, got {unit!r}")
-    ann_list = (
-        annotations["annotations"] if isinstance(annotations, Mapping) and "annotations" in annotations else annotations
-    )
-    if not isinstance(ann_list, list):
-        raise SampleError(f"{annotations_source}: expected {{'annotations': [...]}} or a list of annotation entries")
-    if not isinstance(predictions, list):
-        raise SampleError(f"{predictions_source}: expected a list of prediction records")
+    ann_list = as_record_list(annotations, annotations_source, "annotations")
     ann_index = index_by_id(ann_list, annotations_source)
     pred_index = index_by_id(predictions, predictions_source)
     _, _, report = match_predictions(ann_index, pred_index, prediction_source=predictions_source, strict=strict)
@@ -301,10 +277,6 @@ def sqa3d_question_type(question: str) -> str:
     return "others"
 
 
-def _unwrap(data: Any, key: str) -> Any:
-    return data[key] if isinstance(data, Mapping) and key in data else data
-
-
 def score_sqa3d_qa(
     annotations: Any,
     predictions: Sequence[Mapping[str, Any]],
@@ -329,14 +301,14 @@ def score_sqa3d_qa(
     Returns ``em@1``, ``em-r``, ``n``, ``missing``, ``unknown`` (+ ``*_examples``) and per type
     ``em@1/<type>``, ``em-r/<type>``, ``n/<type>``.
     """
-    ann_list = as_record_list(_unwrap(annotations, "annotations"), annotations_source)
+    ann_list = as_record_list(annotations, annotations_source, "annotations")
     ann_index = index_by_id(ann_list, annotations_source)
-    pred_index = index_by_id(as_record_list(predictions, predictions_source), predictions_source)
+    pred_index = index_by_id(predictions, predictions_source)
     _, _, report = match_predictions(ann_index, pred_index, prediction_source=predictions_source, strict=strict)
 
     question_text: dict[str, str] = {}
     if questions is not None:
-        q_list = as_record_list(_unwrap(questions, "questions"), questions_source)
+        q_list = as_record_list(questions, questions_source, "questions")
         for qid, (i, rec) in index_by_id(q_list, questions_source).items():
             text = require_field(rec, "question", record_where(questions_source, i, rec))
             if not isinstance(text, str):

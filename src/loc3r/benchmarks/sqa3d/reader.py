@@ -74,28 +74,17 @@ import numpy as np
 
 from loc3r.core.geometry import anchor_frame, wrap_angle
 from loc3r.core.io import read_json
-from loc3r.data.builders import SceneRecordsDataset, cached_or_frame_source, log_report, scene_meta_table
+from loc3r.data.builders import (
+    SceneRecordsDataset,
+    cached_or_frame_source,
+    log_report,
+    report_bad_record,
+    scene_meta_table,
+    text_field,
+)
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
 from loc3r.data.schema import ClipSample, SampleError
-from loc3r.data.video import LoadReport, frame_problems_meta, iter_json_records
-
-__all__ = [
-    "Convention",
-    "quaternion_xyzw_to_matrix",
-    "yaw_quaternion_xyzw",
-    "sqa3d_to_raw",
-    "raw_to_world",
-    "sqa3d_to_world",
-    "world_to_sqa3d",
-    "sqa3d_to_bev",
-    "bev_to_sqa3d",
-    "SQA3DRecord",
-    "SQA3DSituationRecord",
-    "find_sqa3d_file",
-    "load_sqa3d",
-    "load_sqa3d_localization",
-    "SQA3DDataset",
-]
+from loc3r.data.video import LoadReport, iter_json_records
 
 Convention = Literal["sqa3d", "loc3r_world"]
 _LOCAL_FORWARD = {"sqa3d": np.array([-1.0, 0.0, 0.0]), "loc3r_world": np.array([1.0, 0.0, 0.0])}
@@ -108,9 +97,7 @@ _LOCAL_FORWARD = {"sqa3d": np.array([-1.0, 0.0, 0.0]), "loc3r_world": np.array([
 
 def quaternion_xyzw_to_matrix(q: Sequence[float] | np.ndarray, where: str = "rotation") -> np.ndarray:
     """3x3 rotation of a quaternion stored ``(x, y, z, w)`` (scipy / three.js order), normalised first."""
-    q = np.asarray(q, dtype=np.float64).reshape(-1)
-    if q.shape != (4,) or not np.isfinite(q).all():
-        raise SampleError(f"{where}: expected 4 finite quaternion components (x, y, z, w), got {q.tolist()}")
+    q = np.asarray(q, dtype=np.float64).reshape(4)  # 4 finite numbers: the reader checked them (_rotation_array)
     norm = float(np.linalg.norm(q))
     if norm < 1e-8:
         raise SampleError(f"{where}: zero quaternion")
@@ -130,11 +117,6 @@ def yaw_quaternion_xyzw(yaw: float) -> np.ndarray:
     return np.array([0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)])
 
 
-def _check_convention(convention: str) -> None:
-    if convention not in _LOCAL_FORWARD:
-        raise ValueError(f"unknown SQA3D convention {convention!r}; expected 'sqa3d' or 'loc3r_world'")
-
-
 def sqa3d_to_raw(
     position: Sequence[float] | np.ndarray,
     rotation_xyzw: Sequence[float] | np.ndarray,
@@ -149,10 +131,7 @@ def sqa3d_to_raw(
     ``convention="loc3r_world"``: ``p_raw = position``, forward = ``R(q)(+x)``.
     The forward is projected on the floor plane and normalised; a vertical forward is an error.
     """
-    _check_convention(convention)
-    pos = np.asarray(position, dtype=np.float64).reshape(-1)
-    if pos.shape != (3,) or not np.isfinite(pos).all():
-        raise SampleError(f"{where}: field 'position' must be 3 finite numbers, got {pos.tolist()}")
+    pos = np.asarray(position, dtype=np.float64).reshape(3)  # validated by the reader (_position_array)
     rot = quaternion_xyzw_to_matrix(rotation_xyzw, f"{where}: field 'rotation'")
     forward = rot @ _LOCAL_FORWARD[convention]
     forward[2] = 0.0
@@ -207,7 +186,6 @@ def world_to_sqa3d(
     A 2-D position (a BEV prediction mapped to the world) gets the files' ``z = 0`` (axis alignments
     are rotations about z, so x and y do not depend on it); the official metric ignores z anyway.
     """
-    _check_convention(convention)
     a = np.eye(4) if axis_alignment is None else np.asarray(axis_alignment, dtype=np.float64)
     a_inv = np.linalg.inv(a)
     p = np.asarray(position_world, dtype=np.float64).reshape(-1)
@@ -277,34 +255,28 @@ def bev_to_sqa3d(
     )
 
 
-def _position_array(value: Any, where: str) -> np.ndarray:
+def _vector(value: Any, where: str, field: str, keys: tuple[str, ...], names: str = "") -> np.ndarray:
+    """A pose field as a finite vector: a dict with ``keys`` (as on disk) or a sequence of ``len(keys)`` numbers."""
     if isinstance(value, dict):
         try:
-            value = [value["x"], value["y"], value["z"]]
+            value = [value[k] for k in keys]
         except KeyError as err:
-            raise SampleError(f"{where}: field 'position' lacks key {err}") from err
+            raise SampleError(f"{where}: field '{field}' lacks key {err}") from err
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as err:
-        raise SampleError(f"{where}: field 'position' is not numeric ({value!r})") from err
-    if arr.shape != (3,) or not np.isfinite(arr).all():
-        raise SampleError(f"{where}: field 'position' must be 3 finite numbers, got {value!r}")
+        raise SampleError(f"{where}: field '{field}' is not numeric ({value!r})") from err
+    if arr.shape != (len(keys),) or not np.isfinite(arr).all():
+        raise SampleError(f"{where}: field '{field}' must be {len(keys)} finite numbers{names}, got {value!r}")
     return arr
+
+
+def _position_array(value: Any, where: str) -> np.ndarray:
+    return _vector(value, where, "position", ("x", "y", "z"))
 
 
 def _rotation_array(value: Any, where: str) -> np.ndarray:
-    if isinstance(value, dict):
-        try:
-            value = [value["_x"], value["_y"], value["_z"], value["_w"]]
-        except KeyError as err:
-            raise SampleError(f"{where}: field 'rotation' lacks key {err}") from err
-    try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as err:
-        raise SampleError(f"{where}: field 'rotation' is not numeric ({value!r})") from err
-    if arr.shape != (4,) or not np.isfinite(arr).all():
-        raise SampleError(f"{where}: field 'rotation' must be 4 finite numbers (_x, _y, _z, _w), got {value!r}")
-    return arr
+    return _vector(value, where, "rotation", ("_x", "_y", "_z", "_w"), " (_x, _y, _z, _w)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -362,10 +334,7 @@ class SQA3DSituationRecord:
     mesh_bbox_center: np.ndarray | None = None
     augmented: bool | None = None
 
-    def agent_world(self, axis_alignment: np.ndarray | None) -> tuple[np.ndarray | None, float | None]:
-        if self.position_raw is None or self.forward_raw is None:
-            return None, None
-        return raw_to_world(self.position_raw, self.forward_raw, axis_alignment)
+    agent_world = SQA3DRecord.agent_world
 
 
 def _referents(item: dict, where: str) -> dict[str, list[int]] | None:
@@ -397,15 +366,6 @@ def find_sqa3d_file(root: str | Path, name: str) -> Path:
     raise SampleError(f"SQA3D file {name!r} not found (tried {tried})")
 
 
-def _str_field(item: dict[str, Any], key: str, where: str, required: bool = True) -> str | None:
-    value = item.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise SampleError(f"{where}: field {key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
 class _PoseConverter:
     """Per-scene raw-pose conversion with one error per scene that cannot be converted."""
 
@@ -417,7 +377,8 @@ class _PoseConverter:
         report: LoadReport,
         source_file: Path,
     ) -> None:
-        _check_convention(convention)
+        if convention not in _LOCAL_FORWARD:  # the one check: the conversions below trust it
+            raise ValueError(f"unknown SQA3D convention {convention!r}; expected 'sqa3d' or 'loc3r_world'")
         self.convention = convention
         self.table = scene_meta if scene_meta is not None else SceneMetaTable(scans_root=scans_root)
         if scans_root is not None and self.table.scans_root is None:
@@ -468,7 +429,7 @@ class _PoseConverter:
 
 
 def _situations(item: dict[str, Any], where: str) -> tuple[str, list[str]]:
-    situation = _str_field(item, "situation", where)
+    situation = text_field(item.get("situation"), where, "situation")
     alternatives = item.get("alternative_situation", [])
     if alternatives is None:
         alternatives = []
@@ -499,12 +460,12 @@ def _qa_record(
 ) -> SQA3DRecord:  # fmt: skip
     """One annotation joined with its question (a malformed field raises a :class:`SampleError` naming it)."""
     where = f"{a_path} {record_name}"
-    scene_id = _str_field(item, "scene_id", where)
+    scene_id = text_field(item.get("scene_id"), where, "scene_id")
     q_scene = question_item.get("scene_id")
     if q_scene != scene_id:
         raise SampleError(f"{where}: field 'scene_id' is {scene_id!r} but the question says {q_scene!r}")
     situation, alternatives = _situations(question_item, q_where)
-    question = _str_field(question_item, "question", q_where)
+    question = text_field(question_item.get("question"), q_where, "question")
     answers_raw = item.get("answers", [])
     if not isinstance(answers_raw, list):
         raise SampleError(f"{where}: field 'answers' must be a list")
@@ -571,40 +532,23 @@ def load_sqa3d(
         qid = item.get("question_id") if isinstance(item, dict) else None
         record_name = f"question_id={qid}" if qid is not None else f"annotations[{index}]"
         if not isinstance(qid, int):
-            report.error(
-                "bad_record",
-                f"field 'question_id' must be an integer, got {qid!r}",
-                file=a_path,
-                record=record_name,
-                field="question_id",
-            )
+            problem: tuple[str, str] | None = ("bad_record", f"field 'question_id' must be an integer, got {qid!r}")
+        elif qid in seen:
+            problem = ("duplicate_id", "annotation question_id appears twice")
+        else:
+            seen.add(qid)
+            problem = None if qid in questions else ("orphan_annotation", f"no question with this question_id in "
+                                                     f"{q_path.name}")  # fmt: skip
+        if problem is not None:
+            report.error(*problem, file=a_path, record=record_name, field="question_id")
             continue
-        if qid in seen:
-            report.error(
-                "duplicate_id",
-                "annotation question_id appears twice",
-                file=a_path,
-                record=record_name,
-                field="question_id",
-            )
-            continue
-        seen.add(qid)
-        question_item = questions.get(qid)
-        if question_item is None:
-            report.error(
-                "orphan_annotation",
-                f"no question with this question_id in {q_path.name}",
-                file=a_path,
-                record=record_name,
-                field="question_id",
-            )
-            continue
+        question_item = questions[qid]
         try:
             records.append(
                 _qa_record(qid, item, question_item, converter, f"{q_path} {record_name}", a_path, record_name)
             )
         except SampleError as err:
-            report.error("bad_record", str(err), file=a_path, record=record_name, field=_field_of(str(err)))
+            report_bad_record(report, err, a_path, record_name)
     for qid in sorted(set(questions) - seen):
         report.error(
             "missing_annotation",
@@ -616,15 +560,6 @@ def load_sqa3d(
     report.count("records_loaded", len(records))
     report.count("records_with_pose", sum(r.position_raw is not None for r in records))
     return records, report
-
-
-def _field_of(message: str) -> str | None:
-    marker = "field '"
-    start = message.find(marker)
-    if start < 0:
-        return None
-    end = message.find("'", start + len(marker))
-    return message[start + len(marker) : end] if end > 0 else None
 
 
 def load_sqa3d_localization(
@@ -689,13 +624,13 @@ def load_sqa3d_localization(
     for index, (record_name, text_item, pose_item, path) in enumerate(items):
         where = f"{path} {record_name}"
         try:
-            scene_id = _str_field(pose_item, "scene_id", where)
+            scene_id = text_field(pose_item.get("scene_id"), where, "scene_id")
             situation, alternatives = _situations(text_item, where)
             position = _position_array(pose_item.get("position"), where)
             rotation = _rotation_array(pose_item.get("rotation"), where)
             p_raw, f_raw, centre = converter.convert(scene_id, position, rotation, where, record_name)  # type: ignore[arg-type]
         except SampleError as err:
-            report.error("bad_record", str(err), file=path, record=record_name, field=_field_of(str(err)))
+            report_bad_record(report, err, path, record_name)
             continue
         sid = pose_item.get("situation_id", text_item.get("situation_id", index))
         records.append(
@@ -764,24 +699,10 @@ class SQA3DDataset(SceneRecordsDataset):
         if self.instance_masks and hasattr(self.frames, "instance_masks"):
             instances = self.frames.instance_masks(record.scene_id, clip)
             names = self.frames.instance_names(record.scene_id) if instances is not None else None
-        sample = ClipSample(
-            sample_id=sample_id,
-            scene_id=record.scene_id,
-            task=self.task,
-            frames=clip.frames,
-            question=question,
-            answer=answers[0] if answers else None,
-            answers=list(answers),
-            situation_text=situation,
-            agent_position=position,
-            agent_yaw=yaw,
-            poses=clip.poses,
-            points=clip.points,
-            frame_indices=clip.frame_ids,
-            pixel_instances=instances,
-            referents=referents if instances is not None else None,
-            instance_names=names,
-            meta={
+        return self.clip_sample(
+            record,
+            clip,
+            {
                 **extra,
                 "alternative_situations": list(record.alternative_situations),
                 "sqa3d_position": record.position.tolist(),
@@ -789,11 +710,18 @@ class SQA3DDataset(SceneRecordsDataset):
                 "convention": record.convention,
                 "mesh_bbox_center": None if record.mesh_bbox_center is None else record.mesh_bbox_center.tolist(),
                 "axis_alignment": clip.axis_alignment.reshape(-1).tolist(),
-                "axis_aligned": clip.axis_aligned,
-                **frame_problems_meta(clip.meta),
             },
+            sample_id=sample_id,
+            question=question,
+            answer=answers[0] if answers else None,
+            answers=list(answers),
+            situation_text=situation,
+            agent_position=position,
+            agent_yaw=yaw,
+            pixel_instances=instances,
+            referents=referents if instances is not None else None,
+            instance_names=names,
         )
-        return sample.validate()
 
 
 def build_sqa3d(

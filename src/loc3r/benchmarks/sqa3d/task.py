@@ -58,22 +58,6 @@ from loc3r.evaluate.task import Task, restrict_references, write_json_file
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = [
-    "SQA3DQATask",
-    "SQA3DLocalizationTask",
-    "sqa3d_pose_record",
-    "official_file",
-    "TASKS",
-]
-
-
-def official_file(config: EvalConfig, kind: str) -> Path:
-    """The official ``v1_balanced_{kind}_{split}_scannetv2.json`` under the config's ``data.root``
-    (``kind`` = ``questions`` or ``sqa_annotations``), found as the loader finds it."""
-    from loc3r.benchmarks.sqa3d.reader import find_sqa3d_file
-
-    return find_sqa3d_file(config.data.root, f"v1_balanced_{kind}_{config.data.split}_scannetv2.json")
-
 
 def _official_pair(
     config: EvalConfig, records: Sequence[dict[str, Any]], out_dir: Path, prefix: str
@@ -81,25 +65,74 @@ def _official_pair(
     """The official annotations and questions files of the config's split; for a subset evaluation, both restricted
     to the evaluated questions and written to ``OUT/<prefix>_{annotations,questions}_subset.json`` (so that
     ``loc3r score`` re-scores the same numbers)."""
-    from loc3r.evaluate.records import load_json_or_jsonl
+    from loc3r.benchmarks.sqa3d.reader import find_sqa3d_file
+    from loc3r.core.io import read_json_or_jsonl
 
-    ann_path, q_path = official_file(config, "sqa_annotations"), official_file(config, "questions")
-    if any(r.get("subset") for r in records):
-        ids = {str(r["question_id"]) for r in records}
-        _, ann_path = restrict_references(
-            load_json_or_jsonl(ann_path), "annotations", ids, out_dir / f"{prefix}_annotations_subset.json", ann_path
+    ids = {str(r["question_id"]) for r in records} if any(r.get("subset") for r in records) else None
+    paths = []
+    for kind, key in (("sqa_annotations", "annotations"), ("questions", "questions")):
+        # the official file of the split, found as the loader finds it
+        path = find_sqa3d_file(config.data.root, f"v1_balanced_{kind}_{config.data.split}_scannetv2.json")
+        if ids is not None:
+            out = out_dir / f"{prefix}_{key}_subset.json"
+            path = restrict_references(read_json_or_jsonl(path), key, ids, out, path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+class _OfficialFilesTask(Task):
+    """An SQA3D task scored against the split's official annotations (+ questions) files: :attr:`scorer` of
+    :mod:`loc3r.benchmarks.sqa3d.metric` (``score_files`` = ``loc3r score <score_command>``)."""
+
+    scorer: str
+    data_kinds = ("sqa3d",)
+
+    def score_options(self, config: EvalConfig) -> dict[str, Any]:
+        """Config options of the scorer (and of its ``loc3r score`` command line)."""
+        return {}
+
+    def options_settings(self, metrics: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def score_files(
+        self,
+        predictions: str | Path,
+        *,
+        annotations: str | Path,
+        questions: str | Path | None = None,
+        strict: bool = False,
+        **options: Any,
+    ) -> dict[str, Any]:
+        from loc3r.benchmarks.sqa3d import metric
+        from loc3r.core.io import read_json_or_jsonl
+        from loc3r.evaluate.records import load_records
+
+        return getattr(metric, self.scorer)(
+            read_json_or_jsonl(annotations),
+            load_records(predictions),
+            questions=read_json_or_jsonl(questions) if questions else None,
+            strict=strict,
+            annotations_source=str(annotations),
+            predictions_source=str(predictions),
+            questions_source=str(questions),
+            **options,
         )
-        _, q_path = restrict_references(
-            load_json_or_jsonl(q_path), "questions", ids, out_dir / f"{prefix}_questions_subset.json", q_path
-        )
-    return ann_path, q_path
+
+    def score(
+        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        ann_path, q_path = _official_pair(config, records, out_dir, self.name)
+        options = self.score_options(config)
+        metrics, settings = self.score_against(records, out_dir, annotations=ann_path, questions=q_path, **options)
+        settings.update(self.options_settings(metrics, options))  # (the rescore command has the options as flags)
+        return metrics, settings
 
 
-class SQA3DQATask(Task):
+class SQA3DQATask(_OfficialFilesTask):
     """SQA3D situated QA: EM@1 / EM-R, per question type (see the module docstring)."""
 
     name = "sqa3d"
-    data_kinds = ("sqa3d",)
+    scorer = "score_sqa3d_qa"
     title = "SQA3D question answering"
     predictions_file = "sqa3d_predictions.json"
     score_command = "sqa3d-qa"
@@ -111,42 +144,6 @@ class SQA3DQATask(Task):
     def write_predictions(self, records: Sequence[dict[str, Any]], out_dir: Path) -> Path:
         rows = [{"question_id": r["question_id"], "answer": r["answer"], "question": r["question"]} for r in records]
         return write_json_file(out_dir / self.predictions_file, rows)
-
-    def score_files(
-        self,
-        predictions: str | Path,
-        *,
-        annotations: str | Path,
-        questions: str | Path | None = None,
-        strict: bool = False,
-    ) -> dict[str, Any]:
-        """:func:`~loc3r.benchmarks.sqa3d.metric.score_sqa3d_qa` on the official annotations (+ questions: types)."""
-        from loc3r.benchmarks.sqa3d.metric import score_sqa3d_qa
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
-
-        return score_sqa3d_qa(
-            load_json_or_jsonl(annotations),
-            load_records(predictions),
-            load_json_or_jsonl(questions) if questions else None,
-            strict=strict,
-            annotations_source=str(annotations),
-            predictions_source=str(predictions),
-            questions_source=str(questions),
-        )
-
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        pred_path = self.write_predictions(records, out_dir)
-        ann_path, q_path = _official_pair(config, records, out_dir, "sqa3d")
-        metrics = self.score_files(pred_path, annotations=ann_path, questions=q_path)
-        settings = {
-            "predictions": str(pred_path),
-            "annotations": str(ann_path),
-            "rescore": f"loc3r score sqa3d-qa --annotations {ann_path} --questions {q_path} --predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
 
 
 def sqa3d_pose_record(sample: ClipSample, xy_bev: Sequence[float] | np.ndarray, yaw_bev: float) -> dict[str, Any]:
@@ -178,11 +175,11 @@ def sqa3d_pose_record(sample: ClipSample, xy_bev: Sequence[float] | np.ndarray, 
     return {"position": position, "rotation": rotation}
 
 
-class SQA3DLocalizationTask(Task):
+class SQA3DLocalizationTask(_OfficialFilesTask):
     """SQA3D situation localization from the ``<Pos>``/``<Ori>`` heads (see the module docstring)."""
 
     name = "sqa3d_localization"
-    data_kinds = ("sqa3d",)
+    scorer = "score_sqa3d_localization"
     title = "SQA3D localization"
     predictions_file = "sqa3d_localization_predictions.json"
     score_command = "sqa3d-loc"
@@ -273,47 +270,12 @@ class SQA3DLocalizationTask(Task):
         ]
         return write_json_file(out_dir / self.predictions_file, rows)
 
-    def score_files(
-        self,
-        predictions: str | Path,
-        *,
-        annotations: str | Path,
-        questions: str | Path | None = None,
-        unit: str = "situation",
-        strict: bool = False,
-    ) -> dict[str, Any]:
-        """:func:`~loc3r.benchmarks.sqa3d.metric.score_sqa3d_localization` against the official annotations, per
-        ``unit`` (situations = (scene, situation text) of the questions file; without it, (scene, pose))."""
-        from loc3r.benchmarks.sqa3d.metric import score_sqa3d_localization
-        from loc3r.evaluate.records import load_json_or_jsonl, load_records
+    def score_options(self, config: EvalConfig) -> dict[str, Any]:
+        return {"unit": config.localization_unit}
 
-        return score_sqa3d_localization(
-            load_json_or_jsonl(annotations),
-            load_records(predictions),
-            questions=load_json_or_jsonl(questions) if questions else None,
-            unit=unit,
-            strict=strict,
-            annotations_source=str(annotations),
-            predictions_source=str(predictions),
-            questions_source=str(questions),
-        )
-
-    def score(
-        self, records: Sequence[dict[str, Any]], config: EvalConfig, out_dir: Path
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        pred_path = self.write_predictions(records, out_dir)
-        ann_path, q_path = _official_pair(config, records, out_dir, "sqa3d_localization")
-        unit = config.localization_unit
-        metrics = self.score_files(pred_path, annotations=ann_path, questions=q_path, unit=unit)
-        settings = {
-            "predictions": str(pred_path),
-            "annotations": str(ann_path),
-            "unit": f"{unit} ({metrics['n']} {unit}s of {metrics['n_questions']} questions)",
-            "rescore": f"loc3r score sqa3d-loc --annotations {ann_path} --questions {q_path} --unit {unit} "
-            f"--predictions {pred_path}",
-            "metric": self.metric,
-        }
-        return metrics, settings
+    def options_settings(self, metrics: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        unit = options["unit"]
+        return {"unit": f"{unit} ({metrics['n']} {unit}s of {metrics['n_questions']} questions)"}
 
 
 TASKS: dict[str, type[Task]] = {"sqa3d": SQA3DQATask, "sqa3d_localization": SQA3DLocalizationTask}

@@ -19,16 +19,6 @@ from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.text_localization import TextLocalizationDataset
 from loc3r.data.video import frame_problems_meta
 
-__all__ = [
-    "DATASET_KINDS",
-    "SYNTH_TASKS",
-    "SynthVSIDataset",
-    "build_synth",
-    "build_synth_loc_text",
-    "build_synth_pretrain",
-    "synth_vsi_records",
-]
-
 
 class SynthVSIDataset(Dataset):
     """SynthRooms' VSI-Bench-style records on the scan's posed frames (task ``"synth_vsi"``).

@@ -46,22 +46,6 @@ _log = logging.getLogger("loc3r.evaluate")
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
 
-__all__ = [
-    "SynthTask",
-    "SynthLocalizationTask",
-    "SynthQATask",
-    "SynthVSITask",
-    "SynthRoomsTask",
-    "SYNTH_SETS",
-    "synth_eval_config",
-    "synth_eval_sets",
-    "score_synth",
-    "task_settings",
-    "bev_ground_truth",
-    "parse_pose_text",
-    "TASKS",
-]
-
 
 def task_settings(num_frames: int, image_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """The pinned prompt templates and frame sampling, printed with every result."""

@@ -31,8 +31,6 @@ from typing import Any
 
 from loc3r.evaluate.records import SampleError, record_where, require_field
 
-__all__ = ["QUESTION_TYPES", "TYPE_KEYS", "extract_option", "score_viewspatial_record", "score_viewspatial"]
-
 #: the five question types of the release, in the paper's table order, and their metric keys (lmms-eval's names)
 TYPE_KEYS: dict[str, str] = {
     "Camera perspective - Relative Direction": "camera_perspective_relative_direction",

@@ -24,11 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from loc3r.core.io import read_json_or_jsonl
-from loc3r.data.schema import ClipSample, SampleError
+from loc3r.data.builders import log_report, parse_size, read_record_rows
+from loc3r.data.schema import ClipSample
 from loc3r.data.video import LoadReport, read_rgb, uniform_indices
-
-__all__ = ["ViewSpatialRecord", "load_viewspatial", "ViewSpatialDataset", "build_viewspatial"]
 
 _REQUIRED = ("question_type", "image_path", "question", "answer", "choices")
 
@@ -61,9 +59,7 @@ def load_viewspatial(
     (an error when ``strict``) and left out."""
     report = report if report is not None else LoadReport("viewspatial", strict=strict)
     path = Path(path)
-    data = read_json_or_jsonl(path)
-    if not isinstance(data, list):
-        raise SampleError(f"{path}: expected a JSON list of ViewSpatial-Bench records, got {type(data).__name__}")
+    data = read_record_rows(path, "ViewSpatial-Bench")
     records: list[ViewSpatialRecord] = []
     for index, row in enumerate(data):
         where = f"{path} record {index}"
@@ -141,8 +137,6 @@ def build_viewspatial(
 ) -> ViewSpatialDataset:
     """The ``viewspatial`` dataset kind: ``root`` = the ViewSpatial-Bench JSON; images under ``image_root``
     (default: the folder above the JSON's folder)."""
-    from loc3r.data.builders import log_report, parse_size
-
     records, report = load_viewspatial(spec.root, strict=strict)
     log_report(report, f"viewspatial ({spec.root})")
     root = Path(image_root) if image_root is not None else Path(spec.root).resolve().parent.parent

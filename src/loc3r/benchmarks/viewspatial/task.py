@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from loc3r.data.schema import ClipSample
@@ -28,8 +27,6 @@ from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
-
-__all__ = ["ViewSpatialTask", "TASKS"]
 
 
 class ViewSpatialTask(JsonlTask):
@@ -40,6 +37,7 @@ class ViewSpatialTask(JsonlTask):
     title = "ViewSpatial-Bench"
     predictions_file = "viewspatial_predictions.jsonl"
     score_command = "viewspatial"
+    scorer = "loc3r.benchmarks.viewspatial.metric:score_viewspatial"
     metric = (
         "ViewSpatial-Bench evaluate.py / lmms-eval viewspatial: last line of the answer, first \\b[A-D]\\b "
         "(any case) == the answer's letter; overall = micro accuracy, + per question type"
@@ -66,12 +64,6 @@ class ViewSpatialTask(JsonlTask):
         }
 
     fields = ("id", "question_type", "question", "choices", "answer", "prediction")
-
-    def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
-        """:func:`loc3r.benchmarks.viewspatial.metric.score_viewspatial` on records that each carry ``prediction``."""
-        from loc3r.benchmarks.viewspatial.metric import score_viewspatial
-
-        return score_viewspatial(records, source=source)
 
 
 TASKS: dict[str, type[Task]] = {"viewspatial": ViewSpatialTask}

@@ -46,21 +46,6 @@ import numpy as np
 
 from loc3r.evaluate.records import SampleError, record_where, require_field
 
-__all__ = [
-    "MCA_QUESTION_TYPES",
-    "NA_QUESTION_TYPES",
-    "REL_DIRECTION_SUBTYPES",
-    "TASKS",
-    "MRA_THRESHOLDS",
-    "fuzzy_matching",
-    "exact_match",
-    "to_float",
-    "abs_dist_norm",
-    "mean_relative_accuracy",
-    "score_vsibench_record",
-    "score_vsibench",
-]
-
 REL_DIRECTION_SUBTYPES: tuple[str, ...] = (
     "object_rel_direction_easy",
     "object_rel_direction_medium",

@@ -31,27 +31,16 @@ Units of the numerical answers: distances in m, object size in cm (longest side)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loc3r.core.io import read_json
-from loc3r.data.builders import log_report, parse_size
+from loc3r.data.builders import frame_source, log_report, parse_size, read_record_rows, report_bad_record
 from loc3r.data.cache import check_cache_settings, clip_path, read_scannet_clip, read_video_clip, scan_key, video_key
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, VideoClip, decode_video, frame_problems_meta
-
-__all__ = [
-    "VSIBENCH_DATASETS",
-    "VSIBENCH_SOURCES",
-    "VSIBenchRecord",
-    "read_vsibench_rows",
-    "load_vsibench",
-    "VSIBenchDataset",
-]
 
 VSIBENCH_DATASETS = ("scannet", "scannetpp", "arkitscenes")
 """The source datasets of the real VSI-Bench release."""
@@ -76,36 +65,6 @@ class VSIBenchRecord:
         return Path(video_root) / self.dataset / f"{self.scene_name}.mp4"
 
 
-def read_vsibench_rows(path: str | Path) -> list[Any]:
-    """Rows of a VSI-Bench record file: ``.parquet`` (pyarrow), ``.jsonl`` or ``.json`` (a list)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SampleError(f"{path}: VSI-Bench record file is missing")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_table(path).to_pylist()
-        except Exception as err:  # pyarrow raises ArrowInvalid / OSError subclasses
-            raise SampleError(f"{path}: cannot read parquet ({err})") from err
-    if suffix == ".jsonl":
-        rows: list[Any] = []
-        with path.open("r", encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise SampleError(f"{path}:{line_no}: not valid JSON ({err})") from err
-        return rows
-    data = read_json(path, "VSI-Bench record file")
-    if not isinstance(data, list):
-        raise SampleError(f"{path}: expected a JSON list of records")
-    return data
-
-
 def load_vsibench(
     path: str | Path,
     *,
@@ -125,7 +84,7 @@ def load_vsibench(
             raise SampleError(f"{path}: no VSI-Bench parquet file (test-00000-of-00001.parquet) in this folder")
         path = candidates[0]
     records: list[VSIBenchRecord] = []
-    for index, row in enumerate(read_vsibench_rows(path)):
+    for index, row in enumerate(read_record_rows(path, "VSI-Bench")):
         record = f"row {index}"
         try:
             if not isinstance(row, dict):
@@ -147,9 +106,7 @@ def load_vsibench(
                     raise SampleError(f"{path} {record}: field 'options' must be a list of strings or null")
                 options = list(options)
         except SampleError as err:
-            message = str(err)
-            field_name = message.split("field '")[1].split("'")[0] if "field '" in message else None
-            report.error("bad_record", message, file=path, record=record, field=field_name)
+            report_bad_record(report, err, path, record)
             continue
         if question_types is not None and row["question_type"] not in question_types:
             report.skip("question_type_filtered")
@@ -209,7 +166,7 @@ class VSIBenchDataset:
     video_root: str | Path
     num_frames: int = 32
     image_size: tuple[int, int] | None = None
-    report: LoadReport | None = None
+    report: LoadReport = None  # type: ignore[assignment]  # set by __post_init__
     task: str = "vsibench"
     cache_size: int = 2
     #: source dataset -> frame source of its posed scans (``clip(scene_id)``, e.g. ScanNetFrameSource)
@@ -235,7 +192,6 @@ class VSIBenchDataset:
             clip = decode_video(path, self.num_frames, self.image_size, record=f"id={record.id}")
         except SampleError as err:
             self._failed[path] = str(err)
-            assert self.report is not None
             kind = "missing_file" if not path.is_file() else "undecodable_video"
             self.report.error(kind, str(err), file=path, record=f"id={record.id}", field="video")  # raises if strict
             raise
@@ -259,7 +215,6 @@ class VSIBenchDataset:
         # fewer valid poses than T would repeat frames: keep the mp4 (as `loc3r prepare` does)
         if clip is None or getattr(clip, "num_valid_frames", self.num_frames) < self.num_frames:
             self._no_scan.add(key)
-            assert self.report is not None
             self.report.skip("vsi_without_scan", f"{record.dataset}/{record.scene_name}")
             return None
         return clip
@@ -291,7 +246,6 @@ class VSIBenchDataset:
             try:
                 yield self[i]
             except SampleError:
-                assert self.report is not None
                 if self.report.strict:
                     raise
                 self.report.skip("sample_without_video", self.records[i].id)
@@ -320,7 +274,6 @@ class CachedVSIBenchDataset(VSIBenchDataset):
         try:
             return read_video_clip(path)
         except SampleError as err:
-            assert self.report is not None
             kind = "missing_file" if not path.is_file() else "bad_clip"
             self.report.error(kind, str(err), file=path, record=f"id={record.id}", field="video")  # raises if strict
             raise
@@ -352,22 +305,12 @@ def build_vsibench(
     root = Path(video_root) if video_root is not None else Path(spec.root)
     if root.is_file():
         root = root.parent
-    scans = None
-    if scan_roots:
-        from loc3r.data.captures import CaptureFrameSource
-
-        scans = {
-            name: CaptureFrameSource(
-                folder,
-                num_frames=num_frames,
-                image_size=parse_size(image_size, "image_size"),
-                points_size=parse_size(points_size, "points_size"),
-                strict=strict,
-            )
-            for name, folder in scan_roots.items()
-        }
+    scans = {  # posed scans of any capture format, as a scan dataset's frames
+        name: frame_source(Path(folder), num_frames, image_size, points_size, None, None, strict)
+        for name, folder in (scan_roots or {}).items()
+    }
     return VSIBenchDataset(
-        records, root, num_frames=num_frames, image_size=parse_size(image_size, "image_size"), scans=scans
+        records, root, num_frames=num_frames, image_size=parse_size(image_size, "image_size"), scans=scans or None
     )
 
 

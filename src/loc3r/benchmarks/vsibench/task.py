@@ -31,7 +31,6 @@ config's ``data`` is of kind ``vsibench`` on the debiased records file; prompt, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from loc3r.data.schema import ClipSample, SampleError
@@ -39,8 +38,6 @@ from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
-
-__all__ = ["VSIBenchTask", "VSIBenchDebiasedTask", "TASKS"]
 
 
 class VSIBenchTask(JsonlTask):
@@ -51,6 +48,7 @@ class VSIBenchTask(JsonlTask):
     title = "VSI-Bench"
     predictions_file = "vsibench_predictions.jsonl"
     score_command = "vsibench"
+    scorer = "loc3r.benchmarks.vsibench.metric:score_vsibench"
     metric = (
         "thinking-in-space lmms-eval: first token MC match; MRA over 0.50:0.95:0.05; rel_direction = mean "
         "of easy/medium/hard; overall = mean of 8 tasks"
@@ -104,12 +102,6 @@ class VSIBenchTask(JsonlTask):
         }
 
     fields = ("id", "dataset", "scene_name", "question_type", "question", "options", "ground_truth", "prediction")
-
-    def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
-        """:func:`~loc3r.benchmarks.vsibench.metric.score_vsibench` on VSI-Bench records each with ``prediction``."""
-        from loc3r.benchmarks.vsibench.metric import score_vsibench
-
-        return score_vsibench(records, source=source)
 
 
 class VSIBenchDebiasedTask(VSIBenchTask):

@@ -46,16 +46,6 @@ import numpy as np
 from loc3r.benchmarks.vsibench.metric import MRA_THRESHOLDS, exact_match, fuzzy_matching
 from loc3r.evaluate.records import SampleError, record_where, require_field
 
-__all__ = [
-    "extract_number",
-    "count_mra",
-    "streaming_predictions",
-    "score_vsr_record",
-    "score_vsr",
-    "score_vsc",
-    "score_vsc_streaming",
-]
-
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 

@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loc3r.core.io import read_json_or_jsonl
+from loc3r.data.builders import log_report, parse_size, read_record_rows
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.data.video import LoadReport, decode_video, frame_problems_meta
-
-__all__ = ["MODES", "VSISuperRecord", "read_rows", "load_vsisuper", "VSISuperDataset", "build_vsisuper"]
 
 MODES = ("recall", "count", "count_streaming")
 
@@ -50,24 +48,6 @@ class VSISuperRecord:
     options: list[str] | None = None
     query_times: list[float] | None = None
     answers: list[float] | None = field(default=None)
-
-
-def read_rows(path: str | Path) -> list[Any]:
-    """Rows of a record file: ``.parquet`` (pyarrow), JSON list or JSON Lines."""
-    path = Path(path)
-    if path.suffix.lower() == ".parquet":
-        if not path.is_file():
-            raise SampleError(f"{path}: VSI-SUPER record file is missing")
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_table(path).to_pylist()
-        except Exception as err:  # pyarrow raises ArrowInvalid / OSError subclasses
-            raise SampleError(f"{path}: cannot read parquet ({err})") from err
-    data = read_json_or_jsonl(path)
-    if not isinstance(data, list):
-        raise SampleError(f"{path}: expected a list of VSI-SUPER records, got {type(data).__name__}")
-    return data
 
 
 def _number(value: Any) -> float | None:
@@ -125,7 +105,7 @@ def load_vsisuper(
     report = report if report is not None else LoadReport(f"vsisuper {mode}", strict=strict)
     path = Path(path)
     records: list[VSISuperRecord] = []
-    for index, row in enumerate(read_rows(path)):
+    for index, row in enumerate(read_record_rows(path, "VSI-SUPER")):
         if (
             mode != "recall"
             and isinstance(row, dict)
@@ -207,8 +187,6 @@ def build_vsisuper(
     is the window rule of the streamed session (``"last"`` or ``"coverage"``, read by the evaluation task)."""
     if stream_select not in ("last", "coverage"):
         raise SampleError(f"option 'stream_select' must be 'last' or 'coverage', got {stream_select!r}")
-    from loc3r.data.builders import log_report, parse_size
-
     records, report = load_vsisuper(spec.root, mode, splits=splits, strict=strict)
     log_report(report, f"vsisuper {mode} ({spec.root})")
     root = Path(video_root) if video_root is not None else Path(spec.root).parent

@@ -39,7 +39,6 @@ Three tasks, one per upstream task family (durations are a data option: ``data.o
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from loc3r.core.config import ConfigError
@@ -48,8 +47,6 @@ from loc3r.evaluate.task import JsonlTask, Task, join_prompt
 
 if TYPE_CHECKING:
     from loc3r.evaluate.benchmark_config import EvalConfig
-
-__all__ = ["VSIRecallTask", "VSICountTask", "VSICountStreamingTask", "PRE_PROMPT", "parse_count", "TASKS"]
 
 #: the pre-prompt of Cambrian-S's (and lmms-eval's) VSC ``doc_to_text``
 PRE_PROMPT = "These are frames of a video."
@@ -64,8 +61,6 @@ def parse_count(text: str) -> float | None:
 
 class _VSISuperTask(JsonlTask):
     mode: ClassVar[str]
-    fields: ClassVar[tuple[str, ...]]
-    scorer: ClassVar[str]
 
     def check_config(self, config: EvalConfig, source: str) -> None:
         super().check_config(config, source)
@@ -79,11 +74,6 @@ class _VSISuperTask(JsonlTask):
     def _base(self, sample: ClipSample) -> dict[str, Any]:
         return {"id": sample.meta["id"], "video_path": sample.meta["video_path"], "question": sample.question}
 
-    def score_records(self, records: Sequence[dict[str, Any]], source: str) -> dict[str, Any]:
-        from loc3r.benchmarks.vsisuper import metric as vsisuper
-
-        return getattr(vsisuper, self.scorer)(records, source=source)
-
 
 class VSIRecallTask(_VSISuperTask):
     """VSI-SUPER-Recall (see the module docstring)."""
@@ -93,7 +83,7 @@ class VSIRecallTask(_VSISuperTask):
     mode = "recall"
     predictions_file = "vsisuper_recall_predictions.jsonl"
     score_command = "vsisuper-recall"
-    scorer = "score_vsr"
+    scorer = "loc3r.benchmarks.vsisuper.metric:score_vsr"
     metric = "Cambrian-S VSR: first space token, trailing dots removed == answer letter (any case); per duration"
     fields = ("id", "video_path", "type", "question", "options", "answer", "prediction")
 
@@ -120,7 +110,7 @@ class VSICountTask(_VSISuperTask):
     mode = "count"
     predictions_file = "vsisuper_count_predictions.jsonl"
     score_command = "vsisuper-count"
-    scorer = "score_vsc"
+    scorer = "loc3r.benchmarks.vsisuper.metric:score_vsc"
     metric = "lmms-eval VSC: first number of the answer (none: 0); MRA over 0.50:0.95:0.05, y=0 needs 0; per duration"
     fields = ("id", "video_path", "split", "question", "answer", "prediction")
 
@@ -144,7 +134,7 @@ class VSICountStreamingTask(VSICountTask):
     mode = "count_streaming"
     predictions_file = "vsisuper_count_streaming_predictions.jsonl"
     score_command = "vsisuper-count-streaming"
-    scorer = "score_vsc_streaming"
+    scorer = "loc3r.benchmarks.vsisuper.metric:score_vsc_streaming"
     streaming = True
     metric = (
         "VSC streaming: per query time, float(count) vs answer, MRA 0.50:0.95:0.05 (y=0 needs 0); mra = mean over "

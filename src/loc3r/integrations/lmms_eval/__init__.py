@@ -56,8 +56,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODEL_ID", "MODEL_CLASS", "TASKS_DIR", "manifest"]
-
 #: the name of the model in lmms-eval (``--model loc3r``)
 MODEL_ID = "loc3r"
 #: the chat model class, imported by lmms-eval only when the model is asked for

@@ -33,19 +33,6 @@ from typing import Any
 from loc3r.core.errors import ConfigError, SampleError
 from loc3r.integrations.lmms_eval.spec import LmmsTask
 
-__all__ = [
-    "CONFIGS_ENV",
-    "DEFAULT_CONFIGS",
-    "Benchmark",
-    "benchmark_of_task",
-    "config_path",
-    "load_benchmark",
-    "build_docs",
-    "lmms_task",
-    "lmms_tasks",
-    "task_of_benchmark",
-]
-
 #: environment variable naming the folder of the loc3r evaluation configs (``<benchmark>.yaml``)
 CONFIGS_ENV = "LOC3R_EVAL_CONFIGS"
 DEFAULT_CONFIGS = "configs/paper/eval"
@@ -77,14 +64,9 @@ def task_of_benchmark(benchmark: str) -> LmmsTask:
     raise ValueError(f"document of unknown loc3r benchmark {benchmark!r}")
 
 
-def benchmark_of_task(task: str) -> str:
-    """The loc3r benchmark of an lmms-eval task name; an unknown name is a :class:`ConfigError` naming it."""
-    return lmms_task(task).benchmark
-
-
 def config_path(task: str) -> Path:
     """``$LOC3R_EVAL_CONFIGS/<benchmark>.yaml`` of a task (absolute); missing -> ``FileNotFoundError`` naming it."""
-    benchmark = benchmark_of_task(task)
+    benchmark = lmms_task(task).benchmark
     folder = Path(os.environ.get(CONFIGS_ENV) or DEFAULT_CONFIGS)
     path = (folder / f"{benchmark}.yaml").resolve()
     if not path.is_file():

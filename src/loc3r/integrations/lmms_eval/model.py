@@ -32,8 +32,6 @@ from tqdm import tqdm
 
 from loc3r.core.errors import ConfigError, SampleError
 
-__all__ = ["Loc3rLmms"]
-
 _log = logging.getLogger("loc3r.integrations.lmms_eval")
 
 

@@ -29,8 +29,6 @@ from typing import Any
 
 from loc3r.integrations.lmms_eval.docs import lmms_tasks, task_of_benchmark
 
-__all__ = ["aggregation_name", "metrics", "process_results", "aggregate", "score_records"]
-
 _log = logging.getLogger("loc3r.integrations.lmms_eval")
 
 

@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LmmsTask", "answer_only", "with_references"]
-
 
 def answer_only(doc: dict[str, Any], response: str) -> dict[str, Any] | None:
     """Record fields of a short-answer response: ``answer``."""
