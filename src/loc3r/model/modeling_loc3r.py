@@ -3,36 +3,21 @@
 Public API
 ----------
 Build a model with :func:`loc3r.model.loading.build_model` (from a recipe's ``model`` section) or
-:func:`loc3r.model.loading.load_model` (from a checkpoint); they call the constructors below.
+:func:`loc3r.model.loading.load_model` (from a checkpoint); they call the constructors below: ``__init__(config,
+vlm=None)``, :meth:`~Loc3rForConditionalGeneration.tiny` (tests, CPU demo), ``from_backbone_pretrained`` (a real HF
+checkpoint), ``from_backbone_config`` (a real architecture, random weights) and ``from_pretrained`` (strict: safetensors
+only, every weight matched). ``save_pretrained`` writes safetensors + ``config.json`` + tokenizer + processor config.
 
-``Loc3rForConditionalGeneration(config, vlm=None)``
-    ``config``: :class:`~loc3r.model.configuration_loc3r.Loc3rConfig`; ``vlm``: an already loaded HF backbone
-    (else built from ``config.vlm_config`` with random weights).
-``Loc3rForConditionalGeneration.tiny(backbone, tokenizer, seed=0, **config_kwargs)``
-    tiny random model of the SAME HF classes (tests, CPU demo).
-``load_model(base_dir, objectives={...})`` (:mod:`loc3r.model.loading`)
-    fine-tuning start from a loc3r base (e.g. the shipped ``loc3r-tiny``) with other objectives.
-``Loc3rForConditionalGeneration.from_backbone_pretrained(local_dir, dtype=None, attn_implementation=None,
-tokenizer_dir=None, **config_kwargs)``
-    a real HF checkpoint directory (Qwen2.5-VL or LLaVA-OneVision / LLaVA-Video) + its tokenizer; loc3r's special
-    tokens are added, embeddings resized, heads freshly initialised.
-``model.save_pretrained(dir)`` / ``Loc3rForConditionalGeneration.from_pretrained(dir)``
-    safetensors + ``config.json`` (+ the tokenizer when the model holds one); loading is strict (missing,
-    unexpected or mismatched weights are an error) and never unpickles.
-``model.build_processor(mode="train", **kwargs) -> Loc3rProcessor``
-    the collator matching this model (tokenizer + preprocessing settings the model carries).
 ``model(**batch) -> Loc3rOutput``
     ``loss`` (joint objective), ``losses`` (``loss_ce, loss_bev, loss_pos, loss_ori, loss_sit, loss``, detached),
     ``layout_mean / layout_log_var [N_vision, 2]`` (all vision tokens of the batch in sequence order),
     ``position_mean / position_log_var [B, 2]``, ``orientation_logits [B, num_bins]``.
-``model.predict(batch, max_new_tokens=32, tokenizer=None) -> list[Loc3rPrediction]``
+``model.predict(batch, max_new_tokens=32, tokenizer=None, prefix=None) -> list[Loc3rPrediction]``
     greedy answer (own loop on the HF KV cache, M-RoPE positions continued correctly), BEV position + sigma,
     yaw + confidence (circular soft-argmax), per-vision-token layout; world-frame pose when the anchor is known.
-``model.encode_prefix(batch) -> VideoPrefix`` then ``model.predict(batch, prefix=prefix)``
-    encode once, ask many: the prompt part every question about one clip shares (chat prefix + video block, all
-    vision tokens) is run once and kept as a KV cache; each later batch of questions on that clip only runs its
-    own text tokens (situation, ``<Pos> <Ori>``, question) on top of it. Same outputs as the uncached path.
-``model.freeze_vision_tower()``, ``model.gradient_checkpointing_enable()``.
+``model.encode_prefix(batch) -> VideoPrefix``
+    encode once, ask many (:class:`VideoPrefix`): same outputs as the uncached path.
+``model.build_processor(mode)``, ``model.freeze_vision_tower()``, ``model.gradient_checkpointing_enable()``.
 
 Batch keys (from :class:`~loc3r.model.processing.Loc3rProcessor`; B = batch, L = padded length, A = 3 position axes
 for M-RoPE backbones else 1, T = frames, F = camera feature size)
@@ -79,17 +64,12 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
+from loc3r.core.io import read_json
 from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import CueInjector
 from loc3r.model.oracle_tower import oracle_embeddings
-from loc3r.model.tokenizer import (
-    CAMERA_TOKEN,
-    ORI_TOKEN,
-    POS_TOKEN,
-    add_loc3r_special_tokens,
-    special_token_ids,
-)
+from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, add_loc3r_special_tokens, special_token_ids
 from loc3r.objectives import camera_prior, layout, pointer, recognition, situation
 from loc3r.objectives.camera_prior import CameraPriorProjector
 from loc3r.objectives.combine import LossWeights, combine_losses
@@ -100,13 +80,7 @@ from loc3r.objectives.qa import lm_loss, supervised_mask
 from loc3r.objectives.recognition import RecognitionHead, token_category_loss
 from loc3r.objectives.situation import OrientationHead, PositionHead, decode_orientation, orientation_kl
 
-__all__ = [
-    "Loc3rForConditionalGeneration",
-    "Loc3rOutput",
-    "Loc3rPrediction",
-    "Loc3rPreTrainedModel",
-    "VideoPrefix",
-]
+__all__ = ["Loc3rForConditionalGeneration", "Loc3rOutput", "Loc3rPrediction", "Loc3rPreTrainedModel", "VideoPrefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +95,11 @@ _HEAD_TYPES = (
     CameraPriorProjector,
     CueInjector,
 )
+
+
+def _hf_kwargs(dtype: Any, attn_implementation: str | None) -> dict[str, Any]:
+    """The ``dtype`` / ``attn_implementation`` arguments of HF model construction that are given."""
+    return {k: v for k, v in (("dtype", dtype), ("attn_implementation", attn_implementation)) if v is not None}
 
 
 # ======================================================================================================= outputs
@@ -183,9 +162,6 @@ class VideoPrefix:
     position_ids: Tensor  # [1, A, P]
     hidden: Tensor  # [1, P, D] final hidden states of the prefix (the layout head reads its vision tokens)
     cache: Any
-    #: key of what the prefix was built from (frames, poses, points, camera features): a later prompt is checked
-    #: against ``input_ids`` token by token, and the caller checks this key for everything that is not a token id
-    source_key: str | None = None
 
     @property
     def length(self) -> int:
@@ -232,10 +208,6 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         # diagnostic perfect-perception input (loc3r.model.oracle_tower): the position part of an oracle token
         self.oracle_position = CueInjector(hidden, config.cue_num_frequencies) if config.oracle_vision else None
         self.recognition_head = recognition.build_head(config, hidden)
-        if config.situation_enabled and (config.pos_token_id is None or config.ori_token_id is None):
-            raise ValueError("Loc3rConfig: situation_objective needs pos_token_id and ori_token_id")
-        if config.camera_prior is not None and config.camera_token_id is None:
-            raise ValueError("Loc3rConfig: camera_prior needs camera_token_id")
         self.loss_weights = LossWeights(
             bev=config.bev_loss_weight,
             situation=config.situation_loss_weight,
@@ -344,22 +316,13 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         """
         embeds = self.get_input_embeddings()(input_ids)
         vision_mask = input_ids == self.video_token_id
-        n_vision = int(vision_mask.sum())
         decoder_kwargs: dict[str, Any] = {}
-        if n_vision and self.oracle_position is not None:
-            if not oracle or any(oracle.get(k) is None for k in ("word_ids", "points", "valid")):
-                raise ValueError("vision_input is oracle_objects but the batch has no 'oracle_word_ids/points/valid'")
-            vision = oracle_embeddings(
-                self.get_input_embeddings(),
-                oracle["word_ids"][vision_mask],
-                oracle["points"][vision_mask],
-                oracle["valid"][vision_mask],
-                self.oracle_position,
-            )
+        has_vision = bool(vision_mask.any())
+        if has_vision and self.oracle_position is not None:
+            words, points, valid = (oracle[k][vision_mask] for k in ("word_ids", "points", "valid"))
+            vision = oracle_embeddings(self.get_input_embeddings(), words, points, valid, self.oracle_position)
             embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), vision.to(embeds.dtype))
-        elif n_vision:
-            if pixel_inputs.get("pixel_values_videos") is None:
-                raise ValueError(f"the batch has {n_vision} video placeholder tokens but no 'pixel_values_videos'")
+        elif has_vision:
             features = self.adapter.encode_video_features(self.vlm, pixel_inputs)
             if features.layer_features and not return_decoder_kwargs:
                 raise ValueError(
@@ -367,27 +330,13 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                     "embed_inputs(..., return_decoder_kwargs=True) and pass them to decode()"
                 )
             vision = features.embeds
-            if vision.shape[0] != n_vision:
-                raise ValueError(
-                    f"the vision tower produced {vision.shape[0]} tokens but the prompts hold {n_vision} video "
-                    "placeholders (processor and model configs disagree?)"
-                )
             if self.cue_injector is not None:
-                if cue_points is None or cue_valid is None:
-                    raise ValueError("cue_injection is on but the batch has no 'cue_points' / 'cue_valid'")
                 vision = vision + self.cue_injector(cue_points[vision_mask], cue_valid[vision_mask]).to(vision.dtype)
             embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), vision.to(embeds.dtype))
             decoder_kwargs = self.adapter.decoder_vision_kwargs(features, vision_mask)
         if self.camera_projector is not None:
             camera_mask = input_ids == self.config.camera_token_id
-            if camera_features is None or camera_valid is None:
-                raise ValueError("camera_prior is on but the batch has no 'camera_features' / 'camera_valid'")
-            feats = camera_features[camera_valid]
-            if feats.shape[0] != int(camera_mask.sum()):
-                raise ValueError(
-                    f"{feats.shape[0]} camera feature rows for {int(camera_mask.sum())} {CAMERA_TOKEN} tokens"
-                )
-            camera = self.camera_projector(feats)
+            camera = self.camera_projector(camera_features[camera_valid])
             embeds = embeds.masked_scatter(camera_mask.unsqueeze(-1), camera.to(embeds.dtype))
         if return_decoder_kwargs:
             return embeds, vision_mask, decoder_kwargs
@@ -420,11 +369,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     def _hf_positions(self, position_ids: Tensor) -> Tensor:
         """``[B, A, L]`` (batch first) -> HF layout: ``[3, B, L]`` for M-RoPE, ``[B, L]`` otherwise."""
-        if position_ids.ndim != 3:
-            raise ValueError(f"position_ids must be [B, A, L] (batch first), got shape {tuple(position_ids.shape)}")
-        if self.adapter.uses_mrope:
-            return position_ids.permute(1, 0, 2)
-        return position_ids[:, 0]
+        return position_ids.permute(1, 0, 2) if self.adapter.uses_mrope else position_ids[:, 0]
 
     def decode(
         self,
@@ -569,13 +514,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         oracle_valid: Tensor | None = None,
         anchor_tokens: Tensor | None = None,
         faced_tokens: Tensor | None = None,
-        return_layout: bool = False,
         return_hidden_states: bool = False,
     ) -> Loc3rOutput:
         """Joint forward (see the module docstring). ``second_per_grid_ts`` and ``mm_token_type_ids`` are accepted
         for HF compatibility; the processor already folded them into ``position_ids``."""
-        if position_ids is None:
-            raise ValueError("position_ids are required (Loc3rProcessor computes them, incl. M-RoPE and camera tokens)")
         pixel_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
         embeds, vision_mask, decoder_kwargs = self.embed_inputs(
             input_ids,
@@ -604,7 +546,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             hidden,
             input_ids,
             vision_mask,
-            layout=self.layout_head is not None and (layout_targets is not None or return_layout),
+            layout=layout_targets is not None,
             extra_rows=None if ce_mask is None else {"ce": ce_mask},
             true_situation=(situation_position, situation_valid) if train_situation else None,
         )
@@ -658,7 +600,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     # --------------------------------------------------------------------------------------------- inference
     @torch.no_grad()
-    def encode_prefix(self, batch: Any, source_key: str | None = None) -> VideoPrefix:
+    def encode_prefix(self, batch: Any) -> VideoPrefix:
         """Run the question-independent prompt start of a ONE-sample eval batch once (see :class:`VideoPrefix`).
 
         The prefix ends after the last vision / ``<Cam>`` token (the processor records it as
@@ -676,13 +618,11 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             length = getattr(metadata[0], "prefix_length", None) if metadata else None
             if length is None:
                 raise ValueError("encode_prefix needs batch.metadata[0].prefix_length (build it with Loc3rProcessor)")
-            if "attention_mask" in inputs and not bool(inputs["attention_mask"].all()):
-                raise ValueError("encode_prefix: a one-sample batch has no padding, but attention_mask has zeros")
             ids = input_ids[:, :length]
             embeds, _, decoder_kwargs = self._embed_batch(ids, inputs, cut=length)
             positions = inputs["position_ids"][:, :, :length]
             hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
-            return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache, source_key=source_key)
+            return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache)
         finally:
             self.train(was_training)
 
@@ -710,15 +650,12 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                     "(another clip, other frames or another processor?)"
                 )
             rows.append((ids_b[p_len:], pos_b[:, p_len:]))
-        special = [self.video_token_id] + ([self.config.camera_token_id] if self.camera_projector is not None else [])
         s_len = max(r[0].shape[0] for r in rows)
         pad = self.config.pad_token_id if self.config.pad_token_id is not None else 0
         s_ids = torch.full((batch_size, s_len), pad, dtype=input_ids.dtype, device=input_ids.device)
         s_att = torch.zeros((batch_size, s_len), dtype=attention.dtype, device=attention.device)
         s_pos = torch.zeros((batch_size, positions.shape[1], s_len), dtype=positions.dtype, device=positions.device)
         for b, (ids_b, pos_b) in enumerate(rows):
-            if bool(torch.isin(ids_b, torch.tensor(special, device=ids_b.device)).any()):
-                raise ValueError(f"predict(prefix=...): batch row {b} has vision / camera tokens after the prefix")
             n = ids_b.shape[0]
             s_ids[b, s_len - n :], s_att[b, s_len - n :], s_pos[b, :, s_len - n :] = ids_b, 1, pos_b
         # a copy per call: decoding appends the question's keys/values to the cache, the prefix must stay as it is
@@ -950,12 +887,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         adapter = get_backbone(backbone)
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or local_dir))
         add_loc3r_special_tokens(tokenizer, backbone)
-        load_kwargs: dict[str, Any] = {}
-        if dtype is not None:
-            load_kwargs["dtype"] = dtype
-        if attn_implementation is not None:
-            load_kwargs["attn_implementation"] = attn_implementation
-        vlm = adapter.load_pretrained(local_dir, **load_kwargs)
+        vlm = adapter.load_pretrained(local_dir, **_hf_kwargs(dtype, attn_implementation))
         if len(tokenizer) > vlm.get_input_embeddings().weight.shape[0]:
             vlm.resize_token_embeddings(len(tokenizer))
         ids = special_token_ids(tokenizer, backbone)
@@ -1004,19 +936,13 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             path = path / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: backbone config not found")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        data = read_json(path, "backbone config")
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object")
         data = {k: v for k, v in data.items() if not k.startswith("_") and k != "architectures"}
         backbone = cls.backbone_for_model_type(data.get("model_type"), str(path))
         for key, value in (overrides or {}).items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **value}
-            else:
-                data[key] = value
+            data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
         model_type = data.pop("model_type")
         try:
             config = CONFIG_MAPPING[model_type](**data)
@@ -1053,14 +979,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         text_config = vlm_config.get_text_config()
         text_config.eos_token_id = ids[adapter.eos_token]
         text_config.pad_token_id = ids[adapter.pad_token]
-        kwargs: dict[str, Any] = {}
-        if dtype is not None:
-            kwargs["dtype"] = dtype
-        if attn_implementation is not None:
-            kwargs["attn_implementation"] = attn_implementation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            vlm = adapter.hf_model_class._from_config(vlm_config, **kwargs)
+            vlm = adapter.hf_model_class._from_config(vlm_config, **_hf_kwargs(dtype, attn_implementation))
             config = cls._make_config(backbone, vlm.config, tokenizer, **config_kwargs)
             model = cls(config, vlm=vlm)
         if dtype is not None:
@@ -1119,10 +1040,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         kwargs.setdefault("local_files_only", True)
         try:
             model, info = super().from_pretrained(str(path), *args, output_loading_info=True, **kwargs)
-        except (OSError, RuntimeError, EOFError) as err:  # safetensors raises SafetensorError (an OSError/Exception)
-            raise ValueError(f"{path}: cannot read the weights (truncated or damaged *.safetensors?): {err}") from err
-        except Exception as err:
-            if type(err).__name__ != "SafetensorError":
+        except Exception as err:  # safetensors raises SafetensorError (an OSError or a plain Exception)
+            if not isinstance(err, OSError | RuntimeError | EOFError) and type(err).__name__ != "SafetensorError":
                 raise
             raise ValueError(f"{path}: cannot read the weights (truncated or damaged *.safetensors?): {err}") from err
         problems = {k: sorted(info.get(k) or []) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
