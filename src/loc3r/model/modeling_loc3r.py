@@ -51,6 +51,7 @@ How the forward works
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import logging
@@ -100,6 +101,22 @@ _HEAD_TYPES = (
 def _hf_kwargs(dtype: Any, attn_implementation: str | None) -> dict[str, Any]:
     """The ``dtype`` / ``attn_implementation`` arguments of HF model construction that are given."""
     return {k: v for k, v in (("dtype", dtype), ("attn_implementation", attn_implementation)) if v is not None}
+
+
+def _inference(method: Any) -> Any:
+    """``method`` run in eval mode without gradients; the module's training flag is restored afterwards."""
+
+    @functools.wraps(method)
+    def run(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return method(self, *args, **kwargs)
+        finally:
+            self.train(was_training)
+
+    return run
 
 
 # ======================================================================================================= outputs
@@ -423,16 +440,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     def objective_heads(self) -> list[nn.Module]:
         """loc3r's own modules on top of the backbone (heads, camera prior, cue injector) that exist."""
-        mods = (
-            self.layout_head,
-            self.position_head,
-            self.orientation_head,
-            self.pointer_head,
-            self.recognition_head,
-            self.camera_projector,
-            self.cue_injector,
-            self.oracle_position,
-        )
+        names = "layout_head position_head orientation_head pointer_head recognition_head camera_projector cue_injector"
+        mods = [getattr(self, name) for name in (*names.split(), "oracle_position")]
         return [m for m in mods if m is not None]
 
     def run_heads(
@@ -530,16 +539,14 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             oracle={"word_ids": oracle_word_ids, "points": oracle_points, "valid": oracle_valid},
         )
         hidden, _ = self.decode(embeds, attention_mask, position_ids, **decoder_kwargs)
+        terms: dict[str, Tensor | None] = dict.fromkeys(("ce", "bev", "pos", "ori", "rec", "anchor"))
         # recognition (base pretraining only): every vision token as the tower feeds it to the LLM
-        rec_loss = None
         if self.recognition_head is not None and recognition_targets is not None:
-            rec_valid = recognition_valid[vision_mask] if recognition_valid is not None else None
-            rec_loss = token_category_loss(
-                self.recognition_head(embeds[vision_mask]),
-                recognition_targets[vision_mask],
-                rec_valid,
+            logits = self.recognition_head(embeds[vision_mask])
+            terms["rec"] = token_category_loss(
+                logits, recognition_targets[vision_mask], recognition_valid[vision_mask],
                 self.config.recognition_background_weight,
-            )
+            )  # fmt: skip
         ce_mask = supervised_mask(labels) if labels is not None else None
         train_situation = self.training and situation_position is not None and situation_valid is not None
         out, rows = self.run_heads(
@@ -550,81 +557,51 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             extra_rows=None if ce_mask is None else {"ce": ce_mask},
             true_situation=(situation_position, situation_valid) if train_situation else None,
         )
-        terms = {"rec": rec_loss}
         if labels is not None:  # language modelling, LM head on supervised positions only
             terms["ce"] = lm_loss(self.get_output_embeddings(), rows["ce"], labels, ce_mask, hidden)
-        terms.update(
-            self._head_losses(
-                out, vision_mask, layout_targets, layout_valid, situation_position, situation_yaw, situation_valid,
-                anchor_tokens, faced_tokens,
-            )
-        )  # fmt: skip
+        if out.layout_mean is not None and layout_targets is not None:  # every vision token
+            targets = layout_targets[vision_mask]
+            terms["bev"] = layout_loss(out.layout_mean, out.layout_log_var, targets, layout_valid[vision_mask])
+        if out.position_mean is not None and situation_position is not None:
+            terms["pos"] = gaussian_nll(out.position_mean, out.position_log_var, situation_position, situation_valid)
+        if out.orientation_logits is not None and situation_yaw is not None:
+            sigma = self.config.orientation_sigma_bins
+            terms["ori"] = orientation_kl(out.orientation_logits, situation_yaw, situation_valid, sigma)
+        # anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
+        if self.config.anchor_loss_enabled and out.position_attention is not None and anchor_tokens is not None:
+            attention = (out.position_attention, out.orientation_attention)
+            terms["anchor"] = anchor_loss(*attention, vision_mask, anchor_tokens, faced_tokens)
         if any(t is not None for t in terms.values()):
-            out.loss, out.losses = combine_losses(
-                terms.get("ce"), terms["bev"], terms["pos"], terms["ori"], self.loss_weights,
-                rec=terms["rec"], anchor=terms["anchor"],
-            )  # fmt: skip
+            out.loss, out.losses = combine_losses(weights=self.loss_weights, **terms)
         if return_hidden_states:
             out.last_hidden_state = hidden
         return out
 
-    def _head_losses(
-        self,
-        heads: Loc3rOutput,
-        vision_mask: Tensor,
-        layout_targets: Tensor | None,
-        layout_valid: Tensor | None,
-        situation_position: Tensor | None,
-        situation_yaw: Tensor | None,
-        situation_valid: Tensor | None,
-        anchor_tokens: Tensor | None,
-        faced_tokens: Tensor | None,
-    ) -> dict[str, Tensor | None]:
-        """The layout, situation and anchor terms (None where not computed), in this order."""
-        terms: dict[str, Tensor | None] = {"bev": None, "pos": None, "ori": None, "anchor": None}
-        if heads.layout_mean is not None and layout_targets is not None:  # every vision token
-            valid = layout_valid[vision_mask] if layout_valid is not None else None
-            terms["bev"] = layout_loss(heads.layout_mean, heads.layout_log_var, layout_targets[vision_mask], valid)
-        if heads.position_mean is not None and situation_position is not None:
-            mean, log_var = heads.position_mean, heads.position_log_var
-            terms["pos"] = gaussian_nll(mean, log_var, situation_position, situation_valid)
-        if heads.orientation_logits is not None and situation_yaw is not None:
-            sigma = self.config.orientation_sigma_bins
-            terms["ori"] = orientation_kl(heads.orientation_logits, situation_yaw, situation_valid, sigma)
-        # anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
-        if self.config.anchor_loss_enabled and heads.position_attention is not None and anchor_tokens is not None:
-            terms["anchor"] = anchor_loss(
-                heads.position_attention, heads.orientation_attention, vision_mask, anchor_tokens, faced_tokens
-            )
-        return terms
-
     # --------------------------------------------------------------------------------------------- inference
-    @torch.no_grad()
+    def _inputs(self, batch: Any) -> dict[str, Any]:
+        device = self.get_input_embeddings().weight.device
+        return {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in dict(batch).items()}
+
+    @_inference
     def encode_prefix(self, batch: Any) -> VideoPrefix:
         """Run the question-independent prompt start of a ONE-sample eval batch once (see :class:`VideoPrefix`).
 
         The prefix ends after the last vision / ``<Cam>`` token (the processor records it as
         ``SampleMeta.prefix_length``); the sample's own question is not run. Use with ``predict(..., prefix=...)``.
         """
-        was_training = self.training
-        self.eval()
-        try:
-            device = self.get_input_embeddings().weight.device
-            inputs = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in dict(batch).items()}
-            input_ids = inputs["input_ids"]
-            if input_ids.shape[0] != 1:
-                raise ValueError(f"encode_prefix needs a batch of one clip, got {input_ids.shape[0]} rows")
-            metadata = list(getattr(batch, "metadata", None) or [])
-            length = getattr(metadata[0], "prefix_length", None) if metadata else None
-            if length is None:
-                raise ValueError("encode_prefix needs batch.metadata[0].prefix_length (build it with Loc3rProcessor)")
-            ids = input_ids[:, :length]
-            embeds, _, decoder_kwargs = self._embed_batch(ids, inputs, cut=length)
-            positions = inputs["position_ids"][:, :, :length]
-            hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
-            return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache)
-        finally:
-            self.train(was_training)
+        inputs = self._inputs(batch)
+        input_ids = inputs["input_ids"]
+        if input_ids.shape[0] != 1:
+            raise ValueError(f"encode_prefix needs a batch of one clip, got {input_ids.shape[0]} rows")
+        metadata = list(getattr(batch, "metadata", None) or [])
+        length = getattr(metadata[0], "prefix_length", None) if metadata else None
+        if length is None:
+            raise ValueError("encode_prefix needs batch.metadata[0].prefix_length (build it with Loc3rProcessor)")
+        ids = input_ids[:, :length]
+        embeds, _, decoder_kwargs = self._embed_batch(ids, inputs, cut=length)
+        positions = inputs["position_ids"][:, :, :length]
+        hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
+        return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache)
 
     def _decode_after_prefix(
         self, prefix: VideoPrefix, input_ids: Tensor, attention: Tensor, positions: Tensor, use_cache: bool
@@ -673,7 +650,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         hidden = torch.cat([prefix.hidden.expand(batch_size, -1, -1), s_hidden], dim=1)
         return full_ids, full_att, full_pos, hidden, cache
 
-    @torch.no_grad()
+    @_inference
     def predict(
         self,
         batch: Any,
@@ -690,29 +667,12 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         ``prefix`` (from :meth:`encode_prefix` on the same clip): every row's video part is taken from it and only
         the text after it is run (:class:`VideoPrefix`); the batch's ``pixel_values_videos`` are then not used.
         """
-        was_training = self.training
-        self.eval()
-        try:
-            return self._predict(batch, max_new_tokens, tokenizer or self.tokenizer, prefix)
-        finally:
-            self.train(was_training)
-
-    def _predict(
-        self,
-        batch: Any,
-        max_new_tokens: int,
-        tokenizer: PreTrainedTokenizerBase | None,
-        prefix: VideoPrefix | None = None,
-    ) -> list[Loc3rPrediction]:
+        tokenizer = tokenizer or self.tokenizer
         metadata = list(getattr(batch, "metadata", None) or [])
-        device = self.get_input_embeddings().weight.device
-        inputs = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in dict(batch).items()}
+        inputs = self._inputs(batch)
         if "labels" in inputs:
             raise ValueError("predict needs an eval-mode batch (prompt only); got one with 'labels' (train mode)")
-        input_ids = inputs["input_ids"]
-        attention = inputs.get("attention_mask")
-        if attention is None:
-            attention = torch.ones_like(input_ids)
+        input_ids, attention = inputs["input_ids"], inputs["attention_mask"]
         if not bool(attention[:, -1].all()):
             raise ValueError("predict needs left-padded prompts (Loc3rProcessor in mode='eval')")
         positions = inputs["position_ids"]
