@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +63,8 @@ import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from loc3r.core.errors import ConfigError
-from loc3r.core.geometry import AnchorFrame, GeometryError, VisionSegment, anchor_frame
-from loc3r.core.io import write_json
+from loc3r.core.geometry import AnchorFrame, VisionSegment, anchor_frame
+from loc3r.core.io import read_json, write_json
 from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
@@ -128,10 +127,7 @@ def read_processor_config(path: Path, backbone: str) -> dict[str, Any]:
     """The saved ``loc3r_processor_config.json`` at ``path``, checked once for every reader (the model's
     ``from_pretrained`` and :meth:`Loc3rProcessor.from_pretrained`): a JSON object of ``backbone``'s prompt format
     as this code writes it, ``num_frames`` a positive int or null. Errors name the file and the field."""
-    try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    saved = read_json(path, "processor config")
     if not isinstance(saved, dict):
         raise ValueError(f"{path}: expected a JSON object")
     if saved.get("backbone") != backbone:
@@ -326,9 +322,7 @@ class Loc3rProcessor:
         self.camera_provider = camera_provider
         pose_free_file = config.camera_prior == "file" and not camera_root and self.mode == "eval"
         if config.camera_prior is not None and camera_provider is None and not pose_free_file:
-            from loc3r.objectives.camera_prior import build_camera_provider
-
-            self.camera_provider = build_camera_provider(
+            self.camera_provider = camera_prior.build_camera_provider(
                 config.camera_prior, camera_root, key=camera_key, feature_dim=config.camera_feature_dim
             )
         self._text_cache: dict[str, list[int]] = {}
@@ -397,10 +391,7 @@ class Loc3rProcessor:
     def _frame_options(self, sample: ClipSample, where: str) -> tuple[np.ndarray, dict[str, Any]]:
         """Validate ``sample`` (errors name it and the field); its frames and the preprocessing options of its clip
         (the real frame rate and frame times when the loader records them)."""
-        try:
-            sample.validate()
-        except GeometryError as err:
-            raise SampleError(f"{where}: {err}") from err
+        sample.validate()
         frames = np.asarray(sample.frames)
         if self.num_frames is not None and frames.shape[0] != self.num_frames:
             raise SampleError(f"{where}: field 'frames' has {frames.shape[0]} frames, expected {self.num_frames}")
@@ -493,12 +484,7 @@ class Loc3rProcessor:
         where = f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
         frames, options = self._frame_options(sample, where)
         clip, encoding = self._clip(sample, frames, options, encoding, where)
-        anchor = None
-        if sample.poses is not None:
-            try:
-                anchor = anchor_frame(sample.poses[0], f"{where}: field 'poses'[0]")
-            except GeometryError as err:
-                raise SampleError(str(err)) from err
+        anchor = anchor_frame(sample.poses[0]) if sample.poses is not None else None  # rigid: validated
         use_camera = self.camera_used(sample, mode)
         if self.config.camera_prior is not None:
             self.camera_counts["used" if use_camera else "not used"] += 1
