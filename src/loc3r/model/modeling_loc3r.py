@@ -485,10 +485,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             tokens, token_mask = pad_rows(rows["layout"].detach(), counts)
             token_xy, _ = pad_rows(heads.layout_mean.detach(), counts)
             out = self.pointer_head(rows["pos"], rows["ori"], tokens, token_xy, token_mask, *(true_situation or ()))
-            heads.position_mean, heads.position_log_var = out["position_mean"], out["position_log_var"]
-            heads.orientation_logits = out["orientation_logits"]
-            heads.position_attention = out["position_attention"]
-            heads.orientation_attention = out["orientation_attention"]
+            for name, value in out.items():  # position_mean/log_var, orientation_logits and both attention maps
+                setattr(heads, name, value)
             return heads, rows
         if "pos" in rows:
             heads.position_mean, heads.position_log_var = self.position_head(rows["pos"])

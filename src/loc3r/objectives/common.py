@@ -38,7 +38,6 @@ __all__ = [
     "TwoLayerMLP",
     "init_small",
     "split_gaussian",
-    "check_hidden",
     "scatter_tokens",
     "ClipTargets",
 ]
@@ -166,11 +165,6 @@ def init_small(*layers: nn.Linear) -> None:
 def split_gaussian(out: Tensor) -> tuple[Tensor, Tensor]:
     """``[..., 4]`` → ``(mean [..., 2], clamped log_var [..., 2])``."""
     return out[..., :2], clamp_log_var(out[..., 2:])
-
-
-def check_hidden(name: str, hidden: Tensor, hidden_size: int) -> None:
-    if hidden.ndim == 0 or hidden.shape[-1] != hidden_size:
-        raise ValueError(f"{name}: expected hidden states [..., {hidden_size}], got shape {tuple(hidden.shape)}")
 
 
 def scatter_tokens(

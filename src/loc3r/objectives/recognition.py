@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from loc3r.core.geometry import pool_token_labels
-from loc3r.objectives.common import ClipTargets, check_hidden, linear_fp32, scatter_tokens
+from loc3r.objectives.common import ClipTargets, linear_fp32, scatter_tokens
 
 __all__ = ["CONFIG", "RecognitionHead", "build_head", "token_labels", "batch_token_labels", "token_category_loss"]
 
@@ -43,7 +43,6 @@ class RecognitionHead(nn.Module):
 
     def __init__(self, hidden_size: int, num_classes: int) -> None:
         super().__init__()
-        self.hidden_size = hidden_size
         self.proj = nn.Linear(hidden_size, num_classes)
         self.reset_parameters()
 
@@ -54,7 +53,6 @@ class RecognitionHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """``hidden [..., D]`` → ``logits [..., C]`` float32."""
-        check_hidden("RecognitionHead", hidden, self.hidden_size)
         return linear_fp32(self.proj, hidden)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from loc3r.objectives.common import TwoLayerMLP, check_hidden, init_small, split_gaussian, wrap_angle_torch
+from loc3r.objectives.common import TwoLayerMLP, init_small, split_gaussian, wrap_angle_torch
 
 __all__ = [
     "CONFIG",
@@ -66,7 +66,6 @@ class PositionHead(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int | None = None) -> None:
         super().__init__()
-        self.hidden_size = hidden_size
         self.mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4, float32=True)
         self.reset_parameters()
 
@@ -75,7 +74,6 @@ class PositionHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """``hidden [..., D]`` → ``(mean [..., 2], log_var [..., 2])`` float32."""
-        check_hidden("PositionHead", hidden, self.hidden_size)
         return split_gaussian(self.mlp(hidden))
 
 
@@ -87,7 +85,6 @@ class OrientationHead(nn.Module):
 
     def __init__(self, hidden_size: int, num_bins: int = 36, intermediate_size: int | None = None) -> None:
         super().__init__()
-        self.hidden_size = hidden_size
         self.num_bins = num_bins
         self.mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, num_bins, float32=True)
         self.reset_parameters()
@@ -98,7 +95,6 @@ class OrientationHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """``hidden [..., D]`` → ``logits [..., num_bins]`` float32."""
-        check_hidden("OrientationHead", hidden, self.hidden_size)
         return self.mlp(hidden)
 
 
@@ -153,16 +149,9 @@ def orientation_kl(logits: Tensor, yaw: Tensor, mask: Tensor | None = None, sigm
     Returns:
         float32 scalar; exact 0 connected to the graph when no row is valid.
     """
-    if logits.ndim < 1 or yaw.shape != logits.shape[:-1]:
-        raise ValueError(
-            f"orientation_kl: logits must be [..., num_bins] and yaw its leading shape, got logits "
-            f"{tuple(logits.shape)} and yaw {tuple(yaw.shape)}"
-        )
     yaw = yaw.to(device=logits.device, dtype=torch.float32)
     valid = torch.isfinite(yaw)
     if mask is not None:
-        if mask.shape != yaw.shape:
-            raise ValueError(f"orientation_kl: mask must have shape {tuple(yaw.shape)}, got {tuple(mask.shape)}")
         valid = valid & mask.to(device=logits.device, dtype=torch.bool)
     log_p = torch.log_softmax(logits.float(), dim=-1)
     target = wrapped_gaussian_target(torch.where(valid, yaw, 0.0), logits.shape[-1], sigma_bins)
