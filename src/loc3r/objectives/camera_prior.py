@@ -153,10 +153,9 @@ def write_clip_features(
     prepared cache); ``features [T, F]``: one vector per frame from the 3D foundation model run on exactly those
     frames, in that order. Every clip of a scene must share T and F.
     """
-    import os
-    import tempfile
+    from safetensors.numpy import load_file
 
-    from safetensors.numpy import load_file, save_file
+    from loc3r.data.cache import _atomic_save
 
     idx = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
     feats = np.asarray(features, dtype=np.float32)
@@ -164,9 +163,7 @@ def write_clip_features(
         raise SampleError(f"scene {scene_id!r}: features must be [T={idx.shape[0]}, F], got {feats.shape}")
     if not np.isfinite(feats).all():
         raise SampleError(f"scene {scene_id!r}: features have non-finite values")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{scene_id}{CLIPS_SUFFIX}"
+    path = Path(root) / f"{scene_id}{CLIPS_SUFFIX}"
     all_idx, all_feats = idx[None], feats[None]
     if path.is_file():
         old = load_file(str(path))
@@ -177,31 +174,17 @@ def write_clip_features(
         keep = ~np.all(old["frame_indices"] == idx[None], axis=1)
         all_idx = np.concatenate([old["frame_indices"][keep], idx[None]])
         all_feats = np.concatenate([old[key][keep].astype(np.float32), feats[None]])
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"frame_indices": np.ascontiguousarray(all_idx), key: np.ascontiguousarray(all_feats)}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _atomic_save({"frame_indices": all_idx, key: all_feats}, {}, path)  # creates the directory
     return path
 
 
 class FileCameraProvider:
-    """Camera features computed offline (e.g. CUT3R camera tokens): per clip, or per frame of the whole video.
-
-    Per clip: ``<root>/<scene_id>.clips.safetensors`` (see the module docstring); the clip whose
-    ``frame_indices`` equal the sample's is used, and a sample whose frames were not exported is an error
-    naming the file and the field (never a silent fall back to other frames).
-
-    Per video: ``<root>/<scene_id>.safetensors`` (tensor ``key``) or ``<root>/<scene_id>.npz`` (array ``key``,
-    loaded with ``allow_pickle=False``), shape ``[N_video_frames, F]``. Row ``i`` belongs to frame ``i`` of the
-    source video; ``sample.frame_indices`` selects the clip's rows (all rows if it is None and N == T).
-    Files are cached per scene (LRU of ``max_cached_scenes``).
-
-    ``feature_dim`` is given, or read from the first file under ``root`` (header only for safetensors) so
-    the projector can be built before any sample is seen. Every file is checked against it.
+    """Camera features computed offline (e.g. CUT3R camera tokens), per clip or per video (file layouts: see the
+    module docstring). A sample whose frames were not exported is an error naming the file and the field (never a
+    silent fall back to other frames); without ``frame_indices`` a per-video file must have exactly T rows. Files
+    are cached per scene (LRU of ``max_cached_scenes``). ``feature_dim`` is given, or read from the first file under
+    ``root`` (header only for safetensors) so the projector can be built before any sample is seen; every file is
+    checked against it.
     """
 
     def __init__(
@@ -348,8 +331,7 @@ class FileCameraProvider:
         return np.ascontiguousarray(out)
 
     def __call__(self, sample: ClipSample, anchor: AnchorFrame | None = None) -> np.ndarray:
-        """The clip's features ``[T, F] float32``: the scene's per-clip file when it exists, else the rows of the
-        per-video file (``anchor`` is unused)."""
+        """``[T, F] float32``: the scene's per-clip file when it exists, else the per-video rows."""
         where = _where(sample)
         num_frames = len(sample.frames)
         if sample.scene_id and "/" not in sample.scene_id:

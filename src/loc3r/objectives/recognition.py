@@ -94,12 +94,8 @@ def token_category_loss(
 
     ``L_rec = Σ_i w_i · ( -Σ_c q_ic · log softmax(z_i)_c ) / Σ_i w_i`` over the valid tokens ``i``, where
     ``q_i`` is the class histogram of token ``i``'s footprint (sums to 1), ``z_i`` its logits, and
-    ``w_i = background_weight`` when ``q_i0 = 1`` (the token shows class 0 only), else 1.
-
-    Args:
-        logits: ``[N, C]``; target: ``[N, C]`` distributions; valid: ``[N]`` bool (None = all).
-
-    Returns a float32 scalar; an exact 0 connected to the graph when no token is valid.
+    ``w_i = background_weight`` when ``q_i0 = 1`` (the token shows class 0 only), else 1. ``logits / target [N, C]``,
+    ``valid [N]`` (None = all); a float32 scalar.
     """
     logits = logits.float()
     target = target.float()

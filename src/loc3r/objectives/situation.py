@@ -119,13 +119,7 @@ def wrapped_gaussian_target(yaw: Tensor, num_bins: int = 36, sigma_bins: float =
 
     ``w_b ∝ exp(-1/2 · (wrap(θ - θ_b) / σ)²)``, ``σ = sigma_bins · 2π/B`` (the paper's σ_ori = 2, read as bins:
     20° for 36 bins), normalised so ``Σ_b w_b = 1``. The angular difference is wrapped, so a yaw near ±π
-    puts mass on both the first and the last bins.
-
-    Args:
-        yaw: ``[B]`` (or any shape ``[...]``) yaw in radians (any real value; wrapped here).
-
-    Returns:
-        ``[..., num_bins]`` float32 distribution.
+    puts mass on both the first and the last bins. ``yaw [...]`` (radians, any real value) → ``[..., num_bins]``.
     """
     centers = orientation_bin_centers(num_bins, device=yaw.device)
     sigma = sigma_bins * 2.0 * math.pi / num_bins
@@ -138,16 +132,8 @@ def orientation_kl(logits: Tensor, yaw: Tensor, mask: Tensor | None = None, sigm
     """Orientation loss ``L_ori = mean_{valid n} KL(w_n || softmax(logits_n))``.
 
     ``KL(w || p) = Σ_b w_b (log w_b - log p_b)`` with ``w`` from :func:`wrapped_gaussian_target` (terms with
-    ``w_b = 0`` contribute 0). It is ≥ 0 and exactly 0 when ``softmax(logits) = w``.
-
-    Args:
-        logits: ``[N, B]`` orientation logits.
-        yaw: ``[N]`` target yaw (radians); non-finite entries are excluded.
-        mask: optional boolean ``[N]``; False rows are excluded.
-        sigma_bins: target width in bins.
-
-    Returns:
-        float32 scalar; exact 0 connected to the graph when no row is valid.
+    ``w_b = 0`` contribute 0). It is ≥ 0 and exactly 0 when ``softmax(logits) = w``. ``logits [N, B]``, target
+    ``yaw [N]`` (non-finite entries and False rows of ``mask [N]`` are excluded), ``sigma_bins`` the target width.
     """
     yaw = yaw.to(device=logits.device, dtype=torch.float32)
     valid = torch.isfinite(yaw)
@@ -167,10 +153,7 @@ def decode_orientation(logits: Tensor) -> tuple[Tensor, Tensor]:
 
     ``p = softmax(logits)``, ``v = Σ_b p_b [cos θ_b, sin θ_b]``; ``yaw = atan2(v_y, v_x)`` wrapped to [-π, π)
     and ``confidence = |v|`` ∈ [0, 1] (1 for all mass in one bin, ≈ 0 for a uniform or bimodal-opposite
-    distribution, where the yaw is then meaningless).
-
-    Returns:
-        ``(yaw [...], confidence [...])`` float32.
+    distribution, where the yaw is then meaningless). Returns ``(yaw [...], confidence [...])`` float32.
     """
     p = torch.softmax(logits.float(), dim=-1)
     centers = orientation_bin_centers(logits.shape[-1], device=logits.device)
