@@ -519,11 +519,7 @@ class Loc3rProcessor:
 
     # ------------------------------------------------------------------------------------------------ batch
     def __call__(
-        self,
-        samples: list[ClipSample],
-        mode: Mode | None = None,
-        video_encoding: Any = None,
-        with_pixels: bool = True,
+        self, samples: list[ClipSample], mode: Mode | None = None, video_encoding: Any = None, with_pixels: bool = True
     ) -> Loc3rBatch:
         """Collate ``samples`` into a :class:`Loc3rBatch` (see the module docstring for keys and padding).
 

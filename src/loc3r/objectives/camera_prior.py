@@ -188,11 +188,7 @@ class FileCameraProvider:
     """
 
     def __init__(
-        self,
-        root: str | Path,
-        key: str = "camera_tokens",
-        feature_dim: int | None = None,
-        max_cached_scenes: int = 64,
+        self, root: str | Path, key: str = "camera_tokens", feature_dim: int | None = None, max_cached_scenes: int = 64
     ) -> None:
         self.root = Path(root)
         self.key = key
@@ -385,10 +381,7 @@ class SampleFeatureProvider:
 
 
 def build_camera_provider(
-    kind: str | None,
-    root: str | None = None,
-    key: str = "camera_tokens",
-    feature_dim: int | None = None,
+    kind: str | None, root: str | None = None, key: str = "camera_tokens", feature_dim: int | None = None
 ) -> CameraFeatureProvider | None:
     """Provider from config: ``None`` (prior off), ``"poses"``, ``"file"`` (needs ``root``) or ``"sample"``
     (needs ``feature_dim``)."""

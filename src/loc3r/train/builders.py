@@ -105,9 +105,7 @@ def build_datasets(cfg: RecipeConfig) -> tuple[Any, Dataset | None]:
 
     train_sets = [_build_one(s, cfg.data, f"data.train[{i}]") for i, s in enumerate(cfg.data.train)]
     mixture = MixtureDataset(
-        train_sets,
-        weights=[s.weight for s in cfg.data.train],
-        names=[f"{s.kind}:{s.split}" for s in cfg.data.train],
+        train_sets, weights=[s.weight for s in cfg.data.train], names=[f"{s.kind}:{s.split}" for s in cfg.data.train]
     )
     val: Dataset | None = None
     if cfg.data.val:
@@ -299,8 +297,5 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_step
     from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup
 
     return get_cosine_with_min_lr_schedule_with_warmup(
-        optimizer,
-        num_warmup_steps=cfg.warmup_steps,
-        num_training_steps=max_steps,
-        min_lr_rate=cfg.min_lr_ratio,
+        optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=max_steps, min_lr_rate=cfg.min_lr_ratio
     )
