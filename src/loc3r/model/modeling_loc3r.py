@@ -694,17 +694,20 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     @staticmethod
     def _decode_heads(heads: Loc3rOutput, vision_mask: Tensor) -> dict[str, Any]:
-        """Per-row layout means / sigmas, position mean / sigma, yaw + confidence + bin probabilities (what exists)."""
+        """The :class:`Loc3rPrediction` fields of the heads that exist, indexed by row: layout means / sigmas,
+        position mean / sigma, yaw + confidence + bin probabilities."""
         out: dict[str, Any] = {}
         if heads.layout_mean is not None:
             counts = vision_mask.sum(dim=1).tolist()
-            out["layout_mean"] = torch.split(heads.layout_mean, counts)
-            out["layout_sigma"] = torch.split(torch.exp(0.5 * heads.layout_log_var), counts)
+            for name, values in (("mean", heads.layout_mean), ("sigma", torch.exp(0.5 * heads.layout_log_var))):
+                out[f"layout_{name}"] = [t.float().cpu().numpy() for t in torch.split(values, counts)]
         if heads.position_mean is not None:
-            out["pos_mean"], out["pos_sigma"] = heads.position_mean, torch.exp(0.5 * heads.position_log_var)
+            out["position_bev"] = heads.position_mean.float().cpu().numpy()
+            out["position_sigma"] = torch.exp(0.5 * heads.position_log_var).float().cpu().numpy()
         if heads.orientation_logits is not None:
-            out["yaw"], out["conf"] = decode_orientation(heads.orientation_logits)
-            out["yaw_probs"] = torch.softmax(heads.orientation_logits.float(), dim=-1)
+            yaw, confidence = decode_orientation(heads.orientation_logits)
+            out["yaw_bev"], out["yaw_confidence"] = yaw.tolist(), confidence.tolist()
+            out["yaw_probabilities"] = torch.softmax(heads.orientation_logits.float(), dim=-1).cpu().numpy()
         return out
 
     def _greedy(self, hidden: Tensor, cache: Any, attention: Tensor, positions: Tensor, max_new_tokens: int) -> Tensor:
@@ -748,22 +751,15 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             answer=tokenizer.decode(ids, skip_special_tokens=True).strip() if tokenizer is not None else None,
             answer_token_ids=ids,
         )
-        if "pos_mean" in heads:
-            pred.position_bev = heads["pos_mean"][b].float().cpu().numpy()
-            pred.position_sigma = heads["pos_sigma"][b].float().cpu().numpy()
-        if "yaw" in heads:
-            pred.yaw_bev = float(heads["yaw"][b])
-            pred.yaw_confidence = float(heads["conf"][b])
-            pred.yaw_probabilities = heads["yaw_probs"][b].cpu().numpy()
+        for name, rows in heads.items():
+            setattr(pred, name, rows[b])
         anchor = getattr(meta, "anchor", None)
         if anchor is not None:
             if pred.position_bev is not None:
                 pred.position_world = anchor.points_to_world(pred.position_bev.astype(np.float64))
             if pred.yaw_bev is not None:
                 pred.yaw_world = float(anchor.yaw_to_world(pred.yaw_bev))
-        if "layout_mean" in heads:
-            pred.layout_mean = heads["layout_mean"][b].float().cpu().numpy()
-            pred.layout_sigma = heads["layout_sigma"][b].float().cpu().numpy()
+        if pred.layout_mean is not None:
             truth = getattr(meta, "token_points_bev", None)
             if truth is not None and len(truth) == len(pred.layout_mean) and np.isfinite(truth).any():
                 errors = np.linalg.norm(pred.layout_mean - truth, axis=1)
