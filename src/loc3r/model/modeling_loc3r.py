@@ -264,8 +264,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
     def _log_attention(self) -> None:
         vlm_cfg = self.config.vlm_config
         text_impl = getattr(vlm_cfg.get_text_config(), "_attn_implementation", None)
-        vision_cfg = getattr(vlm_cfg, "vision_config", None)
-        vision_impl = getattr(vision_cfg, "_attn_implementation", None) if vision_cfg is not None else None
+        vision_impl = getattr(getattr(vlm_cfg, "vision_config", None), "_attn_implementation", None)
         logger.info(
             "loc3r backbone %s (%s): LLM attention implementation %r, vision attention implementation %r "
             "(every part: %s)",
