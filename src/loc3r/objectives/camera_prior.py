@@ -27,14 +27,10 @@ Providers:
 
 Build one from a config with :func:`build_camera_provider` (``None`` = camera prior off).
 
-**Camera-prior dropout** (our addition, DESIGN.md §8: one model that runs with or without poses). A sample's camera
-prior is either all there or all absent: when it is *dropped* the processor leaves the ``<Cam>`` tokens out of the
-prompt and marks the sample's frames ``camera_valid = False``, so the model sees exactly the prompt of a video
-without poses — the same prompt it gets at inference on a plain RGB video. (Chosen over a learned "no pose" embedding
-in the ``<Cam>`` slots: no new weights, old checkpoints load unchanged, and the pose-free prompt is also the cheaper
-one.) In training, :func:`camera_prior_dropped` decides per sample at the rate ``Loc3rConfig.camera_prior_dropout``,
-deterministically from ``(seed, scene_id, sample_id)``; at inference / evaluation the processor uses the prior when
-the provider can give it (:func:`camera_features_available`: poses present, ...) unless told otherwise.
+**Camera-prior dropout** (ours, DESIGN.md §9: one model that runs with or without poses): a *dropped* sample's prompt
+has no ``<Cam>`` token and its frames ``camera_valid = False`` — exactly the prompt of a plain RGB video. In training
+:func:`camera_prior_dropped` decides per sample (rate ``Loc3rConfig.camera_prior_dropout``); at inference the
+processor uses the prior when the provider can give it (:func:`camera_features_available`) unless told otherwise.
 """
 
 from __future__ import annotations
