@@ -129,7 +129,7 @@ class Loc3rConfig(PreTrainedConfig):
         unknown = sorted(k for k in kwargs if k not in _HF_BOOKKEEPING_KEYS)
         if unknown:
             raise ValueError(
-                f"Loc3rConfig: unknown key(s) {unknown}. Known keys: {sorted(self._own_fields())} "
+                f"Loc3rConfig: unknown key(s) {unknown}. Known keys: {sorted(self.__annotations__)} "
                 "(plus the standard transformers config keys)."
             )
         # Build the nested backbone config ourselves (same result on every transformers 5.x).
@@ -143,10 +143,6 @@ class Loc3rConfig(PreTrainedConfig):
             raise ValueError(f"Loc3rConfig.vlm_config: expected a dict or config, got {type(self.vlm_config).__name__}")
         super().__post_init__(**kwargs)
         self._validate_loc3r()
-
-    @classmethod
-    def _own_fields(cls) -> set[str]:
-        return set(cls.__annotations__)
 
     def _validate_loc3r(self) -> None:
         """Type and range checks with messages naming the field (the HF ``strict`` checks do not run on subclasses).
@@ -174,10 +170,8 @@ class Loc3rConfig(PreTrainedConfig):
                 fail(name, f"must be one of {allowed}")
         if self.camera_prior == "poses" and self.camera_feature_dim is None:
             self.camera_feature_dim = 9
-        if self.camera_prior is not None and not is_int(self.camera_feature_dim, -(2**63)):
-            fail("camera_feature_dim", "must be a positive int when camera_prior is on")
-        if self.camera_feature_dim is not None and self.camera_feature_dim <= 0:
-            fail("camera_feature_dim", "must be positive")
+        if (self.camera_prior, self.camera_feature_dim) != (None, None) and not is_int(self.camera_feature_dim, 1):
+            fail("camera_feature_dim", "must be a positive int (and is needed when camera_prior is on)")
         rate = self.camera_prior_dropout
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
             fail("camera_prior_dropout", "must be a number in [0, 1]")

@@ -19,11 +19,9 @@ Per sample it
 4. builds, for every enabled objective, its targets with that objective's module (:mod:`loc3r.objectives`: the
    clip's BEV anchor frame from ``poses[0]``, then layout targets per vision token, situation targets, recognition
    and anchor targets; the cue-injection and oracle inputs with their model modules) — missing geometry is masked;
-5. gets the per-frame camera features from the camera provider (camera prior on only). Whether a sample gets its
-   camera tokens at all is ``camera_input`` (see :class:`Loc3rProcessor`): in training, camera-prior dropout (our
-   addition, :func:`~loc3r.objectives.camera_prior.camera_prior_dropped`) leaves them out of a ``camera_prior_dropout``
-   fraction of the samples; at inference they are left out when the sample has no poses (a plain RGB video). A sample
-   without them has no ``<Cam>`` token in its prompt and ``camera_valid = False`` on all its frames, and
+5. gets the per-frame camera features from the camera provider (camera prior on only) for the samples that get
+   their camera tokens (``camera_input`` of :class:`Loc3rProcessor`: camera-prior dropout in training, poses present
+   at inference); a sample without them has no ``<Cam>`` token and ``camera_valid = False`` on all its frames, and
    ``SampleMeta.camera_prior_used`` says which way it went;
 6. computes the LLM positions (M-RoPE 3-D for Qwen2.5-VL, including camera tokens). The temporal M-RoPE scale uses
    the clip's real sampling rate when the loader records it as ``sample.meta["sampled_fps"]`` (frames per second of
