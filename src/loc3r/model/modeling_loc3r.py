@@ -1013,11 +1013,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     def _check_checkpoint(self, path: Path) -> None:
         """Non-finite weights and special-token ids that disagree with the tokenizer are errors naming the field."""
-        bad = [
-            name
-            for name, tensor in self.state_dict().items()
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
-        ]
+        bad = [n for n, t in self.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:
             raise ValueError(
                 f"{path}: weights with NaN/inf values in {bad[:8]}{' ...' if len(bad) > 8 else ''} "

@@ -272,10 +272,8 @@ class Loc3rProcessor:
             ``"given"``: every sample, a missing input is an error. ``"none"``: no sample (a model evaluated as on
             pose-less video; the ground truth still comes from the poses).
         camera_dropout_seed: the training seed that makes the camera-prior dropout deterministic.
-        clip_cache_mb: memory (MiB) for re-using the per-clip work (frame preprocessing, token footprints and
-            layout targets, recognition targets) when several samples show the same clip, as SynthRooms' many
-            situations and questions per room do; keyed by a digest of the clip's frames, poses, points, pixel
-            labels and the preprocessing options, evicted least-recently-used. 0 turns it off.
+        clip_cache_mb: memory (MiB) of the :class:`ClipCache` (per-clip work re-used by the samples of one clip);
+            0 turns it off.
     """
 
     def __init__(
