@@ -303,11 +303,6 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 count += p.numel()
         return count
 
-    def _cache_kwarg(self, lm: nn.Module) -> str:
-        """Name of the KV-cache argument of the LLM (``cache`` in transformers >= 5.2x, ``past_key_values`` before)."""
-        params = inspect.signature(lm.forward).parameters
-        return "cache" if "cache" in params else "past_key_values"
-
     # --------------------------------------------------------------------------------------------- forward parts
     def embed_inputs(
         self,
@@ -383,10 +378,6 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             oracle={k: token(f"oracle_{k}") for k in ("word_ids", "points", "valid")},
         )
 
-    def _hf_positions(self, position_ids: Tensor) -> Tensor:
-        """``[B, A, L]`` (batch first) -> HF layout: ``[3, B, L]`` for M-RoPE, ``[B, L]`` otherwise."""
-        return position_ids.permute(1, 0, 2) if self.adapter.uses_mrope else position_ids[:, 0]
-
     def decode(
         self,
         inputs_embeds: Tensor,
@@ -396,23 +387,19 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         use_cache: bool = False,
         **decoder_kwargs: Any,
     ) -> tuple[Tensor, Any]:
-        """Run the HF LLM decoder; returns ``(last_hidden_state [B, L, D], cache)``.
-
-        ``decoder_kwargs``: the backbone's extra vision arguments of the prompt forward (from ``embed_inputs``)."""
+        """Run the HF LLM decoder; returns ``(last_hidden_state [B, L, D], cache)``. ``position_ids [B, A, L]`` go to HF
+        as ``[3, B, L]`` (M-RoPE) or ``[B, L]``; ``decoder_kwargs``: the backbone's extra vision arguments of the
+        prompt forward (from ``embed_inputs``). The KV cache is ``cache`` in transformers >= 5.2x (``past_key_values``
+        before, a deprecated alias there)."""
         lm = self.adapter.language_model(self.vlm)
-        kwargs: dict[str, Any] = {
-            "inputs_embeds": inputs_embeds,
-            "attention_mask": attention_mask,
-            "position_ids": self._hf_positions(position_ids),
-            "use_cache": use_cache,
-            **decoder_kwargs,
-        }
+        positions = position_ids.permute(1, 0, 2) if self.adapter.uses_mrope else position_ids[:, 0]
+        kwargs = dict(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, **decoder_kwargs
+        )
         if cache is not None:
-            kwargs[self._cache_kwarg(lm)] = cache
-        out = lm(**kwargs)
-        new_cache = None
-        if use_cache:  # ``cache`` in transformers >= 5.2x (``past_key_values`` is a deprecated alias there)
-            new_cache = out["cache"] if "cache" in out else out.get("past_key_values")
+            kwargs["cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"] = cache
+        out = lm(use_cache=use_cache, **kwargs)
+        new_cache = (out["cache"] if "cache" in out else out.get("past_key_values")) if use_cache else None
         return out.last_hidden_state, new_cache
 
     @staticmethod
