@@ -363,20 +363,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             value = inputs.get(key)
             return value[:, :cut] if value is not None and cut is not None else value
 
-        pixels = {
-            "pixel_values_videos": inputs.get("pixel_values_videos"),
-            "video_grid_thw": inputs.get("video_grid_thw"),
-        }
-        return self.embed_inputs(
-            input_ids,
-            pixels,
-            token("cue_points"),
-            token("cue_valid"),
-            inputs.get("camera_features"),
-            inputs.get("camera_valid"),
-            return_decoder_kwargs=True,
-            oracle={k: token(f"oracle_{k}") for k in ("word_ids", "points", "valid")},
-        )
+        pixels = {k: inputs.get(k) for k in ("pixel_values_videos", "video_grid_thw")}
+        camera = (inputs.get("camera_features"), inputs.get("camera_valid"))
+        oracle = {k: token(f"oracle_{k}") for k in ("word_ids", "points", "valid")}
+        return self.embed_inputs(input_ids, pixels, token("cue_points"), token("cue_valid"), *camera, True, oracle)
 
     def decode(
         self,
@@ -512,15 +502,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         """Joint forward (see the module docstring). ``second_per_grid_ts`` and ``mm_token_type_ids`` are accepted
         for HF compatibility; the processor already folded them into ``position_ids``."""
         pixel_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
+        oracle = {"word_ids": oracle_word_ids, "points": oracle_points, "valid": oracle_valid}
         embeds, vision_mask, decoder_kwargs = self.embed_inputs(
-            input_ids,
-            pixel_inputs,
-            cue_points,
-            cue_valid,
-            camera_features,
-            camera_valid,
-            return_decoder_kwargs=True,
-            oracle={"word_ids": oracle_word_ids, "points": oracle_points, "valid": oracle_valid},
+            input_ids, pixel_inputs, cue_points, cue_valid, camera_features, camera_valid, True, oracle
         )
         hidden, _ = self.decode(embeds, attention_mask, position_ids, **decoder_kwargs)
         terms: dict[str, Tensor | None] = dict.fromkeys(("ce", "bev", "pos", "ori", "rec", "anchor"))
@@ -533,14 +517,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             )  # fmt: skip
         ce_mask = supervised_mask(labels) if labels is not None else None
         train_situation = self.training and situation_position is not None and situation_valid is not None
-        out, rows = self.run_heads(
-            hidden,
-            input_ids,
-            vision_mask,
-            layout=layout_targets is not None,
-            extra_rows=None if ce_mask is None else {"ce": ce_mask},
-            true_situation=(situation_position, situation_valid) if train_situation else None,
-        )
+        extra_rows = None if ce_mask is None else {"ce": ce_mask}
+        truth = (situation_position, situation_valid) if train_situation else None
+        out, rows = self.run_heads(hidden, input_ids, vision_mask, layout_targets is not None, extra_rows, truth)
         if labels is not None:  # language modelling, LM head on supervised positions only
             terms["ce"] = lm_loss(self.get_output_embeddings(), rows["ce"], labels, ce_mask, hidden)
         if out.layout_mean is not None and layout_targets is not None:  # every vision token
