@@ -602,12 +602,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         cache = copy.deepcopy(prefix.cache)
         if batch_size > 1:
             cache.batch_repeat_interleave(batch_size)
-        full_att = torch.cat(
-            [torch.ones((batch_size, p_len), dtype=attention.dtype, device=attention.device), s_att], 1
-        )
-        s_hidden, cache = self.decode(
-            self.get_input_embeddings()(s_ids), full_att, s_pos, cache=cache, use_cache=use_cache
-        )
+        ones = torch.ones((batch_size, p_len), dtype=attention.dtype, device=attention.device)
+        full_att = torch.cat([ones, s_att], 1)
+        embeds = self.get_input_embeddings()(s_ids)
+        s_hidden, cache = self.decode(embeds, full_att, s_pos, cache=cache, use_cache=use_cache)
         full_ids = torch.cat([p_ids.expand(batch_size, -1), s_ids], dim=1)
         full_pos = torch.cat([prefix.position_ids.to(positions.device).expand(batch_size, -1, -1), s_pos], dim=2)
         hidden = torch.cat([prefix.hidden.expand(batch_size, -1, -1), s_hidden], dim=1)

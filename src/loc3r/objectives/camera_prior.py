@@ -453,9 +453,8 @@ class CameraPriorProjector(TwoLayerMLP):
 
 def build_projector(config: Any, hidden_size: int) -> CameraPriorProjector | None:
     """``f_cam`` when the camera prior is on."""
-    return (
-        CameraPriorProjector(int(config.camera_feature_dim), hidden_size) if config.camera_prior is not None else None
-    )
+    on = config.camera_prior is not None
+    return CameraPriorProjector(int(config.camera_feature_dim), hidden_size) if on else None
 
 
 def camera_targets(

@@ -80,9 +80,7 @@ def combine_losses(
     add("ori", ori, weights.orientation, sit_parts)
     if pos is not None or ori is not None:
         sit = (
-            torch.stack(sit_parts).sum()
-            if sit_parts
-            else torch.zeros((), device=(pos if pos is not None else ori).device)
+            torch.stack(sit_parts).sum() if sit_parts else torch.zeros((), device=(ori if pos is None else pos).device)
         )
         logs["loss_sit"] = sit.detach()
         if weights.situation != 0 and sit_parts:

@@ -202,15 +202,8 @@ class PointerSituationHeads(nn.Module):
 
 def build_head(config: Any, hidden_size: int) -> PointerSituationHeads | None:
     """The pointer heads when the situation heads are of that type (``situation_head = "pointer"``) and on."""
-    if not config.pointer_heads:
-        return None
-    return PointerSituationHeads(
-        hidden_size,
-        config.num_orientation_bins,
-        config.pointer_key_dim,
-        config.head_intermediate_size,
-        config.orientation_sigma_bins,
-    )
+    sizes = (config.num_orientation_bins, config.pointer_key_dim, config.head_intermediate_size)
+    return PointerSituationHeads(hidden_size, *sizes, config.orientation_sigma_bins) if config.pointer_heads else None
 
 
 def anchor_loss(
