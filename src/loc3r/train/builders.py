@@ -221,11 +221,8 @@ def apply_finetuning(model: Any, cfg: ModelConfig) -> nn.Module:
         raise ValueError(
             f"model.lora.target_modules {cfg.lora.target_modules} match no linear layer of the language model"
         )
-    token_ids = [
-        int(t)
-        for t in (model.config.pos_token_id, model.config.ori_token_id, model.config.camera_token_id)
-        if t is not None
-    ]
+    config = model.config
+    token_ids = [int(t) for t in (config.pos_token_id, config.ori_token_id, config.camera_token_id) if t is not None]
     lora = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
