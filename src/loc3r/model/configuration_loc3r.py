@@ -71,50 +71,22 @@ def _default_model_type(backbone: str) -> str:
 class Loc3rConfig(PreTrainedConfig):
     r"""Configuration of a loc3r model.
 
-    Args:
-        backbone: name of the backbone adapter (see :func:`loc3r.model.backbones.available_backbones`),
-            e.g. ``"qwen2_5_vl"`` or ``"llava_onevision"``.
-        vlm_config: the Hugging Face config of the backbone VLM (dict with ``model_type`` or a config object).
-        layout_objective: train the per-vision-token BEV layout head (Gaussian NLL, ``L_BEV``).
-        situation_objective: add ``<Pos>``/``<Ori>`` to the prompt and train the situation heads.
-        camera_prior: ``None`` (off), ``"poses"`` (camera poses relative to the anchor frame, 9-D),
-            ``"file"`` (per-frame vectors of an external 3D foundation model read from files) or ``"sample"``
-            (the ``camera_features`` a loader attached to each sample).
-        camera_feature_dim: width ``F`` of the per-frame camera features (9 for ``"poses"``).
-        camera_prior_dropout: our addition (DESIGN.md §8, camera-prior dropout): the fraction of training samples
-            whose camera-prior tokens are left out of the prompt, so one model runs with or without poses
-            (:func:`loc3r.objectives.camera_prior.camera_prior_dropped`; deterministic given the training seed). 0 = the
-            paper's training, every sample gets its camera tokens.
-        cue_injection: geometric-cue-injection baseline (3D point per vision token -> Fourier -> MLP, added to the
-            vision embedding). Needs depth at inference.
-        cue_num_frequencies: Fourier frequencies of the cue encoding.
-        cue_depth_error: ``None`` (the cues come from exact depth: an oracle that needs a depth sensor) or an error
-            model of :func:`loc3r.core.geometry.simulate_depth_error` (e.g.
-            :data:`loc3r.core.geometry.MONOCULAR_DEPTH_ERROR`)
-            applied to the cue points in training and at inference, as monocular depth estimates would be.
-        num_orientation_bins: orientation bins B over [-pi, pi) (36 = 10 degrees).
-        orientation_sigma_bins: std of the wrapped-Gaussian orientation target, in bins.
-        bev_loss_weight, situation_loss_weight, orientation_loss_weight: the lambdas of the joint loss.
-        head_intermediate_size: hidden width of the two-layer situation MLPs (default: the LLM width).
-        situation_head: ``"mlp"`` (the paper's two-layer MLPs on the ``<Pos>`` / ``<Ori>`` hidden states) or
-            ``"pointer"`` (ours, DESIGN.md §8: :mod:`loc3r.objectives.pointer` — ``<Pos>`` / ``<Ori>`` attend over
-            the vision tokens and read their predicted BEV positions from the layout head, which then always exists).
-        pointer_key_dim: width of the pointer heads' query / key projections.
-        vision_input: ``"pixels"`` (the vision tower) or ``"oracle_objects"`` (a DIAGNOSTIC input that turns the
-            scan's layout into tokens, :mod:`loc3r.model.oracle_tower`: the perfect-perception rung of the demo's
-            perception ladder; needs instance masks, object names and depth at inference).
-        anchor_loss_weight: weight of the anchor supervision (ours, pointer heads only): ``-log`` of the attention
-            mass on the vision tokens that show the objects a situation names (0 = off, as in the paper recipes).
-        recognition_objective: per-vision-token object-category loss on the vision tower's output (the stand-in for
-            a pretrained image encoder when a base is pretrained from scratch; see
-            :mod:`loc3r.synthrooms.pretraining`). Off by default; the paper has no such term.
-        recognition_classes: the class names of that objective (samples' ``label_names`` are mapped onto them by
-            name; a name not in the list is unlabelled).
-        recognition_loss_weight: its weight in the joint loss.
-        recognition_background_weight: relative weight of tokens that show only ``recognition_classes[0]`` (the
-            room shell covers most tokens; without down-weighting them "background" everywhere is a good optimum).
-        pos_token_id, ori_token_id, camera_token_id: ids of ``<Pos>``, ``<Ori>`` and the camera placeholder.
-        eos_token_id, pad_token_id: end-of-answer and padding ids used by :meth:`predict`.
+    Fields (each objective's are documented in its module, :mod:`loc3r.objectives`):
+
+    * ``backbone`` (an adapter of :func:`loc3r.model.backbones.available_backbones`, e.g. ``"qwen2_5_vl"``) and
+      ``vlm_config`` (its HF config: a dict with ``model_type`` or a config object);
+    * layout (``layout_objective``, ``bev_loss_weight``); situation (``situation_objective``,
+      ``situation_loss_weight``, ``orientation_loss_weight``, ``num_orientation_bins``, ``orientation_sigma_bins``,
+      ``head_intermediate_size``, ``situation_head`` ``"mlp"`` or ``"pointer"``, ``pointer_key_dim``,
+      ``anchor_loss_weight``); camera prior (``camera_prior`` ``None`` / ``"poses"`` / ``"file"`` / ``"sample"``,
+      ``camera_feature_dim``, ``camera_prior_dropout``); recognition (``recognition_objective``,
+      ``recognition_classes``, ``recognition_loss_weight``, ``recognition_background_weight``);
+    * the geometric-cue-injection baseline (:mod:`loc3r.model.cue_injection`: ``cue_injection``,
+      ``cue_num_frequencies``, ``cue_depth_error`` ``None`` = exact depth, else an error model of
+      :func:`loc3r.core.geometry.simulate_depth_error` applied in training and at inference);
+    * ``vision_input``: ``"pixels"`` or the DIAGNOSTIC ``"oracle_objects"`` (:mod:`loc3r.model.oracle_tower`);
+    * token ids written by the model's constructors: ``pos_token_id, ori_token_id, camera_token_id``
+      (``<Pos> <Ori> <Cam>``), ``eos_token_id, pad_token_id`` (used by ``predict``).
     """
 
     model_type = "loc3r"
@@ -157,7 +129,7 @@ class Loc3rConfig(PreTrainedConfig):
         unknown = sorted(k for k in kwargs if k not in _HF_BOOKKEEPING_KEYS)
         if unknown:
             raise ValueError(
-                f"Loc3rConfig: unknown key(s) {unknown}. Known keys: {sorted(self._own_fields())} "
+                f"Loc3rConfig: unknown key(s) {unknown}. Known keys: {sorted(self.__annotations__)} "
                 "(plus the standard transformers config keys)."
             )
         # Build the nested backbone config ourselves (same result on every transformers 5.x).
@@ -171,10 +143,6 @@ class Loc3rConfig(PreTrainedConfig):
             raise ValueError(f"Loc3rConfig.vlm_config: expected a dict or config, got {type(self.vlm_config).__name__}")
         super().__post_init__(**kwargs)
         self._validate_loc3r()
-
-    @classmethod
-    def _own_fields(cls) -> set[str]:
-        return set(cls.__annotations__)
 
     def _validate_loc3r(self) -> None:
         """Type and range checks with messages naming the field (the HF ``strict`` checks do not run on subclasses).
@@ -202,10 +170,8 @@ class Loc3rConfig(PreTrainedConfig):
                 fail(name, f"must be one of {allowed}")
         if self.camera_prior == "poses" and self.camera_feature_dim is None:
             self.camera_feature_dim = 9
-        if self.camera_prior is not None and not is_int(self.camera_feature_dim, -(2**63)):
-            fail("camera_feature_dim", "must be a positive int when camera_prior is on")
-        if self.camera_feature_dim is not None and self.camera_feature_dim <= 0:
-            fail("camera_feature_dim", "must be positive")
+        if (self.camera_prior, self.camera_feature_dim) != (None, None) and not is_int(self.camera_feature_dim, 1):
+            fail("camera_feature_dim", "must be a positive int (and is needed when camera_prior is on)")
         rate = self.camera_prior_dropout
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
             fail("camera_prior_dropout", "must be a number in [0, 1]")

@@ -33,8 +33,6 @@ def fourier_frequencies(num_frequencies: int = 8, max_extent: float = 10.0) -> T
     """
     if num_frequencies < 1:
         raise ValueError(f"fourier_encode: num_frequencies must be >= 1, got {num_frequencies}")
-    if not max_extent > MIN_WAVELENGTH / 2:
-        raise ValueError(f"fourier_encode: max_extent must be > {MIN_WAVELENGTH / 2} m, got {max_extent}")
     lam_max = 2.0 * max_extent
     if num_frequencies == 1:
         wavelengths = torch.tensor([lam_max], dtype=torch.float64)
@@ -52,8 +50,6 @@ def fourier_encode(points: Tensor, num_frequencies: int = 8, max_extent: float =
     Wavelengths span 0.1 m .. 2·max_extent, so points 5 cm apart already get clearly different codes while
     the code is unique across the whole scene.
     """
-    if points.ndim == 0 or points.shape[-1] != 3:
-        raise ValueError(f"fourier_encode: expected points [..., 3], got shape {tuple(points.shape)}")
     pts = points.float()
     omega = fourier_frequencies(num_frequencies, max_extent).to(pts.device)
     angles = (pts.unsqueeze(-2) * omega.unsqueeze(-1)).flatten(-2)  # [..., K*3]

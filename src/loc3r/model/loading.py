@@ -71,15 +71,9 @@ def build_model(
         elif random_from is not None:
             if tokenizer is None:
                 tokenizer = build_tiny_tokenizer(corpus or [], vocab_size=512, backbone=cfg.backbone)
-            model = Model.from_backbone_config(
-                random_from,
-                tokenizer,
-                overrides=cfg.config_overrides or None,
-                dtype=dtype,
-                attn_implementation=cfg.attn_implementation if weights else None,
-                seed=seed,
-                **loc3r_kwargs,
-            )
+            attn = cfg.attn_implementation if weights else None
+            overrides = cfg.config_overrides or None
+            model = Model.from_backbone_config(random_from, tokenizer, overrides, dtype, attn, seed, **loc3r_kwargs)
             _check_backbone(model, cfg.backbone, random_from, holds=False)
         elif _is_loc3r_checkpoint(cfg.pretrained_dir):  # a loc3r base, e.g. the shipped loc3r-tiny
             model = load_model(cfg.pretrained_dir, objectives=loc3r_kwargs, dtype=dtype)

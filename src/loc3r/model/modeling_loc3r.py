@@ -3,36 +3,21 @@
 Public API
 ----------
 Build a model with :func:`loc3r.model.loading.build_model` (from a recipe's ``model`` section) or
-:func:`loc3r.model.loading.load_model` (from a checkpoint); they call the constructors below.
+:func:`loc3r.model.loading.load_model` (from a checkpoint); they call the constructors below: ``__init__(config,
+vlm=None)``, :meth:`~Loc3rForConditionalGeneration.tiny` (tests, CPU demo), ``from_backbone_pretrained`` (a real HF
+checkpoint), ``from_backbone_config`` (a real architecture, random weights) and ``from_pretrained`` (strict: safetensors
+only, every weight matched). ``save_pretrained`` writes safetensors + ``config.json`` + tokenizer + processor config.
 
-``Loc3rForConditionalGeneration(config, vlm=None)``
-    ``config``: :class:`~loc3r.model.configuration_loc3r.Loc3rConfig`; ``vlm``: an already loaded HF backbone
-    (else built from ``config.vlm_config`` with random weights).
-``Loc3rForConditionalGeneration.tiny(backbone, tokenizer, seed=0, **config_kwargs)``
-    tiny random model of the SAME HF classes (tests, CPU demo).
-``load_model(base_dir, objectives={...})`` (:mod:`loc3r.model.loading`)
-    fine-tuning start from a loc3r base (e.g. the shipped ``loc3r-tiny``) with other objectives.
-``Loc3rForConditionalGeneration.from_backbone_pretrained(local_dir, dtype=None, attn_implementation=None,
-tokenizer_dir=None, **config_kwargs)``
-    a real HF checkpoint directory (Qwen2.5-VL or LLaVA-OneVision / LLaVA-Video) + its tokenizer; loc3r's special
-    tokens are added, embeddings resized, heads freshly initialised.
-``model.save_pretrained(dir)`` / ``Loc3rForConditionalGeneration.from_pretrained(dir)``
-    safetensors + ``config.json`` (+ the tokenizer when the model holds one); loading is strict (missing,
-    unexpected or mismatched weights are an error) and never unpickles.
-``model.build_processor(mode="train", **kwargs) -> Loc3rProcessor``
-    the collator matching this model (tokenizer + preprocessing settings the model carries).
 ``model(**batch) -> Loc3rOutput``
     ``loss`` (joint objective), ``losses`` (``loss_ce, loss_bev, loss_pos, loss_ori, loss_sit, loss``, detached),
     ``layout_mean / layout_log_var [N_vision, 2]`` (all vision tokens of the batch in sequence order),
     ``position_mean / position_log_var [B, 2]``, ``orientation_logits [B, num_bins]``.
-``model.predict(batch, max_new_tokens=32, tokenizer=None) -> list[Loc3rPrediction]``
+``model.predict(batch, max_new_tokens=32, tokenizer=None, prefix=None) -> list[Loc3rPrediction]``
     greedy answer (own loop on the HF KV cache, M-RoPE positions continued correctly), BEV position + sigma,
     yaw + confidence (circular soft-argmax), per-vision-token layout; world-frame pose when the anchor is known.
-``model.encode_prefix(batch) -> VideoPrefix`` then ``model.predict(batch, prefix=prefix)``
-    encode once, ask many: the prompt part every question about one clip shares (chat prefix + video block, all
-    vision tokens) is run once and kept as a KV cache; each later batch of questions on that clip only runs its
-    own text tokens (situation, ``<Pos> <Ori>``, question) on top of it. Same outputs as the uncached path.
-``model.freeze_vision_tower()``, ``model.gradient_checkpointing_enable()``.
+``model.encode_prefix(batch) -> VideoPrefix``
+    encode once, ask many (:class:`VideoPrefix`): same outputs as the uncached path.
+``model.build_processor(mode)``, ``model.freeze_vision_tower()``, ``model.gradient_checkpointing_enable()``.
 
 Batch keys (from :class:`~loc3r.model.processing.Loc3rProcessor`; B = batch, L = padded length, A = 3 position axes
 for M-RoPE backbones else 1, T = frames, F = camera feature size)
@@ -66,6 +51,7 @@ How the forward works
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import logging
@@ -79,17 +65,12 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import ModelOutput
 
+from loc3r.core.io import read_json
 from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import CueInjector
 from loc3r.model.oracle_tower import oracle_embeddings
-from loc3r.model.tokenizer import (
-    CAMERA_TOKEN,
-    ORI_TOKEN,
-    POS_TOKEN,
-    add_loc3r_special_tokens,
-    special_token_ids,
-)
+from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, add_loc3r_special_tokens, special_token_ids
 from loc3r.objectives import camera_prior, layout, pointer, recognition, situation
 from loc3r.objectives.camera_prior import CameraPriorProjector
 from loc3r.objectives.combine import LossWeights, combine_losses
@@ -100,13 +81,7 @@ from loc3r.objectives.qa import lm_loss, supervised_mask
 from loc3r.objectives.recognition import RecognitionHead, token_category_loss
 from loc3r.objectives.situation import OrientationHead, PositionHead, decode_orientation, orientation_kl
 
-__all__ = [
-    "Loc3rForConditionalGeneration",
-    "Loc3rOutput",
-    "Loc3rPrediction",
-    "Loc3rPreTrainedModel",
-    "VideoPrefix",
-]
+__all__ = ["Loc3rForConditionalGeneration", "Loc3rOutput", "Loc3rPrediction", "Loc3rPreTrainedModel", "VideoPrefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +96,27 @@ _HEAD_TYPES = (
     CameraPriorProjector,
     CueInjector,
 )
+
+
+def _hf_kwargs(dtype: Any, attn_implementation: str | None) -> dict[str, Any]:
+    """The ``dtype`` / ``attn_implementation`` arguments of HF model construction that are given."""
+    return {k: v for k, v in (("dtype", dtype), ("attn_implementation", attn_implementation)) if v is not None}
+
+
+def _inference(method: Any) -> Any:
+    """``method`` run in eval mode without gradients; the module's training flag is restored afterwards."""
+
+    @functools.wraps(method)
+    def run(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return method(self, *args, **kwargs)
+        finally:
+            self.train(was_training)
+
+    return run
 
 
 # ======================================================================================================= outputs
@@ -183,9 +179,6 @@ class VideoPrefix:
     position_ids: Tensor  # [1, A, P]
     hidden: Tensor  # [1, P, D] final hidden states of the prefix (the layout head reads its vision tokens)
     cache: Any
-    #: key of what the prefix was built from (frames, poses, points, camera features): a later prompt is checked
-    #: against ``input_ids`` token by token, and the caller checks this key for everything that is not a token id
-    source_key: str | None = None
 
     @property
     def length(self) -> int:
@@ -232,10 +225,6 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         # diagnostic perfect-perception input (loc3r.model.oracle_tower): the position part of an oracle token
         self.oracle_position = CueInjector(hidden, config.cue_num_frequencies) if config.oracle_vision else None
         self.recognition_head = recognition.build_head(config, hidden)
-        if config.situation_enabled and (config.pos_token_id is None or config.ori_token_id is None):
-            raise ValueError("Loc3rConfig: situation_objective needs pos_token_id and ori_token_id")
-        if config.camera_prior is not None and config.camera_token_id is None:
-            raise ValueError("Loc3rConfig: camera_prior needs camera_token_id")
         self.loss_weights = LossWeights(
             bev=config.bev_loss_weight,
             situation=config.situation_loss_weight,
@@ -275,8 +264,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
     def _log_attention(self) -> None:
         vlm_cfg = self.config.vlm_config
         text_impl = getattr(vlm_cfg.get_text_config(), "_attn_implementation", None)
-        vision_cfg = getattr(vlm_cfg, "vision_config", None)
-        vision_impl = getattr(vision_cfg, "_attn_implementation", None) if vision_cfg is not None else None
+        vision_impl = getattr(getattr(vlm_cfg, "vision_config", None), "_attn_implementation", None)
         logger.info(
             "loc3r backbone %s (%s): LLM attention implementation %r, vision attention implementation %r "
             "(every part: %s)",
@@ -315,11 +303,6 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                 count += p.numel()
         return count
 
-    def _cache_kwarg(self, lm: nn.Module) -> str:
-        """Name of the KV-cache argument of the LLM (``cache`` in transformers >= 5.2x, ``past_key_values`` before)."""
-        params = inspect.signature(lm.forward).parameters
-        return "cache" if "cache" in params else "past_key_values"
-
     # --------------------------------------------------------------------------------------------- forward parts
     def embed_inputs(
         self,
@@ -344,22 +327,13 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         """
         embeds = self.get_input_embeddings()(input_ids)
         vision_mask = input_ids == self.video_token_id
-        n_vision = int(vision_mask.sum())
         decoder_kwargs: dict[str, Any] = {}
-        if n_vision and self.oracle_position is not None:
-            if not oracle or any(oracle.get(k) is None for k in ("word_ids", "points", "valid")):
-                raise ValueError("vision_input is oracle_objects but the batch has no 'oracle_word_ids/points/valid'")
-            vision = oracle_embeddings(
-                self.get_input_embeddings(),
-                oracle["word_ids"][vision_mask],
-                oracle["points"][vision_mask],
-                oracle["valid"][vision_mask],
-                self.oracle_position,
-            )
+        has_vision = bool(vision_mask.any())
+        if has_vision and self.oracle_position is not None:
+            words, points, valid = (oracle[k][vision_mask] for k in ("word_ids", "points", "valid"))
+            vision = oracle_embeddings(self.get_input_embeddings(), words, points, valid, self.oracle_position)
             embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), vision.to(embeds.dtype))
-        elif n_vision:
-            if pixel_inputs.get("pixel_values_videos") is None:
-                raise ValueError(f"the batch has {n_vision} video placeholder tokens but no 'pixel_values_videos'")
+        elif has_vision:
             features = self.adapter.encode_video_features(self.vlm, pixel_inputs)
             if features.layer_features and not return_decoder_kwargs:
                 raise ValueError(
@@ -367,27 +341,13 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                     "embed_inputs(..., return_decoder_kwargs=True) and pass them to decode()"
                 )
             vision = features.embeds
-            if vision.shape[0] != n_vision:
-                raise ValueError(
-                    f"the vision tower produced {vision.shape[0]} tokens but the prompts hold {n_vision} video "
-                    "placeholders (processor and model configs disagree?)"
-                )
             if self.cue_injector is not None:
-                if cue_points is None or cue_valid is None:
-                    raise ValueError("cue_injection is on but the batch has no 'cue_points' / 'cue_valid'")
                 vision = vision + self.cue_injector(cue_points[vision_mask], cue_valid[vision_mask]).to(vision.dtype)
             embeds = embeds.masked_scatter(vision_mask.unsqueeze(-1), vision.to(embeds.dtype))
             decoder_kwargs = self.adapter.decoder_vision_kwargs(features, vision_mask)
         if self.camera_projector is not None:
             camera_mask = input_ids == self.config.camera_token_id
-            if camera_features is None or camera_valid is None:
-                raise ValueError("camera_prior is on but the batch has no 'camera_features' / 'camera_valid'")
-            feats = camera_features[camera_valid]
-            if feats.shape[0] != int(camera_mask.sum()):
-                raise ValueError(
-                    f"{feats.shape[0]} camera feature rows for {int(camera_mask.sum())} {CAMERA_TOKEN} tokens"
-                )
-            camera = self.camera_projector(feats)
+            camera = self.camera_projector(camera_features[camera_valid])
             embeds = embeds.masked_scatter(camera_mask.unsqueeze(-1), camera.to(embeds.dtype))
         if return_decoder_kwargs:
             return embeds, vision_mask, decoder_kwargs
@@ -403,28 +363,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             value = inputs.get(key)
             return value[:, :cut] if value is not None and cut is not None else value
 
-        pixels = {
-            "pixel_values_videos": inputs.get("pixel_values_videos"),
-            "video_grid_thw": inputs.get("video_grid_thw"),
-        }
-        return self.embed_inputs(
-            input_ids,
-            pixels,
-            token("cue_points"),
-            token("cue_valid"),
-            inputs.get("camera_features"),
-            inputs.get("camera_valid"),
-            return_decoder_kwargs=True,
-            oracle={k: token(f"oracle_{k}") for k in ("word_ids", "points", "valid")},
-        )
-
-    def _hf_positions(self, position_ids: Tensor) -> Tensor:
-        """``[B, A, L]`` (batch first) -> HF layout: ``[3, B, L]`` for M-RoPE, ``[B, L]`` otherwise."""
-        if position_ids.ndim != 3:
-            raise ValueError(f"position_ids must be [B, A, L] (batch first), got shape {tuple(position_ids.shape)}")
-        if self.adapter.uses_mrope:
-            return position_ids.permute(1, 0, 2)
-        return position_ids[:, 0]
+        pixels = {k: inputs.get(k) for k in ("pixel_values_videos", "video_grid_thw")}
+        camera = (inputs.get("camera_features"), inputs.get("camera_valid"))
+        oracle = {k: token(f"oracle_{k}") for k in ("word_ids", "points", "valid")}
+        return self.embed_inputs(input_ids, pixels, token("cue_points"), token("cue_valid"), *camera, True, oracle)
 
     def decode(
         self,
@@ -435,23 +377,19 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         use_cache: bool = False,
         **decoder_kwargs: Any,
     ) -> tuple[Tensor, Any]:
-        """Run the HF LLM decoder; returns ``(last_hidden_state [B, L, D], cache)``.
-
-        ``decoder_kwargs``: the backbone's extra vision arguments of the prompt forward (from ``embed_inputs``)."""
+        """Run the HF LLM decoder; returns ``(last_hidden_state [B, L, D], cache)``. ``position_ids [B, A, L]`` go to HF
+        as ``[3, B, L]`` (M-RoPE) or ``[B, L]``; ``decoder_kwargs``: the backbone's extra vision arguments of the
+        prompt forward (from ``embed_inputs``). The KV cache is ``cache`` in transformers >= 5.2x (``past_key_values``
+        before, a deprecated alias there)."""
         lm = self.adapter.language_model(self.vlm)
-        kwargs: dict[str, Any] = {
-            "inputs_embeds": inputs_embeds,
-            "attention_mask": attention_mask,
-            "position_ids": self._hf_positions(position_ids),
-            "use_cache": use_cache,
-            **decoder_kwargs,
-        }
+        positions = position_ids.permute(1, 0, 2) if self.adapter.uses_mrope else position_ids[:, 0]
+        kwargs = dict(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=positions, **decoder_kwargs
+        )
         if cache is not None:
-            kwargs[self._cache_kwarg(lm)] = cache
-        out = lm(**kwargs)
-        new_cache = None
-        if use_cache:  # ``cache`` in transformers >= 5.2x (``past_key_values`` is a deprecated alias there)
-            new_cache = out["cache"] if "cache" in out else out.get("past_key_values")
+            kwargs["cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"] = cache
+        out = lm(use_cache=use_cache, **kwargs)
+        new_cache = (out["cache"] if "cache" in out else out.get("past_key_values")) if use_cache else None
         return out.last_hidden_state, new_cache
 
     @staticmethod
@@ -478,16 +416,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     def objective_heads(self) -> list[nn.Module]:
         """loc3r's own modules on top of the backbone (heads, camera prior, cue injector) that exist."""
-        mods = (
-            self.layout_head,
-            self.position_head,
-            self.orientation_head,
-            self.pointer_head,
-            self.recognition_head,
-            self.camera_projector,
-            self.cue_injector,
-            self.oracle_position,
-        )
+        names = "layout_head position_head orientation_head pointer_head recognition_head camera_projector cue_injector"
+        mods = [getattr(self, name) for name in (*names.split(), "oracle_position")]
         return [m for m in mods if m is not None]
 
     def run_heads(
@@ -531,10 +461,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             tokens, token_mask = pad_rows(rows["layout"].detach(), counts)
             token_xy, _ = pad_rows(heads.layout_mean.detach(), counts)
             out = self.pointer_head(rows["pos"], rows["ori"], tokens, token_xy, token_mask, *(true_situation or ()))
-            heads.position_mean, heads.position_log_var = out["position_mean"], out["position_log_var"]
-            heads.orientation_logits = out["orientation_logits"]
-            heads.position_attention = out["position_attention"]
-            heads.orientation_attention = out["orientation_attention"]
+            for name, value in out.items():  # position_mean/log_var, orientation_logits and both attention maps
+                setattr(heads, name, value)
             return heads, rows
         if "pos" in rows:
             heads.position_mean, heads.position_log_var = self.position_head(rows["pos"])
@@ -569,122 +497,74 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         oracle_valid: Tensor | None = None,
         anchor_tokens: Tensor | None = None,
         faced_tokens: Tensor | None = None,
-        return_layout: bool = False,
         return_hidden_states: bool = False,
     ) -> Loc3rOutput:
         """Joint forward (see the module docstring). ``second_per_grid_ts`` and ``mm_token_type_ids`` are accepted
         for HF compatibility; the processor already folded them into ``position_ids``."""
-        if position_ids is None:
-            raise ValueError("position_ids are required (Loc3rProcessor computes them, incl. M-RoPE and camera tokens)")
         pixel_inputs = {"pixel_values_videos": pixel_values_videos, "video_grid_thw": video_grid_thw}
+        oracle = {"word_ids": oracle_word_ids, "points": oracle_points, "valid": oracle_valid}
         embeds, vision_mask, decoder_kwargs = self.embed_inputs(
-            input_ids,
-            pixel_inputs,
-            cue_points,
-            cue_valid,
-            camera_features,
-            camera_valid,
-            return_decoder_kwargs=True,
-            oracle={"word_ids": oracle_word_ids, "points": oracle_points, "valid": oracle_valid},
+            input_ids, pixel_inputs, cue_points, cue_valid, camera_features, camera_valid, True, oracle
         )
         hidden, _ = self.decode(embeds, attention_mask, position_ids, **decoder_kwargs)
+        terms: dict[str, Tensor | None] = dict.fromkeys(("ce", "bev", "pos", "ori", "rec", "anchor"))
         # recognition (base pretraining only): every vision token as the tower feeds it to the LLM
-        rec_loss = None
         if self.recognition_head is not None and recognition_targets is not None:
-            rec_valid = recognition_valid[vision_mask] if recognition_valid is not None else None
-            rec_loss = token_category_loss(
-                self.recognition_head(embeds[vision_mask]),
-                recognition_targets[vision_mask],
-                rec_valid,
+            logits = self.recognition_head(embeds[vision_mask])
+            terms["rec"] = token_category_loss(
+                logits, recognition_targets[vision_mask], recognition_valid[vision_mask],
                 self.config.recognition_background_weight,
-            )
+            )  # fmt: skip
         ce_mask = supervised_mask(labels) if labels is not None else None
         train_situation = self.training and situation_position is not None and situation_valid is not None
-        out, rows = self.run_heads(
-            hidden,
-            input_ids,
-            vision_mask,
-            layout=self.layout_head is not None and (layout_targets is not None or return_layout),
-            extra_rows=None if ce_mask is None else {"ce": ce_mask},
-            true_situation=(situation_position, situation_valid) if train_situation else None,
-        )
-        terms = {"rec": rec_loss}
+        extra_rows = None if ce_mask is None else {"ce": ce_mask}
+        truth = (situation_position, situation_valid) if train_situation else None
+        out, rows = self.run_heads(hidden, input_ids, vision_mask, layout_targets is not None, extra_rows, truth)
         if labels is not None:  # language modelling, LM head on supervised positions only
             terms["ce"] = lm_loss(self.get_output_embeddings(), rows["ce"], labels, ce_mask, hidden)
-        terms.update(
-            self._head_losses(
-                out, vision_mask, layout_targets, layout_valid, situation_position, situation_yaw, situation_valid,
-                anchor_tokens, faced_tokens,
-            )
-        )  # fmt: skip
+        if out.layout_mean is not None and layout_targets is not None:  # every vision token
+            targets = layout_targets[vision_mask]
+            terms["bev"] = layout_loss(out.layout_mean, out.layout_log_var, targets, layout_valid[vision_mask])
+        if out.position_mean is not None and situation_position is not None:
+            terms["pos"] = gaussian_nll(out.position_mean, out.position_log_var, situation_position, situation_valid)
+        if out.orientation_logits is not None and situation_yaw is not None:
+            sigma = self.config.orientation_sigma_bins
+            terms["ori"] = orientation_kl(out.orientation_logits, situation_yaw, situation_valid, sigma)
+        # anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
+        if self.config.anchor_loss_enabled and out.position_attention is not None and anchor_tokens is not None:
+            attention = (out.position_attention, out.orientation_attention)
+            terms["anchor"] = anchor_loss(*attention, vision_mask, anchor_tokens, faced_tokens)
         if any(t is not None for t in terms.values()):
-            out.loss, out.losses = combine_losses(
-                terms.get("ce"), terms["bev"], terms["pos"], terms["ori"], self.loss_weights,
-                rec=terms["rec"], anchor=terms["anchor"],
-            )  # fmt: skip
+            out.loss, out.losses = combine_losses(weights=self.loss_weights, **terms)
         if return_hidden_states:
             out.last_hidden_state = hidden
         return out
 
-    def _head_losses(
-        self,
-        heads: Loc3rOutput,
-        vision_mask: Tensor,
-        layout_targets: Tensor | None,
-        layout_valid: Tensor | None,
-        situation_position: Tensor | None,
-        situation_yaw: Tensor | None,
-        situation_valid: Tensor | None,
-        anchor_tokens: Tensor | None,
-        faced_tokens: Tensor | None,
-    ) -> dict[str, Tensor | None]:
-        """The layout, situation and anchor terms (None where not computed), in this order."""
-        terms: dict[str, Tensor | None] = {"bev": None, "pos": None, "ori": None, "anchor": None}
-        if heads.layout_mean is not None and layout_targets is not None:  # every vision token
-            valid = layout_valid[vision_mask] if layout_valid is not None else None
-            terms["bev"] = layout_loss(heads.layout_mean, heads.layout_log_var, layout_targets[vision_mask], valid)
-        if heads.position_mean is not None and situation_position is not None:
-            mean, log_var = heads.position_mean, heads.position_log_var
-            terms["pos"] = gaussian_nll(mean, log_var, situation_position, situation_valid)
-        if heads.orientation_logits is not None and situation_yaw is not None:
-            sigma = self.config.orientation_sigma_bins
-            terms["ori"] = orientation_kl(heads.orientation_logits, situation_yaw, situation_valid, sigma)
-        # anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
-        if self.config.anchor_loss_enabled and heads.position_attention is not None and anchor_tokens is not None:
-            terms["anchor"] = anchor_loss(
-                heads.position_attention, heads.orientation_attention, vision_mask, anchor_tokens, faced_tokens
-            )
-        return terms
-
     # --------------------------------------------------------------------------------------------- inference
-    @torch.no_grad()
-    def encode_prefix(self, batch: Any, source_key: str | None = None) -> VideoPrefix:
+    def _inputs(self, batch: Any) -> dict[str, Any]:
+        device = self.get_input_embeddings().weight.device
+        return {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in dict(batch).items()}
+
+    @_inference
+    def encode_prefix(self, batch: Any) -> VideoPrefix:
         """Run the question-independent prompt start of a ONE-sample eval batch once (see :class:`VideoPrefix`).
 
         The prefix ends after the last vision / ``<Cam>`` token (the processor records it as
         ``SampleMeta.prefix_length``); the sample's own question is not run. Use with ``predict(..., prefix=...)``.
         """
-        was_training = self.training
-        self.eval()
-        try:
-            device = self.get_input_embeddings().weight.device
-            inputs = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in dict(batch).items()}
-            input_ids = inputs["input_ids"]
-            if input_ids.shape[0] != 1:
-                raise ValueError(f"encode_prefix needs a batch of one clip, got {input_ids.shape[0]} rows")
-            metadata = list(getattr(batch, "metadata", None) or [])
-            length = getattr(metadata[0], "prefix_length", None) if metadata else None
-            if length is None:
-                raise ValueError("encode_prefix needs batch.metadata[0].prefix_length (build it with Loc3rProcessor)")
-            if "attention_mask" in inputs and not bool(inputs["attention_mask"].all()):
-                raise ValueError("encode_prefix: a one-sample batch has no padding, but attention_mask has zeros")
-            ids = input_ids[:, :length]
-            embeds, _, decoder_kwargs = self._embed_batch(ids, inputs, cut=length)
-            positions = inputs["position_ids"][:, :, :length]
-            hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
-            return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache, source_key=source_key)
-        finally:
-            self.train(was_training)
+        inputs = self._inputs(batch)
+        input_ids = inputs["input_ids"]
+        if input_ids.shape[0] != 1:
+            raise ValueError(f"encode_prefix needs a batch of one clip, got {input_ids.shape[0]} rows")
+        metadata = list(getattr(batch, "metadata", None) or [])
+        length = getattr(metadata[0], "prefix_length", None) if metadata else None
+        if length is None:
+            raise ValueError("encode_prefix needs batch.metadata[0].prefix_length (build it with Loc3rProcessor)")
+        ids = input_ids[:, :length]
+        embeds, _, decoder_kwargs = self._embed_batch(ids, inputs, cut=length)
+        positions = inputs["position_ids"][:, :, :length]
+        hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
+        return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache)
 
     def _decode_after_prefix(
         self, prefix: VideoPrefix, input_ids: Tensor, attention: Tensor, positions: Tensor, use_cache: bool
@@ -710,33 +590,28 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
                     "(another clip, other frames or another processor?)"
                 )
             rows.append((ids_b[p_len:], pos_b[:, p_len:]))
-        special = [self.video_token_id] + ([self.config.camera_token_id] if self.camera_projector is not None else [])
         s_len = max(r[0].shape[0] for r in rows)
         pad = self.config.pad_token_id if self.config.pad_token_id is not None else 0
         s_ids = torch.full((batch_size, s_len), pad, dtype=input_ids.dtype, device=input_ids.device)
         s_att = torch.zeros((batch_size, s_len), dtype=attention.dtype, device=attention.device)
         s_pos = torch.zeros((batch_size, positions.shape[1], s_len), dtype=positions.dtype, device=positions.device)
         for b, (ids_b, pos_b) in enumerate(rows):
-            if bool(torch.isin(ids_b, torch.tensor(special, device=ids_b.device)).any()):
-                raise ValueError(f"predict(prefix=...): batch row {b} has vision / camera tokens after the prefix")
             n = ids_b.shape[0]
             s_ids[b, s_len - n :], s_att[b, s_len - n :], s_pos[b, :, s_len - n :] = ids_b, 1, pos_b
         # a copy per call: decoding appends the question's keys/values to the cache, the prefix must stay as it is
         cache = copy.deepcopy(prefix.cache)
         if batch_size > 1:
             cache.batch_repeat_interleave(batch_size)
-        full_att = torch.cat(
-            [torch.ones((batch_size, p_len), dtype=attention.dtype, device=attention.device), s_att], 1
-        )
-        s_hidden, cache = self.decode(
-            self.get_input_embeddings()(s_ids), full_att, s_pos, cache=cache, use_cache=use_cache
-        )
+        ones = torch.ones((batch_size, p_len), dtype=attention.dtype, device=attention.device)
+        full_att = torch.cat([ones, s_att], 1)
+        embeds = self.get_input_embeddings()(s_ids)
+        s_hidden, cache = self.decode(embeds, full_att, s_pos, cache=cache, use_cache=use_cache)
         full_ids = torch.cat([p_ids.expand(batch_size, -1), s_ids], dim=1)
         full_pos = torch.cat([prefix.position_ids.to(positions.device).expand(batch_size, -1, -1), s_pos], dim=2)
         hidden = torch.cat([prefix.hidden.expand(batch_size, -1, -1), s_hidden], dim=1)
         return full_ids, full_att, full_pos, hidden, cache
 
-    @torch.no_grad()
+    @_inference
     def predict(
         self,
         batch: Any,
@@ -753,29 +628,12 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         ``prefix`` (from :meth:`encode_prefix` on the same clip): every row's video part is taken from it and only
         the text after it is run (:class:`VideoPrefix`); the batch's ``pixel_values_videos`` are then not used.
         """
-        was_training = self.training
-        self.eval()
-        try:
-            return self._predict(batch, max_new_tokens, tokenizer or self.tokenizer, prefix)
-        finally:
-            self.train(was_training)
-
-    def _predict(
-        self,
-        batch: Any,
-        max_new_tokens: int,
-        tokenizer: PreTrainedTokenizerBase | None,
-        prefix: VideoPrefix | None = None,
-    ) -> list[Loc3rPrediction]:
+        tokenizer = tokenizer or self.tokenizer
         metadata = list(getattr(batch, "metadata", None) or [])
-        device = self.get_input_embeddings().weight.device
-        inputs = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in dict(batch).items()}
+        inputs = self._inputs(batch)
         if "labels" in inputs:
             raise ValueError("predict needs an eval-mode batch (prompt only); got one with 'labels' (train mode)")
-        input_ids = inputs["input_ids"]
-        attention = inputs.get("attention_mask")
-        if attention is None:
-            attention = torch.ones_like(input_ids)
+        input_ids, attention = inputs["input_ids"], inputs["attention_mask"]
         if not bool(attention[:, -1].all()):
             raise ValueError("predict needs left-padded prompts (Loc3rProcessor in mode='eval')")
         positions = inputs["position_ids"]
@@ -799,17 +657,20 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     @staticmethod
     def _decode_heads(heads: Loc3rOutput, vision_mask: Tensor) -> dict[str, Any]:
-        """Per-row layout means / sigmas, position mean / sigma, yaw + confidence + bin probabilities (what exists)."""
+        """The :class:`Loc3rPrediction` fields of the heads that exist, indexed by row: layout means / sigmas,
+        position mean / sigma, yaw + confidence + bin probabilities."""
         out: dict[str, Any] = {}
         if heads.layout_mean is not None:
             counts = vision_mask.sum(dim=1).tolist()
-            out["layout_mean"] = torch.split(heads.layout_mean, counts)
-            out["layout_sigma"] = torch.split(torch.exp(0.5 * heads.layout_log_var), counts)
+            for name, values in (("mean", heads.layout_mean), ("sigma", torch.exp(0.5 * heads.layout_log_var))):
+                out[f"layout_{name}"] = [t.float().cpu().numpy() for t in torch.split(values, counts)]
         if heads.position_mean is not None:
-            out["pos_mean"], out["pos_sigma"] = heads.position_mean, torch.exp(0.5 * heads.position_log_var)
+            out["position_bev"] = heads.position_mean.float().cpu().numpy()
+            out["position_sigma"] = torch.exp(0.5 * heads.position_log_var).float().cpu().numpy()
         if heads.orientation_logits is not None:
-            out["yaw"], out["conf"] = decode_orientation(heads.orientation_logits)
-            out["yaw_probs"] = torch.softmax(heads.orientation_logits.float(), dim=-1)
+            yaw, confidence = decode_orientation(heads.orientation_logits)
+            out["yaw_bev"], out["yaw_confidence"] = yaw.tolist(), confidence.tolist()
+            out["yaw_probabilities"] = torch.softmax(heads.orientation_logits.float(), dim=-1).cpu().numpy()
         return out
 
     def _greedy(self, hidden: Tensor, cache: Any, attention: Tensor, positions: Tensor, max_new_tokens: int) -> Tensor:
@@ -853,22 +714,15 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             answer=tokenizer.decode(ids, skip_special_tokens=True).strip() if tokenizer is not None else None,
             answer_token_ids=ids,
         )
-        if "pos_mean" in heads:
-            pred.position_bev = heads["pos_mean"][b].float().cpu().numpy()
-            pred.position_sigma = heads["pos_sigma"][b].float().cpu().numpy()
-        if "yaw" in heads:
-            pred.yaw_bev = float(heads["yaw"][b])
-            pred.yaw_confidence = float(heads["conf"][b])
-            pred.yaw_probabilities = heads["yaw_probs"][b].cpu().numpy()
+        for name, rows in heads.items():
+            setattr(pred, name, rows[b])
         anchor = getattr(meta, "anchor", None)
         if anchor is not None:
             if pred.position_bev is not None:
                 pred.position_world = anchor.points_to_world(pred.position_bev.astype(np.float64))
             if pred.yaw_bev is not None:
                 pred.yaw_world = float(anchor.yaw_to_world(pred.yaw_bev))
-        if "layout_mean" in heads:
-            pred.layout_mean = heads["layout_mean"][b].float().cpu().numpy()
-            pred.layout_sigma = heads["layout_sigma"][b].float().cpu().numpy()
+        if pred.layout_mean is not None:
             truth = getattr(meta, "token_points_bev", None)
             if truth is not None and len(truth) == len(pred.layout_mean) and np.isfinite(truth).any():
                 errors = np.linalg.norm(pred.layout_mean - truth, axis=1)
@@ -950,12 +804,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         adapter = get_backbone(backbone)
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or local_dir))
         add_loc3r_special_tokens(tokenizer, backbone)
-        load_kwargs: dict[str, Any] = {}
-        if dtype is not None:
-            load_kwargs["dtype"] = dtype
-        if attn_implementation is not None:
-            load_kwargs["attn_implementation"] = attn_implementation
-        vlm = adapter.load_pretrained(local_dir, **load_kwargs)
+        vlm = adapter.load_pretrained(local_dir, **_hf_kwargs(dtype, attn_implementation))
         if len(tokenizer) > vlm.get_input_embeddings().weight.shape[0]:
             vlm.resize_token_embeddings(len(tokenizer))
         ids = special_token_ids(tokenizer, backbone)
@@ -1004,19 +853,13 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             path = path / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: backbone config not found")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        data = read_json(path, "backbone config")
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object")
         data = {k: v for k, v in data.items() if not k.startswith("_") and k != "architectures"}
         backbone = cls.backbone_for_model_type(data.get("model_type"), str(path))
         for key, value in (overrides or {}).items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **value}
-            else:
-                data[key] = value
+            data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
         model_type = data.pop("model_type")
         try:
             config = CONFIG_MAPPING[model_type](**data)
@@ -1053,14 +896,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         text_config = vlm_config.get_text_config()
         text_config.eos_token_id = ids[adapter.eos_token]
         text_config.pad_token_id = ids[adapter.pad_token]
-        kwargs: dict[str, Any] = {}
-        if dtype is not None:
-            kwargs["dtype"] = dtype
-        if attn_implementation is not None:
-            kwargs["attn_implementation"] = attn_implementation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            vlm = adapter.hf_model_class._from_config(vlm_config, **kwargs)
+            vlm = adapter.hf_model_class._from_config(vlm_config, **_hf_kwargs(dtype, attn_implementation))
             config = cls._make_config(backbone, vlm.config, tokenizer, **config_kwargs)
             model = cls(config, vlm=vlm)
         if dtype is not None:
@@ -1119,10 +957,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         kwargs.setdefault("local_files_only", True)
         try:
             model, info = super().from_pretrained(str(path), *args, output_loading_info=True, **kwargs)
-        except (OSError, RuntimeError, EOFError) as err:  # safetensors raises SafetensorError (an OSError/Exception)
-            raise ValueError(f"{path}: cannot read the weights (truncated or damaged *.safetensors?): {err}") from err
-        except Exception as err:
-            if type(err).__name__ != "SafetensorError":
+        except Exception as err:  # safetensors raises SafetensorError (an OSError or a plain Exception)
+            if not isinstance(err, OSError | RuntimeError | EOFError) and type(err).__name__ != "SafetensorError":
                 raise
             raise ValueError(f"{path}: cannot read the weights (truncated or damaged *.safetensors?): {err}") from err
         problems = {k: sorted(info.get(k) or []) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
@@ -1141,11 +977,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
 
     def _check_checkpoint(self, path: Path) -> None:
         """Non-finite weights and special-token ids that disagree with the tokenizer are errors naming the field."""
-        bad = [
-            name
-            for name, tensor in self.state_dict().items()
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
-        ]
+        bad = [n for n, t in self.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:
             raise ValueError(
                 f"{path}: weights with NaN/inf values in {bad[:8]}{' ...' if len(bad) > 8 else ''} "

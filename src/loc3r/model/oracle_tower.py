@@ -48,14 +48,12 @@ ORACLE_MAX_WORDS = 6
 def token_object_names(shares: np.ndarray, names: dict[int, str]) -> list[str]:
     """The name of every token's majority object: ``shares [N, K]`` is each token's share of instance ids 0..K-1
     (:func:`loc3r.core.geometry.pool_token_labels` of the instance masks), ``names`` the id -> name table."""
-    out: list[str] = []
-    objects = shares[:, 1:] if shares.shape[1] > 1 else np.zeros((len(shares), 0))
-    for row in objects:
-        if not len(row) or row.max() < ORACLE_MIN_SHARE:
-            out.append(ORACLE_BACKGROUND)
-            continue
-        out.append(names.get(int(row.argmax()) + 1, ORACLE_BACKGROUND))
-    return out
+    return [
+        names.get(int(row.argmax()) + 1, ORACLE_BACKGROUND)
+        if len(row) and row.max() >= ORACLE_MIN_SHARE
+        else ORACLE_BACKGROUND
+        for row in shares[:, 1:]
+    ]
 
 
 def oracle_embeddings(
@@ -72,8 +70,7 @@ def pad_word_ids(ids: list[list[int]]) -> np.ndarray:
     """``[N, ORACLE_MAX_WORDS]`` int64, -1 padded (names longer than that are cut)."""
     out = np.full((len(ids), ORACLE_MAX_WORDS), -1, dtype=np.int64)
     for i, row in enumerate(ids):
-        row = row[:ORACLE_MAX_WORDS]
-        out[i, : len(row)] = row
+        out[i, : len(row[:ORACLE_MAX_WORDS])] = row[:ORACLE_MAX_WORDS]
     return out
 
 

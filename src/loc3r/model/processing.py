@@ -19,11 +19,9 @@ Per sample it
 4. builds, for every enabled objective, its targets with that objective's module (:mod:`loc3r.objectives`: the
    clip's BEV anchor frame from ``poses[0]``, then layout targets per vision token, situation targets, recognition
    and anchor targets; the cue-injection and oracle inputs with their model modules) — missing geometry is masked;
-5. gets the per-frame camera features from the camera provider (camera prior on only). Whether a sample gets its
-   camera tokens at all is ``camera_input`` (see :class:`Loc3rProcessor`): in training, camera-prior dropout (our
-   addition, :func:`~loc3r.objectives.camera_prior.camera_prior_dropped`) leaves them out of a ``camera_prior_dropout``
-   fraction of the samples; at inference they are left out when the sample has no poses (a plain RGB video). A sample
-   without them has no ``<Cam>`` token in its prompt and ``camera_valid = False`` on all its frames, and
+5. gets the per-frame camera features from the camera provider (camera prior on only) for the samples that get
+   their camera tokens (``camera_input`` of :class:`Loc3rProcessor`: camera-prior dropout in training, poses present
+   at inference); a sample without them has no ``<Cam>`` token and ``camera_valid = False`` on all its frames, and
    ``SampleMeta.camera_prior_used`` says which way it went;
 6. computes the LLM positions (M-RoPE 3-D for Qwen2.5-VL, including camera tokens). The temporal M-RoPE scale uses
    the clip's real sampling rate when the loader records it as ``sample.meta["sampled_fps"]`` (frames per second of
@@ -53,7 +51,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +61,8 @@ import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from loc3r.core.errors import ConfigError
-from loc3r.core.geometry import AnchorFrame, GeometryError, VisionSegment, anchor_frame
-from loc3r.core.io import write_json
+from loc3r.core.geometry import AnchorFrame, VisionSegment, anchor_frame
+from loc3r.core.io import read_json, write_json
 from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
@@ -128,10 +125,7 @@ def read_processor_config(path: Path, backbone: str) -> dict[str, Any]:
     """The saved ``loc3r_processor_config.json`` at ``path``, checked once for every reader (the model's
     ``from_pretrained`` and :meth:`Loc3rProcessor.from_pretrained`): a JSON object of ``backbone``'s prompt format
     as this code writes it, ``num_frames`` a positive int or null. Errors name the file and the field."""
-    try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    saved = read_json(path, "processor config")
     if not isinstance(saved, dict):
         raise ValueError(f"{path}: expected a JSON object")
     if saved.get("backbone") != backbone:
@@ -278,10 +272,8 @@ class Loc3rProcessor:
             ``"given"``: every sample, a missing input is an error. ``"none"``: no sample (a model evaluated as on
             pose-less video; the ground truth still comes from the poses).
         camera_dropout_seed: the training seed that makes the camera-prior dropout deterministic.
-        clip_cache_mb: memory (MiB) for re-using the per-clip work (frame preprocessing, token footprints and
-            layout targets, recognition targets) when several samples show the same clip, as SynthRooms' many
-            situations and questions per room do; keyed by a digest of the clip's frames, poses, points, pixel
-            labels and the preprocessing options, evicted least-recently-used. 0 turns it off.
+        clip_cache_mb: memory (MiB) of the :class:`ClipCache` (per-clip work re-used by the samples of one clip);
+            0 turns it off.
     """
 
     def __init__(
@@ -326,9 +318,7 @@ class Loc3rProcessor:
         self.camera_provider = camera_provider
         pose_free_file = config.camera_prior == "file" and not camera_root and self.mode == "eval"
         if config.camera_prior is not None and camera_provider is None and not pose_free_file:
-            from loc3r.objectives.camera_prior import build_camera_provider
-
-            self.camera_provider = build_camera_provider(
+            self.camera_provider = camera_prior.build_camera_provider(
                 config.camera_prior, camera_root, key=camera_key, feature_dim=config.camera_feature_dim
             )
         self._text_cache: dict[str, list[int]] = {}
@@ -397,10 +387,7 @@ class Loc3rProcessor:
     def _frame_options(self, sample: ClipSample, where: str) -> tuple[np.ndarray, dict[str, Any]]:
         """Validate ``sample`` (errors name it and the field); its frames and the preprocessing options of its clip
         (the real frame rate and frame times when the loader records them)."""
-        try:
-            sample.validate()
-        except GeometryError as err:
-            raise SampleError(f"{where}: {err}") from err
+        sample.validate()
         frames = np.asarray(sample.frames)
         if self.num_frames is not None and frames.shape[0] != self.num_frames:
             raise SampleError(f"{where}: field 'frames' has {frames.shape[0]} frames, expected {self.num_frames}")
@@ -493,12 +480,7 @@ class Loc3rProcessor:
         where = f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
         frames, options = self._frame_options(sample, where)
         clip, encoding = self._clip(sample, frames, options, encoding, where)
-        anchor = None
-        if sample.poses is not None:
-            try:
-                anchor = anchor_frame(sample.poses[0], f"{where}: field 'poses'[0]")
-            except GeometryError as err:
-                raise SampleError(str(err)) from err
+        anchor = anchor_frame(sample.poses[0]) if sample.poses is not None else None  # rigid: validated
         use_camera = self.camera_used(sample, mode)
         if self.config.camera_prior is not None:
             self.camera_counts["used" if use_camera else "not used"] += 1
@@ -533,11 +515,7 @@ class Loc3rProcessor:
 
     # ------------------------------------------------------------------------------------------------ batch
     def __call__(
-        self,
-        samples: list[ClipSample],
-        mode: Mode | None = None,
-        video_encoding: Any = None,
-        with_pixels: bool = True,
+        self, samples: list[ClipSample], mode: Mode | None = None, video_encoding: Any = None, with_pixels: bool = True
     ) -> Loc3rBatch:
         """Collate ``samples`` into a :class:`Loc3rBatch` (see the module docstring for keys and padding).
 

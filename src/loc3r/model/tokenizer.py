@@ -86,15 +86,10 @@ def add_loc3r_special_tokens(tokenizer: PreTrainedTokenizerBase, backbone: str) 
     (:meth:`Loc3rForConditionalGeneration.from_backbone_pretrained` does).
     """
     vocab = tokenizer.get_vocab()
-    missing = [t for t in special_tokens_for(backbone) if t not in vocab]
-    added = 0
-    if missing:
-        added = tokenizer.add_tokens(
-            [AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True
-        )
-    adapter = get_backbone(backbone)
+    missing = [AddedToken(t, special=True, normalized=False) for t in special_tokens_for(backbone) if t not in vocab]
+    added = tokenizer.add_tokens(missing, special_tokens=True) if missing else 0
     if tokenizer.pad_token is None:
-        tokenizer.pad_token = adapter.pad_token
+        tokenizer.pad_token = get_backbone(backbone).pad_token
     return added
 
 

@@ -27,14 +27,10 @@ Providers:
 
 Build one from a config with :func:`build_camera_provider` (``None`` = camera prior off).
 
-**Camera-prior dropout** (our addition, DESIGN.md §8: one model that runs with or without poses). A sample's camera
-prior is either all there or all absent: when it is *dropped* the processor leaves the ``<Cam>`` tokens out of the
-prompt and marks the sample's frames ``camera_valid = False``, so the model sees exactly the prompt of a video
-without poses — the same prompt it gets at inference on a plain RGB video. (Chosen over a learned "no pose" embedding
-in the ``<Cam>`` slots: no new weights, old checkpoints load unchanged, and the pose-free prompt is also the cheaper
-one.) In training, :func:`camera_prior_dropped` decides per sample at the rate ``Loc3rConfig.camera_prior_dropout``,
-deterministically from ``(seed, scene_id, sample_id)``; at inference / evaluation the processor uses the prior when
-the provider can give it (:func:`camera_features_available`: poses present, ...) unless told otherwise.
+**Camera-prior dropout** (ours, DESIGN.md §9: one model that runs with or without poses): a *dropped* sample's prompt
+has no ``<Cam>`` token and its frames ``camera_valid = False`` — exactly the prompt of a plain RGB video. In training
+:func:`camera_prior_dropped` decides per sample (rate ``Loc3rConfig.camera_prior_dropout``); at inference the
+processor uses the prior when the provider can give it (:func:`camera_features_available`) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -96,10 +92,7 @@ def pose_camera_features(poses: np.ndarray, anchor: AnchorFrame) -> np.ndarray:
     Raises:
         GeometryError: poses that are not finite rigid ``[T, 4, 4]`` transforms.
     """
-    poses = validate_poses(poses, "poses")
-    if poses.shape[0] == 0:
-        raise GeometryError("poses: need at least one camera pose")
-    bev = anchor.poses_to_bev(poses)
+    bev = anchor.poses_to_bev(validate_poses(poses, "poses"))
     centre = bev[:, :3, 3].copy()
     centre[:, 2] -= centre[0, 2]
     rot6 = np.concatenate([bev[:, :3, 0], bev[:, :3, 1]], axis=-1)
@@ -121,13 +114,6 @@ def _where(sample: ClipSample) -> str:
     return f"sample {sample.sample_id!r} (scene {sample.scene_id!r})"
 
 
-def _num_frames(sample: ClipSample) -> int:
-    frames = np.asarray(sample.frames)
-    if frames.ndim < 1:
-        raise SampleError(f"{_where(sample)}: field 'frames' must be [T, H, W, 3], got shape {frames.shape}")
-    return int(frames.shape[0])
-
-
 class PoseCameraProvider:
     """Camera token from the poses that come with the video: :func:`pose_camera_features` (``feature_dim = 9``)."""
 
@@ -140,8 +126,7 @@ class PoseCameraProvider:
                 f"{where}: field 'poses' is missing, but the camera prior 'poses' needs camera-to-world poses "
                 "(use the 'file' provider or turn the camera prior off)"
             )
-        poses = np.asarray(sample.poses)
-        num_frames = _num_frames(sample)
+        poses, num_frames = np.asarray(sample.poses), len(sample.frames)
         if poses.ndim != 3 or poses.shape[0] != num_frames:
             raise SampleError(f"{where}: field 'poses' must be [T={num_frames}, 4, 4], got shape {poses.shape}")
         try:
@@ -164,10 +149,9 @@ def write_clip_features(
     prepared cache); ``features [T, F]``: one vector per frame from the 3D foundation model run on exactly those
     frames, in that order. Every clip of a scene must share T and F.
     """
-    import os
-    import tempfile
+    from safetensors.numpy import load_file
 
-    from safetensors.numpy import load_file, save_file
+    from loc3r.data.cache import _atomic_save
 
     idx = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
     feats = np.asarray(features, dtype=np.float32)
@@ -175,9 +159,7 @@ def write_clip_features(
         raise SampleError(f"scene {scene_id!r}: features must be [T={idx.shape[0]}, F], got {feats.shape}")
     if not np.isfinite(feats).all():
         raise SampleError(f"scene {scene_id!r}: features have non-finite values")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{scene_id}{CLIPS_SUFFIX}"
+    path = Path(root) / f"{scene_id}{CLIPS_SUFFIX}"
     all_idx, all_feats = idx[None], feats[None]
     if path.is_file():
         old = load_file(str(path))
@@ -188,45 +170,27 @@ def write_clip_features(
         keep = ~np.all(old["frame_indices"] == idx[None], axis=1)
         all_idx = np.concatenate([old["frame_indices"][keep], idx[None]])
         all_feats = np.concatenate([old[key][keep].astype(np.float32), feats[None]])
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"frame_indices": np.ascontiguousarray(all_idx), key: np.ascontiguousarray(all_feats)}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _atomic_save({"frame_indices": all_idx, key: all_feats}, {}, path)  # creates the directory
     return path
 
 
 class FileCameraProvider:
-    """Camera features computed offline (e.g. CUT3R camera tokens): per clip, or per frame of the whole video.
-
-    Per clip: ``<root>/<scene_id>.clips.safetensors`` (see the module docstring); the clip whose
-    ``frame_indices`` equal the sample's is used, and a sample whose frames were not exported is an error
-    naming the file and the field (never a silent fall back to other frames).
-
-    Layout: ``<root>/<scene_id>.safetensors`` (tensor ``key``) or ``<root>/<scene_id>.npz`` (array ``key``,
-    loaded with ``allow_pickle=False``), shape ``[N_video_frames, F]``. Row ``i`` belongs to frame ``i`` of the
-    source video; ``sample.frame_indices`` selects the clip's rows (all rows if it is None and N == T).
-    Files are cached per scene (LRU of ``max_cached_scenes``).
-
-    ``feature_dim`` is given, or read from the first file under ``root`` (header only for safetensors) so
-    the projector can be built before any sample is seen. Every file is checked against it.
+    """Camera features computed offline (e.g. CUT3R camera tokens), per clip or per video (file layouts: see the
+    module docstring). A sample whose frames were not exported is an error naming the file and the field (never a
+    silent fall back to other frames); without ``frame_indices`` a per-video file must have exactly T rows. Files
+    are cached per scene (LRU of ``max_cached_scenes``). ``feature_dim`` is given, or read from the first file under
+    ``root`` (header only for safetensors) so the projector can be built before any sample is seen; every file is
+    checked against it.
     """
 
     def __init__(
-        self,
-        root: str | Path,
-        key: str = "camera_tokens",
-        feature_dim: int | None = None,
-        max_cached_scenes: int = 64,
+        self, root: str | Path, key: str = "camera_tokens", feature_dim: int | None = None, max_cached_scenes: int = 64
     ) -> None:
         self.root = Path(root)
         self.key = key
         self.max_cached_scenes = max_cached_scenes
-        self._cache: OrderedDict[str, tuple[Path, np.ndarray]] = OrderedDict()
-        self._clips: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        #: scene id -> (path, per-video rows); ("clips", scene id) -> (frame_indices [K, T], features [K, T, F])
+        self._cache: OrderedDict[Any, tuple[Any, np.ndarray]] = OrderedDict()
         self._feature_dim = feature_dim
 
     @property
@@ -241,7 +205,7 @@ class FileCameraProvider:
         files = sorted(self.root.glob("*.safetensors")) + sorted(self.root.glob("*.npz"))
         clips = [f for f in files if f.name.endswith(CLIPS_SUFFIX)]
         if clips:
-            shape = self._header_shape(clips[0])
+            shape = self._safetensor(clips[0], shape_only=True)
             if len(shape) != 3:
                 raise SampleError(f"{clips[0]}: field {self.key!r} must be [K, T, F], got shape {tuple(shape)}")
             return int(shape[2])
@@ -251,19 +215,20 @@ class FileCameraProvider:
                 "the feature size from; pass feature_dim explicitly"
             )
         path = files[0]
-        shape = self._header_shape(path) if path.suffix == ".safetensors" else self._read(path).shape
+        shape = self._safetensor(path, shape_only=True) if path.suffix == ".safetensors" else self._read(path).shape
         if len(shape) != 2:
             raise SampleError(f"{path}: field {self.key!r} must be [N_frames, F], got shape {tuple(shape)}")
         return int(shape[1])
 
-    def _header_shape(self, path: Path) -> list[int]:
-        """The shape of tensor ``key`` of a safetensors file, from its header only."""
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            if self.key not in f.keys():  # noqa: SIM118 - safe_open has keys(), not __contains__
-                raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
-            return f.get_slice(self.key).get_shape()
+    def _cached(self, key: Any, load: Any) -> Any:
+        """``load()`` once per ``key`` (least recently used of ``max_cached_scenes`` entries kept)."""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            self._cache[key] = load()
+            while len(self._cache) > self.max_cached_scenes:
+                self._cache.popitem(last=False)
+        return self._cache[key]
 
     def path_for(self, scene_id: str) -> Path:
         """The feature file of ``scene_id`` (safetensors preferred); raises naming both candidates if absent."""
@@ -277,41 +242,40 @@ class FileCameraProvider:
             f"camera features of scene {scene_id!r} not found: neither {candidates[0]} nor {candidates[1]} exists"
         )
 
+    def _safetensor(self, path: Path, shape_only: bool = False) -> Any:
+        """Tensor ``key`` of a safetensors file as float32 numpy, or its shape (header only)."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                if self.key not in f.keys():  # noqa: SIM118 - safe_open has keys(), not __contains__
+                    raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
+                return f.get_slice(self.key).get_shape() if shape_only else f.get_tensor(self.key).float().numpy()
+        except SafetensorError as err:
+            raise SampleError(f"{path}: not a readable safetensors file ({err})") from err
+
     def _read(self, path: Path) -> np.ndarray:
         if path.suffix == ".safetensors":
-            from safetensors import SafetensorError, safe_open
+            return self._safetensor(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if self.key not in data.files:
+                    raise SampleError(f"{path}: no array {self.key!r} (found {sorted(data.files)})")
+                array = data[self.key]
+        except SampleError:
+            raise
+        except ValueError as err:
+            raise SampleError(
+                f"{path}: field {self.key!r} cannot be loaded without unpickling (object arrays are refused) "
+                f"or the file is corrupt ({err})"
+            ) from err
+        except (OSError, EOFError) as err:
+            raise SampleError(f"{path}: not a readable npz file ({err})") from err
+        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+            raise SampleError(f"{path}: field {self.key!r} must be a real numeric array, got dtype {array.dtype}")
+        return array.astype(np.float32)
 
-            try:
-                with safe_open(str(path), framework="pt") as f:
-                    if self.key not in f.keys():  # noqa: SIM118
-                        raise SampleError(f"{path}: no tensor {self.key!r} (found {sorted(f.keys())})")
-                    array = f.get_tensor(self.key).float().numpy()
-            except SafetensorError as err:
-                raise SampleError(f"{path}: not a readable safetensors file ({err})") from err
-        else:
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    if self.key not in data.files:
-                        raise SampleError(f"{path}: no array {self.key!r} (found {sorted(data.files)})")
-                    array = data[self.key]
-            except ValueError as err:
-                if isinstance(err, SampleError):
-                    raise
-                raise SampleError(
-                    f"{path}: field {self.key!r} cannot be loaded without unpickling (object arrays are refused) "
-                    f"or the file is corrupt ({err})"
-                ) from err
-            except (OSError, EOFError) as err:
-                raise SampleError(f"{path}: not a readable npz file ({err})") from err
-            if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-                raise SampleError(f"{path}: field {self.key!r} must be a real numeric array, got dtype {array.dtype}")
-            array = array.astype(np.float32)
-        return array
-
-    def _load_scene(self, scene_id: str) -> tuple[Path, np.ndarray]:
-        if scene_id in self._cache:
-            self._cache.move_to_end(scene_id)
-            return self._cache[scene_id]
+    def _video_rows(self, scene_id: str) -> tuple[Path, np.ndarray]:
         path = self.path_for(scene_id)
         array = self._read(path)
         if array.ndim != 2:
@@ -321,44 +285,34 @@ class FileCameraProvider:
                 f"{path}: field {self.key!r} has feature size {array.shape[1]}, expected {self.feature_dim} "
                 "(all scenes must share one feature size)"
             )
-        self._cache[scene_id] = (path, array)
-        while len(self._cache) > self.max_cached_scenes:
-            self._cache.popitem(last=False)
         return path, array
+
+    def _clip_table(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            data = load_file(str(path))
+        except SafetensorError as err:
+            raise SampleError(f"{path}: not a readable safetensors file ({err})") from err
+        if self.key not in data or "frame_indices" not in data:
+            raise SampleError(f"{path}: needs tensors 'frame_indices' and {self.key!r} (found {sorted(data)})")
+        feats, idx = data[self.key].astype(np.float32), data["frame_indices"]
+        if feats.ndim != 3 or idx.shape != feats.shape[:2] or feats.shape[2] != self.feature_dim:
+            raise SampleError(
+                f"{path}: field {self.key!r} must be [K, T, F={self.feature_dim}] with frame_indices [K, T], got "
+                f"{feats.shape} and {idx.shape}"
+            )
+        return idx, feats
 
     def _clip_features(self, sample: ClipSample, path: Path) -> np.ndarray:
         where = _where(sample)
-        key = ("clips", sample.scene_id)
-        if key in self._clips:
-            self._clips.move_to_end(key)
-        else:
-            from safetensors import SafetensorError
-            from safetensors.numpy import load_file
-
-            try:
-                data = load_file(str(path))
-            except SafetensorError as err:
-                raise SampleError(f"{path}: not a readable safetensors file ({err})") from err
-            if self.key not in data or "frame_indices" not in data:
-                raise SampleError(f"{path}: needs tensors 'frame_indices' and {self.key!r} (found {sorted(data)})")
-            feats, idx = data[self.key].astype(np.float32), data["frame_indices"]
-            if feats.ndim != 3 or idx.shape != feats.shape[:2] or feats.shape[2] != self.feature_dim:
-                raise SampleError(
-                    f"{path}: field {self.key!r} must be [K, T, F={self.feature_dim}] with frame_indices [K, T], got "
-                    f"{feats.shape} and {idx.shape}"
-                )
-            self._clips[key] = (idx, feats)
-            while len(self._clips) > self.max_cached_scenes:
-                self._clips.popitem(last=False)
-        idx, feats = self._clips[key]
+        idx, feats = self._cached(("clips", sample.scene_id), lambda: self._clip_table(path))
         if sample.frame_indices is None:
             raise SampleError(f"{where}: field 'frame_indices' is missing; per-clip features ({path}) need it")
         wanted = np.asarray(sample.frame_indices, dtype=np.int64).reshape(-1)
-        if idx.shape[1] == wanted.shape[0]:
-            match = np.flatnonzero(np.all(idx == wanted[None], axis=1))
-        else:
-            match = np.array([], dtype=np.int64)
-        if match.size == 0:
+        match = np.flatnonzero(np.all(idx == wanted[None], axis=1)) if idx.shape[1] == len(wanted) else []
+        if len(match) == 0:
             raise SampleError(
                 f"{where}: field 'frame_indices' {wanted.tolist()} matches none of the {idx.shape[0]} clips in {path} "
                 "(features must come from a run on exactly the sampled frames: export this clip)"
@@ -369,15 +323,14 @@ class FileCameraProvider:
         return np.ascontiguousarray(out)
 
     def __call__(self, sample: ClipSample, anchor: AnchorFrame | None = None) -> np.ndarray:
-        """The clip's features ``[T, F] float32``: the scene's per-clip file when it exists, else the rows of the
-        per-video file (``anchor`` is unused)."""
+        """``[T, F] float32``: the scene's per-clip file when it exists, else the per-video rows."""
         where = _where(sample)
-        num_frames = _num_frames(sample)
+        num_frames = len(sample.frames)
         if sample.scene_id and "/" not in sample.scene_id:
             clips = self.root / f"{sample.scene_id}{CLIPS_SUFFIX}"
             if clips.is_file():
                 return self._clip_features(sample, clips)
-        path, array = self._load_scene(sample.scene_id)
+        path, array = self._cached(sample.scene_id, lambda: self._video_rows(sample.scene_id))
         if sample.frame_indices is None:
             if array.shape[0] != num_frames:
                 raise SampleError(
@@ -415,22 +368,16 @@ class SampleFeatureProvider:
         where = _where(sample)
         if sample.camera_features is None:
             raise SampleError(f"{where}: field 'camera_features' is missing but the camera prior 'sample' needs it")
-        feats = np.asarray(sample.camera_features)
-        num_frames = _num_frames(sample)
-        if feats.shape != (num_frames, self.feature_dim):
+        feats, num_frames = np.asarray(sample.camera_features), len(sample.frames)
+        if feats.shape != (num_frames, self.feature_dim):  # finite: ClipSample.validate
             raise SampleError(
                 f"{where}: field 'camera_features' must be [T={num_frames}, F={self.feature_dim}], got {feats.shape}"
             )
-        if not np.isfinite(feats).all():
-            raise SampleError(f"{where}: field 'camera_features' has non-finite values")
         return feats.astype(np.float32)
 
 
 def build_camera_provider(
-    kind: str | None,
-    root: str | None = None,
-    key: str = "camera_tokens",
-    feature_dim: int | None = None,
+    kind: str | None, root: str | None = None, key: str = "camera_tokens", feature_dim: int | None = None
 ) -> CameraFeatureProvider | None:
     """Provider from config: ``None`` (prior off), ``"poses"``, ``"file"`` (needs ``root``) or ``"sample"``
     (needs ``feature_dim``)."""
@@ -442,9 +389,7 @@ def build_camera_provider(
         if not root:
             raise ValueError("camera prior 'file' needs a root directory of <scene_id>.safetensors/.npz files")
         return FileCameraProvider(root, key=key, feature_dim=feature_dim)
-    if kind == "sample":
-        if feature_dim is None:
-            raise ValueError("camera prior 'sample' needs feature_dim")
+    if kind == "sample":  # feature_dim: Loc3rConfig requires it
         return SampleFeatureProvider(feature_dim)
     raise ValueError(f"unknown camera prior kind {kind!r}; expected None, 'poses', 'file' or 'sample'")
 
@@ -508,9 +453,8 @@ class CameraPriorProjector(TwoLayerMLP):
 
 def build_projector(config: Any, hidden_size: int) -> CameraPriorProjector | None:
     """``f_cam`` when the camera prior is on."""
-    return (
-        CameraPriorProjector(int(config.camera_feature_dim), hidden_size) if config.camera_prior is not None else None
-    )
+    on = config.camera_prior is not None
+    return CameraPriorProjector(int(config.camera_feature_dim), hidden_size) if on else None
 
 
 def camera_targets(
@@ -528,11 +472,9 @@ def camera_targets(
         return np.zeros(expected, dtype=np.float32), False
     if provider is None:
         raise SampleError(f"{where}: the camera prior {kind!r} has no feature source (give camera_root)")
-    feats = np.asarray(provider(sample, anchor), dtype=np.float32)
+    feats = np.asarray(provider(sample, anchor), dtype=np.float32)  # finite: each provider checks its source
     if feats.shape != expected:
         raise SampleError(f"{where}: camera features must be {list(expected)}, got {list(feats.shape)}")
-    if not np.isfinite(feats).all():
-        raise SampleError(f"{where}: camera features have non-finite values")
     return feats, True
 
 

@@ -57,14 +57,9 @@ def combine_losses(
     the paper has no such term. ``L_anchor`` (:func:`loc3r.objectives.pointer.anchor_loss`) is our anchor
     supervision of the pointer situation heads; the paper has no such term either.
 
-    ``None`` terms are skipped (the caller passes None for an objective it did not compute, e.g. because its
-    λ is 0). A term whose weight is 0 is logged but not added to the total, so it can neither contribute
-    gradient nor propagate a NaN.
-
-    Returns:
-        ``(loss, logs)`` where ``logs`` holds the detached terms present among ``loss_ce, loss_bev, loss_pos,
-        loss_ori, loss_rec, loss_anchor`` plus ``loss_sit = L_pos + λ_ori · L_ori`` (if either situation term is
-        present) and ``loss`` (detached total).
+    ``None`` terms (not computed) are skipped; a term whose weight is 0 is logged but not added, so it can neither
+    contribute gradient nor propagate a NaN. Returns ``(loss, logs)``: the detached terms present (``loss_ce,
+    loss_bev, loss_pos, loss_ori, loss_rec, loss_anchor``), ``loss_sit = L_pos + λ_ori · L_ori`` and ``loss``.
     """
     logs: dict[str, Tensor] = {}
     parts: list[Tensor] = []
@@ -85,9 +80,7 @@ def combine_losses(
     add("ori", ori, weights.orientation, sit_parts)
     if pos is not None or ori is not None:
         sit = (
-            torch.stack(sit_parts).sum()
-            if sit_parts
-            else torch.zeros((), device=(pos if pos is not None else ori).device)
+            torch.stack(sit_parts).sum() if sit_parts else torch.zeros((), device=(ori if pos is None else pos).device)
         )
         logs["loss_sit"] = sit.detach()
         if weights.situation != 0 and sit_parts:

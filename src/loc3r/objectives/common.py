@@ -38,7 +38,6 @@ __all__ = [
     "TwoLayerMLP",
     "init_small",
     "split_gaussian",
-    "check_hidden",
     "scatter_tokens",
     "ClipTargets",
 ]
@@ -87,16 +86,8 @@ def gaussian_nll(mean: Tensor, log_var: Tensor, target: Tensor, mask: Tensor | N
         L = mean_{valid i} 1/2 · Σ_a [ (a_i - â_i)² / σ²_a,i + log σ²_a,i ]
 
     (the constant ``log 2π`` is dropped, as in the paper). Used for the per-vision-token layout loss
-    ``L_BEV`` and the ``<Pos>`` loss ``L_pos``.
-
-    Args:
-        mean: ``[..., 2]`` predicted (x, y).
-        log_var: ``[..., 2]`` predicted log-variances (clamped here as well, so raw values are fine).
-        target: ``[..., 2]`` target (x, y); rows with any non-finite entry are excluded.
-        mask: optional boolean ``[...]`` (same leading shape); False rows are excluded.
-
-    Returns:
-        A float32 scalar. When no row is valid it is an exact 0 still connected to the graph.
+    ``L_BEV`` and the ``<Pos>`` loss ``L_pos``. ``mean / log_var / target [..., 2]`` (``log_var`` clamped here too);
+    target rows with a non-finite entry and False rows of ``mask [...]`` are excluded. A float32 scalar.
     """
     _check_last_dim("gaussian_nll: mean", mean, 2)
     _check_last_dim("gaussian_nll: log_var", log_var, 2)
@@ -166,11 +157,6 @@ def init_small(*layers: nn.Linear) -> None:
 def split_gaussian(out: Tensor) -> tuple[Tensor, Tensor]:
     """``[..., 4]`` → ``(mean [..., 2], clamped log_var [..., 2])``."""
     return out[..., :2], clamp_log_var(out[..., 2:])
-
-
-def check_hidden(name: str, hidden: Tensor, hidden_size: int) -> None:
-    if hidden.ndim == 0 or hidden.shape[-1] != hidden_size:
-        raise ValueError(f"{name}: expected hidden states [..., {hidden_size}], got shape {tuple(hidden.shape)}")
 
 
 def scatter_tokens(

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from loc3r.core.geometry import pool_token_points
-from loc3r.objectives.common import ClipTargets, check_hidden, gaussian_nll, linear_fp32, scatter_tokens, split_gaussian
+from loc3r.objectives.common import ClipTargets, gaussian_nll, linear_fp32, scatter_tokens, split_gaussian
 
 __all__ = ["CONFIG", "LayoutHead", "build_head", "token_points", "layout_loss", "batch_token_points"]
 
@@ -51,7 +51,8 @@ class LayoutHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """``hidden [..., D]`` → ``(mean [..., 2], log_var [..., 2])`` float32."""
-        check_hidden("LayoutHead", hidden, self.hidden_size)
+        if hidden.ndim == 0 or hidden.shape[-1] != self.hidden_size:
+            raise ValueError(f"LayoutHead: expected hidden states [..., {self.hidden_size}], got {tuple(hidden.shape)}")
         return split_gaussian(linear_fp32(self.proj, hidden))
 
 
@@ -71,10 +72,7 @@ def token_points(ctx: ClipTargets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 bev = ctx.anchor.points_to_bev(np.asarray(ctx.sample.points, dtype=np.float64))
             points, valid = pool_token_points(bev, ctx.encoding.segments)
         ctx.clip["token_points"] = (points.astype(np.float32), valid)
-    points, valid = ctx.clip["token_points"]
-    if len(points) != len(ctx.video_slots):
-        raise AssertionError(f"{ctx.where}: {len(points)} token footprints for {len(ctx.video_slots)} vision tokens")
-    return ctx.video_slots, points, valid
+    return (ctx.video_slots, *ctx.clip["token_points"])
 
 
 def batch_token_points(items: list[dict], offsets: list[int], length: int) -> tuple[Tensor, Tensor]:

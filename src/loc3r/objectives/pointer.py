@@ -56,7 +56,6 @@ from loc3r.objectives.situation import wrapped_gaussian_target
 
 __all__ = [
     "PointerSituationHeads",
-    "PointerOutput",
     "pointer_position",
     "bearing_distribution",
     "attention_mass_loss",
@@ -124,11 +123,6 @@ def attention_mass_loss(attention: Tensor, targets: Tensor) -> tuple[Tensor, Ten
     return torch.where(has, per_row, 0.0).sum(), has.sum()
 
 
-class PointerOutput(dict):
-    """``position_mean/log_var [B, 2]``, ``orientation_logits [B, bins]``, ``position_attention`` /
-    ``orientation_attention [B, N]`` (zero on padding) and ``token_mask [B, N]``."""
-
-
 class PointerSituationHeads(nn.Module):
     """The ``<Pos>`` / ``<Ori>`` pointer heads (see the module docstring): query/key projections and the ``<Pos>``
     MLP giving ``(offset_x, offset_y, log σ²_x, log σ²_y)``."""
@@ -182,13 +176,13 @@ class PointerSituationHeads(nn.Module):
         mask: Tensor,
         true_position: Tensor | None = None,
         true_valid: Tensor | None = None,
-    ) -> PointerOutput:
+    ) -> dict[str, Tensor]:
         """``pos_state / ori_state [B, D]`` (the ``<Pos>`` / ``<Ori>`` final hidden states), ``tokens [B, N, D]``
-        (the vision tokens' final hidden states), ``token_xy [B, N, 2]`` (their predicted BEV means), ``mask [B, N]``;
-        in training ``true_position [B, 2]`` / ``true_valid [B]``, the bearings' origin where valid.
+        (the vision tokens' final hidden states, at least one per row), ``token_xy [B, N, 2]`` (their predicted BEV
+        means), ``mask [B, N]``; in training ``true_position [B, 2]`` / ``true_valid [B]``, the bearings' origin where
+        valid. Returns ``position_mean/log_var [B, 2]``, ``orientation_logits [B, bins]``, ``position_attention`` /
+        ``orientation_attention [B, N]`` (zero on padding).
         """
-        if not bool(mask.any(dim=-1).all()):
-            raise ValueError("pointer situation heads: every sample needs at least one vision token")
         pos_attn = self._attend(self.pos_query, self.pos_key, pos_state, tokens, mask, 0)
         head = self.pos_mlp(pos_state)
         position = pointer_position(pos_attn, token_xy, head[..., :2])
@@ -197,27 +191,19 @@ class PointerSituationHeads(nn.Module):
         if true_position is not None and true_valid is not None:
             origin = torch.where(true_valid.bool().unsqueeze(-1), true_position.to(origin), origin)
         probs = bearing_distribution(ori_attn, token_xy, origin, self.num_bins, self.sigma_bins)
-        return PointerOutput(
+        return dict(
             position_mean=position,
             position_log_var=clamp_log_var(head[..., 2:]),
             orientation_logits=torch.log((1.0 - UNIFORM_FLOOR) * probs + UNIFORM_FLOOR / self.num_bins),
             position_attention=pos_attn,
             orientation_attention=ori_attn,
-            token_mask=mask,
         )
 
 
 def build_head(config: Any, hidden_size: int) -> PointerSituationHeads | None:
     """The pointer heads when the situation heads are of that type (``situation_head = "pointer"``) and on."""
-    if not config.pointer_heads:
-        return None
-    return PointerSituationHeads(
-        hidden_size,
-        config.num_orientation_bins,
-        config.pointer_key_dim,
-        config.head_intermediate_size,
-        config.orientation_sigma_bins,
-    )
+    sizes = (config.num_orientation_bins, config.pointer_key_dim, config.head_intermediate_size)
+    return PointerSituationHeads(hidden_size, *sizes, config.orientation_sigma_bins) if config.pointer_heads else None
 
 
 def anchor_loss(

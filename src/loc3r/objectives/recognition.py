@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from loc3r.core.geometry import pool_token_labels
-from loc3r.objectives.common import ClipTargets, check_hidden, linear_fp32, scatter_tokens
+from loc3r.objectives.common import ClipTargets, linear_fp32, scatter_tokens
 
 __all__ = ["CONFIG", "RecognitionHead", "build_head", "token_labels", "batch_token_labels", "token_category_loss"]
 
@@ -43,7 +43,6 @@ class RecognitionHead(nn.Module):
 
     def __init__(self, hidden_size: int, num_classes: int) -> None:
         super().__init__()
-        self.hidden_size = hidden_size
         self.proj = nn.Linear(hidden_size, num_classes)
         self.reset_parameters()
 
@@ -54,7 +53,6 @@ class RecognitionHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """``hidden [..., D]`` → ``logits [..., C]`` float32."""
-        check_hidden("RecognitionHead", hidden, self.hidden_size)
         return linear_fp32(self.proj, hidden)
 
 
@@ -96,12 +94,8 @@ def token_category_loss(
 
     ``L_rec = Σ_i w_i · ( -Σ_c q_ic · log softmax(z_i)_c ) / Σ_i w_i`` over the valid tokens ``i``, where
     ``q_i`` is the class histogram of token ``i``'s footprint (sums to 1), ``z_i`` its logits, and
-    ``w_i = background_weight`` when ``q_i0 = 1`` (the token shows class 0 only), else 1.
-
-    Args:
-        logits: ``[N, C]``; target: ``[N, C]`` distributions; valid: ``[N]`` bool (None = all).
-
-    Returns a float32 scalar; an exact 0 connected to the graph when no token is valid.
+    ``w_i = background_weight`` when ``q_i0 = 1`` (the token shows class 0 only), else 1. ``logits / target [N, C]``,
+    ``valid [N]`` (None = all); a float32 scalar.
     """
     logits = logits.float()
     target = target.float()

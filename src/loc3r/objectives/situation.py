@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from loc3r.objectives.common import TwoLayerMLP, check_hidden, init_small, split_gaussian, wrap_angle_torch
+from loc3r.objectives.common import TwoLayerMLP, init_small, split_gaussian, wrap_angle_torch
 
 __all__ = [
     "CONFIG",
@@ -66,7 +66,6 @@ class PositionHead(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int | None = None) -> None:
         super().__init__()
-        self.hidden_size = hidden_size
         self.mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4, float32=True)
         self.reset_parameters()
 
@@ -75,7 +74,6 @@ class PositionHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """``hidden [..., D]`` → ``(mean [..., 2], log_var [..., 2])`` float32."""
-        check_hidden("PositionHead", hidden, self.hidden_size)
         return split_gaussian(self.mlp(hidden))
 
 
@@ -87,7 +85,6 @@ class OrientationHead(nn.Module):
 
     def __init__(self, hidden_size: int, num_bins: int = 36, intermediate_size: int | None = None) -> None:
         super().__init__()
-        self.hidden_size = hidden_size
         self.num_bins = num_bins
         self.mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, num_bins, float32=True)
         self.reset_parameters()
@@ -98,7 +95,6 @@ class OrientationHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         """``hidden [..., D]`` → ``logits [..., num_bins]`` float32."""
-        check_hidden("OrientationHead", hidden, self.hidden_size)
         return self.mlp(hidden)
 
 
@@ -123,13 +119,7 @@ def wrapped_gaussian_target(yaw: Tensor, num_bins: int = 36, sigma_bins: float =
 
     ``w_b ∝ exp(-1/2 · (wrap(θ - θ_b) / σ)²)``, ``σ = sigma_bins · 2π/B`` (the paper's σ_ori = 2, read as bins:
     20° for 36 bins), normalised so ``Σ_b w_b = 1``. The angular difference is wrapped, so a yaw near ±π
-    puts mass on both the first and the last bins.
-
-    Args:
-        yaw: ``[B]`` (or any shape ``[...]``) yaw in radians (any real value; wrapped here).
-
-    Returns:
-        ``[..., num_bins]`` float32 distribution.
+    puts mass on both the first and the last bins. ``yaw [...]`` (radians, any real value) → ``[..., num_bins]``.
     """
     centers = orientation_bin_centers(num_bins, device=yaw.device)
     sigma = sigma_bins * 2.0 * math.pi / num_bins
@@ -142,27 +132,12 @@ def orientation_kl(logits: Tensor, yaw: Tensor, mask: Tensor | None = None, sigm
     """Orientation loss ``L_ori = mean_{valid n} KL(w_n || softmax(logits_n))``.
 
     ``KL(w || p) = Σ_b w_b (log w_b - log p_b)`` with ``w`` from :func:`wrapped_gaussian_target` (terms with
-    ``w_b = 0`` contribute 0). It is ≥ 0 and exactly 0 when ``softmax(logits) = w``.
-
-    Args:
-        logits: ``[N, B]`` orientation logits.
-        yaw: ``[N]`` target yaw (radians); non-finite entries are excluded.
-        mask: optional boolean ``[N]``; False rows are excluded.
-        sigma_bins: target width in bins.
-
-    Returns:
-        float32 scalar; exact 0 connected to the graph when no row is valid.
+    ``w_b = 0`` contribute 0). It is ≥ 0 and exactly 0 when ``softmax(logits) = w``. ``logits [N, B]``, target
+    ``yaw [N]`` (non-finite entries and False rows of ``mask [N]`` are excluded), ``sigma_bins`` the target width.
     """
-    if logits.ndim < 1 or yaw.shape != logits.shape[:-1]:
-        raise ValueError(
-            f"orientation_kl: logits must be [..., num_bins] and yaw its leading shape, got logits "
-            f"{tuple(logits.shape)} and yaw {tuple(yaw.shape)}"
-        )
     yaw = yaw.to(device=logits.device, dtype=torch.float32)
     valid = torch.isfinite(yaw)
     if mask is not None:
-        if mask.shape != yaw.shape:
-            raise ValueError(f"orientation_kl: mask must have shape {tuple(yaw.shape)}, got {tuple(mask.shape)}")
         valid = valid & mask.to(device=logits.device, dtype=torch.bool)
     log_p = torch.log_softmax(logits.float(), dim=-1)
     target = wrapped_gaussian_target(torch.where(valid, yaw, 0.0), logits.shape[-1], sigma_bins)
@@ -178,10 +153,7 @@ def decode_orientation(logits: Tensor) -> tuple[Tensor, Tensor]:
 
     ``p = softmax(logits)``, ``v = Σ_b p_b [cos θ_b, sin θ_b]``; ``yaw = atan2(v_y, v_x)`` wrapped to [-π, π)
     and ``confidence = |v|`` ∈ [0, 1] (1 for all mass in one bin, ≈ 0 for a uniform or bimodal-opposite
-    distribution, where the yaw is then meaningless).
-
-    Returns:
-        ``(yaw [...], confidence [...])`` float32.
+    distribution, where the yaw is then meaningless). Returns ``(yaw [...], confidence [...])`` float32.
     """
     p = torch.softmax(logits.float(), dim=-1)
     centers = orientation_bin_centers(logits.shape[-1], device=logits.device)

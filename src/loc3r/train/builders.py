@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from loc3r.train.config import DataConfig, DatasetSpec, ModelConfig, OptimConfig, RecipeConfig
+from loc3r.train.config import DatasetSpec, ModelConfig, OptimConfig, RecipeConfig
 
 __all__ = [
     "resolve_mixed_precision",
@@ -90,28 +90,23 @@ def build_accelerator(cfg: RecipeConfig) -> Any:
 # ---------------------------------------------------------------- data
 
 
-def _build_one(spec: DatasetSpec, data: DataConfig, where: str) -> Dataset:
-    from loc3r.data.registry import build_dataset
-
-    return build_dataset(spec, num_frames=data.num_frames, source=where)
-
-
 def build_datasets(cfg: RecipeConfig) -> tuple[Any, Dataset | None]:
     """``(train MixtureDataset, val dataset or None)``; val datasets are concatenated (unweighted)."""
     from torch.utils.data import ConcatDataset
 
     from loc3r.data.mixture import MixtureDataset
-    from loc3r.data.registry import SubsetDataset
+    from loc3r.data.registry import SubsetDataset, build_dataset
 
-    train_sets = [_build_one(s, cfg.data, f"data.train[{i}]") for i, s in enumerate(cfg.data.train)]
+    def build(specs: list[DatasetSpec], where: str) -> list[Dataset]:
+        return [build_dataset(s, num_frames=cfg.data.num_frames, source=f"{where}[{i}]") for i, s in enumerate(specs)]
+
+    train_sets = build(cfg.data.train, "data.train")
     mixture = MixtureDataset(
-        train_sets,
-        weights=[s.weight for s in cfg.data.train],
-        names=[f"{s.kind}:{s.split}" for s in cfg.data.train],
+        train_sets, weights=[s.weight for s in cfg.data.train], names=[f"{s.kind}:{s.split}" for s in cfg.data.train]
     )
     val: Dataset | None = None
     if cfg.data.val:
-        val_sets = [_build_one(s, cfg.data, f"data.val[{i}]") for i, s in enumerate(cfg.data.val)]
+        val_sets = build(cfg.data.val, "data.val")
         val = val_sets[0] if len(val_sets) == 1 else ConcatDataset(val_sets)
         if cfg.data.max_val_samples is not None and len(val) > cfg.data.max_val_samples:
             val = SubsetDataset(val, cfg.data.max_val_samples)
@@ -226,11 +221,8 @@ def apply_finetuning(model: Any, cfg: ModelConfig) -> nn.Module:
         raise ValueError(
             f"model.lora.target_modules {cfg.lora.target_modules} match no linear layer of the language model"
         )
-    token_ids = [
-        int(t)
-        for t in (model.config.pos_token_id, model.config.ori_token_id, model.config.camera_token_id)
-        if t is not None
-    ]
+    config = model.config
+    token_ids = [int(t) for t in (config.pos_token_id, config.ori_token_id, config.camera_token_id) if t is not None]
     lora = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
@@ -282,15 +274,10 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
         groups.setdefault((is_head, no_decay), []).append(param)
     if not groups:
         raise ValueError("no trainable parameters: check model.finetune / freeze settings")
-    param_groups = []
-    for (is_head, no_decay), params in sorted(groups.items()):
-        param_groups.append(
-            {
-                "params": params,
-                "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-                "lr": cfg.head_lr if is_head else cfg.lr,
-            }
-        )
+    param_groups = [
+        {"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay, "lr": cfg.head_lr if head else cfg.lr}
+        for (head, no_decay), params in sorted(groups.items())
+    ]
     return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
@@ -299,8 +286,5 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_step
     from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup
 
     return get_cosine_with_min_lr_schedule_with_warmup(
-        optimizer,
-        num_warmup_steps=cfg.warmup_steps,
-        num_training_steps=max_steps,
-        min_lr_rate=cfg.min_lr_ratio,
+        optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=max_steps, min_lr_rate=cfg.min_lr_ratio
     )
