@@ -335,13 +335,19 @@ class Loc3rPredictor:
                 )
         return cls(model, num_frames)
 
-    def _check_inputs(self, poses: Any, points: Any) -> None:
-        cfg = self.model.config
-        if cfg.cue_injection and points is None:
+    def _load(self, video: Any, poses: Any, points: np.ndarray | None) -> tuple[Any, ...]:
+        """``(frames, poses, points, scene_id, frame problems)`` of a query's input (:func:`load_frames`)."""
+        from loc3r.data.video import FrameLog
+
+        frame_log = FrameLog("loc3r infer", strict=self.strict)
+        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses, frame_log=frame_log)
+        points = points if points is not None else loaded_points
+        if self.model.config.cue_injection and points is None:
             raise SampleError(
                 "this checkpoint uses cue injection: it needs depth-derived points (give a scan folder with depth/ "
                 "and intrinsic/, or points=[T, h, w, 3])"
             )
+        return frames, poses, points, scene_id, frame_log.problems
 
     def session(
         self, video: Any, poses: Any = None, points: np.ndarray | None = None, meta: dict | None = None
@@ -351,14 +357,9 @@ class Loc3rPredictor:
         ``video`` / ``poses`` / ``points`` as for :meth:`predict`; ``meta`` goes into the sample (e.g.
         ``{"sampled_fps": 2.0}`` for the M-RoPE time scale of a live stream).
         """
-        from loc3r.data.video import FrameLog
-
-        frame_log = FrameLog("loc3r infer", strict=self.strict)
-        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses, frame_log=frame_log)
-        points = points if points is not None else loaded_points
-        self._check_inputs(poses, points)
+        frames, poses, points, scene_id, problems = self._load(video, poses, points)
         session = PredictorSession(self, frames, poses, points, scene_id, meta=meta)
-        session.frame_problems = frame_log.problems
+        session.frame_problems = problems
         return session
 
     def predict(
@@ -377,22 +378,17 @@ class Loc3rPredictor:
 
         The uncached path (the whole prompt in one forward); for several questions on one video use
         :meth:`session`. Frames skipped while loading are listed in ``result.extras["frame_problems"]``."""
-        from loc3r.data.video import FrameLog
-
-        frame_log = FrameLog("loc3r infer", strict=self.strict)
-        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses, frame_log=frame_log)
-        points = points if points is not None else loaded_points
-        self._check_inputs(poses, points)
-        sample = self._sample(frames, poses, points, scene_id, situation, question)
-        t0 = time.perf_counter()
         import torch
 
+        frames, poses, points, scene_id, problems = self._load(video, poses, points)
+        sample = self._sample(frames, poses, points, scene_id, situation, question)
+        t0 = time.perf_counter()
         with torch.inference_mode():
             batch = self.processor([sample], mode="eval")
             pred = self.model.predict(batch, max_new_tokens=max_new_tokens)[0]
         result = self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
                               gt_heading)  # fmt: skip
-        result.extras["frame_problems"] = frame_log.problems
+        result.extras["frame_problems"] = problems
         result.extras["inputs"] = _inputs(self.model.config, frames, poses, points,
                                           batch.metadata[0].camera_prior_used)  # fmt: skip
         return result

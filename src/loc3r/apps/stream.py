@@ -652,16 +652,22 @@ class LiveSession:
             return True
         with self._lock:
             buffered = len(self._buffer)
+        return self.ended and buffered == 0 and not self._update_pending()
+
+    def _update_pending(self) -> bool:
+        """The window changed since the last update and holds enough frames (whole rig steps) for one."""
         n = len(self.window.frames)
-        can_update = self.window.version != self._encoded_version and n >= self.min_frames and n % self.group == 0
-        return self.ended and buffered == 0 and not can_update
+        return self.window.version != self._encoded_version and n >= self.min_frames and n % self.group == 0
+
+    def _source_warnings(self) -> None:
+        for message in list(getattr(self.source, "messages", [])):
+            self.source.messages.remove(message)
+            self._emit({"event": "warning", "message": message})
 
     def step(self) -> bool:
         """One turn of the model loop: take new frames, update when due, answer waiting questions.
         Returns False once the source has ended and everything is done."""
-        for message in list(getattr(self.source, "messages", [])):
-            self.source.messages.remove(message)
-            self._emit({"event": "warning", "message": message})
+        self._source_warnings()
         self._take_frames()
         now = time.monotonic()
         complete = len(self.window.frames) % self.group == 0  # a rig's step is taken only once all cameras are in
@@ -681,9 +687,6 @@ class LiveSession:
                 self._ended_reported = True
                 self._emit({"event": "ended", "message": f"{self.source.description}: stream ended",
                             "received": self.counts["received"]})  # fmt: skip
-            n = len(self.window.frames)
-            changed = self.window.version != self._encoded_version
-            pending_update = changed and n >= self.min_frames and n % self.group == 0
             if self.session is None and not self._questions.empty():
                 while not self._questions.empty():  # nothing will ever be encoded: tell the askers
                     q = self._questions.get_nowait()
@@ -691,7 +694,7 @@ class LiveSession:
                                "message": "the stream ended before enough frames arrived to answer"}  # fmt: skip
                     self._emit(q.event)
                     q.done.set()
-            return buffered > 0 or pending_update or not self._questions.empty()
+            return buffered > 0 or self._update_pending() or not self._questions.empty()
         if idle > self.stall_timeout and not self._stalled:
             self._stalled = True
             self._emit({"event": "stall", "message": f"{self.source.description}: no frame for {idle:.1f} s; "
@@ -717,9 +720,7 @@ class LiveSession:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        for message in list(getattr(self.source, "messages", [])):  # what the source said after the last step
-            self.source.messages.remove(message)
-            self._emit({"event": "warning", "message": message})
+        self._source_warnings()  # what the source said after the last step
         summary = {
             "event": "summary",
             **dict(self.counts),

@@ -350,6 +350,12 @@ class _Run:
     def global_batch(self) -> int:
         return self.cfg.train.batch_size * self.cfg.train.grad_accum * self.accelerator.num_processes
 
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """To the trackers (TensorBoard) and, on the main process, a line of ``metrics.jsonl``."""
+        self.accelerator.log(metrics, step=self.state.step)
+        if self.accelerator.is_main_process:
+            _append_jsonl(self.metrics_path, {"step": self.state.step, **metrics})
+
     def save_checkpoint(self) -> Path | None:
         """A checkpoint of the current state (with the run's tokenizer), keeping the last ``train.keep_last``."""
 
@@ -666,9 +672,7 @@ def _after_step(run: _Run, step: _Step, logs: _Logs, progress: Any) -> None:
                 "train/skipped": float(step.nonfinite),
             }
         )
-        accelerator.log(logs.last_train, step=state.step)
-        if accelerator.is_main_process:
-            _append_jsonl(run.metrics_path, {"step": state.step, **logs.last_train})
+        run.log_metrics(logs.last_train)
         progress.set_postfix(loss=f"{logs.last_train['train/loss']:.4f}", lr=f"{step.lr:.2e}")
         logs.window_time, logs.window_samples = 0.0, 0
 
@@ -685,9 +689,7 @@ def _after_step(run: _Run, step: _Step, logs: _Logs, progress: Any) -> None:
     is_last = state.step == cfg.train.max_steps
     if run.val_set is not None and ((cfg.train.eval_every and state.step % cfg.train.eval_every == 0) or is_last):
         logs.last_val = validation_loss(run.model, run.val_set, run.collate, cfg, accelerator)
-        accelerator.log(logs.last_val, step=state.step)
-        if accelerator.is_main_process:
-            _append_jsonl(run.metrics_path, {"step": state.step, **logs.last_val})
+        run.log_metrics(logs.last_val)
         logger.info("step %d: %s", state.step, {k: round(v, 5) for k, v in logs.last_val.items()})
     if (cfg.train.save_every and state.step % cfg.train.save_every == 0) or is_last:
         path = run.save_checkpoint()

@@ -22,7 +22,6 @@ timestamps into the prompt) reaches the adapter through the preprocessing ``opti
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from loc3r.core.geometry import VisionSegment
+from loc3r.core.io import read_json
 from loc3r.data.schema import SampleError
 
 __all__ = ["BackboneAdapter", "VideoEncoding", "VisionFeatures", "ChatTemplate", "frame_times", "TokenKind",
@@ -302,10 +302,7 @@ class BackboneAdapter(ABC):
         for name in names:
             path = Path(local_dir) / name
             if path.is_file():
-                try:
-                    data = json.loads(path.read_text())
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: not valid JSON ({err})") from err
+                data = read_json(path, "processor config")
                 if not isinstance(data, dict):
                     raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
                 # processor_config.json nests the sub-processors
