@@ -89,6 +89,25 @@ class FrameSource:
         raise NotImplementedError
 
 
+def decoded_frames(path: Path) -> Iterator[tuple[int, float | None, float | None, Any]]:
+    """``(index, presentation time | None, the stream's average frame rate | None, PyAV frame)`` of every frame of a
+    video file, decoded one at a time; a file FFmpeg cannot decode is a :class:`SampleError` naming it."""
+    import av
+
+    from loc3r.data.video import open_video
+
+    container = open_video(path, None)
+    try:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate) if stream.average_rate else None
+        for index, frame in enumerate(container.decode(stream)):
+            yield index, frame.time, rate, frame
+    except av.error.FFmpegError as err:
+        raise SampleError(f"{path}: cannot decode video ({err})") from err
+    finally:
+        container.close()
+
+
 class VideoFileSource(FrameSource):
     """A video file played at its own frame rate (``realtime=False``: as fast as it decodes). ``poses[i]`` is the
     pose of decoded frame ``i`` (frames past the end of ``poses`` or with non-finite rows have none)."""
@@ -104,31 +123,18 @@ class VideoFileSource(FrameSource):
         self.description = f"video file {self.path}"
 
     def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, np.ndarray | None, str]]:
-        import av
-
-        from loc3r.data.video import open_video
-
-        container = open_video(self.path, None)
-        try:
-            stream = container.streams.video[0]
-            rate = float(stream.average_rate) if stream.average_rate else 30.0
-            start = time.monotonic()
-            for i, frame in enumerate(container.decode(stream)):
-                if stop.is_set():
-                    return
-                if self.realtime:  # the frame's presentation time, else its index at the stream's rate
-                    at = float(frame.time) if frame.time is not None else i / rate
-                    delay = start + at - time.monotonic()
-                    if delay > 0:
-                        stop.wait(delay)
-                pose = None
-                if self.poses is not None and i < len(self.poses) and np.isfinite(self.poses[i]).all():
-                    pose = self.poses[i]
-                yield frame.to_ndarray(format="rgb24"), pose, f"{self.path.name}#{i}"
-        except av.error.FFmpegError as err:
-            raise SampleError(f"{self.path}: cannot decode video ({err})") from err
-        finally:
-            container.close()
+        start = time.monotonic()
+        for i, at, rate, frame in decoded_frames(self.path):
+            if stop.is_set():
+                return
+            if self.realtime:  # the frame's presentation time, else its index at the stream's rate (else 30 fps)
+                delay = start + (float(at) if at is not None else i / (rate or 30.0)) - time.monotonic()
+                if delay > 0:
+                    stop.wait(delay)
+            pose = None
+            if self.poses is not None and i < len(self.poses) and np.isfinite(self.poses[i]).all():
+                pose = self.poses[i]
+            yield frame.to_ndarray(format="rgb24"), pose, f"{self.path.name}#{i}"
 
 
 class CameraSource(FrameSource):
