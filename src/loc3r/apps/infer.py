@@ -386,12 +386,9 @@ class Loc3rPredictor:
         with torch.inference_mode():
             batch = self.processor([sample], mode="eval")
             pred = self.model.predict(batch, max_new_tokens=max_new_tokens)[0]
-        result = self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
-                              gt_heading)  # fmt: skip
-        result.extras["frame_problems"] = problems
-        result.extras["inputs"] = _inputs(self.model.config, frames, poses, points,
-                                          batch.metadata[0].camera_prior_used)  # fmt: skip
-        return result
+        inputs = _inputs(self.model.config, frames, poses, points, batch.metadata[0].camera_prior_used)
+        return self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
+                            gt_heading, problems, inputs)  # fmt: skip
 
     def _sample(
         self,
@@ -427,6 +424,8 @@ class Loc3rPredictor:
         bev_png: str | Path | None,
         gt_position: Any,
         gt_heading: float | None,
+        frame_problems: list[dict[str, Any]],
+        inputs: dict[str, Any],
     ) -> Result:
         result = Result(
             answer=pred.answer,
@@ -437,6 +436,7 @@ class Loc3rPredictor:
             position_world=pred.position_world,
             heading_world=pred.yaw_world,
             seconds=seconds,
+            extras={"frame_problems": frame_problems, "inputs": inputs},
         )
         result.extras["layout"] = pred.layout_mean
         result.extras["layout_frame"] = pred.layout_frame
@@ -565,6 +565,7 @@ class PredictorSession:
         import torch
 
         predictor = self.predictor
+        extras = (self.frame_problems, self.inputs)
         out: list[Result] = []
         for start in range(0, len(queries), batch_size):
             chunk = queries[start : start + batch_size]
@@ -579,7 +580,6 @@ class PredictorSession:
             seconds = (time.perf_counter() - t0) / len(chunk)
             for k, ((sit, q), pred) in enumerate(zip(chunk, preds, strict=True)):
                 png = bev_pngs[start + k] if bev_pngs is not None else None
-                out.append(predictor._result(pred, seconds, self.poses, sit, q, png, gt_position, gt_heading))
-                out[-1].extras["frame_problems"] = self.frame_problems
-                out[-1].extras["inputs"] = self.inputs
+                result = predictor._result(pred, seconds, self.poses, sit, q, png, gt_position, gt_heading, *extras)
+                out.append(result)
         return out

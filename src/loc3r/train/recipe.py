@@ -526,9 +526,7 @@ def _restore(run: _Run) -> None:
     checkpoint's step and the TensorBoard trackers start."""
     cfg, accelerator, ckpt = run.cfg, run.accelerator, run.ckpt
     data_sizes = [int(n) for n in run.train_set.lengths]
-    state = TrainerState(
-        config_fingerprint=_fingerprint(run.cfg_dict), num_processes=accelerator.num_processes, data_sizes=data_sizes
-    )
+    state = TrainerState(num_processes=accelerator.num_processes)
     if ckpt is not None:
         try:
             state = load_checkpoint(accelerator, ckpt)
@@ -546,13 +544,12 @@ def _restore(run: _Run) -> None:
                 old_max,
                 cfg.train.max_steps,
             )
-        state.config_fingerprint = _fingerprint(run.cfg_dict)
-        state.data_sizes = data_sizes
         if accelerator.is_main_process:
             _truncate_metrics(run.metrics_path, state.step)
         logger.info(
             "resumed from %s: step %d, epoch %d, micro-batch %d", ckpt, state.step, state.epoch, state.batch_in_epoch
         )
+    state.config_fingerprint, state.data_sizes = _fingerprint(run.cfg_dict), data_sizes
     run.state = state
     accelerator.init_trackers(
         "tb",

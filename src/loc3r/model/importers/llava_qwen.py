@@ -198,9 +198,7 @@ class SourceCheckpoint:
         else:
             files = sorted(self.directory.glob("*.safetensors"))
             if not files:
-                bins = sorted(p.name for p in self.directory.glob("*.bin")) + sorted(
-                    p.name for p in self.directory.glob("*.pt*")
-                )
+                bins = [p.name for pattern in ("*.bin", "*.pt*") for p in sorted(self.directory.glob(pattern))]
                 extra = f" (found {bins[:3]}: loc3r never unpickles .bin/.pt weights)" if bins else ""
                 raise FileNotFoundError(f"{self.directory}: no *.safetensors weights and no {INDEX_NAME}{extra}")
             shards = {path: None for path in files}
