@@ -261,7 +261,6 @@ def _chance(train_sets: dict[str, Any], records: list[dict[str, Any]]) -> dict[s
     mean_yaw = float(np.arctan2(np.sin(yaws).mean(), np.cos(yaws).mean()))
     qa_counts = Counter(r.answers[0] for r in train_sets["qa"].records if r.answers)
     qa_majority = qa_counts.most_common(1)[0][0]
-    vsi_major: dict[str, str] = {}
     by_type: dict[str, Counter] = {}
     for r in train_sets["vsi"].records:
         by_type.setdefault(r.question_type, Counter())[r.ground_truth] += 1
@@ -306,20 +305,18 @@ def _fmt(scores: dict[str, Any], metric: str) -> str:
     return f"{value:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
 
 
+def _table(column: str, rows: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    """Markdown lines: rows = (variant, ``column``, scores), columns = the demo metrics."""
+    header = f"| variant | {column} | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | QA EM | VSI overall | s/query |"
+    cells = [f"| {name} | {key} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |" for name, key, scores in rows]
+    return [header, "|" + "---|" * 9, *cells]
+
+
 def format_results_table(results: dict[str, Any]) -> str:
     """One Markdown table: rows = variant × split (+ chance rows), columns = the demo metrics."""
-    header = "| variant | split | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | QA EM | VSI overall | s/query |"
-    lines = [header, "|" + "---|" * 9]
-    for variant, splits in results["variants"].items():
-        for split, scores in splits.items():
-            if "/" in split:  # complexity bins: their own table
-                continue
-            lines.append(f"| {variant} | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
-    for split, scores in results.get("chance", {}).items():
-        if "/" in split:
-            continue
-        lines.append(f"| chance | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
-    return "\n".join(lines)
+    rows = [(name, split, scores) for name, splits in results["variants"].items() for split, scores in splits.items()]
+    rows += [("chance", split, scores) for split, scores in results.get("chance", {}).items()]
+    return "\n".join(_table("split", [r for r in rows if "/" not in r[1]]))  # complexity bins: their own table
 
 
 #: The paper's localization ablation: situation only < + layout < + camera prior (DESIGN.md §2).
@@ -559,12 +556,8 @@ def _print_summary(
     )
     print_fn(f"# prompts: {json.dumps(info['task_settings'])}")
     print_fn(table)
-    bin_lines = ["| variant | bin | Acc@0.5m | Acc@1.0m | Acc@15° | Acc@30° | QA EM | VSI overall | s/query |"]
-    bin_lines.append("|" + "---|" * 9)
-    for v, splits in results.items():
-        for split, scores in splits.items():
-            if "/" in split:
-                bin_lines.append(f"| {v} | {split} | " + " | ".join(_fmt(scores, m) for m in METRICS) + " |")
+    bins = [(v, split, scores) for v, splits in results.items() for split, scores in splits.items() if "/" in split]
+    bin_lines = _table("bin", bins)
     print_fn("\n".join(bin_lines))
     for line in ablation_order(results):
         print_fn(line)

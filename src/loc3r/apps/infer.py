@@ -335,13 +335,19 @@ class Loc3rPredictor:
                 )
         return cls(model, num_frames)
 
-    def _check_inputs(self, poses: Any, points: Any) -> None:
-        cfg = self.model.config
-        if cfg.cue_injection and points is None:
+    def _load(self, video: Any, poses: Any, points: np.ndarray | None) -> tuple[Any, ...]:
+        """``(frames, poses, points, scene_id, frame problems)`` of a query's input (:func:`load_frames`)."""
+        from loc3r.data.video import FrameLog
+
+        frame_log = FrameLog("loc3r infer", strict=self.strict)
+        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses, frame_log=frame_log)
+        points = points if points is not None else loaded_points
+        if self.model.config.cue_injection and points is None:
             raise SampleError(
                 "this checkpoint uses cue injection: it needs depth-derived points (give a scan folder with depth/ "
                 "and intrinsic/, or points=[T, h, w, 3])"
             )
+        return frames, poses, points, scene_id, frame_log.problems
 
     def session(
         self, video: Any, poses: Any = None, points: np.ndarray | None = None, meta: dict | None = None
@@ -351,14 +357,9 @@ class Loc3rPredictor:
         ``video`` / ``poses`` / ``points`` as for :meth:`predict`; ``meta`` goes into the sample (e.g.
         ``{"sampled_fps": 2.0}`` for the M-RoPE time scale of a live stream).
         """
-        from loc3r.data.video import FrameLog
-
-        frame_log = FrameLog("loc3r infer", strict=self.strict)
-        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses, frame_log=frame_log)
-        points = points if points is not None else loaded_points
-        self._check_inputs(poses, points)
+        frames, poses, points, scene_id, problems = self._load(video, poses, points)
         session = PredictorSession(self, frames, poses, points, scene_id, meta=meta)
-        session.frame_problems = frame_log.problems
+        session.frame_problems = problems
         return session
 
     def predict(
@@ -377,25 +378,17 @@ class Loc3rPredictor:
 
         The uncached path (the whole prompt in one forward); for several questions on one video use
         :meth:`session`. Frames skipped while loading are listed in ``result.extras["frame_problems"]``."""
-        from loc3r.data.video import FrameLog
-
-        frame_log = FrameLog("loc3r infer", strict=self.strict)
-        frames, poses, loaded_points, scene_id = load_frames(video, self.num_frames, poses, frame_log=frame_log)
-        points = points if points is not None else loaded_points
-        self._check_inputs(poses, points)
-        sample = self._sample(frames, poses, points, scene_id, situation, question)
-        t0 = time.perf_counter()
         import torch
 
+        frames, poses, points, scene_id, problems = self._load(video, poses, points)
+        sample = self._sample(frames, poses, points, scene_id, situation, question)
+        t0 = time.perf_counter()
         with torch.inference_mode():
             batch = self.processor([sample], mode="eval")
             pred = self.model.predict(batch, max_new_tokens=max_new_tokens)[0]
-        result = self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
-                              gt_heading)  # fmt: skip
-        result.extras["frame_problems"] = frame_log.problems
-        result.extras["inputs"] = _inputs(self.model.config, frames, poses, points,
-                                          batch.metadata[0].camera_prior_used)  # fmt: skip
-        return result
+        inputs = _inputs(self.model.config, frames, poses, points, batch.metadata[0].camera_prior_used)
+        return self._result(pred, time.perf_counter() - t0, poses, situation, question, bev_png, gt_position,
+                            gt_heading, problems, inputs)  # fmt: skip
 
     def _sample(
         self,
@@ -431,6 +424,8 @@ class Loc3rPredictor:
         bev_png: str | Path | None,
         gt_position: Any,
         gt_heading: float | None,
+        frame_problems: list[dict[str, Any]],
+        inputs: dict[str, Any],
     ) -> Result:
         result = Result(
             answer=pred.answer,
@@ -441,6 +436,7 @@ class Loc3rPredictor:
             position_world=pred.position_world,
             heading_world=pred.yaw_world,
             seconds=seconds,
+            extras={"frame_problems": frame_problems, "inputs": inputs},
         )
         result.extras["layout"] = pred.layout_mean
         result.extras["layout_frame"] = pred.layout_frame
@@ -569,6 +565,7 @@ class PredictorSession:
         import torch
 
         predictor = self.predictor
+        extras = (self.frame_problems, self.inputs)
         out: list[Result] = []
         for start in range(0, len(queries), batch_size):
             chunk = queries[start : start + batch_size]
@@ -583,7 +580,6 @@ class PredictorSession:
             seconds = (time.perf_counter() - t0) / len(chunk)
             for k, ((sit, q), pred) in enumerate(zip(chunk, preds, strict=True)):
                 png = bev_pngs[start + k] if bev_pngs is not None else None
-                out.append(predictor._result(pred, seconds, self.poses, sit, q, png, gt_position, gt_heading))
-                out[-1].extras["frame_problems"] = self.frame_problems
-                out[-1].extras["inputs"] = self.inputs
+                result = predictor._result(pred, seconds, self.poses, sit, q, png, gt_position, gt_heading, *extras)
+                out.append(result)
         return out

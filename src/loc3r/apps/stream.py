@@ -89,6 +89,25 @@ class FrameSource:
         raise NotImplementedError
 
 
+def decoded_frames(path: Path) -> Iterator[tuple[int, float | None, float | None, Any]]:
+    """``(index, presentation time | None, the stream's average frame rate | None, PyAV frame)`` of every frame of a
+    video file, decoded one at a time; a file FFmpeg cannot decode is a :class:`SampleError` naming it."""
+    import av
+
+    from loc3r.data.video import open_video
+
+    container = open_video(path, None)
+    try:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate) if stream.average_rate else None
+        for index, frame in enumerate(container.decode(stream)):
+            yield index, frame.time, rate, frame
+    except av.error.FFmpegError as err:
+        raise SampleError(f"{path}: cannot decode video ({err})") from err
+    finally:
+        container.close()
+
+
 class VideoFileSource(FrameSource):
     """A video file played at its own frame rate (``realtime=False``: as fast as it decodes). ``poses[i]`` is the
     pose of decoded frame ``i`` (frames past the end of ``poses`` or with non-finite rows have none)."""
@@ -104,31 +123,18 @@ class VideoFileSource(FrameSource):
         self.description = f"video file {self.path}"
 
     def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, np.ndarray | None, str]]:
-        import av
-
-        from loc3r.data.video import open_video
-
-        container = open_video(self.path, None)
-        try:
-            stream = container.streams.video[0]
-            rate = float(stream.average_rate) if stream.average_rate else 30.0
-            start = time.monotonic()
-            for i, frame in enumerate(container.decode(stream)):
-                if stop.is_set():
-                    return
-                if self.realtime:  # the frame's presentation time, else its index at the stream's rate
-                    at = float(frame.time) if frame.time is not None else i / rate
-                    delay = start + at - time.monotonic()
-                    if delay > 0:
-                        stop.wait(delay)
-                pose = None
-                if self.poses is not None and i < len(self.poses) and np.isfinite(self.poses[i]).all():
-                    pose = self.poses[i]
-                yield frame.to_ndarray(format="rgb24"), pose, f"{self.path.name}#{i}"
-        except av.error.FFmpegError as err:
-            raise SampleError(f"{self.path}: cannot decode video ({err})") from err
-        finally:
-            container.close()
+        start = time.monotonic()
+        for i, at, rate, frame in decoded_frames(self.path):
+            if stop.is_set():
+                return
+            if self.realtime:  # the frame's presentation time, else its index at the stream's rate (else 30 fps)
+                delay = start + (float(at) if at is not None else i / (rate or 30.0)) - time.monotonic()
+                if delay > 0:
+                    stop.wait(delay)
+            pose = None
+            if self.poses is not None and i < len(self.poses) and np.isfinite(self.poses[i]).all():
+                pose = self.poses[i]
+            yield frame.to_ndarray(format="rgb24"), pose, f"{self.path.name}#{i}"
 
 
 class CameraSource(FrameSource):
@@ -652,16 +658,22 @@ class LiveSession:
             return True
         with self._lock:
             buffered = len(self._buffer)
+        return self.ended and buffered == 0 and not self._update_pending()
+
+    def _update_pending(self) -> bool:
+        """The window changed since the last update and holds enough frames (whole rig steps) for one."""
         n = len(self.window.frames)
-        can_update = self.window.version != self._encoded_version and n >= self.min_frames and n % self.group == 0
-        return self.ended and buffered == 0 and not can_update
+        return self.window.version != self._encoded_version and n >= self.min_frames and n % self.group == 0
+
+    def _source_warnings(self) -> None:
+        for message in list(getattr(self.source, "messages", [])):
+            self.source.messages.remove(message)
+            self._emit({"event": "warning", "message": message})
 
     def step(self) -> bool:
         """One turn of the model loop: take new frames, update when due, answer waiting questions.
         Returns False once the source has ended and everything is done."""
-        for message in list(getattr(self.source, "messages", [])):
-            self.source.messages.remove(message)
-            self._emit({"event": "warning", "message": message})
+        self._source_warnings()
         self._take_frames()
         now = time.monotonic()
         complete = len(self.window.frames) % self.group == 0  # a rig's step is taken only once all cameras are in
@@ -681,9 +693,6 @@ class LiveSession:
                 self._ended_reported = True
                 self._emit({"event": "ended", "message": f"{self.source.description}: stream ended",
                             "received": self.counts["received"]})  # fmt: skip
-            n = len(self.window.frames)
-            changed = self.window.version != self._encoded_version
-            pending_update = changed and n >= self.min_frames and n % self.group == 0
             if self.session is None and not self._questions.empty():
                 while not self._questions.empty():  # nothing will ever be encoded: tell the askers
                     q = self._questions.get_nowait()
@@ -691,7 +700,7 @@ class LiveSession:
                                "message": "the stream ended before enough frames arrived to answer"}  # fmt: skip
                     self._emit(q.event)
                     q.done.set()
-            return buffered > 0 or pending_update or not self._questions.empty()
+            return buffered > 0 or self._update_pending() or not self._questions.empty()
         if idle > self.stall_timeout and not self._stalled:
             self._stalled = True
             self._emit({"event": "stall", "message": f"{self.source.description}: no frame for {idle:.1f} s; "
@@ -717,9 +726,7 @@ class LiveSession:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-        for message in list(getattr(self.source, "messages", [])):  # what the source said after the last step
-            self.source.messages.remove(message)
-            self._emit({"event": "warning", "message": message})
+        self._source_warnings()  # what the source said after the last step
         summary = {
             "event": "summary",
             **dict(self.counts),

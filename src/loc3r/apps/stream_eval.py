@@ -55,26 +55,15 @@ class StreamedAnswers:
 def frames_per_second(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
     """``(second, RGB frame)`` for each whole second of a video: the first decoded frame whose presentation time is
     at or after that second (a second with no frame is skipped). Decodes sequentially, holding one frame."""
-    import av
+    from loc3r.apps.stream import decoded_frames
 
-    from loc3r.data.video import open_video
-
-    path = Path(path)
-    container = open_video(path, None)
-    try:
-        stream = container.streams.video[0]
-        rate = float(stream.average_rate) if stream.average_rate else None
-        next_second = 0
-        for index, frame in enumerate(container.decode(stream)):
-            t = frame.time if frame.time is not None else (index / rate if rate else float(index))
-            if t + 1e-6 >= next_second:
-                second = int(math.floor(t + 1e-6))
-                yield second, frame.to_ndarray(format="rgb24")
-                next_second = second + 1
-    except av.error.FFmpegError as err:
-        raise SampleError(f"{path}: cannot decode video ({err})") from err
-    finally:
-        container.close()
+    next_second = 0
+    for index, at, rate, frame in decoded_frames(Path(path)):
+        t = at if at is not None else (index / rate if rate else float(index))
+        if t + 1e-6 >= next_second:
+            second = int(math.floor(t + 1e-6))
+            yield second, frame.to_ndarray(format="rgb24")
+            next_second = second + 1
 
 
 def _wait_taken(session: Any, source: Any, timeout: float = 60.0) -> None:

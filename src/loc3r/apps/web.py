@@ -370,10 +370,9 @@ def build_app(backend: DemoBackend, cache_ttl_s: int = 3600) -> Any:
                 out = backend.ask(v, s, sit, q)
                 return out["status"], out["answer"], out["bev"], out["details"], out["frames"]
 
-            ask.click(on_ask, [video, sample, situation, question], [status, answer, bev, details, frames],
-                      api_name="ask")  # fmt: skip
-            question.submit(on_ask, [video, sample, situation, question], [status, answer, bev, details, frames],
-                            api_name=False)  # fmt: skip
+            inputs, outputs = [video, sample, situation, question], [status, answer, bev, details, frames]
+            ask.click(on_ask, inputs, outputs, api_name="ask")
+            question.submit(on_ask, inputs, outputs, api_name=False)
         with gr.Tab("Webcam"):
             # the visitor's live session is closed when the visitor leaves (or the state expires)
             state = gr.State(None, time_to_live=max(60.0, backend.live_idle_s), delete_callback=backend.close_live)

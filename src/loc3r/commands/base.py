@@ -44,15 +44,14 @@ def _portable_paths(config_text: str) -> str:
 
 
 def _card(final: str, metrics: str | None, note: str) -> str:
-    import json
     from pathlib import Path
+
+    from loc3r.core.io import read_jsonl
 
     run = Path(final).parent
     config = (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else "(config.yaml not found)"
     config = _portable_paths(config)
-    rows = []
-    if (run / "metrics.jsonl").is_file():
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_jsonl(run / "metrics.jsonl", "metrics") if (run / "metrics.jsonl").is_file() else []
     train = [r for r in rows if "train/loss" in r]
     val = [r for r in rows if any(k.startswith("val/") for k in r)]
     last = train[-1] if train else {}

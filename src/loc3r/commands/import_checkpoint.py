@@ -49,25 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _overrides(items: list[str]) -> dict:
-    import yaml
-
-    from loc3r.core.config import ConfigError
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: must look like KEY=VALUE")
-        key, text = item.split("=", 1)
-        try:
-            out[key.strip()] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from err
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
-    from loc3r.core.config import ConfigError
+    from loc3r.core.config import ConfigError, apply_overrides
     from loc3r.model.importers.llava_qwen import (
         format_report,
         import_llava_qwen,
@@ -87,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         rules=rules,
         tokenizer_dir=args.tokenizer,
         vision_config=args.vision_config,
-        config_overrides=_overrides(args.overrides),
+        config_overrides=apply_overrides({}, args.overrides),  # Loc3rConfig fields, values as YAML
         num_frames=args.num_frames,
         dtype=args.dtype,
     )

@@ -33,23 +33,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import sys
-
+    from loc3r.core.errors import ConfigError
     from loc3r.data.schema import SampleError
 
-    def fail(message: str) -> int:
-        print(f"loc3r serve: error: {message}", file=sys.stderr)
-        return 2
-
     if not 1 <= args.port <= 65535:
-        return fail(f"--port {args.port}: must be between 1 and 65535")
+        raise ConfigError(f"--port {args.port}: must be between 1 and 65535")
     problem = port_problem(args.host, args.port)  # before loading the model: a busy port fails in a second
     if problem:
-        return fail(problem)
+        raise ConfigError(problem)
     try:
         import gradio  # noqa: F401
     except ImportError:
-        return fail('the web demo needs Gradio: pip install "loc3r[demo]"')
+        raise ConfigError('the web demo needs Gradio: pip install "loc3r[demo]"') from None
     from loc3r.apps.web import DemoBackend, build_app
 
     try:
@@ -57,14 +52,14 @@ def _run(args: argparse.Namespace) -> int:
                               max_upload_mb=args.max_upload_mb, live_idle_s=args.live_idle_s,
                               max_live=args.max_live)  # fmt: skip
     except (FileNotFoundError, SampleError, ValueError, OSError) as err:
-        return fail(str(err))
+        raise ConfigError(str(err)) from err
     app = build_app(backend, cache_ttl_s=args.cache_ttl_s)
     print(f"loc3r serve: http://{args.host}:{args.port} (model {args.model})", flush=True)
     try:
         app.launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True,
                    max_file_size=int(args.max_upload_mb * 2**20))  # fmt: skip
     except OSError as err:  # taken between the check and the launch
-        return fail(f"--host {args.host} --port {args.port}: cannot listen ({err})")
+        raise ConfigError(f"--host {args.host} --port {args.port}: cannot listen ({err})") from err
     finally:
         backend.close()
     return 0

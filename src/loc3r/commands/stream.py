@@ -122,18 +122,15 @@ def _run(args: argparse.Namespace) -> int:
 
     from loc3r.apps.infer import Loc3rPredictor
     from loc3r.apps.stream import CameraSource, FolderSource, LiveSession, RigFolderSource, VideoFileSource
+    from loc3r.core.errors import ConfigError
     from loc3r.data.schema import SampleError
 
-    def fail(message: str) -> int:
-        print(f"loc3r stream: error: {message}", file=sys.stderr)
-        return 2
-
     if args.select == "coverage" and args.rig:
-        return fail("--rig keeps whole time steps of every camera: use --select last")
+        raise ConfigError("--rig keeps whole time steps of every camera: use --select last")
     if args.poses and not args.video:
-        return fail("--poses goes with --video (a --folder carries its poses as files)")
+        raise ConfigError("--poses goes with --video (a --folder carries its poses as files)")
     if args.questions and args.questions != "-" and not Path(args.questions).is_file():
-        return fail(f"{args.questions}: no such questions file")
+        raise ConfigError(f"{args.questions}: no such questions file")
     try:
         if args.video:
             poses = np.load(args.poses, allow_pickle=False) if args.poses else None
@@ -145,8 +142,8 @@ def _run(args: argparse.Namespace) -> int:
         else:
             source = CameraSource(args.camera)
         predictor = Loc3rPredictor.from_pretrained(args.model, num_frames=args.frames)
-    except (FileNotFoundError, SampleError, ValueError, OSError) as err:
-        return fail(str(err))
+    except (FileNotFoundError, SampleError, ValueError, OSError) as err:  # every problem of the inputs: one line
+        raise ConfigError(str(err)) from err
 
     as_json = args.format == "json" or (args.format == "auto" and not sys.stdout.isatty())
     bev_dir = args.bev_dir
@@ -154,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.bev:
         bev = Path(args.bev)
         if bev.is_dir() or not bev.parent.is_dir():
-            return fail(f"--bev {args.bev}: must be a PNG file path in an existing folder")
+            raise ConfigError(f"--bev {args.bev}: must be a PNG file path in an existing folder")
         if bev_dir is None:  # pictures go to a scratch folder; only the latest is kept, at --bev
             import tempfile
 
@@ -197,5 +194,5 @@ def _run(args: argparse.Namespace) -> int:
         scratch.cleanup()
     if lost:
         more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
-        return fail(f"{len(lost)} question line(s) could not be read: {lost[0]}{more}")
+        raise SampleError(f"{len(lost)} question line(s) could not be read: {lost[0]}{more}")
     return 0 if summary["error"] is None else 2

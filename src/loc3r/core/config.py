@@ -73,7 +73,8 @@ def locate_config(path: str | Path) -> Path:
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
-    """The raw mapping of a YAML config file (``yaml.safe_load``; an empty file is ``{}``)."""
+    """The raw mapping of a YAML config file (``yaml.safe_load``; an empty file is ``{}``; another top level is a
+    :class:`ConfigError`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: {what} file not found")
@@ -81,6 +82,8 @@ def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level of the {what} must be a mapping, got {type(raw).__name__}")
     return {} if raw is None else raw
 
 

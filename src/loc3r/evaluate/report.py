@@ -103,16 +103,12 @@ def run_score(
     missing: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> int:
     """``loc3r score <args.benchmark>``: score with the task ``task_name`` (``work(task)``, its ``score_files``), warn
-    on stderr, print its table (title: ``title(task.title, result)`` when given) or JSON; exit code 2 on bad files."""
-    from loc3r.data.schema import SampleError
+    on stderr, print its table (title: ``title(task.title, result)`` when given) or JSON. Bad files raise (the CLI
+    reports them as ``loc3r score <benchmark>: error: ...``, exit code 2)."""
     from loc3r.evaluate.tasks import get_task
 
     command, task = args.benchmark, get_task(task_name)
-    try:
-        result = work(task)
-    except SampleError as err:
-        print(f"loc3r score {command}: error: {err}", file=sys.stderr)
-        return 2
+    result = work(task)
     what = missing(result) if missing else "reference entries have no prediction (scored as wrong)"
     for line in _warnings(command, result, what):
         print(line, file=sys.stderr)
@@ -140,7 +136,8 @@ def add_score_command(
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     if strict:
         parser.add_argument("--strict", action="store_true", help="fail on predictions for ids not in the references")
-    parser.set_defaults(func=run_files, score_task=task_name, score_files=tuple(files), **defaults)
+    prog = f"loc3r score {command}"  # the CLI's error lines name the sub-command
+    parser.set_defaults(func=run_files, prog=prog, score_task=task_name, score_files=tuple(files), **defaults)
     return parser
 
 

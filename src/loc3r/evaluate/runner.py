@@ -169,8 +169,7 @@ def merge_checked(
 
     counts: list[int] = []
     records = merge_shards(paths, counts)
-    skipped, warnings, settings = check_shards(paths, counts, allow_partial=allow_partial)
-    return records, skipped, warnings, settings
+    return records, *check_shards(paths, counts, allow_partial=allow_partial)
 
 
 # ------------------------------------------------------------------------------------------- the runner

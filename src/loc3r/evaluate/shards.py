@@ -24,12 +24,11 @@ the config's ``checkpoint`` when that directory is there.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loc3r.core.io import write_json
+from loc3r.core.io import read_json, write_json
 from loc3r.data.schema import SampleError
 
 SHARD_FORMAT = "loc3r.eval_shard.v1"
@@ -100,10 +99,7 @@ def _read_info(predictions: Path) -> dict[str, Any]:
             f"{predictions}: no {path.name} next to it, so what the shard was made from is unknown (made by an older "
             "loc3r?); re-run that shard, or pass --allow-partial to merge anyway"
         )
-    try:
-        info = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: not valid JSON ({err})") from err
+    info = read_json(path, "shard info")
     if not isinstance(info, dict) or info.get("format") != SHARD_FORMAT:
         raise SampleError(f"{path}: field 'format' must be {SHARD_FORMAT!r}")
     for key in ("shard", "num_shards", "total", "assigned", "predicted", "skipped", "settings"):

@@ -62,9 +62,7 @@ def load_eval_config(path: str | Path, overrides: list[str] | None = None) -> Ev
     ``benchmark`` no task folder defines -> the same, with the known names); ``overrides`` are ``--set key.path=value``
     items applied before validation (same errors as the file)."""
     path = locate_config(path)
-    raw: Any = read_yaml_mapping(path, "evaluation config")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level of an evaluation config must be a mapping")
+    raw = read_yaml_mapping(path, "evaluation config")
     if overrides:
         raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
     raw = resolve_input_paths(raw, path)  # shipped relative inputs work from any directory (see core.config)

@@ -289,8 +289,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RecipeC
     path = locate_config(path)
     raw = read_yaml_mapping(path, "recipe")
     if overrides:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: the top level of a recipe must be a mapping")
         raw = apply_overrides(raw, overrides, source=f"{path} (--set)")
     return _validate(resolve_input_paths(raw, path), str(path))
 

@@ -75,14 +75,8 @@ def sequence_length(model: Any, frames: int, image_size: int, text_tokens: int) 
 
 
 def _count(modules: list[nn.Module]) -> int:
-    seen: set[int] = set()
-    total = 0
-    for module in modules:
-        for p in module.parameters():
-            if id(p) not in seen:
-                seen.add(id(p))
-                total += p.numel()
-    return total
+    """Parameters of ``modules``, each shared one once."""
+    return sum(p.numel() for p in {id(p): p for module in modules for p in module.parameters()}.values())
 
 
 def _lora_params(llm: nn.Module, targets: list[str], rank: int) -> int:

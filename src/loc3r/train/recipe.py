@@ -350,6 +350,12 @@ class _Run:
     def global_batch(self) -> int:
         return self.cfg.train.batch_size * self.cfg.train.grad_accum * self.accelerator.num_processes
 
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """To the trackers (TensorBoard) and, on the main process, a line of ``metrics.jsonl``."""
+        self.accelerator.log(metrics, step=self.state.step)
+        if self.accelerator.is_main_process:
+            _append_jsonl(self.metrics_path, {"step": self.state.step, **metrics})
+
     def save_checkpoint(self) -> Path | None:
         """A checkpoint of the current state (with the run's tokenizer), keeping the last ``train.keep_last``."""
 
@@ -520,9 +526,7 @@ def _restore(run: _Run) -> None:
     checkpoint's step and the TensorBoard trackers start."""
     cfg, accelerator, ckpt = run.cfg, run.accelerator, run.ckpt
     data_sizes = [int(n) for n in run.train_set.lengths]
-    state = TrainerState(
-        config_fingerprint=_fingerprint(run.cfg_dict), num_processes=accelerator.num_processes, data_sizes=data_sizes
-    )
+    state = TrainerState(num_processes=accelerator.num_processes)
     if ckpt is not None:
         try:
             state = load_checkpoint(accelerator, ckpt)
@@ -540,13 +544,12 @@ def _restore(run: _Run) -> None:
                 old_max,
                 cfg.train.max_steps,
             )
-        state.config_fingerprint = _fingerprint(run.cfg_dict)
-        state.data_sizes = data_sizes
         if accelerator.is_main_process:
             _truncate_metrics(run.metrics_path, state.step)
         logger.info(
             "resumed from %s: step %d, epoch %d, micro-batch %d", ckpt, state.step, state.epoch, state.batch_in_epoch
         )
+    state.config_fingerprint, state.data_sizes = _fingerprint(run.cfg_dict), data_sizes
     run.state = state
     accelerator.init_trackers(
         "tb",
@@ -666,9 +669,7 @@ def _after_step(run: _Run, step: _Step, logs: _Logs, progress: Any) -> None:
                 "train/skipped": float(step.nonfinite),
             }
         )
-        accelerator.log(logs.last_train, step=state.step)
-        if accelerator.is_main_process:
-            _append_jsonl(run.metrics_path, {"step": state.step, **logs.last_train})
+        run.log_metrics(logs.last_train)
         progress.set_postfix(loss=f"{logs.last_train['train/loss']:.4f}", lr=f"{step.lr:.2e}")
         logs.window_time, logs.window_samples = 0.0, 0
 
@@ -685,9 +686,7 @@ def _after_step(run: _Run, step: _Step, logs: _Logs, progress: Any) -> None:
     is_last = state.step == cfg.train.max_steps
     if run.val_set is not None and ((cfg.train.eval_every and state.step % cfg.train.eval_every == 0) or is_last):
         logs.last_val = validation_loss(run.model, run.val_set, run.collate, cfg, accelerator)
-        accelerator.log(logs.last_val, step=state.step)
-        if accelerator.is_main_process:
-            _append_jsonl(run.metrics_path, {"step": state.step, **logs.last_val})
+        run.log_metrics(logs.last_val)
         logger.info("step %d: %s", state.step, {k: round(v, 5) for k, v in logs.last_val.items()})
     if (cfg.train.save_every and state.step % cfg.train.save_every == 0) or is_last:
         path = run.save_checkpoint()

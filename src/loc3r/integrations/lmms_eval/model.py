@@ -82,10 +82,8 @@ class Loc3rLmms(lmms):
     def _processor(self, camera_root: Any = None) -> Any:
         key = None if camera_root is None else str(camera_root)
         if key not in self._processors:
-            kwargs: dict[str, Any] = {"mode": "eval"}
-            if key is not None:
-                kwargs["camera_root"] = key
-            self._processors[key] = self.model.build_processor(**kwargs)
+            camera = {} if key is None else {"camera_root": key}
+            self._processors[key] = self.model.build_processor(mode="eval", **camera)
         return self._processors[key]
 
     def _loc3r_sample(self, doc: dict[str, Any]) -> tuple[Any, Any, Any]:

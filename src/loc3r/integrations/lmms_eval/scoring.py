@@ -8,7 +8,7 @@ references for a subset — and returns one metric of the result. The scores of 
 (every metric of the task reads the same result).
 
 Metric names are loc3r's (``em@1``, ``acc@0.5m``, ``cider``, ...); each benchmark folder's ``LMMS_TASKS`` lists them
-(:func:`metrics`) and :func:`aggregation_name` gives the Python name of each aggregation function in :mod:`.hooks`.
+(``LmmsTask.metrics``) and :func:`aggregation_name` gives the Python name of each aggregation function in :mod:`.hooks`.
 The record fields taken from a response are the task's (:attr:`~.spec.LmmsTask.response`). A metric the
 scorer did not produce (a question type absent from the data, METEOR without Java) is ``nan``.
 
@@ -27,14 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loc3r.integrations.lmms_eval.docs import lmms_tasks, task_of_benchmark
+from loc3r.integrations.lmms_eval.docs import task_of_benchmark
 
 _log = logging.getLogger("loc3r.integrations.lmms_eval")
-
-
-def metrics() -> dict[str, tuple[str, ...]]:
-    """``{benchmark: metric names}`` of every loc3r lmms-eval task (the benchmark folders' ``LMMS_TASKS``)."""
-    return {spec.benchmark: spec.metrics for spec in lmms_tasks().values()}
 
 
 def aggregation_name(benchmark: str, metric: str) -> str:

@@ -22,7 +22,6 @@ timestamps into the prompt) reaches the adapter through the preprocessing ``opti
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from loc3r.core.geometry import VisionSegment
+from loc3r.core.io import read_json
 from loc3r.data.schema import SampleError
 
 __all__ = ["BackboneAdapter", "VideoEncoding", "VisionFeatures", "ChatTemplate", "frame_times", "TokenKind",
@@ -241,7 +241,6 @@ class BackboneAdapter(ABC):
             kinds += [TokenKind.VIDEO] * seg.num_tokens
         return ids, kinds
 
-    @abstractmethod
     def position_ids(
         self,
         kinds: np.ndarray,
@@ -252,8 +251,9 @@ class BackboneAdapter(ABC):
         """LLM positions of one UNPADDED sequence: ``[A, L]`` (A = 3 for M-RoPE, else 1).
 
         ``kinds`` holds the :class:`TokenKind` of every token; the single video block of the sequence is
-        described by ``encoding``.
+        described by ``encoding``. The default: 1-D positions ``0 .. L-1`` (LLaVA-OneVision, SmolVLM2).
         """
+        return np.arange(len(kinds), dtype=np.int64)[None]
 
     # ------------------------------------------------------------------ module access (inside the HF model)
     @abstractmethod
@@ -277,9 +277,9 @@ class BackboneAdapter(ABC):
         the pixel minimum so 112 px frames are not upscaled."""
         return self.default_preprocessing(vlm_config)
 
-    @abstractmethod
     def language_model(self, vlm: PreTrainedModel) -> nn.Module:
         """The LLM decoder (takes ``inputs_embeds``, ``position_ids``, ``attention_mask``, cache)."""
+        return vlm.model.language_model
 
     def lm_head(self, vlm: PreTrainedModel) -> nn.Module:
         return vlm.lm_head
@@ -302,10 +302,7 @@ class BackboneAdapter(ABC):
         for name in names:
             path = Path(local_dir) / name
             if path.is_file():
-                try:
-                    data = json.loads(path.read_text())
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: not valid JSON ({err})") from err
+                data = read_json(path, "processor config")
                 if not isinstance(data, dict):
                     raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
                 # processor_config.json nests the sub-processors
@@ -404,6 +401,21 @@ class QwenVisionTokens:
             options["min_pixels"] = int(size["shortest_edge"])
         if "longest_edge" in size:
             options["max_pixels"] = int(size["longest_edge"])
+
+    @staticmethod
+    def grid_positions(
+        pos: np.ndarray, kinds: np.ndarray, i: int, seg: VisionSegment, t: int, start: int, group: int
+    ) -> int:
+        """Write the M-RoPE positions ``(t, start + row, start + col)`` of segment ``group``'s vision tokens, which
+        begin at ``i`` (checked against ``kinds``); returns the index after them."""
+        n = seg.grid_h * seg.grid_w
+        if i + n > len(kinds) or not np.all(kinds[i : i + n] == TokenKind.VIDEO):
+            raise ValueError(f"video block does not match its encoding at group {group} (expected {n} tokens)")
+        rows, cols = np.divmod(np.arange(n), seg.grid_w)
+        pos[0, i : i + n] = t
+        pos[1, i : i + n] = start + rows
+        pos[2, i : i + n] = start + cols
+        return i + n
 
     @staticmethod
     def patchify(

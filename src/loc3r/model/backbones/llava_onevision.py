@@ -140,11 +140,6 @@ class LlavaOnevisionAdapter(BackboneAdapter):
             version="llava_onevision/v1",
         )
 
-    def position_ids(
-        self, kinds: np.ndarray, encoding: VideoEncoding, vlm_config: PreTrainedConfig, options: dict
-    ) -> np.ndarray:
-        return np.arange(len(kinds), dtype=np.int64)[None]
-
     # ------------------------------------------------------------------ module access
     def encode_video(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         pixels = pixel_inputs["pixel_values_videos"]
@@ -161,9 +156,6 @@ class LlavaOnevisionAdapter(BackboneAdapter):
                 f"(expected {frames} x {per_frame} + 1 newline)"
             )
         return feats.flatten(0, 1)
-
-    def language_model(self, vlm: PreTrainedModel) -> nn.Module:
-        return vlm.model.language_model
 
     def vision_modules(self, vlm: PreTrainedModel) -> list[nn.Module]:
         return [vlm.model.vision_tower]

@@ -210,14 +210,7 @@ class Qwen25VLAdapter(QwenVisionTokens, BackboneAdapter):
                 while i < length and kinds[i] == TokenKind.CAMERA:
                     pos[:, i] = (t_pos, start, start)
                     i += 1
-                n = seg.grid_h * seg.grid_w
-                if i + n > length or not np.all(kinds[i : i + n] == TokenKind.VIDEO):
-                    raise ValueError(f"video block does not match its encoding at group {g} (expected {n} tokens)")
-                rows, cols = np.divmod(np.arange(n), seg.grid_w)
-                pos[0, i : i + n] = t_pos
-                pos[1, i : i + n] = start + rows
-                pos[2, i : i + n] = start + cols
-                i += n
+                i = self.grid_positions(pos, kinds, i, seg, t_pos, start, g)
             seg0 = encoding.segments[0]
             current = start + max(seg0.grid_h, seg0.grid_w)
             block_done = True
@@ -227,9 +220,6 @@ class Qwen25VLAdapter(QwenVisionTokens, BackboneAdapter):
     def encode_video(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         out = vlm.model.get_video_features(pixel_inputs["pixel_values_videos"], pixel_inputs["video_grid_thw"])
         return pooled_features(out)
-
-    def language_model(self, vlm: PreTrainedModel) -> nn.Module:
-        return vlm.model.language_model
 
     def vision_modules(self, vlm: PreTrainedModel) -> list[nn.Module]:
         visual = vlm.model.visual

@@ -284,14 +284,7 @@ class Qwen3VLAdapter(QwenVisionTokens, BackboneAdapter):
             while i < length and kinds[i] == TokenKind.CAMERA:
                 pos[:, i] = start
                 i += 1
-            n = seg.grid_h * seg.grid_w
-            if i + n > length or not np.all(kinds[i : i + n] == TokenKind.VIDEO):
-                raise ValueError(f"video block does not match its encoding at group {group} (expected {n} tokens)")
-            rows, cols = np.divmod(np.arange(n), seg.grid_w)
-            pos[0, i : i + n] = start
-            pos[1, i : i + n] = start + rows
-            pos[2, i : i + n] = start + cols
-            i += n
+            i = self.grid_positions(pos, kinds, i, seg, start, start, group)
             current = start + max(seg.grid_h, seg.grid_w)
             group += 1
         if group != len(encoding.segments):
@@ -317,9 +310,6 @@ class Qwen3VLAdapter(QwenVisionTokens, BackboneAdapter):
         if not features.layer_features:
             return {}
         return {"visual_pos_masks": vision_mask, "deepstack_visual_embeds": features.layer_features}
-
-    def language_model(self, vlm: PreTrainedModel) -> nn.Module:
-        return vlm.model.language_model
 
     def vision_modules(self, vlm: PreTrainedModel) -> list[nn.Module]:
         visual = vlm.model.visual

@@ -218,11 +218,6 @@ class SmolVLMAdapter(BackboneAdapter):
             kinds += [TokenKind.VIDEO] * seg.num_tokens + [TokenKind.TEXT]
         return ids, kinds
 
-    def position_ids(
-        self, kinds: np.ndarray, encoding: VideoEncoding, vlm_config: PreTrainedConfig, options: dict
-    ) -> np.ndarray:
-        return np.arange(len(kinds), dtype=np.int64)[None, :]
-
     # ------------------------------------------------------------------ module access
     def encode_video(self, vlm: PreTrainedModel, pixel_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         out = vlm.model.get_image_features(pixel_inputs["pixel_values_videos"])

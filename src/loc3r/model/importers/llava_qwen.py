@@ -198,9 +198,7 @@ class SourceCheckpoint:
         else:
             files = sorted(self.directory.glob("*.safetensors"))
             if not files:
-                bins = sorted(p.name for p in self.directory.glob("*.bin")) + sorted(
-                    p.name for p in self.directory.glob("*.pt*")
-                )
+                bins = [p.name for pattern in ("*.bin", "*.pt*") for p in sorted(self.directory.glob(pattern))]
                 extra = f" (found {bins[:3]}: loc3r never unpickles .bin/.pt weights)" if bins else ""
                 raise FileNotFoundError(f"{self.directory}: no *.safetensors weights and no {INDEX_NAME}{extra}")
             shards = {path: None for path in files}
@@ -241,9 +239,7 @@ class SourceCheckpoint:
                 with safe_open(str(path), framework="pt", device="cpu") as handle:
                     for key in names:
                         yield key, handle.get_tensor(key)
-            except Exception as err:
-                if isinstance(err, SampleError | ConfigError):
-                    raise
+            except Exception as err:  # safetensors' SafetensorError (the consumer's errors never arrive here)
                 raise SampleError(f"{path}: cannot read tensor data (truncated or damaged shard?): {err}") from err
 
 
@@ -527,16 +523,12 @@ def _load_tokenizer(tok_dir: Path, report: ImportReport, rows: int) -> tuple[Any
 
 
 def _target_dtype(weights: SourceCheckpoint, embed_key: str, dtype: str | None, source: Path) -> torch.dtype:
-    """``dtype`` if given, else the checkpoint's (the dtype of its token embedding)."""
+    """``dtype`` if given (``--dtype``'s choices: bfloat16, float16, float32), else the checkpoint's (the dtype of
+    its token embedding)."""
     source_dtype = _DTYPES.get(weights.tensors[embed_key].dtype)
     if source_dtype is None:
         raise SampleError(f"{source}: {embed_key} has dtype {weights.tensors[embed_key].dtype}, not a float type")
-    if dtype is None:
-        return source_dtype
-    target = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(dtype)
-    if target is None:
-        raise ConfigError(f"--dtype {dtype!r}: must be bfloat16, float16 or float32")
-    return target
+    return source_dtype if dtype is None else getattr(torch, dtype)
 
 
 def _build_model(
