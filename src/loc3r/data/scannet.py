@@ -989,6 +989,9 @@ def _fmt(value: float) -> str:
     return f"{value:.9g}"
 
 
+_SENSREADER_FILES = (("color", "jpg"), ("depth", "png"), ("pose", "txt"))
+
+
 def _as_4x4(k: np.ndarray) -> np.ndarray:
     k = np.asarray(k, dtype=np.float64)
     out = np.eye(4)
@@ -1039,13 +1042,9 @@ def export_scannet_scene(
         raise ValueError(f"unknown layout {layout!r}")
     for frame_id, color, depth, pose in zip(ids, colors, depths_m, poses, strict=True):
         if layout == "sensreader":
-            color_path = out / "color" / f"{frame_id}.jpg"
-            depth_path = out / "depth" / f"{frame_id}.png"
-            pose_path = out / "pose" / f"{frame_id}.txt"
+            color_path, depth_path, pose_path = (out / sub / f"{frame_id}.{ext}" for sub, ext in _SENSREADER_FILES)
         else:
-            color_path = out / f"{frame_id:05d}.jpg"
-            depth_path = out / f"{frame_id:05d}.png"
-            pose_path = out / f"{frame_id:05d}.txt"
+            color_path, depth_path, pose_path = (out / f"{frame_id:05d}.{ext}" for ext in ("jpg", "png", "txt"))
         Image.fromarray(np.asarray(color, dtype=np.uint8)).save(color_path, quality=jpeg_quality)
         d = np.asarray(depth, dtype=np.float64)
         with np.errstate(invalid="ignore"):

@@ -131,6 +131,12 @@ def _cyl(x0: float, y0: float, z0: float, x1: float, y1: float, z1: float, **kw)
     return Part("cylinder", (x0, y0, z0), (x1, y1, z1), **kw)
 
 
+def _framed(w: float, y0: float, y1: float, z0: float, z1: float, frame: float, **kw) -> Part:
+    """The panel inside a frame of width ``frame`` on the face ``y0..y1`` of a part ``w`` wide from ``z0`` to ``z1``
+    (screens, glass, boards)."""
+    return _box(-w / 2 + frame, y0, z0 + frame, w / 2 - frame, y1, z1 - frame, **kw)
+
+
 def _legs(w: float, d: float, z1: float, t: float, shade: float = 0.55, inset: float = 0.0) -> list[Part]:
     """Four square legs of thickness ``t`` at the corners, from the floor up to ``z1``."""
     xs = (-w / 2 + inset, w / 2 - inset - t)
@@ -278,16 +284,7 @@ def build_tv(w, d, h, rng):
     bezel = 0.02
     return [
         _box(-w / 2, -d / 2, 0, w / 2, d / 2 - 0.004, h, shade=1.0),
-        _box(
-            -w / 2 + bezel,
-            d / 2 - 0.004,
-            bezel,
-            w / 2 - bezel,
-            d / 2,
-            h - bezel,
-            color=(20, 24, 30),
-            texture=Texture.SCREEN,
-        ),
+        _framed(w, d / 2 - 0.004, d / 2, 0, h, bezel, color=(20, 24, 30), texture=Texture.SCREEN),
     ]
 
 
@@ -298,16 +295,7 @@ def build_monitor(w, d, h, rng):
         _box(-0.12 * w, -d / 2, 0, 0.12 * w, d / 2, 0.015, shade=0.8),  # foot
         _box(-0.03, -0.02, 0.015, 0.03, 0.0, base_h + 0.05, shade=0.8),  # neck
         _box(-w / 2, -screen_d / 2, base_h, w / 2, screen_d / 2 - 0.004, h),
-        _box(
-            -w / 2 + bezel,
-            screen_d / 2 - 0.004,
-            base_h + bezel,
-            w / 2 - bezel,
-            screen_d / 2,
-            h - bezel,
-            color=(18, 22, 28),
-            texture=Texture.SCREEN,
-        ),
+        _framed(w, screen_d / 2 - 0.004, screen_d / 2, base_h, h, bezel, color=(18, 22, 28), texture=Texture.SCREEN),
     ]
 
 
@@ -419,16 +407,7 @@ def build_window(w, d, h, rng):
         _box(-w / 2, -d / 2, frame, -w / 2 + frame, d / 2, h - frame),
         _box(w / 2 - frame, -d / 2, frame, w / 2, d / 2, h - frame),
         _box(-0.015, -d / 2 + 0.005, frame, 0.015, d / 2, h - frame),
-        _box(
-            -w / 2 + frame,
-            -d / 2,
-            frame,
-            w / 2 - frame,
-            -d / 2 + 0.01,
-            h - frame,
-            color=(165, 205, 235),
-            texture=Texture.GLASS,
-        ),
+        _framed(w, -d / 2, -d / 2 + 0.01, 0, h, frame, color=(165, 205, 235), texture=Texture.GLASS),
     ]
 
 
@@ -476,7 +455,7 @@ def build_whiteboard(w, d, h, rng):
     frame = 0.025
     return [
         _box(-w / 2, -d / 2, 0, w / 2, d / 2 - 0.003, h, color=(160, 160, 165)),
-        _box(-w / 2 + frame, d / 2 - 0.003, frame, w / 2 - frame, d / 2, h - frame, color=(245, 245, 245)),
+        _framed(w, d / 2 - 0.003, d / 2, 0, h, frame, color=(245, 245, 245)),
     ]
 
 
@@ -485,7 +464,7 @@ def build_picture(w, d, h, rng):
     art = tuple(int(c) for c in rng.integers(40, 230, size=3))
     return [
         _box(-w / 2, -d / 2, 0, w / 2, d / 2 - 0.003, h),
-        _box(-w / 2 + frame, d / 2 - 0.003, frame, w / 2 - frame, d / 2, h - frame, color=art, texture=Texture.FABRIC),
+        _framed(w, d / 2 - 0.003, d / 2, 0, h, frame, color=art, texture=Texture.FABRIC),
     ]
 
 

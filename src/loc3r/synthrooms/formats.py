@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from loc3r.data.scannet import _as_4x4
+
 __all__ = ["FORMATS", "DEFAULT_FORMAT", "write_capture", "write_sens", "write_scannetpp",
            "write_arkitscenes", "lz4_literal_block", "rotvec_from_matrix", "quaternion_from_matrix"]  # fmt: skip
 
@@ -58,12 +60,6 @@ def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _k4(k: np.ndarray) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = np.asarray(k, dtype=np.float64)[:3, :3]
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ ScanNet .sens
 
 
@@ -87,7 +83,7 @@ def write_sens(
     name = b"SynthRooms"
     with open(path, "wb") as fh:
         fh.write(struct.pack("<IQ", 4, len(name)) + name)
-        for mat in (_k4(intrinsic), np.eye(4), _k4(k_depth), np.eye(4)):
+        for mat in (_as_4x4(intrinsic), np.eye(4), _as_4x4(k_depth), np.eye(4)):
             fh.write(struct.pack("<16f", *np.asarray(mat, dtype=np.float64).reshape(-1)))
         fh.write(struct.pack("<2i4IfQ", 2, 1, w, h, dw, dh, 1000.0, n))
         for i in range(n):

@@ -31,6 +31,7 @@ from loc3r.synthrooms.catalog import (
     _box,
     _c,
     _cyl,
+    _framed,
     _legs,
 )
 
@@ -105,9 +106,8 @@ def build_mirror(w, d, h, rng):
     frame = min(0.03, w / 10, h / 10)
     return [
         _box(-w / 2, -d / 2, 0, w / 2, d / 2 - 0.004, h),
-        _box(-w / 2 + frame, d / 2 - 0.004, frame, w / 2 - frame, d / 2, h - frame, color=(205, 225, 235),
-             texture=Texture.GLASS),
-    ]  # fmt: skip
+        _framed(w, d / 2 - 0.004, d / 2, 0, h, frame, color=(205, 225, 235), texture=Texture.GLASS),
+    ]
 
 
 def build_towel(w, d, h, rng):

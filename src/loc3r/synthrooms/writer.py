@@ -95,7 +95,8 @@ import numpy as np
 from PIL import Image
 
 from loc3r.core.geometry import camera_center
-from loc3r.core.io import write_json, write_jsonl
+from loc3r.core.io import read_json, write_json, write_jsonl
+from loc3r.data.scannet import _as_4x4
 from loc3r.data.schema import SceneLayout
 
 __all__ = ["SYNTH_VERSION", "INDEX_NAME", "SPLITS", "EXTRA_SPLITS", "RIG_CAMERAS", "capture_poses",
@@ -495,19 +496,19 @@ def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
     encode_h264(path, frames, fps, options)
 
 
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(root: Path) -> None:
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(dirpath, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            _fsync(os.path.join(dirpath, name))
+        _fsync(dirpath)
 
 
 def _sqa3d_records(job: SceneJob, situations: list[Any]) -> tuple[list[dict], list[dict]]:
@@ -558,10 +559,8 @@ def _write_sensreader_frames(tmp: Path, scene: RenderedScene, settings: SynthSet
         Image.fromarray(depth_mm.astype(np.uint16)).save(tmp / "depth" / f"{i}.png")
         Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
         _write_text_matrix(tmp / "pose" / f"{i}.txt", scene.poses[i])
-    k4 = np.eye(4)
-    k4[:3, :3] = scene.intrinsic
     for name in ("intrinsic_color", "intrinsic_depth"):
-        _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", k4, fmt="%.6f")
+        _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", _as_4x4(scene.intrinsic), fmt="%.6f")
     for name in ("extrinsic_color", "extrinsic_depth"):
         _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", np.eye(4), fmt="%.6f")
 
@@ -622,11 +621,7 @@ def write_scene(
             raise DatasetError(f"{final}: appeared while it was being written (two runs on one directory?)")
         os.replace(tmp, final)
         if fsync:
-            fd = os.open(scans, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(scans)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -671,13 +666,6 @@ def _locked(out_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _atomic_json(path: Path, data: Any, indent: int | None = 1, lines: bool = False) -> None:
-    if lines:
-        write_jsonl(path, data)
-    else:
-        write_json(path, data, indent=indent)
-
-
 def _worker(job: SceneJob, settings: SynthSettings, out_dir: str, fsync: bool) -> tuple[str, dict | None, str | None]:
     try:
         return job.scene_id, write_scene(job, settings, out_dir, fsync=fsync), None
@@ -717,14 +705,11 @@ def _gather_scans(
         d = scans / job.scene_id
         split = per_split[job.split]
         split["scenes"].append(job.scene_id)
-        with open(d / "sqa3d.json") as fh:
-            rec = json.load(fh)
+        rec = read_json(d / "sqa3d.json")
         split["sqa_q"] += rec["questions"]
         split["sqa_a"] += rec["annotations"]
-        with open(d / "vsibench.json") as fh:
-            split["vsi"] += json.load(fh)
-        with open(d / "meta_info.json") as fh:
-            split["meta"].update(json.load(fh))
+        split["vsi"] += read_json(d / "vsibench.json")
+        split["meta"].update(read_json(d / "meta_info.json"))
         if settings.write_video:
             link = video_dir / f"{job.scene_id}.mp4"
             if not link.exists():
@@ -754,26 +739,20 @@ def _write_split_files(
             "data_subtype": split,
             "task_type": "SQA3D",
         }
-        _atomic_json(
-            out_dir / "sqa3d" / f"v1_balanced_questions_{split}_scannetv2.json",
+        questions, annotations = (
             {**header, "questions": gathered["sqa_q"]},
-        )
-        _atomic_json(
-            out_dir / "sqa3d" / f"v1_balanced_sqa_annotations_{split}_scannetv2.json",
             {**header, "annotations": gathered["sqa_a"]},
         )
-        records = []
-        for r in gathered["vsi"]:
-            records.append({"id": next_id, **r})
-            next_id += 1
-        _atomic_json(out_dir / "vsibench" / f"{split}.jsonl", records, lines=True)
-        _atomic_json(out_dir / "meta_info" / f"{DATASET_NAME}_meta_info_{split}.json", gathered["meta"])
+        write_json(out_dir / "sqa3d" / f"v1_balanced_questions_{split}_scannetv2.json", questions, indent=1)
+        write_json(out_dir / "sqa3d" / f"v1_balanced_sqa_annotations_{split}_scannetv2.json", annotations, indent=1)
+        records = [{"id": next_id + k, **r} for k, r in enumerate(gathered["vsi"])]
+        write_jsonl(out_dir / "vsibench" / f"{split}.jsonl", records)
+        next_id += len(records)
+        write_json(out_dir / "meta_info" / f"{DATASET_NAME}_meta_info_{split}.json", gathered["meta"], indent=1)
         _write_beacon3d(out_dir / "beacon3d" / split, gathered["meta"], summaries, settings.seed)
     answers = sorted({a["answers"][0]["answer"] for a in per_split["train"]["sqa_a"]})
-    _atomic_json(
-        out_dir / "sqa3d" / "answer_dict.json",
-        [{a: i for i, a in enumerate(answers)}, {str(i): a for i, a in enumerate(answers)}],
-    )
+    answer_dict = [{a: i for i, a in enumerate(answers)}, {str(i): a for i, a in enumerate(answers)}]
+    write_json(out_dir / "sqa3d" / "answer_dict.json", answer_dict, indent=1)
 
 
 def _finalize(
@@ -812,7 +791,7 @@ def _finalize(
             "beacon3d_obj_id_to_class": "beacon3d/<split>/obj_id_to_class.json",
         },
     }
-    _atomic_json(out_dir / INDEX_NAME, index)
+    write_json(out_dir / INDEX_NAME, index, indent=1)
     return index
 
 
@@ -825,9 +804,9 @@ def _write_beacon3d(directory: Path, meta: dict[str, Any], summaries: dict[str, 
     layouts = [layout_from_entry(scene_id, entry) for scene_id, entry in meta.items()]
     visible = {scene_id: {int(k) for k in summaries.get(scene_id, {}).get("first_seen_frame", {})} for scene_id in meta}
     metadata, records, classes = beacon3d_files(layouts, seed, visible)
-    _atomic_json(directory / f"metadata_{DATASET_NAME}_qa.json", metadata)
-    _atomic_json(directory / f"{DATASET_NAME}_qa.json", records)
-    _atomic_json(directory / "obj_id_to_class.json", classes)
+    write_json(directory / f"metadata_{DATASET_NAME}_qa.json", metadata, indent=1)
+    write_json(directory / f"{DATASET_NAME}_qa.json", records, indent=1)
+    write_json(directory / "obj_id_to_class.json", classes, indent=1)
 
 
 def generate_dataset(
@@ -910,15 +889,13 @@ def generate_dataset(
             file=sys.stderr,
         )
         if workers <= 1 or len(todo) <= 1:
-            results = (_worker(job, settings, str(out), fsync) for job in todo)
-            for scene_id, res, err in results:
-                _collect(summary, summaries, scene_id, res, err, bar)
+            for job in todo:
+                _collect(summary, summaries, *_worker(job, settings, str(out), fsync), bar)
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
                 futures = [pool.submit(_worker, job, settings, str(out), fsync) for job in todo]
                 for fut in as_completed(futures):
-                    scene_id, res, err = fut.result()
-                    _collect(summary, summaries, scene_id, res, err, bar)
+                    _collect(summary, summaries, *fut.result(), bar)
         bar.close()
         summary.index = _finalize(out, settings, jobs, summaries, summary.failed)
     summary.seconds = time.perf_counter() - start
