@@ -71,15 +71,6 @@ class CaptureScene(ScanNetScene):
         # the readers' poses are already in the world frame (z up, metres): no axis alignment on top
         self.axis_alignment, self.axis_aligned, self.axis_alignment_source = np.eye(4), True, self.layout_name
         self._intrinsics: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._poses = None
-        self._valid_ids = None
-
-    def _set_frames(self, files: list[FrameFiles]) -> None:
-        files.sort(key=lambda f: f.frame_id)
-        if not files:
-            raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames")
-        self._files = files
-        self._by_id = {f.frame_id: f for f in files}
 
     def capture(self) -> dict[str, Any] | None:
         return None  # a video (the still-image / rig scans are SynthRooms' SensReader exports only)

@@ -438,6 +438,9 @@ class ScanNetScene:
         report: :class:`LoadReport` to fill (a fresh one otherwise, see :attr:`report`).
     """
 
+    _poses: dict[int, np.ndarray] | None = None  # frame id -> world camera-to-world, read on first use
+    _valid_ids: np.ndarray | None = None
+
     def __init__(
         self,
         scene_dir: str | Path,
@@ -477,10 +480,7 @@ class ScanNetScene:
         self.axis_alignment, self.axis_aligned, self.axis_alignment_source = self._resolve_alignment(
             axis_alignment, scene_meta, scans_root
         )
-        self._files = self._list_frames()
-        self._by_id = {f.frame_id: f for f in self._files}
-        self._poses: dict[int, np.ndarray] | None = None
-        self._valid_ids: np.ndarray | None = None
+        self._set_frames(self._list_frames(), " (*.jpg)")
 
     # -- discovery --------------------------------------------------------------------------------
 
@@ -547,10 +547,14 @@ class ScanNetScene:
                 if entry.name.endswith(".txt") and _DIGITS.match(stem) and int(stem) not in have:
                     files.append(_FrameFiles(int(stem), color_dir / f"{stem}.jpg", depth_dir / f"{stem}.png",
                                              pose_dir / entry.name))  # fmt: skip
+        return files
+
+    def _set_frames(self, files: list[_FrameFiles], hint: str = "") -> None:
         files.sort(key=lambda f: f.frame_id)
         if not files:
-            raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames (*.jpg)")
-        return files
+            raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames{hint}")
+        self._files = files
+        self._by_id = {f.frame_id: f for f in files}
 
     # -- poses ------------------------------------------------------------------------------------
 
