@@ -128,7 +128,7 @@ class ARKitScenesScene(CaptureScene):
                 entries.append((t, stamp, prefix, path))
         entries.sort()
         self._stamp: dict[int, float] = {}
-        files, bad_intrinsic = [], 0
+        files = []
         intr_dir = self.scene_dir / "lowres_wide_intrinsics"
         for number, (t, stamp, prefix, path) in enumerate(entries):
             record = f"{self.scene_id} frame {number} (t={stamp})"
@@ -144,7 +144,6 @@ class ARKitScenesScene(CaptureScene):
             except SampleError as err:
                 kind = "missing_file" if not pincam.is_file() else "bad_intrinsic"
                 self.report.error(kind, str(err), file=pincam, record=record, field="intrinsic")
-                bad_intrinsic += 1
                 continue
             self._intrinsics[number] = (k, k)
             self._stamp[number] = t
@@ -165,15 +164,11 @@ class ARKitScenesScene(CaptureScene):
                 best = c
         return None if best is None else self._traj[best]
 
-    def _read_poses(self) -> None:
-        poses: dict[int, np.ndarray] = {}
-        self.report.count("frames_total", len(self._files))
-        for files in self._files:
-            t = self._stamp[files.frame_id]
-            record = f"{self.scene_id} frame {files.frame_id} (t={t:.3f})"
-            pose = self._pose_at(t)
-            if pose is None:
-                self.report.skip("no_pose", f"{self.traj_path} t={t:.3f}")
-                continue
-            self._accept_pose(poses, files.frame_id, pose, f"{self.traj_path} t={t:.3f}", self.traj_path, record)
-        self._set_poses(poses)
+    def _raw_pose(self, files: FrameFiles) -> tuple[np.ndarray, str, Path, str] | None:
+        t = self._stamp[files.frame_id]
+        pose = self._pose_at(t)
+        where = f"{self.traj_path} t={t:.3f}"
+        if pose is None:
+            self.report.skip("no_pose", where)
+            return None
+        return pose, where, self.traj_path, f"{self.scene_id} frame {files.frame_id} (t={t:.3f})"

@@ -54,8 +54,8 @@ def scaled_intrinsic(k: np.ndarray, from_size: tuple[int, int], to_size: tuple[i
 
 class CaptureScene(ScanNetScene):
     """Base of the raw-capture readers (module docstring). Subclasses call :meth:`_setup` from ``__init__`` and
-    implement :meth:`_read_poses` (poses through :meth:`_accept_pose`, kept with :meth:`_set_poses`) and, where the
-    frames are not plain JPEG / depth PNG files, :meth:`_read_color` / :meth:`_read_depth`."""
+    implement :meth:`_raw_pose` (checked by :meth:`_read_poses`) and, where the frames are not plain JPEG / depth PNG
+    files, :meth:`_read_color` / :meth:`_read_depth`."""
 
     #: name of the format (``ScanNetClip.layout``)
     layout_name = "capture"

@@ -563,41 +563,40 @@ class ScanNetScene:
         """All frame numbers that have a colour image, sorted."""
         return np.array([f.frame_id for f in self._files], dtype=np.int64)
 
+    def _raw_pose(self, files: _FrameFiles) -> tuple[np.ndarray, str, Path, str] | None:
+        """One frame's pose as stored, where it was read (for messages), its file and record; None after reporting
+        when it cannot be read. The raw-capture readers override it."""
+        record = f"{self.scene_id} frame {files.frame_id}"
+        try:
+            return read_matrix_txt(files.pose, record=record), str(files.pose), files.pose, record
+        except SampleError as err:
+            kind = "missing_file" if not files.pose.exists() else "bad_pose_file"
+            self.report.error(kind, str(err), file=files.pose, record=record, field="pose")
+            return None
+
     def _read_poses(self) -> None:
+        """The one pose check of every reader: a pose with ``-inf``/NaN entries is skipped and counted
+        (``skipped[invalid_pose]``, example ``where``), a non-rigid one is an error (file, record, field ``pose``);
+        a good one is kept in the world frame (axis alignment applied)."""
         poses: dict[int, np.ndarray] = {}
         self.report.count("frames_total", len(self._files))
         for files in self._files:
-            record = f"{self.scene_id} frame {files.frame_id}"
-            try:
-                raw = read_matrix_txt(files.pose, record=record)
-            except SampleError as err:
-                kind = "missing_file" if not files.pose.exists() else "bad_pose_file"
-                self.report.error(kind, str(err), file=files.pose, record=record, field="pose")
+            found = self._raw_pose(files)
+            if found is None:
                 continue
-            self._accept_pose(poses, files.frame_id, raw, str(files.pose), files.pose, record)
-        self._set_poses(poses)
-
-    def _set_poses(self, poses: dict[int, np.ndarray]) -> None:
-        """Keep the accepted poses (frame id -> camera-to-world) and count them."""
+            raw, where, file, record = found
+            if not np.isfinite(raw).all():
+                self.report.skip("invalid_pose", where)
+                continue
+            try:
+                validate_pose(raw, where)
+            except GeometryError as err:
+                self.report.error("bad_pose", str(err), file=file, record=record, field="pose")
+                continue
+            poses[files.frame_id] = self.axis_alignment @ np.asarray(raw, dtype=np.float64)
         self._poses = poses
         self._valid_ids = np.array(sorted(poses), dtype=np.int64)
         self.report.count("frames_valid", len(poses))
-
-    def _accept_pose(
-        self, poses: dict[int, np.ndarray], frame_id: int, raw: np.ndarray, where: str, file: Path, record: str
-    ) -> None:
-        """The one pose check of every reader: a pose with ``-inf``/NaN entries is skipped and counted
-        (``skipped[invalid_pose]``, example ``where``), a non-rigid one is an error (file, record, field ``pose``);
-        a good one enters ``poses`` in the world frame (axis alignment applied)."""
-        if not np.isfinite(raw).all():
-            self.report.skip("invalid_pose", where)
-            return
-        try:
-            validate_pose(raw, where)
-        except GeometryError as err:
-            self.report.error("bad_pose", str(err), file=file, record=record, field="pose")
-            return
-        poses[frame_id] = self.axis_alignment @ np.asarray(raw, dtype=np.float64)
 
     def capture(self) -> dict[str, Any] | None:
         """``capture.json`` of a still-image or camera-rig scan (written by SynthRooms' ``test_image`` /

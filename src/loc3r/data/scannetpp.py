@@ -490,14 +490,9 @@ class ScanNetppScene(CaptureScene):
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _read_poses(self) -> None:
-        poses: dict[int, np.ndarray] = {}
-        self.report.count("frames_total", len(self._files))
-        for files in self._files:
-            raw, path, name = self._raw_poses[files.frame_id]
-            record = f"{self.scene_id} {self.camera} {name}"
-            self._accept_pose(poses, files.frame_id, raw, f"{path} {name}", path, record)
-        self._set_poses(poses)
+    def _raw_pose(self, files: FrameFiles) -> tuple[np.ndarray, str, Path, str]:
+        raw, path, name = self._raw_poses[files.frame_id]
+        return raw, f"{path} {name}", path, f"{self.scene_id} {self.camera} {name}"
 
     def _read_color(
         self, files: FrameFiles, image_size: tuple[int, int] | None, record: str
