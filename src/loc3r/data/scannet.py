@@ -659,19 +659,15 @@ class ScanNetScene:
     ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]] | None:
         """Colour (resized) and depth of one frame, and the colour file's own size; None after reporting
         when a file is missing or corrupt."""
-        depth = None
-        for path, field_name in ((files.color, "color"), (files.depth, "depth")):
-            if field_name == "depth" and not with_depth:
-                continue
-            try:
-                if field_name == "color":
-                    rgb, native = self._read_color(files, image_size, record)
-                else:
-                    depth = self._read_depth(files, record)
-            except SampleError as err:
-                kind = "missing_file" if not Path(path).exists() else "unreadable_image"
-                self.report.error(kind, str(err), file=path, record=record, field=field_name)
-                return None
+        path, field_name = files.color, "color"
+        try:
+            rgb, native = self._read_color(files, image_size, record)
+            path, field_name = files.depth, "depth"
+            depth = self._read_depth(files, record) if with_depth else None
+        except SampleError as err:
+            kind = "missing_file" if not Path(path).exists() else "unreadable_image"
+            self.report.error(kind, str(err), file=path, record=record, field=field_name)
+            return None
         return rgb, depth, native
 
     def _read_color(

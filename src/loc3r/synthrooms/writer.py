@@ -856,12 +856,8 @@ def generate_dataset(
     fingerprint = settings.fingerprint()
     summary = DatasetSummary(out_dir=out)
     with _locked(out):
-        index_path = out / INDEX_NAME
-        if index_path.exists():
-            try:
-                old = json.loads(index_path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                raise DatasetError(f"{index_path}: unreadable index ({err})") from err
+        if (out / INDEX_NAME).exists():
+            old = read_index(out)
             if old.get("fingerprint") != fingerprint:
                 raise DatasetError(
                     f"{out}: holds a SynthRooms set made with different settings "
