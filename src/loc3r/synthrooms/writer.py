@@ -673,20 +673,8 @@ def _worker(job: SceneJob, settings: SynthSettings, out_dir: str, fsync: bool) -
         return job.scene_id, None, f"{type(err).__name__}: {err}"
 
 
-#: The per-scene fields of ``summary.json`` that the index lists.
-_INDEX_SCENE_FIELDS = (
-    "split",
-    "room_id",
-    "trajectory",
-    "num_frames",
-    "width",
-    "height",
-    "num_objects",
-    "room_area",
-    "num_situations",
-    "num_sqa3d_questions",
-    "num_vsibench_questions",
-)
+#: The fields of a scan's ``scene.json`` that the index leaves out (it lists the others, module docstring).
+_SCAN_ONLY_FIELDS = ("scene_id", "first_seen_frame", "fingerprint", "complete")
 
 
 def _gather_scans(
@@ -764,7 +752,7 @@ def _finalize(
     per_split = _gather_scans(out_dir, settings, jobs, summaries)
     _write_split_files(out_dir, settings, per_split, summaries)
     scenes = {
-        job.scene_id: {k: summaries[job.scene_id][k] for k in _INDEX_SCENE_FIELDS}
+        job.scene_id: {k: v for k, v in summaries[job.scene_id].items() if k not in _SCAN_ONLY_FIELDS}
         for job in jobs
         if job.scene_id in summaries
     }
