@@ -98,6 +98,7 @@ from loc3r.core.geometry import camera_center
 from loc3r.core.io import read_json, write_json, write_jsonl
 from loc3r.data.scannet import _as_4x4
 from loc3r.data.schema import SceneLayout
+from loc3r.synthrooms.formats import FORMATS, depth_mm, encode_h264, write_capture
 
 __all__ = ["SYNTH_VERSION", "INDEX_NAME", "SPLITS", "EXTRA_SPLITS", "RIG_CAMERAS", "capture_poses",
            "rig_extrinsic", "DatasetError", "SynthSettings", "SceneJob", "DatasetSummary", "plan_jobs",
@@ -159,8 +160,6 @@ class SynthSettings:
     camera_policy: str = "walk"
 
     def __post_init__(self) -> None:
-        from loc3r.synthrooms.formats import FORMATS
-
         if self.capture_format not in FORMATS:
             raise ValueError(f"unknown capture format {self.capture_format!r}; expected one of {FORMATS}")
         if self.capture_format != "sensreader" and self.extra_splits:
@@ -487,8 +486,6 @@ def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
       content varies (outside the frame it was given). Capping at AVX2 costs no measurable speed (``no-asm``
       was 4x slower). ``tests/synth/test_video_determinism.py`` repeats the encode and compares the bytes.
     """
-    from loc3r.synthrooms.formats import encode_h264
-
     options = {"crf": "18", "threads": "1"}
     asm = x264_asm_without_avx512()
     if asm is not None:
@@ -550,14 +547,11 @@ def _sqa3d_records(job: SceneJob, situations: list[Any]) -> tuple[list[dict], li
 
 def _write_sensreader_frames(tmp: Path, scene: RenderedScene, settings: SynthSettings) -> None:
     """The scan's frames as ScanNet's SensReader export (the default format)."""
-    for sub in ("color", "depth", "instance", "pose", "intrinsic"):
+    for sub in ("color", "depth", "pose", "intrinsic"):
         (tmp / sub).mkdir(parents=True)
     for i in range(len(scene.rgb)):
         Image.fromarray(scene.rgb[i]).save(tmp / "color" / f"{i}.jpg", quality=settings.jpeg_quality)
-        depth_mm = np.round(scene.depth[i] * 1000.0)
-        depth_mm[(depth_mm < 0) | (depth_mm > 65535)] = 0
-        Image.fromarray(depth_mm.astype(np.uint16)).save(tmp / "depth" / f"{i}.png")
-        Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
+        Image.fromarray(depth_mm(scene.depth[i])).save(tmp / "depth" / f"{i}.png")
         _write_text_matrix(tmp / "pose" / f"{i}.txt", scene.poses[i])
     for name in ("intrinsic_color", "intrinsic_depth"):
         _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", _as_4x4(scene.intrinsic), fmt="%.6f")
@@ -578,12 +572,10 @@ def write_scene(
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
+        (tmp / "instance").mkdir(parents=True)
+        for i in range(len(scene.rgb)):
+            Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
         if settings.capture_format != "sensreader":  # a raw capture format (loc3r.synthrooms.formats)
-            from loc3r.synthrooms.formats import write_capture
-
-            (tmp / "instance").mkdir(parents=True)
-            for i in range(len(scene.rgb)):
-                Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
             write_capture(settings.capture_format, tmp, job.scene_id, scene.rgb, scene.depth, scene.poses,
                           scene.intrinsic, jpeg_quality=settings.jpeg_quality)  # fmt: skip
         else:
