@@ -319,11 +319,9 @@ def build_scene_meta(
         align = center = None
         meta_txt = scene_dir / f"{scene_id}.txt"
         try:
-            if meta_txt.is_file():
-                align = read_axis_alignment(meta_txt)
-            else:
+            if not meta_txt.is_file():
                 report.error("missing_file", "scene meta file is missing", file=meta_txt, record=scene_id)
-            if align is None and meta_txt.is_file():
+            elif (align := read_axis_alignment(meta_txt)) is None:
                 report.skip("no_axis_alignment", scene_id)
             ply = scene_dir / f"{scene_id}_vh_clean_2.ply"
             if ply.is_file():
@@ -511,20 +509,13 @@ class ScanNetScene:
         if axis_alignment != "auto":
             raise ValueError(f"axis_alignment must be 'auto', None or a 4x4 matrix, got {axis_alignment!r}")
         local = self.scene_dir / f"{self.scene_id}.txt"
-        if local.is_file():
-            matrix = read_axis_alignment(local)
-            if matrix is not None:
-                return matrix, True, str(local)
-        if scene_meta is not None:
-            meta = scene_meta.get(self.scene_id)
-            if meta.axis_alignment is not None:
-                return np.asarray(meta.axis_alignment, dtype=np.float64), True, "scene_meta"
-        if scans_root is not None:
-            remote = Path(scans_root) / self.scene_id / f"{self.scene_id}.txt"
-            if remote.is_file():
-                matrix = read_axis_alignment(remote)
-                if matrix is not None:
-                    return matrix, True, str(remote)
+        if local.is_file() and (matrix := read_axis_alignment(local)) is not None:
+            return matrix, True, str(local)
+        if scene_meta is not None and (meta := scene_meta.get(self.scene_id)).axis_alignment is not None:
+            return np.asarray(meta.axis_alignment, dtype=np.float64), True, "scene_meta"
+        remote = None if scans_root is None else Path(scans_root) / self.scene_id / f"{self.scene_id}.txt"
+        if remote is not None and remote.is_file() and (matrix := read_axis_alignment(remote)) is not None:
+            return matrix, True, str(remote)
         self.report.skip("no_axis_alignment", self.scene_id)
         return np.eye(4), False, "none"
 
