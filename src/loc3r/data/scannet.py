@@ -347,16 +347,10 @@ def points_on_color_grid(
     pose: np.ndarray,
     max_depth: float = 10.0,
 ) -> np.ndarray:
-    """World points ``[h, w, 3] float32`` of a depth map on an ``out_size`` grid over the colour image.
-
-    Cell (i, j) covers the colour-image rectangle of normalised size ``1/h x 1/w``; its centre
-    ``(u_c, v_c) = ((j + 0.5) W_c / w, (i + 0.5) H_c / h)`` (colour pixels) is mapped to the depth image
-    through the shared optical centre: ``u_d = f_x^d (u_c - c_x^c) / f_x^c + c_x^d`` (same for v). The
-    nearest depth pixel ``(r, c) = (floor(v_d), floor(u_d))`` is unprojected at its centre with the depth
-    intrinsics, ``p_cam = z ((c + 0.5 - c_x^d) / f_x^d, (r + 0.5 - c_y^d) / f_y^d, 1)``, and moved to the
-    world with ``pose``. Cells that fall outside the depth image, or whose depth is NaN, <= 0 or
-    > ``max_depth``, are NaN.
-    """
+    """World points ``[h, w, 3] float32`` of a depth map on an ``out_size`` grid over the colour image (module
+    docstring): cell (i, j)'s centre ``((j + 0.5) W_c / w, (i + 0.5) H_c / h)`` looks up the depth pixel
+    ``(floor(v_d), floor(u_d))``, unprojected at its centre. Cells outside the depth image, or whose depth is NaN,
+    <= 0 or > ``max_depth``, are NaN."""
     depth_m = np.asarray(depth_m, dtype=np.float64)
     if depth_m.ndim != 2:
         raise GeometryError(f"depth: expected an [H, W] map, got shape {depth_m.shape}")
@@ -779,13 +773,10 @@ class ScanNetScene:
             points_size: ``(h, w)`` grid of world points over each colour frame; None skips depth.
             max_depth: depths beyond this (metres) are invalid.
 
-        This is the one frame-validation path of every ScanNet-format loader (``prepare``, training, evaluation
-        and inference on a scan folder): a frame whose pose is malformed or not rigid, whose colour / depth file
-        is missing or does not decode, or whose colour / depth size differs from the scene's
-        (:meth:`_check_sizes`) is reported with file, record and field, then the clip is re-sampled over the
-        remaining valid frames. The clip lists every such problem in ``clip.meta["frame_problems"]`` (the
-        datasets copy it into each sample's ``meta``, so the command that consumes the sample prints it); with
-        a ``strict`` report the first problem raises instead.
+        The one frame-validation path of every reader: a bad frame (pose, file, size: :meth:`_check_sizes`) is
+        reported with file, record and field and the clip re-sampled over the remaining valid frames; the clip
+        lists the problems in ``clip.meta["frame_problems"]`` (copied into each sample's ``meta``); a ``strict``
+        report raises at the first.
         """
         first_error = len(self.report.errors)
         chosen, num_valid, cache = self._choose_frames(num_frames, points_size is not None, image_size)
