@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loc3r.core.io import read_text
 from loc3r.data.capture_base import CaptureScene, FrameFiles
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
@@ -50,14 +51,8 @@ def matrix_from_rotvec(rotvec: np.ndarray) -> np.ndarray:
 
 def read_traj(path: Path, report: LoadReport, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
     """``(timestamps [N], camera-to-world [N, 4, 4])`` sorted by time; bad lines are reported (module docstring)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: trajectory file is missing") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: cannot read trajectory file ({err})") from err
     stamps, poses = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(read_text(path, "trajectory file").splitlines(), start=1):
         tokens = line.split()
         if not tokens:
             continue
@@ -87,12 +82,7 @@ def read_traj(path: Path, report: LoadReport, scene_id: str) -> tuple[np.ndarray
 
 def read_pincam(path: Path) -> tuple[np.ndarray, tuple[int, int]]:
     """``(K 3x3, (height, width))`` of a ``.pincam`` file ``width height fx fy cx cy``."""
-    try:
-        tokens = path.read_text(encoding="utf-8").split()
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: intrinsics file is missing") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: cannot read intrinsics file ({err})") from err
+    tokens = read_text(path, "intrinsics file").split()
     try:
         if len(tokens) != 6:
             raise ValueError(f"expected 6 numbers (width height fx fy cx cy), got {len(tokens)}")

@@ -55,7 +55,7 @@ import numpy as np
 from PIL import Image
 
 from loc3r.core.geometry import GeometryError, validate_pose
-from loc3r.core.io import read_json, write_json
+from loc3r.core.io import read_json, read_text, write_json
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size, uniform_indices
 
@@ -101,10 +101,7 @@ def read_matrix_txt(path: str | Path, rows: int = 4, cols: int = 4, record: str 
 def read_intrinsic(path: str | Path) -> np.ndarray:
     """Read a pinhole intrinsic matrix (4x4 as ScanNet writes it, or 3x3) and return the 3x3 ``K``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: intrinsic file is missing") from err
+    text = read_text(path, "intrinsic file")
     rows = len([line for line in text.splitlines() if line.strip()])
     mat = read_matrix_txt(path, rows=3 if rows == 3 else 4, cols=3 if rows == 3 else 4)
     k = mat[:3, :3]
@@ -119,11 +116,7 @@ def read_axis_alignment(meta_txt: str | Path) -> np.ndarray | None:
     A present but malformed entry (not 16 numbers, not a rigid transform) raises :class:`SampleError`.
     """
     path = Path(meta_txt)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: scene meta file is missing") from err
-    for line in text.splitlines():
+    for line in read_text(path, "scene meta file").splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() == "axisAlignment":
             try:

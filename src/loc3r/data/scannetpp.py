@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from loc3r.core.io import read_json
+from loc3r.core.io import read_json, read_text
 from loc3r.data.capture_base import CaptureScene, FrameFiles, scaled_intrinsic
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
@@ -136,12 +136,7 @@ def read_colmap_images(path: str | Path) -> dict[str, np.ndarray]:
     comments. A malformed image line raises :class:`SampleError` naming the file, the line and the field. A
     non-finite entry gives a non-finite pose (skipped later as ``invalid_pose``)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: COLMAP images file is missing") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: cannot read COLMAP images file ({err})") from err
+    text = read_text(path, "COLMAP images file")
     lines = [(k + 1, line) for k, line in enumerate(text.splitlines()) if not line.startswith("#")]
     out: dict[str, np.ndarray] = {}
     for j in range(0, len(lines), 2):
