@@ -125,12 +125,16 @@ def read_axis_alignment(meta_txt: str | Path) -> np.ndarray | None:
                 raise SampleError(f"{path}: field 'axisAlignment' is not a list of numbers ({err})") from err
             if len(numbers) != 16:
                 raise SampleError(f"{path}: field 'axisAlignment' must have 16 numbers, got {len(numbers)}")
-            matrix = np.array(numbers, dtype=np.float64).reshape(4, 4)
-            try:
-                return validate_pose(matrix, f"{path}: field 'axisAlignment'")
-            except GeometryError as err:
-                raise SampleError(str(err)) from err
+            return _rigid(np.array(numbers, dtype=np.float64).reshape(4, 4), f"{path}: field 'axisAlignment'")
     return None
+
+
+def _rigid(matrix: np.ndarray, where: str) -> np.ndarray:
+    """``matrix`` as a rigid 4x4 transform; a :class:`SampleError` naming ``where`` if it is not one."""
+    try:
+        return validate_pose(matrix, where)
+    except GeometryError as err:
+        raise SampleError(str(err)) from err
 
 
 def mesh_bbox_center(ply_path: str | Path) -> np.ndarray:
@@ -245,10 +249,7 @@ class SceneMetaTable:
             align = None
             if entry.get("axis_alignment") is not None:
                 align = _vector(entry["axis_alignment"], 16, f"{where}, field 'axis_alignment'").reshape(4, 4)
-                try:
-                    align = validate_pose(align, f"{where}, field 'axis_alignment'")
-                except GeometryError as err:
-                    raise SampleError(str(err)) from err
+                align = _rigid(align, f"{where}, field 'axis_alignment'")
             center = entry.get("mesh_bbox_center")
             offset = entry.get("sceneverse_offset")
             scenes[scene_id] = SceneMeta(
@@ -488,11 +489,7 @@ class ScanNetScene:
         if axis_alignment is None:
             return np.eye(4), False, "disabled"
         if not isinstance(axis_alignment, str):
-            try:
-                matrix = validate_pose(np.asarray(axis_alignment, dtype=np.float64), "axis_alignment argument")
-            except GeometryError as err:
-                raise SampleError(str(err)) from err
-            return matrix, True, "argument"
+            return _rigid(np.asarray(axis_alignment, dtype=np.float64), "axis_alignment argument"), True, "argument"
         if axis_alignment != "auto":
             raise ValueError(f"axis_alignment must be 'auto', None or a 4x4 matrix, got {axis_alignment!r}")
         local = self.scene_dir / f"{self.scene_id}.txt"

@@ -651,6 +651,12 @@ class _SceneGrid:
         )
 
 
+_SIDE_WORDS = {
+    "side": {"left": "on my left", "right": "on my right", "behind": "behind me"},
+    "side_near": {"left": "on my immediate left", "right": "on my immediate right", "behind": "right behind me"},
+}
+
+
 def _situation_text(relations: Sequence[_Relation], names: dict[int, str]) -> str:
     parts: list[str] = []
     sides: list[str] = []
@@ -662,12 +668,8 @@ def _situation_text(relations: Sequence[_Relation], names: dict[int, str]) -> st
             parts.append(f"I am standing between the {n[0]} and the {n[1]}")
         elif rel.kind == "facing":
             parts.append(f"facing the {n[0]}")
-        elif rel.kind == "side":
-            where = {"left": "on my left", "right": "on my right", "behind": "behind me"}[rel.sector]
-            sides.append(f"the {n[0]} {where}")
-        elif rel.kind == "side_near":
-            where = {"left": "on my immediate left", "right": "on my immediate right", "behind": "right behind me"}
-            sides.append(f"the {n[0]} {where[rel.sector]}")
+        else:  # side, side_near
+            sides.append(f"the {n[0]} {_SIDE_WORDS[rel.kind][rel.sector]}")
     text = ", ".join(parts)
     if sides:
         text += ", with " + " and ".join(sides)
