@@ -35,8 +35,7 @@ from enum import IntEnum, StrEnum
 
 import numpy as np
 
-__all__ = ["COLORS", "CATEGORIES", "CATEGORY_ALIASES", "Category", "Part", "Placement", "Texture",
-           "canonical_category", "get_category"]  # fmt: skip
+__all__ = ["COLORS", "CATEGORIES", "CATEGORY_ALIASES", "Category", "Part", "Placement", "Texture"]
 
 
 class Texture(IntEnum):
@@ -562,19 +561,3 @@ CATEGORIES: dict[str, Category] = {
 
 #: Other names for our categories (ScanNet / VSI-Bench labels) -> canonical name.
 CATEGORY_ALIASES: dict[str, str] = {alias: c.name for c in CATEGORIES.values() for alias in c.aliases}
-
-
-def canonical_category(name: str) -> str | None:
-    """The vocabulary name for ``name`` (case/underscore-insensitive, aliases resolved), or ``None``."""
-    key = " ".join(str(name).strip().lower().replace("_", " ").split())
-    if key in CATEGORIES:
-        return key
-    return CATEGORY_ALIASES.get(key)
-
-
-def get_category(name: str) -> Category:
-    """The :class:`Category` for ``name`` (aliases allowed); ``KeyError`` listing the vocabulary otherwise."""
-    key = canonical_category(name)
-    if key is None:
-        raise KeyError(f"unknown category {name!r}; known: {sorted(CATEGORIES)}")
-    return CATEGORIES[key]

@@ -13,8 +13,8 @@ window, a guitar's body and neck, ...), every part inside the object's box (the 
 front = local +y, bottom at z = 0). A category that neither vocabulary knows renders as a plain box
 (:func:`plain_box_category`), with a warning from the layout reader (an error with ``strict``).
 
-:func:`canonical_category` / :func:`get_category` here look up both vocabularies (layout files and rendering);
-the catalog's functions of the same names keep to the generator's own.
+:func:`canonical_category` / :func:`get_category` look up both vocabularies (layout files and rendering); the
+generator draws from the catalog's own table (:data:`~loc3r.synthrooms.catalog.CATEGORIES`).
 """
 
 from __future__ import annotations
