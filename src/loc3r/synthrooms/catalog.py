@@ -111,7 +111,6 @@ class Category:
     mount_z: tuple[float, float] = (0.0, 0.0)
     on_top_size: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     max_per_scene: int = 4
-    flat_top: bool = False  # others may stand on it (ON_TOP supporters must have a flat top)
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     def sample_size(self, rng: np.random.Generator, on_top: bool = False) -> np.ndarray:
@@ -490,7 +489,7 @@ CATEGORIES: dict[str, Category] = {
     c.name: c
     for c in [
         _c("bed", (1.4, 1.95, 0.45), (1.9, 2.2, 0.6), ("white", "blue", "gray", "beige", "pink", "green"), {_W: 1},
-           build_bed, max_per_scene=2, flat_top=True, aliases=("double bed", "single bed")),
+           build_bed, max_per_scene=2, aliases=("double bed", "single bed")),
         _c("sofa", (1.6, 0.8, 0.75), (2.4, 1.0, 0.95), _FABRICS, {_W: 0.8, _F: 0.2}, build_sofa, max_per_scene=2,
            aliases=("couch", "sofa bed")),
         _c("armchair", (0.75, 0.75, 0.75), (0.95, 0.9, 0.95), _FABRICS, {_F: 0.6, _W: 0.4}, build_armchair,
@@ -498,14 +497,14 @@ CATEGORIES: dict[str, Category] = {
         _c("chair", (0.42, 0.45, 0.8), (0.55, 0.55, 1.0), _WOODS + ("red", "blue", "green"), {_A: 0.8, _F: 0.2},
            build_chair, max_per_scene=6, aliases=("office chair", "dining chair")),
         _c("stool", (0.34, 0.34, 0.45), (0.42, 0.42, 0.7), _WOODS + ("red",), {_A: 0.5, _F: 0.5}, build_stool),
-        _c("table", (0.9, 0.7, 0.72), (1.8, 1.0, 0.78), _WOODS, {_F: 1}, build_table, max_per_scene=2, flat_top=True,
+        _c("table", (0.9, 0.7, 0.72), (1.8, 1.0, 0.78), _WOODS, {_F: 1}, build_table, max_per_scene=2,
            aliases=("dining table", "coffee table", "kitchen table")),
-        _c("desk", (1.0, 0.55, 0.72), (1.6, 0.75, 0.76), _WOODS, {_W: 1}, build_desk, max_per_scene=2, flat_top=True),
-        _c("cabinet", (0.6, 0.4, 0.7), (1.2, 0.6, 1.0), _WOODS + ("gray",), {_W: 1}, build_cabinet, flat_top=True,
+        _c("desk", (1.0, 0.55, 0.72), (1.6, 0.75, 0.76), _WOODS, {_W: 1}, build_desk, max_per_scene=2),
+        _c("cabinet", (0.6, 0.4, 0.7), (1.2, 0.6, 1.0), _WOODS + ("gray",), {_W: 1}, build_cabinet,
            max_per_scene=3, aliases=("kitchen cabinet", "kitchen cabinets", "file cabinet", "tv stand")),
-        _c("nightstand", (0.4, 0.35, 0.45), (0.55, 0.45, 0.6), _WOODS, {_W: 1}, build_nightstand, flat_top=True,
+        _c("nightstand", (0.4, 0.35, 0.45), (0.55, 0.45, 0.6), _WOODS, {_W: 1}, build_nightstand,
            max_per_scene=2, aliases=("night stand", "bedside table")),
-        _c("dresser", (1.0, 0.45, 0.8), (1.6, 0.55, 1.0), _WOODS, {_W: 1}, build_dresser, flat_top=True,
+        _c("dresser", (1.0, 0.45, 0.8), (1.6, 0.55, 1.0), _WOODS, {_W: 1}, build_dresser,
            max_per_scene=1, aliases=("chest of drawers",)),
         _c("wardrobe", (1.0, 0.55, 1.9), (2.0, 0.65, 2.2), ("white", "beige", "gray", "blue", "brown"), {_W: 1},
            build_wardrobe, max_per_scene=1, aliases=("closet", "wardrobe closet")),
@@ -554,7 +553,7 @@ CATEGORIES: dict[str, Category] = {
         _c("picture", (0.4, 0.03, 0.3), (0.9, 0.04, 0.7), ("black", "brown", "white", "gray"), {_WM: 1}, build_picture,
            mount_z=(1.2, 1.6), max_per_scene=3, aliases=("painting", "poster", "picture frame")),
         _c("washing machine", (0.58, 0.58, 0.82), (0.62, 0.62, 0.88), ("white", "gray"), {_W: 1}, build_washing_machine,
-           max_per_scene=1, flat_top=True, aliases=("washer", "washing machines")),
+           max_per_scene=1, aliases=("washer", "washing machines")),
     ]
 }
 # fmt: on
