@@ -68,6 +68,7 @@ SCENE_META_FORMAT = "loc3r.scene_meta.v1"
 _log = logging.getLogger("loc3r.data")
 _DIGITS = re.compile(r"^\d+$")
 _EXTRINSIC_TOL = 1e-4
+_SCENE_META_FIELDS = ("axis_alignment", "mesh_bbox_center", "sceneverse_offset")
 
 
 # --- Small file readers ---
@@ -180,14 +181,12 @@ class SceneMeta:
     sceneverse_offset: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.axis_alignment is not None:
-            out["axis_alignment"] = [float(v) for v in np.asarray(self.axis_alignment).reshape(-1)]
-        if self.mesh_bbox_center is not None:
-            out["mesh_bbox_center"] = [float(v) for v in self.mesh_bbox_center]
-        if self.sceneverse_offset is not None:
-            out["sceneverse_offset"] = [float(v) for v in self.sceneverse_offset]
-        return out
+        values = {name: getattr(self, name) for name in _SCENE_META_FIELDS}
+        return {
+            name: [float(v) for v in np.asarray(value).reshape(-1)]
+            for name, value in values.items()
+            if value is not None
+        }
 
 
 def _vector(value: Any, n: int, where: str) -> np.ndarray:
@@ -243,7 +242,7 @@ class SceneMetaTable:
             where = f"{path}: scene {scene_id!r}"
             if not isinstance(entry, dict):
                 raise SampleError(f"{where}: entry must be an object")
-            unknown = set(entry) - {"axis_alignment", "mesh_bbox_center", "sceneverse_offset"}
+            unknown = set(entry) - set(_SCENE_META_FIELDS)
             if unknown:
                 raise SampleError(f"{where}: unknown field(s) {sorted(unknown)}")
             align = None

@@ -303,12 +303,10 @@ def plan_jobs(settings: SynthSettings, layouts: list[SceneLayout] | None = None)
     for i, rid in enumerate(room_ids):
         layout = layouts[i] if layouts is not None else None
         jobs.append(SceneJob(f"{rid}_00", rid, i, 0, split_of[i], "walk", layout))
-        if split_of[i] == "test" and settings.novel_view:
-            jobs.append(SceneJob(f"{rid}_01", rid, i, 1, "test_novel_view", "novel_view", layout))
-        if split_of[i] == "test" and "image" in settings.extra_splits:
-            jobs.append(SceneJob(f"{rid}_02", rid, i, 2, "test_image", "image", layout))
-        if split_of[i] == "test" and "rig" in settings.extra_splits:
-            jobs.append(SceneJob(f"{rid}_03", rid, i, 3, "test_rig", "rig", layout))
+        rescans = (settings.novel_view, "image" in settings.extra_splits, "rig" in settings.extra_splits)
+        for scan, (wanted, kind) in enumerate(zip(rescans, ("novel_view", "image", "rig"), strict=True), start=1):
+            if split_of[i] == "test" and wanted:
+                jobs.append(SceneJob(f"{rid}_{scan:02d}", rid, i, scan, f"test_{kind}", kind, layout))
     return jobs
 
 
@@ -383,9 +381,8 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
     max_id = max((o.instance_id for o in layout.objects), default=0)
     for i in range(t):
         counts = np.bincount(instance[i].ravel(), minlength=max_id + 1)
-        for iid in np.flatnonzero(counts >= settings.min_pixels):
-            if iid > 0 and int(iid) not in first_seen:
-                first_seen[int(iid)] = i
+        for iid in np.flatnonzero(counts[1:] >= settings.min_pixels) + 1:  # 0 = the room shell
+            first_seen.setdefault(int(iid), i)
     # only objects the video shows may be named: a situation that names an object outside the clip cannot be
     # grounded from the video (measured at 8 frames before this: only 44 % of situations had every named object
     # in view, and no variant localized above chance)
@@ -817,9 +814,8 @@ def generate_dataset(
         # passed to ``warn``; with ``strict_layouts`` the first is a LayoutError
         warnings: list[str] = []
         layouts = load_meta_info(settings.layouts_file, strict=strict_layouts, warnings=warnings)
-        for message in warnings:
-            if warn is not None:
-                warn(message)
+        for message in warnings if warn is not None else ():
+            warn(message)
         digest = hashlib.sha256(Path(settings.layouts_file).read_bytes()).hexdigest()
         if settings.layouts_sha256 not in (None, digest):
             raise DatasetError(
