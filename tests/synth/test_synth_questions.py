@@ -66,12 +66,14 @@ def test_free_space_degenerate() -> None:
     assert free.is_empty
     with pytest.raises(ValueError, match="empty"):
         sample_free_points(free, np.random.default_rng(0), 3)
-    bad = SceneLayout("bad", np.array([[0, 0], [1, 1], [0, 1], [1, 0]], float), 2.5, [])
-    with pytest.raises(SampleError, match="bad"):
-        free_space(bad)
-    nan_obj = _rect_room(objects=[_box("chair", 7, np.nan, 1, 0.5, 0.5, 0.9)])
-    with pytest.raises(SampleError, match="object 7"):
-        free_space(nan_obj)
+    # a self-intersecting floor and a non-finite box are refused where layouts enter (the meta_info reader)
+    bad = {"object_bbox": {}, "floor_polygon": [[0, 0], [1, 1], [0, 1], [1, 0]]}
+    with pytest.raises(SampleError, match="'bad'.*'floor_polygon' is self-intersecting"):
+        layout_from_entry("bad", bad)
+    nan_obj = layout_to_entry(_rect_room(objects=[_box("chair", 7, 1, 1, 0.5, 0.5, 0.9)]))
+    nan_obj["object_bbox"]["chair"][0]["centroid"][0] = float("nan")
+    with pytest.raises(SampleError, match=r"object 'chair'\[0\]: field 'centroid' has non-finite"):
+        layout_from_entry("r", nan_obj)
 
 
 def test_sample_free_points_deterministic() -> None:

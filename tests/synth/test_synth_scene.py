@@ -11,13 +11,14 @@ from shapely.geometry import Point, Polygon
 
 from loc3r.core.geometry import camera_center, camera_forward, validate_poses, yaw_of_direction
 from loc3r.data.schema import SceneLayout, SceneObject
-from loc3r.synthrooms.catalog import CATEGORIES, canonical_category
+from loc3r.synthrooms.catalog import CATEGORIES
 from loc3r.synthrooms.freespace import free_space, is_free
 from loc3r.synthrooms.mesh import _part_mesh, build_scene_mesh, object_parts, triangulate_polygon
 from loc3r.synthrooms.meta_info import LayoutError, layout_from_entry, layout_to_entry, load_meta_info
 from loc3r.synthrooms.render import SceneRenderer, make_intrinsic
 from loc3r.synthrooms.scene import SceneConfig, category_code_color, generate_layout
 from loc3r.synthrooms.trajectory import camera_pose, sample_novel_view, sample_walk
+from loc3r.synthrooms.vocabulary import canonical_category
 
 SEEDS = range(24)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loc3r.core.io import read_text
 from loc3r.data.capture_base import CaptureScene, FrameFiles
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
@@ -50,14 +51,8 @@ def matrix_from_rotvec(rotvec: np.ndarray) -> np.ndarray:
 
 def read_traj(path: Path, report: LoadReport, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
     """``(timestamps [N], camera-to-world [N, 4, 4])`` sorted by time; bad lines are reported (module docstring)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: trajectory file is missing") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: cannot read trajectory file ({err})") from err
     stamps, poses = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(read_text(path, "trajectory file").splitlines(), start=1):
         tokens = line.split()
         if not tokens:
             continue
@@ -87,12 +82,7 @@ def read_traj(path: Path, report: LoadReport, scene_id: str) -> tuple[np.ndarray
 
 def read_pincam(path: Path) -> tuple[np.ndarray, tuple[int, int]]:
     """``(K 3x3, (height, width))`` of a ``.pincam`` file ``width height fx fy cx cy``."""
-    try:
-        tokens = path.read_text(encoding="utf-8").split()
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: intrinsics file is missing") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: cannot read intrinsics file ({err})") from err
+    tokens = read_text(path, "intrinsics file").split()
     try:
         if len(tokens) != 6:
             raise ValueError(f"expected 6 numbers (width height fx fy cx cy), got {len(tokens)}")
@@ -128,7 +118,7 @@ class ARKitScenesScene(CaptureScene):
                 entries.append((t, stamp, prefix, path))
         entries.sort()
         self._stamp: dict[int, float] = {}
-        files, bad_intrinsic = [], 0
+        files = []
         intr_dir = self.scene_dir / "lowres_wide_intrinsics"
         for number, (t, stamp, prefix, path) in enumerate(entries):
             record = f"{self.scene_id} frame {number} (t={stamp})"
@@ -144,7 +134,6 @@ class ARKitScenesScene(CaptureScene):
             except SampleError as err:
                 kind = "missing_file" if not pincam.is_file() else "bad_intrinsic"
                 self.report.error(kind, str(err), file=pincam, record=record, field="intrinsic")
-                bad_intrinsic += 1
                 continue
             self._intrinsics[number] = (k, k)
             self._stamp[number] = t
@@ -165,15 +154,11 @@ class ARKitScenesScene(CaptureScene):
                 best = c
         return None if best is None else self._traj[best]
 
-    def _read_poses(self) -> None:
-        poses: dict[int, np.ndarray] = {}
-        self.report.count("frames_total", len(self._files))
-        for files in self._files:
-            t = self._stamp[files.frame_id]
-            record = f"{self.scene_id} frame {files.frame_id} (t={t:.3f})"
-            pose = self._pose_at(t)
-            if pose is None:
-                self.report.skip("no_pose", f"{self.traj_path} t={t:.3f}")
-                continue
-            self._accept_pose(poses, files.frame_id, pose, f"{self.traj_path} t={t:.3f}", self.traj_path, record)
-        self._set_poses(poses)
+    def _raw_pose(self, files: FrameFiles) -> tuple[np.ndarray, str, Path, str] | None:
+        t = self._stamp[files.frame_id]
+        pose = self._pose_at(t)
+        where = f"{self.traj_path} t={t:.3f}"
+        if pose is None:
+            self.report.skip("no_pose", where)
+            return None
+        return pose, where, self.traj_path, f"{self.scene_id} frame {files.frame_id} (t={t:.3f})"

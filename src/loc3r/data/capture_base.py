@@ -54,8 +54,8 @@ def scaled_intrinsic(k: np.ndarray, from_size: tuple[int, int], to_size: tuple[i
 
 class CaptureScene(ScanNetScene):
     """Base of the raw-capture readers (module docstring). Subclasses call :meth:`_setup` from ``__init__`` and
-    implement :meth:`_read_poses` (poses through :meth:`_accept_pose`, kept with :meth:`_set_poses`) and, where the
-    frames are not plain JPEG / depth PNG files, :meth:`_read_color` / :meth:`_read_depth`."""
+    implement :meth:`_raw_pose` (checked by :meth:`_read_poses`) and, where the frames are not plain JPEG / depth PNG
+    files, :meth:`_read_color` / :meth:`_read_depth`."""
 
     #: name of the format (``ScanNetClip.layout``)
     layout_name = "capture"
@@ -71,15 +71,6 @@ class CaptureScene(ScanNetScene):
         # the readers' poses are already in the world frame (z up, metres): no axis alignment on top
         self.axis_alignment, self.axis_aligned, self.axis_alignment_source = np.eye(4), True, self.layout_name
         self._intrinsics: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._poses = None
-        self._valid_ids = None
-
-    def _set_frames(self, files: list[FrameFiles]) -> None:
-        files.sort(key=lambda f: f.frame_id)
-        if not files:
-            raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames")
-        self._files = files
-        self._by_id = {f.frame_id: f for f in files}
 
     def capture(self) -> dict[str, Any] | None:
         return None  # a video (the still-image / rig scans are SynthRooms' SensReader exports only)

@@ -55,7 +55,7 @@ import numpy as np
 from PIL import Image
 
 from loc3r.core.geometry import GeometryError, validate_pose
-from loc3r.core.io import read_json, write_json
+from loc3r.core.io import read_json, read_text, write_json
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size, uniform_indices
 
@@ -68,6 +68,7 @@ SCENE_META_FORMAT = "loc3r.scene_meta.v1"
 _log = logging.getLogger("loc3r.data")
 _DIGITS = re.compile(r"^\d+$")
 _EXTRINSIC_TOL = 1e-4
+_SCENE_META_FIELDS = ("axis_alignment", "mesh_bbox_center", "sceneverse_offset")
 
 
 # --- Small file readers ---
@@ -101,10 +102,7 @@ def read_matrix_txt(path: str | Path, rows: int = 4, cols: int = 4, record: str 
 def read_intrinsic(path: str | Path) -> np.ndarray:
     """Read a pinhole intrinsic matrix (4x4 as ScanNet writes it, or 3x3) and return the 3x3 ``K``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: intrinsic file is missing") from err
+    text = read_text(path, "intrinsic file")
     rows = len([line for line in text.splitlines() if line.strip()])
     mat = read_matrix_txt(path, rows=3 if rows == 3 else 4, cols=3 if rows == 3 else 4)
     k = mat[:3, :3]
@@ -119,11 +117,7 @@ def read_axis_alignment(meta_txt: str | Path) -> np.ndarray | None:
     A present but malformed entry (not 16 numbers, not a rigid transform) raises :class:`SampleError`.
     """
     path = Path(meta_txt)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: scene meta file is missing") from err
-    for line in text.splitlines():
+    for line in read_text(path, "scene meta file").splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() == "axisAlignment":
             try:
@@ -132,12 +126,16 @@ def read_axis_alignment(meta_txt: str | Path) -> np.ndarray | None:
                 raise SampleError(f"{path}: field 'axisAlignment' is not a list of numbers ({err})") from err
             if len(numbers) != 16:
                 raise SampleError(f"{path}: field 'axisAlignment' must have 16 numbers, got {len(numbers)}")
-            matrix = np.array(numbers, dtype=np.float64).reshape(4, 4)
-            try:
-                return validate_pose(matrix, f"{path}: field 'axisAlignment'")
-            except GeometryError as err:
-                raise SampleError(str(err)) from err
+            return _rigid(np.array(numbers, dtype=np.float64).reshape(4, 4), f"{path}: field 'axisAlignment'")
     return None
+
+
+def _rigid(matrix: np.ndarray, where: str) -> np.ndarray:
+    """``matrix`` as a rigid 4x4 transform; a :class:`SampleError` naming ``where`` if it is not one."""
+    try:
+        return validate_pose(matrix, where)
+    except GeometryError as err:
+        raise SampleError(str(err)) from err
 
 
 def mesh_bbox_center(ply_path: str | Path) -> np.ndarray:
@@ -183,14 +181,12 @@ class SceneMeta:
     sceneverse_offset: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.axis_alignment is not None:
-            out["axis_alignment"] = [float(v) for v in np.asarray(self.axis_alignment).reshape(-1)]
-        if self.mesh_bbox_center is not None:
-            out["mesh_bbox_center"] = [float(v) for v in self.mesh_bbox_center]
-        if self.sceneverse_offset is not None:
-            out["sceneverse_offset"] = [float(v) for v in self.sceneverse_offset]
-        return out
+        values = {name: getattr(self, name) for name in _SCENE_META_FIELDS}
+        return {
+            name: [float(v) for v in np.asarray(value).reshape(-1)]
+            for name, value in values.items()
+            if value is not None
+        }
 
 
 def _vector(value: Any, n: int, where: str) -> np.ndarray:
@@ -246,16 +242,13 @@ class SceneMetaTable:
             where = f"{path}: scene {scene_id!r}"
             if not isinstance(entry, dict):
                 raise SampleError(f"{where}: entry must be an object")
-            unknown = set(entry) - {"axis_alignment", "mesh_bbox_center", "sceneverse_offset"}
+            unknown = set(entry) - set(_SCENE_META_FIELDS)
             if unknown:
                 raise SampleError(f"{where}: unknown field(s) {sorted(unknown)}")
             align = None
             if entry.get("axis_alignment") is not None:
                 align = _vector(entry["axis_alignment"], 16, f"{where}, field 'axis_alignment'").reshape(4, 4)
-                try:
-                    align = validate_pose(align, f"{where}, field 'axis_alignment'")
-                except GeometryError as err:
-                    raise SampleError(str(err)) from err
+                align = _rigid(align, f"{where}, field 'axis_alignment'")
             center = entry.get("mesh_bbox_center")
             offset = entry.get("sceneverse_offset")
             scenes[scene_id] = SceneMeta(
@@ -319,11 +312,9 @@ def build_scene_meta(
         align = center = None
         meta_txt = scene_dir / f"{scene_id}.txt"
         try:
-            if meta_txt.is_file():
-                align = read_axis_alignment(meta_txt)
-            else:
+            if not meta_txt.is_file():
                 report.error("missing_file", "scene meta file is missing", file=meta_txt, record=scene_id)
-            if align is None and meta_txt.is_file():
+            elif (align := read_axis_alignment(meta_txt)) is None:
                 report.skip("no_axis_alignment", scene_id)
             ply = scene_dir / f"{scene_id}_vh_clean_2.ply"
             if ply.is_file():
@@ -349,16 +340,10 @@ def points_on_color_grid(
     pose: np.ndarray,
     max_depth: float = 10.0,
 ) -> np.ndarray:
-    """World points ``[h, w, 3] float32`` of a depth map on an ``out_size`` grid over the colour image.
-
-    Cell (i, j) covers the colour-image rectangle of normalised size ``1/h x 1/w``; its centre
-    ``(u_c, v_c) = ((j + 0.5) W_c / w, (i + 0.5) H_c / h)`` (colour pixels) is mapped to the depth image
-    through the shared optical centre: ``u_d = f_x^d (u_c - c_x^c) / f_x^c + c_x^d`` (same for v). The
-    nearest depth pixel ``(r, c) = (floor(v_d), floor(u_d))`` is unprojected at its centre with the depth
-    intrinsics, ``p_cam = z ((c + 0.5 - c_x^d) / f_x^d, (r + 0.5 - c_y^d) / f_y^d, 1)``, and moved to the
-    world with ``pose``. Cells that fall outside the depth image, or whose depth is NaN, <= 0 or
-    > ``max_depth``, are NaN.
-    """
+    """World points ``[h, w, 3] float32`` of a depth map on an ``out_size`` grid over the colour image (module
+    docstring): cell (i, j)'s centre ``((j + 0.5) W_c / w, (i + 0.5) H_c / h)`` looks up the depth pixel
+    ``(floor(v_d), floor(u_d))``, unprojected at its centre. Cells outside the depth image, or whose depth is NaN,
+    <= 0 or > ``max_depth``, are NaN."""
     depth_m = np.asarray(depth_m, dtype=np.float64)
     if depth_m.ndim != 2:
         raise GeometryError(f"depth: expected an [H, W] map, got shape {depth_m.shape}")
@@ -438,6 +423,9 @@ class ScanNetScene:
         report: :class:`LoadReport` to fill (a fresh one otherwise, see :attr:`report`).
     """
 
+    _poses: dict[int, np.ndarray] | None = None  # frame id -> world camera-to-world, read on first use
+    _valid_ids: np.ndarray | None = None
+
     def __init__(
         self,
         scene_dir: str | Path,
@@ -477,10 +465,7 @@ class ScanNetScene:
         self.axis_alignment, self.axis_aligned, self.axis_alignment_source = self._resolve_alignment(
             axis_alignment, scene_meta, scans_root
         )
-        self._files = self._list_frames()
-        self._by_id = {f.frame_id: f for f in self._files}
-        self._poses: dict[int, np.ndarray] | None = None
-        self._valid_ids: np.ndarray | None = None
+        self._set_frames(self._list_frames(), " (*.jpg)")
 
     # -- discovery --------------------------------------------------------------------------------
 
@@ -503,28 +488,17 @@ class ScanNetScene:
         if axis_alignment is None:
             return np.eye(4), False, "disabled"
         if not isinstance(axis_alignment, str):
-            try:
-                matrix = validate_pose(np.asarray(axis_alignment, dtype=np.float64), "axis_alignment argument")
-            except GeometryError as err:
-                raise SampleError(str(err)) from err
-            return matrix, True, "argument"
+            return _rigid(np.asarray(axis_alignment, dtype=np.float64), "axis_alignment argument"), True, "argument"
         if axis_alignment != "auto":
             raise ValueError(f"axis_alignment must be 'auto', None or a 4x4 matrix, got {axis_alignment!r}")
         local = self.scene_dir / f"{self.scene_id}.txt"
-        if local.is_file():
-            matrix = read_axis_alignment(local)
-            if matrix is not None:
-                return matrix, True, str(local)
-        if scene_meta is not None:
-            meta = scene_meta.get(self.scene_id)
-            if meta.axis_alignment is not None:
-                return np.asarray(meta.axis_alignment, dtype=np.float64), True, "scene_meta"
-        if scans_root is not None:
-            remote = Path(scans_root) / self.scene_id / f"{self.scene_id}.txt"
-            if remote.is_file():
-                matrix = read_axis_alignment(remote)
-                if matrix is not None:
-                    return matrix, True, str(remote)
+        if local.is_file() and (matrix := read_axis_alignment(local)) is not None:
+            return matrix, True, str(local)
+        if scene_meta is not None and (meta := scene_meta.get(self.scene_id)).axis_alignment is not None:
+            return np.asarray(meta.axis_alignment, dtype=np.float64), True, "scene_meta"
+        remote = None if scans_root is None else Path(scans_root) / self.scene_id / f"{self.scene_id}.txt"
+        if remote is not None and remote.is_file() and (matrix := read_axis_alignment(remote)) is not None:
+            return matrix, True, str(remote)
         self.report.skip("no_axis_alignment", self.scene_id)
         return np.eye(4), False, "none"
 
@@ -547,10 +521,14 @@ class ScanNetScene:
                 if entry.name.endswith(".txt") and _DIGITS.match(stem) and int(stem) not in have:
                     files.append(_FrameFiles(int(stem), color_dir / f"{stem}.jpg", depth_dir / f"{stem}.png",
                                              pose_dir / entry.name))  # fmt: skip
+        return files
+
+    def _set_frames(self, files: list[_FrameFiles], hint: str = "") -> None:
         files.sort(key=lambda f: f.frame_id)
         if not files:
-            raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames (*.jpg)")
-        return files
+            raise SampleError(f"{self.scene_dir}: scene {self.scene_id!r} has no colour frames{hint}")
+        self._files = files
+        self._by_id = {f.frame_id: f for f in files}
 
     # -- poses ------------------------------------------------------------------------------------
 
@@ -559,41 +537,40 @@ class ScanNetScene:
         """All frame numbers that have a colour image, sorted."""
         return np.array([f.frame_id for f in self._files], dtype=np.int64)
 
+    def _raw_pose(self, files: _FrameFiles) -> tuple[np.ndarray, str, Path, str] | None:
+        """One frame's pose as stored, where it was read (for messages), its file and record; None after reporting
+        when it cannot be read. The raw-capture readers override it."""
+        record = f"{self.scene_id} frame {files.frame_id}"
+        try:
+            return read_matrix_txt(files.pose, record=record), str(files.pose), files.pose, record
+        except SampleError as err:
+            kind = "missing_file" if not files.pose.exists() else "bad_pose_file"
+            self.report.error(kind, str(err), file=files.pose, record=record, field="pose")
+            return None
+
     def _read_poses(self) -> None:
+        """The one pose check of every reader: a pose with ``-inf``/NaN entries is skipped and counted
+        (``skipped[invalid_pose]``, example ``where``), a non-rigid one is an error (file, record, field ``pose``);
+        a good one is kept in the world frame (axis alignment applied)."""
         poses: dict[int, np.ndarray] = {}
         self.report.count("frames_total", len(self._files))
         for files in self._files:
-            record = f"{self.scene_id} frame {files.frame_id}"
-            try:
-                raw = read_matrix_txt(files.pose, record=record)
-            except SampleError as err:
-                kind = "missing_file" if not files.pose.exists() else "bad_pose_file"
-                self.report.error(kind, str(err), file=files.pose, record=record, field="pose")
+            found = self._raw_pose(files)
+            if found is None:
                 continue
-            self._accept_pose(poses, files.frame_id, raw, str(files.pose), files.pose, record)
-        self._set_poses(poses)
-
-    def _set_poses(self, poses: dict[int, np.ndarray]) -> None:
-        """Keep the accepted poses (frame id -> camera-to-world) and count them."""
+            raw, where, file, record = found
+            if not np.isfinite(raw).all():
+                self.report.skip("invalid_pose", where)
+                continue
+            try:
+                validate_pose(raw, where)
+            except GeometryError as err:
+                self.report.error("bad_pose", str(err), file=file, record=record, field="pose")
+                continue
+            poses[files.frame_id] = self.axis_alignment @ np.asarray(raw, dtype=np.float64)
         self._poses = poses
         self._valid_ids = np.array(sorted(poses), dtype=np.int64)
         self.report.count("frames_valid", len(poses))
-
-    def _accept_pose(
-        self, poses: dict[int, np.ndarray], frame_id: int, raw: np.ndarray, where: str, file: Path, record: str
-    ) -> None:
-        """The one pose check of every reader: a pose with ``-inf``/NaN entries is skipped and counted
-        (``skipped[invalid_pose]``, example ``where``), a non-rigid one is an error (file, record, field ``pose``);
-        a good one enters ``poses`` in the world frame (axis alignment applied)."""
-        if not np.isfinite(raw).all():
-            self.report.skip("invalid_pose", where)
-            return
-        try:
-            validate_pose(raw, where)
-        except GeometryError as err:
-            self.report.error("bad_pose", str(err), file=file, record=record, field="pose")
-            return
-        poses[frame_id] = self.axis_alignment @ np.asarray(raw, dtype=np.float64)
 
     def capture(self) -> dict[str, Any] | None:
         """``capture.json`` of a still-image or camera-rig scan (written by SynthRooms' ``test_image`` /
@@ -656,19 +633,15 @@ class ScanNetScene:
     ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]] | None:
         """Colour (resized) and depth of one frame, and the colour file's own size; None after reporting
         when a file is missing or corrupt."""
-        depth = None
-        for path, field_name in ((files.color, "color"), (files.depth, "depth")):
-            if field_name == "depth" and not with_depth:
-                continue
-            try:
-                if field_name == "color":
-                    rgb, native = self._read_color(files, image_size, record)
-                else:
-                    depth = self._read_depth(files, record)
-            except SampleError as err:
-                kind = "missing_file" if not Path(path).exists() else "unreadable_image"
-                self.report.error(kind, str(err), file=path, record=record, field=field_name)
-                return None
+        path, field_name = files.color, "color"
+        try:
+            rgb, native = self._read_color(files, image_size, record)
+            path, field_name = files.depth, "depth"
+            depth = self._read_depth(files, record) if with_depth else None
+        except SampleError as err:
+            kind = "missing_file" if not Path(path).exists() else "unreadable_image"
+            self.report.error(kind, str(err), file=path, record=record, field=field_name)
+            return None
         return rgb, depth, native
 
     def _read_color(
@@ -789,13 +762,10 @@ class ScanNetScene:
             points_size: ``(h, w)`` grid of world points over each colour frame; None skips depth.
             max_depth: depths beyond this (metres) are invalid.
 
-        This is the one frame-validation path of every ScanNet-format loader (``prepare``, training, evaluation
-        and inference on a scan folder): a frame whose pose is malformed or not rigid, whose colour / depth file
-        is missing or does not decode, or whose colour / depth size differs from the scene's
-        (:meth:`_check_sizes`) is reported with file, record and field, then the clip is re-sampled over the
-        remaining valid frames. The clip lists every such problem in ``clip.meta["frame_problems"]`` (the
-        datasets copy it into each sample's ``meta``, so the command that consumes the sample prints it); with
-        a ``strict`` report the first problem raises instead.
+        The one frame-validation path of every reader: a bad frame (pose, file, size: :meth:`_check_sizes`) is
+        reported with file, record and field and the clip re-sampled over the remaining valid frames; the clip
+        lists the problems in ``clip.meta["frame_problems"]`` (copied into each sample's ``meta``); a ``strict``
+        report raises at the first.
         """
         first_error = len(self.report.errors)
         chosen, num_valid, cache = self._choose_frames(num_frames, points_size is not None, image_size)
@@ -989,6 +959,9 @@ def _fmt(value: float) -> str:
     return f"{value:.9g}"
 
 
+_SENSREADER_FILES = (("color", "jpg"), ("depth", "png"), ("pose", "txt"))
+
+
 def _as_4x4(k: np.ndarray) -> np.ndarray:
     k = np.asarray(k, dtype=np.float64)
     out = np.eye(4)
@@ -1039,13 +1012,9 @@ def export_scannet_scene(
         raise ValueError(f"unknown layout {layout!r}")
     for frame_id, color, depth, pose in zip(ids, colors, depths_m, poses, strict=True):
         if layout == "sensreader":
-            color_path = out / "color" / f"{frame_id}.jpg"
-            depth_path = out / "depth" / f"{frame_id}.png"
-            pose_path = out / "pose" / f"{frame_id}.txt"
+            color_path, depth_path, pose_path = (out / sub / f"{frame_id}.{ext}" for sub, ext in _SENSREADER_FILES)
         else:
-            color_path = out / f"{frame_id:05d}.jpg"
-            depth_path = out / f"{frame_id:05d}.png"
-            pose_path = out / f"{frame_id:05d}.txt"
+            color_path, depth_path, pose_path = (out / f"{frame_id:05d}.{ext}" for ext in ("jpg", "png", "txt"))
         Image.fromarray(np.asarray(color, dtype=np.uint8)).save(color_path, quality=jpeg_quality)
         d = np.asarray(depth, dtype=np.float64)
         with np.errstate(invalid="ignore"):

@@ -261,14 +261,9 @@ class SensScene(CaptureScene):
             )
         self._set_frames([FrameFiles(i, sens_path, sens_path, sens_path) for i in range(self.sens.num_complete)])
 
-    def _read_poses(self) -> None:
-        poses: dict[int, np.ndarray] = {}
-        self.report.count("frames_total", len(self._files))
-        for files in self._files:
-            record = f"{self.scene_id} frame {files.frame_id}"
-            where = f"{self.sens.path} frame {files.frame_id}"
-            self._accept_pose(poses, files.frame_id, self.sens.poses[files.frame_id], where, self.sens.path, record)
-        self._set_poses(poses)
+    def _raw_pose(self, files: FrameFiles) -> tuple[np.ndarray, str, Path, str]:
+        where, record = f"{self.sens.path} frame {files.frame_id}", f"{self.scene_id} frame {files.frame_id}"
+        return self.sens.poses[files.frame_id], where, self.sens.path, record
 
     def _read_color(
         self, files: FrameFiles, image_size: tuple[int, int] | None, record: str

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from loc3r.core.io import read_json
+from loc3r.core.io import read_json, read_text
 from loc3r.data.capture_base import CaptureScene, FrameFiles, scaled_intrinsic
 from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
@@ -136,12 +136,7 @@ def read_colmap_images(path: str | Path) -> dict[str, np.ndarray]:
     comments. A malformed image line raises :class:`SampleError` naming the file, the line and the field. A
     non-finite entry gives a non-finite pose (skipped later as ``invalid_pose``)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise SampleError(f"{path}: COLMAP images file is missing") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise SampleError(f"{path}: cannot read COLMAP images file ({err})") from err
+    text = read_text(path, "COLMAP images file")
     lines = [(k + 1, line) for k, line in enumerate(text.splitlines()) if not line.startswith("#")]
     out: dict[str, np.ndarray] = {}
     for j in range(0, len(lines), 2):
@@ -490,14 +485,9 @@ class ScanNetppScene(CaptureScene):
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def _read_poses(self) -> None:
-        poses: dict[int, np.ndarray] = {}
-        self.report.count("frames_total", len(self._files))
-        for files in self._files:
-            raw, path, name = self._raw_poses[files.frame_id]
-            record = f"{self.scene_id} {self.camera} {name}"
-            self._accept_pose(poses, files.frame_id, raw, f"{path} {name}", path, record)
-        self._set_poses(poses)
+    def _raw_pose(self, files: FrameFiles) -> tuple[np.ndarray, str, Path, str]:
+        raw, path, name = self._raw_poses[files.frame_id]
+        return raw, f"{path} {name}", path, f"{self.scene_id} {self.camera} {name}"
 
     def _read_color(
         self, files: FrameFiles, image_size: tuple[int, int] | None, record: str

@@ -112,24 +112,19 @@ class ClipSample:
                 )
             if not np.isfinite(feats).all():
                 raise SampleError(f"{where}: field 'camera_features' has non-finite values")
-        if self.pixel_labels is not None:
-            labels = np.asarray(self.pixel_labels)
-            if labels.ndim != 3 or labels.shape[0] != num_frames or not np.issubdtype(labels.dtype, np.integer):
+        for name in ("pixel_labels", "pixel_instances"):
+            maps = None if getattr(self, name) is None else np.asarray(getattr(self, name))
+            if maps is not None and (maps.ndim != 3 or maps.shape[0] != num_frames or maps.dtype.kind not in "iu"):
                 raise SampleError(
-                    f"{where}: field 'pixel_labels' must be an integer [T={num_frames}, h, w] array, got "
-                    f"{labels.dtype} {labels.shape}"
+                    f"{where}: field {name!r} must be an integer [T={num_frames}, h, w] array, got {maps.dtype} "
+                    f"{maps.shape}"
                 )
-            if not self.label_names or int(labels.max(initial=-1)) >= len(self.label_names):
+        if self.pixel_labels is not None:
+            top = int(np.asarray(self.pixel_labels).max(initial=-1))
+            if not self.label_names or top >= len(self.label_names):
                 raise SampleError(
                     f"{where}: field 'label_names' must name every value of 'pixel_labels' "
-                    f"(max {int(labels.max(initial=-1))}, {len(self.label_names or [])} names)"
-                )
-        if self.pixel_instances is not None:
-            inst = np.asarray(self.pixel_instances)
-            if inst.ndim != 3 or inst.shape[0] != num_frames or not np.issubdtype(inst.dtype, np.integer):
-                raise SampleError(
-                    f"{where}: field 'pixel_instances' must be an integer [T={num_frames}, h, w] array, got "
-                    f"{inst.dtype} {inst.shape}"
+                    f"(max {top}, {len(self.label_names or [])} names)"
                 )
         if self.referents is not None and (
             not isinstance(self.referents, dict)

@@ -42,34 +42,34 @@ def _height(obj: SceneObject) -> float:
     return float(obj.center[2] + obj.size[2] / 2)
 
 
+def _qa(question: str, answer: str, tag: str, extra_knowledge: int) -> dict[str, Any]:
+    return {"question": question, "answer": answer, "tag": tag, "extra_knowledge": extra_knowledge}
+
+
 def _questions(obj: SceneObject, name: str, layout: SceneLayout, names: Mapping[int, str]) -> list[dict[str, Any]]:
     others = [o for o in layout.objects if o.instance_id != obj.instance_id]
     named = [o for o in others if o.instance_id in names and names[o.instance_id] != name]
     dist = {o.instance_id: box_distance(obj, o) for o in others}
     out: list[dict[str, Any]] = []
     if obj.color_name and obj.color_name not in name:  # "What color is the white bed?" answers itself
-        out.append({"question": f"What color is the {name}?", "answer": obj.color_name.capitalize(),
-                    "tag": "appearance", "extra_knowledge": 0})  # fmt: skip
+        out.append(_qa(f"What color is the {name}?", obj.color_name.capitalize(), "appearance", 0))
     for o in sorted(named, key=lambda o: abs(_height(o) - _height(obj)), reverse=True)[:1]:
         if abs(_height(o) - _height(obj)) >= 0.1:
             answer = "Taller" if _height(obj) > _height(o) else "Shorter"
-            out.append({"question": f"Is the {name} taller or shorter than the {names[o.instance_id]}?",
-                        "answer": answer, "tag": "geometry", "extra_knowledge": 1})  # fmt: skip
+            out.append(_qa(f"Is the {name} taller or shorter than the {names[o.instance_id]}?", answer, "geometry", 1))
     for o in sorted(named, key=lambda o: dist[o.instance_id]):
         d = dist[o.instance_id]
         if d < _CLOSE_M or d > _FAR_M:
-            out.append({"question": f"Is the {name} close to the {names[o.instance_id]}?",
-                        "answer": "Yes" if d < _CLOSE_M else "No", "tag": "spatial", "extra_knowledge": 1})  # fmt: skip
+            answer = "Yes" if d < _CLOSE_M else "No"
+            out.append(_qa(f"Is the {name} close to the {names[o.instance_id]}?", answer, "spatial", 1))
             break
     near_cats = sorted({o.category for o in others if dist[o.instance_id] < _CLOSE_M} - {obj.category})
     if near_cats:
-        out.append({"question": f"Is there a {near_cats[0]} next to the {name}?", "answer": "Yes",
-                    "tag": "existence", "extra_knowledge": 1})  # fmt: skip
+        out.append(_qa(f"Is there a {near_cats[0]} next to the {name}?", "Yes", "existence", 1))
     if len(others) >= 2:
         ranked = sorted(others, key=lambda o: dist[o.instance_id])
         if dist[ranked[1].instance_id] - dist[ranked[0].instance_id] >= 0.3 and ranked[0].category != obj.category:
-            out.append({"question": f"What is the object closest to the {name}?",
-                        "answer": ranked[0].category.capitalize(), "tag": "class", "extra_knowledge": 0})  # fmt: skip
+            out.append(_qa(f"What is the object closest to the {name}?", ranked[0].category.capitalize(), "class", 0))
     return out
 
 

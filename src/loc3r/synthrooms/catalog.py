@@ -35,8 +35,7 @@ from enum import IntEnum, StrEnum
 
 import numpy as np
 
-__all__ = ["COLORS", "CATEGORIES", "CATEGORY_ALIASES", "Category", "Part", "Placement", "Texture",
-           "canonical_category", "get_category"]  # fmt: skip
+__all__ = ["COLORS", "CATEGORIES", "CATEGORY_ALIASES", "Category", "Part", "Placement", "Texture"]
 
 
 class Texture(IntEnum):
@@ -112,7 +111,6 @@ class Category:
     mount_z: tuple[float, float] = (0.0, 0.0)
     on_top_size: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
     max_per_scene: int = 4
-    flat_top: bool = False  # others may stand on it (ON_TOP supporters must have a flat top)
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
     def sample_size(self, rng: np.random.Generator, on_top: bool = False) -> np.ndarray:
@@ -129,6 +127,12 @@ def _box(x0: float, y0: float, z0: float, x1: float, y1: float, z1: float, **kw)
 
 def _cyl(x0: float, y0: float, z0: float, x1: float, y1: float, z1: float, **kw) -> Part:
     return Part("cylinder", (x0, y0, z0), (x1, y1, z1), **kw)
+
+
+def _framed(w: float, y0: float, y1: float, z0: float, z1: float, frame: float, **kw) -> Part:
+    """The panel inside a frame of width ``frame`` on the face ``y0..y1`` of a part ``w`` wide from ``z0`` to ``z1``
+    (screens, glass, boards)."""
+    return _box(-w / 2 + frame, y0, z0 + frame, w / 2 - frame, y1, z1 - frame, **kw)
 
 
 def _legs(w: float, d: float, z1: float, t: float, shade: float = 0.55, inset: float = 0.0) -> list[Part]:
@@ -278,16 +282,7 @@ def build_tv(w, d, h, rng):
     bezel = 0.02
     return [
         _box(-w / 2, -d / 2, 0, w / 2, d / 2 - 0.004, h, shade=1.0),
-        _box(
-            -w / 2 + bezel,
-            d / 2 - 0.004,
-            bezel,
-            w / 2 - bezel,
-            d / 2,
-            h - bezel,
-            color=(20, 24, 30),
-            texture=Texture.SCREEN,
-        ),
+        _framed(w, d / 2 - 0.004, d / 2, 0, h, bezel, color=(20, 24, 30), texture=Texture.SCREEN),
     ]
 
 
@@ -298,16 +293,7 @@ def build_monitor(w, d, h, rng):
         _box(-0.12 * w, -d / 2, 0, 0.12 * w, d / 2, 0.015, shade=0.8),  # foot
         _box(-0.03, -0.02, 0.015, 0.03, 0.0, base_h + 0.05, shade=0.8),  # neck
         _box(-w / 2, -screen_d / 2, base_h, w / 2, screen_d / 2 - 0.004, h),
-        _box(
-            -w / 2 + bezel,
-            screen_d / 2 - 0.004,
-            base_h + bezel,
-            w / 2 - bezel,
-            screen_d / 2,
-            h - bezel,
-            color=(18, 22, 28),
-            texture=Texture.SCREEN,
-        ),
+        _framed(w, screen_d / 2 - 0.004, screen_d / 2, base_h, h, bezel, color=(18, 22, 28), texture=Texture.SCREEN),
     ]
 
 
@@ -419,16 +405,7 @@ def build_window(w, d, h, rng):
         _box(-w / 2, -d / 2, frame, -w / 2 + frame, d / 2, h - frame),
         _box(w / 2 - frame, -d / 2, frame, w / 2, d / 2, h - frame),
         _box(-0.015, -d / 2 + 0.005, frame, 0.015, d / 2, h - frame),
-        _box(
-            -w / 2 + frame,
-            -d / 2,
-            frame,
-            w / 2 - frame,
-            -d / 2 + 0.01,
-            h - frame,
-            color=(165, 205, 235),
-            texture=Texture.GLASS,
-        ),
+        _framed(w, -d / 2, -d / 2 + 0.01, 0, h, frame, color=(165, 205, 235), texture=Texture.GLASS),
     ]
 
 
@@ -476,7 +453,7 @@ def build_whiteboard(w, d, h, rng):
     frame = 0.025
     return [
         _box(-w / 2, -d / 2, 0, w / 2, d / 2 - 0.003, h, color=(160, 160, 165)),
-        _box(-w / 2 + frame, d / 2 - 0.003, frame, w / 2 - frame, d / 2, h - frame, color=(245, 245, 245)),
+        _framed(w, d / 2 - 0.003, d / 2, 0, h, frame, color=(245, 245, 245)),
     ]
 
 
@@ -485,7 +462,7 @@ def build_picture(w, d, h, rng):
     art = tuple(int(c) for c in rng.integers(40, 230, size=3))
     return [
         _box(-w / 2, -d / 2, 0, w / 2, d / 2 - 0.003, h),
-        _box(-w / 2 + frame, d / 2 - 0.003, frame, w / 2 - frame, d / 2, h - frame, color=art, texture=Texture.FABRIC),
+        _framed(w, d / 2 - 0.003, d / 2, 0, h, frame, color=art, texture=Texture.FABRIC),
     ]
 
 
@@ -512,7 +489,7 @@ CATEGORIES: dict[str, Category] = {
     c.name: c
     for c in [
         _c("bed", (1.4, 1.95, 0.45), (1.9, 2.2, 0.6), ("white", "blue", "gray", "beige", "pink", "green"), {_W: 1},
-           build_bed, max_per_scene=2, flat_top=True, aliases=("double bed", "single bed")),
+           build_bed, max_per_scene=2, aliases=("double bed", "single bed")),
         _c("sofa", (1.6, 0.8, 0.75), (2.4, 1.0, 0.95), _FABRICS, {_W: 0.8, _F: 0.2}, build_sofa, max_per_scene=2,
            aliases=("couch", "sofa bed")),
         _c("armchair", (0.75, 0.75, 0.75), (0.95, 0.9, 0.95), _FABRICS, {_F: 0.6, _W: 0.4}, build_armchair,
@@ -520,14 +497,14 @@ CATEGORIES: dict[str, Category] = {
         _c("chair", (0.42, 0.45, 0.8), (0.55, 0.55, 1.0), _WOODS + ("red", "blue", "green"), {_A: 0.8, _F: 0.2},
            build_chair, max_per_scene=6, aliases=("office chair", "dining chair")),
         _c("stool", (0.34, 0.34, 0.45), (0.42, 0.42, 0.7), _WOODS + ("red",), {_A: 0.5, _F: 0.5}, build_stool),
-        _c("table", (0.9, 0.7, 0.72), (1.8, 1.0, 0.78), _WOODS, {_F: 1}, build_table, max_per_scene=2, flat_top=True,
+        _c("table", (0.9, 0.7, 0.72), (1.8, 1.0, 0.78), _WOODS, {_F: 1}, build_table, max_per_scene=2,
            aliases=("dining table", "coffee table", "kitchen table")),
-        _c("desk", (1.0, 0.55, 0.72), (1.6, 0.75, 0.76), _WOODS, {_W: 1}, build_desk, max_per_scene=2, flat_top=True),
-        _c("cabinet", (0.6, 0.4, 0.7), (1.2, 0.6, 1.0), _WOODS + ("gray",), {_W: 1}, build_cabinet, flat_top=True,
+        _c("desk", (1.0, 0.55, 0.72), (1.6, 0.75, 0.76), _WOODS, {_W: 1}, build_desk, max_per_scene=2),
+        _c("cabinet", (0.6, 0.4, 0.7), (1.2, 0.6, 1.0), _WOODS + ("gray",), {_W: 1}, build_cabinet,
            max_per_scene=3, aliases=("kitchen cabinet", "kitchen cabinets", "file cabinet", "tv stand")),
-        _c("nightstand", (0.4, 0.35, 0.45), (0.55, 0.45, 0.6), _WOODS, {_W: 1}, build_nightstand, flat_top=True,
+        _c("nightstand", (0.4, 0.35, 0.45), (0.55, 0.45, 0.6), _WOODS, {_W: 1}, build_nightstand,
            max_per_scene=2, aliases=("night stand", "bedside table")),
-        _c("dresser", (1.0, 0.45, 0.8), (1.6, 0.55, 1.0), _WOODS, {_W: 1}, build_dresser, flat_top=True,
+        _c("dresser", (1.0, 0.45, 0.8), (1.6, 0.55, 1.0), _WOODS, {_W: 1}, build_dresser,
            max_per_scene=1, aliases=("chest of drawers",)),
         _c("wardrobe", (1.0, 0.55, 1.9), (2.0, 0.65, 2.2), ("white", "beige", "gray", "blue", "brown"), {_W: 1},
            build_wardrobe, max_per_scene=1, aliases=("closet", "wardrobe closet")),
@@ -576,26 +553,10 @@ CATEGORIES: dict[str, Category] = {
         _c("picture", (0.4, 0.03, 0.3), (0.9, 0.04, 0.7), ("black", "brown", "white", "gray"), {_WM: 1}, build_picture,
            mount_z=(1.2, 1.6), max_per_scene=3, aliases=("painting", "poster", "picture frame")),
         _c("washing machine", (0.58, 0.58, 0.82), (0.62, 0.62, 0.88), ("white", "gray"), {_W: 1}, build_washing_machine,
-           max_per_scene=1, flat_top=True, aliases=("washer", "washing machines")),
+           max_per_scene=1, aliases=("washer", "washing machines")),
     ]
 }
 # fmt: on
 
 #: Other names for our categories (ScanNet / VSI-Bench labels) -> canonical name.
 CATEGORY_ALIASES: dict[str, str] = {alias: c.name for c in CATEGORIES.values() for alias in c.aliases}
-
-
-def canonical_category(name: str) -> str | None:
-    """The vocabulary name for ``name`` (case/underscore-insensitive, aliases resolved), or ``None``."""
-    key = " ".join(str(name).strip().lower().replace("_", " ").split())
-    if key in CATEGORIES:
-        return key
-    return CATEGORY_ALIASES.get(key)
-
-
-def get_category(name: str) -> Category:
-    """The :class:`Category` for ``name`` (aliases allowed); ``KeyError`` listing the vocabulary otherwise."""
-    key = canonical_category(name)
-    if key is None:
-        raise KeyError(f"unknown category {name!r}; known: {sorted(CATEGORIES)}")
-    return CATEGORIES[key]

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from loc3r.data.scannet import _as_4x4
+
 __all__ = ["FORMATS", "DEFAULT_FORMAT", "write_capture", "write_sens", "write_scannetpp",
            "write_arkitscenes", "lz4_literal_block", "rotvec_from_matrix", "quaternion_from_matrix"]  # fmt: skip
 
@@ -42,7 +44,8 @@ ARKIT_T0 = 6845.706  # first timestamp of an ARKitScenes-style scan (seconds; an
 ARKIT_DT = 0.1  # lowres_wide is recorded at 10 fps
 
 
-def _depth_mm(depth_m: np.ndarray) -> np.ndarray:
+def depth_mm(depth_m: np.ndarray) -> np.ndarray:
+    """Depth in metres as uint16 millimetres, 0 = no measurement (NaN, <= 0 or beyond the uint16 range)."""
     d = np.asarray(depth_m)  # in its own dtype: the same millimetres as the SensReader export's PNGs
     with np.errstate(invalid="ignore"):
         raw = np.where(np.isfinite(d) & (d > 0), np.round(d * 1000.0), 0.0)
@@ -56,12 +59,6 @@ def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
-
-
-def _k4(k: np.ndarray) -> np.ndarray:
-    out = np.eye(4)
-    out[:3, :3] = np.asarray(k, dtype=np.float64)[:3, :3]
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ ScanNet .sens
@@ -80,14 +77,14 @@ def write_sens(
     written as given (rows of ``-inf`` allowed, as real ScanNet has them)."""
     path = Path(path)
     colors = np.asarray(colors)
-    depths = [_depth_mm(d) for d in depths_m]
+    depths = [depth_mm(d) for d in depths_m]
     n, h, w = colors.shape[:3]
     dh, dw = depths[0].shape if depths else (h, w)
     k_depth = intrinsic if depth_intrinsic is None else depth_intrinsic
     name = b"SynthRooms"
     with open(path, "wb") as fh:
         fh.write(struct.pack("<IQ", 4, len(name)) + name)
-        for mat in (_k4(intrinsic), np.eye(4), _k4(k_depth), np.eye(4)):
+        for mat in (_as_4x4(intrinsic), np.eye(4), _as_4x4(k_depth), np.eye(4)):
             fh.write(struct.pack("<16f", *np.asarray(mat, dtype=np.float64).reshape(-1)))
         fh.write(struct.pack("<2i4IfQ", 2, 1, w, h, dw, dh, 1000.0, n))
         for i in range(n):
@@ -199,7 +196,7 @@ def write_scannetpp(
     encode_h264(iphone / "rgb.mkv", colors, 60, {"crf": "12", "threads": "1"}, "matroska")
     with open(iphone / "depth.bin", "wb") as fh:
         for d in depths_m:
-            block = lz4_literal_block(_depth_mm(d).astype("<u2").tobytes())
+            block = lz4_literal_block(depth_mm(d).astype("<u2").tobytes())
             fh.write(struct.pack("<I", len(block)) + block)
     names = [f"frame_{i:06d}" for i in range(n)]
     meta = {
@@ -219,7 +216,7 @@ def write_scannetpp(
     (dslr / "render_depth").mkdir(parents=True, exist_ok=True)
     for name, rgb, d in zip(images, colors, depths_m, strict=True):
         (dslr / "undistorted_images" / name).write_bytes(_jpeg(rgb, jpeg_quality))
-        Image.fromarray(_depth_mm(d)).save(dslr / "render_depth" / f"{Path(name).stem}.png")
+        Image.fromarray(depth_mm(d)).save(dslr / "render_depth" / f"{Path(name).stem}.png")
     (dslr / "nerfstudio").mkdir(parents=True, exist_ok=True)
     transforms = {"camera_model": "PINHOLE", "w": w, "h": h, "fl_x": k[0, 0], "fl_y": k[1, 1], "cx": k[0, 2],
                   "cy": k[1, 2], "k1": 0.0, "k2": 0.0, "k3": 0.0, "k4": 0.0,
@@ -268,7 +265,7 @@ def write_arkitscenes(
         t = ARKIT_T0 + i * ARKIT_DT
         stem = f"{video_id}_{t:.3f}"
         Image.fromarray(np.asarray(colors[i], dtype=np.uint8)).save(out / "lowres_wide" / f"{stem}.png")
-        Image.fromarray(_depth_mm(depths_m[i])).save(out / "lowres_depth" / f"{stem}.png")
+        Image.fromarray(depth_mm(depths_m[i])).save(out / "lowres_depth" / f"{stem}.png")
         (out / "lowres_wide_intrinsics" / f"{stem}.pincam").write_text(
             f"{w} {h} {k[0, 0]:.10g} {k[1, 1]:.10g} {k[0, 2]:.10g} {k[1, 2]:.10g}\n", encoding="utf-8"
         )

@@ -21,10 +21,10 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from loc3r.data.schema import SampleError, SceneLayout, SceneObject
+from loc3r.data.schema import SceneLayout, SceneObject
 
-__all__ = ["BLOCKING_MAX_BOTTOM", "DEFAULT_CLEARANCE", "floor_polygon", "object_footprint", "is_blocking",
-           "blocking_objects", "free_space", "sample_free_points", "is_free"]  # fmt: skip
+__all__ = ["BLOCKING_MAX_BOTTOM", "DEFAULT_CLEARANCE", "object_footprint", "is_blocking", "blocking_objects",
+           "free_space", "sample_free_points", "is_free"]  # fmt: skip
 
 #: An object blocks walking iff the bottom of its box is at most this high above the floor (metres).
 BLOCKING_MAX_BOTTOM = 0.5
@@ -32,32 +32,6 @@ BLOCKING_MAX_BOTTOM = 0.5
 DEFAULT_CLEARANCE = 0.3
 # Rejection sampling gives up after this many candidate points per requested point.
 _MAX_TRIES_PER_POINT = 10_000
-
-
-def floor_polygon(layout: SceneLayout) -> Polygon:
-    """The room floor as a valid Shapely polygon; raises :class:`SampleError` naming the scene if not."""
-    where = f"scene {layout.scene_id!r}: field 'floor_polygon'"
-    poly = np.asarray(layout.floor_polygon, dtype=np.float64)
-    if poly.ndim != 2 or poly.shape[1] != 2 or poly.shape[0] < 3:
-        raise SampleError(f"{where}: expected [K>=3, 2] vertices, got shape {poly.shape}")
-    if not np.isfinite(poly).all():
-        raise SampleError(f"{where}: non-finite vertex coordinates")
-    floor = Polygon(poly)
-    if not floor.is_valid or floor.area <= 0.0:
-        raise SampleError(f"{where}: polygon is degenerate or self-intersecting ({shapely.is_valid_reason(floor)})")
-    return floor
-
-
-def _check_object(layout: SceneLayout, obj: SceneObject) -> None:
-    where = f"scene {layout.scene_id!r}: object {obj.instance_id} ({obj.category!r})"
-    center = np.asarray(obj.center, dtype=np.float64)
-    size = np.asarray(obj.size, dtype=np.float64)
-    if center.shape != (3,) or not np.isfinite(center).all():
-        raise SampleError(f"{where}: field 'center' must be 3 finite numbers, got {center.tolist()}")
-    if size.shape != (3,) or not np.isfinite(size).all() or (size <= 0).any():
-        raise SampleError(f"{where}: field 'size' must be 3 positive finite numbers, got {size.tolist()}")
-    if not np.isfinite(obj.yaw):
-        raise SampleError(f"{where}: field 'yaw' is not finite ({obj.yaw})")
 
 
 def object_footprint(obj: SceneObject) -> Polygon:
@@ -71,23 +45,18 @@ def is_blocking(obj: SceneObject) -> bool:
 
 
 def blocking_objects(layout: SceneLayout) -> list[SceneObject]:
-    """The objects of ``layout`` that block walking (validated: finite centre/size/yaw)."""
-    out = []
-    for obj in layout.objects:
-        _check_object(layout, obj)
-        if is_blocking(obj):
-            out.append(obj)
-    return out
+    """The objects of ``layout`` that block walking."""
+    return [obj for obj in layout.objects if is_blocking(obj)]
 
 
 def free_space(layout: SceneLayout, clearance: float = DEFAULT_CLEARANCE) -> BaseGeometry:
     """Walkable region: floor eroded by ``clearance`` minus blocking footprints buffered by ``clearance``.
 
-    Returns a Shapely (Multi)Polygon, empty when nothing is walkable (tiny or fully furnished room).
-    Raises :class:`SampleError` for an invalid floor polygon or object (``clearance`` is one of this package's
-    constants, >= 0).
+    Returns a Shapely (Multi)Polygon, empty when nothing is walkable (tiny or fully furnished room). The layout is
+    valid where it entered (the generator builds valid rooms; :func:`~loc3r.synthrooms.meta_info.layout_from_entry`
+    checks a file's floor polygon and boxes).
     """
-    floor = floor_polygon(layout)
+    floor = Polygon(np.asarray(layout.floor_polygon, dtype=np.float64))
     region = floor.buffer(-clearance, join_style="mitre") if clearance > 0 else floor
     blockers = [object_footprint(o) for o in blocking_objects(layout)]
     if blockers and not region.is_empty:

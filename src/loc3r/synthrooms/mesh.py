@@ -227,8 +227,7 @@ def build_scene_mesh(layout: SceneLayout, style: RoomStyle | None = None) -> Sce
             mesh = _part_mesh(part)
             tris = mesh.vertices[mesh.faces] @ rot.T + origin
             color = _srgb_to_linear(part.color) if part.color is not None else np.clip(base * part.shade, 0, 1)
-            texture = part.texture if part.texture != Texture.PLAIN else Texture.PLAIN
-            if part.color is None and part.texture == Texture.PLAIN and cat.texture != Texture.PLAIN:
-                texture = cat.texture
+            # a plain part of the object's own colour takes the category's texture
+            texture = cat.texture if part.color is None and part.texture == Texture.PLAIN else part.texture
             b.add(tris, color, texture, obj.instance_id, origin, rot[:, 0])
     return b.build()

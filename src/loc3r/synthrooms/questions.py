@@ -442,14 +442,9 @@ class _Balancer:
     def order(
         self, group: str, classes: Sequence[Hashable], sizes: dict[Hashable, int] | None = None
     ) -> list[Hashable]:
-        """Classes sorted by how often (group, class) was used; ties in a random order favouring small classes.
-
-        ``sizes`` are the candidate counts per class in this scene. Among equally used classes the order is
-        a weighted sample without replacement with weights ``1 / sqrt(n)`` (keys ``-log(U) * sqrt(n)``,
-        smallest first): a class that is rare here (e.g. "back", whose arc is narrower than left / right)
-        is usually rare in other scenes too, and favouring it evens out the answer distribution of the
-        whole dataset. (Weights ``1 / n`` over-correct: "back" then dominates the 4-quadrant questions.)
-        """
+        """Classes sorted by how often (group, class) was used; ties in a random order favouring the classes with
+        few candidates here (``sizes``): weights ``1 / sqrt(n)``, keys ``-log(U) * sqrt(n)`` smallest first (module
+        docstring, "Balance"; weights ``1 / n`` over-correct: "back" then dominates the 4-quadrant questions)."""
         sizes = sizes or {}
         weights = np.array([max(sizes.get(c, 1), 1) for c in classes], dtype=np.float64)
         keys = -np.log(self.rng.uniform(1e-12, 1.0, len(classes))) * np.sqrt(weights)
@@ -656,6 +651,12 @@ class _SceneGrid:
         )
 
 
+_SIDE_WORDS = {
+    "side": {"left": "on my left", "right": "on my right", "behind": "behind me"},
+    "side_near": {"left": "on my immediate left", "right": "on my immediate right", "behind": "right behind me"},
+}
+
+
 def _situation_text(relations: Sequence[_Relation], names: dict[int, str]) -> str:
     parts: list[str] = []
     sides: list[str] = []
@@ -667,12 +668,8 @@ def _situation_text(relations: Sequence[_Relation], names: dict[int, str]) -> st
             parts.append(f"I am standing between the {n[0]} and the {n[1]}")
         elif rel.kind == "facing":
             parts.append(f"facing the {n[0]}")
-        elif rel.kind == "side":
-            where = {"left": "on my left", "right": "on my right", "behind": "behind me"}[rel.sector]
-            sides.append(f"the {n[0]} {where}")
-        elif rel.kind == "side_near":
-            where = {"left": "on my immediate left", "right": "on my immediate right", "behind": "right behind me"}
-            sides.append(f"the {n[0]} {where[rel.sector]}")
+        else:  # side, side_near
+            sides.append(f"the {n[0]} {_SIDE_WORDS[rel.kind][rel.sector]}")
     text = ", ".join(parts)
     if sides:
         text += ", with " + " and ".join(sides)
@@ -740,12 +737,8 @@ def generate_situations(
     questions_per_situation: int,
     visible_instances: Collection[int] | None = None,
 ) -> list[SituationRecord]:
-    """Agent poses in the free space, each with a text that localises it and situated questions.
-
-    Poses: uniform position in ``free_space(layout)``, uniform random yaw; a pose is kept if a referable
-    object lies within ``FACING_GEN_TOL_DEG`` of the facing direction and some relation set localises it
-    (module docstring). Returns up to ``num_situations`` records (fewer, possibly none, when the scene does
-    not allow it: no objects, no free space, nothing referable). Deterministic given ``rng``'s state.
+    """Up to ``num_situations`` agent poses (uniform in ``free_space(layout)``, uniform yaw), each with a text that
+    localises it and situated questions (module docstring); fewer, possibly none, when the scene does not allow it.
 
     ``visible_instances`` (optional, e.g. the keys of the render's ``first_seen_frame``): only these
     objects are named in texts and questions, and counts are asked only about categories whose instances
@@ -892,12 +885,8 @@ def generate_situated_questions(
     visible_instances: Collection[int] | None = None,
     _balancer: _Balancer | None = None,
 ) -> list[SituatedQuestion]:
-    """Up to ``count`` distinct unambiguous egocentric questions for the agent pose ``(position, yaw)``.
-
-    Question types (the least used type first), each balanced over its answer classes: ``object_on_side``
-    (sector), ``count_in_sector`` (count), ``direction_to`` (forward / left / right / backward),
-    ``is_on_side`` (yes / no), ``distance_to`` (whole metres). See the module docstring for definitions;
-    ``visible_instances`` as in :func:`generate_situations`.
+    """Up to ``count`` distinct unambiguous egocentric questions for the agent pose ``(position, yaw)``, the least
+    used type first (module docstring, "Situated questions"); ``visible_instances`` as in :func:`generate_situations`.
     """
     if count <= 0:
         return []
@@ -1006,14 +995,9 @@ def _route_candidates(
     unique: dict[str, SceneObject],
     camera_positions: np.ndarray,
 ) -> list[tuple[tuple[str, ...], str, list[str], str]]:
-    """Routes along the video: (waypoints, facing category, turn answers, action text).
-
-    Landmarks are single-instance categories the camera passes within ``ROUTE_LANDMARK_DIST``; they are
-    ordered by the frame of closest approach, and a route visits a subsequence of them in that order
-    (start, waypoints..., destination), so the video walks it. Every straight leg must avoid the footprints
-    of the other blocking objects. Two turns are asked ("[please fill in]"): either the start turn (the
-    robot first faces another landmark) plus one waypoint turn, or two waypoint turns.
-    """
+    """Routes along the video (module docstring): (waypoints, facing category, turn answers, action text), visiting
+    landmarks in the order of the camera's closest approach. Two turns are asked ("[please fill in]"): the start
+    turn (the robot first faces another landmark) plus one waypoint turn, or two waypoint turns."""
     cams = camera_positions[:, :2]
     order: list[tuple[int, str]] = []
     for cat, obj in unique.items():
@@ -1069,14 +1053,10 @@ def generate_vsi_questions(
     camera_positions: np.ndarray,
     questions_per_type: int,
 ) -> list[dict]:
-    """VSI-Bench-style question records for one scene (without id / dataset / scene_name).
-
-    Only objects the video shows (``instance_id in first_seen_frame``) are asked about; counting asks only
-    about categories with >= 2 instances all of which are seen; single-object questions use categories
-    with exactly one instance in the scene (as VSI-Bench). ``camera_positions [T, 3]`` (world) orders route
-    landmarks along the video. Up to ``questions_per_type`` records per type of :data:`VSI_QUESTION_TYPES`
-    (room size: at most one). Deterministic given ``rng``'s state.
-    """
+    """Up to ``questions_per_type`` VSI-Bench-style records per type (room size: one) for one scene, without id /
+    dataset / scene_name, about objects the video shows (``first_seen_frame``); ``camera_positions [T, 3]`` orders
+    route landmarks along the video. Counting asks about categories with >= 2 instances, all seen; single-object
+    questions use categories with one instance in the scene (as VSI-Bench)."""
     cams = np.asarray(camera_positions, dtype=np.float64)
     if cams.ndim != 2 or cams.shape[1] != 3 or len(cams) == 0 or not np.isfinite(cams).all():
         raise SampleError(

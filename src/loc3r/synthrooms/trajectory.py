@@ -51,6 +51,7 @@ from shapely.geometry import LineString, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from loc3r.data.schema import SceneLayout
+from loc3r.data.video import uniform_indices
 from loc3r.synthrooms.freespace import free_space, sample_free_points
 
 __all__ = ["TrajectoryError", "Trajectory", "camera_pose", "sample_walk", "sample_novel_view",
@@ -189,10 +190,6 @@ def _smooth_path(dense: np.ndarray, piece: Polygon, sigma_m: float = 0.4) -> np.
     return dense
 
 
-def _select(n_dense: int, num_frames: int) -> np.ndarray:
-    return np.round(np.linspace(0, n_dense - 1, num_frames)).astype(np.int64)
-
-
 def sample_walk(
     layout: SceneLayout, rng: np.random.Generator, num_frames: int = 32, clearance: float = 0.35
 ) -> Trajectory:
@@ -229,7 +226,7 @@ def sample_walk(
         rng.uniform(-25.0, -5.0) + 5.0 * np.sin(2 * np.pi * s_dense / rng.uniform(3.0, 6.0) + rng.uniform(0, 2 * np.pi))
     )
     roll = np.deg2rad(_smooth_noise(rng, n_dense, sigma_samples=_FPS, std=2.0))
-    idx = _select(n_dense, num_frames)
+    idx = uniform_indices(n_dense, num_frames)
     poses = np.stack([camera_pose(np.array([xy[i, 0], xy[i, 1], height[i]]), yaw[i], pitch[i], roll[i]) for i in idx])
     dense = np.column_stack([xy, height])
     return Trajectory(poses=poses, kind="walk", dense_positions=dense)
@@ -269,7 +266,7 @@ def sample_novel_view(
     n_dense = len(xy)
     pitch = base_pitch + np.deg2rad(_smooth_noise(rng, n_dense, sigma_samples=_FPS, std=3.0))
     roll = np.deg2rad(_smooth_noise(rng, n_dense, sigma_samples=_FPS, std=4.0))
-    idx = _select(n_dense, num_frames)
+    idx = uniform_indices(n_dense, num_frames)
     poses = np.stack([camera_pose(np.array([xy[i, 0], xy[i, 1], cam_h]), yaw[i], pitch[i], roll[i]) for i in idx])
     return Trajectory(poses=poses, kind="novel_view", dense_positions=np.column_stack([xy, np.full(n_dense, cam_h)]))
 
@@ -511,7 +508,7 @@ def sample_frame_objects(
     t = np.arange(n_dense) / _FPS
     height = np.minimum(cam_h + 0.02 * np.sin(2 * np.pi * t * _SPEED / 0.7), layout.height - 0.2)
     roll = np.deg2rad(_smooth_noise(rng, n_dense, sigma_samples=_FPS, std=roll_std))
-    idx = _select(n_dense, num_frames)
+    idx = uniform_indices(n_dense, num_frames)
     poses = np.stack(
         [camera_pose(np.array([xy[i, 0], xy[i, 1], height[i]]), yaw_d[i], pitch_d[i], roll[i]) for i in idx]
     )

@@ -13,8 +13,8 @@ window, a guitar's body and neck, ...), every part inside the object's box (the 
 front = local +y, bottom at z = 0). A category that neither vocabulary knows renders as a plain box
 (:func:`plain_box_category`), with a warning from the layout reader (an error with ``strict``).
 
-:func:`canonical_category` / :func:`get_category` here look up both vocabularies (layout files and rendering);
-the catalog's functions of the same names keep to the generator's own.
+:func:`canonical_category` / :func:`get_category` look up both vocabularies (layout files and rendering); the
+generator draws from the catalog's own table (:data:`~loc3r.synthrooms.catalog.CATEGORIES`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from loc3r.synthrooms.catalog import (
     _box,
     _c,
     _cyl,
+    _framed,
     _legs,
 )
 
@@ -105,9 +106,8 @@ def build_mirror(w, d, h, rng):
     frame = min(0.03, w / 10, h / 10)
     return [
         _box(-w / 2, -d / 2, 0, w / 2, d / 2 - 0.004, h),
-        _box(-w / 2 + frame, d / 2 - 0.004, frame, w / 2 - frame, d / 2, h - frame, color=(205, 225, 235),
-             texture=Texture.GLASS),
-    ]  # fmt: skip
+        _framed(w, d / 2 - 0.004, d / 2, 0, h, frame, color=(205, 225, 235), texture=Texture.GLASS),
+    ]
 
 
 def build_towel(w, d, h, rng):
@@ -348,7 +348,7 @@ EXTRA_CATEGORIES: dict[str, Category] = {
            aliases=("mug",)),
         _c("shoes", (0.2, 0.25, 0.08), (0.35, 0.33, 0.14), _NEUTRAL, {_F: 1}, build_shoes, aliases=("shoe",)),
         _c("counter", (1.0, 0.55, 0.85), (3.0, 0.7, 0.95), ("white", "beige", "gray", "brown"), {_W: 1},
-           build_counter, flat_top=True, aliases=("kitchen counter", "countertop", "kitchen cabinets")),
+           build_counter, aliases=("kitchen counter", "countertop", "kitchen cabinets")),
         _c("crate", (0.3, 0.3, 0.25), (0.6, 0.45, 0.4), ("brown", "beige"), {_F: 1}, build_crate),
         _c("power strip", (0.25, 0.05, 0.03), (0.45, 0.07, 0.05), ("white", "black"), {_F: 1}, build_power_strip),
         _c("exhaust fan", (0.25, 0.1, 0.25), (0.4, 0.2, 0.4), ("white", "gray"), {_WM: 1}, build_exhaust_fan),
@@ -373,8 +373,7 @@ EXTRA_CATEGORIES: dict[str, Category] = {
            build_headphones, aliases=("headphone",)),
         _c("shoe rack", (0.6, 0.25, 0.4), (1.0, 0.35, 0.9), ("brown", "black", "white"), {_W: 1}, build_shoe_rack),
         _c("oven", (0.55, 0.55, 0.55), (0.65, 0.65, 0.9), ("black", "white", "gray"), {_W: 1}, build_oven),
-        _c("mattress", (0.9, 1.9, 0.15), (1.8, 2.1, 0.3), ("white", "beige", "gray"), {_F: 1}, build_mattress,
-           flat_top=True),
+        _c("mattress", (0.9, 1.9, 0.15), (1.8, 2.1, 0.3), ("white", "beige", "gray"), {_F: 1}, build_mattress),
         _c("guitar", (0.35, 0.1, 0.95), (0.42, 0.14, 1.05), ("brown", "black", "red"), {_W: 1}, build_guitar),
         _c("piano", (1.3, 0.55, 1.0), (1.6, 0.7, 1.3), ("black", "brown", "white"), {_W: 1}, build_piano),
         _c("paper bag", (0.2, 0.12, 0.25), (0.35, 0.2, 0.45), ("brown", "beige", "white"), {_F: 1},

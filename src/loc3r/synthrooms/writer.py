@@ -95,8 +95,10 @@ import numpy as np
 from PIL import Image
 
 from loc3r.core.geometry import camera_center
-from loc3r.core.io import write_json, write_jsonl
+from loc3r.core.io import read_json, write_json, write_jsonl
+from loc3r.data.scannet import _as_4x4
 from loc3r.data.schema import SceneLayout
+from loc3r.synthrooms.formats import FORMATS, depth_mm, encode_h264, write_capture
 
 __all__ = ["SYNTH_VERSION", "INDEX_NAME", "SPLITS", "EXTRA_SPLITS", "RIG_CAMERAS", "capture_poses",
            "rig_extrinsic", "DatasetError", "SynthSettings", "SceneJob", "DatasetSummary", "plan_jobs",
@@ -158,8 +160,6 @@ class SynthSettings:
     camera_policy: str = "walk"
 
     def __post_init__(self) -> None:
-        from loc3r.synthrooms.formats import FORMATS
-
         if self.capture_format not in FORMATS:
             raise ValueError(f"unknown capture format {self.capture_format!r}; expected one of {FORMATS}")
         if self.capture_format != "sensreader" and self.extra_splits:
@@ -303,12 +303,10 @@ def plan_jobs(settings: SynthSettings, layouts: list[SceneLayout] | None = None)
     for i, rid in enumerate(room_ids):
         layout = layouts[i] if layouts is not None else None
         jobs.append(SceneJob(f"{rid}_00", rid, i, 0, split_of[i], "walk", layout))
-        if split_of[i] == "test" and settings.novel_view:
-            jobs.append(SceneJob(f"{rid}_01", rid, i, 1, "test_novel_view", "novel_view", layout))
-        if split_of[i] == "test" and "image" in settings.extra_splits:
-            jobs.append(SceneJob(f"{rid}_02", rid, i, 2, "test_image", "image", layout))
-        if split_of[i] == "test" and "rig" in settings.extra_splits:
-            jobs.append(SceneJob(f"{rid}_03", rid, i, 3, "test_rig", "rig", layout))
+        rescans = (settings.novel_view, "image" in settings.extra_splits, "rig" in settings.extra_splits)
+        for scan, (wanted, kind) in enumerate(zip(rescans, ("novel_view", "image", "rig"), strict=True), start=1):
+            if split_of[i] == "test" and wanted:
+                jobs.append(SceneJob(f"{rid}_{scan:02d}", rid, i, scan, f"test_{kind}", kind, layout))
     return jobs
 
 
@@ -383,9 +381,8 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
     max_id = max((o.instance_id for o in layout.objects), default=0)
     for i in range(t):
         counts = np.bincount(instance[i].ravel(), minlength=max_id + 1)
-        for iid in np.flatnonzero(counts >= settings.min_pixels):
-            if iid > 0 and int(iid) not in first_seen:
-                first_seen[int(iid)] = i
+        for iid in np.flatnonzero(counts[1:] >= settings.min_pixels) + 1:  # 0 = the room shell
+            first_seen.setdefault(int(iid), i)
     # only objects the video shows may be named: a situation that names an object outside the clip cannot be
     # grounded from the video (measured at 8 frames before this: only 44 % of situations had every named object
     # in view, and no variant localized above chance)
@@ -486,8 +483,6 @@ def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
       content varies (outside the frame it was given). Capping at AVX2 costs no measurable speed (``no-asm``
       was 4x slower). ``tests/synth/test_video_determinism.py`` repeats the encode and compares the bytes.
     """
-    from loc3r.synthrooms.formats import encode_h264
-
     options = {"crf": "18", "threads": "1"}
     asm = x264_asm_without_avx512()
     if asm is not None:
@@ -495,19 +490,19 @@ def _write_video(path: Path, frames: np.ndarray, fps: int = 4) -> None:
     encode_h264(path, frames, fps, options)
 
 
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(root: Path) -> None:
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(dirpath, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            _fsync(os.path.join(dirpath, name))
+        _fsync(dirpath)
 
 
 def _sqa3d_records(job: SceneJob, situations: list[Any]) -> tuple[list[dict], list[dict]]:
@@ -549,19 +544,14 @@ def _sqa3d_records(job: SceneJob, situations: list[Any]) -> tuple[list[dict], li
 
 def _write_sensreader_frames(tmp: Path, scene: RenderedScene, settings: SynthSettings) -> None:
     """The scan's frames as ScanNet's SensReader export (the default format)."""
-    for sub in ("color", "depth", "instance", "pose", "intrinsic"):
+    for sub in ("color", "depth", "pose", "intrinsic"):
         (tmp / sub).mkdir(parents=True)
     for i in range(len(scene.rgb)):
         Image.fromarray(scene.rgb[i]).save(tmp / "color" / f"{i}.jpg", quality=settings.jpeg_quality)
-        depth_mm = np.round(scene.depth[i] * 1000.0)
-        depth_mm[(depth_mm < 0) | (depth_mm > 65535)] = 0
-        Image.fromarray(depth_mm.astype(np.uint16)).save(tmp / "depth" / f"{i}.png")
-        Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
+        Image.fromarray(depth_mm(scene.depth[i])).save(tmp / "depth" / f"{i}.png")
         _write_text_matrix(tmp / "pose" / f"{i}.txt", scene.poses[i])
-    k4 = np.eye(4)
-    k4[:3, :3] = scene.intrinsic
     for name in ("intrinsic_color", "intrinsic_depth"):
-        _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", k4, fmt="%.6f")
+        _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", _as_4x4(scene.intrinsic), fmt="%.6f")
     for name in ("extrinsic_color", "extrinsic_depth"):
         _write_text_matrix(tmp / "intrinsic" / f"{name}.txt", np.eye(4), fmt="%.6f")
 
@@ -579,12 +569,10 @@ def write_scene(
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
+        (tmp / "instance").mkdir(parents=True)
+        for i in range(len(scene.rgb)):
+            Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
         if settings.capture_format != "sensreader":  # a raw capture format (loc3r.synthrooms.formats)
-            from loc3r.synthrooms.formats import write_capture
-
-            (tmp / "instance").mkdir(parents=True)
-            for i in range(len(scene.rgb)):
-                Image.fromarray(scene.instance[i]).save(tmp / "instance" / f"{i}.png")
             write_capture(settings.capture_format, tmp, job.scene_id, scene.rgb, scene.depth, scene.poses,
                           scene.intrinsic, jpeg_quality=settings.jpeg_quality)  # fmt: skip
         else:
@@ -622,11 +610,7 @@ def write_scene(
             raise DatasetError(f"{final}: appeared while it was being written (two runs on one directory?)")
         os.replace(tmp, final)
         if fsync:
-            fd = os.open(scans, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(scans)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -671,13 +655,6 @@ def _locked(out_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _atomic_json(path: Path, data: Any, indent: int | None = 1, lines: bool = False) -> None:
-    if lines:
-        write_jsonl(path, data)
-    else:
-        write_json(path, data, indent=indent)
-
-
 def _worker(job: SceneJob, settings: SynthSettings, out_dir: str, fsync: bool) -> tuple[str, dict | None, str | None]:
     try:
         return job.scene_id, write_scene(job, settings, out_dir, fsync=fsync), None
@@ -685,20 +662,8 @@ def _worker(job: SceneJob, settings: SynthSettings, out_dir: str, fsync: bool) -
         return job.scene_id, None, f"{type(err).__name__}: {err}"
 
 
-#: The per-scene fields of ``summary.json`` that the index lists.
-_INDEX_SCENE_FIELDS = (
-    "split",
-    "room_id",
-    "trajectory",
-    "num_frames",
-    "width",
-    "height",
-    "num_objects",
-    "room_area",
-    "num_situations",
-    "num_sqa3d_questions",
-    "num_vsibench_questions",
-)
+#: The fields of a scan's ``scene.json`` that the index leaves out (it lists the others, module docstring).
+_SCAN_ONLY_FIELDS = ("scene_id", "first_seen_frame", "fingerprint", "complete")
 
 
 def _gather_scans(
@@ -717,14 +682,11 @@ def _gather_scans(
         d = scans / job.scene_id
         split = per_split[job.split]
         split["scenes"].append(job.scene_id)
-        with open(d / "sqa3d.json") as fh:
-            rec = json.load(fh)
+        rec = read_json(d / "sqa3d.json")
         split["sqa_q"] += rec["questions"]
         split["sqa_a"] += rec["annotations"]
-        with open(d / "vsibench.json") as fh:
-            split["vsi"] += json.load(fh)
-        with open(d / "meta_info.json") as fh:
-            split["meta"].update(json.load(fh))
+        split["vsi"] += read_json(d / "vsibench.json")
+        split["meta"].update(read_json(d / "meta_info.json"))
         if settings.write_video:
             link = video_dir / f"{job.scene_id}.mp4"
             if not link.exists():
@@ -754,26 +716,20 @@ def _write_split_files(
             "data_subtype": split,
             "task_type": "SQA3D",
         }
-        _atomic_json(
-            out_dir / "sqa3d" / f"v1_balanced_questions_{split}_scannetv2.json",
+        questions, annotations = (
             {**header, "questions": gathered["sqa_q"]},
-        )
-        _atomic_json(
-            out_dir / "sqa3d" / f"v1_balanced_sqa_annotations_{split}_scannetv2.json",
             {**header, "annotations": gathered["sqa_a"]},
         )
-        records = []
-        for r in gathered["vsi"]:
-            records.append({"id": next_id, **r})
-            next_id += 1
-        _atomic_json(out_dir / "vsibench" / f"{split}.jsonl", records, lines=True)
-        _atomic_json(out_dir / "meta_info" / f"{DATASET_NAME}_meta_info_{split}.json", gathered["meta"])
+        write_json(out_dir / "sqa3d" / f"v1_balanced_questions_{split}_scannetv2.json", questions, indent=1)
+        write_json(out_dir / "sqa3d" / f"v1_balanced_sqa_annotations_{split}_scannetv2.json", annotations, indent=1)
+        records = [{"id": next_id + k, **r} for k, r in enumerate(gathered["vsi"])]
+        write_jsonl(out_dir / "vsibench" / f"{split}.jsonl", records)
+        next_id += len(records)
+        write_json(out_dir / "meta_info" / f"{DATASET_NAME}_meta_info_{split}.json", gathered["meta"], indent=1)
         _write_beacon3d(out_dir / "beacon3d" / split, gathered["meta"], summaries, settings.seed)
     answers = sorted({a["answers"][0]["answer"] for a in per_split["train"]["sqa_a"]})
-    _atomic_json(
-        out_dir / "sqa3d" / "answer_dict.json",
-        [{a: i for i, a in enumerate(answers)}, {str(i): a for i, a in enumerate(answers)}],
-    )
+    answer_dict = [{a: i for i, a in enumerate(answers)}, {str(i): a for i, a in enumerate(answers)}]
+    write_json(out_dir / "sqa3d" / "answer_dict.json", answer_dict, indent=1)
 
 
 def _finalize(
@@ -785,7 +741,7 @@ def _finalize(
     per_split = _gather_scans(out_dir, settings, jobs, summaries)
     _write_split_files(out_dir, settings, per_split, summaries)
     scenes = {
-        job.scene_id: {k: summaries[job.scene_id][k] for k in _INDEX_SCENE_FIELDS}
+        job.scene_id: {k: v for k, v in summaries[job.scene_id].items() if k not in _SCAN_ONLY_FIELDS}
         for job in jobs
         if job.scene_id in summaries
     }
@@ -812,7 +768,7 @@ def _finalize(
             "beacon3d_obj_id_to_class": "beacon3d/<split>/obj_id_to_class.json",
         },
     }
-    _atomic_json(out_dir / INDEX_NAME, index)
+    write_json(out_dir / INDEX_NAME, index, indent=1)
     return index
 
 
@@ -825,9 +781,9 @@ def _write_beacon3d(directory: Path, meta: dict[str, Any], summaries: dict[str, 
     layouts = [layout_from_entry(scene_id, entry) for scene_id, entry in meta.items()]
     visible = {scene_id: {int(k) for k in summaries.get(scene_id, {}).get("first_seen_frame", {})} for scene_id in meta}
     metadata, records, classes = beacon3d_files(layouts, seed, visible)
-    _atomic_json(directory / f"metadata_{DATASET_NAME}_qa.json", metadata)
-    _atomic_json(directory / f"{DATASET_NAME}_qa.json", records)
-    _atomic_json(directory / "obj_id_to_class.json", classes)
+    write_json(directory / f"metadata_{DATASET_NAME}_qa.json", metadata, indent=1)
+    write_json(directory / f"{DATASET_NAME}_qa.json", records, indent=1)
+    write_json(directory / "obj_id_to_class.json", classes, indent=1)
 
 
 def generate_dataset(
@@ -858,9 +814,8 @@ def generate_dataset(
         # passed to ``warn``; with ``strict_layouts`` the first is a LayoutError
         warnings: list[str] = []
         layouts = load_meta_info(settings.layouts_file, strict=strict_layouts, warnings=warnings)
-        for message in warnings:
-            if warn is not None:
-                warn(message)
+        for message in warnings if warn is not None else ():
+            warn(message)
         digest = hashlib.sha256(Path(settings.layouts_file).read_bytes()).hexdigest()
         if settings.layouts_sha256 not in (None, digest):
             raise DatasetError(
@@ -877,12 +832,8 @@ def generate_dataset(
     fingerprint = settings.fingerprint()
     summary = DatasetSummary(out_dir=out)
     with _locked(out):
-        index_path = out / INDEX_NAME
-        if index_path.exists():
-            try:
-                old = json.loads(index_path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                raise DatasetError(f"{index_path}: unreadable index ({err})") from err
+        if (out / INDEX_NAME).exists():
+            old = read_index(out)
             if old.get("fingerprint") != fingerprint:
                 raise DatasetError(
                     f"{out}: holds a SynthRooms set made with different settings "
@@ -910,15 +861,13 @@ def generate_dataset(
             file=sys.stderr,
         )
         if workers <= 1 or len(todo) <= 1:
-            results = (_worker(job, settings, str(out), fsync) for job in todo)
-            for scene_id, res, err in results:
-                _collect(summary, summaries, scene_id, res, err, bar)
+            for job in todo:
+                _collect(summary, summaries, *_worker(job, settings, str(out), fsync), bar)
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
                 futures = [pool.submit(_worker, job, settings, str(out), fsync) for job in todo]
                 for fut in as_completed(futures):
-                    scene_id, res, err = fut.result()
-                    _collect(summary, summaries, scene_id, res, err, bar)
+                    _collect(summary, summaries, *fut.result(), bar)
         bar.close()
         summary.index = _finalize(out, settings, jobs, summaries, summary.failed)
     summary.seconds = time.perf_counter() - start
