@@ -49,8 +49,6 @@ from loc3r.core.geometry import MONOCULAR_DEPTH_ERROR
 from loc3r.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
 from loc3r.synthrooms.writer import SynthSettings, generate_dataset, read_index
 
-__all__ = ["VARIANTS", "DemoSettings", "DEFAULT", "FULL", "SMOKE", "run_demo", "format_results_table"]
-
 logger = logging.getLogger("loc3r.apps.demo")
 
 #: ``model.loc3r`` flags of each variant (the same as ``configs/demo/<variant>.yaml``).

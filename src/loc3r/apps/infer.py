@@ -54,8 +54,6 @@ import numpy as np
 
 from loc3r.data.schema import ClipSample, SampleError
 
-__all__ = ["Loc3rPredictor", "PredictorSession", "Result", "load_frames", "load_rig", "describe_inputs"]
-
 _log = logging.getLogger("loc3r.apps.infer")
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}

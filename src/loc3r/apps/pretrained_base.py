@@ -22,8 +22,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BASE_DIR", "BASE_FILES", "REBUILD", "BaseError", "verify_base", "export_base", "file_sha256"]
-
 #: Where the shipped base lives (package data).
 BASE_DIR = Path(__file__).parent.parent / "assets" / "loc3r-tiny"
 BASE_FILES = (

@@ -56,9 +56,6 @@ import numpy as np
 
 from loc3r.data.schema import SampleError
 
-__all__ = ["StreamFrame", "FrameSource", "VideoFileSource", "CameraSource", "FolderSource", "PushSource",
-           "RigFolderSource", "FrameWindow", "LiveSession"]  # fmt: skip
-
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 

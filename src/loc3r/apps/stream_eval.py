@@ -34,8 +34,6 @@ import numpy as np
 
 from loc3r.data.schema import SampleError
 
-__all__ = ["StreamedAnswers", "frames_per_second", "stream_counts", "stream_answers"]
-
 
 @dataclass
 class StreamedAnswers:

@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_bev"]
-
 
 def plot_bev(
     path: str | Path,

@@ -45,8 +45,6 @@ import numpy as np
 from loc3r.apps.infer import describe_inputs
 from loc3r.data.schema import SampleError
 
-__all__ = ["build_app", "DemoBackend", "list_samples"]
-
 _log = logging.getLogger("loc3r.apps.web")
 
 #: an absolute path inside a message: replaced by its last part (the page never shows server paths)

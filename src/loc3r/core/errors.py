@@ -24,8 +24,6 @@ This module sits below every other (it imports nothing), so the lowest layers (`
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "SampleError"]
-
 
 class SampleError(ValueError):
     """A sample or record is malformed; the message names the sample / file and the field."""

@@ -23,11 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GeometryError", "AnchorFrame", "validate_pose", "validate_poses", "wrap_angle",
-           "yaw_of_direction", "yaw_to_direction", "camera_center", "camera_forward", "anchor_frame",
-           "depth_to_world_points", "project_points", "unproject_pixels", "VisionSegment",
-           "MONOCULAR_DEPTH_ERROR", "simulate_depth_error", "pool_token_labels", "pool_token_points"]  # fmt: skip
-
 _ROT_TOL = 1e-3
 
 

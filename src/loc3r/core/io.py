@@ -21,9 +21,6 @@ from typing import Any
 
 from loc3r.core.errors import SampleError
 
-__all__ = ["read_json", "read_json_or_jsonl", "read_jsonl", "read_text", "write_json", "write_jsonl",
-           "write_text"]  # fmt: skip
-
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (temp file in the same directory + ``os.replace``); returns the path.

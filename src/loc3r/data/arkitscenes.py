@@ -33,8 +33,6 @@ from loc3r.data.capture_base import CaptureScene, FrameFiles
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
 
-__all__ = ["POSE_TOLERANCE_S", "matrix_from_rotvec", "read_traj", "read_pincam", "ARKitScenesScene"]
-
 POSE_TOLERANCE_S = 0.005
 
 

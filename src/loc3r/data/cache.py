@@ -51,11 +51,6 @@ from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, VideoClip
 
-__all__ = ["CACHE_VERSION", "CLIP_DIR", "INFO_FILE", "REPORT_FILE", "CacheInfo", "clip_key", "video_key",
-           "clip_path", "write_scannet_clip", "write_video_clip", "read_scannet_clip", "scan_key",
-           "read_video_clip", "read_cache_info", "write_cache_info", "CachedFrameSource",
-           "check_cache_settings"]  # fmt: skip
-
 CACHE_VERSION = 1
 CLIP_DIR = "clips"
 INFO_FILE = "cache_info.json"

@@ -24,8 +24,6 @@ from loc3r.data.scannet import ScanNetScene, _FrameFiles
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, resize_rgb
 
-__all__ = ["CaptureScene", "FrameFiles", "decode_rgb_bytes", "scaled_intrinsic"]
-
 FrameFiles = _FrameFiles
 
 

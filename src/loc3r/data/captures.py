@@ -20,8 +20,6 @@ from typing import Any
 from loc3r.data.scannet import ScanNetFrameSource, ScanNetScene, SceneMetaTable
 from loc3r.data.video import LoadReport
 
-__all__ = ["CAPTURE_FORMATS", "detect_format", "open_scan", "CaptureFrameSource"]
-
 CAPTURE_FORMATS = ("sensreader", "scannet-sens", "scannetpp", "arkitscenes")
 
 

@@ -28,8 +28,6 @@ from torch.utils.data import Dataset, Sampler
 from loc3r.data.registry import SubsetDataset
 from loc3r.data.schema import ClipSample
 
-__all__ = ["MixtureDataset", "MixtureSampler", "ShardedBatchSampler", "EvalShardSampler", "dataset_records"]
-
 
 class MixtureDataset(Dataset):
     """Several datasets behind one flat index space (like ``ConcatDataset``) plus their sampling weights.

@@ -59,10 +59,6 @@ from loc3r.core.io import read_json, read_text, write_json
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, read_rgb_with_size, uniform_indices
 
-__all__ = ["Layout", "SCENE_META_FORMAT", "read_matrix_txt", "read_intrinsic", "read_axis_alignment",
-           "mesh_bbox_center", "SceneMeta", "SceneMetaTable", "build_scene_meta", "points_on_color_grid",
-           "ScanNetClip", "ScanNetScene", "ScanNetFrameSource", "export_scannet_scene"]  # fmt: skip
-
 Layout = Literal["auto", "sensreader", "posed_images"]
 SCENE_META_FORMAT = "loc3r.scene_meta.v1"
 _log = logging.getLogger("loc3r.data")

@@ -41,8 +41,6 @@ from loc3r.data.scannet import _EXTRINSIC_TOL, SceneMetaTable
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport
 
-__all__ = ["SENS_VERSION", "COLOR_COMPRESSION", "DEPTH_COMPRESSION", "SensHeader", "SensFile", "SensScene", "find_sens"]
-
 SENS_VERSION = 4
 COLOR_COMPRESSION = {-1: "unknown", 0: "raw", 1: "png", 2: "jpeg"}
 DEPTH_COMPRESSION = {-1: "unknown", 0: "raw_ushort", 1: "zlib_ushort", 2: "occi_ushort"}

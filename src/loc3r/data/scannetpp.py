@@ -44,9 +44,6 @@ from loc3r.data.scannet import ScanNetClip
 from loc3r.data.schema import SampleError
 from loc3r.data.video import LoadReport, read_depth_png, resize_rgb
 
-__all__ = ["SCANNETPP_DEPTH_SIZE", "lz4_block_decompress", "read_colmap_images", "matrix_from_quaternion",
-           "IPhoneDepth", "ScanNetppScene"]  # fmt: skip
-
 #: (height, width) of ScanNet++'s iPhone depth maps (the whole-video ``depth.bin`` stream has no size of its own)
 SCANNETPP_DEPTH_SIZE = (192, 256)
 _FRAME_PREFIX = "frame_"

@@ -34,10 +34,6 @@ from PIL import Image, ImageFile
 
 from loc3r.data.schema import SampleError
 
-__all__ = ["ReportEntry", "LoadReport", "uniform_indices", "read_rgb", "read_rgb_with_size",
-           "read_depth_png", "resize_rgb", "VideoClip", "count_video_frames", "decode_video",
-           "iter_json_records", "frame_problems_meta", "FrameLog"]  # fmt: skip
-
 _MAX_EXAMPLES = 5
 
 

@@ -20,8 +20,6 @@ from torch import Tensor, nn
 from loc3r.core.geometry import pool_token_points, simulate_depth_error
 from loc3r.objectives.common import ClipTargets, TwoLayerMLP, scatter_tokens
 
-__all__ = ["fourier_encode", "fourier_frequencies", "CueInjector", "cue_token_points", "batch_cues"]
-
 MIN_WAVELENGTH = 0.1
 """Shortest encoded wavelength in metres (finer than a vision token's footprint at room scale)."""
 

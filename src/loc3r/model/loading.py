@@ -12,8 +12,6 @@ from typing import Any
 
 import torch
 
-__all__ = ["build_model", "load_model", "DTYPES"]
-
 #: ``model.dtype`` of a recipe -> torch dtype
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

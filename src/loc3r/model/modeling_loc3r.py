@@ -81,8 +81,6 @@ from loc3r.objectives.qa import lm_loss, supervised_mask
 from loc3r.objectives.recognition import RecognitionHead, token_category_loss
 from loc3r.objectives.situation import OrientationHead, PositionHead, decode_orientation, orientation_kl
 
-__all__ = ["Loc3rForConditionalGeneration", "Loc3rOutput", "Loc3rPrediction", "Loc3rPreTrainedModel", "VideoPrefix"]
-
 logger = logging.getLogger(__name__)
 
 AutoConfig.register("loc3r", Loc3rConfig, exist_ok=True)

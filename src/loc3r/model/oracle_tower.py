@@ -26,17 +26,6 @@ from loc3r.data.schema import SampleError
 from loc3r.objectives.common import ClipTargets, scatter_tokens
 from loc3r.objectives.pointer import token_instances
 
-__all__ = [
-    "oracle_targets",
-    "batch_oracle",
-    "ORACLE_MIN_SHARE",
-    "ORACLE_BACKGROUND",
-    "ORACLE_MAX_WORDS",
-    "token_object_names",
-    "oracle_embeddings",
-    "pad_word_ids",
-]
-
 #: a token shows an object when that object covers at least this share of its footprint's pixels
 ORACLE_MIN_SHARE = 0.25
 #: the name of a token that shows no object

@@ -73,8 +73,6 @@ from loc3r.objectives import camera_prior, layout, pointer, recognition, situati
 from loc3r.objectives.camera_prior import camera_features_available, camera_prior_dropped
 from loc3r.objectives.common import ClipTargets
 
-__all__ = ["Loc3rProcessor", "Loc3rBatch", "SampleMeta", "PROCESSOR_CONFIG_NAME", "read_processor_config"]
-
 PROCESSOR_CONFIG_NAME = "loc3r_processor_config.json"
 IGNORE_INDEX = -100
 #: values of ``Loc3rProcessor(camera_input=...)``

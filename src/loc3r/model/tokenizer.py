@@ -23,17 +23,6 @@ from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from loc3r.model.backbones import get_backbone
 
-__all__ = [
-    "POS_TOKEN",
-    "ORI_TOKEN",
-    "CAMERA_TOKEN",
-    "LOC3R_SPECIAL_TOKENS",
-    "special_tokens_for",
-    "build_tiny_tokenizer",
-    "add_loc3r_special_tokens",
-    "special_token_ids",
-]
-
 POS_TOKEN = "<Pos>"
 ORI_TOKEN = "<Ori>"
 CAMERA_TOKEN = "<Cam>"

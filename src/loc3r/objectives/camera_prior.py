@@ -48,25 +48,6 @@ from loc3r.core.geometry import AnchorFrame, GeometryError, anchor_frame, valida
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.objectives.common import TwoLayerMLP, init_small
 
-__all__ = [
-    "CONFIG",
-    "CAMERA_PRIOR_KINDS",
-    "camera_targets",
-    "build_projector",
-    "batch_camera",
-    "POSE_FEATURE_DIM",
-    "pose_camera_features",
-    "CameraFeatureProvider",
-    "PoseCameraProvider",
-    "FileCameraProvider",
-    "write_clip_features",
-    "SampleFeatureProvider",
-    "build_camera_provider",
-    "camera_prior_dropped",
-    "camera_features_available",
-    "CameraPriorProjector",
-]
-
 CAMERA_PRIOR_KINDS = (None, "poses", "file", "sample")
 #: the config fields of the camera prior and their defaults (taken by
 #: :class:`loc3r.model.configuration_loc3r.Loc3rConfig`; ``camera_feature_dim`` becomes 9 for ``"poses"``)

@@ -21,8 +21,6 @@ from loc3r.objectives import recognition as _recognition
 from loc3r.objectives import situation as _situation
 from loc3r.objectives.common import graph_zero
 
-__all__ = ["LossWeights", "combine_losses"]
-
 
 @dataclass
 class LossWeights:

@@ -27,21 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = [
-    "LOG_VAR_MIN",
-    "LOG_VAR_MAX",
-    "clamp_log_var",
-    "wrap_angle_torch",
-    "graph_zero",
-    "gaussian_nll",
-    "linear_fp32",
-    "TwoLayerMLP",
-    "init_small",
-    "split_gaussian",
-    "scatter_tokens",
-    "ClipTargets",
-]
-
 LOG_VAR_MIN = -10.0
 """Lower clamp of predicted log-variances: σ ≥ exp(-5) ≈ 6.7 mm, so 1/σ² ≤ 2.2e4 stays finite in fp32."""
 LOG_VAR_MAX = 10.0

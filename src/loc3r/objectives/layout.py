@@ -26,8 +26,6 @@ from torch import Tensor, nn
 from loc3r.core.geometry import pool_token_points
 from loc3r.objectives.common import ClipTargets, gaussian_nll, linear_fp32, scatter_tokens, split_gaussian
 
-__all__ = ["CONFIG", "LayoutHead", "build_head", "token_points", "layout_loss", "batch_token_points"]
-
 #: the config fields of this objective and their defaults (Loc3rConfig takes them from here)
 CONFIG = {"layout_objective": True, "bev_loss_weight": 0.05}
 

@@ -54,21 +54,6 @@ from loc3r.core.geometry import pool_token_labels
 from loc3r.objectives.common import ClipTargets, TwoLayerMLP, clamp_log_var, linear_fp32, scatter_tokens
 from loc3r.objectives.situation import wrapped_gaussian_target
 
-__all__ = [
-    "PointerSituationHeads",
-    "pointer_position",
-    "bearing_distribution",
-    "attention_mass_loss",
-    "anchor_loss",
-    "build_head",
-    "pad_rows",
-    "token_instances",
-    "referent_tokens",
-    "batch_referent_tokens",
-    "UNIFORM_FLOOR",
-    "ANCHOR_TOKEN_MIN_SHARE",
-]
-
 INITIAL_SCALE = 10.0
 """τ at initialisation (cosine logits in [-τ, τ])."""
 UNIFORM_FLOOR = 0.05

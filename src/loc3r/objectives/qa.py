@@ -13,8 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["supervised_mask", "lm_loss"]
-
 
 def supervised_mask(labels: Tensor) -> Tensor:
     """``[B, L]`` True at the positions whose NEXT token is supervised (position t predicts token t + 1)."""

@@ -23,8 +23,6 @@ from torch import Tensor, nn
 from loc3r.core.geometry import pool_token_labels
 from loc3r.objectives.common import ClipTargets, linear_fp32, scatter_tokens
 
-__all__ = ["CONFIG", "RecognitionHead", "build_head", "token_labels", "batch_token_labels", "token_category_loss"]
-
 #: the config fields of this objective and their defaults (Loc3rConfig takes them from here)
 CONFIG = {
     "recognition_objective": False,

@@ -28,20 +28,6 @@ from torch import Tensor, nn
 
 from loc3r.objectives.common import TwoLayerMLP, init_small, split_gaussian, wrap_angle_torch
 
-__all__ = [
-    "CONFIG",
-    "SITUATION_HEADS",
-    "PositionHead",
-    "OrientationHead",
-    "build_mlp_heads",
-    "orientation_bin_centers",
-    "wrapped_gaussian_target",
-    "orientation_kl",
-    "decode_orientation",
-    "situation_targets",
-    "batch_situation",
-]
-
 SITUATION_HEADS = ("mlp", "pointer")
 #: the config fields of this objective and their defaults (Loc3rConfig takes them from here)
 CONFIG = {

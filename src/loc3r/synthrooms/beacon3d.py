@@ -33,8 +33,6 @@ import numpy as np
 from loc3r.data.schema import SceneLayout, SceneObject
 from loc3r.synthrooms.questions import box_distance, object_names
 
-__all__ = ["beacon3d_scene", "beacon3d_files"]
-
 _CLOSE_M, _FAR_M = 0.5, 1.5
 
 

@@ -35,8 +35,6 @@ from enum import IntEnum, StrEnum
 
 import numpy as np
 
-__all__ = ["COLORS", "CATEGORIES", "CATEGORY_ALIASES", "Category", "Part", "Placement", "Texture"]
-
 
 class Texture(IntEnum):
     """Procedural surface patterns of the renderer (:mod:`loc3r.synthrooms.render`)."""

@@ -35,9 +35,6 @@ from PIL import Image
 
 from loc3r.data.scannet import _as_4x4
 
-__all__ = ["FORMATS", "DEFAULT_FORMAT", "write_capture", "write_sens", "write_scannetpp",
-           "write_arkitscenes", "lz4_literal_block", "rotvec_from_matrix", "quaternion_from_matrix"]  # fmt: skip
-
 DEFAULT_FORMAT = "sensreader"
 FORMATS = (DEFAULT_FORMAT, "scannet-sens", "scannetpp", "arkitscenes")
 ARKIT_T0 = 6845.706  # first timestamp of an ARKitScenes-style scan (seconds; any value works)

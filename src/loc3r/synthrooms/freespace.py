@@ -23,9 +23,6 @@ from shapely.ops import unary_union
 
 from loc3r.data.schema import SceneLayout, SceneObject
 
-__all__ = ["BLOCKING_MAX_BOTTOM", "DEFAULT_CLEARANCE", "object_footprint", "is_blocking", "blocking_objects",
-           "free_space", "sample_free_points", "is_free"]  # fmt: skip
-
 #: An object blocks walking iff the bottom of its box is at most this high above the floor (metres).
 BLOCKING_MAX_BOTTOM = 0.5
 #: Default body radius: minimum distance from walls and blocking footprints (metres).

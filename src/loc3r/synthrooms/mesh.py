@@ -28,8 +28,6 @@ from loc3r.data.schema import SceneLayout, SceneObject
 from loc3r.synthrooms.catalog import Category, Part, Texture
 from loc3r.synthrooms.vocabulary import get_category, plain_box_category
 
-__all__ = ["RoomStyle", "SceneMesh", "build_scene_mesh", "object_parts", "triangulate_polygon"]
-
 _CYLINDER_SECTIONS = 16
 
 

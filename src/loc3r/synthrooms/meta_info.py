@@ -59,9 +59,6 @@ from loc3r.data.schema import SampleError, SceneLayout, SceneObject
 from loc3r.synthrooms.catalog import CATEGORIES, COLORS
 from loc3r.synthrooms.vocabulary import canonical_category, get_category
 
-__all__ = ["LayoutError", "layout_to_entry", "layouts_to_meta_info", "layout_from_entry", "load_meta_info",
-           "save_meta_info", "box_axes"]  # fmt: skip
-
 _MAX_TILT_DEG = 20.0
 
 

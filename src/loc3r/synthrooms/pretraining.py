@@ -39,8 +39,6 @@ from torch.utils.data import Dataset
 from loc3r.data.schema import ClipSample, SampleError
 from loc3r.synthrooms.questions import _plural
 
-__all__ = ["PRETRAIN_TASKS", "BACKGROUND", "recognition_classes", "SynthPretrainDataset"]
-
 PRETRAIN_TASKS = ("objects", "presence", "count", "color", "caption")
 BACKGROUND = "background"  # the room shell (floor, walls, ceiling): instance id 0 in the masks
 

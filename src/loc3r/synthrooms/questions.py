@@ -119,11 +119,6 @@ from loc3r.synthrooms.freespace import (
     is_free,
 )
 
-__all__ = ["FRONT_MAX_DEG", "BACK_MIN_DEG", "SECTOR_MARGIN_DEG", "SECTORS", "SituatedQuestion",
-           "SituationRecord", "object_names", "relative_bearing", "sector_of", "footprint_distance",
-           "box_distance", "generate_situations", "generate_situated_questions", "generate_vsi_questions",
-           "VSI_QUESTION_TYPES"]  # fmt: skip
-
 # ---------------------------------------------------------------------------------------------- constants
 #: Front sector half-width: |β| <= 45° is "in front of me".
 FRONT_MAX_DEG = 45.0

@@ -36,8 +36,6 @@ from loc3r.core.geometry import validate_pose
 from loc3r.synthrooms.catalog import Texture
 from loc3r.synthrooms.mesh import SceneMesh
 
-__all__ = ["RenderedFrame", "SceneRenderer", "make_intrinsic"]
-
 _K_AMBIENT, _K_DIFFUSE, _K_HEAD, _K_FALLOFF = 0.28, 0.5, 0.32, 0.012
 _GAIN = 1.25  # exposure
 _BLOCK = 8192  # rays per block (cache-sized)

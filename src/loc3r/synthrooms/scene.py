@@ -35,9 +35,6 @@ from shapely.geometry import Polygon
 from loc3r.data.schema import SceneLayout, SceneObject
 from loc3r.synthrooms.catalog import CATEGORIES, COLORS, Category, Placement
 
-__all__ = ["SceneConfig", "THEMES", "SceneGenerationError", "generate_layout", "sample_room_polygon",
-           "boxes_overlap", "wall_edges"]  # fmt: skip
-
 # fmt: off
 #: Category weights per room theme (categories not listed are not drawn in that theme, except doors and
 #: windows which every room gets).

@@ -54,10 +54,6 @@ from loc3r.data.schema import SceneLayout
 from loc3r.data.video import uniform_indices
 from loc3r.synthrooms.freespace import free_space, sample_free_points
 
-__all__ = ["TrajectoryError", "Trajectory", "camera_pose", "sample_walk", "sample_novel_view",
-           "sample_trajectory", "TRAJECTORY_KINDS", "CAMERA_POLICIES", "sample_frame_objects",
-           "object_visibility"]  # fmt: skip
-
 TRAJECTORY_KINDS = ("walk", "novel_view")
 _DS = 0.02  # path resampling step (m)
 _SPEED = 0.5  # walking speed (m/s)

@@ -35,8 +35,6 @@ from loc3r.synthrooms.catalog import (
     _legs,
 )
 
-__all__ = ["EXTRA_CATEGORIES", "EXTRA_ALIASES", "canonical_category", "get_category", "plain_box_category"]
-
 _W, _WM, _F, _T = Placement.WALL, Placement.WALL_MOUNTED, Placement.FREE, Placement.ON_TOP
 _NEUTRAL = ("white", "black", "gray", "beige", "brown")
 _FABRIC = ("red", "green", "blue", "gray", "beige", "yellow", "pink", "white")

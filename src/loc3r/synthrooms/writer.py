@@ -100,10 +100,6 @@ from loc3r.data.scannet import _as_4x4
 from loc3r.data.schema import SceneLayout
 from loc3r.synthrooms.formats import FORMATS, depth_mm, encode_h264, write_capture
 
-__all__ = ["SYNTH_VERSION", "INDEX_NAME", "SPLITS", "EXTRA_SPLITS", "RIG_CAMERAS", "capture_poses",
-           "rig_extrinsic", "DatasetError", "SynthSettings", "SceneJob", "DatasetSummary", "plan_jobs",
-           "render_scene", "write_scene", "generate_dataset", "read_index", "sqa3d_rotation"]  # fmt: skip
-
 SYNTH_VERSION = 3  # 2: situations name only objects seen in the video; 3: wardrobes look like wardrobes
 INDEX_NAME = "synthrooms.json"
 SPLITS = ("train", "val", "test", "test_novel_view")

@@ -21,21 +21,6 @@ from torch.utils.data import Dataset
 
 from loc3r.train.config import DatasetSpec, ModelConfig, OptimConfig, RecipeConfig
 
-__all__ = [
-    "resolve_mixed_precision",
-    "build_accelerator",
-    "build_datasets",
-    "tokenizer_corpus",
-    "build_tokenizer_and_model",
-    "lora_target_names",
-    "always_trained_names",
-    "apply_finetuning",
-    "trainable_parameter_summary",
-    "attention_implementations",
-    "build_optimizer",
-    "build_scheduler",
-]
-
 logger = logging.getLogger("loc3r.train")
 
 

@@ -42,10 +42,6 @@ from safetensors.torch import load_file, save_file
 
 _log = logging.getLogger("loc3r.train")
 
-__all__ = ["CheckpointError", "TrainerState", "capture_rng_state", "restore_rng_state", "save_rng_state",
-           "load_rng_state", "list_checkpoints", "latest_checkpoint", "checkpoint_damage",
-           "newest_good_checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint_config"]  # fmt: skip
-
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 STATE_FILE = "trainer_state.json"
 CONFIG_FILE = "config.yaml"

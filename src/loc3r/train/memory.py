@@ -33,8 +33,6 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MemoryEstimate", "estimate_training_memory", "format_estimate", "sequence_length"]
-
 _BYTES = {torch.float32: 4, torch.bfloat16: 2, torch.float16: 2}
 GIB = 1024**3
 

@@ -75,8 +75,6 @@ from loc3r.train.checkpointing import (
 )
 from loc3r.train.config import RecipeConfig, config_to_dict, diff_configs, dump_config
 
-__all__ = ["NonFiniteLossError", "TrainResult", "train", "validation_loss", "parameter_digest"]
-
 logger = logging.getLogger("loc3r.train")
 
 

@@ -38,10 +38,6 @@ from loc3r.core.geometry import VisionSegment
 from loc3r.core.io import read_json
 from loc3r.data.schema import SampleError
 
-__all__ = ["BackboneAdapter", "VideoEncoding", "VisionFeatures", "ChatTemplate", "frame_times", "TokenKind",
-           "resize_frames", "normalize_frames", "QwenVisionTokens", "pooled_features", "read_mean_std",
-           "tiny_text_config"]  # fmt: skip
-
 
 class TokenKind:
     """Kinds of LLM tokens in a loc3r sequence (stored per token by the processor)."""

@@ -66,10 +66,6 @@ import torch
 from loc3r.core.errors import ConfigError, SampleError
 from loc3r.core.io import read_json, read_text, write_json
 
-__all__ = ["MapRule", "ImportReport", "SourceCheckpoint", "parse_map_rules", "read_map_file",
-           "vision_config_from_weights", "build_vlm_config", "import_llava_qwen", "LOC3R_LAYOUT",
-           "KNOWN_TOWERS"]  # fmt: skip
-
 INDEX_NAME = "model.safetensors.index.json"
 REPORT_NAME = "import_report.json"
 VISION_PREFIX = "model.vision_tower.vision_tower.vision_model."
