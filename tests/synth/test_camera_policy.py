@@ -165,3 +165,26 @@ def test_cli_camera_policy(tmp_path) -> None:
     assert index["settings"]["camera_policy"] == "frame_objects"
     with pytest.raises(SystemExit):
         cli_main([*args, "--camera-policy", "orbit"])
+
+
+@pytest.mark.parametrize("policy", ["walk", "frame_objects"])
+def test_hold_frames_repeats_each_planned_view(policy: str) -> None:
+    """``hold_frames = 2``: frames (0, 1), (2, 3), ... are the same view (so a Qwen2.5-VL token, which fuses two
+    consecutive frames, shows one view); the views are the ones the policy plans for ``ceil(T / 2)`` frames; an odd
+    ``T`` keeps the last view once; ``hold_frames = 1`` is the policy unchanged."""
+    layout = _layouts(1, first=2)[0]
+    held = sample_trajectory("walk", layout, np.random.default_rng(3), 7, policy=policy, hold_frames=2).poses
+    planned = sample_trajectory("walk", layout, np.random.default_rng(3), 4, policy=policy).poses
+    assert held.shape == (7, 4, 4)
+    assert np.array_equal(held[0::2], planned) and np.array_equal(held[1::2], planned[:3])
+    once = sample_trajectory("walk", layout, np.random.default_rng(3), 7, policy=policy, hold_frames=1).poses
+    assert np.array_equal(once, sample_trajectory("walk", layout, np.random.default_rng(3), 7, policy=policy).poses)
+
+
+def test_hold_frames_setting() -> None:
+    assert "hold_frames" not in SynthSettings().to_dict()  # the fingerprint of every earlier dataset is kept
+    assert SynthSettings(hold_frames=2).fingerprint() != SynthSettings().fingerprint()
+    with pytest.raises(ValueError, match="hold_frames must be >= 1, got 0"):
+        SynthSettings(hold_frames=0)
+    with pytest.raises(ValueError, match="hold_frames must be >= 1, got 0"):
+        sample_trajectory("walk", _layouts(1)[0], np.random.default_rng(0), 4, hold_frames=0)

@@ -74,6 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="how the camera films a room: 'walk' (hand-held walks, default) or 'frame_objects' (views planned to "
         "frame every object of the room, at head height, bounded motion per frame)",
     )
+    p.add_argument(
+        "--hold-frames",
+        type=int,
+        default=1,
+        help="the camera holds each view for this many consecutive frames (default 1; 2 = every Qwen2.5-VL vision "
+        "token, which fuses 2 frames, shows one view)",
+    )
     p.add_argument("--no-shadows", action="store_true", help="skip shadow rays (faster rendering)")
     p.add_argument(
         "--format",
@@ -97,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     width, height = args.size
     num_scenes = args.scenes if (args.scenes is not None or args.layouts) else 10
     same = ("frames", "seed", "min_objects", "max_objects", "min_side", "max_side", "val_fraction", "test_fraction",
-            "category_colors", "camera_policy")  # fmt: skip
+            "category_colors", "camera_policy", "hold_frames")  # fmt: skip
     settings = SynthSettings(
         num_scenes=num_scenes, width=width, height=height, hfov_deg=args.hfov, novel_view=not args.no_novel_view,
         situations_per_scene=args.situations, questions_per_situation=args.questions_per_situation,

@@ -519,14 +519,27 @@ def sample_trajectory(
     policy: str = "walk",
     hfov_deg: float = 60.0,
     aspect: float = 1.0,
+    hold_frames: int = 1,
 ) -> Trajectory:
     """Dispatch on ``kind`` in :data:`TRAJECTORY_KINDS` and ``policy`` in :data:`CAMERA_POLICIES` (``"walk"``: the
     hand-held walk / novel-view families; ``"frame_objects"``: views planned to frame the room's objects, in the
-    walk's or the novel views' height and pitch band). ``hfov_deg`` / ``aspect`` matter to ``frame_objects`` only."""
+    walk's or the novel views' height and pitch band). ``hfov_deg`` / ``aspect`` matter to ``frame_objects`` only.
+
+    ``hold_frames``: the camera holds each view for that many consecutive frames (the policy plans
+    ``ceil(num_frames / hold_frames)`` views). Why: Qwen2.5-VL's patch embedding fuses 2 consecutive frames into one
+    token; with ``hold_frames = 2`` every vision token shows ONE view, so its pixels and its 3D point agree (measured
+    on the oracle rung, benchmarks/RESULTS.md "Issue 20")."""
     if policy not in CAMERA_POLICIES:
         raise ValueError(f"unknown camera policy {policy!r}; expected one of {CAMERA_POLICIES}")
+    if hold_frames < 1:
+        raise ValueError(f"hold_frames must be >= 1, got {hold_frames}")
+    num_views = -(-num_frames // hold_frames)
     if policy == "frame_objects":
-        return sample_frame_objects(layout, rng, num_frames, family=kind, hfov_deg=hfov_deg, aspect=aspect)
-    if kind == "walk":
-        return sample_walk(layout, rng, num_frames)
-    return sample_novel_view(layout, rng, num_frames)
+        traj = sample_frame_objects(layout, rng, num_views, family=kind, hfov_deg=hfov_deg, aspect=aspect)
+    elif kind == "walk":
+        traj = sample_walk(layout, rng, num_views)
+    else:
+        traj = sample_novel_view(layout, rng, num_views)
+    if hold_frames > 1:
+        traj.poses = np.repeat(traj.poses, hold_frames, axis=0)[:num_frames]
+    return traj

@@ -154,6 +154,9 @@ class SynthSettings:
     capture_format: str = "sensreader"
     #: how the camera films a room (``trajectory.CAMERA_POLICIES``): "walk" (hand-held walks) or "frame_objects"
     camera_policy: str = "walk"
+    #: the camera holds each view for this many consecutive frames (``trajectory.sample_trajectory``): 2 makes every
+    #: Qwen2.5-VL vision token (which fuses 2 consecutive frames) show one view
+    hold_frames: int = 1
 
     def __post_init__(self) -> None:
         if self.capture_format not in FORMATS:
@@ -169,6 +172,8 @@ class SynthSettings:
             raise ValueError(f"num_scenes must be >= 1, got {self.num_scenes}")
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
+        if self.hold_frames < 1:
+            raise ValueError(f"hold_frames must be >= 1, got {self.hold_frames}")
         counts = (self.situations_per_scene, self.questions_per_situation, self.vsi_questions_per_type)
         if min(counts) < 0:
             raise ValueError(f"situation / question counts must be >= 0, got {counts}")
@@ -213,6 +218,8 @@ class SynthSettings:
             out.pop("capture_format")
         if self.camera_policy == "walk":  # and of every dataset generated before camera policies existed
             out.pop("camera_policy")
+        if self.hold_frames == 1:  # and before held views existed
+            out.pop("hold_frames")
         return out
 
     @property
@@ -362,7 +369,7 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
     else:
         poses = sample_trajectory(
             job.trajectory, layout, np.random.default_rng(traj_ss), settings.frames, policy=settings.camera_policy,
-            hfov_deg=settings.hfov_deg, aspect=settings.width / settings.height,
+            hfov_deg=settings.hfov_deg, aspect=settings.width / settings.height, hold_frames=settings.hold_frames,
         ).poses  # fmt: skip
     renderer = SceneRenderer(build_scene_mesh(layout, style), shadows=settings.shadows)
     intrinsic = make_intrinsic(settings.width, settings.height, settings.hfov_deg)
@@ -371,6 +378,9 @@ def render_scene(job: SceneJob, settings: SynthSettings) -> RenderedScene:
     depth = np.empty((t, h, w), np.float32)
     instance = np.empty((t, h, w), np.uint16)
     for i, pose in enumerate(poses):
+        if i and np.array_equal(pose, poses[i - 1]):  # a held view (hold_frames): the same image again
+            rgb[i], depth[i], instance[i] = rgb[i - 1], depth[i - 1], instance[i - 1]
+            continue
         frame = renderer.render(pose, intrinsic, w, h)
         rgb[i], depth[i], instance[i] = frame.rgb, frame.depth, frame.instance
     first_seen: dict[int, int] = {}
