@@ -16,6 +16,7 @@ from loc3r.objectives.pointer import (
     bearing_distribution,
     pad_rows,
     pointer_position,
+    situation_text_mask,
 )
 from loc3r.objectives.situation import decode_orientation, orientation_kl
 
@@ -84,6 +85,61 @@ def test_pointer_heads_read_position_and_bearing_from_the_scene_without_training
     torch.testing.assert_close(out2["position_mean"], moved[stand][None], atol=1e-3, rtol=0)
     yaw2, _ = decode_orientation(out2["orientation_logits"])
     assert abs((float(yaw2) - float(yaw) - 1.0 + math.pi) % (2 * math.pi) - math.pi) < 0.02
+
+
+def _text_reading_heads() -> PointerSituationHeads:
+    """Hidden size 12: dims 0-3 an object's name (one-hot, on vision tokens AND on the text word naming it), dims 4-5
+    a word's role (4 = "stands at", 5 = "faces"), dims 6-7 mark the <Pos> / <Ori> states. Each head's own query picks
+    the words of its role, the word query maps a name to the vision key of that name."""
+    heads = PointerSituationHeads(hidden_size=12, num_bins=36, key_dim=4, reads_text=True)
+    with torch.no_grad():
+        for p in heads.parameters():
+            p.zero_()
+        heads.log_scale.fill_(math.log(40.0))
+        for head, (own, state_dim, role_dim) in enumerate(((heads.pos_query, 6, 4), (heads.ori_query, 7, 5))):
+            word_key, word_query = heads.text_hops[head]
+            own.weight[0, state_dim] = 1.0  # the role query ...
+            word_key.weight[0, role_dim] = 1.0  # ... matches the words of that role
+            word_query.weight[:, :4] = torch.eye(4)  # a word's name -> the vision key of that name
+        for key in (heads.pos_key, heads.ori_key):
+            key.weight[:, :4] = torch.eye(4)
+    return heads
+
+
+@pytest.mark.parametrize("stand, face", [(0, 2), ((1, 3), 0)])
+def test_text_reading_pointer_finds_the_named_objects_without_training(stand, face):
+    """The two-hop query: "I stand at <stand> facing <face>" in the text's words, four named objects on the vision
+    tokens; the position is the named object's (or the mean of two named objects'), the yaw the bearing to the faced
+    one — through the arithmetic, with hand-set weights, no training."""
+    stand = (stand,) if isinstance(stand, int) else stand
+    heads = _text_reading_heads()
+    tokens = torch.zeros(1, 4, 12)
+    tokens[0, :, :4] = torch.eye(4)
+    words = [(obj, 4) for obj in stand] + [(face, 5), (None, None)]  # plus one word that names nothing
+    text = torch.zeros(1, len(words), 12)
+    for j, (obj, role) in enumerate(words):
+        if obj is not None:
+            text[0, j, obj], text[0, j, role] = 1.0, 1.0
+    pos_state, ori_state = torch.zeros(1, 12), torch.zeros(1, 12)
+    pos_state[0, 6], ori_state[0, 7] = 1.0, 1.0
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    out = heads(pos_state, ori_state, tokens, OBJECTS[None], mask, None, None, text, torch.ones(1, len(words)).bool())
+    torch.testing.assert_close(out["position_mean"], OBJECTS[list(stand)].mean(0, keepdim=True), atol=1e-3, rtol=0)
+    delta = OBJECTS[face] - OBJECTS[list(stand)].mean(0)
+    yaw, _ = decode_orientation(out["orientation_logits"])
+    assert abs((float(yaw) - math.atan2(float(delta[1]), float(delta[0])) + math.pi) % (2 * math.pi) - math.pi) < 0.02
+    assert float(out["orientation_attention"][0, face]) > 0.99
+    with pytest.raises(ValueError, match="situation text"):
+        heads(pos_state, ori_state, tokens, OBJECTS[None], mask)
+
+
+def test_situation_text_mask_is_between_the_video_and_pos():
+    ids = torch.tensor([[1, 5, 5, 2, 3, 7, 8, 4], [0, 5, 2, 0, 3, 7, 8, 0]])  # 5 = vision, 7 = <Pos>, 0 = pad
+    got = situation_text_mask(ids, ids == 5, ids == 7, pad_token_id=0)
+    assert got.tolist() == [
+        [False, False, False, True, True, False, False, False],
+        [False, False, True, False, True, False, False, False],
+    ]
 
 
 def test_padding_never_receives_attention_and_mass_loss_is_minus_log_mass():

@@ -14,6 +14,19 @@ make that geometry explicit and keep the paper's outputs and losses:
 
       a = softmax_i(τ cos(q_pos, k_i)),   μ = Σ_i a_i m_i + o(h_pos),   log σ² = s(h_pos)
 
+* **The query reads the text first** (``pointer_query = "text"``, the default). The prompt puts the video BEFORE the
+  situation text (the paper's order, and what lets a video prefix be encoded once for many questions), so no vision
+  token can know which objects the text names; a single projection of the ``<Pos>`` state has to carry the names
+  itself, and on the oracle rung it barely left uniform attention in 800 steps (anchor loss 3.1 -> 2.2, RESULTS.md).
+  Two hops instead: the ``<Pos>`` state attends over the situation text's tokens (the words a role names: each word's
+  state knows from the words before it whether it follows "next to" or "facing"), and the vision-token query is the
+  attention-weighted mean of those words' (normalised) queries — a name-to-token match::
+
+      w = softmax_j(τ_t cos(q(h_pos), v(t_j))),   q_pos = Σ_j w_j normalize(r(t_j)),   a = softmax_i(τ q_pos · k_i)
+
+  (``t_j`` the final hidden states of the text between the video and ``<Pos>``; ``k_i`` normalised keys). With
+  ``pointer_query = "state"``, ``q_pos = normalize(q(h_pos))`` as above.
+
 * ``<Ori>`` attends over the vision tokens the same way (its own query and keys) and turns the bearings from the
   predicted position to the attended tokens into the 36-bin distribution: a mixture of wrapped-Gaussian kernels
   (the paper's orientation target shape, same σ) at the bearings ``φ_i = atan2(m_i,y - μ_y, m_i,x - μ_x)``::
@@ -119,6 +132,7 @@ class PointerSituationHeads(nn.Module):
         key_dim: int = 64,
         intermediate_size: int | None = None,
         sigma_bins: float = 2.0,
+        reads_text: bool = False,
     ) -> None:
         super().__init__()
         self.hidden_size, self.num_bins, self.key_dim, self.sigma_bins = hidden_size, num_bins, key_dim, sigma_bins
@@ -127,13 +141,19 @@ class PointerSituationHeads(nn.Module):
         self.ori_query = nn.Linear(hidden_size, key_dim)
         self.ori_key = nn.Linear(hidden_size, key_dim)
         self.pos_mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4, float32=True)
-        #: log of the attention scales τ (``<Pos>``, ``<Ori>``)
-        self.log_scale = nn.Parameter(torch.zeros(2))
+        self.reads_text = reads_text
+        if reads_text:  # each head's text hop: word key v, word query r (its role query is pos_query / ori_query)
+            self.text_hops = nn.ModuleList(
+                nn.ModuleList(nn.Linear(hidden_size, key_dim) for _ in range(2)) for _ in range(2)
+            )
+        #: log of the attention scales τ (``<Pos>``, ``<Ori>``; then their text hops τ_t)
+        self.log_scale = nn.Parameter(torch.zeros(4 if reads_text else 2))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Default-scale projections (attention starts informative enough to learn from), zero offset at init."""
-        for layer in (self.pos_query, self.pos_key, self.ori_query, self.ori_key):
+        hops = [layer for hop in self.text_hops for layer in hop] if self.reads_text else []
+        for layer in (self.pos_query, self.pos_key, self.ori_query, self.ori_key, *hops):
             nn.init.normal_(layer.weight, std=1.0 / math.sqrt(self.hidden_size))
             nn.init.zeros_(layer.bias)
         nn.init.normal_(self.pos_mlp.fc1.weight, std=0.02)
@@ -143,14 +163,28 @@ class PointerSituationHeads(nn.Module):
         with torch.no_grad():
             self.log_scale.fill_(math.log(INITIAL_SCALE))
 
-    def _attend(
-        self, query: nn.Linear, key: nn.Linear, state: Tensor, tokens: Tensor, mask: Tensor, head: int
-    ) -> Tensor:
-        q = torch.nn.functional.normalize(linear_fp32(query, state), dim=-1)  # [B, d]
-        k = torch.nn.functional.normalize(linear_fp32(key, tokens), dim=-1)  # [B, N, d]
-        scores = torch.einsum("bd,bnd->bn", q, k) * self.log_scale[head].float().exp()
-        scores = scores.masked_fill(~mask, float("-inf"))
-        return torch.softmax(scores, dim=-1).masked_fill(~mask, 0.0)
+    def _softmax(self, query: Tensor, keys: Tensor, mask: Tensor, scale: int) -> Tensor:
+        """``softmax_i(τ q · normalize(k_i))`` over the unmasked ``keys [B, N, d]`` (zero on the masked)."""
+        keys = torch.nn.functional.normalize(keys, dim=-1)
+        scores = torch.einsum("bd,bnd->bn", query, keys) * self.log_scale[scale].float().exp()
+        return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).masked_fill(~mask, 0.0)
+
+    def _query(self, head: int, state: Tensor, text: Tensor | None, text_mask: Tensor | None) -> Tensor:
+        """The head's vision-token query ``[B, d]``: from the text (two hops) or from its own state."""
+        own = torch.nn.functional.normalize(linear_fp32((self.pos_query, self.ori_query)[head], state), dim=-1)
+        if not self.reads_text:
+            return own
+        if text is None or text_mask is None:
+            raise ValueError("pointer_query 'text' needs the situation text's hidden states")
+        word_key, word_query = self.text_hops[head]
+        role_q = own  # u(h): which of the text's words this head reads
+        weights = self._softmax(role_q, linear_fp32(word_key, text), text_mask, 2 + head)  # [B, M]
+        words = torch.nn.functional.normalize(linear_fp32(word_query, text), dim=-1)  # [B, M, d]
+        return torch.einsum("bm,bmd->bd", weights, words)
+
+    def _attend(self, head: int, state: Tensor, tokens: Tensor, mask: Tensor, text, text_mask) -> Tensor:
+        keys = linear_fp32((self.pos_key, self.ori_key)[head], tokens)
+        return self._softmax(self._query(head, state, text, text_mask), keys, mask, head)
 
     def forward(
         self,
@@ -161,17 +195,20 @@ class PointerSituationHeads(nn.Module):
         mask: Tensor,
         true_position: Tensor | None = None,
         true_valid: Tensor | None = None,
+        text: Tensor | None = None,
+        text_mask: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """``pos_state / ori_state [B, D]`` (the ``<Pos>`` / ``<Ori>`` final hidden states), ``tokens [B, N, D]``
         (the vision tokens' final hidden states, at least one per row), ``token_xy [B, N, 2]`` (their predicted BEV
         means), ``mask [B, N]``; in training ``true_position [B, 2]`` / ``true_valid [B]``, the bearings' origin where
-        valid. Returns ``position_mean/log_var [B, 2]``, ``orientation_logits [B, bins]``, ``position_attention`` /
-        ``orientation_attention [B, N]`` (zero on padding).
+        valid; ``text [B, M, D]`` / ``text_mask [B, M]``: the situation text's final hidden states (read when
+        ``reads_text``). Returns ``position_mean/log_var [B, 2]``, ``orientation_logits [B, bins]``,
+        ``position_attention`` / ``orientation_attention [B, N]`` (zero on padding).
         """
-        pos_attn = self._attend(self.pos_query, self.pos_key, pos_state, tokens, mask, 0)
+        pos_attn = self._attend(0, pos_state, tokens, mask, text, text_mask)
         head = self.pos_mlp(pos_state)
         position = pointer_position(pos_attn, token_xy, head[..., :2])
-        ori_attn = self._attend(self.ori_query, self.ori_key, ori_state, tokens, mask, 1)
+        ori_attn = self._attend(1, ori_state, tokens, mask, text, text_mask)
         origin = position.detach()
         if true_position is not None and true_valid is not None:
             origin = torch.where(true_valid.bool().unsqueeze(-1), true_position.to(origin), origin)
@@ -185,10 +222,25 @@ class PointerSituationHeads(nn.Module):
         )
 
 
+def situation_text_mask(input_ids: Tensor, vision_mask: Tensor, pos_mask: Tensor, pad_token_id: int | None) -> Tensor:
+    """``[B, L]`` the tokens between a row's last vision token and its ``<Pos>`` token (the situation text and the
+    prompt's words around it), padding excluded — what the text-reading pointer query reads. A row without vision
+    tokens reads everything before ``<Pos>``."""
+    index = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    last_vision = torch.where(vision_mask, index, -1).max(dim=1, keepdim=True).values
+    pos_at = torch.where(pos_mask, index, -1).max(dim=1, keepdim=True).values
+    mask = (index > last_vision) & (index < pos_at)
+    return mask if pad_token_id is None else mask & (input_ids != pad_token_id)
+
+
 def build_head(config: Any, hidden_size: int) -> PointerSituationHeads | None:
     """The pointer heads when the situation heads are of that type (``situation_head = "pointer"``) and on."""
+    if not config.pointer_heads:
+        return None
     sizes = (config.num_orientation_bins, config.pointer_key_dim, config.head_intermediate_size)
-    return PointerSituationHeads(hidden_size, *sizes, config.orientation_sigma_bins) if config.pointer_heads else None
+    return PointerSituationHeads(
+        hidden_size, *sizes, config.orientation_sigma_bins, reads_text=config.pointer_query == "text"
+    )
 
 
 def anchor_loss(

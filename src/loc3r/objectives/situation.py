@@ -29,6 +29,9 @@ from torch import Tensor, nn
 from loc3r.objectives.common import TwoLayerMLP, init_small, split_gaussian, wrap_angle_torch
 
 SITUATION_HEADS = ("mlp", "pointer")
+#: how the pointer heads build their query (:mod:`loc3r.objectives.pointer`): "text" (read the situation text's names,
+#: then the scene) or "state" (one projection of the ``<Pos>`` / ``<Ori>`` state)
+POINTER_QUERIES = ("text", "state")
 #: the config fields of this objective and their defaults (Loc3rConfig takes them from here)
 CONFIG = {
     "situation_objective": True,
@@ -39,6 +42,7 @@ CONFIG = {
     "head_intermediate_size": None,
     "situation_head": "mlp",
     "pointer_key_dim": 64,
+    "pointer_query": "text",
     #: anchor supervision of the pointer heads (ours, :mod:`loc3r.objectives.pointer`); off as in the paper recipes
     "anchor_loss_weight": 0.0,
 }
