@@ -193,6 +193,41 @@ def test_model_with_pointer_heads_trains_and_predicts(tiny_tokenizer, clip_facto
         assert pred.layout_mean is not None
 
 
+@pytest.mark.parametrize("query, keys", [("text", "final"), ("state", "input"), ("text", "input")])
+def test_pointer_query_and_key_sources_train_and_predict_with_a_video_prefix(tiny_tokenizer, clip_factory, query, keys):
+    """Every pointer_query / pointer_keys pair: the situation losses fall on one clip, and ``predict`` on a cached
+    video prefix (``encode_prefix``: the keys of ``"input"`` come from the prefix's stored input embeddings) gives the
+    same position and yaw as on the whole prompt."""
+    torch.manual_seed(0)
+    model = tiny_model(tiny_tokenizer, "qwen2_5_vl", situation_head="pointer", situation_loss_weight=1.0,
+                       pointer_query=query, pointer_keys=keys)  # fmt: skip
+    clip = clip_factory(num_frames=4, sample_id="a", agent_position=(1.0, -0.5, 0.0), agent_yaw=2.0)
+    batch = model.build_processor()([clip])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    first = last = None
+    for _ in range(15):
+        out = model(**batch)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        first = first if first is not None else float(out.losses["loss_sit"])
+        last = float(out.losses["loss_sit"])
+    assert last < first
+    model.eval()
+    eval_batch = model.build_processor(mode="eval")([clip])
+    full = model.predict(eval_batch, max_new_tokens=0)[0]
+    cached = model.predict(eval_batch, max_new_tokens=0, prefix=model.encode_prefix(eval_batch))[0]
+    np.testing.assert_allclose(cached.position_bev, full.position_bev, atol=1e-4)
+    np.testing.assert_allclose(cached.yaw_probabilities, full.yaw_probabilities, atol=1e-4)
+
+
+def test_config_rejects_unknown_pointer_sources():
+    with pytest.raises(ValueError, match="pointer_keys"):
+        Loc3rConfig(pointer_keys="middle")
+    with pytest.raises(ValueError, match="pointer_query"):
+        Loc3rConfig(pointer_query="image")
+
+
 def test_pointer_reads_the_map_without_training_it(tiny_tokenizer, clip_factory):
     """situation_only with pointer heads: the layout head exists (the pointer reads it) but only the layout
     objective trains it, so here it gets no gradient and no layout loss."""

@@ -69,7 +69,7 @@ from loc3r.core.io import read_json
 from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import CueInjector
-from loc3r.model.oracle_tower import oracle_embeddings
+from loc3r.model.oracle_tower import FixedPositionFeatures, oracle_embeddings
 from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, add_loc3r_special_tokens, special_token_ids
 from loc3r.objectives import camera_prior, layout, pointer, recognition, situation
 from loc3r.objectives.camera_prior import CameraPriorProjector
@@ -177,6 +177,7 @@ class VideoPrefix:
     position_ids: Tensor  # [1, A, P]
     hidden: Tensor  # [1, P, D] final hidden states of the prefix (the layout head reads its vision tokens)
     cache: Any
+    embeds: Tensor | None = None  # [1, P, D] its input embeddings (pointer heads with pointer_keys "input" read them)
 
     @property
     def length(self) -> int:
@@ -221,7 +222,8 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         self.camera_projector = camera_prior.build_projector(config, hidden)
         self.cue_injector = CueInjector(hidden, config.cue_num_frequencies) if config.cue_injection else None
         # diagnostic perfect-perception input (loc3r.model.oracle_tower): the position part of an oracle token
-        self.oracle_position = CueInjector(hidden, config.cue_num_frequencies) if config.oracle_vision else None
+        oracle = config.oracle_vision
+        self.oracle_position = FixedPositionFeatures(hidden, config.cue_num_frequencies) if oracle else None
         self.recognition_head = recognition.build_head(config, hidden)
         self.loss_weights = LossWeights(
             bev=config.bev_loss_weight,
@@ -426,10 +428,12 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         layout: bool,
         extra_rows: dict[str, Tensor] | None = None,
         true_situation: tuple[Tensor, Tensor] | None = None,
+        embeds: Tensor | None = None,
     ) -> tuple[Loc3rOutput, dict[str, Tensor]]:
         """The objective heads on the final hidden states — ONE function for :meth:`forward` and :meth:`predict`.
 
         ``true_situation`` (training only): ``(position [B, 2], valid [B])``, the pointer heads' bearing origin.
+        ``embeds``: the input embeddings (the pointer heads' keys when ``config.pointer_keys == "input"``).
 
         ``layout``: run the layout head on every vision token (the pointer heads always need it); the ``<Pos>`` /
         ``<Ori>`` heads run whenever the model has them (each row must hold its token exactly once). Returns the
@@ -456,7 +460,12 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             # the pointer READS the scene: no gradient into the vision tokens' states or their BEV positions (the
             # layout objective alone trains those; letting the situation losses rewrite them broke the LM in the
             # demo: QA EM 13.5, VSI 2.7, see benchmarks/RESULTS.md)
-            tokens, token_mask = pad_rows(rows["layout"].detach(), counts)
+            if self.config.pointer_keys == "input":
+                if embeds is None:
+                    raise ValueError("pointer_keys 'input' needs the input embeddings (run_heads(..., embeds=...))")
+                tokens, token_mask = pad_rows(embeds[vision_mask].detach(), counts)
+            else:
+                tokens, token_mask = pad_rows(rows["layout"].detach(), counts)
             token_xy, _ = pad_rows(heads.layout_mean.detach(), counts)
             text = text_mask = None
             if self.pointer_head.reads_text:  # the situation text: after the video, before <Pos>
@@ -522,7 +531,9 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         train_situation = self.training and situation_position is not None and situation_valid is not None
         extra_rows = None if ce_mask is None else {"ce": ce_mask}
         truth = (situation_position, situation_valid) if train_situation else None
-        out, rows = self.run_heads(hidden, input_ids, vision_mask, layout_targets is not None, extra_rows, truth)
+        out, rows = self.run_heads(
+            hidden, input_ids, vision_mask, layout_targets is not None, extra_rows, truth, embeds
+        )
         if labels is not None:  # language modelling, LM head on supervised positions only
             terms["ce"] = lm_loss(self.get_output_embeddings(), rows["ce"], labels, ce_mask, hidden)
         if out.layout_mean is not None and layout_targets is not None:  # every vision token
@@ -567,11 +578,11 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         embeds, _, decoder_kwargs = self._embed_batch(ids, inputs, cut=length)
         positions = inputs["position_ids"][:, :, :length]
         hidden, cache = self.decode(embeds, torch.ones_like(ids), positions, use_cache=True, **decoder_kwargs)
-        return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache)
+        return VideoPrefix(input_ids=ids, position_ids=positions, hidden=hidden, cache=cache, embeds=embeds)
 
     def _decode_after_prefix(
         self, prefix: VideoPrefix, input_ids: Tensor, attention: Tensor, positions: Tensor, use_cache: bool
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Any]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Any, Tensor | None]:
         """Decode only the text after ``prefix`` for each row of a left-padded eval batch.
 
         Row ``b`` (unpadded) must start with exactly ``prefix.input_ids``; its remaining tokens (text only) are
@@ -612,7 +623,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         full_ids = torch.cat([p_ids.expand(batch_size, -1), s_ids], dim=1)
         full_pos = torch.cat([prefix.position_ids.to(positions.device).expand(batch_size, -1, -1), s_pos], dim=2)
         hidden = torch.cat([prefix.hidden.expand(batch_size, -1, -1), s_hidden], dim=1)
-        return full_ids, full_att, full_pos, hidden, cache
+        full_embeds = (
+            None if prefix.embeds is None else torch.cat([prefix.embeds.expand(batch_size, -1, -1), embeds], 1)
+        )
+        return full_ids, full_att, full_pos, hidden, cache, full_embeds
 
     @_inference
     def predict(
@@ -641,7 +655,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             raise ValueError("predict needs left-padded prompts (Loc3rProcessor in mode='eval')")
         positions = inputs["position_ids"]
         if prefix is not None:
-            input_ids, attention, positions, hidden, cache = self._decode_after_prefix(
+            input_ids, attention, positions, hidden, cache, embeds = self._decode_after_prefix(
                 prefix, input_ids, attention, positions, use_cache=max_new_tokens > 0
             )
             vision_mask = input_ids == self.video_token_id
@@ -649,7 +663,7 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             embeds, vision_mask, decoder_kwargs = self._embed_batch(input_ids, inputs)
             hidden, cache = self.decode(embeds, attention, positions, use_cache=max_new_tokens > 0, **decoder_kwargs)
         # heads on the prompt (the same function as forward's), then greedy decoding on the KV cache
-        heads, _ = self.run_heads(hidden, input_ids, vision_mask, layout=self.layout_head is not None)
+        heads, _ = self.run_heads(hidden, input_ids, vision_mask, layout=self.layout_head is not None, embeds=embeds)
         decoded = self._decode_heads(heads, vision_mask)
         gen = self._greedy(hidden, cache, attention, positions, max_new_tokens)
         results = []

@@ -7,22 +7,29 @@ from what its footprint shows, read from the scan's instance masks and layout:
 
     e_i = mean_w E[w]  over the words of the name of the token's majority object ("black table"; "room" when no
           object covers ``ORACLE_MIN_SHARE`` of the footprint)
-        + MLP(fourier(p_i))  p_i = the token's true 3D point in the clip's BEV frame (depth + pose; the layout
-          target's source)
+        + F(fourier(p_i))    p_i = the token's true 3D point in the clip's BEV frame (depth + pose; the layout
+          target's source); F a FIXED random two-layer MLP (:class:`FixedPositionFeatures`, seeded, never trained)
 
 ``E`` is the LLM's own input embedding, so the name of an object on a token and in the situation text share their
-embedding — perception is perfect and the text-to-token link is free. Everything after the embeddings (LLM, layout
-head, situation heads, losses, metrics) is the same as with pixels. It needs what only generated data has at
-inference: instance masks, object names and depth (SynthRooms writes all three).
+embedding — perception is perfect and the text-to-token link is free. Like the real tower in the demo, the oracle
+tower is frozen: when its position MLP was trained (zero-initialised, at the LLM's LR) the tokens the pointer heads
+read kept moving and their attention never left uniform (anchor loss 2.7 after 250 steps; 2.2 -> 1.96 with it fixed
+and the LLM at 1e-4: benchmarks/RESULTS.md, ``benchmarks/pointer_learnability.py``).
+
+Everything after the embeddings (LLM, layout head, situation heads, losses, metrics) is the same as with pixels. It
+needs what only generated data has at inference: instance masks, object names and depth (SynthRooms writes all three).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from loc3r.data.schema import SampleError
+from loc3r.model.cue_injection import CueInjector
 from loc3r.objectives.common import ClipTargets, scatter_tokens
 from loc3r.objectives.pointer import token_instances
 
@@ -32,6 +39,26 @@ ORACLE_MIN_SHARE = 0.25
 ORACLE_BACKGROUND = "room"
 #: word pieces kept per object name (the tiny tokenizer splits a colour + category name into a few)
 ORACLE_MAX_WORDS = 6
+
+
+#: output scale of the fixed position features: their norm (~0.28 at width 192) stays below a name's embedding (~0.36
+#: in loc3r-tiny), so a token's name still dominates its direction
+ORACLE_POSITION_SCALE = 0.05
+ORACLE_POSITION_SEED = 0
+
+
+class FixedPositionFeatures(CueInjector):
+    """The oracle token's position part: the cue injector's Fourier MLP with fixed random weights (seed
+    ``ORACLE_POSITION_SEED``; ``fc1 ~ N(0, 1/in)``, ``fc2 ~ N(0, ORACLE_POSITION_SCALE² / D)``), never trained."""
+
+    def reset_parameters(self) -> None:
+        generator = torch.Generator().manual_seed(ORACLE_POSITION_SEED)
+        with torch.no_grad():
+            for layer, std in ((self.fc1, 1.0 / math.sqrt(self.fc1.in_features)),
+                               (self.fc2, ORACLE_POSITION_SCALE / math.sqrt(self.fc2.in_features))):  # fmt: skip
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * std)
+                layer.bias.zero_()
+        self.requires_grad_(False)
 
 
 def token_object_names(shares: np.ndarray, names: dict[int, str]) -> list[str]:

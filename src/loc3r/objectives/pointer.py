@@ -14,10 +14,10 @@ make that geometry explicit and keep the paper's outputs and losses:
 
       a = softmax_i(τ cos(q_pos, k_i)),   μ = Σ_i a_i m_i + o(h_pos),   log σ² = s(h_pos)
 
-* **The query reads the text first** (``pointer_query = "text"``, the default). The prompt puts the video BEFORE the
-  situation text (the paper's order, and what lets a video prefix be encoded once for many questions), so no vision
-  token can know which objects the text names; a single projection of the ``<Pos>`` state has to carry the names
-  itself, and on the oracle rung it barely left uniform attention in 800 steps (anchor loss 3.1 -> 2.2, RESULTS.md).
+* **Or the query reads the text first** (``pointer_query = "text"``; the default ``"state"`` is the line above). The
+  prompt puts the video BEFORE the situation text (the paper's order, and what lets a video prefix be encoded once for
+  many questions), so no vision token can know which objects the text names, and one projection of the ``<Pos>`` state
+  has to carry the names itself (on the oracle rung its attention barely left uniform in 800 steps, RESULTS.md).
   Two hops instead: the ``<Pos>`` state attends over the situation text's tokens (the words a role names: each word's
   state knows from the words before it whether it follows "next to" or "facing"), and the vision-token query is the
   attention-weighted mean of those words' (normalised) queries — a name-to-token match::

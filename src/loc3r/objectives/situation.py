@@ -29,9 +29,13 @@ from torch import Tensor, nn
 from loc3r.objectives.common import TwoLayerMLP, init_small, split_gaussian, wrap_angle_torch
 
 SITUATION_HEADS = ("mlp", "pointer")
-#: how the pointer heads build their query (:mod:`loc3r.objectives.pointer`): "text" (read the situation text's names,
-#: then the scene) or "state" (one projection of the ``<Pos>`` / ``<Ori>`` state)
+#: how the pointer heads build their query (:mod:`loc3r.objectives.pointer`): "state" (one projection of the ``<Pos>`` /
+#: ``<Ori>`` state, the default) or "text" (read the situation text's names, then the scene; not better at the demo's
+#: budget: benchmarks/RESULTS.md "Issue 20")
 POINTER_QUERIES = ("text", "state")
+#: what the pointer heads' keys read on each vision token: "final" (its final hidden state) or "input" (its input
+#: embedding: the tower's features as the LLM receives them, which the LLM's fine-tuning does not move)
+POINTER_KEYS = ("final", "input")
 #: the config fields of this objective and their defaults (Loc3rConfig takes them from here)
 CONFIG = {
     "situation_objective": True,
@@ -42,7 +46,8 @@ CONFIG = {
     "head_intermediate_size": None,
     "situation_head": "mlp",
     "pointer_key_dim": 64,
-    "pointer_query": "text",
+    "pointer_query": "state",
+    "pointer_keys": "final",
     #: anchor supervision of the pointer heads (ours, :mod:`loc3r.objectives.pointer`); off as in the paper recipes
     "anchor_loss_weight": 0.0,
 }
