@@ -13,6 +13,8 @@ situations: ``room centre`` (stand at the room's centre, yaw 0 in the clip's BEV
 objects the agent stands at, face the faced object: the ceiling that reading the text on a perfect map reaches).
 
     python benchmarks/perception_ladder.py --out runs/ladder --rungs oracle palette plain --seeds 0 1 2
+    python benchmarks/perception_ladder.py --out runs/ladder_o --rungs oracle --variants loc3r --steps 2000 \
+        --set pointer_keys=input                       # a longer oracle run with other DemoSettings fields
 
 Each rung is one ``loc3r demo`` run (``run_demo(..., resume=True)``: an interrupted ladder continues where it
 stopped). Prints one table (mean ± std over seeds) and writes ``OUT/ladder.json``.
@@ -21,6 +23,7 @@ stopped). Prints one table (mean ± std over seeds) and writes ``OUT/ladder.json
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import math
@@ -35,8 +38,11 @@ RUNGS = ("oracle", "palette", "plain")
 METRICS = ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "median_pos_err_m", "median_ori_err_deg", "em")
 
 
-def rung_settings(rung: str, seeds: tuple[int, ...], variants: tuple[str, ...], steps: int | None) -> Any:
-    settings = dataclasses.replace(DEFAULT, seeds=seeds, variants=variants, progress=False)
+def rung_settings(
+    rung: str, seeds: tuple[int, ...], variants: tuple[str, ...], steps: int | None, overrides: dict | None = None
+) -> Any:
+    """The demo's settings for one rung; ``overrides``: further ``DemoSettings`` fields (``--set``)."""
+    settings = dataclasses.replace(DEFAULT, seeds=seeds, variants=variants, progress=False, **(overrides or {}))
     if steps is not None:
         settings = dataclasses.replace(settings, steps=steps)
     if rung == "oracle":
@@ -120,11 +126,27 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT.variants))
     parser.add_argument("--steps", type=int, default=None, help="fine-tuning steps per variant (default: the demo's)")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="other DemoSettings fields, e.g. pointer_keys=input lr=1e-4 (values parsed as Python literals)",
+    )
     args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        field, _, value = item.partition("=")
+        if field not in {f.name for f in dataclasses.fields(DEFAULT)} or not value:
+            parser.error(f"--set {item!r}: expected FIELD=VALUE with FIELD a DemoSettings field")
+        try:
+            overrides[field] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[field] = value
     out = Path(args.out)
     table: dict[str, Any] = {"rungs": {}, "rules": None, "command": vars(args)}
     for rung in args.rungs:
-        settings = rung_settings(rung, tuple(args.seeds), tuple(args.variants), args.steps)
+        settings = rung_settings(rung, tuple(args.seeds), tuple(args.variants), args.steps, overrides)
         run_demo(out / rung, settings, resume=True, print_fn=lambda *a, **k: None)
         per_seed: dict[str, list[dict[str, Any]]] = {}
         for variant in settings.variants:

@@ -126,6 +126,10 @@ class DemoSettings:
     situation_head: str = "pointer"
     #: anchor supervision of the pointer heads (ours; 0 = off)
     anchor_loss_weight: float = 1.0
+    #: where the pointer heads' query and keys come from (Loc3rConfig.pointer_query / pointer_keys; ablations of
+    #: benchmarks/RESULTS.md "Issue 20")
+    pointer_query: str = "state"
+    pointer_keys: str = "final"
     #: "pixels" (the frozen tower of the base) or "oracle_objects": the DIAGNOSTIC perfect-perception input of
     #: :mod:`loc3r.model.oracle_tower` (the top rung of benchmarks/perception_ladder.py), for every variant
     vision_input: str = "pixels"
@@ -210,6 +214,10 @@ def _recipe(data: Path, out: Path, variant: str, s: DemoSettings, seed: int, bas
         loc3r["situation_head"] = s.situation_head
         if s.situation_head == "pointer":
             loc3r["anchor_loss_weight"] = s.anchor_loss_weight
+            # written only where they differ from Loc3rConfig's defaults (the configs/demo recipes stay as they are)
+            for name, model_default in (("pointer_query", "state"), ("pointer_keys", "final")):
+                if getattr(s, name) != model_default:
+                    loc3r[name] = getattr(s, name)
     if flags["layout_objective"]:
         loc3r["bev_loss_weight"] = s.bev_loss_weight
     model: dict[str, Any] = {"backbone": "qwen2_5_vl", "loc3r": loc3r}
