@@ -13,8 +13,9 @@ from what its footprint shows, read from the scan's instance masks and layout:
 ``E`` is the LLM's own input embedding, so the name of an object on a token and in the situation text share their
 embedding — perception is perfect and the text-to-token link is free. Like the real tower in the demo, the oracle
 tower is frozen: when its position MLP was trained (zero-initialised, at the LLM's LR) the tokens the pointer heads
-read kept moving and their attention never left uniform (anchor loss 2.7 after 250 steps; 2.2 -> 1.96 with it fixed
-and the LLM at 1e-4: benchmarks/RESULTS.md, ``benchmarks/pointer_learnability.py``).
+read kept moving and their attention never left uniform (anchor loss 2.6-2.7 after 250 steps for every LR tried; with
+it fixed, 1.95 with the LLM frozen and 1.60 with input keys: benchmarks/RESULTS.md,
+``benchmarks/pointer_learnability.py``).
 
 Everything after the embeddings (LLM, layout head, situation heads, losses, metrics) is the same as with pixels. It
 needs what only generated data has at inference: instance masks, object names and depth (SynthRooms writes all three).

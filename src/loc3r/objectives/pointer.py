@@ -177,12 +177,14 @@ class PointerSituationHeads(nn.Module):
         if text is None or text_mask is None:
             raise ValueError("pointer_query 'text' needs the situation text's hidden states")
         word_key, word_query = self.text_hops[head]
-        role_q = own  # u(h): which of the text's words this head reads
-        weights = self._softmax(role_q, linear_fp32(word_key, text), text_mask, 2 + head)  # [B, M]
+        # the head's own query picks which of the text's words it reads
+        weights = self._softmax(own, linear_fp32(word_key, text), text_mask, 2 + head)  # [B, M]
         words = torch.nn.functional.normalize(linear_fp32(word_query, text), dim=-1)  # [B, M, d]
         return torch.einsum("bm,bmd->bd", weights, words)
 
-    def _attend(self, head: int, state: Tensor, tokens: Tensor, mask: Tensor, text, text_mask) -> Tensor:
+    def _attend(
+        self, head: int, state: Tensor, tokens: Tensor, mask: Tensor, text: Tensor | None, text_mask: Tensor | None
+    ) -> Tensor:
         keys = linear_fp32((self.pos_key, self.ori_key)[head], tokens)
         return self._softmax(self._query(head, state, text, text_mask), keys, mask, head)
 
