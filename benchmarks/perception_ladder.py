@@ -1,7 +1,9 @@
 """The perception ladder of the demo (issue 20): where is localization lost — perception, or the situation heads?
 
-The same variants and heads as ``loc3r demo`` on the same held-out rooms, with three vision inputs:
+The same variants and heads as ``loc3r demo`` on the same held-out rooms, with four vision inputs:
 
+* ``layout``  — the DIAGNOSTIC oracle-layout input (``vision_input: oracle_layout``): one token per object the clip
+  sees (its name and its centre), as in the outside experiment of issue 20; perception AND coverage are perfect;
 * ``oracle``  — the DIAGNOSTIC oracle-objects input (:mod:`loc3r.model.oracle_tower`): each vision token is the name
   of the object it shows plus its true 3D point; perception is perfect, only the heads and the LLM can fail;
 * ``palette`` — renders where every object has its category's colour (``SynthSettings.category_colors``);
@@ -12,7 +14,7 @@ situations: ``room centre`` (stand at the room's centre, yaw 0 in the clip's BEV
 (stand at the first object the text names, face the faced object) and ``mean of anchors`` (stand at the mean of the
 objects the agent stands at, face the faced object: the ceiling that reading the text on a perfect map reaches).
 
-    python benchmarks/perception_ladder.py --out runs/ladder --rungs oracle palette plain --seeds 0 1 2
+    python benchmarks/perception_ladder.py --out runs/ladder --rungs layout oracle palette plain --seeds 0 1 2
     python benchmarks/perception_ladder.py --out runs/ladder_o --rungs oracle --variants loc3r --steps 2000 \
         --set pointer_keys=input                       # a longer oracle run with other DemoSettings fields
 
@@ -34,7 +36,7 @@ import numpy as np
 
 from loc3r.apps.demo import DEFAULT, run_demo
 
-RUNGS = ("oracle", "palette", "plain")
+RUNGS = ("layout", "oracle", "palette", "plain")
 METRICS = ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "median_pos_err_m", "median_ori_err_deg", "em")
 
 
@@ -45,6 +47,8 @@ def rung_settings(
     settings = dataclasses.replace(DEFAULT, seeds=seeds, variants=variants, progress=False, **(overrides or {}))
     if steps is not None:
         settings = dataclasses.replace(settings, steps=steps)
+    if rung == "layout":
+        return dataclasses.replace(settings, vision_input="oracle_layout")
     if rung == "oracle":
         return dataclasses.replace(settings, vision_input="oracle_objects")
     if rung == "palette":

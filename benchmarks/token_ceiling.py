@@ -81,13 +81,17 @@ def main() -> None:
     parser.add_argument("dirs", nargs="+", help="loc3r synth / loc3r demo SynthRooms directories")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--limit", type=int, default=None, help="at most this many test situations per directory")
+    parser.add_argument(
+        "--vision-input", default="oracle_objects", choices=("oracle_objects", "oracle_layout"),
+        help="which tokens: one per patch (what its footprint shows) or one per object of the clip",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     # the demo's base with the oracle input (it needs no pixels) and pointer heads: only its processor is used
     config = ModelConfig(
         backbone="qwen2_5_vl", init="pretrained", pretrained_dir=str(resolve_base(DEFAULT.base)),
         loc3r=dict(layout_objective=True, situation_objective=True, situation_loss_weight=1.0,
-                   vision_input="oracle_objects", situation_head="pointer", anchor_loss_weight=1.0),
+                   vision_input=args.vision_input, situation_head="pointer", anchor_loss_weight=1.0),
     )  # fmt: skip
     model = build_model(config)
     header = ("data", "situations", "Acc@1.0m (pos)", "Acc@30° (yaw_mean)", "Acc@30° (yaw_pointer)")

@@ -13,7 +13,7 @@ import torch
 from conftest import tiny_model
 from loc3r.benchmarks.synthrooms.reader import build_synth
 from loc3r.data.spec import DatasetSpec
-from loc3r.model.oracle_tower import ORACLE_BACKGROUND, token_object_names
+from loc3r.model.oracle_tower import ORACLE_BACKGROUND, pad_word_ids, token_object_names
 from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 SETTINGS = SynthSettings(
@@ -132,3 +132,56 @@ def test_oracle_input_without_instance_masks_is_a_clear_error(tiny_tokenizer, cl
     model = tiny_model(tiny_tokenizer, "qwen2_5_vl", vision_input="oracle_objects")
     with pytest.raises(SampleError, match="oracle_objects' needs fields 'pixel_instances'"):
         model.build_processor()([clip_factory(num_frames=4, sample_id="x")])
+
+
+def test_oracle_layout_input_gives_each_object_of_the_clip_one_token(synth_root, tiny_tokenizer):
+    """``oracle_layout``: token k = object k (name, mean BEV point of its pixels), the rest "room" with no point; the
+    anchor targets mark exactly the named objects' tokens."""
+    from loc3r.core.geometry import anchor_frame
+
+    model = tiny_model(
+        tiny_tokenizer, "qwen2_5_vl", situation_head="pointer", vision_input="oracle_layout", anchor_loss_weight=1.0
+    )
+    sample = _situated(synth_root)[0]
+    batch = model.build_processor()([sample])
+    vision = batch["input_ids"][0] == model.video_token_id
+    inst = np.asarray(sample.pixel_instances)
+    n = int(vision.sum())
+    seen = [int(i) for i in np.unique(inst) if i > 0]
+    ids = seen[:n]  # a clip with more objects than tokens (here 11 objects, 8 tokens) keeps the first ones
+    assert len(ids) > 0
+    # the layout targets are the objects' centres (the masks and points share a resolution in SynthRooms)
+    bev = anchor_frame(np.asarray(sample.poses)[0]).points_to_bev(np.asarray(sample.points, dtype=np.float64))
+    valid = batch["layout_valid"][0][vision]
+    assert valid[: len(ids)].all() and not valid[len(ids) :].any()
+    for k, iid in enumerate(ids):
+        on = (inst == iid) & np.isfinite(bev).all(-1)
+        expected = torch.tensor(bev[on][:, :2].mean(0), dtype=torch.float32)
+        torch.testing.assert_close(batch["layout_targets"][0][vision][k], expected, atol=1e-4, rtol=0)
+    # names: object k's words on token k (the background's "room" on none of them)
+    room = torch.tensor(pad_word_ids([model.build_processor()._encode_text(ORACLE_BACKGROUND)])[0])
+    words = batch["oracle_word_ids"][0][vision]
+    assert all(torch.equal(words[j], room) for j in range(len(ids), n))
+    assert not any(torch.equal(words[k], room) for k in range(len(ids)))
+    # anchor / faced targets: the tokens of the named instances, nothing else
+    for role in ("anchor", "faced"):
+        marked = torch.nonzero(batch[f"{role}_tokens"][0][vision]).flatten().tolist()
+        assert marked == sorted(ids.index(i) for i in sample.referents[role] if i in ids)
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).loss)
+    # fewer objects than tokens: the rest show the room and have no point
+    sample.pixel_instances = np.where(np.isin(inst, ids[:2]), inst, 0)
+    batch = model.build_processor()([sample])
+    valid, words = batch["layout_valid"][0][vision], batch["oracle_word_ids"][0][vision]
+    assert valid.tolist() == [True, True] + [False] * (n - 2)
+    assert all(torch.equal(words[j], room) for j in range(2, n)) and not torch.equal(words[1], room)
+
+
+def test_oracle_layout_without_depth_is_a_clear_error(synth_root, tiny_tokenizer):
+    from loc3r.data.schema import SampleError
+
+    model = tiny_model(tiny_tokenizer, "qwen2_5_vl", vision_input="oracle_layout")
+    sample = _situated(synth_root)[0]
+    sample.points = None
+    with pytest.raises(SampleError, match="oracle_layout' needs fields 'pixel_instances', 'points'"):
+        model.build_processor()([sample])

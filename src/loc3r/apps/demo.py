@@ -130,8 +130,9 @@ class DemoSettings:
     #: benchmarks/RESULTS.md "Issue 20")
     pointer_query: str = "state"
     pointer_keys: str = "final"
-    #: "pixels" (the frozen tower of the base) or "oracle_objects": the DIAGNOSTIC perfect-perception input of
-    #: :mod:`loc3r.model.oracle_tower` (the top rung of benchmarks/perception_ladder.py), for every variant
+    #: "pixels" (the frozen tower of the base), or a DIAGNOSTIC perfect-perception input of
+    #: :mod:`loc3r.model.oracle_tower` for every variant (the top rungs of benchmarks/perception_ladder.py):
+    #: "oracle_objects" (each token: what its footprint shows) or "oracle_layout" (one token per object)
     vision_input: str = "pixels"
     batch_size: int = 8
     lr: float = 1e-3

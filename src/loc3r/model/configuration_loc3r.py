@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - exercised on transformers 5.17
 
 __all__ = ["Loc3rConfig", "CAMERA_PRIOR_KINDS"]
 
-VISION_INPUTS = ("pixels", "oracle_objects")
+VISION_INPUTS = ("pixels", "oracle_objects", "oracle_layout")
 
 # Keys that transformers itself writes into / passes through a config dict; everything else that is not a field of
 # ``Loc3rConfig`` is a user error.
@@ -85,7 +85,8 @@ class Loc3rConfig(PreTrainedConfig):
     * the geometric-cue-injection baseline (:mod:`loc3r.model.cue_injection`: ``cue_injection``,
       ``cue_num_frequencies``, ``cue_depth_error`` ``None`` = exact depth, else an error model of
       :func:`loc3r.core.geometry.simulate_depth_error` applied in training and at inference);
-    * ``vision_input``: ``"pixels"`` or the DIAGNOSTIC ``"oracle_objects"`` (:mod:`loc3r.model.oracle_tower`);
+    * ``vision_input``: ``"pixels"`` or a DIAGNOSTIC perfect-perception input of :mod:`loc3r.model.oracle_tower`:
+      ``"oracle_objects"`` (each token: what its footprint shows) or ``"oracle_layout"`` (one token per object);
     * token ids written by the model's constructors: ``pos_token_id, ori_token_id, camera_token_id``
       (``<Pos> <Ori> <Cam>``), ``eos_token_id, pad_token_id`` (used by ``predict``).
     """
@@ -236,7 +237,8 @@ class Loc3rConfig(PreTrainedConfig):
 
     @property
     def oracle_vision(self) -> bool:
-        return self.vision_input == "oracle_objects"
+        """Either diagnostic oracle input: the vision tower is not run, tokens are object names + points."""
+        return self.vision_input in ("oracle_objects", "oracle_layout")
 
     @property
     def anchor_loss_enabled(self) -> bool:

@@ -17,6 +17,14 @@ read kept moving and their attention never left uniform (anchor loss 2.6-2.7 aft
 it fixed, 1.95 with the LLM frozen and 1.60 with input keys: benchmarks/RESULTS.md,
 ``benchmarks/pointer_learnability.py``).
 
+``vision_input = "oracle_layout"`` goes one step further and turns the scan's LAYOUT into tokens, as the outside
+experiment of issue 20 did: vision token k shows object k of the clip (its name, and as its point the mean BEV point
+of all its pixels in the clip: a perfect detector), the remaining tokens show ``"room"`` and have no point. Coverage is
+then perfect too: every object the clip sees has exactly one token, so perfect attention reaches the ceiling of the
+"mean of anchors" rule (benchmarks/perception_ladder.py) instead of the per-token one (``benchmarks/token_ceiling.py``:
+60.5 / 80.2 on the demo's world, where 14 % of situations have no token that shows an anchor). The layout targets, the
+anchor targets and the oracle names all read these object tokens (:func:`layout_tokens`).
+
 Everything after the embeddings (LLM, layout head, situation heads, losses, metrics) is the same as with pixels. It
 needs what only generated data has at inference: instance masks, object names and depth (SynthRooms writes all three).
 """
@@ -60,6 +68,41 @@ class FixedPositionFeatures(CueInjector):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * std)
                 layer.bias.zero_()
         self.requires_grad_(False)
+
+
+def layout_tokens(ctx: ClipTargets) -> None:
+    """``vision_input: oracle_layout``: make the clip's vision tokens show its objects, one object per token.
+
+    Fills the per-clip cache entries that every target builder reads — ``token_points`` (the layout targets and the
+    oracle points: token k = the mean BEV point of object k's pixels over the clip, objects in instance-id order;
+    the other tokens invalid) and ``token_instances`` (token k shows all of object k; the others show nothing, so
+    the anchor targets and the names follow) — so the objectives need no change to read object tokens. A clip with
+    more objects than vision tokens keeps the first ones."""
+    if "token_points" in ctx.clip and "token_instances" in ctx.clip:
+        return
+    sample = ctx.sample
+    if sample.pixel_instances is None or sample.points is None or ctx.anchor is None:
+        raise SampleError(
+            f"{ctx.where}: vision_input 'oracle_layout' needs fields 'pixel_instances', 'points' and 'poses' "
+            "(SynthRooms scans have them)"
+        )
+    inst = np.asarray(sample.pixel_instances, dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        bev = ctx.anchor.points_to_bev(np.asarray(sample.points, dtype=np.float64))
+    # the masks and the point maps may have different resolutions: read each point's instance at the nearest pixel
+    (_, h, w), (_, ph, pw, _) = inst.shape, bev.shape
+    rows, cols = (np.arange(ph) * h) // ph, (np.arange(pw) * w) // pw
+    labels = inst[:, rows][:, :, cols].reshape(-1)
+    flat = bev.reshape(-1, 3)
+    seen = np.isfinite(flat).all(axis=1) & (labels > 0)
+    ids = np.unique(labels[seen])[: ctx.encoding.num_vision_tokens]
+    n = ctx.encoding.num_vision_tokens
+    points, valid = np.full((n, 3), np.nan, dtype=np.float32), np.zeros(n, dtype=bool)
+    shares = np.zeros((n, int(inst.max(initial=0)) + 1))
+    for k, iid in enumerate(ids):
+        points[k] = flat[seen & (labels == iid)].mean(axis=0)
+        valid[k], shares[k, iid] = True, 1.0
+    ctx.clip["token_points"], ctx.clip["token_instances"] = (points, valid), shares
 
 
 def token_object_names(shares: np.ndarray, names: dict[int, str]) -> list[str]:

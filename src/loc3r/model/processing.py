@@ -67,7 +67,7 @@ from loc3r.data.schema import PSEUDO_SITUATION, ClipSample, SampleError
 from loc3r.model.backbones import TokenKind, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import batch_cues, cue_token_points
-from loc3r.model.oracle_tower import batch_oracle, oracle_targets
+from loc3r.model.oracle_tower import batch_oracle, layout_tokens, oracle_targets
 from loc3r.model.tokenizer import CAMERA_TOKEN, ORI_TOKEN, POS_TOKEN, special_token_ids
 from loc3r.objectives import camera_prior, layout, pointer, recognition, situation
 from loc3r.objectives.camera_prior import camera_features_available, camera_prior_dropped
@@ -455,6 +455,8 @@ class Loc3rProcessor:
     def _targets(self, ctx: ClipTargets, num_frames: int, use_camera: bool) -> dict[str, Any]:
         """The targets and geometric inputs of every enabled objective for one sample (each built by its module)."""
         cfg, sample, out = self.config, ctx.sample, {}
+        if cfg.vision_input == "oracle_layout":  # the tokens show the clip's objects, one each: every target reads them
+            layout_tokens(ctx)
         if cfg.layout_head_enabled or cfg.cue_injection or cfg.oracle_vision:  # BEV point of every vision token
             out["token_points"] = layout.token_points(ctx)
             if cfg.cue_injection and cfg.cue_depth_error is not None and sample.points is not None:
