@@ -2,7 +2,8 @@
 
 The demo's base with the oracle-objects input (perfect perception) and pointer heads, trained on the localization
 samples of a SynthRooms directory's train split only; prints the anchor loss (``-log`` of the attention mass on the
-named objects' tokens, mean of ``<Pos>`` and ``<Ori>``; about 2.6 is uniform attention) averaged over each 25 steps.
+named objects' tokens, mean of ``<Pos>`` and ``<Ori>``; about 2.6 is uniform attention on the oracle-objects input,
+about 4.1 on the oracle-layout one) averaged over each 25 steps.
 What is trained and by which loss is chosen, so the runs separate "the heads cannot learn it" from "the LLM's
 fine-tuning moves what they read":
 
@@ -39,6 +40,10 @@ def main() -> None:
     parser.add_argument("data", help="a loc3r demo / loc3r synth SynthRooms directory")
     parser.add_argument("--query", choices=["state", "text"], default="state", help="Loc3rConfig.pointer_query")
     parser.add_argument("--keys", choices=["final", "input"], default="final", help="Loc3rConfig.pointer_keys")
+    parser.add_argument(
+        "--vision-input", choices=["oracle_objects", "oracle_layout"], default="oracle_objects",
+        help="tokens per patch (what its footprint shows) or one per object",
+    )  # fmt: skip
     parser.add_argument("--loss", choices=["all", "anchor"], default="all")
     parser.add_argument("--train", choices=["all", "heads", "pointer"], default="all")
     parser.add_argument("--steps", type=int, default=250)
@@ -56,7 +61,7 @@ def main() -> None:
         "situation_objective": True,
         "bev_loss_weight": DEFAULT.bev_loss_weight,
         "situation_loss_weight": DEFAULT.situation_loss_weight,
-        "vision_input": "oracle_objects",
+        "vision_input": args.vision_input,
         "situation_head": "pointer",
         "anchor_loss_weight": DEFAULT.anchor_loss_weight,
         "pointer_query": args.query,

@@ -5,8 +5,8 @@ the answer to "how well do the situation heads localise when perception is perfe
 ``Loc3rConfig.vision_input = "oracle_objects"`` the vision tower is not run; each vision token's embedding is built
 from what its footprint shows, read from the scan's instance masks and layout:
 
-    e_i = mean_w E[w]  over the words of the name of the token's majority object ("black table"; "room" when no
-          object covers ``ORACLE_MIN_SHARE`` of the footprint)
+    e_i = mean_w E[w]  over the word pieces of the name of the token's majority object (" black table", tokenized
+          as inside a sentence; " room" when no object covers ``ORACLE_MIN_SHARE`` of the footprint)
         + F(fourier(p_i))    p_i = the token's true 3D point in the clip's BEV frame (depth + pose; the layout
           target's source); F a FIXED random two-layer MLP (:class:`FixedPositionFeatures`, seeded, never trained)
 
@@ -46,8 +46,8 @@ from loc3r.objectives.pointer import token_instances
 ORACLE_MIN_SHARE = 0.25
 #: the name of a token that shows no object
 ORACLE_BACKGROUND = "room"
-#: word pieces kept per object name (the tiny tokenizer splits a colour + category name into a few)
-ORACLE_MAX_WORDS = 6
+#: word pieces kept per object name (a small vocabulary splits " brown chair" into up to ~8)
+ORACLE_MAX_WORDS = 16
 
 
 #: output scale of the fixed position features: their norm (~0.28 at width 192) stays below a name's embedding (~0.36
@@ -144,7 +144,9 @@ def oracle_targets(ctx: ClipTargets, encode_text, has_points: bool) -> tuple[np.
             "'points' (SynthRooms scans have them)"
         )
     names = token_object_names(token_instances(ctx), sample.instance_names)
-    return ctx.video_slots, pad_word_ids([encode_text(name) for name in names])
+    # with the space a name has inside a sentence: byte-level BPE gives a word after a space other ids ("Ġtable",
+    # "Ġb l ack") than at the start of a text ("table", "black"), and the token must share the text's ids
+    return ctx.video_slots, pad_word_ids([encode_text(" " + name) for name in names])
 
 
 def batch_oracle(items: list[dict], offsets: list[int], length: int, points: Tensor, valid: Tensor) -> dict:
