@@ -12,6 +12,7 @@ from conftest import tiny_model
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.objectives.pointer import (
     PointerSituationHeads,
+    TextInputs,
     attention_mass_loss,
     bearing_distribution,
     pad_rows,
@@ -87,43 +88,49 @@ def test_pointer_heads_read_position_and_bearing_from_the_scene_without_training
     assert abs((float(yaw2) - float(yaw) - 1.0 + math.pi) % (2 * math.pi) - math.pi) < 0.02
 
 
-def _text_reading_heads() -> PointerSituationHeads:
+def _text_reading_heads(matches_names: bool) -> PointerSituationHeads:
     """Hidden size 12: dims 0-3 an object's name (one-hot, on vision tokens AND on the text word naming it), dims 4-5
     a word's role (4 = "stands at", 5 = "faces"), dims 6-7 mark the <Pos> / <Ori> states. Each head's own query picks
-    the words of its role, the word query maps a name to the vision key of that name."""
-    heads = PointerSituationHeads(hidden_size=12, num_bins=36, key_dim=4, reads_text=True)
+    the words of its role; the word query maps a name to the vision key of that name (``names``: the key projection
+    itself, applied to the word's input embedding)."""
+    heads = PointerSituationHeads(hidden_size=12, num_bins=36, key_dim=4, reads_text=True, matches_names=matches_names)
     with torch.no_grad():
         for p in heads.parameters():
             p.zero_()
         heads.log_scale.fill_(math.log(40.0))
         for head, (own, state_dim, role_dim) in enumerate(((heads.pos_query, 6, 4), (heads.ori_query, 7, 5))):
-            word_key, word_query = heads.text_hops[head]
             own.weight[0, state_dim] = 1.0  # the role query ...
-            word_key.weight[0, role_dim] = 1.0  # ... matches the words of that role
-            word_query.weight[:, :4] = torch.eye(4)  # a word's name -> the vision key of that name
+            heads.text_hops[head][0].weight[0, role_dim] = 1.0  # ... matches the words of that role
+            if not matches_names:
+                heads.text_hops[head][1].weight[:, :4] = torch.eye(4)  # a word's name -> the vision key of that name
         for key in (heads.pos_key, heads.ori_key):
             key.weight[:, :4] = torch.eye(4)
     return heads
 
 
+@pytest.mark.parametrize("query", ["text", "names"])
 @pytest.mark.parametrize("stand, face", [(0, 2), ((1, 3), 0)])
-def test_text_reading_pointer_finds_the_named_objects_without_training(stand, face):
+def test_text_reading_pointer_finds_the_named_objects_without_training(stand, face, query):
     """The two-hop query: "I stand at <stand> facing <face>" in the text's words, four named objects on the vision
     tokens; the position is the named object's (or the mean of two named objects'), the yaw the bearing to the faced
-    one — through the arithmetic, with hand-set weights, no training."""
+    one — through the arithmetic, with hand-set weights, no training. ``names``: the words' input embeddings carry
+    only the name (their states carry the role too), and the name match is the keys' own projection."""
     stand = (stand,) if isinstance(stand, int) else stand
-    heads = _text_reading_heads()
+    heads = _text_reading_heads(matches_names=query == "names")
     tokens = torch.zeros(1, 4, 12)
     tokens[0, :, :4] = torch.eye(4)
     words = [(obj, 4) for obj in stand] + [(face, 5), (None, None)]  # plus one word that names nothing
-    text = torch.zeros(1, len(words), 12)
+    states, embeds = torch.zeros(1, len(words), 12), torch.zeros(1, len(words), 12)
     for j, (obj, role) in enumerate(words):
         if obj is not None:
-            text[0, j, obj], text[0, j, role] = 1.0, 1.0
+            states[0, j, obj], states[0, j, role], embeds[0, j, obj] = 1.0, 1.0, 1.0
+    if query == "names":
+        states[..., :4] = 0.0  # the states know the role only: the name must come from the embeddings
+    text = TextInputs(states, torch.ones(1, len(words)).bool(), embeds if query == "names" else None)
     pos_state, ori_state = torch.zeros(1, 12), torch.zeros(1, 12)
     pos_state[0, 6], ori_state[0, 7] = 1.0, 1.0
     mask = torch.ones(1, 4, dtype=torch.bool)
-    out = heads(pos_state, ori_state, tokens, OBJECTS[None], mask, None, None, text, torch.ones(1, len(words)).bool())
+    out = heads(pos_state, ori_state, tokens, OBJECTS[None], mask, None, None, text)
     torch.testing.assert_close(out["position_mean"], OBJECTS[list(stand)].mean(0, keepdim=True), atol=1e-3, rtol=0)
     delta = OBJECTS[face] - OBJECTS[list(stand)].mean(0)
     yaw, _ = decode_orientation(out["orientation_logits"])
@@ -131,6 +138,9 @@ def test_text_reading_pointer_finds_the_named_objects_without_training(stand, fa
     assert float(out["orientation_attention"][0, face]) > 0.99
     with pytest.raises(ValueError, match="situation text"):
         heads(pos_state, ori_state, tokens, OBJECTS[None], mask)
+    if query == "names":
+        with pytest.raises(ValueError, match="embeddings"):
+            heads(pos_state, ori_state, tokens, OBJECTS[None], mask, None, None, TextInputs(states, text.mask))
 
 
 def test_situation_text_mask_is_between_the_video_and_pos():
@@ -193,7 +203,7 @@ def test_model_with_pointer_heads_trains_and_predicts(tiny_tokenizer, clip_facto
         assert pred.layout_mean is not None
 
 
-@pytest.mark.parametrize("query, keys", [("text", "final"), ("state", "input"), ("text", "input")])
+@pytest.mark.parametrize("query, keys", [("text", "final"), ("state", "input"), ("text", "input"), ("names", "input")])
 def test_pointer_query_and_key_sources_train_and_predict_with_a_video_prefix(tiny_tokenizer, clip_factory, query, keys):
     """Every pointer_query / pointer_keys pair: the situation losses fall on one clip, and ``predict`` on a cached
     video prefix (``encode_prefix``: the keys of ``"input"`` come from the prefix's stored input embeddings) gives the
@@ -226,6 +236,8 @@ def test_config_rejects_unknown_pointer_sources():
         Loc3rConfig(pointer_keys="middle")
     with pytest.raises(ValueError, match="pointer_query"):
         Loc3rConfig(pointer_query="image")
+    with pytest.raises(ValueError, match="needs pointer_keys 'input'"):
+        Loc3rConfig(pointer_query="names", pointer_keys="final")
 
 
 def test_pointer_reads_the_map_without_training_it(tiny_tokenizer, clip_factory):

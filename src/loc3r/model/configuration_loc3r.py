@@ -174,6 +174,11 @@ class Loc3rConfig(PreTrainedConfig):
         ):
             if getattr(self, name) not in allowed:
                 fail(name, f"must be one of {allowed}")
+        if self.pointer_query == "names" and self.pointer_keys != "input":
+            fail(
+                "pointer_query",
+                "'names' compares words and vision tokens in the input space: needs pointer_keys 'input'",
+            )
         if self.camera_prior == "poses" and self.camera_feature_dim is None:
             self.camera_feature_dim = 9
         if (self.camera_prior, self.camera_feature_dim) != (None, None) and not is_int(self.camera_feature_dim, 1):

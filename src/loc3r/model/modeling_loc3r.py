@@ -76,7 +76,7 @@ from loc3r.objectives.camera_prior import CameraPriorProjector
 from loc3r.objectives.combine import LossWeights, combine_losses
 from loc3r.objectives.common import gaussian_nll
 from loc3r.objectives.layout import LayoutHead, layout_loss
-from loc3r.objectives.pointer import PointerSituationHeads, anchor_loss, pad_rows, situation_text_mask
+from loc3r.objectives.pointer import PointerSituationHeads, TextInputs, anchor_loss, pad_rows, situation_text_mask
 from loc3r.objectives.qa import lm_loss, supervised_mask
 from loc3r.objectives.recognition import RecognitionHead, token_category_loss
 from loc3r.objectives.situation import OrientationHead, PositionHead, decode_orientation, orientation_kl
@@ -467,12 +467,19 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             else:
                 tokens, token_mask = pad_rows(rows["layout"].detach(), counts)
             token_xy, _ = pad_rows(heads.layout_mean.detach(), counts)
-            text = text_mask = None
+            text = None
             if self.pointer_head.reads_text:  # the situation text: after the video, before <Pos>
                 where = situation_text_mask(input_ids, vision_mask, wanted["pos"], self.config.pad_token_id)
-                text, text_mask = pad_rows(self._gather_rows(hidden, {"text": where})["text"], where.sum(1).tolist())
+                counts = where.sum(1).tolist()
+                text = TextInputs(*pad_rows(self._gather_rows(hidden, {"text": where})["text"], counts))
+                if self.pointer_head.matches_names:  # the words' input embeddings, read like the keys (no gradient)
+                    if embeds is None:
+                        raise ValueError(
+                            "pointer_query 'names' needs the input embeddings (run_heads(..., embeds=...))"
+                        )
+                    text.embeds = pad_rows(embeds[where].detach(), counts)[0]
             truth = true_situation or (None, None)
-            out = self.pointer_head(rows["pos"], rows["ori"], tokens, token_xy, token_mask, *truth, text, text_mask)
+            out = self.pointer_head(rows["pos"], rows["ori"], tokens, token_xy, token_mask, *truth, text)
             for name, value in out.items():  # position_mean/log_var, orientation_logits and both attention maps
                 setattr(heads, name, value)
             return heads, rows

@@ -27,6 +27,16 @@ make that geometry explicit and keep the paper's outputs and losses:
   (``t_j`` the final hidden states of the text between the video and ``<Pos>``; ``k_i`` normalised keys). With
   ``pointer_query = "state"``, ``q_pos = normalize(q(h_pos))`` as above.
 
+* **Or the words are matched as names** (``pointer_query = "names"``, with ``pointer_keys = "input"``): the same two
+  hops, but a word's query is the head's KEY projection of its input embedding ``e_j``, ``r(t_j) := k(e_j)``. Vision
+  tokens and words then meet in the LLM's input space through one map, so a word and a token that carries the same
+  name (the oracle inputs write names with the text's own word pieces; a VLM's projector aligns vision features with
+  that space) already match at initialisation, and training only has to learn which words each role reads — a random
+  ``r`` has to discover the name match first (the anchor loss stayed at uniform-over-objects for 400 steps on the
+  oracle-layout rung, benchmarks/RESULTS.md)::
+
+      q_pos = Σ_j w_j normalize(k(e_j))
+
 * ``<Ori>`` attends over the vision tokens the same way (its own query and keys) and turns the bearings from the
   predicted position to the attended tokens into the 36-bin distribution: a mixture of wrapped-Gaussian kernels
   (the paper's orientation target shape, same σ) at the bearings ``φ_i = atan2(m_i,y - μ_y, m_i,x - μ_x)``::
@@ -57,6 +67,7 @@ geometry (tested on hand-built scenes without training).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -121,6 +132,16 @@ def attention_mass_loss(attention: Tensor, targets: Tensor) -> tuple[Tensor, Ten
     return torch.where(has, per_row, 0.0).sum(), has.sum()
 
 
+@dataclass
+class TextInputs:
+    """What a text-reading pointer query reads: the situation text's final hidden states ``[B, M, D]``, its mask
+    ``[B, M]`` and (``pointer_query = "names"``) its input embeddings ``[B, M, D]``."""
+
+    states: Tensor
+    mask: Tensor
+    embeds: Tensor | None = None
+
+
 class PointerSituationHeads(nn.Module):
     """The ``<Pos>`` / ``<Ori>`` pointer heads (see the module docstring): query/key projections and the ``<Pos>``
     MLP giving ``(offset_x, offset_y, log σ²_x, log σ²_y)``."""
@@ -133,6 +154,7 @@ class PointerSituationHeads(nn.Module):
         intermediate_size: int | None = None,
         sigma_bins: float = 2.0,
         reads_text: bool = False,
+        matches_names: bool = False,
     ) -> None:
         super().__init__()
         self.hidden_size, self.num_bins, self.key_dim, self.sigma_bins = hidden_size, num_bins, key_dim, sigma_bins
@@ -141,13 +163,16 @@ class PointerSituationHeads(nn.Module):
         self.ori_query = nn.Linear(hidden_size, key_dim)
         self.ori_key = nn.Linear(hidden_size, key_dim)
         self.pos_mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4, float32=True)
-        self.reads_text = reads_text
-        if reads_text:  # each head's text hop: word key v, word query r (its role query is pos_query / ori_query)
+        self.reads_text, self.matches_names = reads_text or matches_names, matches_names
+        if self.reads_text:  # each head's text hop: word key v, word query r (its role query is pos_query / ori_query)
+            per_hop = (
+                1 if matches_names else 2
+            )  # names: r is the head's key projection (of the words' input embeddings)
             self.text_hops = nn.ModuleList(
-                nn.ModuleList(nn.Linear(hidden_size, key_dim) for _ in range(2)) for _ in range(2)
+                nn.ModuleList(nn.Linear(hidden_size, key_dim) for _ in range(per_hop)) for _ in range(2)
             )
         #: log of the attention scales τ (``<Pos>``, ``<Ori>``; then their text hops τ_t)
-        self.log_scale = nn.Parameter(torch.zeros(4 if reads_text else 2))
+        self.log_scale = nn.Parameter(torch.zeros(4 if self.reads_text else 2))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -169,24 +194,24 @@ class PointerSituationHeads(nn.Module):
         scores = torch.einsum("bd,bnd->bn", query, keys) * self.log_scale[scale].float().exp()
         return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).masked_fill(~mask, 0.0)
 
-    def _query(self, head: int, state: Tensor, text: Tensor | None, text_mask: Tensor | None) -> Tensor:
+    def _query(self, head: int, state: Tensor, text: TextInputs | None) -> Tensor:
         """The head's vision-token query ``[B, d]``: from the text (two hops) or from its own state."""
         own = torch.nn.functional.normalize(linear_fp32((self.pos_query, self.ori_query)[head], state), dim=-1)
         if not self.reads_text:
             return own
-        if text is None or text_mask is None:
-            raise ValueError("pointer_query 'text' needs the situation text's hidden states")
-        word_key, word_query = self.text_hops[head]
+        if text is None or (self.matches_names and text.embeds is None):
+            raise ValueError("pointer_query 'text' / 'names' needs the situation text's hidden states (and embeddings)")
         # the head's own query picks which of the text's words it reads
-        weights = self._softmax(own, linear_fp32(word_key, text), text_mask, 2 + head)  # [B, M]
-        words = torch.nn.functional.normalize(linear_fp32(word_query, text), dim=-1)  # [B, M, d]
-        return torch.einsum("bm,bmd->bd", weights, words)
+        weights = self._softmax(own, linear_fp32(self.text_hops[head][0], text.states), text.mask, 2 + head)  # [B, M]
+        if self.matches_names:  # a word's query is its input embedding seen as a vision token's key would be
+            words = linear_fp32((self.pos_key, self.ori_key)[head], text.embeds)
+        else:
+            words = linear_fp32(self.text_hops[head][1], text.states)
+        return torch.einsum("bm,bmd->bd", weights, torch.nn.functional.normalize(words, dim=-1))
 
-    def _attend(
-        self, head: int, state: Tensor, tokens: Tensor, mask: Tensor, text: Tensor | None, text_mask: Tensor | None
-    ) -> Tensor:
+    def _attend(self, head: int, state: Tensor, tokens: Tensor, mask: Tensor, text: TextInputs | None) -> Tensor:
         keys = linear_fp32((self.pos_key, self.ori_key)[head], tokens)
-        return self._softmax(self._query(head, state, text, text_mask), keys, mask, head)
+        return self._softmax(self._query(head, state, text), keys, mask, head)
 
     def forward(
         self,
@@ -197,20 +222,19 @@ class PointerSituationHeads(nn.Module):
         mask: Tensor,
         true_position: Tensor | None = None,
         true_valid: Tensor | None = None,
-        text: Tensor | None = None,
-        text_mask: Tensor | None = None,
+        text: TextInputs | None = None,
     ) -> dict[str, Tensor]:
         """``pos_state / ori_state [B, D]`` (the ``<Pos>`` / ``<Ori>`` final hidden states), ``tokens [B, N, D]``
         (the vision tokens' final hidden states, at least one per row), ``token_xy [B, N, 2]`` (their predicted BEV
         means), ``mask [B, N]``; in training ``true_position [B, 2]`` / ``true_valid [B]``, the bearings' origin where
-        valid; ``text [B, M, D]`` / ``text_mask [B, M]``: the situation text's final hidden states (read when
-        ``reads_text``). Returns ``position_mean/log_var [B, 2]``, ``orientation_logits [B, bins]``,
+        valid; ``text``: the situation text's final hidden states, mask and (``matches_names``) input embeddings
+        (read when ``reads_text``). Returns ``position_mean/log_var [B, 2]``, ``orientation_logits [B, bins]``,
         ``position_attention`` / ``orientation_attention [B, N]`` (zero on padding).
         """
-        pos_attn = self._attend(0, pos_state, tokens, mask, text, text_mask)
+        pos_attn = self._attend(0, pos_state, tokens, mask, text)
         head = self.pos_mlp(pos_state)
         position = pointer_position(pos_attn, token_xy, head[..., :2])
-        ori_attn = self._attend(1, ori_state, tokens, mask, text, text_mask)
+        ori_attn = self._attend(1, ori_state, tokens, mask, text)
         origin = position.detach()
         if true_position is not None and true_valid is not None:
             origin = torch.where(true_valid.bool().unsqueeze(-1), true_position.to(origin), origin)
@@ -241,7 +265,11 @@ def build_head(config: Any, hidden_size: int) -> PointerSituationHeads | None:
         return None
     sizes = (config.num_orientation_bins, config.pointer_key_dim, config.head_intermediate_size)
     return PointerSituationHeads(
-        hidden_size, *sizes, config.orientation_sigma_bins, reads_text=config.pointer_query == "text"
+        hidden_size,
+        *sizes,
+        config.orientation_sigma_bins,
+        reads_text=config.pointer_query == "text",
+        matches_names=config.pointer_query == "names",
     )
 
 

@@ -30,9 +30,10 @@ from loc3r.objectives.common import TwoLayerMLP, init_small, split_gaussian, wra
 
 SITUATION_HEADS = ("mlp", "pointer")
 #: how the pointer heads build their query (:mod:`loc3r.objectives.pointer`): "state" (one projection of the ``<Pos>`` /
-#: ``<Ori>`` state, the default) or "text" (read the situation text's names, then the scene; not better at the demo's
-#: budget: benchmarks/RESULTS.md "Issue 20")
-POINTER_QUERIES = ("text", "state")
+#: ``<Ori>`` state, the default), "text" (read the situation text's words, then the scene; not better at the demo's
+#: budget: benchmarks/RESULTS.md "Issue 20") or "names" (the same two hops, the words' queries are the KEY projection
+#: of their input embeddings, so a name matches the vision tokens that carry it from the start; needs keys "input")
+POINTER_QUERIES = ("text", "state", "names")
 #: what the pointer heads' keys read on each vision token: "final" (its final hidden state) or "input" (its input
 #: embedding: the tower's features as the LLM receives them, which the LLM's fine-tuning does not move)
 POINTER_KEYS = ("final", "input")
