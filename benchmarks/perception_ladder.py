@@ -17,6 +17,8 @@ objects the agent stands at, face the faced object: the ceiling that reading the
     python benchmarks/perception_ladder.py --out runs/ladder --rungs layout oracle palette plain --seeds 0 1 2
     python benchmarks/perception_ladder.py --out runs/ladder_o --rungs oracle --variants loc3r --steps 2000 \
         --set pointer_keys=input                       # a longer oracle run with other DemoSettings fields
+    python benchmarks/perception_ladder.py --out runs/ladder_l --rungs layout --variants loc3r --steps 2000 \
+        --set pointer_keys=input pointer_query=names   # the layout rung with the name-matching pointer query
 
 Each rung is one ``loc3r demo`` run (``run_demo(..., resume=True)``: an interrupted ladder continues where it
 stopped). Prints one table (mean ± std over seeds) and writes ``OUT/ladder.json``.

@@ -38,7 +38,7 @@ HEADS = ("pointer_head", "layout_head")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", help="a loc3r demo / loc3r synth SynthRooms directory")
-    parser.add_argument("--query", choices=["state", "text", "names"], default="state", help="Loc3rConfig.pointer_query")
+    parser.add_argument("--query", choices=["state", "text", "names"], default="state", help="pointer_query")
     parser.add_argument("--keys", choices=["final", "input"], default="final", help="Loc3rConfig.pointer_keys")
     parser.add_argument(
         "--vision-input", choices=["oracle_objects", "oracle_layout"], default="oracle_objects",
