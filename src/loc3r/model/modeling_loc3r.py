@@ -470,14 +470,12 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             text = None
             if self.pointer_head.reads_text:  # the situation text: after the video, before <Pos>
                 where = situation_text_mask(input_ids, vision_mask, wanted["pos"], self.config.pad_token_id)
-                counts = where.sum(1).tolist()
-                text = TextInputs(*pad_rows(self._gather_rows(hidden, {"text": where})["text"], counts))
-                if self.pointer_head.matches_names:  # the words' input embeddings, read like the keys (no gradient)
-                    if embeds is None:
-                        raise ValueError(
-                            "pointer_query 'names' needs the input embeddings (run_heads(..., embeds=...))"
-                        )
-                    text.embeds = pad_rows(embeds[where].detach(), counts)[0]
+                text_counts = where.sum(1).tolist()
+                text = TextInputs(*pad_rows(self._gather_rows(hidden, {"text": where})["text"], text_counts))
+                # the words' input embeddings, read like the keys (no gradient); 'names' implies keys 'input' (config),
+                # so embeds was checked above
+                if self.pointer_head.matches_names:
+                    text.embeds = pad_rows(embeds[where].detach(), text_counts)[0]
             truth = true_situation or (None, None)
             out = self.pointer_head(rows["pos"], rows["ori"], tokens, token_xy, token_mask, *truth, text)
             for name, value in out.items():  # position_mean/log_var, orientation_logits and both attention maps

@@ -95,8 +95,8 @@ def layout_tokens(ctx: ClipTargets) -> None:
     labels = inst[:, rows][:, :, cols].reshape(-1)
     flat = bev.reshape(-1, 3)
     seen = np.isfinite(flat).all(axis=1) & (labels > 0)
-    ids = np.unique(labels[seen])[: ctx.encoding.num_vision_tokens]
     n = ctx.encoding.num_vision_tokens
+    ids = np.unique(labels[seen])[:n]
     points, valid = np.full((n, 3), np.nan, dtype=np.float32), np.zeros(n, dtype=bool)
     shares = np.zeros((n, int(inst.max(initial=0)) + 1))
     for k, iid in enumerate(ids):

@@ -165,9 +165,8 @@ class PointerSituationHeads(nn.Module):
         self.pos_mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4, float32=True)
         self.reads_text, self.matches_names = reads_text or matches_names, matches_names
         if self.reads_text:  # each head's text hop: word key v, word query r (its role query is pos_query / ori_query)
-            per_hop = (
-                1 if matches_names else 2
-            )  # names: r is the head's key projection (of the words' input embeddings)
+            # names: no r of its own, a word's query is the head's key projection of its input embedding
+            per_hop = 1 if matches_names else 2
             self.text_hops = nn.ModuleList(
                 nn.ModuleList(nn.Linear(hidden_size, key_dim) for _ in range(per_hop)) for _ in range(2)
             )
