@@ -89,8 +89,8 @@ def main() -> None:
         batch = processor([data[rng.randrange(len(data))] for _ in range(args.batch_size)])
         out = model(**batch)
         vision = batch["input_ids"] == model.video_token_id
-        anchor = anchor_loss(out.position_attention, out.orientation_attention, vision, batch["anchor_tokens"],
-                             batch["faced_tokens"])  # fmt: skip
+        attention = {"anchor": out.position_attention, "faced": out.orientation_attention}
+        anchor = anchor_loss(attention, vision, {role: batch[f"{role}_tokens"] for role in attention})
         loss = anchor if args.loss == "anchor" else out.loss
         optimizer.zero_grad()
         loss.backward()

@@ -12,8 +12,10 @@ import torch
 
 from conftest import tiny_model
 from loc3r.benchmarks.synthrooms.reader import build_synth
+from loc3r.data.schema import SIDE_ROLES
 from loc3r.data.spec import DatasetSpec
 from loc3r.model.oracle_tower import ORACLE_BACKGROUND, pad_word_ids, token_object_names
+from loc3r.synthrooms.questions import relative_bearing, sector_of
 from loc3r.synthrooms.writer import SynthSettings, generate_dataset
 
 SETTINGS = SynthSettings(
@@ -56,6 +58,17 @@ def test_synthrooms_annotations_name_anchor_and_faced_objects_by_role(synth_root
         # "facing the <name>" names the faced object; the text starts with where the agent stands
         assert category[a["faced_instances"][0]] in situation.split("facing the ", 1)[1].split(",")[0]
         assert all(category[i] in situation.split("facing")[0] for i in a["anchor_instances"])
+        # the side objects by sector: named after "with", in that sector seen from the true pose
+        pose = np.array([a["position"]["x"], a["position"]["y"]])
+        yaw = 2 * math.atan2(a["rotation"]["_z"], a["rotation"]["_w"])
+        boxes = [b for group in meta["object_bbox"].values() for b in group]
+        centre = {b["instance_id"]: np.array(b["centroid"][:2]) for b in boxes}
+        sides = [(sector, i) for sector in SIDE_ROLES for i in a[f"{sector}_instances"]]
+        for sector, i in sides:
+            assert category[i] in situation.split("with", 1)[1]
+            assert sector_of(float(relative_bearing(pose, yaw, centre[i][None])[0])) == sector
+        named = a["anchor_instances"] + a["faced_instances"] + [i for _, i in sides]
+        assert sorted(named) == sorted(a["referenced_instances"])
 
 
 def test_anchor_tokens_are_the_tokens_that_show_the_named_objects(synth_root, tiny_tokenizer):
@@ -81,6 +94,29 @@ def test_anchor_tokens_are_the_tokens_that_show_the_named_objects(synth_root, ti
                 expected.append(bool(np.isin(pix, sample.referents["anchor"]).mean() >= 0.25))
         expected.extend([False] * seg.extra_tokens)
     assert anchor[0][vision[0]].tolist() == expected
+
+
+def test_the_solve_supervises_the_side_slots_on_the_tokens_of_each_sector(synth_root, tiny_tokenizer):
+    samples = [s for s in _situated(synth_root) if any(s.referents.get(role) for role in SIDE_ROLES)][:2]
+    assert samples and all(set(s.referents) == {"anchor", "faced", *SIDE_ROLES} for s in samples)
+    model = tiny_model(tiny_tokenizer, "qwen2_5_vl", situation_head="pointer", anchor_loss_weight=1.0,
+                       pointer_position="solve", vision_input="oracle_layout")  # fmt: skip
+    batch = model.build_processor()(samples)
+    assert batch["side_labelled"].all()
+    vision = batch["input_ids"] == model.video_token_id
+    # on the layout input token k is object k (the first objects, up to the clip's token count): one token each
+    for role in SIDE_ROLES:
+        assert not (batch[f"{role}_tokens"] & ~vision).any()
+        for b, sample in enumerate(samples):
+            assert int(batch[f"{role}_tokens"][b].sum()) <= len(sample.referents[role])
+    assert any(batch[f"{role}_tokens"].any() for role in SIDE_ROLES)
+    out = model(**batch)
+    assert out.side_attention.shape[:2] == (2, 3) and torch.isfinite(out.losses["loss_anchor"])
+    out.loss.backward()
+    assert float(model.pointer_head.side_gate.fc2.weight.grad.abs().sum()) > 0
+    # the mean rule has no side inputs
+    mean = tiny_model(tiny_tokenizer, "qwen2_5_vl", situation_head="pointer", anchor_loss_weight=1.0)
+    assert "left_tokens" not in mean.build_processor()(samples)
 
 
 def test_model_without_anchor_supervision_has_no_anchor_inputs(synth_root, tiny_tokenizer):

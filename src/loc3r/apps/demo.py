@@ -130,6 +130,9 @@ class DemoSettings:
     #: benchmarks/RESULTS.md "Issue 20")
     pointer_query: str = "state"
     pointer_keys: str = "final"
+    #: "mean" (the attended tokens' mean + an offset) or "solve" (every relation of the text;
+    #: Loc3rConfig.pointer_position)
+    pointer_position: str = "mean"
     #: "pixels" (the frozen tower of the base), or a DIAGNOSTIC perfect-perception input of
     #: :mod:`loc3r.model.oracle_tower` for every variant (the top rungs of benchmarks/perception_ladder.py):
     #: "oracle_objects" (each token: what its footprint shows) or "oracle_layout" (one token per object)
@@ -216,7 +219,8 @@ def _recipe(data: Path, out: Path, variant: str, s: DemoSettings, seed: int, bas
         if s.situation_head == "pointer":
             loc3r["anchor_loss_weight"] = s.anchor_loss_weight
             # written only where they differ from Loc3rConfig's defaults (the configs/demo recipes stay as they are)
-            for name, model_default in (("pointer_query", "state"), ("pointer_keys", "final")):
+            model_defaults = (("pointer_query", "state"), ("pointer_keys", "final"), ("pointer_position", "mean"))
+            for name, model_default in model_defaults:
                 if getattr(s, name) != model_default:
                     loc3r[name] = getattr(s, name)
     if flags["layout_objective"]:

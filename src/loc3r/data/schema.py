@@ -16,6 +16,10 @@ from loc3r.core.errors import SampleError
 from loc3r.core.geometry import GeometryError, validate_poses
 
 PSEUDO_SITUATION = "I am standing in the room."
+#: the egocentric sectors a situation text puts side objects in ("with the lamp on my left")
+SIDE_ROLES = ("left", "right", "behind")
+#: the roles of ``ClipSample.referents``: where the agent stands, what it faces, the side objects by sector
+REFERENT_ROLES = ("anchor", "faced", *SIDE_ROLES)
 
 __all__ = ["PSEUDO_SITUATION", "SampleError", "ClipSample", "SceneObject", "SceneLayout", "check_text"]
 
@@ -70,7 +74,8 @@ class ClipSample:
     pixel_labels: np.ndarray | None = None
     label_names: list[str] | None = None
     #: optional per-pixel instance ids ``[T, h, w]`` (0 = no object) and the instances the situation text names,
-    #: by role (``{"anchor": [...], "faced": [...]}``): the targets of the pointer heads' anchor supervision
+    #: by role (``{"anchor": [...], "faced": [...], "left": [...], "right": [...], "behind": [...]}``, roles in
+    #: ``REFERENT_ROLES``): the targets of the pointer heads' anchor supervision
     pixel_instances: np.ndarray | None = None
     referents: dict[str, list[int]] | None = None
     #: instance id -> the object's name ("black table"), for the oracle-objects diagnostic input

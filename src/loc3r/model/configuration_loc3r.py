@@ -29,7 +29,7 @@ from loc3r.objectives import layout as _layout
 from loc3r.objectives import recognition as _recognition
 from loc3r.objectives import situation as _situation
 from loc3r.objectives.camera_prior import CAMERA_PRIOR_KINDS
-from loc3r.objectives.situation import POINTER_KEYS, POINTER_QUERIES, SITUATION_HEADS
+from loc3r.objectives.situation import POINTER_KEYS, POINTER_POSITIONS, POINTER_QUERIES, SITUATION_HEADS
 
 try:  # transformers >= 5.2x declares nested configs with SubConfigSpec; 5.17 (the GPU machines) with `sub_configs`
     from transformers.configuration_utils import SubConfigSpec
@@ -78,8 +78,9 @@ class Loc3rConfig(PreTrainedConfig):
     * layout (``layout_objective``, ``bev_loss_weight``); situation (``situation_objective``,
       ``situation_loss_weight``, ``orientation_loss_weight``, ``num_orientation_bins``, ``orientation_sigma_bins``,
       ``head_intermediate_size``, ``situation_head`` ``"mlp"`` or ``"pointer"``, ``pointer_key_dim``,
-      ``pointer_query``, ``pointer_keys``, ``anchor_loss_weight``); camera prior (``camera_prior`` ``None`` /
-      ``"poses"`` / ``"file"`` / ``"sample"``, ``camera_feature_dim``, ``camera_prior_dropout``); recognition
+      ``pointer_query``, ``pointer_keys``, ``pointer_position``, ``anchor_loss_weight``); camera prior
+      (``camera_prior`` ``None`` / ``"poses"`` / ``"file"`` / ``"sample"``, ``camera_feature_dim``,
+      ``camera_prior_dropout``); recognition
       (``recognition_objective``, ``recognition_classes``, ``recognition_loss_weight``,
       ``recognition_background_weight``);
     * the geometric-cue-injection baseline (:mod:`loc3r.model.cue_injection`: ``cue_injection``,
@@ -117,6 +118,7 @@ class Loc3rConfig(PreTrainedConfig):
     pointer_key_dim: int = _situation.CONFIG["pointer_key_dim"]
     pointer_query: str = _situation.CONFIG["pointer_query"]
     pointer_keys: str = _situation.CONFIG["pointer_keys"]
+    pointer_position: str = _situation.CONFIG["pointer_position"]
     anchor_loss_weight: float = _situation.CONFIG["anchor_loss_weight"]
     vision_input: str = "pixels"
     recognition_objective: bool = _recognition.CONFIG["recognition_objective"]
@@ -171,6 +173,7 @@ class Loc3rConfig(PreTrainedConfig):
             ("situation_head", SITUATION_HEADS),
             ("pointer_query", POINTER_QUERIES),
             ("pointer_keys", POINTER_KEYS),
+            ("pointer_position", POINTER_POSITIONS),
         ):
             if getattr(self, name) not in allowed:
                 fail(name, f"must be one of {allowed}")

@@ -66,6 +66,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedT
 from transformers.utils import ModelOutput
 
 from loc3r.core.io import read_json
+from loc3r.data.schema import SIDE_ROLES
 from loc3r.model.backbones import BackboneAdapter, available_backbones, get_backbone
 from loc3r.model.configuration_loc3r import Loc3rConfig
 from loc3r.model.cue_injection import CueInjector
@@ -132,6 +133,10 @@ class Loc3rOutput(ModelOutput):
     #: pointer heads only: ``[B, N_vision]`` attention of ``<Pos>`` / ``<Ori>`` over each row's vision tokens
     position_attention: Tensor | None = None
     orientation_attention: Tensor | None = None
+    #: pointer heads with ``pointer_position = "solve"``: ``[B, 3, N_vision]`` attention of the side slots (left, right,
+    #: behind) and ``[B, 3]`` their gates' logits
+    side_attention: Tensor | None = None
+    side_gate_logits: Tensor | None = None
     last_hidden_state: Tensor | None = None
 
 
@@ -514,6 +519,10 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
         oracle_valid: Tensor | None = None,
         anchor_tokens: Tensor | None = None,
         faced_tokens: Tensor | None = None,
+        left_tokens: Tensor | None = None,
+        right_tokens: Tensor | None = None,
+        behind_tokens: Tensor | None = None,
+        side_labelled: Tensor | None = None,
         return_hidden_states: bool = False,
     ) -> Loc3rOutput:
         """Joint forward (see the module docstring). ``second_per_grid_ts`` and ``mm_token_type_ids`` are accepted
@@ -551,8 +560,13 @@ class Loc3rForConditionalGeneration(Loc3rPreTrainedModel):
             terms["ori"] = orientation_kl(out.orientation_logits, situation_yaw, situation_valid, sigma)
         # anchor supervision (ours, pointer heads): attention mass on the tokens showing the named objects
         if self.config.anchor_loss_enabled and out.position_attention is not None and anchor_tokens is not None:
-            attention = (out.position_attention, out.orientation_attention)
-            terms["anchor"] = anchor_loss(*attention, vision_mask, anchor_tokens, faced_tokens)
+            attention = {"anchor": out.position_attention, "faced": out.orientation_attention}
+            targets = {"anchor": anchor_tokens, "faced": faced_tokens}
+            if out.side_attention is not None and left_tokens is not None:
+                attention.update(zip(SIDE_ROLES, out.side_attention.unbind(1), strict=True))
+                targets.update(left=left_tokens, right=right_tokens, behind=behind_tokens)
+            gates = (out.side_gate_logits, side_labelled) if left_tokens is not None else (None, None)
+            terms["anchor"] = anchor_loss(attention, vision_mask, targets, *gates)
         if any(t is not None for t in terms.values()):
             out.loss, out.losses = combine_losses(weights=self.loss_weights, **terms)
         if return_hidden_states:

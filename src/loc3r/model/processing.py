@@ -581,7 +581,7 @@ class Loc3rProcessor:
         if cfg.oracle_vision:
             data.update(batch_oracle(items, offsets, length, pts, valid))
         if cfg.anchor_loss_enabled:
-            data.update(pointer.batch_referent_tokens(items, offsets, length))
+            data.update(pointer.batch_referent_tokens(items, offsets, length, cfg.pointer_position == "solve"))
         if cfg.camera_prior is not None:
             targets = [it["camera_features"] for it in items]
             data.update(camera_prior.batch_camera(targets, int(cfg.camera_feature_dim)))

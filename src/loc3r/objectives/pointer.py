@@ -59,9 +59,34 @@ make that geometry explicit and keep the paper's outputs and losses:
   instance masks, ``L_anchor = mean_n [-log Σ_{i ∈ A_n} a_n,i - log Σ_{i ∈ F_n} b_n,i]`` with ``A_n`` the vision
   tokens that show the objects the situation stands at and ``F_n`` those that show the object it faces (each term
   only for samples whose set is non-empty). Without it one seed in two failed in the perfect-perception experiment.
+  With ``solve`` the side slots get the same term on their sector's objects, and their gates a binary cross-entropy
+  toward "the text names such an object" (rows whose data label the sectors)::
 
-All arithmetic is float32. The pure functions :func:`pointer_position` and :func:`bearing_distribution` carry the
-geometry (tested on hand-built scenes without training).
+      L_anchor = mean over (row, map) [-log Σ_{i ∈ T} attention_i]  +  mean_{n, k} BCE(g_n,k, [S_n,k ≠ ∅])
+
+* **Or the position is SOLVED from every relation of the text** (``pointer_position = "solve"``; the default
+  ``"mean"`` is the line above). The mean of the anchors ignores what the rest of the text says ("facing the door,
+  with the lamp on my left"): on the demo's test situations the mean of the TRUE anchor centres reaches 79 % Acc@1.0m,
+  while a reader that keeps every position consistent with all the relations (object centres only) reaches 95 %
+  (benchmarks/RESULTS.md). Three more slots attend over the vision tokens like ``<Pos>`` (its key projection, their
+  own role queries; with ``text`` / ``names`` their own text hops): the side objects ``left`` / ``right`` /
+  ``behind``, each with a gate ``g_k = sigmoid(·)`` from the ``<Pos>`` state (is there such an object in the text?).
+  A grid of candidate positions ``p_g`` around the anchors' mean ``c_0`` is scored by a soft constraint energy and
+  the position is its posterior mean::
+
+      E(p) = λ_a Σ_i a_i softplus((|m_i - p| - r) / s_d)                  stand next to the anchors
+           + λ_f softplus((d_f - |f - p|) / s_d)                           the faced object f is not at my feet
+           + λ_s Σ_k g_k softplus(v_k(β_k(p)) / s_β)                       side object k is in its sector
+      π_g = softmax_g(-E(p_g)),   μ = Σ_g π_g p_g + o(h_pos)
+
+  ``f = Σ_i b_i m_i`` the ``<Ori>`` head's point (gradient stopped), ``x_k = Σ_i e_k,i m_i`` slot k's point,
+  ``β_k(p)`` the bearing of ``x_k`` seen from ``p`` RELATIVE to the bearing of ``f`` (standing at ``p`` one faces
+  ``f``), ``v_k`` how far ``β_k`` lies outside sector k (widened by the ±20° facing tolerance), ``d_f`` = 0.5 m;
+  ``r``, ``s_d``, ``s_β`` and the ``λ`` are learned (positive, log-parameterised). Every term is the text's own
+  relation on the predicted map: the heads still only choose which tokens each role reads.
+
+All arithmetic is float32. The pure functions :func:`pointer_position`, :func:`solve_position` and
+:func:`bearing_distribution` carry the geometry (tested on hand-built scenes without training).
 """
 
 from __future__ import annotations
@@ -75,6 +100,7 @@ import torch
 from torch import Tensor, nn
 
 from loc3r.core.geometry import pool_token_labels
+from loc3r.data.schema import REFERENT_ROLES, SIDE_ROLES
 from loc3r.objectives.common import ClipTargets, TwoLayerMLP, clamp_log_var, linear_fp32, scatter_tokens
 from loc3r.objectives.situation import wrapped_gaussian_target
 
@@ -84,6 +110,17 @@ UNIFORM_FLOOR = 0.05
 """ε of the orientation mixture (see the module docstring)."""
 #: a vision token "shows" a named object when at least this share of its footprint's pixels are that object's
 ANCHOR_TOKEN_MIN_SHARE = 0.25
+#: the position solve's candidate grid: (2 SOLVE_HALF_CELLS + 1)² points SOLVE_STEP_M apart around the anchors' mean
+#: (±2.5 m: "next to" is within 1 m of a footprint, "between" within 1.5 m of both)
+SOLVE_STEP_M = 0.125
+SOLVE_HALF_CELLS = 20
+#: the side sectors of the situation texts (relative bearing, degrees, + = left), widened by the ±20° facing tolerance:
+#: standing at a candidate one faces the faced object's centre, the true yaw is within 20° of it
+SOLVE_SECTOR_SLACK_DEG = 20.0
+#: the faced object is at least this far (m) from where one stands (SynthRooms: 0.5 m from its footprint)
+SOLVE_FACED_MIN_DIST = 0.5
+#: initial (radius r m, distance softness s_d m, bearing softness s_β rad, λ_anchor, λ_faced, λ_side)
+SOLVE_INITIAL = (1.25, 0.15, 0.15, 1.0, 1.0, 1.0)
 
 
 def pad_rows(flat: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
@@ -120,6 +157,78 @@ def bearing_distribution(
     return torch.einsum("bn,bnk->bk", attention.float(), kernels)
 
 
+def _bearing(delta: Tensor) -> Tensor:
+    """``atan2(dy, dx)`` of ``delta [..., 2]``, with a finite gradient where the vector is ~0 (a point on a grid
+    candidate)."""
+    small = delta.norm(dim=-1, keepdim=True) < 1e-6
+    safe = torch.where(small, torch.tensor([1e-6, 0.0], device=delta.device), delta)
+    return torch.atan2(safe[..., 1], safe[..., 0])
+
+
+def sector_violation(relative: Tensor, sector: str, slack_deg: float = SOLVE_SECTOR_SLACK_DEG) -> Tensor:
+    """How far (radians, > 0 outside) a relative bearing lies outside ``sector`` (left 45-135°, right -135..-45°,
+    behind |β| >= 135°; each widened by ``slack_deg``), the SynthRooms sectors (loc3r.synthrooms.questions)."""
+    slack = math.radians(slack_deg)
+    if sector == "behind":
+        return math.radians(135.0) - slack - relative.abs()
+    beta = relative if sector == "left" else -relative
+    low, high = math.radians(45.0) - slack, math.radians(135.0) + slack
+    return torch.maximum(low - beta, beta - high)
+
+
+def solve_grid(centre: Tensor, step: float = SOLVE_STEP_M, half_cells: int = SOLVE_HALF_CELLS) -> Tensor:
+    """``[B, G, 2]`` candidate positions: a square grid of ``(2 half_cells + 1)²`` points around ``centre [B, 2]``."""
+    axis = torch.arange(-half_cells, half_cells + 1, device=centre.device, dtype=torch.float32) * step
+    offsets = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(-1, 2)
+    return centre.float().unsqueeze(1) + offsets
+
+
+def solve_energy(
+    candidates: Tensor,
+    anchor_attention: Tensor,
+    token_xy: Tensor,
+    faced_xy: Tensor,
+    side_xy: Tensor,
+    side_gates: Tensor,
+    params: Tensor,
+    sectors: tuple[str, ...] = SIDE_ROLES,
+) -> Tensor:
+    """``E(p_g) [B, G]`` of the module docstring: ``candidates [B, G, 2]``, ``anchor_attention [B, N]``,
+    ``token_xy [B, N, 2]``, ``faced_xy [B, 2]``, ``side_xy [B, S, 2]`` and ``side_gates [B, S]`` (in [0, 1]) for the
+    ``sectors``, ``params [6]`` = (r, s_d, s_β, λ_a, λ_f, λ_s), positive."""
+    radius, soft_d, soft_b, w_anchor, w_faced, w_side = params.float().unbind()
+    softplus = torch.nn.functional.softplus
+    to_tokens = token_xy.float().unsqueeze(1) - candidates.unsqueeze(2)  # [B, G, N, 2]
+    distance = torch.sqrt(to_tokens.square().sum(-1) + 1e-9)
+    anchor = torch.einsum("bn,bgn->bg", anchor_attention.float(), softplus((distance - radius) / soft_d))
+    to_faced = faced_xy.float().unsqueeze(1) - candidates  # [B, G, 2]
+    faced = softplus((SOLVE_FACED_MIN_DIST - to_faced.norm(dim=-1)) / soft_d)
+    facing = _bearing(to_faced)  # standing at p_g one faces f
+    energy = w_anchor * anchor + w_faced * faced
+    for k, sector in enumerate(sectors):
+        relative = _bearing(side_xy[:, k].float().unsqueeze(1) - candidates) - facing
+        relative = torch.atan2(torch.sin(relative), torch.cos(relative))  # wrap to (-π, π]
+        violation = softplus(sector_violation(relative, sector) / soft_b)
+        energy = energy + w_side * side_gates[:, k : k + 1].float() * violation
+    return energy
+
+
+def solve_position(
+    anchor_attention: Tensor,
+    token_xy: Tensor,
+    faced_xy: Tensor,
+    side_xy: Tensor,
+    side_gates: Tensor,
+    params: Tensor,
+    sectors: tuple[str, ...] = SIDE_ROLES,
+) -> Tensor:
+    """``Σ_g π_g p_g [B, 2]``, ``π = softmax(-E)`` over the grid around the anchors' mean (:func:`solve_energy`)."""
+    centre = pointer_position(anchor_attention, token_xy, torch.zeros_like(faced_xy, dtype=torch.float32))
+    candidates = solve_grid(centre.detach())
+    energy = solve_energy(candidates, anchor_attention, token_xy, faced_xy, side_xy, side_gates, params, sectors)
+    return torch.einsum("bg,bgc->bc", torch.softmax(-energy, dim=-1), candidates)
+
+
 def attention_mass_loss(attention: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     """``-log Σ_{i ∈ T_n} attention_n,i`` per row; rows whose target set is empty are masked.
 
@@ -144,7 +253,8 @@ class TextInputs:
 
 class PointerSituationHeads(nn.Module):
     """The ``<Pos>`` / ``<Ori>`` pointer heads (see the module docstring): query/key projections and the ``<Pos>``
-    MLP giving ``(offset_x, offset_y, log σ²_x, log σ²_y)``."""
+    MLP giving ``(offset_x, offset_y, log σ²_x, log σ²_y)``; with ``solves`` the side slots, their gates and the
+    solve's parameters."""
 
     def __init__(
         self,
@@ -155,6 +265,7 @@ class PointerSituationHeads(nn.Module):
         sigma_bins: float = 2.0,
         reads_text: bool = False,
         matches_names: bool = False,
+        solves: bool = False,
     ) -> None:
         super().__init__()
         self.hidden_size, self.num_bins, self.key_dim, self.sigma_bins = hidden_size, num_bins, key_dim, sigma_bins
@@ -163,29 +274,58 @@ class PointerSituationHeads(nn.Module):
         self.ori_query = nn.Linear(hidden_size, key_dim)
         self.ori_key = nn.Linear(hidden_size, key_dim)
         self.pos_mlp = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, 4, float32=True)
-        self.reads_text, self.matches_names = reads_text or matches_names, matches_names
-        if self.reads_text:  # each head's text hop: word key v, word query r (its role query is pos_query / ori_query)
-            # names: no r of its own, a word's query is the head's key projection of its input embedding
-            per_hop = 1 if matches_names else 2
+        self.reads_text, self.matches_names, self.solves = reads_text or matches_names, matches_names, solves
+        # each role's text hop: word key v, word query r (names: no r, a word's query is the role's key projection of
+        # its input embedding); roles <Pos>, <Ori>, then the side slots
+        per_hop = 1 if matches_names else 2
+        roles = 2 + (len(SIDE_ROLES) if solves else 0)
+        if self.reads_text:
             self.text_hops = nn.ModuleList(
                 nn.ModuleList(nn.Linear(hidden_size, key_dim) for _ in range(per_hop)) for _ in range(2)
             )
-        #: log of the attention scales τ (``<Pos>``, ``<Ori>``; then their text hops τ_t)
-        self.log_scale = nn.Parameter(torch.zeros(4 if self.reads_text else 2))
+        if solves:  # the side slots read the vision tokens through <Pos>'s key projection
+            self.side_queries = nn.ModuleList(nn.Linear(hidden_size, key_dim) for _ in SIDE_ROLES)
+            if self.reads_text:
+                self.side_hops = nn.ModuleList(
+                    nn.ModuleList(nn.Linear(hidden_size, key_dim) for _ in range(per_hop)) for _ in SIDE_ROLES
+                )
+            self.side_gate = TwoLayerMLP(hidden_size, intermediate_size or hidden_size, len(SIDE_ROLES), float32=True)
+            #: log of (r, s_d, s_β, λ_anchor, λ_faced, λ_side) of the solve's energy
+            self.log_solve = nn.Parameter(torch.zeros(len(SOLVE_INITIAL)))
+        #: log of the attention scales τ, one per role (over the vision tokens), then one per role's text hop τ_t
+        self.log_scale = nn.Parameter(torch.zeros(2 * roles if self.reads_text else roles))
         self.reset_parameters()
+
+    def _roles(self) -> list[tuple[nn.Linear, nn.ModuleList | None, nn.Linear]]:
+        """Per role (<Pos>, <Ori>, the side slots): its query projection, its text hop (None without text) and the key
+        projection of the vision tokens it reads."""
+        queries = [self.pos_query, self.ori_query, *(self.side_queries if self.solves else ())]
+        keys = [self.pos_key, self.ori_key] + [self.pos_key] * (len(queries) - 2)
+        hops: list = [None] * len(queries)
+        if self.reads_text:
+            hops = [*self.text_hops, *(self.side_hops if self.solves else ())]
+        return list(zip(queries, hops, keys, strict=True))
 
     def reset_parameters(self) -> None:
         """Default-scale projections (attention starts informative enough to learn from), zero offset at init."""
-        hops = [layer for hop in self.text_hops for layer in hop] if self.reads_text else []
-        for layer in (self.pos_query, self.pos_key, self.ori_query, self.ori_key, *hops):
+        # the order of the random draws of the two-role heads is kept (their results reproduce), the side slots follow
+        roles = self._roles()
+        hops = [layer for _, hop, _ in roles[:2] for layer in (hop or ())]
+        layers = [self.pos_query, self.pos_key, self.ori_query, self.ori_key, *hops]
+        layers += [layer for query, hop, _ in roles[2:] for layer in (query, *(hop or ()))]
+        for layer in layers:
             nn.init.normal_(layer.weight, std=1.0 / math.sqrt(self.hidden_size))
             nn.init.zeros_(layer.bias)
-        nn.init.normal_(self.pos_mlp.fc1.weight, std=0.02)
-        nn.init.zeros_(self.pos_mlp.fc1.bias)
-        nn.init.zeros_(self.pos_mlp.fc2.weight)
-        nn.init.zeros_(self.pos_mlp.fc2.bias)
+        mlps = [self.pos_mlp, self.side_gate] if self.solves else [self.pos_mlp]
+        for mlp in mlps:  # zero output at init: no offset, gates at 0.5
+            nn.init.normal_(mlp.fc1.weight, std=0.02)
+            nn.init.zeros_(mlp.fc1.bias)
+            nn.init.zeros_(mlp.fc2.weight)
+            nn.init.zeros_(mlp.fc2.bias)
         with torch.no_grad():
             self.log_scale.fill_(math.log(INITIAL_SCALE))
+            if self.solves:
+                self.log_solve.copy_(torch.log(torch.tensor(SOLVE_INITIAL)))
 
     def _softmax(self, query: Tensor, keys: Tensor, mask: Tensor, scale: int) -> Tensor:
         """``softmax_i(τ q · normalize(k_i))`` over the unmasked ``keys [B, N, d]`` (zero on the masked)."""
@@ -193,24 +333,24 @@ class PointerSituationHeads(nn.Module):
         scores = torch.einsum("bd,bnd->bn", query, keys) * self.log_scale[scale].float().exp()
         return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).masked_fill(~mask, 0.0)
 
-    def _query(self, head: int, state: Tensor, text: TextInputs | None) -> Tensor:
-        """The head's vision-token query ``[B, d]``: from the text (two hops) or from its own state."""
-        own = torch.nn.functional.normalize(linear_fp32((self.pos_query, self.ori_query)[head], state), dim=-1)
-        if not self.reads_text:
+    def _query(self, role: int, state: Tensor, text: TextInputs | None) -> Tensor:
+        """Role ``role``'s vision-token query ``[B, d]``: from the text (two hops) or from its own state."""
+        query, hop, key = self._roles()[role]
+        own = torch.nn.functional.normalize(linear_fp32(query, state), dim=-1)
+        if hop is None:
             return own
         if text is None or (self.matches_names and text.embeds is None):
             raise ValueError("pointer_query 'text' / 'names' needs the situation text's hidden states (and embeddings)")
-        # the head's own query picks which of the text's words it reads
-        weights = self._softmax(own, linear_fp32(self.text_hops[head][0], text.states), text.mask, 2 + head)  # [B, M]
-        if self.matches_names:  # a word's query is its input embedding seen as a vision token's key would be
-            words = linear_fp32((self.pos_key, self.ori_key)[head], text.embeds)
-        else:
-            words = linear_fp32(self.text_hops[head][1], text.states)
+        # the role's own query picks which of the text's words it reads
+        num_roles = len(self.log_scale) // 2
+        weights = self._softmax(own, linear_fp32(hop[0], text.states), text.mask, num_roles + role)  # [B, M]
+        # names: a word's query is its input embedding seen as a vision token's key would be
+        words = linear_fp32(key, text.embeds) if self.matches_names else linear_fp32(hop[1], text.states)
         return torch.einsum("bm,bmd->bd", weights, torch.nn.functional.normalize(words, dim=-1))
 
-    def _attend(self, head: int, state: Tensor, tokens: Tensor, mask: Tensor, text: TextInputs | None) -> Tensor:
-        keys = linear_fp32((self.pos_key, self.ori_key)[head], tokens)
-        return self._softmax(self._query(head, state, text), keys, mask, head)
+    def _attend(self, role: int, state: Tensor, tokens: Tensor, mask: Tensor, text: TextInputs | None) -> Tensor:
+        keys = linear_fp32(self._roles()[role][2], tokens)
+        return self._softmax(self._query(role, state, text), keys, mask, role)
 
     def forward(
         self,
@@ -228,12 +368,27 @@ class PointerSituationHeads(nn.Module):
         means), ``mask [B, N]``; in training ``true_position [B, 2]`` / ``true_valid [B]``, the bearings' origin where
         valid; ``text``: the situation text's final hidden states, mask and (``matches_names``) input embeddings
         (read when ``reads_text``). Returns ``position_mean/log_var [B, 2]``, ``orientation_logits [B, bins]``,
-        ``position_attention`` / ``orientation_attention [B, N]`` (zero on padding).
+        ``position_attention`` / ``orientation_attention [B, N]`` (zero on padding); with ``solves`` also
+        ``side_attention [B, 3, N]`` and ``side_gate_logits [B, 3]``.
         """
         pos_attn = self._attend(0, pos_state, tokens, mask, text)
-        head = self.pos_mlp(pos_state)
-        position = pointer_position(pos_attn, token_xy, head[..., :2])
         ori_attn = self._attend(1, ori_state, tokens, mask, text)
+        head = self.pos_mlp(pos_state)
+        out: dict[str, Tensor] = {}
+        if self.solves:
+            side_attn = torch.stack(
+                [self._attend(2 + k, pos_state, tokens, mask, text) for k in range(len(SIDE_ROLES))], dim=1
+            )
+            side_xy = torch.einsum("bkn,bnc->bkc", side_attn, token_xy.float())
+            gate_logits = self.side_gate(pos_state)
+            faced_xy = pointer_position(ori_attn.detach(), token_xy, torch.zeros_like(head[..., :2]))
+            solved = solve_position(
+                pos_attn, token_xy, faced_xy, side_xy, torch.sigmoid(gate_logits), self.log_solve.float().exp()
+            )
+            position = solved + head[..., :2]
+            out.update(side_attention=side_attn, side_gate_logits=gate_logits)
+        else:
+            position = pointer_position(pos_attn, token_xy, head[..., :2])
         origin = position.detach()
         if true_position is not None and true_valid is not None:
             origin = torch.where(true_valid.bool().unsqueeze(-1), true_position.to(origin), origin)
@@ -244,6 +399,7 @@ class PointerSituationHeads(nn.Module):
             orientation_logits=torch.log((1.0 - UNIFORM_FLOOR) * probs + UNIFORM_FLOOR / self.num_bins),
             position_attention=pos_attn,
             orientation_attention=ori_attn,
+            **out,
         )
 
 
@@ -269,24 +425,40 @@ def build_head(config: Any, hidden_size: int) -> PointerSituationHeads | None:
         config.orientation_sigma_bins,
         reads_text=config.pointer_query == "text",
         matches_names=config.pointer_query == "names",
+        solves=config.pointer_position == "solve",
     )
 
 
 def anchor_loss(
-    position_attention: Tensor, orientation_attention: Tensor, vision_mask: Tensor, anchor: Tensor, faced: Tensor | None
+    attentions: dict[str, Tensor],
+    vision_mask: Tensor,
+    targets: dict[str, Tensor | None],
+    side_gate_logits: Tensor | None = None,
+    side_labelled: Tensor | None = None,
 ) -> Tensor:
-    """``L_anchor`` (see the module docstring) from ``[B, L]`` token masks over the sequence: the mean over the rows
-    of both attention maps whose target set is non-empty."""
+    """``L_anchor`` (see the module docstring): ``attentions`` per role (``anchor``: the ``<Pos>`` map, ``faced``: the
+    ``<Ori>`` map, ``left`` / ``right`` / ``behind``: the side slots', each ``[B, N]``) and ``targets`` per role,
+    ``[B, L]`` token masks over the sequence: the mean over the rows of every map whose target set is non-empty,
+    plus (``side_gate_logits [B, 3]``, rows where ``side_labelled [B]``) the gates' mean binary cross-entropy toward
+    "the row's sector set is non-empty"."""
     counts = vision_mask.sum(dim=1).tolist()
     total, rows = [], []
-    for attention, target in ((position_attention, anchor), (orientation_attention, faced)):
+    for role, attention in attentions.items():
+        target = targets.get(role)
         if target is None:
             continue
         padded, _ = pad_rows(target.to(vision_mask.device)[vision_mask], counts)
         loss_sum, n = attention_mass_loss(attention, padded)
         total.append(loss_sum)
         rows.append(n)
-    return torch.stack(total).sum() / torch.stack(rows).sum().clamp_min(1)
+    loss = torch.stack(total).sum() / torch.stack(rows).sum().clamp_min(1)
+    if side_gate_logits is not None and side_labelled is not None and bool(side_labelled.any()):
+        present = torch.stack([targets[role].any(dim=1) for role in SIDE_ROLES], dim=1).float()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            side_gate_logits.float(), present.to(side_gate_logits.device), reduction="none"
+        )
+        loss = loss + bce[side_labelled.to(bce.device)].mean()
+    return loss
 
 
 def token_instances(ctx: ClipTargets) -> np.ndarray | None:
@@ -312,11 +484,16 @@ def referent_tokens(ctx: ClipTargets) -> tuple[np.ndarray, dict[str, np.ndarray]
     }
 
 
-def batch_referent_tokens(items: list[dict], offsets: list[int], length: int) -> dict[str, Tensor]:
-    """``anchor_tokens`` / ``faced_tokens [B, L]`` (False where a sample names no such object)."""
+def batch_referent_tokens(items: list[dict], offsets: list[int], length: int, sides: bool = False) -> dict[str, Tensor]:
+    """``anchor_tokens`` / ``faced_tokens [B, L]`` (False where a sample names no such object); with ``sides`` also
+    ``left_tokens`` / ``right_tokens`` / ``behind_tokens`` and ``side_labelled [B]`` (the sample's data label every
+    sector, so an empty sector means "the text names none")."""
     out = {}
-    for role in ("anchor", "faced"):
-        rows = [it.get("referent_tokens") for it in items]
-        rows = [(r[0], r[1][role]) if r is not None and role in r[1] else None for r in rows]
+    referents = [it.get("referent_tokens") for it in items]
+    for role in REFERENT_ROLES if sides else REFERENT_ROLES[:2]:
+        rows = [(r[0], r[1][role]) if r is not None and role in r[1] else None for r in referents]
         out[f"{role}_tokens"] = scatter_tokens(rows, offsets, length, False, torch.bool)
+    if sides:
+        labelled = [r is not None and all(role in r[1] for role in SIDE_ROLES) for r in referents]
+        out["side_labelled"] = torch.tensor(labelled, dtype=torch.bool)
     return out

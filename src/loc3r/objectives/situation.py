@@ -37,6 +37,10 @@ POINTER_QUERIES = ("text", "state", "names")
 #: what the pointer heads' keys read on each vision token: "final" (its final hidden state) or "input" (its input
 #: embedding: the tower's features as the LLM receives them, which the LLM's fine-tuning does not move)
 POINTER_KEYS = ("final", "input")
+#: how the ``<Pos>`` pointer turns attention into a position (:mod:`loc3r.objectives.pointer`): "mean" (the attended
+#: tokens' mean plus an offset, the default) or "solve" (a soft solve of every relation of the text on the predicted
+#: map: anchors, faced object and side objects by sector)
+POINTER_POSITIONS = ("mean", "solve")
 #: the config fields of this objective and their defaults (Loc3rConfig takes them from here)
 CONFIG = {
     "situation_objective": True,
@@ -49,6 +53,7 @@ CONFIG = {
     "pointer_key_dim": 64,
     "pointer_query": "state",
     "pointer_keys": "final",
+    "pointer_position": "mean",
     #: anchor supervision of the pointer heads (ours, :mod:`loc3r.objectives.pointer`); off as in the paper recipes
     "anchor_loss_weight": 0.0,
 }

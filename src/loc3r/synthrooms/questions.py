@@ -258,6 +258,8 @@ class SituationRecord:
     #: the referenced instances by role: where the agent stands (``near`` / ``between``) and what it faces
     anchor_instances: list[int] = field(default_factory=list)
     faced_instances: list[int] = field(default_factory=list)
+    #: the side objects by sector (left / right / behind: ``with the lamp on my left``), every sector present
+    side_instances: dict[str, list[int]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- geometry
@@ -775,8 +777,12 @@ def generate_situations(
                 )
                 roles = {rel.kind: list(rel.objects) for rel in relations}
                 anchors = roles.get("near", []) + roles.get("between", [])
+                sides: dict[str, list[int]] = {sector: [] for sector in SECTORS if sector != "front"}
+                for rel in relations:
+                    if rel.kind in ("side", "side_near"):
+                        sides[rel.sector].extend(rel.objects)
                 records.append(
-                    SituationRecord(position, yaw, text, referenced, questions, anchors, roles.get("facing", []))
+                    SituationRecord(position, yaw, text, referenced, questions, anchors, roles.get("facing", []), sides)
                 )
                 used_texts.add(text)
                 break

@@ -543,6 +543,7 @@ def _sqa3d_records(job: SceneJob, situations: list[Any]) -> tuple[list[dict], li
                     "referenced_instances": [int(i) for i in sit.referenced_instances],
                     "anchor_instances": [int(i) for i in sit.anchor_instances],
                     "faced_instances": [int(i) for i in sit.faced_instances],
+                    **{f"{sector}_instances": [int(i) for i in ids] for sector, ids in sit.side_instances.items()},
                 }
             )
     return questions, annotations

@@ -83,7 +83,7 @@ from loc3r.data.builders import (
     text_field,
 )
 from loc3r.data.scannet import ScanNetClip, ScanNetFrameSource, SceneMetaTable
-from loc3r.data.schema import ClipSample, SampleError
+from loc3r.data.schema import REFERENT_ROLES, ClipSample, SampleError
 from loc3r.data.video import LoadReport, iter_json_records
 
 Convention = Literal["sqa3d", "loc3r_world"]
@@ -307,8 +307,8 @@ class SQA3DRecord:
     forward_raw: np.ndarray | None
     convention: str = "sqa3d"
     mesh_bbox_center: np.ndarray | None = None
-    #: SynthRooms extension (``anchor_instances`` / ``faced_instances`` of the annotation): the instance ids the
-    #: situation names by role, for the anchor supervision of the pointer heads; None in real SQA3D files
+    #: SynthRooms extension (``anchor_instances`` / ``faced_instances`` / ``left_instances`` ... of the annotation):
+    #: the ids the situation names by role, for the anchor supervision of the pointer heads; None in real SQA3D files
     referents: dict[str, list[int]] | None = None
 
     def agent_world(self, axis_alignment: np.ndarray | None) -> tuple[np.ndarray | None, float | None]:
@@ -338,9 +338,10 @@ class SQA3DSituationRecord:
 
 
 def _referents(item: dict, where: str) -> dict[str, list[int]] | None:
-    """The optional ``anchor_instances`` / ``faced_instances`` lists of an annotation (SynthRooms writes them)."""
+    """The optional ``<role>_instances`` lists of an annotation, roles in ``REFERENT_ROLES`` (SynthRooms writes them:
+    ``anchor`` / ``faced`` and the side objects by sector ``left`` / ``right`` / ``behind``)."""
     out: dict[str, list[int]] = {}
-    for role in ("anchor", "faced"):
+    for role in REFERENT_ROLES:
         value = item.get(f"{role}_instances")
         if value is None:
             continue
