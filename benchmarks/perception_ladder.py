@@ -11,8 +11,11 @@ The same variants and heads as ``loc3r demo`` on the same held-out rooms, with f
 
 Beside them, rules that read the situation text on a PERFECT map (ground-truth object centres) of the same test
 situations: ``room centre`` (stand at the room's centre, yaw 0 in the clip's BEV frame), ``first named object``
-(stand at the first object the text names, face the faced object) and ``mean of anchors`` (stand at the mean of the
-objects the agent stands at, face the faced object: the ceiling that reading the text on a perfect map reaches).
+(stand at the first object the text names, face the faced object), ``mean of anchors`` (stand at the mean of the
+objects the agent stands at, face the faced object: the ceiling of ``pointer_position: mean`` on a perfect map) and
+``all relations`` (the pointer's own position solve, :func:`loc3r.objectives.pointer.solve_position`, with perfect
+attention on the true centres and sharp constraints: anchors within 1.5 m, the side objects in their sectors; the
+ceiling of ``pointer_position: solve``; needs data that label the side objects by sector).
 
     python benchmarks/perception_ladder.py --out runs/ladder --rungs layout oracle palette plain --seeds 0 1 2
     python benchmarks/perception_ladder.py --out runs/ladder_o --rungs oracle --variants loc3r --steps 2000 \
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from loc3r.apps.demo import DEFAULT, run_demo
+from loc3r.data.schema import SIDE_ROLES
 
 RUNGS = ("layout", "oracle", "palette", "plain")
 METRICS = ("acc@0.5m", "acc@1.0m", "acc@15deg", "acc@30deg", "median_pos_err_m", "median_ori_err_deg", "em")
@@ -64,6 +68,26 @@ def _wrap_deg(a: np.ndarray) -> np.ndarray:
     return np.abs((np.degrees(a) + 180.0) % 360.0 - 180.0)
 
 
+#: (r, s_d, s_β, λ_a, λ_f, λ_s) of the "all relations" rule: sharp constraints (1 cm, 0.6°), anchors within 1.5 m
+SHARP_SOLVE = (1.5, 0.01, 0.01, 1.0, 1.0, 1.0)
+
+
+def _solve_on_the_true_map(anchors: list, faced: np.ndarray, sides: list[list]) -> np.ndarray:
+    """The pointer's solve with one-hot attention on the true centres (the side objects of one sector: their mean,
+    in the sector when each is, as the sector is convex; an empty sector: gate 0)."""
+    import torch
+
+    from loc3r.objectives.pointer import solve_position
+
+    points = torch.tensor(np.array(anchors), dtype=torch.float32)[None]
+    attention = torch.full((1, len(anchors)), 1.0 / len(anchors))
+    side_xy = torch.tensor(np.array([np.mean(ids, axis=0) if ids else faced for ids in sides]), dtype=torch.float32)
+    gates = torch.tensor([[1.0 if ids else 0.0 for ids in sides]])
+    faced_xy = torch.tensor(np.asarray(faced), dtype=torch.float32)[None]
+    solved = solve_position(attention, points, faced_xy, side_xy[None], gates, torch.tensor(SHARP_SOLVE))
+    return solved[0].numpy().astype(np.float64)
+
+
 def rule_baselines(data: Path) -> dict[str, dict[str, float]]:
     """The three rules on the test split's situations (one per distinct situation, as the demo scores them)."""
     from loc3r.benchmarks.synthrooms.reader import build_synth
@@ -76,7 +100,12 @@ def rule_baselines(data: Path) -> dict[str, dict[str, float]]:
             DatasetSpec(kind="synth", root=str(data), split="test"), num_frames=DEFAULT.frames, tasks=("situated",)
         )
     )
-    rows: dict[str, list[tuple[float, float]]] = {"room centre": [], "first named object": [], "mean of anchors": []}
+    rows: dict[str, list[tuple[float, float]]] = {
+        "room centre": [],
+        "first named object": [],
+        "mean of anchors": [],
+        "all relations": [],
+    }
     for i in range(len(ds)):
         sample = ds[i]
         gt_xy, gt_yaw = bev_ground_truth(sample)
@@ -98,10 +127,17 @@ def rule_baselines(data: Path) -> dict[str, dict[str, float]]:
             "first named object": (first, math.atan2(*(face_xy - first)[::-1])),
             "mean of anchors": (mean, math.atan2(*(face_xy - mean)[::-1])),
         }
+        if all(role in refs for role in SIDE_ROLES):
+            solved = _solve_on_the_true_map(
+                [bev[a] for a in anchors], face_xy, [[bev[i] for i in refs[r]] for r in SIDE_ROLES]
+            )
+            guesses["all relations"] = (solved, math.atan2(*(face_xy - solved)[::-1]))
         for name, (xy, yaw) in guesses.items():
             rows[name].append((float(np.linalg.norm(xy - gt_xy)), float(_wrap_deg(np.array(yaw - gt_yaw)))))
     out: dict[str, dict[str, float]] = {}
     for name, errs in rows.items():
+        if not errs:  # data without the side objects by sector: no "all relations" rule
+            continue
         pos = np.array([e[0] for e in errs])
         ori = np.array([e[1] for e in errs])
         out[name] = {
