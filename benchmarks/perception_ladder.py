@@ -22,6 +22,8 @@ ceiling of ``pointer_position: solve``; needs data that label the side objects b
         --set pointer_keys=input                       # a longer oracle run with other DemoSettings fields
     python benchmarks/perception_ladder.py --out runs/ladder_l --rungs layout --variants loc3r --steps 2000 \
         --set pointer_keys=input pointer_query=names   # the layout rung with the name-matching pointer query
+    python benchmarks/perception_ladder.py --out runs/ladder_s --rungs layout --variants loc3r --steps 4000 \
+        --set pointer_keys=input pointer_query=names pointer_position=solve   # ... and the position solve
 
 Each rung is one ``loc3r demo`` run (``run_demo(..., resume=True)``: an interrupted ladder continues where it
 stopped). Prints one table (mean ± std over seeds) and writes ``OUT/ladder.json``.
