@@ -90,8 +90,8 @@ def _solve_on_the_true_map(anchors: list, faced: np.ndarray, sides: list[list]) 
     return solved[0].numpy().astype(np.float64)
 
 
-def rule_baselines(data: Path) -> dict[str, dict[str, float]]:
-    """The three rules on the test split's situations (one per distinct situation, as the demo scores them)."""
+def rule_baselines(data: Path, split: str = "test") -> dict[str, dict[str, float]]:
+    """The rules on a split's situations (one per distinct situation, as the demo scores them)."""
     from loc3r.benchmarks.synthrooms.reader import build_synth
     from loc3r.core.geometry import anchor_frame
     from loc3r.data.spec import DatasetSpec
@@ -99,7 +99,7 @@ def rule_baselines(data: Path) -> dict[str, dict[str, float]]:
 
     ds = TextLocalizationDataset(
         build_synth(
-            DatasetSpec(kind="synth", root=str(data), split="test"), num_frames=DEFAULT.frames, tasks=("situated",)
+            DatasetSpec(kind="synth", root=str(data), split=split), num_frames=DEFAULT.frames, tasks=("situated",)
         )
     )
     rows: dict[str, list[tuple[float, float]]] = {
