@@ -242,3 +242,17 @@ def test_oracle_names_share_the_situation_texts_token_ids(synth_root, tiny_token
                 assert any(ids[i : i + len(run)] == run for i in range(len(ids))), (name, run)
                 checked += 1
     assert checked > 0
+
+
+def test_malformed_side_objects_name_the_record_and_the_field():
+    from loc3r.benchmarks.sqa3d.reader import _referents
+    from loc3r.data.schema import SampleError
+
+    assert _referents({"anchor_instances": [1], "left_instances": []}, "a.json record 3") == {"anchor": [1], "left": []}
+    for bad in ("x", [1.5], [True], None):
+        item = {"anchor_instances": [1], "behind_instances": bad}
+        if bad is None:
+            assert "behind" not in _referents(item, "a.json record 3")  # absent: an older dataset, not an error
+            continue
+        with pytest.raises(SampleError, match=r"a.json record 3: field 'behind_instances'"):
+            _referents(item, "a.json record 3")
