@@ -23,6 +23,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
         (["score", "vsibench", "--predictions", "{tmp}/none.jsonl"], "loc3r score vsibench: error: ", "none.jsonl"),
         (["demo", "--variants", "no_such_variant"], "loc3r demo: error: ", "no_such_variant"),
         (["demo", "--parallel", "0"], "loc3r demo: error: ", "--parallel"),
+        (["demo", "--set", "no_such_field=1"], "loc3r demo: error: ", "no_such_field"),
+        (["demo", "--set", "data=1"], "loc3r demo: error: ", "data=1"),
     ],
 )
 def test_user_errors_are_one_stderr_line_with_exit_2(
@@ -73,3 +75,16 @@ def test_demo_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert cli.main(["demo", "--out", str(tmp_path), "--resume"]) == 0
     assert seen["resume"] is True
     assert settings.variants == loc3r.apps.demo.DEFAULT.variants
+
+
+def test_demo_set_reaches_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--set FIELD=VALUE sets any other demo setting (Python literals; text stays text), on top of --full's."""
+    import loc3r.apps.demo
+
+    seen = {}
+    monkeypatch.setattr(loc3r.apps.demo, "run_demo", lambda out, settings, data_seed, resume: seen.update(s=settings))
+    argv = ["demo", "--out", str(tmp_path), "--full", "--set", "pointer_query=names", "head_lr=0.002", "seeds=(1,)"]
+    assert cli.main(argv) == 0
+    settings = seen["s"]
+    assert settings.pointer_query == "names" and settings.head_lr == 0.002 and settings.seeds == (1,)
+    assert settings.steps == loc3r.apps.demo.FULL.steps and settings.data == loc3r.apps.demo.FULL.data

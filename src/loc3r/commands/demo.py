@@ -59,6 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="continue an interrupted run in OUT with the same settings: finished variants are read back, the others "
         "continue from their last checkpoint (every 200 steps)",
     )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="other demo settings (fields of loc3r.apps.demo.DemoSettings, values parsed as Python literals), e.g. "
+        "--set pointer_query=names pointer_keys=input pointer_position=solve",
+    )
     base = p.add_mutually_exclusive_group()
     base.add_argument(
         "--base", default=None, help="base checkpoint to fine-tune (default: the shipped loc3r-tiny, hash-checked)"
@@ -85,6 +93,27 @@ def pin_cpu_numerics() -> dict[str, str]:
     for key, value in PINNED_CPU_NUMERICS.items():
         os.environ.setdefault(key, value)
     return {key: os.environ[key] for key in PINNED_CPU_NUMERICS}
+
+
+def parse_settings_overrides(items: list[str], settings: object) -> dict:
+    """``["FIELD=VALUE", ...]`` → ``{field: value}`` for the fields of the demo settings ``settings`` (values parsed as
+    Python literals, else kept as text). ``data`` is set through ``--scenes``; an unknown field is a ConfigError."""
+    import ast
+    import dataclasses
+
+    from loc3r.core.config import ConfigError
+
+    fields = {f.name for f in dataclasses.fields(settings)} - {"data"}
+    out: dict = {}
+    for item in items:
+        field, _, value = item.partition("=")
+        if field not in fields or not value:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}")
+        try:
+            out[field] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[field] = value
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -117,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.parallel < 1:
             raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
         changes["parallel"] = args.parallel
+    changes.update(parse_settings_overrides(args.set, settings))
     if args.base is not None:
         changes["base"] = args.base
     if args.from_scratch:
