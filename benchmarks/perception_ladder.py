@@ -32,7 +32,6 @@ stopped). Prints one table (mean ± std over seeds) and writes ``OUT/ladder.json
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import math
@@ -41,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from loc3r.apps.demo import DEFAULT, run_demo
+from loc3r.apps.demo import DEFAULT, run_demo, settings_overrides
+from loc3r.core.errors import ConfigError
 from loc3r.data.schema import SIDE_ROLES
 
 RUNGS = ("layout", "oracle", "palette", "plain")
@@ -178,15 +178,10 @@ def main() -> None:
         help="other DemoSettings fields, e.g. pointer_keys=input lr=1e-4 (values parsed as Python literals)",
     )
     args = parser.parse_args()
-    overrides = {}
-    for item in args.set:
-        field, _, value = item.partition("=")
-        if field not in {f.name for f in dataclasses.fields(DEFAULT)} or not value:
-            parser.error(f"--set {item!r}: expected FIELD=VALUE with FIELD a DemoSettings field")
-        try:
-            overrides[field] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[field] = value
+    try:
+        overrides = settings_overrides(args.set, DEFAULT)
+    except ConfigError as err:
+        parser.error(str(err))
     out = Path(args.out)
     table: dict[str, Any] = {"rungs": {}, "rules": None, "command": vars(args)}
     for rung in args.rungs:

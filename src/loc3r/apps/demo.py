@@ -34,6 +34,7 @@ answer, VSI by the most frequent training answer per question type.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import logging
@@ -45,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from loc3r.core.errors import ConfigError
 from loc3r.core.geometry import MONOCULAR_DEPTH_ERROR
 from loc3r.core.io import read_json, read_jsonl, write_json, write_jsonl, write_text
 from loc3r.synthrooms.writer import SynthSettings, generate_dataset, read_index
@@ -178,6 +180,22 @@ class DemoSettings:
     def with_data(self, **changes: Any) -> DemoSettings:
         """A copy with SynthRooms settings changed (``num_scenes=120``, ``frames=6``, ...)."""
         return dataclasses.replace(self, data=dataclasses.replace(self.data, **changes))
+
+
+def settings_overrides(items: list[str], settings: DemoSettings) -> dict[str, Any]:
+    """``["FIELD=VALUE", ...]`` → ``{field: value}`` for the fields of the demo settings ``settings`` (values parsed as
+    Python literals, else kept as text). ``data`` is set through ``--scenes``; an unknown field is a ConfigError."""
+    fields = {f.name for f in dataclasses.fields(settings)} - {"data"}
+    out: dict[str, Any] = {}
+    for item in items:
+        field, _, value = item.partition("=")
+        if field not in fields or not value:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}")
+        try:
+            out[field] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[field] = value
+    return out
 
 
 DEFAULT = DemoSettings()

@@ -95,34 +95,13 @@ def pin_cpu_numerics() -> dict[str, str]:
     return {key: os.environ[key] for key in PINNED_CPU_NUMERICS}
 
 
-def parse_settings_overrides(items: list[str], settings: object) -> dict:
-    """``["FIELD=VALUE", ...]`` → ``{field: value}`` for the fields of the demo settings ``settings`` (values parsed as
-    Python literals, else kept as text). ``data`` is set through ``--scenes``; an unknown field is a ConfigError."""
-    import ast
-    import dataclasses
-
-    from loc3r.core.config import ConfigError
-
-    fields = {f.name for f in dataclasses.fields(settings)} - {"data"}
-    out: dict = {}
-    for item in items:
-        field, _, value = item.partition("=")
-        if field not in fields or not value:
-            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}")
-        try:
-            out[field] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[field] = value
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
     import logging
 
     pin_cpu_numerics()
 
-    from loc3r.apps.demo import DEFAULT, FULL, run_demo
+    from loc3r.apps.demo import DEFAULT, FULL, run_demo, settings_overrides
     from loc3r.core.config import ConfigError
 
     logging.getLogger("loc3r").setLevel(logging.WARNING)
@@ -146,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.parallel < 1:
             raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
         changes["parallel"] = args.parallel
-    changes.update(parse_settings_overrides(args.set, settings))
+    changes.update(settings_overrides(args.set, settings))
     if args.base is not None:
         changes["base"] = args.base
     if args.from_scratch:
