@@ -25,6 +25,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
         (["demo", "--parallel", "0"], "loc3r demo: error: ", "--parallel"),
         (["demo", "--set", "no_such_field=1"], "loc3r demo: error: ", "no_such_field"),
         (["demo", "--set", "data=1"], "loc3r demo: error: ", "data=1"),
+        (["demo", "--set", "steps=abc"], "loc3r demo: error: ", "steps must be int"),
+        (["demo", "--set", "freeze_vision_tower=1"], "loc3r demo: error: ", "freeze_vision_tower must be bool"),
     ],
 )
 def test_user_errors_are_one_stderr_line_with_exit_2(
@@ -84,7 +86,9 @@ def test_demo_set_reaches_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path
     seen = {}
     monkeypatch.setattr(loc3r.apps.demo, "run_demo", lambda out, settings, data_seed, resume: seen.update(s=settings))
     argv = ["demo", "--out", str(tmp_path), "--full", "--set", "pointer_query=names", "head_lr=0.002", "seeds=(1,)"]
+    argv += ["lr=1", "variants=loc3r"]
     assert cli.main(argv) == 0
     settings = seen["s"]
     assert settings.pointer_query == "names" and settings.head_lr == 0.002 and settings.seeds == (1,)
+    assert settings.lr == 1.0 and settings.variants == ("loc3r",)
     assert settings.steps == loc3r.apps.demo.FULL.steps and settings.data == loc3r.apps.demo.FULL.data

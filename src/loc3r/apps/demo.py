@@ -184,7 +184,8 @@ class DemoSettings:
 
 def settings_overrides(items: list[str], settings: DemoSettings) -> dict[str, Any]:
     """``["FIELD=VALUE", ...]`` → ``{field: value}`` for the fields of the demo settings ``settings`` (values parsed as
-    Python literals, else kept as text). ``data`` is set through ``--scenes``; an unknown field is a ConfigError."""
+    Python literals, else kept as text). ``data`` is set through ``--scenes``; an unknown field, or a value of another
+    type than the field's default (an int for a float and one name for a tuple are taken), is a ConfigError."""
     fields = {f.name for f in dataclasses.fields(settings)} - {"data"}
     out: dict[str, Any] = {}
     for item in items:
@@ -192,9 +193,21 @@ def settings_overrides(items: list[str], settings: DemoSettings) -> dict[str, An
         if field not in fields or not value:
             raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(fields))}")
         try:
-            out[field] = ast.literal_eval(value)
+            parsed = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            out[field] = value
+            parsed = value
+        current = getattr(settings, field)
+        if isinstance(current, tuple) and isinstance(parsed, list | str):
+            parsed = tuple(parsed) if isinstance(parsed, list) else (parsed,)
+        if isinstance(current, float) and type(parsed) is int:
+            parsed = float(parsed)
+        # checked here, before any data is generated; a field whose default is None takes any value
+        if current is not None and type(parsed) is not type(current):
+            raise ConfigError(
+                f"--set {item!r}: {field} must be {type(current).__name__} (default {current!r}), "
+                f"got {type(parsed).__name__}"
+            )
+        out[field] = parsed
     return out
 
 
